@@ -1,0 +1,69 @@
+"""The one place where lib/ learns which Python it runs on.
+
+Every module of the package imports MicroPython-specific names from here:
+``const``, ``micropython`` (for ``@micropython.viper``/``native``), ``ptr8``,
+the wrapping tick clock, ``sleep_ms``, ``ThreadSafeFlag``, ``wait_for_ms`` and
+the two non-allocating stream waits the reader needs.  On MicroPython they are
+the real things; on CPython they come from ``_host`` (ticks wrap at 2**30 as on
+the ESP32, so wrap bugs show up in host tests).
+
+Streams (a ``machine.UART``, a socket, a host fake) are used through a small
+protocol: ``readinto(buf) -> int | None`` and ``write(buf) -> int | None``,
+both non-blocking; ``wait_readable(s)`` / ``wait_writable(s)`` suspend the
+calling task until the stream is ready.
+"""
+
+import sys
+
+IS_MICROPYTHON = sys.implementation.name == "micropython"
+
+if IS_MICROPYTHON:
+    import asyncio
+    import time
+
+    import micropython
+    from micropython import const
+
+    ThreadSafeFlag = asyncio.ThreadSafeFlag
+    sleep_ms = asyncio.sleep_ms
+    wait_for_ms = asyncio.wait_for_ms
+    ticks_ms = time.ticks_ms
+    ticks_diff = time.ticks_diff
+    ticks_add = time.ticks_add
+    TICKS_PERIOD = const(1 << 30)  # ESP32; the unix port uses 2**62 but never wraps in practice
+    # ptr8 is a viper compile-time cast; the global only satisfies host imports.
+    ptr8 = None
+    _ioq = asyncio.core._io_queue  # type: ignore
+
+    def wait_readable(s):  # type: ignore
+        # A generator, not ``async def``: MicroPython coroutines are generators,
+        # so ``await wait_readable(s)`` parks the task on the poller directly.
+        # It costs one IOQueue entry per real wait and nothing per byte.
+        yield _ioq.queue_read(s)
+
+    def wait_writable(s):  # type: ignore
+        yield _ioq.queue_write(s)
+
+    def heap_lock():
+        micropython.heap_lock()
+
+    def heap_unlock():
+        return micropython.heap_unlock()
+
+else:  # CPython: host tests and host tools
+    from ._host import (  # type: ignore  # noqa: F401
+        TICKS_PERIOD,
+        ThreadSafeFlag,
+        const,
+        heap_lock,
+        heap_unlock,
+        micropython,
+        ptr8,
+        sleep_ms,
+        ticks_add,
+        ticks_diff,
+        ticks_ms,
+        wait_for_ms,
+        wait_readable,
+        wait_writable,
+    )

