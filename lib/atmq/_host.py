@@ -39,6 +39,9 @@ def ptr8(buf):
     return buf
 
 
+ptr16 = ptr32 = ptr8
+
+
 def heap_lock():
     pass
 

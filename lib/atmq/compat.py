@@ -32,7 +32,7 @@ if IS_MICROPYTHON:
     ticks_add = time.ticks_add
     TICKS_PERIOD = const(1 << 30)  # ESP32; the unix port uses 2**62 but never wraps in practice
     # ptr8 is a viper compile-time cast; the global only satisfies host imports.
-    ptr8 = None
+    ptr8 = ptr16 = ptr32 = None
     _ioq = asyncio.core._io_queue  # type: ignore
 
     def wait_readable(s):  # type: ignore
@@ -59,6 +59,8 @@ else:  # CPython: host tests and host tools
         heap_unlock,
         micropython,
         ptr8,
+        ptr16,
+        ptr32,
         sleep_ms,
         ticks_add,
         ticks_diff,

@@ -1,0 +1,453 @@
+"""The AT command engine: owns the modem stream, one command in flight, URC dispatch.
+
+Data path (no allocation per byte or per line): ``pump()`` reads the stream
+with ``readinto`` into a fixed chunk, copies it into the ``RingBuffer``, and
+takes tokens from the ``Tokenizer`` until none is left.  Each line goes, in
+this order, to:
+
+1. the echo of the command in flight (skipped: echo is tolerated, never needed);
+2. the in-flight command: its declared response prefix, its completion URC
+   (two-phase commands), or a final result code (``OK``, ``ERROR``,
+   ``+CME ERROR: <n>``, ``+CMS ERROR: <n>``, ``NO CARRIER``, ``BUSY``,
+   ``NO ANSWER``, ``NO DIALTONE``; manual 003 s.25.1); with ``bare=True``,
+   any other non-URC line too (``AT+CGSN`` answers a bare IMEI);
+3. the URC table: ``on(prefix, handler, nargs)``, looked up by a hash of the
+   line head and confirmed by prefix (and argument count when given).
+   Handlers get the tokenizer's ``Args`` view and may only record state or
+   enqueue events: they must never send commands (they run inside the reader);
+4. otherwise the line is counted as unknown and handed to ``on_unknown``.
+
+Response lines are copied into a preallocated store (``Response``) that the
+caller reads after ``await cmd(...)`` returns; it is valid until the next
+command.  Commands are asyncio coroutines; the reader runs as its own task
+(``run()``), so no call blocks the loop.
+"""
+
+import asyncio
+from array import array
+
+from .compat import (
+    ThreadSafeFlag,
+    const,
+    sleep_ms,
+    ticks_add,
+    ticks_diff,
+    ticks_ms,
+    wait_for_ms,
+    wait_readable,
+    wait_writable,
+)
+from .errors import ATError, ATTimeout, ModemError
+from .ring import RingBuffer
+from .tokenizer import T_LINE, T_LOST, T_NONE, T_PROMPT, T_RAW, Args, Tokenizer, _copy, head_hash
+
+
+# Final result kinds (Response.final)
+R_PENDING = const(0)
+R_OK = const(1)
+R_ERROR = const(2)  # plain ERROR
+R_CME = const(3)  # +CME ERROR: <code>
+R_CMS = const(4)  # +CMS ERROR: <code>
+R_NO_CARRIER = const(5)
+R_BUSY = const(6)
+R_NO_ANSWER = const(7)
+R_NO_DIALTONE = const(8)
+R_CONNECT = const(9)
+R_ABORTED = const(10)  # abort() from a URC handler (connection lost, modem reboot)
+
+_FINALS = (
+    (b"OK", R_OK),
+    (b"ERROR", R_ERROR),
+    (b"+CME ERROR", R_CME),
+    (b"+CMS ERROR", R_CMS),
+    (b"NO CARRIER", R_NO_CARRIER),
+    (b"BUSY", R_BUSY),
+    (b"NO ANSWER", R_NO_ANSWER),
+    (b"NO DIALTONE", R_NO_DIALTONE),
+    (b"CONNECT", R_CONNECT),
+)
+
+FINAL_NAMES = ("PENDING", "OK", "ERROR", "CME", "CMS", "NO CARRIER", "BUSY", "NO ANSWER",
+               "NO DIALTONE", "CONNECT", "ABORTED")
+
+# Phases of the in-flight command
+_IDLE = const(0)
+_WAIT_PROMPT = const(1)
+_WAIT_FINAL = const(2)
+_WAIT_DONE = const(3)
+
+DEFAULT_TIMEOUT_MS = const(3000)
+
+
+class Response:
+    """Lines stored for the last command, and its outcome.
+
+    ``final`` is one of the ``R_*`` kinds and ``code`` the number of a
+    ``+CME``/``+CMS ERROR`` (``-1`` when verbose or absent).  ``line(i)``
+    positions and returns an ``Args`` view of stored line ``i``; ``done`` is
+    the index of the completion URC of a two-phase command (``-1``: none).
+    """
+
+    def __init__(self, size=1024, max_lines=16, max_args=24):
+        self.buf = bytearray(size)
+        self.spans = array("H", bytes(4 * max_lines))
+        self.max_lines = max_lines
+        self.args = Args(self.buf, max_args)
+        self.reset()
+
+    def reset(self):
+        self.count = 0
+        self.used = 0
+        self.final = R_PENDING
+        self.code = -1
+        self.done = -1
+        self.overflow = 0  # lines that did not fit
+
+    def add(self, src, s, e):
+        n = e - s
+        if self.count >= self.max_lines or self.used + n > len(self.buf):
+            self.overflow += 1
+            return -1
+        _copy(src, s, self.buf, self.used, n)
+        i = self.count
+        self.spans[2 * i] = self.used
+        self.spans[2 * i + 1] = self.used + n
+        self.used += n
+        self.count = i + 1
+        return i
+
+    def line(self, i=0):
+        a = self.args
+        if i < 0 or i >= self.count:
+            a.set(0, 0)
+        else:
+            a.set(self.spans[2 * i], self.spans[2 * i + 1])
+        return a
+
+    def find(self, prefix):
+        """Args of the first stored line starting with ``prefix``, or None."""
+        for i in range(self.count):
+            a = self.line(i)
+            if a.startswith(prefix):
+                return a
+        return None
+
+    @property
+    def ok(self):
+        return self.final == R_OK
+
+
+class Engine:
+    def __init__(self, stream, ring_size=2048, chunk_size=256, line_max=512, resp_size=1024,
+                 resp_lines=16, max_args=24, tx_max=600):
+        self.stream = stream
+        self.ring = RingBuffer(ring_size)
+        self.tok = Tokenizer(self.ring, line_max, max_args)
+        self.resp = Response(resp_size, resp_lines, max_args)
+        self._chunk = bytearray(chunk_size)
+        self._tx = bytearray(tx_max + 1)
+        self._txmv = memoryview(self._tx)
+        self.tx_max = tx_max
+        self._flag = ThreadSafeFlag()
+        self._lock = asyncio.Lock()
+        # URC table: parallel lists; _urc_head maps head hash -> first entry index
+        self._urc_head = {}
+        self._urc_prefix = []
+        self._urc_nargs = []
+        self._urc_fn = []
+        self._urc_next = []
+        self._final_of = {}
+        for p, kind in _FINALS:
+            self._final_of[head_hash(p, 0, len(p))] = kind
+        self.on_unknown = None  # handler(args) for lines nobody claimed (logging)
+        self.on_raw = None  # handler(kind) for T_RAW / T_LOST tokens (the arming driver's)
+        self.tap = None  # object with rx(buf, n) and tx(data): transcript capture
+        # in-flight command
+        self._phase = _IDLE
+        self._cmd = None  # bytes of the command (echo match)
+        self._resp_prefix = None
+        self._bare = False
+        self._done_prefix = None
+        self._done_arg = -1
+        self._done_seen = False
+        self._prompted = False
+        # counters
+        self.eof = False
+        self.rx_bytes = 0
+        self.tx_bytes = 0
+        self.urcs = 0
+        self.unknown = 0
+        self.echoes = 0
+        self.commands = 0
+        self.timeouts = 0
+        self.errors = 0
+
+    # ---- URC table -------------------------------------------------------------------------
+
+    def on(self, prefix, handler, nargs=-1):
+        """Route lines starting with ``prefix`` (with ``nargs`` arguments, if >= 0) to ``handler``.
+
+        The table key is the line head up to ``:`` so prefixes are given with it
+        (``b"+CMQTTCONNLOST:"``) or as the whole line (``b"RDY"``).  Entries that
+        share a head are tried in registration order.
+        """
+        h = head_hash(prefix, 0, len(prefix))
+        i = len(self._urc_prefix)
+        self._urc_prefix.append(prefix)
+        self._urc_nargs.append(nargs)
+        self._urc_fn.append(handler)
+        self._urc_next.append(-1)
+        j = self._urc_head.get(h, -1)
+        if j < 0:
+            self._urc_head[h] = i
+        else:
+            while self._urc_next[j] >= 0:
+                j = self._urc_next[j]
+            self._urc_next[j] = i
+
+    # ---- reader ----------------------------------------------------------------------------
+
+    def pump(self):
+        """Read what the stream has, tokenize and dispatch it.
+
+        Returns the bytes read: 0 when nothing was waiting, -1 at end of stream
+        (a socket or pty whose far end closed).
+        """
+        n = self.stream.readinto(self._chunk)
+        if n is None:
+            n = 0
+        elif n == 0:
+            self.eof = True
+            return -1
+        else:
+            self.rx_bytes += n
+            if self.tap is not None:
+                self.tap.rx(self._chunk, n)
+            self.ring.put(self._chunk, n)
+        self.process()
+        return n
+
+    def feed(self, data):
+        """Push bytes in directly (tests, or a transport that is not a stream)."""
+        n = len(data)
+        off = 0
+        while off < n:
+            k = self.ring.put(memoryview(data)[off:], n - off) if off else self.ring.put(data, n)
+            off += k
+            self.process()
+            if k == 0:
+                break
+
+    def process(self):
+        tok = self.tok
+        while True:
+            t = tok.next()
+            if t == T_NONE:
+                return
+            if t == T_LINE:
+                self._line(tok.args)
+            elif t == T_PROMPT:
+                if self._phase == _WAIT_PROMPT:
+                    self._prompted = True
+                    self._flag.set()
+            elif t == T_RAW or t == T_LOST:
+                h = self.on_raw
+                if h is not None:
+                    h(t)
+
+    async def run(self):
+        """The reader task: the only code that reads the stream."""
+        s = self.stream
+        while True:
+            n = self.pump()
+            if n == 0:
+                await wait_readable(s)
+            elif n < 0:
+                await sleep_ms(200)  # far end gone: poll slowly, the driver's probe notices
+
+    def _line(self, a):
+        phase = self._phase
+        if phase != _IDLE:
+            cmd = self._cmd
+            if cmd is not None and a.eq(cmd):
+                self._cmd = None  # one echo per command
+                self.echoes += 1
+                return
+            p = self._resp_prefix
+            if p is not None and a.startswith(p):
+                self._store(a)
+                return
+            p = self._done_prefix
+            if p is not None and a.startswith(p):
+                if self._done_arg < 0 or a.arg_int(0) == self._done_arg:
+                    i = self._store(a)
+                    self.resp.done = i
+                    self._done_seen = True
+                    if phase == _WAIT_DONE:
+                        self._flag.set()
+                    return
+            h = head_hash(a.buf, a.s, a.e)
+            kind = self._final_of.get(h, 0)
+            if kind and self._is_final(a, kind):
+                r = self.resp
+                r.final = kind
+                if kind == R_CME or kind == R_CMS:
+                    r.code = a.arg_int(0)
+                self._flag.set()
+                return
+            if self._urc(a, h):
+                return
+            if self._bare:
+                self._store(a)
+                return
+        elif self._urc(a, head_hash(a.buf, a.s, a.e)):
+            return
+        self.unknown += 1
+        if self.on_unknown is not None:
+            self.on_unknown(a)
+
+    def _is_final(self, a, kind):
+        # The hash found a candidate; confirm the exact text ("OK" but not "OKAY").
+        for p, k in _FINALS:
+            if k == kind:
+                if kind == R_CME or kind == R_CMS:
+                    return a.startswith(p)
+                return a.eq(p)
+        return False
+
+    def _store(self, a):
+        return self.resp.add(a.buf, a.s, a.e)
+
+    def _urc(self, a, h):
+        i = self._urc_head.get(h, -1)
+        while i >= 0:
+            if a.startswith(self._urc_prefix[i]):
+                n = self._urc_nargs[i]
+                if n < 0 or a.count() == n:
+                    self.urcs += 1
+                    self._urc_fn[i](a)
+                    return True
+            i = self._urc_next[i]
+        return False
+
+    def abort(self):
+        """Fail the command in flight now (from a URC handler: link lost, modem rebooted)."""
+        if self._phase != _IDLE:
+            self.resp.final = R_ABORTED
+            self._flag.set()
+
+    # ---- commands --------------------------------------------------------------------------
+
+    async def cmd(self, cmd, resp=None, timeout_ms=DEFAULT_TIMEOUT_MS, bare=False, done=None,
+                  done_arg=-1, done_timeout_ms=DEFAULT_TIMEOUT_MS, payload=None,
+                  prompt_timeout_ms=DEFAULT_TIMEOUT_MS, check=True):
+        """Send ``cmd`` (bytes, without CR) and wait for its outcome; returns ``self.resp``.
+
+        ``resp``: prefix of the information lines to keep (e.g. ``b"+CSQ:"``).
+        ``bare``: also keep lines that are neither final codes nor URCs.
+        ``done``/``done_arg``: a two-phase command completes with this URC
+        (``b"+CMQTTCONNECT:"``, first argument ``done_arg``) after ``OK``; it may
+        also come before the ``OK``.  ``payload``: wait for the ``>`` prompt,
+        write exactly these bytes, then wait for the final code.
+        With ``check`` a final other than OK raises ``ModemError`` (``ATError``
+        for a plain ERROR); a deadline raises ``ATTimeout``.
+        """
+        n = len(cmd)
+        if n > self.tx_max:
+            raise ValueError("AT command of %d bytes exceeds tx_max %d" % (n, self.tx_max))
+        if cmd.find(b"\r") >= 0 or cmd.find(b"\n") >= 0:
+            raise ValueError("AT command must not contain CR or LF")
+        async with self._lock:
+            self.commands += 1
+            r = self.resp
+            r.reset()
+            self._cmd = cmd
+            self._resp_prefix = resp
+            self._bare = bare
+            self._done_prefix = done
+            self._done_arg = done_arg
+            self._done_seen = False
+            self._prompted = False
+            self._flag.clear()
+            tx = self._tx
+            tx[0:n] = cmd
+            tx[n] = 13
+            try:
+                if payload is not None:
+                    self._phase = _WAIT_PROMPT
+                    self.tok.arm_prompt(True)
+                    await self._write(self._txmv, n + 1)
+                    await self._wait(self._prompt_or_final, prompt_timeout_ms, cmd)
+                    if self._prompted:
+                        self._phase = _WAIT_FINAL
+                        await self._write(payload, len(payload))
+                else:
+                    self._phase = _WAIT_FINAL
+                    await self._write(self._txmv, n + 1)
+                await self._wait(self._has_final, timeout_ms, cmd)
+                if done is not None and r.final == R_OK and not self._done_seen:
+                    self._phase = _WAIT_DONE
+                    await self._wait(self._has_done, done_timeout_ms, cmd)
+            finally:
+                self.tok.arm_prompt(False)
+                self._phase = _IDLE
+                self._cmd = None
+                self._resp_prefix = None
+                self._done_prefix = None
+            if check and r.final != R_OK:
+                self.errors += 1
+                raise self.error(cmd)
+            return r
+
+    def error(self, cmd):
+        """The exception for the current failed response (used by drivers too)."""
+        r = self.resp
+        if r.final == R_CME:
+            return ModemError("CME", r.code, cmd)
+        if r.final == R_CMS:
+            return ModemError("CMS", r.code, cmd)
+        if r.final == R_ABORTED:
+            return ModemError("AT", -2, cmd)
+        e = ATError(cmd)
+        e.final = FINAL_NAMES[r.final]
+        return e
+
+    def _prompt_or_final(self):
+        return self._prompted or self.resp.final != R_PENDING
+
+    def _has_final(self):
+        return self.resp.final != R_PENDING
+
+    def _has_done(self):
+        return self._done_seen or self.resp.final == R_ABORTED
+
+    async def _wait(self, cond, timeout_ms, cmd):
+        deadline = ticks_add(ticks_ms(), timeout_ms)
+        while not cond():
+            left = ticks_diff(deadline, ticks_ms())
+            if left <= 0:
+                self.timeouts += 1
+                raise ATTimeout(cmd, timeout_ms)
+            try:
+                await wait_for_ms(self._flag.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _write(self, buf, n):
+        if self.tap is not None:
+            self.tap.tx(buf, n)
+        mv = memoryview(buf)
+        off = 0
+        s = self.stream
+        while off < n:
+            k = s.write(mv[off:n])
+            if k:
+                off += k
+            else:
+                await wait_writable(s)
+        self.tx_bytes += n
+
+    async def write_raw(self, data):
+        """Write bytes outside any command (wake-up sequences, escape ``+++``)."""
+        async with self._lock:
+            await self._write(data, len(data))

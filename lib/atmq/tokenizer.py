@@ -1,0 +1,381 @@
+"""Bytes to AT tokens without allocating: lines, the ``>`` prompt, raw payload frames.
+
+The tokenizer consumes the receive ring and returns one token kind at a time:
+
+- ``T_LINE``: a complete line is in ``line[0:llen]`` (CR stripped, LF ends it,
+  empty lines skipped).  ``args`` views it: prefix tests, quote-aware argument
+  split into a preallocated offset array, integer and string access.  A line
+  longer than the buffer is delivered cut at ``line_max`` with ``truncated``
+  set and counted; the rest up to the LF is discarded.
+- ``T_PROMPT``: a ``>`` at the start of a line while a prompt is armed, reported
+  at once (the modem sends no line end after it); one following space is eaten.
+- ``T_RAW``: the ``n`` bytes armed with ``arm_raw`` were copied verbatim into
+  the caller's buffer (or skipped when it is None).  A payload may contain
+  CR, LF, ``OK`` and ``>``: none of it is interpreted.
+- ``T_LOST``: the ring overflowed; a raw frame in progress is abandoned and
+  line scanning resynchronises at the next LF.
+
+Line ends are LF only: SIMCom ends every line with CRLF, and the bytes of a
+raw frame start right after the LF of the line that announced it.
+"""
+
+from array import array
+
+from .compat import const, micropython, ptr8, ptr16, ptr32
+
+T_NONE = const(0)
+T_LINE = const(1)
+T_PROMPT = const(2)
+T_RAW = const(3)
+T_LOST = const(4)
+
+# scan flags (st[2])
+_F_PROMPT = const(1)  # a '>' at line start is a prompt
+_F_TRUNC = const(2)  # the current line overflowed the buffer
+_F_DISCARD = const(4)  # drop bytes up to the next LF (resync after overflow)
+_F_SKIPSP = const(8)  # eat one space after a prompt
+
+
+@micropython.viper
+def _scan(ring, r: int, n: int, mask: int, line, lmax: int, st) -> int:
+    rb = ptr8(ring)
+    lb = ptr8(line)
+    sp = ptr32(st)
+    llen = int(sp[0])
+    flags = int(sp[2])
+    i = 0
+    while i < n:
+        c = int(rb[(r + i) & mask])
+        i += 1
+        if c == 10:
+            if flags & _F_DISCARD:
+                flags = flags & (0xFF ^ _F_DISCARD)
+                llen = 0
+                continue
+            if llen == 0 and not (flags & _F_TRUNC):
+                continue  # empty line
+            sp[0] = llen
+            sp[1] = i
+            sp[2] = flags
+            return T_LINE
+        if c == 13 or (flags & _F_DISCARD):
+            continue
+        if flags & _F_SKIPSP:
+            flags = flags & (0xFF ^ _F_SKIPSP)
+            if c == 32:
+                continue
+        if c == 62 and llen == 0 and (flags & _F_PROMPT):
+            flags = (flags & (0xFF ^ _F_PROMPT)) | _F_SKIPSP
+            sp[0] = 0
+            sp[1] = i
+            sp[2] = flags
+            return T_PROMPT
+        if llen < lmax:
+            lb[llen] = c
+            llen += 1
+        else:
+            flags = flags | _F_TRUNC
+    sp[0] = llen
+    sp[1] = i
+    sp[2] = flags
+    return T_NONE
+
+
+@micropython.viper
+def _copy_out(ring, r: int, mask: int, dst, off: int, n: int):
+    rb = ptr8(ring)
+    d = ptr8(dst)
+    i = 0
+    while i < n:
+        d[off + i] = rb[(r + i) & mask]
+        i += 1
+
+
+@micropython.viper
+def _copy(src, s: int, dst, d: int, n: int):
+    a = ptr8(src)
+    b = ptr8(dst)
+    i = 0
+    while i < n:
+        b[d + i] = a[s + i]
+        i += 1
+
+
+@micropython.viper
+def _args_start(buf, s: int, e: int) -> int:
+    # "+NAME: a,b" -> index after the colon; a line without a "+...:" header -> s
+    b = ptr8(buf)
+    if s >= e or b[s] != 43:
+        return s
+    i = s
+    while i < e:
+        if b[i] == 58:
+            return i + 1
+        i += 1
+    return e
+
+
+@micropython.viper
+def _split(buf, s: int, e: int, argv, maxargs: int) -> int:
+    b = ptr8(buf)
+    av = ptr16(argv)
+    i = s
+    while i < e and b[i] == 32:
+        i += 1
+    if i >= e:
+        return 0
+    argc = 0
+    start = i
+    q = 0
+    c = 0
+    while True:
+        end = i >= e
+        if not end:
+            c = int(b[i])
+            if c == 34:
+                q = q ^ 1
+        if end or (c == 44 and q == 0):
+            a = start
+            z = i
+            while a < z and b[a] == 32:
+                a += 1
+            while z > a and b[z - 1] == 32:
+                z -= 1
+            if z - a >= 2 and b[a] == 34 and b[z - 1] == 34:
+                a += 1
+                z -= 1
+            if argc < maxargs:
+                av[2 * argc] = a
+                av[2 * argc + 1] = z
+                argc += 1
+            start = i + 1
+            if end:
+                return argc
+        i += 1
+    return argc
+
+
+@micropython.viper
+def _atoi(buf, a: int, z: int, dflt: int) -> int:
+    b = ptr8(buf)
+    neg = 0
+    if a < z and b[a] == 45:
+        neg = 1
+        a += 1
+    if a >= z or z - a > 9:
+        return dflt
+    v = 0
+    while a < z:
+        d = int(b[a]) - 48
+        if d < 0 or d > 9:
+            return dflt
+        v = v * 10 + d
+        a += 1
+    if neg:
+        return 0 - v
+    return v
+
+
+@micropython.viper
+def head_hash(buf, s: int, e: int) -> int:
+    """24-bit FNV-1a of the line head: up to the first ':' (or the whole line)."""
+    b = ptr8(buf)
+    h = 0x811C9D
+    i = s
+    while i < e:
+        c = int(b[i])
+        if c == 58:
+            break
+        h = ((h ^ c) * 0x01000193) & 0xFFFFFF
+        i += 1
+    return h
+
+
+class Args:
+    """A view of one line in a buffer: prefix tests and arguments, no allocation.
+
+    ``split()`` runs on first argument access.  For ``+NAME: a,"b,c",d`` the
+    arguments are ``a``, ``b,c`` (quotes removed) and ``d``; a line without a
+    ``+NAME:`` header is split from its start.  Indices out of range give the
+    default (int) or an empty result.
+    """
+
+    def __init__(self, buf, max_args=24):
+        self.buf = buf
+        self.s = 0
+        self.e = 0
+        self.max_args = max_args
+        self.argv = array("H", bytes(4 * max_args))
+        self.argc = -1
+
+    def set(self, s, e):
+        self.s = s
+        self.e = e
+        self.argc = -1
+
+    def __len__(self):
+        return self.e - self.s
+
+    def startswith(self, prefix):
+        return self.e - self.s >= len(prefix) and self.buf.startswith(prefix, self.s)
+
+    def eq(self, data):
+        return self.e - self.s == len(data) and self.buf.startswith(data, self.s)
+
+    def split(self):
+        self.argc = _split(
+            self.buf, _args_start(self.buf, self.s, self.e), self.e, self.argv, self.max_args
+        )
+        return self.argc
+
+    def count(self):
+        if self.argc < 0:
+            self.split()
+        return self.argc
+
+    def arg_int(self, i, default=-1):
+        if self.argc < 0:
+            self.split()
+        if i >= self.argc:
+            return default
+        return _atoi(self.buf, self.argv[2 * i], self.argv[2 * i + 1], default)
+
+    def arg_len(self, i):
+        if self.argc < 0:
+            self.split()
+        if i >= self.argc:
+            return -1
+        return self.argv[2 * i + 1] - self.argv[2 * i]
+
+    def arg_start(self, i):
+        if self.argc < 0:
+            self.split()
+        return self.argv[2 * i] if i < self.argc else self.e
+
+    def arg_eq(self, i, data):
+        if self.argc < 0:
+            self.split()
+        if i >= self.argc:
+            return False
+        a = self.argv[2 * i]
+        return self.argv[2 * i + 1] - a == len(data) and self.buf.startswith(data, a)
+
+    def arg_copy(self, i, dst, off=0):
+        """Copy argument ``i`` into ``dst[off:]``; returns its length (-1: none, -2: too big)."""
+        n = self.arg_len(i)
+        if n < 0:
+            return -1
+        if off + n > len(dst):
+            return -2
+        _copy(self.buf, self.argv[2 * i], dst, off, n)
+        return n
+
+    # Allocating accessors, for code off the hot path.
+    def arg_bytes(self, i):
+        n = self.arg_len(i)
+        if n < 0:
+            return b""
+        a = self.argv[2 * i]
+        return bytes(self.buf[a : a + n])
+
+    def arg_str(self, i):
+        return self.arg_bytes(i).decode()
+
+    def bytes(self):
+        return bytes(self.buf[self.s : self.e])
+
+    def text(self):
+        return self.bytes().decode()
+
+
+class Tokenizer:
+    """Turns the bytes of a ``RingBuffer`` into tokens; see the module docstring."""
+
+    def __init__(self, ring, line_max=512, max_args=24):
+        self.ring = ring
+        self.line = bytearray(line_max)
+        self.line_max = line_max
+        self.llen = 0
+        self.args = Args(self.line, max_args)
+        self.st = array("i", (0, 0, 0))
+        self.truncated = False
+        self._raw_dst = None
+        self._raw_off = 0
+        self._raw_left = 0
+        # counters
+        self.lines = 0
+        self.truncations = 0
+        self.prompts = 0
+        self.raw_frames = 0
+        self.raw_bytes = 0
+        self.resyncs = 0
+
+    def arm_prompt(self, on=True):
+        st = self.st
+        st[2] = (st[2] | _F_PROMPT) if on else (st[2] & ~_F_PROMPT)
+
+    def arm_raw(self, dst, off, n):
+        """The next ``n`` bytes go verbatim to ``dst[off:off+n]`` (``dst`` None: skip them)."""
+        if dst is not None and off + n > len(dst):
+            raise ValueError("raw frame does not fit the buffer")
+        self._raw_dst = dst
+        self._raw_off = off
+        self._raw_left = n
+        if n == 0:
+            self.raw_frames += 1
+
+    def raw_pending(self):
+        return self._raw_left
+
+    def reset(self):
+        self.st[0] = 0
+        self.st[2] = 0
+        self._raw_left = 0
+        self._raw_dst = None
+
+    def next(self):
+        ring = self.ring
+        st = self.st
+        if ring.lost:
+            ring.lost = False
+            self.resyncs += 1
+            st[0] = 0
+            st[2] = (st[2] & _F_PROMPT) | _F_DISCARD
+            if self._raw_left:
+                self._raw_left = 0
+                self._raw_dst = None
+                return T_LOST
+        n = ring.n
+        if n == 0:
+            return T_NONE
+        left = self._raw_left
+        if left:
+            k = n if n < left else left
+            if self._raw_dst is not None:
+                _copy_out(ring.buf, ring.r, ring.mask, self._raw_dst, self._raw_off, k)
+            ring.skip(k)
+            self.raw_bytes += k
+            self._raw_off += k
+            left -= k
+            self._raw_left = left
+            if left:
+                return T_NONE
+            self._raw_dst = None
+            self.raw_frames += 1
+            return T_RAW
+        t = _scan(ring.buf, ring.r, n, ring.mask, self.line, self.line_max, st)
+        ring.skip(st[1])
+        if t == T_LINE:
+            self.llen = st[0]
+            st[0] = 0
+            self.lines += 1
+            if st[2] & _F_TRUNC:
+                st[2] = st[2] & ~_F_TRUNC
+                self.truncated = True
+                self.truncations += 1
+            else:
+                self.truncated = False
+            self.args.set(0, self.llen)
+        elif t == T_PROMPT:
+            self.prompts += 1
+        return t
