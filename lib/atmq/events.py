@@ -8,7 +8,7 @@ in ``discards`` (the mqtt_as policy: fresh state beats stale state).
 
 from array import array
 
-from .compat import ThreadSafeFlag
+from .compat import ThreadSafeFlag, const
 
 
 class EventQueue:
@@ -58,3 +58,16 @@ class EventQueue:
         """Return once at least one event is queued."""
         while self._n == 0:
             await self._flag.wait()
+
+
+# Event kinds shared by the drivers and the client (a, b: meaning per kind).
+EV_MSG = const(1)  # an inbound MQTT message was committed to the Inbox (a: slot)
+EV_MSG_DROPPED = const(2)  # inbound message dropped (a: 1 oversize, 2 inbox full, 3 torn)
+EV_CONNLOST = const(3)  # broker connection lost (a: client, b: cause code from the modem)
+EV_NONET = const(4)  # network for MQTT is gone (CMQTTNONET, PDP deactivated)
+EV_REBOOT = const(5)  # the modem rebooted by itself (boot URC mid-session)
+EV_SIM = const(6)  # SIM state changed (a: 1 ready, 0 not ready)
+EV_REG = const(7)  # registration changed (a: stat per 27.007, b: 0 CREG, 1 CGREG, 2 CEREG)
+EV_PUBACK = const(8)  # publish result URC outside a command (a: client, b: err)
+EV_NETOPEN = const(9)  # data network opened/closed asynchronously (a: err)
+EV_URC = const(10)  # other URC a driver wants the app to see (a, b: driver-defined)
