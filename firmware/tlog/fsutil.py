@@ -1,0 +1,117 @@
+"""Small crash-safe file helpers shared by the data layer (spool cursor, seqno lease, config).
+
+Owns: the "write tmp + rename" atomic replace, reading a file back from either
+its name or the ``.tmp`` left by a cut between write and rename, and the CRC
+line that lets a reader tell a complete small file from a torn one.  Flash is
+littlefs on the ESP32 (rename replaces atomically) and a plain folder on the
+unix port and CPython.  MicroPython's ``os`` has no ``fsync``: ``flush`` and
+``close`` are what commit data there; CPython's ``fsync`` is used when present.
+"""
+
+import binascii
+import os
+
+TMP_SUFFIX = ".tmp"
+
+
+def exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def size(path):
+    """File size in bytes, or -1 when the file does not exist."""
+    try:
+        return os.stat(path)[6]
+    except OSError:
+        return -1
+
+
+def remove_quiet(path):
+    """Remove a file; a missing file is not an error (idempotent cleanup after a crash)."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def makedirs(path):
+    """Create ``path`` and missing parents (MicroPython's os has no makedirs)."""
+    if not path or exists(path):
+        return
+    i = path.rfind("/")
+    if i > 0:
+        makedirs(path[:i])
+    try:
+        os.mkdir(path)
+    except OSError:
+        if not exists(path):
+            raise
+
+
+def _sync(f):
+    f.flush()
+    fsync = getattr(os, "fsync", None)  # CPython only; MicroPython commits on close
+    if fsync is not None:
+        fsync(f.fileno())
+
+
+def atomic_write(path, data):
+    """Replace ``path`` with ``data`` so a reader sees the old or the new file, never a mix.
+
+    Writes ``path.tmp``, closes it, then renames it over ``path``.  Where rename
+    refuses to replace (FAT), the old file is removed first; a cut in that
+    window leaves only ``path.tmp``, which ``read_checked`` also accepts.
+    """
+    tmp = path + TMP_SUFFIX
+    with open(tmp, "wb") as f:
+        f.write(data)
+        _sync(f)
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        remove_quiet(path)
+        os.rename(tmp, path)
+
+
+def seal(body):
+    """``body`` (bytes, no newline) + a CRC32 line: the on-flash form of small state files."""
+    return b"%s\n%08x\n" % (body, binascii.crc32(body) & 0xFFFFFFFF)
+
+
+def unseal(data):
+    """The body of a sealed file, or None if it is torn or corrupt."""
+    if data is None or len(data) < 10 or data[-1:] != b"\n":
+        return None
+    i = data.rfind(b"\n", 0, len(data) - 1)
+    if i < 0:
+        return None
+    body = data[:i]
+    try:
+        crc = int(data[i + 1 : len(data) - 1], 16)
+    except ValueError:
+        return None
+    if crc != binascii.crc32(body) & 0xFFFFFFFF:
+        return None
+    return body
+
+
+def read_bytes(path, limit=4096):
+    """Up to ``limit`` bytes of a file, or None when it does not exist or cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit)
+    except OSError:
+        return None
+
+
+def read_sealed(path):
+    """The bodies found in ``path`` and ``path.tmp`` that pass their CRC: (main, tmp).
+
+    Either may be None.  The caller decides which one wins (the cursor prefers
+    the committed main file, the seqno lease takes the higher one).
+    """
+    return unseal(read_bytes(path)), unseal(read_bytes(path + TMP_SUFFIX))

@@ -1,0 +1,63 @@
+"""Per-device record sequence numbers that survive reboots and are never reused.
+
+Owns the lease file.  Numbers are handed out from RAM inside a leased block:
+before the first number of a block is used, the block's end ("every number
+below this may have been used") is written to flash atomically (tmp + rename,
+with a CRC line).  After a power cut the counter restarts at the persisted
+lease end, so the numbers of the interrupted block that were never used are
+skipped, never repeated.  One flash write per ``block`` numbers.
+
+A lease file that is missing or corrupt is recovered from ``path.tmp`` (a cut
+between write and rename) and, as a last resort, from ``floor``: the caller
+passes the highest sequence number it can still see (e.g. in the spool), and
+counting resumes above it; ``recovered`` then says so.
+"""
+
+from atmq.compat import const
+
+from . import fsutil
+
+_DEFAULT_BLOCK = const(64)
+
+
+class SeqNo:
+    """Monotonic counter: ``next()`` returns 0, 1, 2 ... across reboots without reuse."""
+
+    def __init__(self, path, block=_DEFAULT_BLOCK, floor=-1):
+        if block < 1:
+            raise ValueError("seqno block must be >= 1")
+        self.path = path
+        self.block = block
+        self.recovered = False  # True when the lease was rebuilt from ``floor``
+        main, tmp = fsutil.read_sealed(path)
+        lease = -1
+        for body in (main, tmp):
+            if body is not None:
+                try:
+                    lease = max(lease, int(body))
+                except ValueError:
+                    pass
+        if lease < 0:
+            if fsutil.exists(path) or fsutil.exists(path + fsutil.TMP_SUFFIX):
+                self.recovered = True  # both copies torn: trust only what the caller saw
+            lease = 0
+        self._next = max(lease, floor + 1)
+        self._lease = self._next  # nothing of the new block is leased yet
+
+    def next(self):
+        """The next sequence number; writes a new lease first when the block is used up."""
+        n = self._next
+        if n >= self._lease:
+            end = n + self.block
+            fsutil.atomic_write(self.path, fsutil.seal(b"%d" % end))
+            self._lease = end
+        self._next = n + 1
+        return n
+
+    def peek(self):
+        """The number ``next()`` will return (no flash write)."""
+        return self._next
+
+    @property
+    def lease_end(self):
+        return self._lease
