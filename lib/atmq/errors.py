@@ -1,0 +1,80 @@
+"""The package's exceptions: modem errors that carry the manual's code, and bad config.
+
+``ModemError`` holds the table kind and code (see ``errtab``), the AT command
+that failed and the code's class, so a caller decides retry / fix state /
+give up from ``e.cls`` without parsing text.  ``str(e)`` is the manual's
+wording plus the command.  Plain positional ``__init__`` arguments only:
+MicroPython exceptions take no keyword tricks.
+"""
+
+from . import errtab
+
+
+def _cmd_text(command):
+    if command is None:
+        return ""
+    if isinstance(command, (bytes, bytearray, memoryview)):
+        try:
+            command = bytes(command).decode()
+        except Exception:  # a binary payload: show it escaped, lose nothing
+            command = repr(bytes(command))
+    return " [" + command.strip() + "]"
+
+
+class ModemError(Exception):
+    """The modem answered a command with an error code from one of errtab's tables.
+
+    ``kind``: errtab kind ("CME", "CMQTT", ...) or "TIMEOUT" / "AT";
+    ``code``: int (-1 when the modem gave none); ``command``: bytes or str of
+    the AT command, or None; ``cls``: errtab.TRANSIENT/STATE/FATAL/UNKNOWN.
+    """
+
+    def __init__(self, kind, code, command=None):
+        super().__init__(kind, code, command)
+        self.kind = kind
+        self.code = code
+        self.command = command
+        try:
+            self.cls = errtab.cls_of(kind, code)
+        except (ValueError, TypeError):
+            self.cls = errtab.UNKNOWN
+
+    def __str__(self):
+        return errtab.describe(self.kind, self.code) + _cmd_text(self.command)
+
+
+class ATTimeout(ModemError):
+    """No final result code within ``timeout_ms``; worth a retry (TRANSIENT)."""
+
+    def __init__(self, command, timeout_ms):
+        super().__init__("TIMEOUT", -1, command)
+        self.timeout_ms = timeout_ms
+        self.cls = errtab.TRANSIENT
+
+    def __str__(self):
+        return "TIMEOUT: no final result within %d ms%s" % (
+            self.timeout_ms,
+            _cmd_text(self.command),
+        )
+
+
+class ATError(ModemError):
+    """A bare ``ERROR`` result: no code, so the class is UNKNOWN."""
+
+    def __init__(self, command=None):
+        super().__init__("AT", -1, command)
+
+    def __str__(self):
+        return "AT ERROR (no code given)" + _cmd_text(self.command)
+
+
+class ConfigError(ValueError):
+    """A configuration or board file value is wrong; ``key`` names it (dotted path)."""
+
+    def __init__(self, key, problem):
+        super().__init__(key, problem)
+        self.key = key
+        self.problem = problem
+
+    def __str__(self):
+        return "config key %r: %s" % (self.key, self.problem)
