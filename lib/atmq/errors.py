@@ -59,13 +59,14 @@ class ATTimeout(ModemError):
 
 
 class ATError(ModemError):
-    """A bare ``ERROR`` result: no code, so the class is UNKNOWN."""
+    """A bare ``ERROR`` (or other non-OK final, named by ``final``): no code, class UNKNOWN."""
 
-    def __init__(self, command=None):
+    def __init__(self, command=None, final="ERROR"):
         super().__init__("AT", -1, command)
+        self.final = final
 
     def __str__(self):
-        return "AT ERROR (no code given)" + _cmd_text(self.command)
+        return "AT %s (no code given)%s" % (self.final, _cmd_text(self.command))
 
 
 class ConfigError(ValueError):
