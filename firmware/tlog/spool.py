@@ -535,14 +535,17 @@ class Spool:
         gone = []
         segs = self._segs
         # A consumed segment goes, unless it is the one still being appended to.
-        while segs and c[0] == segs[0][_NO] and c[2] >= segs[0][_COUNT]:
-            if len(segs) == 1 and self._appendable:
-                break
+        while segs and (
+            segs[0][_NO] < c[0] or (segs[0][_NO] == c[0] and c[2] >= segs[0][_COUNT])
+        ):
+            if segs[0][_NO] == c[0]:
+                if len(segs) == 1 and self._appendable:
+                    break
+                nxt = segs[1][_NO] if len(segs) > 1 else self._next_segno
+                c[0], c[1], c[2] = nxt, 0, 0
             seg = segs.pop(0)
             self._total -= seg[_SIZE]
             gone.append(seg[_NO])
-            nxt = segs[0][_NO] if segs else self._next_segno
-            c[0], c[1], c[2] = nxt, 0, 0
         if not segs:
             self._appendable = False
         self._save_cursor()  # the cursor moves first: a cut before the deletes is harmless
