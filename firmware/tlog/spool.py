@@ -64,10 +64,10 @@ class Batch:
         self.offs = [0] * (max_records + 1)
         self.count = 0
         self.nbytes = 0
-        # Position just past the last record: what ``ack`` moves the cursor to.
-        self.end_seg = 0
-        self.end_off = 0
-        self.end_idx = 0
+        # Position just past each record (segment, offset, index): where ``ack`` moves to.
+        self.end_segs = [0] * max_records
+        self.end_offs = [0] * max_records
+        self.end_idxs = [0] * max_records
 
     def __len__(self):
         return self.count
@@ -478,7 +478,6 @@ class Spool:
         c = self._cur
         b.count = 0
         b.nbytes = 0
-        b.end_seg, b.end_off, b.end_idx = c[0], c[1], c[2]
         segno, off, idx = c[0], c[1], c[2]
         for seg in self._segs:
             if seg[_NO] < segno:
@@ -499,26 +498,36 @@ class Spool:
                     if n == 0:
                         seg[_COUNT] = idx  # frames went bad since the scan: none left here
                         break
-                    b.nbytes += n
-                    b.count += 1
-                    b.offs[b.count] = b.nbytes
                     off = self._foff + n + _OVH
                     idx += 1
-                    b.end_seg, b.end_off, b.end_idx = segno, off, idx
+                    i = b.count
+                    b.end_segs[i] = segno
+                    b.end_offs[i] = off
+                    b.end_idxs[i] = idx
+                    b.nbytes += n
+                    b.count = i + 1
+                    b.offs[i + 1] = b.nbytes
             if full or b.count >= max_records:
                 break
         return b
 
-    def ack(self, batch):
-        """Remove the records of ``batch`` (after the broker confirmed them).  Returns how many.
+    def ack(self, batch, count=-1):
+        """Remove the first ``count`` records of ``batch`` (all: -1) after the broker confirmed
+        them.  Returns how many were removed.
 
         Records of the batch that were dropped meanwhile (spool full) are not
         counted again; acknowledging the same batch twice does nothing.
         """
         c = self._cur
-        es, eo, ei = batch.end_seg, batch.end_off, batch.end_idx
-        if batch.count == 0 or es < c[0] or (es == c[0] and eo <= c[1]):
-            batch.count = 0
+        if count < 0 or count > batch.count:
+            count = batch.count
+        batch.count = 0
+        if count == 0:
+            return 0
+        es = batch.end_segs[count - 1]
+        eo = batch.end_offs[count - 1]
+        ei = batch.end_idxs[count - 1]
+        if es < c[0] or (es == c[0] and eo <= c[1]):
             return 0
         n = 0
         for seg in self._segs:
@@ -531,7 +540,6 @@ class Spool:
             n += seg[_COUNT] - (c[2] if no == c[0] else 0)
         c[0], c[1], c[2] = es, eo, ei
         self.acked += n
-        batch.count = 0
         gone = []
         segs = self._segs
         # A consumed segment goes, unless it is the one still being appended to.
