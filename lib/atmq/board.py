@@ -360,8 +360,3 @@ def load(path):
         raise _err("<file>", "board file %s is not valid JSON: %s" % (path, e)) from None
     return validate(obj)
 
-
-def has_pins(b):
-    """True when the board drives any modem control pin (False on the unix board)."""
-    return not (b["pwrkey"] is None and b["reset"] is None and b["power_en"] is None
-                and b["status"] is None)
