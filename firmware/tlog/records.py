@@ -34,7 +34,7 @@ _TS_SRC_B = (b"gnss", b"modem", b"ntp", b"uptime")
 
 MAX_OBD = const(16)
 FORMAT_VERSION = const(1)
-PACKED_MAX = const(121)  # 10 + fix 19 + 2 + 1 + 2 + 6 + 1 + 16 * 5
+PACKED_MAX = const(123)  # 10 + fix 21 + 2 + 1 + 2 + 6 + 1 + 16 * 5
 
 _F_FIX = const(0x04)
 _F_BATT = const(0x08)
@@ -70,8 +70,8 @@ class Record:
         self.lat_e7 = 0  # degrees * 1e7, north positive
         self.lon_e7 = 0  # degrees * 1e7, east positive
         self.alt_dm = 0  # metres above mean sea level * 10
-        self.spd_dkmh = 0  # km/h * 10 over ground
-        self.crs_ddeg = 0  # course over ground, degrees * 10, 0..3599
+        self.speed_ckmh = 0  # km/h * 100 over ground (atmq.fix units)
+        self.course_cdeg = 0  # course over ground, degrees * 100, 0..35999
         self.sats = 0
         self.hdop_x10 = 0
         self.batt_mv = None
@@ -84,15 +84,32 @@ class Record:
         self.ts = _check("ts", ts, 0, _U32)
         self.ts_src = _check("ts_src", src, TS_GNSS, TS_UPTIME)
 
-    def set_fix(self, lat_e7, lon_e7, alt_dm=0, spd_dkmh=0, crs_ddeg=0, sats=0, hdop_x10=0):
+    def set_fix(
+        self, lat_e7, lon_e7, alt_dm=0, speed_ckmh=0, course_cdeg=0, sats=0, hdop_x10=0
+    ):
         self.lat_e7 = _check("lat_e7", lat_e7, -900000000, 900000000)
         self.lon_e7 = _check("lon_e7", lon_e7, -1800000000, 1800000000)
         self.alt_dm = _check("alt_dm", alt_dm, _I32_MIN, _I32_MAX)
-        self.spd_dkmh = _check("spd_dkmh", spd_dkmh, 0, 0xFFFF)
-        self.crs_ddeg = _check("crs_ddeg", crs_ddeg, 0, 3599)
+        self.speed_ckmh = _check("speed_ckmh", speed_ckmh, 0, _U32)
+        self.course_cdeg = _check("course_cdeg", course_cdeg, 0, 35999)
         self.sats = _check("sats", sats, 0, 255)
         self.hdop_x10 = _check("hdop_x10", hdop_x10, 0, 0xFFFF)
         self.has_fix = True
+
+    def take_fix(self, fix):
+        """Copy the position of an ``atmq.fix.Fix`` (same units) when it is valid."""
+        if fix.valid:
+            self.set_fix(
+                fix.lat_e7,
+                fix.lon_e7,
+                fix.alt_dm,
+                fix.speed_ckmh,
+                fix.course_cdeg,
+                fix.sats,
+                fix.hdop_x10,
+            )
+        else:
+            self.has_fix = False
 
     def add_obd(self, pid, value):
         """One mode-01 PID (0..255) with its decoded integer value (rpm, km/h, %, degC)."""
@@ -125,15 +142,15 @@ class Record:
                 self.lat_e7,
                 self.lon_e7,
                 self.alt_dm,
-                self.spd_dkmh,
-                self.crs_ddeg,
+                self.speed_ckmh,
+                self.course_cdeg,
                 self.sats,
                 self.hdop_x10,
-            ) = struct.unpack_from("<iiiHHBH", buf, p)
-            p += 19
+            ) = struct.unpack_from("<iiiIHBH", buf, p)
+            p += 21
         else:
             self.lat_e7 = self.lon_e7 = self.alt_dm = 0
-            self.spd_dkmh = self.crs_ddeg = self.sats = self.hdop_x10 = 0
+            self.speed_ckmh = self.course_cdeg = self.sats = self.hdop_x10 = 0
         self.batt_mv = None
         if flags & _F_BATT:
             self.batt_mv = buf[p] | (buf[p + 1] << 8)
@@ -182,18 +199,18 @@ def pack_into(rec, buf, off=0):
     if rec.has_fix:
         flags |= _F_FIX
         struct.pack_into(
-            "<iiiHHBH",
+            "<iiiIHBH",
             buf,
             p,
             rec.lat_e7,
             rec.lon_e7,
             rec.alt_dm,
-            rec.spd_dkmh,
-            rec.crs_ddeg,
+            rec.speed_ckmh,
+            rec.course_cdeg,
             rec.sats,
             rec.hdop_x10,
         )
-        p += 19
+        p += 21
     if rec.batt_mv is not None:
         flags |= _F_BATT
         struct.pack_into("<H", buf, p, _check("batt_mv", rec.batt_mv, 0, 0xFFFF))
@@ -325,7 +342,7 @@ def json_max(rec, dev=None):
     if dev:
         n += 10 + len(dev)
     if rec.has_fix:
-        n += 132
+        n += 160
     return n + 17 + 17 + 18 + 33 + 2
 
 
@@ -357,10 +374,10 @@ def encode_json(rec, buf, p=0, dev=None):
         p = _put_int(buf, p, rec.lon_e7)
         p = _put(buf, p, b',"alt_dm":')
         p = _put_int(buf, p, rec.alt_dm)
-        p = _put(buf, p, b',"spd_dkmh":')
-        p = _put_uint(buf, p, rec.spd_dkmh)
-        p = _put(buf, p, b',"crs_ddeg":')
-        p = _put_uint(buf, p, rec.crs_ddeg)
+        p = _put(buf, p, b',"speed_ckmh":')
+        p = _put_uint(buf, p, rec.speed_ckmh)
+        p = _put(buf, p, b',"course_cdeg":')
+        p = _put_uint(buf, p, rec.course_cdeg)
         p = _put(buf, p, b',"sats":')
         p = _put_uint(buf, p, rec.sats)
         p = _put(buf, p, b',"hdop_x10":')
@@ -445,9 +462,9 @@ def encode_freematics(rec, buf, p=0):
         p = _put(buf, p, b",C:")
         p = _put_fixed(buf, p, rec.alt_dm, 1, 10)
         p = _put(buf, p, b",D:")
-        p = _put_fixed(buf, p, rec.spd_dkmh, 1, 10)
+        p = _put_fixed(buf, p, _round_div(rec.speed_ckmh, 10), 1, 10)
         p = _put(buf, p, b",E:")  # Traccar parses the course as an integer
-        p = _put_uint(buf, p, _round_div(rec.crs_ddeg, 10) % 360)
+        p = _put_uint(buf, p, _round_div(rec.course_cdeg, 100) % 360)
         p = _put(buf, p, b",F:")
         p = _put_uint(buf, p, rec.sats)
         if rec.hdop_x10:
