@@ -27,6 +27,7 @@ import asyncio
 from array import array
 
 from .compat import (
+    micropython,
     ThreadSafeFlag,
     const,
     sleep_ms,
@@ -103,6 +104,7 @@ class Response:
         self.done = -1
         self.overflow = 0  # lines that did not fit
 
+    @micropython.native
     def add(self, src, s, e):
         n = e - s
         if self.count >= self.max_lines or self.used + n > len(self.buf):
@@ -116,6 +118,7 @@ class Response:
         self.count = i + 1
         return i
 
+    @micropython.native
     def line(self, i=0):
         a = self.args
         if i < 0 or i >= self.count:
@@ -207,6 +210,7 @@ class Engine:
 
     # ---- reader ----------------------------------------------------------------------------
 
+    @micropython.native
     def pump(self):
         """Read what the stream has, tokenize and dispatch it.
 
@@ -238,6 +242,7 @@ class Engine:
             if k == 0:
                 break
 
+    @micropython.native
     def process(self):
         tok = self.tok
         while True:
@@ -265,6 +270,7 @@ class Engine:
             elif n < 0:
                 await sleep_ms(200)  # far end gone: poll slowly, the driver's probe notices
 
+    @micropython.native
     def _line(self, a):
         phase = self._phase
         if phase != _IDLE:
@@ -306,6 +312,7 @@ class Engine:
         if self.on_unknown is not None:
             self.on_unknown(a)
 
+    @micropython.native
     def _is_final(self, a, kind):
         # The hash found a candidate; confirm the exact text ("OK" but not "OKAY").
         for p, k in _FINALS:
@@ -315,9 +322,11 @@ class Engine:
                 return a.eq(p)
         return False
 
+    @micropython.native
     def _store(self, a):
         return self.resp.add(a.buf, a.s, a.e)
 
+    @micropython.native
     def _urc(self, a, h):
         i = self._urc_head.get(h, -1)
         while i >= 0:
@@ -358,46 +367,53 @@ class Engine:
         if cmd.find(b"\r") >= 0 or cmd.find(b"\n") >= 0:
             raise ValueError("AT command must not contain CR or LF")
         async with self._lock:
-            self.commands += 1
             r = self.resp
-            r.reset()
-            self._cmd = cmd
-            self._resp_prefix = resp
-            self._bare = bare
-            self._done_prefix = done
-            self._done_arg = done_arg
-            self._done_seen = False
-            self._prompted = False
-            self._flag.clear()
             tx = self._tx
             tx[0:n] = cmd
             tx[n] = 13
+            self.begin(cmd, resp, bare, done, done_arg, payload is not None)
             try:
+                await self._write(self._txmv, n + 1)
                 if payload is not None:
-                    self._phase = _WAIT_PROMPT
-                    self.tok.arm_prompt(True)
-                    await self._write(self._txmv, n + 1)
                     await self._wait(self._prompt_or_final, prompt_timeout_ms, cmd)
                     if self._prompted:
                         self._phase = _WAIT_FINAL
                         await self._write(payload, len(payload))
-                else:
-                    self._phase = _WAIT_FINAL
-                    await self._write(self._txmv, n + 1)
                 await self._wait(self._has_final, timeout_ms, cmd)
                 if done is not None and r.final == R_OK and not self._done_seen:
                     self._phase = _WAIT_DONE
                     await self._wait(self._has_done, done_timeout_ms, cmd)
             finally:
-                self.tok.arm_prompt(False)
-                self._phase = _IDLE
-                self._cmd = None
-                self._resp_prefix = None
-                self._done_prefix = None
+                self.end()
             if check and r.final != R_OK:
                 self.errors += 1
                 raise self.error(cmd)
             return r
+
+    def begin(self, cmd, resp=None, bare=False, done=None, done_arg=-1, prompt=False):
+        """Put a command in flight (the bytes are written by the caller); no allocation."""
+        self.commands += 1
+        self.resp.reset()
+        self._cmd = cmd
+        self._resp_prefix = resp
+        self._bare = bare
+        self._done_prefix = done
+        self._done_arg = done_arg
+        self._done_seen = False
+        self._prompted = False
+        self._flag.clear()
+        if prompt:
+            self._phase = _WAIT_PROMPT
+            self.tok.arm_prompt(True)
+        else:
+            self._phase = _WAIT_FINAL
+
+    def end(self):
+        self.tok.arm_prompt(False)
+        self._phase = _IDLE
+        self._cmd = None
+        self._resp_prefix = None
+        self._done_prefix = None
 
     def error(self, cmd):
         """The exception for the current failed response (used by drivers too)."""

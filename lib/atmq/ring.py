@@ -40,6 +40,7 @@ class RingBuffer:
     def free(self):
         return self.size - self.n
 
+    @micropython.native
     def put(self, src, n):
         """Copy ``n`` bytes of ``src`` in; returns how many were stored."""
         room = self.size - self.n
@@ -53,6 +54,7 @@ class RingBuffer:
             self.n += n
         return n
 
+    @micropython.native
     def skip(self, n):
         """Mark ``n`` bytes as consumed."""
         self.r = (self.r + n) & self.mask

@@ -208,6 +208,7 @@ class Args:
         self.argv = array("H", bytes(4 * max_args))
         self.argc = -1
 
+    @micropython.native
     def set(self, s, e):
         self.s = s
         self.e = e
@@ -216,23 +217,28 @@ class Args:
     def __len__(self):
         return self.e - self.s
 
+    @micropython.native
     def startswith(self, prefix):
         return self.e - self.s >= len(prefix) and self.buf.startswith(prefix, self.s)
 
+    @micropython.native
     def eq(self, data):
         return self.e - self.s == len(data) and self.buf.startswith(data, self.s)
 
+    @micropython.native
     def split(self):
         self.argc = _split(
             self.buf, _args_start(self.buf, self.s, self.e), self.e, self.argv, self.max_args
         )
         return self.argc
 
+    @micropython.native
     def count(self):
         if self.argc < 0:
             self.split()
         return self.argc
 
+    @micropython.native
     def arg_int(self, i, default=-1):
         if self.argc < 0:
             self.split()
@@ -252,6 +258,7 @@ class Args:
             self.split()
         return self.argv[2 * i] if i < self.argc else self.e
 
+    @micropython.native
     def arg_eq(self, i, data):
         if self.argc < 0:
             self.split()
@@ -300,7 +307,7 @@ class Tokenizer:
         self.st = array("i", (0, 0, 0))
         self.truncated = False
         self._raw_dst = None
-        self._raw_off = 0
+        self.raw_off = 0
         self._raw_left = 0
         # counters
         self.lines = 0
@@ -319,7 +326,7 @@ class Tokenizer:
         if dst is not None and off + n > len(dst):
             raise ValueError("raw frame does not fit the buffer")
         self._raw_dst = dst
-        self._raw_off = off
+        self.raw_off = off
         self._raw_left = n
         if n == 0:
             self.raw_frames += 1
@@ -333,6 +340,7 @@ class Tokenizer:
         self._raw_left = 0
         self._raw_dst = None
 
+    @micropython.native
     def next(self):
         ring = self.ring
         st = self.st
@@ -352,10 +360,10 @@ class Tokenizer:
         if left:
             k = n if n < left else left
             if self._raw_dst is not None:
-                _copy_out(ring.buf, ring.r, ring.mask, self._raw_dst, self._raw_off, k)
+                _copy_out(ring.buf, ring.r, ring.mask, self._raw_dst, self.raw_off, k)
             ring.skip(k)
             self.raw_bytes += k
-            self._raw_off += k
+            self.raw_off += k
             left -= k
             self._raw_left = left
             if left:

@@ -1,0 +1,304 @@
+"""Deterministic, realistic SIMCom receive traffic for the no-allocation test and the benchmark.
+
+``build(seed)`` returns one cycle: a bytes block of modem output and a list of
+exchanges ``(kind, end_offset)``.  Each exchange is what the modem sends for
+one command (with echo on or off, URCs inside the answer) or an idle stretch
+(URCs, boot banner, noise, inbound MQTT messages with raw payloads containing
+CR LF, ``OK`` and ``>``).  ``Driver`` replays cycles through a real ``Engine``
+synchronously: it puts the matching command in flight with ``begin`` before
+the exchange's bytes are pumped, and checks the outcome without allocating,
+so the whole run can sit inside ``micropython.heap_lock()``.
+
+Runs on MicroPython and CPython; the pseudo-random generator keeps its
+products below 2**30 so it stays allocation-free on a 32-bit ESP32 too.
+"""
+
+from array import array
+
+from atmq.compat import micropython, ptr8
+from atmq.engine import R_CME, R_OK, Engine
+from atmq.events import EV_CONNLOST, EV_MSG, EV_MSG_DROPPED, EventQueue
+from atmq.inbox import Inbox
+from atmq.tokenizer import T_LOST, T_RAW
+
+# exchange kinds
+K_CSQ = 0
+K_CME = 1
+K_PUB = 2  # two-phase: OK then +CMQTTPUB: 0,0
+K_PROMPT = 3
+K_LIST = 4  # multi-line answer with a URC in the middle
+K_BARE = 5
+K_IDLE = 6  # URCs, boot banner, noise, inbound messages
+K_COPS = 7  # quoted comma in a response
+
+CMD = (
+    b"AT+CSQ",
+    b"AT+CPIN?",
+    b"AT+CMQTTPUB=0,1,60",
+    b"AT+CMQTTTOPIC=0,9",
+    b"AT+CCERTLIST",
+    b"AT+CGSN",
+    None,
+    b"AT+COPS?",
+)
+RESP = (b"+CSQ:", b"+CPIN:", None, None, b"+CCERTLIST:", None, None, b"+COPS:")
+PAYLOAD = b'{"seq":1,"v":"a\r\nOK\r\n>b","x":[1,2]}'  # 37 bytes that look like AT traffic
+TOPIC = b"fleet/dev1/cmd"
+LINE_MAX = 256
+
+
+class Rand:
+    def __init__(self, seed):
+        self.x = seed % 65537
+
+    def next(self, n):
+        self.x = (self.x * 75 + 74) % 65537
+        return self.x % n
+
+
+def _msg(parts):
+    parts.append(b"\r\n+CMQTTRXSTART: 0,%d,%d\r\n" % (len(TOPIC), len(PAYLOAD)))
+    parts.append(b"+CMQTTRXTOPIC: 0,%d\r\n" % len(TOPIC) + TOPIC)
+    # the payload in two chunks, as the modem splits long ones
+    parts.append(b"\r\n+CMQTTRXPAYLOAD: 0,20\r\n" + PAYLOAD[:20])
+    parts.append(b"\r\n+CMQTTRXPAYLOAD: 0,%d\r\n" % (len(PAYLOAD) - 20) + PAYLOAD[20:])
+    parts.append(b"\r\n+CMQTTRXEND: 0\r\n")
+
+
+def build(seed=1, exchanges=400):
+    """One cycle of traffic: (block bytes, kinds array, ends array, expected dict)."""
+    rnd = Rand(seed)
+    parts = []
+    kinds = array("b")
+    ends = array("i")
+    exp = {"ok": 0, "cme": 0, "msgs": 0, "dropped": 0, "connlost": 0, "csq": 0, "trunc": 0}
+    size = 0
+    for _ in range(exchanges):
+        k = rnd.next(8)
+        p = []
+        echo = rnd.next(3) == 0
+        if k != K_IDLE and echo:
+            p.append(CMD[k] + b"\r")
+        if k == K_CSQ:
+            p.append(b"\r\n+CSQ: 21,99\r\n\r\nOK\r\n")
+            exp["ok"] += 1
+            exp["csq"] += 1
+        elif k == K_CME:
+            p.append(b"\r\n+CME ERROR: 10\r\n")
+            exp["cme"] += 1
+        elif k == K_PUB:
+            if rnd.next(2):
+                p.append(b"\r\n+CMQTTPUB: 0,0\r\n\r\nOK\r\n")  # completion before OK
+            else:
+                p.append(b"\r\nOK\r\n\r\n+CMQTTPUB: 0,0\r\n")
+            exp["ok"] += 1
+        elif k == K_PROMPT:
+            p.append(b"\r\n>")
+            p.append(b"\r\nOK\r\n")
+            exp["ok"] += 1
+        elif k == K_LIST:
+            p.append(b'\r\n+CCERTLIST: "ca.pem"\r\n+CMQTTCONNLOST: 0,1\r\n')
+            p.append(b'+CCERTLIST: "client,cert.pem"\r\n\r\nOK\r\n')
+            exp["ok"] += 1
+            exp["connlost"] += 1
+        elif k == K_BARE:
+            p.append(b"\r\n861234567890123\r\n\r\nOK\r\n")
+            exp["ok"] += 1
+        elif k == K_COPS:
+            p.append(b'\r\n+COPS: 0,0,"Telekom.de, Roaming",7\r\n')
+            _msg(p)  # an inbound message in the middle of the answer
+            exp["msgs"] += 1
+            p.append(b"\r\nOK\r\n")
+            exp["ok"] += 1
+        else:
+            j = rnd.next(5)
+            if j == 0:
+                p.append(b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\nSMS DONE\r\n\r\nPB DONE\r\n")
+            elif j == 1:
+                _msg(p)
+                exp["msgs"] += 1
+            elif j == 2:
+                p.append(b"\r\n+CMQTTCONNLOST: 0,3\r\n\r\n+CMQTTNONET\r\n")
+                exp["connlost"] += 1
+            elif j == 3:
+                # noise: garbage, an unknown URC with quotes, and an overlong line
+                p.append(b'\x00\xff\r\n+XYZ: "a,b",,3\r\nNOISE:\r\n')
+                p.append(b"+LONG: " + b"x" * (LINE_MAX + 40) + b"\r\n")
+                exp["trunc"] += 1
+            else:
+                # an oversize inbound message: announced, skipped byte-exactly
+                big = 3000
+                p.append(b"\r\n+CMQTTRXSTART: 0,5,%d\r\n+CMQTTRXTOPIC: 0,5\r\nbig/t" % big)
+                p.append(b"\r\n+CMQTTRXPAYLOAD: 0,%d\r\n" % big + b"\r\nOK\r\n>" * (big // 7))
+                p.append(b"\r\n" * ((big % 7) // 2) + b"." * (big % 7 % 2))
+                p.append(b"\r\n+CMQTTRXEND: 0\r\n")
+                exp["dropped"] += 1
+        for b in p:
+            size += len(b)
+            parts.append(b)
+        kinds.append(k)
+        ends.append(size)
+    return b"".join(parts), kinds, ends, exp
+
+
+@micropython.viper
+def _copy(src, s: int, dst, n: int):
+    a = ptr8(src)
+    b = ptr8(dst)
+    i = 0
+    while i < n:
+        b[i] = a[s + i]
+        i += 1
+
+
+class BlockStream:
+    """Serves a bytes block through ``readinto`` with varying chunk sizes, up to a limit."""
+
+    def __init__(self, block, seed=7, max_chunk=256):
+        self.block = block
+        self.pos = 0
+        self.limit = 0
+        self.rnd = Rand(seed)
+        self.max_chunk = max_chunk
+
+    def readinto(self, buf):
+        left = self.limit - self.pos
+        if left <= 0:
+            return None
+        n = 1 + self.rnd.next(self.max_chunk)
+        if n > left:
+            n = left
+        if n > len(buf):
+            n = len(buf)
+        _copy(self.block, self.pos, buf, n)
+        self.pos += n
+        return n
+
+    def write(self, buf):
+        return len(buf)
+
+
+class Driver:
+    """Plays traffic cycles through an Engine with CMQTT-style receive handlers."""
+
+    def __init__(self, block, kinds, ends, seed=7, max_chunk=256):
+        self.stream = BlockStream(block, seed, max_chunk)
+        self.at = at = Engine(self.stream, ring_size=1024, chunk_size=256, line_max=LINE_MAX)
+        self.kinds = kinds
+        self.ends = ends
+        self.events = EventQueue(16)
+        self.inbox = Inbox(2, 64, 256)
+        self.got = array("i", bytes(4 * 8))  # ok, cme, msgs, dropped, connlost, csq, bad, pubdone
+        self._slot = -1
+        self._rx_topic = False
+        at.on(b"+CMQTTRXSTART:", self._rxstart)
+        at.on(b"+CMQTTRXTOPIC:", self._rxtopic)
+        at.on(b"+CMQTTRXPAYLOAD:", self._rxpayload)
+        at.on(b"+CMQTTRXEND:", self._rxend)
+        at.on(b"+CMQTTCONNLOST:", self._connlost)
+        at.on(b"+CMQTTNONET", self._ignore)
+        for p in (b"RDY", b"+CPIN:", b"SMS DONE", b"PB DONE"):
+            at.on(p, self._ignore)
+        at.on_raw = self._raw
+
+    def _ignore(self, a):
+        pass
+
+    def _rxstart(self, a):
+        self._slot = self.inbox.start(a.arg_int(1), a.arg_int(2))
+
+    def _arm(self, a, topic):
+        n = a.arg_int(1)
+        ib = self.inbox
+        s = self._slot
+        self._rx_topic = topic
+        if s < 0 or n < 0:
+            self.at.tok.arm_raw(None, 0, n if n > 0 else 0)
+        elif topic:
+            self.at.tok.arm_raw(ib.topic_buf(s), ib.topic_fill, n)
+        else:
+            self.at.tok.arm_raw(ib.payload_buf(s), ib.payload_fill, n)
+
+    def _rxtopic(self, a):
+        self._arm(a, True)
+
+    def _rxpayload(self, a):
+        self._arm(a, False)
+
+    def _raw(self, kind):
+        if kind == T_RAW and self._slot >= 0:
+            n = self.at.tok.raw_off  # end offset of the frame in the armed buffer
+            if self._rx_topic:
+                self.inbox.topic_fill = n
+            else:
+                self.inbox.payload_fill = n
+        elif kind == T_LOST:
+            self.inbox.abandon()
+
+    def _rxend(self, a):
+        if self._slot < 0:
+            self.events.put(EV_MSG_DROPPED, 1)
+            self.got[3] += 1
+            return
+        s = self.inbox.commit()
+        self._slot = -1
+        if s >= 0:
+            self.got[2] += 1
+            ib = self.inbox
+            if ib.payload_len(s) != len(PAYLOAD) or ib.payload_buf(s)[24] != PAYLOAD[24]:
+                self.got[6] += 1
+            self.events.put(EV_MSG, s)
+            ib.release()
+
+    def _connlost(self, a):
+        self.got[4] += 1
+        self.events.put(EV_CONNLOST, a.arg_int(0), a.arg_int(1))
+
+    def cycle(self):
+        """Play one cycle; no allocation."""
+        at = self.at
+        st = self.stream
+        st.pos = 0
+        got = self.got
+        kinds = self.kinds
+        ends = self.ends
+        for i in range(len(kinds)):
+            k = kinds[i]
+            if k == K_IDLE:
+                at.end()
+            elif k == K_PUB:
+                at.begin(CMD[k], None, False, b"+CMQTTPUB:", 0)
+            else:
+                at.begin(CMD[k], RESP[k], k == K_BARE, None, -1, k == K_PROMPT)
+            st.limit = ends[i]
+            while st.pos < st.limit:
+                at.pump()
+            at.process()
+            if k != K_IDLE:
+                r = at.resp
+                if r.final == R_OK:
+                    got[0] += 1
+                elif r.final == R_CME and r.code == 10:
+                    got[1] += 1
+                else:
+                    got[6] += 1
+                if k == K_CSQ:
+                    if r.count == 1 and r.line(0).arg_int(0) == 21:
+                        got[5] += 1
+                    else:
+                        got[6] += 1
+                elif k == K_PUB:
+                    if r.done >= 0 and r.line(r.done).arg_int(1) == 0:
+                        got[7] += 1
+                elif k == K_LIST:
+                    if r.count != 2 or not r.line(1).arg_eq(0, b"client,cert.pem"):
+                        got[6] += 1
+                elif k == K_BARE:
+                    if r.count != 1 or r.line(0).arg_len(0) != 15:
+                        got[6] += 1
+                elif k == K_COPS:
+                    if r.count != 1 or not r.line(0).arg_eq(2, b"Telekom.de, Roaming"):
+                        got[6] += 1
+                at.end()
+            while self.events.get() >= 0:
+                pass
