@@ -11,7 +11,9 @@ import sys
 
 import pytest
 from atmq import atx
-from atmq.compat import wait_readable
+# compat.wait_readable on CPython; imported from _host because pyright reads
+# compat's MicroPython branch (a generator) and rejects `await` on it.
+from atmq._host import wait_readable
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tests_device"))
 import atxreplay as R  # noqa: E402  # pyright: ignore[reportMissingImports]
