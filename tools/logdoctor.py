@@ -174,6 +174,12 @@ REG_STAT = {
     7: "registered for SMS only, roaming",
     11: "emergency bearer services only",
 }
+
+
+def reg_stat(stat):
+    return REG_STAT.get(stat if stat is not None else -1, "stat %s" % stat)
+
+
 CPIN_MEANING = {
     "READY": "SIM ready",
     "SIM PIN": "SIM waits for its PIN",
@@ -273,7 +279,7 @@ def split_freematics(text):
                 break
     cuts.append(len(lines))
     out = []
-    for a, b in zip(cuts, cuts[1:]):
+    for a, b in zip(cuts, cuts[1:], strict=False):
         chunk = "".join(lines[a:b])
         if is_freematics(chunk):
             out.append((a + 1, chunk))
@@ -438,17 +444,19 @@ class Timeline:
             return
         m = _PLUS_RE.match(text)
         pname = m.group(1).upper() if m else None
+        pargs = m.group(2) if m else ""
         if cmd is not None:
-            if text in FINAL_OK or text in FINAL_ERR or text.startswith(("+CME ERROR", "+CMS ERROR")):
+            if text in FINAL_OK or text in FINAL_ERR or text.startswith(
+                    ("+CME ERROR", "+CMS ERROR")):
                 self._final(cmd, text)
                 return
             if pname and cmd["name"] == "AT+" + pname:
                 # its own answer, unless it is the deferred result of an earlier
                 # command of the same name (+CMQTTCONNECT: 0,0 during a query)
-                if not self._deferred(pname, m.group(2), text, line, cmd["form"] == "?"):
+                if not self._deferred(pname, pargs, text, line, cmd["form"] == "?"):
                     cmd["response"].append(text)
                 return
-        if pname and self._deferred(pname, m.group(2), text, line, False):
+        if pname and self._deferred(pname, pargs, text, line, False):
             return
         if self._is_urc(text, pname):
             self._urc(text, pname, line)
@@ -570,7 +578,7 @@ def urc_meaning(text, pname):
         p = split_params(text.split(":", 1)[1])
         # URC form is "+CREG: <stat>[,...]"
         stat = to_int(p[0]) if p else None
-        return "registration: " + REG_STAT.get(stat, "stat %s" % stat)
+        return "registration: " + reg_stat(stat)
     if pname == "CPIN":
         v = text.split(":", 1)[1].strip()
         return CPIN_MEANING.get(v, "SIM state " + v)
@@ -595,7 +603,7 @@ def annotate(cmd):
         pn, args = m.group(1).upper(), m.group(2)
         p = split_params(args)
         if pn in ("CREG", "CGREG", "CEREG") and cmd["form"] == "?" and len(p) >= 2:
-            notes.append("%s: %s" % (pn, REG_STAT.get(to_int(p[1]), "stat " + p[1])))
+            notes.append("%s: %s" % (pn, reg_stat(to_int(p[1]))))
         elif pn == "CPIN":
             notes.append(CPIN_MEANING.get(args.strip(), "SIM state " + args.strip()))
         elif pn == "CSQ" and p:

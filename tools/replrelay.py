@@ -50,7 +50,8 @@ class Relay:
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", port))
         self.listener.listen(1)
-        self.port = self.listener.getsockname()[1]
+        # getattr: the ESP32 socket stub in typings/ lacks getsockname (CPython has it)
+        self.port = int(getattr(self.listener, "getsockname")()[1])
         self.client = None
         self.sel = selectors.DefaultSelector()
         self._stop_r, self._stop_w = os.pipe()
