@@ -11,6 +11,7 @@ include("$(PORT_DIR)/boards/manifest.py")
 include("../lib/atmq/manifest.py")
 package("tlog", files=[
     "__init__.py",
+    "config.py",
     "fsutil.py",
     "obd.py",
     "records.py",

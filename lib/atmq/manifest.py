@@ -24,6 +24,7 @@ package("atmq", files=[
     "fix.py",
     "gnssparse.py",
     "inbox.py",
+    "modem.py",
     "nmea.py",
     "power.py",
     "ring.py",
