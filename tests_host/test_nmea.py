@@ -1,5 +1,7 @@
 """NMEA RMC/GGA/GNS into the Fix, with pynmeagps as the independent reference."""
 
+from typing import Any
+
 import pytest
 from atmq import nmea
 from atmq.fix import Fix
@@ -22,7 +24,7 @@ def test_rmc_against_pynmeagps(lat, lon):
     raw = NMEAMessage("GP", "RMC", GET, time="12:34:56.25", status="A", lat=lat,
                       NS="N" if lat >= 0 else "S", lon=lon, EW="E" if lon >= 0 else "W",
                       spd=12.3, cog=359.99, date="2026-11-21", posMode="A").serialize()
-    ref = NMEAReader.parse(raw)
+    ref: Any = NMEAReader.parse(raw)
     f = Fix()
     assert nmea.parse(raw, 0, -1, f)
     assert abs(f.lat_e7 - e7(ref.lat)) <= 1 and abs(f.lon_e7 - e7(ref.lon)) <= 1

@@ -1,0 +1,131 @@
+"""Starts and stops elm327-emulator (`elm`) on a free loopback port; a socket stream adapter.
+
+Used by tests_host/test_obd.py in-process, and by tests_device/test_obd_device.py
+through the command line (MicroPython sockets have no getsockname, so the port
+is picked here, on CPython):
+
+    python tests_host/elm_emu.py start FILE   # writes "PORT PID" to FILE, returns at once
+    python tests_host/elm_emu.py stop PID     # SIGTERM (elm ignores stdin EOF)
+"""
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ELM = os.path.join(os.path.dirname(sys.executable), "elm")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start(timeout_s=10.0):
+    """Run ``elm -n PORT -s car -b BATCH`` and wait until it accepts; returns (proc, port)."""
+    port = free_port()
+    fd, batch = tempfile.mkstemp(prefix="elm-batch-", suffix=".txt")
+    os.close(fd)
+    proc = subprocess.Popen([ELM, "-n", str(port), "-s", "car", "-b", batch],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc, port
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("elm327-emulator did not listen on %d" % port) from None
+            time.sleep(0.05)
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+class SockStream:
+    """The stream protocol over a non-blocking CPython socket, for asyncio on the host."""
+
+    def __init__(self, sock):
+        sock.setblocking(False)
+        self.sock = sock
+        self.tx = bytearray()  # everything written, for assertions
+
+    def readinto(self, buf):
+        try:
+            return self.sock.recv_into(buf)
+        except BlockingIOError:
+            return None
+
+    def write(self, buf):
+        try:
+            n = self.sock.send(buf)
+        except BlockingIOError:
+            return None
+        self.tx += bytes(buf[:n])
+        return n
+
+    async def _wait(self, add, remove):
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        fd = self.sock.fileno()
+
+        def ready():
+            if not fut.done():
+                fut.set_result(None)
+
+        add(fd, ready)
+        try:
+            await fut
+        finally:
+            remove(fd)
+
+    async def wait_readable(self):
+        loop = asyncio.get_running_loop()
+        await self._wait(loop.add_reader, loop.remove_reader)
+
+    async def wait_writable(self):
+        loop = asyncio.get_running_loop()
+        await self._wait(loop.add_writer, loop.remove_writer)
+
+    def close(self):
+        self.sock.close()
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "start":
+        proc, port = start()
+        with open(argv[2], "w") as f:
+            f.write("%d %d\n" % (port, proc.pid))
+        return 0
+    if len(argv) == 3 and argv[1] == "stop":
+        pid = int(argv[2])
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                return 0
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        return 0
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
