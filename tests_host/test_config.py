@@ -1,0 +1,175 @@
+"""tlog.config: defaults, validation naming the key, atomic persistence, redaction."""
+
+import json
+import os
+
+import pytest
+
+from atmq.errors import ConfigError
+from tlog import config as C
+
+
+def write(path, obj):
+    path.write_text(json.dumps(obj) if not isinstance(obj, str) else obj)
+
+
+def test_missing_file_gives_defaults(tmp_path):
+    cfg = C.load(str(tmp_path / "cfg.json"))
+    assert cfg.get("mqtt_port") == 8883
+    assert cfg.get("payload_format") == "json"
+    assert cfg["mqtt_qos"] == 1
+    assert not (tmp_path / "cfg.json").exists()  # loading writes nothing
+
+
+def test_every_default_is_valid_and_every_key_documented():
+    doc = open(os.path.join(os.path.dirname(C.__file__), "CONFIG.md")).read()
+    for key, value in C.defaults().items():
+        assert C.validate(key, value) == value
+        assert "`%s`" % key in doc, key
+
+
+def test_file_values_merge_with_defaults(tmp_path):
+    p = tmp_path / "cfg.json"
+    write(p, {"mqtt_host": "broker.example.net", "mqtt_port": 1883, "mqtt_tls": False})
+    cfg = C.load(str(p))
+    assert (cfg.get("mqtt_host"), cfg.get("mqtt_port"), cfg.get("mqtt_tls")) == (
+        "broker.example.net", 1883, False)
+    assert cfg.get("interval_moving_s") == 1
+
+
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("mqtt_port", 0, "out of range"),
+        ("mqtt_port", "1883", "integer"),
+        ("mqtt_port", True, "integer"),
+        ("mqtt_tls", 1, "true or false"),
+        ("payload_format", "xml", "one of"),
+        ("gnss_source", "GPS", "one of"),
+        ("mqtt_qos", 3, "out of range"),
+        ("mqtt_keepalive_s", 64801, "out of range"),
+        ("batch_max_bytes", 8192, "out of range"),
+        ("sim_pin", "12a4", "not allowed"),
+        ("sim_pin", "12", "4 to 8"),
+        ("apn", 'inter"net', "not allowed"),
+        ("mqtt_password", "line\nbreak", "not allowed"),
+        ("topic_prefix", "fleet/+/x", "not allowed"),
+        ("topic_prefix", "/fleet", "'/'"),
+        ("device_id", "car 1", "not allowed"),
+        ("device_id", "x" * 33, "length"),
+        ("tls_ca", "../ca.pem", "not allowed"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path, key, value, words):
+    p = tmp_path / "cfg.json"
+    write(p, {key: value})
+    with pytest.raises(ConfigError) as ei:
+        C.load(str(p))
+    assert ei.value.key == key
+    assert key in str(ei.value) and words in str(ei.value)
+    assert isinstance(ei.value, ValueError)
+
+
+def test_unknown_key_is_refused(tmp_path):
+    p = tmp_path / "cfg.json"
+    write(p, {"mqtt_port": 1883, "mqtt_pasword": "typo"})
+    with pytest.raises(ConfigError) as ei:
+        C.load(str(p))
+    assert ei.value.key == "mqtt_pasword" and "unknown" in str(ei.value)
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", "x" * 9000])
+def test_bad_file_is_refused(tmp_path, text):
+    p = tmp_path / "cfg.json"
+    write(p, text)
+    with pytest.raises(ConfigError) as ei:
+        C.load(str(p))
+    assert ei.value.key == "file"
+
+
+def test_set_validates_persists_and_reports_live(tmp_path):
+    p = tmp_path / "cfg.json"
+    cfg = C.load(str(p))
+    assert cfg.set("interval_moving_s", 2) is True  # applies without reboot
+    assert cfg.set("mqtt_host", "10.0.0.1") is False  # needs a reconnect/reboot
+    with pytest.raises(ConfigError):
+        cfg.set("interval_moving_s", 0)
+    assert cfg.get("interval_moving_s") == 2  # a refused set changes nothing
+    again = C.load(str(p))
+    assert again.get("interval_moving_s") == 2 and again.get("mqtt_host") == "10.0.0.1"
+    assert not (tmp_path / "cfg.json.tmp").exists()
+
+
+def test_update_is_all_or_nothing(tmp_path):
+    p = tmp_path / "cfg.json"
+    cfg = C.load(str(p))
+    with pytest.raises(ConfigError) as ei:
+        cfg.update({"mqtt_port": 1883, "obd_uart": 7})
+    assert ei.value.key == "obd_uart"
+    assert cfg.get("mqtt_port") == 8883
+    assert not p.exists()
+    assert cfg.update({"mqtt_port": 1883, "interval_moving_s": 3}) == ["mqtt_port"]
+
+
+def test_a_cut_before_rename_keeps_the_old_file(tmp_path, monkeypatch):
+    p = tmp_path / "cfg.json"
+    cfg = C.load(str(p))
+    cfg.set("apn", "old.apn")
+
+    def no_rename(a, b):
+        raise OSError(5, "EIO")
+
+    monkeypatch.setattr(os, "rename", no_rename)
+    monkeypatch.setattr(os, "remove", lambda path: None)
+    with pytest.raises(OSError):
+        cfg.set("apn", "new.apn")
+    monkeypatch.undo()
+    assert cfg.get("apn") == "old.apn"  # not pretended
+    assert C.load(str(p)).get("apn") == "old.apn"
+
+
+def test_only_tmp_left_after_a_cut_on_fat(tmp_path):
+    p = tmp_path / "cfg.json"
+    (tmp_path / "cfg.json.tmp").write_text(json.dumps({"apn": "from.tmp"}))
+    assert C.load(str(p)).get("apn") == "from.tmp"
+
+
+SECRETS = {
+    "mqtt_password": "hunter2-mqtt",
+    "apn_pass": "apn-secret-9",
+    "sim_pin": "4321",
+    "tls_key": "client-key.pem",
+}
+
+
+def test_redacted_hides_every_secret(tmp_path):
+    p = tmp_path / "cfg.json"
+    write(p, dict(SECRETS, mqtt_user="alice"))
+    cfg = C.load(str(p))
+    red = cfg.redacted()
+    for k, v in SECRETS.items():
+        assert cfg.get(k) == v
+        assert red[k] == "***"
+        assert v not in repr(cfg) and v not in str(cfg) and v not in json.dumps(red)
+    assert red["mqtt_user"] == "alice"
+    assert C.Config().redacted()["mqtt_password"] == ""  # unset stays visibly unset
+    assert {k for k in C.SCHEMA if C.is_secret(k)} == set(SECRETS)
+
+
+def test_errors_do_not_echo_secret_values_of_other_keys(tmp_path):
+    p = tmp_path / "cfg.json"
+    write(p, dict(SECRETS, mqtt_port=-1))
+    with pytest.raises(ConfigError) as ei:
+        C.load(str(p))
+    for v in SECRETS.values():
+        assert v not in str(ei.value)
+
+
+def test_parse_text_for_console_commands():
+    assert C.parse_text("mqtt_tls", "off") is False
+    assert C.parse_text("mqtt_port", " 1883 ") == 1883
+    assert C.parse_text("payload_format", "freematics") == "freematics"
+    with pytest.raises(ConfigError, match="mqtt_port"):
+        C.parse_text("mqtt_port", "abc")
+    with pytest.raises(ConfigError, match="unknown"):
+        C.parse_text("nope", "1")
