@@ -66,13 +66,18 @@ class ParseStats:
 stats = ParseStats()
 
 
-def trim(buf, start, end):
-    """Drop trailing CR/LF/space and leading spaces; returns (start, end)."""
+def trim_end(buf, start, end):
+    """End index with trailing CR/LF/spaces dropped (two functions: a tuple would allocate)."""
     while end > start and buf[end - 1] in (10, 13, _SPACE):
         end -= 1
+    return end
+
+
+def trim_start(buf, start, end):
+    """Start index with leading spaces skipped."""
     while start < end and buf[start] == _SPACE:
         start += 1
-    return start, end
+    return start
 
 
 def split_fields(buf, start, end):
@@ -284,7 +289,7 @@ def knots_to_ckmh(knots_e3):
 
 def find_prefix(buf, start, end, prefix):
     """Index just after ``prefix`` if the line starts with it (after spaces), else -1."""
-    start, end = trim(buf, start, end)
+    start = trim_start(buf, start, end)
     if not buf.startswith(prefix, start):
         return -1
     return start + len(prefix)
@@ -334,7 +339,8 @@ def parse_cgpsinfo(buf, start, end, fix):
     if i < 0:
         st.ignored += 1
         return False
-    start, end = trim(buf, i, end)
+    end = trim_end(buf, i, end)
+    start = trim_start(buf, i, end)
     n = split_fields(buf, start, end)
     if n < 0:
         fix.valid = False
@@ -379,7 +385,8 @@ def parse_cgnssinfo(buf, start, end, fix):
     if i < 0:
         st.ignored += 1
         return False
-    start, end = trim(buf, i, end)
+    end = trim_end(buf, i, end)
+    start = trim_start(buf, i, end)
     n = split_fields(buf, start, end)
     if n < 0:
         fix.valid = False
@@ -454,7 +461,6 @@ def parse(buf, start, end, fix):
     """Dispatch on the answer's prefix: +CGNSSINFO or +CGPSINFO; False for anything else."""
     if end < 0:
         end = len(buf)
-    s, _e = trim(buf, start, end)
-    if buf.startswith(b"+CGNSSINFO:", s):
+    if buf.startswith(b"+CGNSSINFO:", trim_start(buf, start, end)):
         return parse_cgnssinfo(buf, start, end, fix)
     return parse_cgpsinfo(buf, start, end, fix)

@@ -28,7 +28,8 @@ from .gnssparse import (
     knots_to_ckmh,
     split_fields,
     time_into,
-    trim,
+    trim_end,
+    trim_start,
     uint,
 )
 
@@ -217,7 +218,8 @@ def parse(buf, start, end, fix):
     if end < 0:
         end = len(buf)
     st = stats
-    start, end = trim(buf, start, end)
+    end = trim_end(buf, start, end)
+    start = trim_start(buf, start, end)
     star = verify(buf, start, end)
     if star < 0:
         if star == -1:
