@@ -28,7 +28,8 @@ def relay(flash_dir, timeout=15.0):
         url = proc.stdout.readline().strip()
         sel.close()
         if not url.startswith("socket://"):
-            raise RuntimeError("replrelay said %r, stderr: %s" % (url, proc.stderr.read()))
+            err = proc.stderr.read() if proc.stderr is not None else ""
+            raise RuntimeError("replrelay said %r, stderr: %s" % (url, err))
         yield url
     finally:
         proc.terminate()

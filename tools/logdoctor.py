@@ -244,75 +244,43 @@ def describe_error_text(kind, text):
 
 # --- input -------------------------------------------------------------------
 
-_STAMP_RE = re.compile(r"^=== (SENT|RECV)@(\d+) ===")
-
-
 def is_freematics(text):
-    return bool(re.search(r"^=== (SENT|RECV)@\d+ ===", text, re.M))
-
-
-def split_freematics(text):
-    """Split a Freematics log into sessions where the ms stamps start again.
-
-    Returns a list of (first_line_number, chunk_text).  Text before the first
-    block of a later session (its boot messages) goes with that session.
-    """
-    lines = text.splitlines(keepends=True)
-    cuts = [0]
-    last = None
-    last_block_end = 0
-    for i, ln in enumerate(lines):
-        m = _STAMP_RE.match(ln)
-        if not m:
-            continue
-        ms = int(m.group(2))
-        if last is not None and ms + 1000 < last:
-            # The new session starts after the last line that closed a block of
-            # the old one; the prose in between (the next post) goes with neither,
-            # but keeping it with the new session keeps its boot notes.
-            cuts.append(last_block_end + 1 if last_block_end + 1 <= i else i)
-        last = ms
-        # the end marker of this block
-        for j in range(i + 1, len(lines)):
-            if lines[j].startswith("=================="):
-                last_block_end = j
-                break
-    cuts.append(len(lines))
-    out = []
-    for a, b in zip(cuts, cuts[1:], strict=False):
-        chunk = "".join(lines[a:b])
-        if is_freematics(chunk):
-            out.append((a + 1, chunk))
-    return out
+    return bool(re.search(r"=== (SENT|RECV)@\d+ ===", text))
 
 
 class Session:
-    def __init__(self, label, meta, records, origin_line=1):
+    def __init__(self, label, meta, records, problems=()):
         self.label = label
         self.meta = meta
-        self.records = records
-        self.origin_line = origin_line
+        self.records = records  # [(lineno, dir, ms, data)]
+        self.problems = list(problems)  # [(lineno, text)] the converter could not use
 
 
 def load(path):
-    """Read a .atx or a Freematics log into a list of Sessions."""
+    """Read a .atx or a Freematics log into a list of Sessions.
+
+    A Freematics log may hold several sessions (the stamps start again after a
+    reboot, or a forum thread quotes two runs); line numbers stay the log's own.
+    """
     with open(path, encoding="utf-8", errors="replace") as f:
         text = f.read()
+    name = os.path.basename(path)
     if not is_freematics(text):
         meta, records = atx.read(path)
-        return [Session(os.path.basename(path), meta, records)]
+        return [Session(name, meta, records)]
     import freematics2atx  # only Freematics logs need the converter
 
-    sessions = []
-    chunks = split_freematics(text)
-    for n, (first, chunk) in enumerate(chunks, 1):
-        atx_text = freematics2atx.convert(chunk)
-        meta, records = atx.read(atx_text.splitlines())
-        label = "%s session %d (from line %d)" % (os.path.basename(path), n, first)
-        if len(chunks) == 1:
-            label = os.path.basename(path)
-        sessions.append(Session(label, meta, records, first))
-    return sessions
+    fsessions, problems = freematics2atx.convert(text.splitlines(keepends=True))
+    out = []
+    for n, fs in enumerate(fsessions, 1):
+        records = [(r.lineno, r.dir, r.delay, r.data) for r in fs.records]
+        mine = [p for p in problems if fs.first_line <= p[0] <= fs.last_line]
+        label = name if len(fsessions) == 1 else "%s session %d (lines %d-%d)" % (
+            name, n, fs.first_line, fs.last_line)
+        out.append(Session(label, {"source": "freematics log"}, records, mine))
+    if not out:
+        raise ValueError("no SENT/RECV blocks found")
+    return out
 
 
 # --- timeline ------------------------------------------------------------------
@@ -381,10 +349,7 @@ class Timeline:
                 if self.payload_left is not None:
                     self.payload_left -= len(chunk)
                 if self.payload_left is None or self.payload_left <= 0:
-                    self.payload_for = None
-                    self.payload_left = None
-                    self.open = cmd
-                    self.echo_lines = {ln for ln in cmd["payload"].splitlines() if ln}
+                    self._end_payload()
                     # a CR/LF the converter added after the data is not a command
                     self.tx = self.tx.lstrip("\r\n")
                 continue
@@ -395,10 +360,23 @@ class Timeline:
             if text.strip():
                 self._command(text.strip(), line)
 
+    def _end_payload(self):
+        cmd = self.payload_for
+        self.payload_for = None
+        self.payload_left = None
+        if cmd is not None:
+            self.open = cmd
+            self.echo_lines = {ln.strip() for ln in cmd.get("payload", "").splitlines()
+                               if ln.strip()}
+
     def flush_tx(self, line):
         if self.tx.strip() and self.payload_for is None:
             self._command(self.tx.strip(), line)
         self.tx = ""
+        # The modem answers only after the data (or refuses it): when the host
+        # stops writing, the data is complete, whatever length was announced.
+        if self.payload_for is not None and "payload" in self.payload_for:
+            self._end_payload()
 
     # answers
 
@@ -439,7 +417,8 @@ class Timeline:
         if not text:
             return
         cmd = self.open
-        if cmd is not None and (text in self.echo_lines or text.upper() == cmd["text"].upper()):
+        if cmd is not None and (text in self.echo_lines or text.upper() == cmd["text"].upper()
+                                or (len(text) > 0 and text in cmd.get("payload", ""))):
             cmd.setdefault("echo", []).append(text)
             return
         m = _PLUS_RE.match(text)
@@ -960,6 +939,7 @@ def analyse(session):
     info, findings = diagnose(entries, session.meta)
     return {
         "label": session.label,
+        "conversion_problems": [{"line": ln, "text": t} for ln, t in session.problems],
         "meta": session.meta,
         "modem": info,
         "timeline": entries,
@@ -1002,13 +982,16 @@ def render_text(report, out):
                     w("%s     = cause %s: %s\n" % (" " * 8, err["code"], err["meaning"]))
             else:
                 w("%s ? %s   [%s]\n" % (t, _clip(e["text"]), e["meaning"]))
+        for pr in s["conversion_problems"]:
+            w("line %s: not converted: %s\n" % (pr["line"], pr["text"]))
         w("-" * 78 + "\n")
         w("DIAGNOSIS: %s\n" % s["verdict"])
         for f in s["findings"]:
             w("\n[%s] %s\n" % (f["severity"].upper(), f["title"]))
             w("  why:    %s\n" % f["detail"])
             w("  remedy: %s\n" % f["remedy"])
-            ev = ", ".join("t=%s %s" % (x["t"], _clip(x["text"], 40)) for x in f["evidence"])
+            ev = ", ".join("line %s t=%s %s" % (x["line"], x["t"], _clip(x["text"], 40))
+                           for x in f["evidence"])
             w("  seen:   %s\n" % ev)
         w("\n")
 

@@ -1,0 +1,197 @@
+"""logdoctor: seed 001's two forum sessions, each known failure mode, --json shape."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import atmq.atx as atx
+import logdoctor
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEED = glob.glob(os.path.join(os.path.dirname(ROOT), "shared", "seeds", "001_*.txt"))
+CASES = os.path.join(ROOT, "tests_host", "transcripts", "logdoctor")
+TOOL = os.path.join(ROOT, "tools", "logdoctor.py")
+
+
+def case(name):
+    return logdoctor.run(os.path.join(CASES, name))["sessions"]
+
+
+def ids(session):
+    return [f["id"] for f in session["findings"]]
+
+
+def cmd(session, text):
+    return [e for e in session["timeline"] if e["kind"] == "cmd" and e["text"] == text]
+
+
+@pytest.fixture(scope="module")
+def seed():
+    if not SEED:
+        pytest.skip("shared/seeds/001_*.txt not beside the repo")
+    return logdoctor.run(SEED[0])["sessions"]
+
+
+def test_seed_holds_two_sessions(seed):
+    assert len(seed) == 2
+    assert "session 1" in seed[0]["label"] and "session 2" in seed[1]["label"]
+
+
+def test_seed_session1_client_busy_on_a_connect_that_never_finished(seed):
+    s = seed[0]
+    assert ids(s)[0] == "mqtt_client_busy"
+    assert "mqtt_no_connection" not in ids(s)
+    (conn,) = cmd(s, 'AT+CMQTTCONNECT=0,"tcp://test.mosquitto.org:1883",60,1')
+    assert conn["final"] == "OK" and conn["deferred"] is None and conn["result"] is None
+    (sub,) = cmd(s, "AT+CMQTTSUBTOPIC=0,10,1")
+    assert sub["result"] == 14
+    assert sub["errors"][0]["kind"] == "CMQTT" and sub["errors"][0]["meaning"] == "client is busy"
+    f = s["findings"][0]
+    assert "+CMQTTCONNECT: 0,0" in f["remedy"] and "NETOPEN" in f["remedy"]
+    assert "1000 ms" in f["detail"]
+    assert s["modem"]["revision"] == "SIM7600M21-A_V1.1"
+    # data after the '>' prompts is data, not commands
+    (will,) = cmd(s, "AT+CMQTTWILLTOPIC=0,10")
+    assert will["payload"].strip() == "esp32/will" and will["final"] == "OK"
+
+
+def test_seed_session2_no_connection_after_an_acknowledged_connect(seed):
+    s = seed[1]
+    assert ids(s)[0] == "mqtt_no_connection"
+    assert "mqtt_client_busy" not in ids(s)
+    f = s["findings"][0]
+    # the query answer "+CMQTTCONNECT: 0" (no server) was misread as connected
+    assert "NOT connected" in f["detail"]
+    assert "AT+CMQTTCONNECT?" in [e["text"] for e in f["evidence"]]
+    (topic,) = cmd(s, "AT+CMQTTTOPIC=0,10")
+    assert topic["result"] == 11 and topic["errors"][0]["meaning"] == "no connection"
+    # everything up to the connect worked: certificates, SSL config, NETOPEN, start
+    (netopen,) = cmd(s, "AT+NETOPEN")
+    assert netopen["result"] == 0
+    (sslv,) = cmd(s, 'AT+CSSLCFG="sslversion",0,4')
+    assert sslv["final"] == "OK"
+    assert "sslversion_refused" not in ids(s) and "no_pdp_context" not in ids(s)
+    certs = cmd(s, 'AT+CCERTDOWN="clientkey.pem",1677')
+    assert certs[0]["final"] == "OK" and "RSA PRIVATE KEY" in certs[0]["payload"]
+    assert not [e for e in s["timeline"] if e["kind"] == "noise"]
+
+
+@pytest.mark.parametrize("name,first,also", [
+    ("client_busy.atx", "mqtt_client_busy", ()),
+    ("no_connection.atx", "mqtt_no_connection", ()),
+    ("sslversion_old_fw.atx", "sslversion_refused", ()),
+    ("connection_lost.atx", "mqtt_connection_lost", ("urc_unhandled",)),
+    ("registration_denied.atx", "registration_denied", ()),
+    ("sim_not_ready.atx", "sim_not_ready", ()),
+    ("netopen_failed.atx", "no_pdp_context", ("mqtt_connect_failed",)),
+    ("urc_unhandled.atx", "urc_unhandled", ()),
+])
+def test_each_failure_mode(name, first, also):
+    (s,) = case(name)
+    assert ids(s)[0] == first
+    for other in also:
+        assert other in ids(s)
+
+
+def test_old_firmware_is_named():
+    (s,) = case("sslversion_old_fw.atx")
+    f = s["findings"][0]
+    assert "LE11B02SIM7500A" in f["title"] and "upgrade" in f["remedy"].lower()
+
+
+def test_connection_lost_cause_from_the_table():
+    (s,) = case("connection_lost.atx")
+    (u,) = [e for e in s["timeline"] if e["kind"] == "urc"]
+    assert u["cause"] == 3 and u["errors"][0]["meaning"] == "Network is closed."
+    (pub,) = cmd(s, "AT+CMQTTPUB=0,1,60")
+    assert pub["result"] == 0 and pub["deferred"]["text"] == "+CMQTTPUB: 0,0"
+
+
+def test_sim_and_registration_meanings():
+    (s,) = case("sim_not_ready.atx")
+    (cpin,) = cmd(s, "AT+CPIN?")
+    assert cpin["errors"][0]["code"] == 10 and cpin["errors"][0]["class"] == "FATAL"
+    (s,) = case("registration_denied.atx")
+    assert "registration denied" in cmd(s, "AT+CREG?")[0]["annotation"]
+
+
+def test_healthy_session_has_no_findings(tmp_path):
+    p = tmp_path / "ok.atx"
+    p.write_text(
+        "> AT+CMQTTCONNECT=0,\"tcp://b:1883\",60,1\\r\n"
+        "< +10 \\r\\nOK\\r\\n\n"
+        "< +500 \\r\\n+CMQTTCONNECT: 0,0\\r\\n\n"
+        "> AT+CMQTTSUBTOPIC=0,3,1\\r\n"
+        "< \\r\\n>\\x20\n"
+        "> a/b\n"
+        "< \\r\\nOK\\r\\n\n")
+    (s,) = logdoctor.run(str(p))["sessions"]
+    assert s["findings"] == [] and s["verdict"] == "no known failure mode found"
+    (sub,) = cmd(s, "AT+CMQTTSUBTOPIC=0,3,1")
+    assert sub["payload"] == "a/b" and sub["final"] == "OK"
+
+
+def test_answers_split_into_single_bytes_give_the_same_diagnosis(tmp_path):
+    src = os.path.join(CASES, "no_connection.atx")
+    out = []
+    for line in open(src):
+        if line.startswith("< "):
+            body = line[2:].rstrip("\n")
+            delay, data = "", body
+            if body.startswith("+"):
+                head, data = body.split(" ", 1)
+                delay = head + " "
+            raw = atx.unescape(data)
+            for i in range(len(raw)):
+                out.append("< %s%s\n" % (delay if i == 0 else "", atx.escape(raw[i:i + 1])))
+        else:
+            out.append(line)
+    p = tmp_path / "bytes.atx"
+    p.write_text("".join(out))
+    (a,) = case("no_connection.atx")
+    (b,) = logdoctor.run(str(p))["sessions"]
+    assert ids(a) == ids(b)
+    assert [e["text"] for e in a["timeline"]] == [e["text"] for e in b["timeline"]]
+
+
+def test_json_shape_and_cli():
+    r = subprocess.run([sys.executable, TOOL, "--json", os.path.join(CASES, "client_busy.atx")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert set(data) == {"source", "sessions"}
+    (s,) = data["sessions"]
+    assert {"label", "meta", "modem", "timeline", "findings", "verdict",
+            "conversion_problems"} <= set(s)
+    for e in s["timeline"]:
+        assert {"kind", "t", "line", "text"} <= set(e)
+        assert e["kind"] in ("cmd", "result", "urc", "noise")
+    for f in s["findings"]:
+        assert set(f) == {"id", "severity", "title", "detail", "remedy", "evidence"}
+        assert f["severity"] in ("error", "warning", "info")
+        for ev in f["evidence"]:
+            assert set(ev) == {"line", "t", "text"}
+    assert s["findings"][0]["id"] == "mqtt_client_busy"
+    assert s["findings"][0]["evidence"][-1]["line"] == 12  # the SUBTOPIC record
+
+
+def test_text_output_and_help():
+    r = subprocess.run([sys.executable, TOOL, os.path.join(CASES, "no_connection.atx")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0
+    assert "DIAGNOSIS: AT+CMQTTTOPIC refused with CMQTT 11" in r.stdout
+    assert "CMQTT 11: no connection" in r.stdout
+    h = subprocess.run([sys.executable, TOOL, "--help"], capture_output=True, text=True,
+                       timeout=60)
+    assert h.returncode == 0 and "--json" in h.stdout
+
+
+def test_bad_input_names_the_line(tmp_path):
+    p = tmp_path / "bad.atx"
+    p.write_text("> AT\\r\n? nonsense\n")
+    r = subprocess.run([sys.executable, TOOL, str(p)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "line 2" in r.stderr
