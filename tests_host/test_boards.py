@@ -81,6 +81,7 @@ def test_pins_plausible_for_esp32(path):
             pin = _dig(b, p)
             if pin is None:
                 continue
+            assert isinstance(pin, int)
             where = ".".join(p)
             assert 0 <= pin <= 39 and pin not in (20, 24, 28, 29, 30, 31), where
             assert pin not in range(6, 12), "%s uses flash pin %d" % (where, pin)

@@ -18,6 +18,12 @@ SEEDS = os.environ.get("ATMQ_SEEDS", "/work/shared/seeds")
 LINE = re.compile(r"^(\d+) ([OTSF]) ([^|\n]+?)(?:\|([^|\n]+))?$")
 
 
+def meaning(kind, code):
+    e = errtab.lookup(kind, code)
+    assert e is not None, (kind, code)
+    return e[1]
+
+
 def _seed(prefix):
     found = glob.glob(os.path.join(SEEDS, prefix + "_*.txt"))
     if not found:
@@ -56,10 +62,10 @@ MANUAL_003 = [
 @pytest.mark.parametrize("kind,start,end", MANUAL_003, ids=[k for k, _, _ in MANUAL_003])
 def test_table_equals_manual_003(kind, start, end):
     manual = _manual_table(_seed("003"), start, end)
-    ours = {code: meaning for code, _cls, _name, meaning in errtab.entries(kind)}
+    ours = {code: m for code, _cls, _name, m in errtab.entries(kind)}
     assert sorted(ours) == sorted(manual)
-    for code, meaning in manual.items():
-        assert ours[code] == meaning, (kind, code)
+    for code, text in manual.items():
+        assert ours[code] == text, (kind, code)
 
 
 def test_cmqtt_cross_checked_with_a7600_note_002():
@@ -78,7 +84,7 @@ def test_cmqtt_cross_checked_with_a7600_note_002():
             texts.add(m.group(2))
         elif re.search(r"[a-zA-Z]{4}", ln):  # skip the OCR-garbled number column
             texts.add(ln)
-    ours = {code: meaning for code, _c, _n, meaning in errtab.entries("CMQTT")}
+    ours = {code: m for code, _c, _n, m in errtab.entries("CMQTT")}
     assert texts == set(ours.values())
     assert numbered and all(ours[c] == t for c, t in numbered.items())
     assert sorted(ours) == list(range(36))
@@ -86,17 +92,17 @@ def test_cmqtt_cross_checked_with_a7600_note_002():
 
 def test_connlost_causes_from_note_002():
     text = "\n".join(_seed("002"))
-    for code, meaning in ((1, "Socket is closed passively."), (2, "Socket is reset."),
-                          (3, "Network is closed.")):
-        assert "%d — %s" % (code, meaning) in text
-        assert errtab.lookup("CONNLOST", code)[1] == meaning
+    for code, want in ((1, "Socket is closed passively."), (2, "Socket is reset."),
+                       (3, "Network is closed.")):
+        assert "%d — %s" % (code, want) in text
+        assert meaning("CONNLOST", code) == want
 
 
 def test_sm_status_from_sim800_note_004():
     text = "\n".join(_seed("004"))
     assert text.count("<status> Subscribe status") == 1
-    for code, meaning in ((0, "Success"), (1, "Time Out"), (2, "Other Error")):
-        assert errtab.lookup("SM", code)[1] == meaning
+    for code, want in ((0, "Success"), (1, "Time Out"), (2, "Other Error")):
+        assert meaning("SM", code) == want
     assert "1\tTime Out" in text and "2\tOther Error" in text
 
 
@@ -117,20 +123,20 @@ def test_table_text_is_well_formed(kind):
 
 @pytest.mark.parametrize("kind", errtab.KINDS)
 def test_entries_consistent_with_lookup_and_cls_of(kind):
-    for code, cls, name, meaning in errtab.entries(kind):
+    for code, cls, name, text in errtab.entries(kind):
         assert cls in (errtab.SUCCESS, errtab.TRANSIENT, errtab.STATE, errtab.FATAL)
         assert (cls == errtab.SUCCESS) == (code == 0 and kind not in ("CME", "IP"))
-        assert name and meaning and name == name.strip() and meaning == meaning.strip()
-        assert errtab.lookup(kind, code) == (name, meaning, cls)
+        assert name and text and name == name.strip() and text == text.strip()
+        assert errtab.lookup(kind, code) == (name, text, cls)
         assert errtab.cls_of(kind, code) == cls
 
 
 def test_codes_that_prefix_others_are_not_confused():
-    assert errtab.lookup("CME", 1)[1] == "no connection to phone"
-    assert errtab.lookup("CME", 10)[1] == "SIM not inserted"
-    assert errtab.lookup("CME", 100)[1] == "unknown error"
-    assert errtab.lookup("CMQTT", 3)[1] == "sock connect fail"
-    assert errtab.lookup("CMQTT", 35)[1] == "Disconnect from server failed"
+    assert meaning("CME", 1) == "no connection to phone"
+    assert meaning("CME", 10) == "SIM not inserted"
+    assert meaning("CME", 100) == "unknown error"
+    assert meaning("CMQTT", 3) == "sock connect fail"
+    assert meaning("CMQTT", 35) == "Disconnect from server failed"
 
 
 CLASSES = [
@@ -185,12 +191,12 @@ def test_manual_wording_spot_checks():
         "connection refused: bad user name or password",
         errtab.FATAL,
     )
-    assert errtab.lookup("CME", 32)[1] == "network not allowed - emergency call only"
-    assert errtab.lookup("CME", 127)[1] == "Mission or unknown APN"  # sic, manual 25.3
-    assert errtab.lookup("CMS", 340)[1] == "no +CNMA acknowledgement expected"
-    assert errtab.lookup("SSL", 1)[1] == "Alerting state(reserved)"
-    assert errtab.lookup("NET", 11)[1] == "DNS parse failed for AT+CIPOPEN"
-    assert errtab.lookup("IP", 16)[1] == "Net close failed for socket opened"
+    assert meaning("CME", 32) == "network not allowed - emergency call only"
+    assert meaning("CME", 127) == "Mission or unknown APN"  # sic, manual 25.3
+    assert meaning("CMS", 340) == "no +CNMA acknowledgement expected"
+    assert meaning("SSL", 1) == "Alerting state(reserved)"
+    assert meaning("NET", 11) == "DNS parse failed for AT+CIPOPEN"
+    assert meaning("IP", 16) == "Net close failed for socket opened"
 
 
 def test_describe_format():
