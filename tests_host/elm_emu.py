@@ -31,9 +31,10 @@ def free_port():
 def start(timeout_s=10.0):
     """Run ``elm -n PORT -s car -b BATCH`` and wait until it accepts; returns (proc, port)."""
     port = free_port()
-    fd, batch = tempfile.mkstemp(prefix="elm-batch-", suffix=".txt")
-    os.close(fd)
-    proc = subprocess.Popen([ELM, "-n", str(port), "-s", "car", "-b", batch],
+    work = tempfile.mkdtemp(prefix="elm-")  # elm writes elm.log into its cwd
+    batch = os.path.join(work, "batch.txt")
+    open(batch, "w").close()
+    proc = subprocess.Popen([ELM, "-n", str(port), "-s", "car", "-b", batch], cwd=work,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + timeout_s
