@@ -143,6 +143,8 @@ class Spool:
         return "%s/%08x%s" % (self.root, segno, _SEG_EXT)
 
     def _save_cursor(self):
+        """Persist cursor and counters.  A flash error is counted, not raised: the RAM
+        state stays right, and after a reboot the old cursor only means a resend."""
         c = self._cur
         body = b"%d %d %d %d %d %d %d %d" % (
             c[0],
@@ -154,7 +156,12 @@ class Spool:
             self.repaired,
             self.corrupt,
         )
-        fsutil.atomic_write(self.root + "/" + _CURSOR, fsutil.seal(body))
+        try:
+            fsutil.atomic_write(self.root + "/" + _CURSOR, fsutil.seal(body))
+            return True
+        except OSError:
+            self.flash_errors += 1
+            return False
 
     def _load_cursor(self):
         main, tmp = fsutil.read_sealed(self.root + "/" + _CURSOR)
