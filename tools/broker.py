@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -105,6 +106,7 @@ class Broker:
     # -- lifecycle ---------------------------------------------------------
     def start(self):
         self.dir = tempfile.mkdtemp(prefix="atmq-broker-")
+        os.chmod(self.dir, 0o755)       # mosquitto runs as user "mosquitto" when root starts it
         make_certs(self.dir)
         p = os.path.join
         self.ca_path, self.server_cert, self.server_key = (
@@ -138,11 +140,24 @@ class Broker:
             log.close()
             deadline = time.monotonic() + self.start_timeout
             if (_wait_port(HOST, self.port, deadline)
-                    and _wait_port(HOST, self.tls_port, deadline)):
+                    and _wait_port(HOST, self.tls_port, deadline)
+                    and self._tls_ready(deadline)):
                 self.kind = "mosquitto"
                 return
             self._stop_proc()  # a port was taken in the race: try other ports
         raise RuntimeError("mosquitto did not start; see " + str(self.log_path))
+
+    def _tls_ready(self, deadline):
+        """A TLS handshake succeeds (Mosquitto opens its sockets before loading certs)."""
+        ctx = ssl.create_default_context(cafile=self.ca_path)
+        while time.monotonic() < deadline and self._proc.poll() is None:
+            try:
+                with socket.create_connection((HOST, self.tls_port), timeout=1) as raw:
+                    with ctx.wrap_socket(raw, server_hostname="localhost"):
+                        return True
+            except (OSError, ssl.SSLError):
+                time.sleep(0.02)
+        return False
 
     def _start_amqtt(self):
         from amqtt.broker import Broker as AmqttBroker

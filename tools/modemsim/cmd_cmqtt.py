@@ -187,6 +187,7 @@ async def sslcfg(m, c):
 async def willtopic(m, c):
     if c.kind == "test":
         return [TESTS[c.name]]
+    c.int(1, 1, 1024)
     i, s = _slot(m, c, c.name)
     s.will_topic = (await _input(m, c, c.name, i, s, 1, 1024)).decode("utf-8", "replace")
 
@@ -194,8 +195,9 @@ async def willtopic(m, c):
 async def willmsg(m, c):
     if c.kind == "test":
         return [TESTS[c.name]]
-    i, s = _slot(m, c, c.name)
+    c.int(1, 1, 1024)
     qos = c.int(2, 0, 2)
+    i, s = _slot(m, c, c.name)
     s.will_msg = await _input(m, c, c.name, i, s, 1, 1024)
     s.will_qos = qos
 
@@ -336,6 +338,7 @@ async def disc(m, c):
 async def topic(m, c):
     if c.kind == "test":
         return [TESTS[c.name]]
+    c.int(1, 1, 1024)
     i, s = _slot(m, c, c.name, need="connected")
     s.topic = (await _input(m, c, c.name, i, s, 1, 1024)).decode("utf-8", "replace")
 
@@ -343,6 +346,7 @@ async def topic(m, c):
 async def payload(m, c):
     if c.kind == "test":
         return [TESTS[c.name] % m.p["payload_max"]]
+    c.int(1, 1, m.p["payload_max"])
     i, s = _slot(m, c, c.name, need="connected")
     s.payload = await _input(m, c, c.name, i, s, 1, m.p["payload_max"])
 
@@ -350,11 +354,11 @@ async def payload(m, c):
 async def pub(m, c):
     if c.kind == "test":
         return [TESTS[c.name]]
-    i, s = _slot(m, c, c.name, need="connected")
     qos = c.int(1, 0, 2)
     timeout = c.int(2, 60, 180)
     retain = c.int(3, 0, 1, default=0)
     c.int(4, 0, 1, default=0)
+    i, s = _slot(m, c, c.name, need="connected")
     if not s.topic:
         raise AtError(lines=["+CMQTTPUB: %d,18" % i])   # topic is empty
     t, p, s.topic, s.payload = s.topic, s.payload, None, b""   # 16.2.12 note: cleared
@@ -371,8 +375,9 @@ async def pub(m, c):
 async def subtopic(m, c):
     if c.kind == "test":
         return [TESTS[c.name]]
-    i, s = _slot(m, c, c.name, need="connected")
+    c.int(1, 1, 1024)
     qos = c.int(2, 0, 2)
+    i, s = _slot(m, c, c.name, need="connected")
     t = (await _input(m, c, c.name, i, s, 1, 1024)).decode("utf-8", "replace")
     s.sub_topics.append((t, qos))
 
@@ -405,6 +410,7 @@ async def sub(m, c):
 async def unsubtopic(m, c):
     if c.kind == "test":
         return [TESTS[c.name]]
+    c.int(1, 1, 1024)
     i, s = _slot(m, c, c.name, need="connected")
     t = (await _input(m, c, c.name, i, s, 1, 1024)).decode("utf-8", "replace")
     s.unsub_topics.append(t)
