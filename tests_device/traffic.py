@@ -51,6 +51,7 @@ class Rand:
     def __init__(self, seed):
         self.x = seed % 65537
 
+    @micropython.native
     def next(self, n):
         self.x = (self.x * 75 + 74) % 65537
         return self.x % n
@@ -161,6 +162,7 @@ class BlockStream:
         self.rnd = Rand(seed)
         self.max_chunk = max_chunk
 
+    @micropython.native
     def readinto(self, buf):
         left = self.limit - self.pos
         if left <= 0:
@@ -201,12 +203,15 @@ class Driver:
             at.on(p, self._ignore)
         at.on_raw = self._raw
 
+    @micropython.native
     def _ignore(self, a):
         pass
 
+    @micropython.native
     def _rxstart(self, a):
         self._slot = self.inbox.start(a.arg_int(1), a.arg_int(2))
 
+    @micropython.native
     def _arm(self, a, topic):
         n = a.arg_int(1)
         ib = self.inbox
@@ -219,12 +224,15 @@ class Driver:
         else:
             self.at.tok.arm_raw(ib.payload_buf(s), ib.payload_fill, n)
 
+    @micropython.native
     def _rxtopic(self, a):
         self._arm(a, True)
 
+    @micropython.native
     def _rxpayload(self, a):
         self._arm(a, False)
 
+    @micropython.native
     def _raw(self, kind):
         if kind == T_RAW and self._slot >= 0:
             n = self.at.tok.raw_off  # end offset of the frame in the armed buffer
@@ -235,6 +243,7 @@ class Driver:
         elif kind == T_LOST:
             self.inbox.abandon()
 
+    @micropython.native
     def _rxend(self, a):
         if self._slot < 0:
             self.events.put(EV_MSG_DROPPED, 1)
@@ -250,10 +259,12 @@ class Driver:
             self.events.put(EV_MSG, s)
             ib.release()
 
+    @micropython.native
     def _connlost(self, a):
         self.got[4] += 1
         self.events.put(EV_CONNLOST, a.arg_int(0), a.arg_int(1))
 
+    @micropython.native
     def cycle(self):
         """Play one cycle; no allocation."""
         at = self.at

@@ -96,6 +96,7 @@ class Response:
         self.args = Args(self.buf, max_args)
         self.reset()
 
+    @micropython.native
     def reset(self):
         self.count = 0
         self.used = 0
@@ -127,6 +128,7 @@ class Response:
             a.set(self.spans[2 * i], self.spans[2 * i + 1])
         return a
 
+    @micropython.native
     def find(self, prefix):
         """Args of the first stored line starting with ``prefix``, or None."""
         for i in range(self.count):
@@ -152,6 +154,7 @@ class Engine:
         self._txmv = memoryview(self._tx)
         self.tx_max = tx_max
         self._flag = ThreadSafeFlag()
+        self._waiting = False  # a command coroutine is parked on _flag
         self._lock = asyncio.Lock()
         # URC table: parallel lists; _urc_head maps head hash -> first entry index
         self._urc_head = {}
@@ -254,7 +257,7 @@ class Engine:
             elif t == T_PROMPT:
                 if self._phase == _WAIT_PROMPT:
                     self._prompted = True
-                    self._flag.set()
+                    self._wake()
             elif t == T_RAW or t == T_LOST:
                 h = self.on_raw
                 if h is not None:
@@ -290,23 +293,23 @@ class Engine:
                     self.resp.done = i
                     self._done_seen = True
                     if phase == _WAIT_DONE:
-                        self._flag.set()
+                        self._wake()
                     return
-            h = head_hash(a.buf, a.s, a.e)
+            h = self.tok.head
             kind = self._final_of.get(h, 0)
             if kind and self._is_final(a, kind):
                 r = self.resp
                 r.final = kind
                 if kind == R_CME or kind == R_CMS:
                     r.code = a.arg_int(0)
-                self._flag.set()
+                self._wake()
                 return
             if self._urc(a, h):
                 return
             if self._bare:
                 self._store(a)
                 return
-        elif self._urc(a, head_hash(a.buf, a.s, a.e)):
+        elif self._urc(a, self.tok.head):
             return
         self.unknown += 1
         if self.on_unknown is not None:
@@ -339,11 +342,18 @@ class Engine:
             i = self._urc_next[i]
         return False
 
+    @micropython.native
+    def _wake(self):
+        # ThreadSafeFlag.set is interpreted Python on MicroPython: only pay for it
+        # when a command coroutine is actually parked.
+        if self._waiting:
+            self._flag.set()
+
     def abort(self):
         """Fail the command in flight now (from a URC handler: link lost, modem rebooted)."""
         if self._phase != _IDLE:
             self.resp.final = R_ABORTED
-            self._flag.set()
+            self._wake()
 
     # ---- commands --------------------------------------------------------------------------
 
@@ -390,6 +400,7 @@ class Engine:
                 raise self.error(cmd)
             return r
 
+    @micropython.native
     def begin(self, cmd, resp=None, bare=False, done=None, done_arg=-1, prompt=False):
         """Put a command in flight (the bytes are written by the caller); no allocation."""
         self.commands += 1
@@ -401,13 +412,13 @@ class Engine:
         self._done_arg = done_arg
         self._done_seen = False
         self._prompted = False
-        self._flag.clear()
         if prompt:
             self._phase = _WAIT_PROMPT
             self.tok.arm_prompt(True)
         else:
             self._phase = _WAIT_FINAL
 
+    @micropython.native
     def end(self):
         self.tok.arm_prompt(False)
         self._phase = _IDLE
@@ -444,10 +455,16 @@ class Engine:
             if left <= 0:
                 self.timeouts += 1
                 raise ATTimeout(cmd, timeout_ms)
+            self._flag.clear()
+            if cond():  # the reader may have run between the check and the clear
+                break
+            self._waiting = True
             try:
                 await wait_for_ms(self._flag.wait(), left)
             except asyncio.TimeoutError:
                 pass
+            finally:
+                self._waiting = False
 
     async def _write(self, buf, n):
         if self.tap is not None:

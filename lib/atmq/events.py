@@ -8,7 +8,7 @@ in ``discards`` (the mqtt_as policy: fresh state beats stale state).
 
 from array import array
 
-from .compat import ThreadSafeFlag, const
+from .compat import ThreadSafeFlag, const, micropython
 
 
 class EventQueue:
@@ -18,10 +18,12 @@ class EventQueue:
         self._r = 0
         self._n = 0
         self._flag = ThreadSafeFlag()
+        self._waiting = False
         self.discards = 0
         self.a = 0  # arguments of the event returned by the last get()
         self.b = 0
 
+    @micropython.native
     def put(self, kind, a=0, b=0):
         q = self._q
         if self._n == self._size:
@@ -33,8 +35,10 @@ class EventQueue:
         q[i + 1] = a
         q[i + 2] = b
         self._n += 1
-        self._flag.set()
+        if self._waiting:  # ThreadSafeFlag.set is interpreted Python: only when needed
+            self._flag.set()
 
+    @micropython.native
     def get(self):
         """Oldest event kind (its arguments in ``.a``/``.b``), or -1 when empty."""
         if self._n == 0:
@@ -57,7 +61,12 @@ class EventQueue:
     async def wait(self):
         """Return once at least one event is queued."""
         while self._n == 0:
-            await self._flag.wait()
+            self._flag.clear()
+            self._waiting = True
+            try:
+                await self._flag.wait()
+            finally:
+                self._waiting = False
 
 
 # Event kinds shared by the drivers and the client (a, b: meaning per kind).

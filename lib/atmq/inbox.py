@@ -12,6 +12,8 @@ slot is full the oldest unread message is overwritten and counted
 
 from array import array
 
+from .compat import micropython
+
 
 class Inbox:
     def __init__(self, slots=4, topic_max=128, payload_max=2048):
@@ -36,6 +38,7 @@ class Inbox:
 
     # ---- writer side (URC handlers, inside the reader) ----
 
+    @micropython.native
     def start(self, topic_len, payload_len):
         """Reserve a slot for a message of the given total lengths; -1 if it cannot be kept."""
         if self._w >= 0:  # previous message never ended: the modem restarted it
@@ -59,12 +62,15 @@ class Inbox:
     def writing(self):
         return self._w
 
+    @micropython.native
     def topic_buf(self, slot):
         return self._topics[slot]
 
+    @micropython.native
     def payload_buf(self, slot):
         return self._payloads[slot]
 
+    @micropython.native
     def commit(self):
         """End of message: keep it if every announced byte arrived; returns the slot or -1."""
         w = self._w
@@ -80,6 +86,7 @@ class Inbox:
         self.received += 1
         return w
 
+    @micropython.native
     def abandon(self):
         if self._w >= 0:
             self._w = -1
@@ -90,6 +97,7 @@ class Inbox:
     def __len__(self):
         return self._n
 
+    @micropython.native
     def get(self):
         """Slot of the oldest message, or -1; valid until ``release``."""
         return self._r if self._n else -1
@@ -100,12 +108,15 @@ class Inbox:
     def payload(self, slot):
         return memoryview(self._payloads[slot])[: self._plen[slot]]
 
+    @micropython.native
     def topic_len(self, slot):
         return self._tlen[slot]
 
+    @micropython.native
     def payload_len(self, slot):
         return self._plen[slot]
 
+    @micropython.native
     def release(self):
         if self._n:
             self._r = (self._r + 1) % self._slots

@@ -8,6 +8,8 @@ fit are dropped, counted in ``overflows``/``dropped`` and flagged with
 gluing two half lines together.  Nothing here allocates after construction.
 """
 
+from array import array
+
 from .compat import micropython, ptr8
 
 
@@ -23,7 +25,11 @@ def _copy_in(ring, w: int, mask: int, src, n: int):
 
 
 class RingBuffer:
-    """A byte ring of ``size`` bytes (a power of two); single producer, single consumer."""
+    """A byte ring of ``size`` bytes (a power of two); single producer, single consumer.
+
+    ``idx`` holds [read index, bytes held, mask] in an int array so the viper
+    tokenizer updates it in place, without a method call per line.
+    """
 
     def __init__(self, size=2048):
         if size < 16 or size & (size - 1):
@@ -31,35 +37,41 @@ class RingBuffer:
         self.buf = bytearray(size)
         self.size = size
         self.mask = size - 1
-        self.r = 0  # index of the oldest unread byte
-        self.n = 0  # bytes held
+        self.idx = array("i", (0, 0, size - 1))
         self.overflows = 0  # put() calls that could not store everything
         self.dropped = 0  # bytes thrown away by those calls
         self.lost = False  # set on overflow; the tokenizer clears it when it resyncs
 
+    @micropython.native
+    def count(self):
+        return self.idx[1]
+
     def free(self):
-        return self.size - self.n
+        return self.size - self.idx[1]
 
     @micropython.native
     def put(self, src, n):
         """Copy ``n`` bytes of ``src`` in; returns how many were stored."""
-        room = self.size - self.n
+        idx = self.idx
+        held = idx[1]
+        room = self.size - held
         if n > room:
             self.overflows += 1
             self.dropped += n - room
             self.lost = True
             n = room
         if n > 0:
-            _copy_in(self.buf, (self.r + self.n) & self.mask, self.mask, src, n)
-            self.n += n
+            _copy_in(self.buf, (idx[0] + held) & self.mask, self.mask, src, n)
+            idx[1] = held + n
         return n
 
     @micropython.native
     def skip(self, n):
         """Mark ``n`` bytes as consumed."""
-        self.r = (self.r + n) & self.mask
-        self.n -= n
+        idx = self.idx
+        idx[0] = (idx[0] + n) & self.mask
+        idx[1] -= n
 
     def clear(self):
-        self.r = 0
-        self.n = 0
+        self.idx[0] = 0
+        self.idx[1] = 0

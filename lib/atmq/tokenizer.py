@@ -34,51 +34,66 @@ _F_PROMPT = const(1)  # a '>' at line start is a prompt
 _F_TRUNC = const(2)  # the current line overflowed the buffer
 _F_DISCARD = const(4)  # drop bytes up to the next LF (resync after overflow)
 _F_SKIPSP = const(8)  # eat one space after a prompt
+_F_COLON = const(16)  # the head of the current line (up to ':') is complete
+_H0 = const(0x811C9D)
 
 
 @micropython.viper
-def _scan(ring, r: int, n: int, mask: int, line, lmax: int, st) -> int:
+def _scan(ring, idx, line, st) -> int:
+    # idx: ring [read index, bytes held, mask]; st: [llen, flags, head hash, line_max]
     rb = ptr8(ring)
     lb = ptr8(line)
+    ix = ptr32(idx)
     sp = ptr32(st)
+    r = int(ix[0])
+    n = int(ix[1])
+    mask = int(ix[2])
     llen = int(sp[0])
-    flags = int(sp[2])
+    flags = int(sp[1])
+    h = int(sp[2])
+    lmax = int(sp[3])
+    t = T_NONE
     i = 0
     while i < n:
         c = int(rb[(r + i) & mask])
         i += 1
         if c == 10:
             if flags & _F_DISCARD:
-                flags = flags & (0xFF ^ _F_DISCARD)
+                flags = flags & (0xFFFF ^ (_F_DISCARD | _F_COLON))
                 llen = 0
+                h = _H0
                 continue
             if llen == 0 and not (flags & _F_TRUNC):
                 continue  # empty line
-            sp[0] = llen
-            sp[1] = i
-            sp[2] = flags
-            return T_LINE
+            t = T_LINE
+            break
         if c == 13 or (flags & _F_DISCARD):
             continue
         if flags & _F_SKIPSP:
-            flags = flags & (0xFF ^ _F_SKIPSP)
+            flags = flags & (0xFFFF ^ _F_SKIPSP)
             if c == 32:
                 continue
         if c == 62 and llen == 0 and (flags & _F_PROMPT):
-            flags = (flags & (0xFF ^ _F_PROMPT)) | _F_SKIPSP
-            sp[0] = 0
-            sp[1] = i
-            sp[2] = flags
-            return T_PROMPT
+            flags = (flags & (0xFFFF ^ _F_PROMPT)) | _F_SKIPSP
+            t = T_PROMPT
+            break
         if llen < lmax:
             lb[llen] = c
             llen += 1
+            # head hash: FNV-1a of the bytes before the first ':' (see head_hash)
+            if not (flags & _F_COLON):
+                if c == 58:
+                    flags = flags | _F_COLON
+                else:
+                    h = ((h ^ c) * 0x01000193) & 0xFFFFFF
         else:
             flags = flags | _F_TRUNC
+    ix[0] = (r + i) & mask
+    ix[1] = n - i
     sp[0] = llen
-    sp[1] = i
-    sp[2] = flags
-    return T_NONE
+    sp[1] = flags
+    sp[2] = h
+    return t
 
 
 @micropython.viper
@@ -180,7 +195,7 @@ def _atoi(buf, a: int, z: int, dflt: int) -> int:
 def head_hash(buf, s: int, e: int) -> int:
     """24-bit FNV-1a of the line head: up to the first ':' (or the whole line)."""
     b = ptr8(buf)
-    h = 0x811C9D
+    h = _H0
     i = s
     while i < e:
         c = int(b[i])
@@ -246,6 +261,7 @@ class Args:
             return default
         return _atoi(self.buf, self.argv[2 * i], self.argv[2 * i + 1], default)
 
+    @micropython.native
     def arg_len(self, i):
         if self.argc < 0:
             self.split()
@@ -253,6 +269,7 @@ class Args:
             return -1
         return self.argv[2 * i + 1] - self.argv[2 * i]
 
+    @micropython.native
     def arg_start(self, i):
         if self.argc < 0:
             self.split()
@@ -267,6 +284,7 @@ class Args:
         a = self.argv[2 * i]
         return self.argv[2 * i + 1] - a == len(data) and self.buf.startswith(data, a)
 
+    @micropython.native
     def arg_copy(self, i, dst, off=0):
         """Copy argument ``i`` into ``dst[off:]``; returns its length (-1: none, -2: too big)."""
         n = self.arg_len(i)
@@ -304,8 +322,9 @@ class Tokenizer:
         self.line_max = line_max
         self.llen = 0
         self.args = Args(self.line, max_args)
-        self.st = array("i", (0, 0, 0))
+        self.st = array("i", (0, 0, _H0, line_max))  # llen, flags, head hash, line_max
         self.truncated = False
+        self.head = _H0  # head hash of the last line (head_hash of its bytes up to ':')
         self._raw_dst = None
         self.raw_off = 0
         self._raw_left = 0
@@ -317,9 +336,11 @@ class Tokenizer:
         self.raw_bytes = 0
         self.resyncs = 0
 
+    @micropython.native
+    @micropython.native
     def arm_prompt(self, on=True):
         st = self.st
-        st[2] = (st[2] | _F_PROMPT) if on else (st[2] & ~_F_PROMPT)
+        st[1] = (st[1] | _F_PROMPT) if on else (st[1] & ~_F_PROMPT)
 
     def arm_raw(self, dst, off, n):
         """The next ``n`` bytes go verbatim to ``dst[off:off+n]`` (``dst`` None: skip them)."""
@@ -336,7 +357,8 @@ class Tokenizer:
 
     def reset(self):
         self.st[0] = 0
-        self.st[2] = 0
+        self.st[1] = 0
+        self.st[2] = _H0
         self._raw_left = 0
         self._raw_dst = None
 
@@ -348,20 +370,23 @@ class Tokenizer:
             ring.lost = False
             self.resyncs += 1
             st[0] = 0
-            st[2] = (st[2] & _F_PROMPT) | _F_DISCARD
+            st[1] = (st[1] & _F_PROMPT) | _F_DISCARD
+            st[2] = _H0
             if self._raw_left:
                 self._raw_left = 0
                 self._raw_dst = None
                 return T_LOST
-        n = ring.n
+        idx = ring.idx
+        n = idx[1]
         if n == 0:
             return T_NONE
         left = self._raw_left
         if left:
             k = n if n < left else left
             if self._raw_dst is not None:
-                _copy_out(ring.buf, ring.r, ring.mask, self._raw_dst, self.raw_off, k)
-            ring.skip(k)
+                _copy_out(ring.buf, idx[0], idx[2], self._raw_dst, self.raw_off, k)
+            idx[0] = (idx[0] + k) & idx[2]
+            idx[1] = n - k
             self.raw_bytes += k
             self.raw_off += k
             left -= k
@@ -371,19 +396,24 @@ class Tokenizer:
             self._raw_dst = None
             self.raw_frames += 1
             return T_RAW
-        t = _scan(ring.buf, ring.r, n, ring.mask, self.line, self.line_max, st)
-        ring.skip(st[1])
+        t = _scan(ring.buf, idx, self.line, st)
         if t == T_LINE:
-            self.llen = st[0]
+            llen = st[0]
+            self.llen = llen
+            self.head = st[2]
             st[0] = 0
+            st[2] = _H0
             self.lines += 1
-            if st[2] & _F_TRUNC:
-                st[2] = st[2] & ~_F_TRUNC
+            flags = st[1]
+            if flags & _F_TRUNC:
                 self.truncated = True
                 self.truncations += 1
             else:
                 self.truncated = False
-            self.args.set(0, self.llen)
+            st[1] = flags & (_F_PROMPT | _F_SKIPSP)
+            a = self.args
+            a.e = llen
+            a.argc = -1
         elif t == T_PROMPT:
             self.prompts += 1
         return t
