@@ -326,3 +326,15 @@ def test_spool_to_batch_to_ack(tmp_path):
         seen.extend(o["seq"] for o in json.loads(bytes(out[:n])))
         assert sp.ack(b, k) == k
     assert seen == list(range(12))
+
+
+def test_records_md_example_is_what_the_encoder_writes():
+    import os
+
+    doc = open(os.path.join(os.path.dirname(R.__file__), "RECORDS.md")).read()
+    r = full_record()
+    msg, _ = freematics([r], dev="van-07")
+    assert "`%s`" % msg in doc
+    obj = encode_json(r, b"van-07")
+    start = doc.index("```json\n") + len("```json\n")
+    assert json.loads(doc[start : doc.index("```", start)]) == [obj]

@@ -346,3 +346,23 @@ def test_bad_arguments_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="max_segments"):
         Spool(str(tmp_path / "b"), max_segments=1)
     assert drain(sp) == []
+
+
+def test_cursor_write_error_on_ack_means_resend_not_loss(tmp_path, monkeypatch):
+    from tlog import fsutil
+
+    sp = open_spool(tmp_path)
+    for i in range(6):
+        sp.append(rec(i))
+    b = sp.peek_batch()
+
+    def failing(path, data):
+        raise OSError(5, "EIO")
+
+    monkeypatch.setattr(fsutil, "atomic_write", failing)
+    assert sp.ack(b) == 4  # the broker has them; RAM moves on
+    assert sp.stats()["flash_errors"] == 1
+    assert payloads(sp.peek_batch()) == [rec(4), rec(5)]
+    monkeypatch.undo()
+    sp = open_spool(tmp_path)  # reboot before any later cursor write: sent again
+    assert drain(sp) == [rec(i) for i in range(6)]

@@ -1,0 +1,43 @@
+"""tlog.config on the MicroPython unix port: load/validate/set/redact with the real json and os."""
+
+import tlogfs
+
+from atmq.errors import ConfigError
+from tlog import config as C
+
+
+def test_defaults_valid_and_roundtrip():
+    d = tlogfs.tmpdir("cfg")
+    p = d + "/config.json"
+    cfg = C.load(p)
+    for k in C.SCHEMA:
+        assert C.validate(k, cfg.get(k)) == cfg.get(k)
+    assert cfg.set("mqtt_password", "pw-123") is False
+    assert cfg.set("payload_format", "freematics") is True
+    again = C.load(p)
+    assert again.get("mqtt_password") == "pw-123"
+    assert again.get("payload_format") == "freematics"
+    assert again.redacted()["mqtt_password"] == "***"
+    assert "pw-123" not in repr(again)
+    tlogfs.rmtree(d)
+
+
+def test_bad_values_name_the_key():
+    d = tlogfs.tmpdir("cfgbad")
+    p = d + "/config.json"
+    for text, key in (
+        ('{"mqtt_port": 70000}', "mqtt_port"),
+        ('{"nope": 1}', "nope"),
+        ('{"mqtt_tls": 1}', "mqtt_tls"),
+        ('{"apn": "a\\"b"}', "apn"),
+        ("{broken", "file"),
+    ):
+        tlogfs.write(p, text.encode())
+        try:
+            C.load(p)
+        except ConfigError as e:
+            assert e.key == key, (text, e.key)
+            assert isinstance(e, ValueError)
+        else:
+            raise AssertionError("accepted " + text)
+    tlogfs.rmtree(d)
