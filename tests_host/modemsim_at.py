@@ -6,6 +6,7 @@
 
 import asyncio
 import contextlib
+import itertools
 
 from modemsim import ModemSim
 
@@ -55,6 +56,16 @@ class At:
         assert got == want, "expected %r\n     got %r (then %r)" % (want, got, bytes(self.buf))
         return got
 
+    async def expect_unordered(self, *frames, timeout=WAIT_S):
+        """The next bytes are exactly these frames, in any order (racing URCs)."""
+        n = sum(len(f) for f in frames)
+        await self._fill(n, timeout)
+        got = bytes(self.buf[:n])
+        del self.buf[:n]
+        orders = [b"".join(p) for p in itertools.permutations(frames)]
+        assert got in orders, "frames %r in any order\n got %r" % (frames, got)
+        return got
+
     async def until(self, marker, timeout=WAIT_S):
         """Bytes up to and including marker."""
         loop = asyncio.get_running_loop()
@@ -70,6 +81,18 @@ class At:
         """Send line + CR and expect exactly `want` back."""
         await self.send(line + b"\r")
         return await self.expect(want, timeout)
+
+    async def read_some(self, timeout):
+        """Whatever arrives within timeout (b"" if nothing); for polling loops."""
+        if not self.buf:
+            try:
+                data = await asyncio.wait_for(self.r.read(4096), timeout)
+            except asyncio.TimeoutError:
+                return b""
+            self.buf += data
+        got = bytes(self.buf)
+        self.buf.clear()
+        return got
 
     async def quiet(self):
         """Nothing unread is pending right now (checked against the local buffer)."""

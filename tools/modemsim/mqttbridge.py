@@ -141,7 +141,10 @@ class BridgeClient:
     async def publish(self, topic, payload, qos, retain, timeout):
         if not self.connected:
             return 11
-        info = self.c.publish(topic, payload, qos=qos, retain=bool(retain))
+        try:
+            info = self.c.publish(topic, payload, qos=qos, retain=bool(retain))
+        except ValueError:
+            return 12                                 # invalid parameter (wildcard topic)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return 16                                 # sock sending fail
         if qos == 0:
@@ -151,7 +154,10 @@ class BridgeClient:
     async def subscribe(self, topics, timeout=30.0):
         if not self.connected:
             return 11
-        rc, mid = self.c.subscribe(list(topics))
+        try:
+            rc, mid = self.c.subscribe(list(topics))
+        except ValueError:
+            return 12
         if rc != mqtt.MQTT_ERR_SUCCESS:
             return 16
         return await self._wait_mid(mid, timeout)
@@ -159,7 +165,10 @@ class BridgeClient:
     async def unsubscribe(self, topics, timeout=30.0):
         if not self.connected:
             return 11
-        rc, mid = self.c.unsubscribe(list(topics))
+        try:
+            rc, mid = self.c.unsubscribe(list(topics))
+        except ValueError:
+            return 12
         if rc != mqtt.MQTT_ERR_SUCCESS:
             return 16
         return await self._wait_mid(mid, timeout)

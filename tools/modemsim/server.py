@@ -69,6 +69,7 @@ class ModemSim:
         self._pty_fds = None
         self._powered = False
         self.sent = bytearray()         # every byte sent towards the host (for tests)
+        self.write_sizes = []           # size of each transport write, last 4096 (for tests)
 
     # -- introspection --------------------------------------------------------------
     @property
@@ -194,6 +195,8 @@ class ModemSim:
                     await asyncio.sleep(len(chunk) * 10.0 / self.opts.baud)
 
     async def _write(self, chunk):
+        self.write_sizes.append(len(chunk))
+        del self.write_sizes[:-4096]
         w = self._writer
         if w is not None:
             try:
