@@ -53,8 +53,8 @@ def java_sum_checksum(text):
 def traccar_decode(message):
     start, end = message.index("#"), message.index("*")
     assert start > 0 and end > 0
-    positions = []
-    pos = None
+    positions: list = []
+    pos: dict = {}
     for pair in message[start + 1 : end].split(","):
         key, value = pair.replace("=", ":").split(":")[:2]
         key = int(key, 16)
@@ -101,7 +101,7 @@ def test_pack_unpack_roundtrip_all_fields():
     for name in ("seq", "ts", "ts_src", "has_fix", "lat_e7", "lon_e7", "alt_dm", "speed_ckmh",
                  "course_cdeg", "sats", "hdop_x10", "batt_mv", "rssi_dbm", "temp_dc", "n_obd"):
         assert getattr(q, name) == getattr(r, name), name
-    assert tuple(q.acc_mg) == (15, -5, 1004)
+    assert q.acc_mg is not None and tuple(q.acc_mg) == (15, -5, 1004)
     assert [q.obd(p) for p in (0x0C, 0x0D, 0x05, 0x11)] == [2150, 54, -12, None]
 
 
