@@ -1,0 +1,911 @@
+"""MQTT(S) through the modem's own client: the AT+CMQTT* family (SIM7600, A7600, SIM767x).
+
+Owns one CMQTT client slot (``client_index`` 0 or 1) on an ``Engine``: the
+session commands of the SIM767XX manual ch. 16 and the A7600 MQTT(S) note
+(START, STOP, ACCQ, REL, SSLCFG, WILLTOPIC, WILLMSG, CONNECT and its read form,
+DISC, TOPIC, PAYLOAD, PUB, SUBTOPIC, SUB, UNSUBTOPIC, UNSUB, CFG), its URCs
+(16.4) and inbound messages, which are assembled by the reader straight into
+the preallocated ``Inbox`` (raw frames armed with ``tok.arm_raw``, no
+allocation in any handler).
+
+Why the driver looks the way it does (manual, seed 001, modem-stacks.md E):
+
+- Two-phase commands (START, STOP, CONNECT, DISC, PUB, SUB, UNSUB) end with a
+  result URC that may come before or after OK; the driver waits for it and
+  holds its own lock across a whole operation (TOPIC+PAYLOAD+PUB, SUBTOPIC+SUB),
+  so no new operation is issued while one is pending: that is the likely cause
+  of ``+CMQTTSUBTOPIC: 0,14`` "client is busy" in seed 001 (SUBTOPIC sent after
+  CONNECT's OK but before ``+CMQTTCONNECT: 0,0``).  14 is still retried with
+  a bounded exponential backoff (``busy_retries``, ``busy_backoff_ms``).
+- Errors carry the CMQTT code: ``+CMQTTSUBTOPIC: 0,14`` then ``ERROR`` raises
+  ``ModemError("CMQTT", 14, cmd)``, never a bare ERROR.
+- Re-initialisation is idempotent: START answered 23 (or a bare ERROR while
+  ``AT+CMQTTACCQ?`` works: 16.2.1 case 3) means started; ACCQ answered 19 is
+  checked against ``AT+CMQTTACCQ?`` and kept when it is ours; REL 20, STOP's
+  bare ERROR (16.2.2 case 3), DISC 11 are "already there".
+- 11 "no connection" marks the link down (``connected`` False, EV_CONNLOST with
+  b = -11) so the client reconnects; ``+CMQTTCONNLOST: <idx>,<cause>`` posts
+  EV_CONNLOST (b = cause 1..3) and fails a PUB/SUB/UNSUB waiting for its result.
+- ``AT+CMQTTCONNECT?`` lists ``+CMQTTCONNECT: 0`` for a client that is NOT
+  connected (seed 001 read that as connected); only a line with the server
+  address means connected.
+- CMQTTSSLCFG is cleared by a failed CONNECT and by DISC (16.2.5): it is sent
+  again before every TLS connect that needs it.  CFG is cleared by REL (16.2.15):
+  it is sent after every ACCQ.
+
+Manual 16.2.8 gives no maximum response time for CONNECT: the wait for its
+result is the caller's ``timeout_ms`` plus, for TLS, the context's
+``negotiatetime`` (the modem's handshake limit).  PUB's result wait is the
+larger of its ``<pub_timeout>`` and CFG ``optimeout`` (default 120 s) plus a margin.
+
+Several engines drivers: one CMQTTDriver per Engine (it claims the CMQTT URCs
+and ``at.on_raw``; a previous ``on_raw`` is chained for frames it did not arm).
+Echo must be off (ATE0): with echo on the modem echoes prompt data, and a
+payload holding ``\\r\\nOK\\r\\n`` would read as a final result.
+"""
+
+import asyncio
+
+from . import tls as _tls
+from .compat import const, sleep_ms
+from .engine import R_ABORTED, R_CME, R_CMS, R_OK
+from .errors import ATError, ModemError
+from .events import EV_CONNLOST, EV_MSG, EV_MSG_DROPPED, EV_NONET, EV_PUBACK, EV_URC
+from .tokenizer import T_RAW
+
+# Limits from manual 16.2 (bytes)
+TOPIC_MAX = const(1024)  # TOPIC/SUBTOPIC/SUB/UNSUB/WILLTOPIC <req_length> 1..1024
+WILL_MAX = const(1024)  # WILLMSG 1..1024
+PAYLOAD_MAX_SIM76XX = const(4096)  # 16.2.11 "The SIM76XX is: (1-4096)"
+PAYLOAD_MAX_A76XX = const(10240)  # A7600 note 2.1.11: 1..10240
+CLIENT_ID_MAX = const(128)  # 16.2.3
+ADDR_MIN = const(9)  # 16.2.8 <server_addr> 9..256
+ADDR_MAX = const(256)
+CRED_MAX = const(256)  # user name / password 1..256
+KEEPALIVE_MAX = const(64800)
+
+# Timeouts (ms)
+T_CMD = const(10000)  # first phase (OK/ERROR) of every CMQTT command; the manual gives "-"
+T_PROMPT = const(5000)
+T_START = const(120000)  # A7600 note 2.1.1 (SIM767XX 16.2.1 says 12000)
+T_STOP = const(12000)  # 16.2.2
+T_MARGIN = const(5000)
+
+# EV_URC a-codes for result URCs that arrive outside a command
+LATE_SUB = const(1)
+LATE_UNSUB = const(2)
+LATE_DISC = const(3)
+LATE_CONNECT = const(4)
+
+# EV_MSG_DROPPED a-codes (events.py)
+DROP_OVERSIZE = const(1)
+DROP_OVERWRITTEN = const(2)
+DROP_TORN = const(3)
+
+_E_BUSY = const(14)
+_E_NOCONN = const(11)
+_E_NETNOTOPEN = const(9)
+_E_USED = const(19)
+_E_NOTACQ = const(20)
+_E_NOTREL = const(21)
+_E_NETOPENED = const(23)
+_BARE = const(-1)  # plain ERROR, no code
+_ABORTED = const(-2)  # CONNLOST/NONET while the result was awaited
+
+# inbound assembly modes
+_RX_IDLE = const(0)
+_RX_KEEP = const(1)
+_RX_OVERSIZE = const(2)
+_RX_BAD = const(3)
+# raw frame kinds
+_RAW_NONE = const(0)
+_RAW_TOPIC = const(1)
+_RAW_PAYLOAD = const(2)
+_RAW_SKIP = const(3)
+
+
+def _bytes(x, what):
+    if isinstance(x, str):
+        return x.encode()
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return x
+    raise TypeError("%s must be str or bytes, got %s" % (what, type(x).__name__))
+
+
+def _len_ok(b, what, lo, hi):
+    n = len(b)
+    if n < lo or n > hi:
+        raise ValueError("%s is %d bytes; the modem takes %d..%d (manual 16.2)"
+                         % (what, n, lo, hi))
+    return n
+
+
+def _quotable(b, what, lo, hi):
+    # Quoted AT string arguments cannot carry a quote or a line end: there is no escape.
+    _len_ok(b, what, lo, hi)
+    for c in (34, 13, 10, 0):
+        if bytes(b).find(bytes((c,))) >= 0:
+            raise ValueError("%s must not contain %r (quoted AT argument)" % (what, chr(c)))
+    return bytes(b)
+
+
+def _int_in(v, what, lo, hi):
+    if not isinstance(v, int) or not lo <= v <= hi:
+        raise ValueError("%s=%r is not in %d..%d (manual 16.2)" % (what, v, lo, hi))
+    return int(v)
+
+
+class CMQTTDriver:
+    def __init__(self, at, events, inbox, client_index=0, revision=None, payload_max=None):
+        if client_index not in (0, 1):
+            raise ValueError("client_index must be 0 or 1 (manual 16.2.3)")
+        self.at = at
+        self.events = events
+        self.inbox = inbox
+        self.index = client_index
+        self.revision = revision
+        if payload_max is None:
+            a76 = revision is not None and "A76" in revision
+            payload_max = PAYLOAD_MAX_A76XX if a76 else PAYLOAD_MAX_SIM76XX
+        self.payload_max = payload_max
+        self.connected = False
+        self.started = False
+        self.acquired = None  # (client_id bytes, server_type) known to be held on the modem
+        self.busy_retries = 5  # 14 "client is busy": retries, backoff doubling from:
+        self.busy_backoff_ms = 200
+        self.sub_two_step = False  # True: AT+CMQTTSUBTOPIC + AT+CMQTTSUB=<idx> (A7600 note)
+        self.optimeout_s = 120  # 16.2.15 default
+        self._cfg_utf8 = None
+        self._cfg_optimeout = None
+        self._cfg_version = None
+        self._tls = None  # normalized TLS profile from configure_tls
+        self._cfg_done = False
+        self._sslcfg_set = False
+        self._awaiting = False  # a two-phase command of ours waits for its result URC
+        self._disc_done = False  # our own DISC succeeded since the last connect: stop skips it
+        self._lost_gen = 0  # bumped by CONNLOST/NONET (a loss in the same read as CONNECT's 0)
+        self._lock = asyncio.Lock()
+        self.stats = {
+            "published": 0, "pub_errors": 0, "received": 0, "rx_dropped": 0,
+            "rx_oversize": 0, "rx_torn": 0, "rx_overwritten": 0, "connlost": 0,
+            "nonet": 0, "busy_retries": 0, "late_results": 0, "state_ok": 0,
+            "subscribed": 0, "connects": 0,
+        }
+        # inbound message assembly (reader side)
+        self._rx_mode = _RX_IDLE
+        self._rx_slot = -1
+        self._rx_tlen = 0
+        self._rx_plen = 0
+        self._rx_reported = False
+        self._raw_kind = _RAW_NONE
+        self._raw_n = 0
+        self._prev_raw = at.on_raw
+        at.on_raw = self._on_raw
+        at.on(b"+CMQTTRXSTART:", self._on_rxstart)
+        at.on(b"+CMQTTRXTOPIC:", self._on_rxtopic)
+        at.on(b"+CMQTTRXPAYLOAD:", self._on_rxpayload)
+        at.on(b"+CMQTTRXEND:", self._on_rxend)
+        at.on(b"+CMQTTCONNLOST:", self._on_connlost)
+        at.on(b"+CMQTTNONET", self._on_nonet)
+        at.on(b"+CMQTTPUB:", self._on_late_pub)
+        at.on(b"+CMQTTSUB:", self._on_late_sub)
+        at.on(b"+CMQTTUNSUB:", self._on_late_unsub)
+        at.on(b"+CMQTTDISC:", self._on_late_disc)
+        at.on(b"+CMQTTCONNECT:", self._on_late_connect)
+
+    # ---- URC handlers (run inside the reader: no await, no allocation) -------------------------
+
+    def _on_rxstart(self, a):
+        if a.arg_int(0) != self.index:
+            return
+        if self._rx_mode != _RX_IDLE:  # the previous message never ended
+            self._drop(DROP_TORN, 0)
+        tl = a.arg_int(1)
+        pl = a.arg_int(2)
+        self._rx_tlen = tl
+        self._rx_plen = pl
+        self._rx_reported = False
+        self._rx_slot = -1
+        if tl < 0 or pl < 0:
+            self._rx_mode = _RX_BAD
+            return
+        ib = self.inbox
+        ow = ib.overwritten
+        slot = ib.start(tl, pl)
+        if slot < 0:
+            self._rx_mode = _RX_OVERSIZE
+            return
+        self._rx_mode = _RX_KEEP
+        self._rx_slot = slot
+        if ib.overwritten != ow:  # full inbox: the oldest unread message made room
+            self.stats["rx_overwritten"] += 1
+            self.events.put(EV_MSG_DROPPED, DROP_OVERWRITTEN, 0)
+
+    def _arm(self, a, kind):
+        if a.arg_int(0) != self.index:
+            return
+        n = a.arg_int(1)
+        if n <= 0:
+            if n < 0 and self._rx_mode == _RX_KEEP:  # unreadable length: cannot stay in step
+                self.inbox.abandon()
+                self._rx_mode = _RX_BAD
+            return
+        tok = self.at.tok
+        if self._rx_mode == _RX_KEEP:
+            ib = self.inbox
+            s = self._rx_slot
+            if kind == _RAW_TOPIC:
+                fill = ib.topic_fill
+                if fill + n <= self._rx_tlen:
+                    tok.arm_raw(ib.topic_buf(s), fill, n)
+                    self._raw_kind = _RAW_TOPIC
+                    self._raw_n = n
+                    return
+            else:
+                fill = ib.payload_fill
+                if fill + n <= self._rx_plen:
+                    tok.arm_raw(ib.payload_buf(s), fill, n)
+                    self._raw_kind = _RAW_PAYLOAD
+                    self._raw_n = n
+                    return
+            ib.abandon()  # more bytes than announced: skip them, the message is torn
+            self._rx_mode = _RX_BAD
+        elif self._rx_mode == _RX_IDLE:
+            self._rx_mode = _RX_BAD  # a chunk without +CMQTTRXSTART: skip it in step
+            self._rx_reported = False
+        tok.arm_raw(None, 0, n)
+        self._raw_kind = _RAW_SKIP
+        self._raw_n = n
+
+    def _on_rxtopic(self, a):
+        self._arm(a, _RAW_TOPIC)
+
+    def _on_rxpayload(self, a):
+        self._arm(a, _RAW_PAYLOAD)
+
+    def _on_raw(self, kind):
+        k = self._raw_kind
+        if k == _RAW_NONE:
+            h = self._prev_raw
+            if h is not None:
+                h(kind)
+            return
+        self._raw_kind = _RAW_NONE
+        if kind == T_RAW:
+            if k == _RAW_TOPIC:
+                self.inbox.topic_fill += self._raw_n
+            elif k == _RAW_PAYLOAD:
+                self.inbox.payload_fill += self._raw_n
+            return
+        # T_LOST: the ring overflowed inside the frame; the tokenizer resyncs at the next LF
+        if self._rx_mode == _RX_KEEP:
+            self.inbox.abandon()
+        if self._rx_mode != _RX_IDLE:
+            self._rx_mode = _RX_BAD
+            self._drop(DROP_TORN, 0)
+
+    def _drop(self, why, n):
+        st = self.stats
+        if not self._rx_reported:
+            st["rx_dropped"] += 1
+            if why == DROP_OVERSIZE:
+                st["rx_oversize"] += 1
+            else:
+                st["rx_torn"] += 1
+            self.events.put(EV_MSG_DROPPED, why, n)
+        self._rx_reported = True
+
+    def _on_rxend(self, a):
+        if a.arg_int(0) != self.index:
+            return
+        m = self._rx_mode
+        self._rx_mode = _RX_IDLE
+        if m == _RX_KEEP:
+            s = self.inbox.commit()
+            if s >= 0:
+                self.stats["received"] += 1
+                self.events.put(EV_MSG, s, self.index)
+                return
+            self._drop(DROP_TORN, 0)
+        elif m == _RX_OVERSIZE:
+            self._drop(DROP_OVERSIZE, self._rx_plen)
+        elif m == _RX_BAD:
+            self._drop(DROP_TORN, 0)
+        self._rx_reported = False
+
+    def _fail_pending(self):
+        # Fail a PUB/SUB/UNSUB/DISC/CONNECT that has its OK and waits for the result URC:
+        # the link is gone, the result would only be an error after the modem's timeout.
+        # (Not before the OK: a late OK would then end the next command.)
+        if self._awaiting and self.at.resp.final == R_OK:
+            self.at.abort()
+
+    def _on_connlost(self, a):
+        if a.arg_int(0) != self.index:
+            return
+        self.connected = False
+        self._sslcfg_set = False
+        self._lost_gen += 1
+        self.stats["connlost"] += 1
+        self.events.put(EV_CONNLOST, self.index, a.arg_int(1))
+        self._fail_pending()
+
+    def _on_nonet(self, a):
+        self.connected = False
+        self.started = False  # 16.4: restart the service with AT+CMQTTSTART
+        self.acquired = None
+        self._sslcfg_set = False
+        self._lost_gen += 1
+        self.stats["nonet"] += 1
+        self.events.put(EV_NONET, self.index, 0)
+        self._fail_pending()
+
+    def _late(self, a, what):
+        if a.arg_int(0) != self.index or a.count() < 2:
+            return False
+        self.stats["late_results"] += 1
+        self.events.put(EV_URC, what, a.arg_int(1))
+        return True
+
+    def _on_late_pub(self, a):
+        if a.arg_int(0) == self.index and a.count() >= 2:
+            self.stats["late_results"] += 1
+            self.events.put(EV_PUBACK, self.index, a.arg_int(1))
+
+    def _on_late_sub(self, a):
+        self._late(a, LATE_SUB)
+
+    def _on_late_unsub(self, a):
+        self._late(a, LATE_UNSUB)
+
+    def _on_late_disc(self, a):
+        if self._late(a, LATE_DISC) and a.arg_int(1) == 0:
+            self.connected = False
+
+    def _on_late_connect(self, a):
+        self._late(a, LATE_CONNECT)
+
+    # ---- command plumbing --------------------------------------------------------------------
+
+    def _outcome(self, r, prefix, cmd):
+        """0 on success, the CMQTT code from ``+<prefix> <idx>,<err>``, _BARE or _ABORTED."""
+        f = r.final
+        if f == R_CME or f == R_CMS:
+            raise self.at.error(cmd)
+        code = -1
+        for i in range(r.count):
+            a = r.line(i)
+            if a.startswith(prefix) and a.count() >= 2 and a.arg_int(0) == self.index:
+                code = a.arg_int(1)
+                break
+        if f == R_ABORTED:  # the result may have come in the same read as the CONNLOST
+            return code if code >= 0 else _ABORTED
+        if f == R_OK:
+            return code if code > 0 else 0
+        return code if code > 0 else _BARE
+
+    async def _exec(self, cmd, prefix, payload=None, done=False, timeout_ms=T_CMD,
+                    done_timeout_ms=T_CMD):
+        at = self.at
+        if done:
+            self._awaiting = True
+            try:
+                r = await at.cmd(cmd, done=prefix, done_arg=self.index, payload=payload,
+                                 timeout_ms=timeout_ms, done_timeout_ms=done_timeout_ms,
+                                 prompt_timeout_ms=T_PROMPT, check=False)
+            finally:
+                self._awaiting = False
+        else:
+            r = await at.cmd(cmd, resp=prefix, payload=payload, timeout_ms=timeout_ms,
+                             prompt_timeout_ms=T_PROMPT, check=False)
+        return self._outcome(r, prefix, cmd)
+
+    async def _busy(self, tries):
+        """After a 14: True (having slept) when another try is allowed."""
+        if tries >= self.busy_retries:
+            return False
+        self.stats["busy_retries"] += 1
+        await sleep_ms(self.busy_backoff_ms << tries)
+        return True
+
+    def _link_down(self, why):
+        was = self.connected
+        self.connected = False
+        self._sslcfg_set = False
+        if was:
+            self.stats["connlost"] += 1
+            self.events.put(EV_CONNLOST, self.index, why)
+
+    def _error(self, err, cmd):
+        """The exception for a failed step; state bookkeeping for the codes that need it."""
+        if err == _E_NOCONN or err == _ABORTED:
+            self._link_down(-_E_NOCONN)
+            err = _E_NOCONN
+        elif err == _E_NETNOTOPEN:
+            self.started = False
+            self._link_down(-_E_NETNOTOPEN)
+        elif err == _E_NOTACQ:
+            self.acquired = None
+        if err == _BARE:
+            return ATError(cmd)
+        return ModemError("CMQTT", err, cmd)
+
+    # ---- service and client slot -------------------------------------------------------------
+
+    async def start(self, client_id=None, tls=None):
+        """AT+CMQTTSTART, then AT+CMQTTACCQ when a client id is given; idempotent.
+
+        Without ``client_id`` the slot is acquired by ``connect`` (which knows the id
+        and whether the server is SSL/TLS: ACCQ's <server_type>).
+        """
+        cid = None
+        if client_id is not None:
+            cid = _quotable(_bytes(client_id, "client_id"), "client_id", 1, CLIENT_ID_MAX)
+        async with self._lock:
+            if not self.started:
+                await self._start()
+            if cid is not None:
+                await self._acquire(cid, 1 if tls else 0)
+
+    async def _start(self):
+        cmd = b"AT+CMQTTSTART"
+        r = await self.at.cmd(cmd, done=b"+CMQTTSTART:", timeout_ms=T_CMD,
+                              done_timeout_ms=T_START, check=False)
+        if r.final == R_CME or r.final == R_CMS:
+            raise self.at.error(cmd)
+        err = r.line(r.done).arg_int(0) if r.done >= 0 else _BARE
+        if r.final == R_OK and err == 0:
+            self.started = True
+            return
+        if err == _E_NETOPENED:  # 23 "network is opened": already started
+            self.stats["state_ok"] += 1
+            self.started = True
+            return
+        if err == _BARE:  # 16.2.1 case 3: a second START answers ERROR; confirm with a probe
+            if await self._probe_acq():
+                self.stats["state_ok"] += 1
+                self.started = True
+                return
+            raise ATError(cmd)
+        raise ModemError("CMQTT", err, cmd)
+
+    async def _probe_acq(self):
+        """AT+CMQTTACCQ? (ERROR while the service is stopped, 16.2.1 note); records our slot."""
+        r = await self.at.cmd(b"AT+CMQTTACCQ?", resp=b"+CMQTTACCQ:", timeout_ms=T_CMD,
+                              check=False)
+        if not r.ok:
+            return False
+        self.acquired = None
+        for i in range(r.count):
+            a = r.line(i)
+            if a.arg_int(0) == self.index and a.arg_len(1) > 0:
+                self.acquired = (a.arg_bytes(1), a.arg_int(2, 0))
+        return True
+
+    async def _acquire(self, cid, server_type):
+        if self.acquired is not None:
+            if self.acquired[0] == cid and self.acquired[1] == server_type:
+                return
+            await self._release_slot()
+        cmd = b'AT+CMQTTACCQ=%d,"%s"' % (self.index, cid)
+        if server_type:
+            cmd += b",1"
+        tries = 0
+        while True:
+            err = await self._exec(cmd, b"+CMQTTACCQ:")
+            if err == _E_BUSY and await self._busy(tries):
+                tries += 1
+                continue
+            break
+        if err == 0:
+            self._acquired(cid, server_type)
+            return
+        if err == _E_USED or err == _BARE:
+            # 19 "client is used" (or a bare ERROR): held already; keep it if it is ours
+            await self._probe_acq()
+            acq = self.acquired
+            if acq is not None and acq[0] == cid and acq[1] == server_type:
+                self.stats["state_ok"] += 1
+                self._acquired(cid, server_type)
+                return
+            if acq is not None:  # someone else's id or server type: release and take it
+                await self._release_slot()
+                err = await self._exec(cmd, b"+CMQTTACCQ:")
+                if err == 0:
+                    self._acquired(cid, server_type)
+                    return
+        raise self._error(err, cmd)
+
+    def _acquired(self, cid, server_type):
+        self.acquired = (cid, server_type)
+        self._cfg_done = False  # CFG is per acquisition (cleared by REL, 16.2.15)
+
+    async def _release_slot(self):
+        await self._disc(60, tolerant=True)
+        await self._rel(tolerant=True)
+
+    async def _rel(self, tolerant):
+        cmd = b"AT+CMQTTREL=%d" % self.index
+        err = await self._exec(cmd, b"+CMQTTREL:")
+        self.acquired = None
+        self._sslcfg_set = False
+        if err == 0:
+            return
+        if err == _E_NOTACQ or (tolerant and (err == _BARE or err == _E_NETNOTOPEN)):
+            self.stats["state_ok"] += 1
+            return
+        raise self._error(err, cmd)
+
+    async def configure(self, check_utf8=None, optimeout_s=None, version=None):
+        """AT+CMQTTCFG settings, sent after every ACCQ (REL clears them, 16.2.15).
+
+        ``check_utf8``: 0/1 (default 1 on the modem: non-UTF-8 topics/payloads fail
+        with 2); ``optimeout_s``: 20..120 s send/receive limit (also the PUB wait);
+        ``version``: 3 (MQTT 3.1, the SIM767XX default) or 4 (3.1.1), SIM767XX only.
+        """
+        if check_utf8 is not None:
+            check_utf8 = _int_in(int(check_utf8), "check_utf8", 0, 1)
+        if optimeout_s is not None:
+            optimeout_s = _int_in(optimeout_s, "optimeout_s", 20, 120)
+        if version is not None:
+            version = _int_in(version, "version", 3, 4)
+        async with self._lock:
+            self._cfg_utf8 = check_utf8
+            self._cfg_optimeout = optimeout_s
+            self._cfg_version = version
+            self._cfg_done = False
+            if self.acquired is not None:
+                await self._apply_cfg()
+
+    async def _apply_cfg(self):
+        if self._cfg_done:
+            return
+        i = self.index
+        for key, v in ((b"checkUTF8", self._cfg_utf8), (b"optimeout", self._cfg_optimeout),
+                       (b"version", self._cfg_version)):
+            if v is None:
+                continue
+            cmd = b'AT+CMQTTCFG="%s",%d,%d' % (key, i, v)
+            err = await self._exec(cmd, b"+CMQTTCFG:")
+            if err != 0:
+                raise self._error(err, cmd)
+            if key == b"optimeout":
+                self.optimeout_s = v
+        self._cfg_done = True
+
+    # ---- TLS -----------------------------------------------------------------------------------
+
+    async def configure_tls(self, tls):
+        """None: plain.  A dict (see ``tls.normalize``): AT+CSSLCFG... for its context, then
+        AT+CMQTTSSLCFG=<idx>,<ctx> (again before each connect that needs it: 16.2.5)."""
+        if tls is None:
+            self._tls = None
+            return
+        async with self._lock:
+            try:
+                p = await _tls.configure_ssl(self.at, tls.get("ssl_ctx", 0), tls, self.revision)
+            except _tls.FirmwareError as e:
+                if e.revision:
+                    self.revision = e.revision
+                raise
+            self._tls = p
+            self._sslcfg_set = False
+            if self.acquired is not None:  # else connect sends it after ACCQ (seed order)
+                await self._sslcfg()
+
+    async def _sslcfg(self):
+        p = self._tls
+        if p is None or self._sslcfg_set:
+            return
+        cmd = b"AT+CMQTTSSLCFG=%d,%d" % (self.index, p["ssl_ctx"])
+        err = await self._exec(cmd, b"+CMQTTSSLCFG:")
+        if err != 0:
+            raise self._error(err, cmd)
+        self._sslcfg_set = True
+
+    # ---- connection ----------------------------------------------------------------------------
+
+    async def connect(self, host, port, client_id, keepalive_s=60, clean=True, user=None,
+                      password=None, will=None, tls=False, timeout_ms=30000):
+        """Start/acquire as needed, set TLS, CFG and the will, AT+CMQTTCONNECT; returns when
+        ``+CMQTTCONNECT: <idx>,0`` came.  ``will`` = (topic, msg, qos, retain); CMQTT has no
+        will retain flag (16.2.7), so retain must be False."""
+        h = _bytes(host, "host")
+        addr = b"tcp://%s:%d" % (h, _int_in(port, "port", 1, 65535))
+        addr = _quotable(addr, "server address", ADDR_MIN, ADDR_MAX)
+        cid = _quotable(_bytes(client_id, "client_id"), "client_id", 1, CLIENT_ID_MAX)
+        ka = _int_in(keepalive_s, "keepalive_s", 1, KEEPALIVE_MAX)
+        cmd = b'AT+CMQTTCONNECT=%d,"%s",%d,%d' % (self.index, addr, ka, 1 if clean else 0)
+        shown = cmd
+        if user is not None:
+            u = _quotable(_bytes(user, "user"), "user", 1, CRED_MAX)
+            cmd += b',"%s"' % u
+            shown = cmd
+            if password is not None:
+                pw = _quotable(_bytes(password, "password"), "password", 1, CRED_MAX)
+                cmd += b',"%s"' % pw
+                shown += b',"***"'  # errors name the command: never the password
+        elif password is not None:
+            raise ValueError("a password needs a user name (16.2.8 [,<user>[,<pass>]])")
+        wills = None
+        if will is not None:
+            wt, wm, wq, wr = will
+            wt = _bytes(wt, "will topic")
+            _len_ok(wt, "will topic", 1, TOPIC_MAX)
+            wm = _bytes(wm, "will message")
+            _len_ok(wm, "will message", 1, WILL_MAX)
+            wq = _int_in(wq, "will qos", 0, 2)
+            if wr:
+                raise ValueError("CMQTT cannot set the will retain flag (16.2.7 has no such "
+                                 "parameter): use retain=False")
+            wills = ((b"AT+CMQTTWILLTOPIC=%d,%d" % (self.index, len(wt)), b"+CMQTTWILLTOPIC:", wt),
+                     (b"AT+CMQTTWILLMSG=%d,%d,%d" % (self.index, len(wm), wq), b"+CMQTTWILLMSG:",
+                      wm))
+        # 16.2.8 gives no limit: the caller's MQTT budget plus the TLS handshake limit
+        # (CSSLCFG negotiatetime, 300 s by default, 17.2.1)
+        nego = self._tls["negotiatetime"] if self._tls is not None else None
+        nego = 300 if nego is None else nego
+        t_done = timeout_ms + (nego * 1000 if tls else 0)
+        st = 1 if tls else 0
+        async with self._lock:
+            fixed = False
+            while True:
+                if not self.started:
+                    await self._start()
+                await self._acquire(cid, st)
+                await self._apply_cfg()
+                if tls:
+                    await self._sslcfg()
+                if wills is not None:
+                    for c, prefix, data in wills:
+                        await self._prompted(c, prefix, data)
+                tries = 0
+                while True:
+                    gen = self._lost_gen
+                    err = await self._exec(cmd, b"+CMQTTCONNECT:", done=True,
+                                           done_timeout_ms=t_done)
+                    if err == _E_BUSY and await self._busy(tries):
+                        tries += 1
+                        continue
+                    break
+                if err == 0:
+                    # a CONNLOST read together with the result was handled before we resumed
+                    self.connected = gen == self._lost_gen
+                    self._disc_done = False
+                    self.stats["connects"] += 1
+                    return
+                self._sslcfg_set = False  # 16.2.5: cleared after a failed CONNECT
+                if err == _E_USED and await self._is_connected():
+                    self.stats["state_ok"] += 1  # 19: this client is connected already
+                    return
+                if not fixed and (err == _E_NOTACQ or err == _E_NETNOTOPEN):
+                    fixed = True  # our picture of the modem was stale: redo the setup once
+                    self.acquired = None
+                    if err == _E_NETNOTOPEN:
+                        self.started = False
+                    continue
+                raise self._error(err, shown)
+
+    async def _prompted(self, cmd, prefix, data):
+        tries = 0
+        while True:
+            err = await self._exec(cmd, prefix, payload=data)
+            if err == _E_BUSY and await self._busy(tries):
+                tries += 1
+                continue
+            if err != 0:
+                raise self._error(err, cmd)
+            return
+
+    async def disconnect(self, timeout_s=60):
+        """AT+CMQTTDISC=<idx>,<timeout> (0 or 60..180 s); "no connection" counts as done."""
+        if timeout_s != 0:
+            _int_in(timeout_s, "timeout_s", 60, 180)
+        async with self._lock:
+            await self._disc(timeout_s, tolerant=False)
+
+    async def _disc(self, timeout_s, tolerant):
+        cmd = b"AT+CMQTTDISC=%d,%d" % (self.index, timeout_s)
+        tries = 0
+        while True:
+            err = await self._exec(cmd, b"+CMQTTDISC:", done=True,
+                                   done_timeout_ms=timeout_s * 1000 + T_MARGIN)
+            if err == _E_BUSY and await self._busy(tries):
+                tries += 1
+                continue
+            break
+        self.connected = False
+        self._sslcfg_set = False
+        if err == 0:
+            self._disc_done = True
+            return
+        if err == _E_NOCONN or err == _ABORTED or err == 35 or err == _BARE or (
+                tolerant and (err == _E_NOTACQ or err == _E_NETNOTOPEN)):
+            self.stats["state_ok"] += 1  # not connected (or no service): nothing to end
+            return
+        raise self._error(err, cmd)
+
+    async def stop(self):
+        """DISC -> REL -> STOP; idempotent: "not connected / not acquired / not started" pass.
+        Every step runs; the first unexpected error is raised at the end."""
+        first = None
+        async with self._lock:
+            for step in (0, 1, 2):
+                try:
+                    if step == 0:
+                        if not self._disc_done:  # after CONNLOST too: seed 001 shows DISC ok
+                            await self._disc(60, tolerant=True)
+                    elif step == 1:
+                        await self._rel(tolerant=True)
+                    else:
+                        await self._stop()
+                except ModemError as e:
+                    if first is None:
+                        first = e
+            self.connected = False
+            self.acquired = None
+            self._sslcfg_set = False
+        if first is not None:
+            raise first
+
+    async def _stop(self):
+        cmd = b"AT+CMQTTSTOP"
+        for _ in range(2):
+            r = await self.at.cmd(cmd, done=b"+CMQTTSTOP:", timeout_ms=T_CMD,
+                                  done_timeout_ms=T_STOP, check=False)
+            if r.final == R_CME or r.final == R_CMS:
+                raise self.at.error(cmd)
+            err = r.line(r.done).arg_int(0) if r.done >= 0 else _BARE
+            self.started = False
+            if r.final == R_OK and err == 0:
+                return
+            if err == _BARE:  # 16.2.2 case 3: already stopped
+                self.stats["state_ok"] += 1
+                return
+            if err != _E_NOTREL:
+                raise ModemError("CMQTT", err, cmd)
+            await self._rel(tolerant=True)  # 21 "client not released": release, then again
+        raise ModemError("CMQTT", _E_NOTREL, cmd)
+
+    async def is_connected(self):
+        """AT+CMQTTCONNECT? read form: connected only when our line has the server address."""
+        async with self._lock:
+            return await self._is_connected()
+
+    async def _is_connected(self):
+        r = await self.at.cmd(b"AT+CMQTTCONNECT?", resp=b"+CMQTTCONNECT:", timeout_ms=T_CMD,
+                              check=False)
+        if not r.ok:  # ERROR: the service is not started (16.2.1 note)
+            self.connected = False
+            return False
+        c = False
+        for i in range(r.count):
+            a = r.line(i)
+            if a.arg_int(0) == self.index:
+                c = a.count() >= 2 and a.arg_len(1) > 0
+        self.connected = c
+        return c
+
+    # ---- publish / subscribe -----------------------------------------------------------------
+
+    async def publish(self, topic, payload, qos=1, retain=False, timeout_ms=60000, dup=False):
+        """TOPIC + PAYLOAD (exact bytes after each prompt) + PUB; returns on +CMQTTPUB: <idx>,0.
+
+        ``timeout_ms`` becomes PUB's <pub_timeout> (60..180 s): how long the modem waits for
+        the broker's PUBACK/PUBCOMP.  Raises ModemError("CMQTT", err) on failure."""
+        t = _bytes(topic, "topic")
+        tn = _len_ok(t, "topic", 1, TOPIC_MAX)
+        if bytes(t).find(b"+") >= 0 or bytes(t).find(b"#") >= 0:
+            raise ValueError("a publish topic must not contain the wildcards + or #")
+        p = _bytes(payload, "payload")
+        pn = _len_ok(p, "payload", 0, self.payload_max)
+        q = _int_in(qos, "qos", 0, 2)
+        pub_s = (timeout_ms + 999) // 1000
+        pub_s = 60 if pub_s < 60 else (180 if pub_s > 180 else pub_s)
+        i = self.index
+        c_topic = b"AT+CMQTTTOPIC=%d,%d" % (i, tn)
+        c_payload = b"AT+CMQTTPAYLOAD=%d,%d" % (i, pn)
+        c_pub = b"AT+CMQTTPUB=%d,%d,%d" % (i, q, pub_s)
+        if retain or dup:
+            c_pub += b",%d" % (1 if retain else 0)
+            if dup:
+                c_pub += b",1"
+        t_done = (pub_s if pub_s > self.optimeout_s else self.optimeout_s) * 1000 + T_MARGIN
+        async with self._lock:
+            tries = 0
+            while True:
+                cmd = c_topic
+                try:
+                    err = await self._exec(cmd, b"+CMQTTTOPIC:", payload=t)
+                    if err == 0 and pn:  # an empty payload: no PAYLOAD step (note 3.5)
+                        cmd = c_payload
+                        err = await self._exec(cmd, b"+CMQTTPAYLOAD:", payload=p)
+                    if err == 0:
+                        cmd = c_pub
+                        err = await self._exec(cmd, b"+CMQTTPUB:", done=True,
+                                               done_timeout_ms=t_done)
+                except ModemError:
+                    self.stats["pub_errors"] += 1
+                    raise
+                if err == _E_BUSY and await self._busy(tries):
+                    tries += 1
+                    continue
+                break
+            if err == 0:
+                self.stats["published"] += 1
+                return
+            self.stats["pub_errors"] += 1
+            raise self._error(err, cmd)
+
+    async def subscribe(self, topic, qos=1):
+        """Subscribe one topic filter; returns on ``+CMQTTSUB: <idx>,0``.
+
+        Inline form ``AT+CMQTTSUB=<idx>,<len>,<qos>`` + topic (16.2.13), or with
+        ``sub_two_step`` AT+CMQTTSUBTOPIC then AT+CMQTTSUB=<idx> (A7600 note 2.1.13)."""
+        await self.subscribe_many(((topic, qos),), self.sub_two_step)
+
+    async def subscribe_many(self, pairs, two_step=True):
+        """Subscribe several (topic, qos) filters in one SUBSCRIBE (two-step form)."""
+        items = []
+        for topic, qos in pairs:
+            t = _bytes(topic, "topic")
+            _len_ok(t, "topic", 1, TOPIC_MAX)
+            items.append((t, _int_in(qos, "qos", 0, 2)))
+        if not items:
+            raise ValueError("nothing to subscribe")
+        if len(items) > 1 and not two_step:
+            raise ValueError("several topics need the two-step form (AT+CMQTTSUBTOPIC)")
+        i = self.index
+        async with self._lock:
+            tries = 0
+            while True:
+                if two_step:
+                    err = 0
+                    cmd = b""
+                    for t, q in items:
+                        cmd = b"AT+CMQTTSUBTOPIC=%d,%d,%d" % (i, len(t), q)
+                        err = await self._exec(cmd, b"+CMQTTSUBTOPIC:", payload=t)
+                        if err:
+                            break
+                    if err == 0:
+                        cmd = b"AT+CMQTTSUB=%d" % i
+                        err = await self._exec(cmd, b"+CMQTTSUB:", done=True)
+                else:
+                    t, q = items[0]
+                    cmd = b"AT+CMQTTSUB=%d,%d,%d" % (i, len(t), q)
+                    err = await self._exec(cmd, b"+CMQTTSUB:", payload=t, done=True)
+                if err == _E_BUSY and await self._busy(tries):
+                    tries += 1
+                    continue
+                break
+            if err == 0:
+                self.stats["subscribed"] += len(items)
+                return
+            raise self._error(err, cmd)
+
+    async def unsubscribe(self, topic, two_step=None):
+        """Unsubscribe one topic filter; returns on ``+CMQTTUNSUB: <idx>,0``."""
+        t = _bytes(topic, "topic")
+        _len_ok(t, "topic", 1, TOPIC_MAX)
+        if two_step is None:
+            two_step = self.sub_two_step
+        i = self.index
+        async with self._lock:
+            tries = 0
+            while True:
+                if two_step:
+                    cmd = b"AT+CMQTTUNSUBTOPIC=%d,%d" % (i, len(t))
+                    err = await self._exec(cmd, b"+CMQTTUNSUBTOPIC:", payload=t)
+                    if err == 0:
+                        cmd = b"AT+CMQTTUNSUB=%d,0" % i
+                        err = await self._exec(cmd, b"+CMQTTUNSUB:", done=True)
+                else:
+                    cmd = b"AT+CMQTTUNSUB=%d,%d,0" % (i, len(t))
+                    err = await self._exec(cmd, b"+CMQTTUNSUB:", payload=t, done=True)
+                if err == _E_BUSY and await self._busy(tries):
+                    tries += 1
+                    continue
+                break
+            if err == 0:
+                return
+            raise self._error(err, cmd)
