@@ -11,6 +11,7 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 import pytest
 
 from broker import Broker
@@ -33,7 +34,7 @@ class Subscriber:
         self._subacks = {}
         self._lock = threading.Condition()
         self._connected = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         self.client.on_connect = lambda c, u, f, rc, p: self._connected.set()
         self.client.on_message = lambda c, u, m: self.messages.put(
             (m.topic, bytes(m.payload), m.qos, bool(m.retain)))

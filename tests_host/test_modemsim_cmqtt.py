@@ -4,7 +4,6 @@ from brokerfix import broker, mqtt_sub  # noqa: F401
 from modemsim_at import cert_bytes, run, sim_session
 
 import asyncio
-import socket
 
 
 async def _prompt_send(at, line, data):
@@ -104,9 +103,8 @@ def test_long_payload_comes_in_chunks(broker, mqtt_sub):  # noqa: F811
 
 
 def test_manual_error_codes(broker):  # noqa: F811
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed_port = s.getsockname()[1]
+    from broker import free_port
+    closed_port = free_port()                 # nothing listens there
 
     async def t():
         async with sim_session("SIM7670") as (sim, at):           # no broker mapping

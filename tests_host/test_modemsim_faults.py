@@ -20,6 +20,7 @@ def test_busy_by_match_then_clears():
         async with sim_session("SIM7600E", scenario=scen) as (sim, at):
             await at.cmd(b"AT+CMQTTSUBTOPIC=0,10,1", b"\r\n+CMQTTSUBTOPIC: 0,14\r\n\r\nERROR\r\n")
             await at.cmd(b"AT+CMQTTSUBTOPIC=0,10,1", b"\r\nERROR\r\n")   # not started: real
+            assert sim.scenario is not None
             assert sim.scenario.log == [("busy", "AT+CMQTTSUBTOPIC=0,10,1")]
     run(t())
 
@@ -58,11 +59,9 @@ def test_connlost_all_clients_by_time(broker):  # noqa: F811
     async def t():
         async with sim_session("SIM7600E", broker=broker) as (sim, at):
             await _connect(at)
-            sim.scenario = sim.modem.scenario = None
             from modemsim.faults import Scenario
             sc = Scenario({"faults": [{"kind": "connlost", "at_s": 0.05, "cause": 1}]})
-            sim.modem.scenario = sc
-            sc.on_boot(sim.modem)
+            sc.on_boot(sim.modem)                       # timers start as at power-on
             await at.expect(b"\r\n+CMQTTCONNLOST: 0,1\r\n")
             await at.cmd(b"AT+CMQTTCONNECT?", b"\r\n+CMQTTCONNECT: 0\r\n+CMQTTCONNECT: 1\r\n"
                          b"\r\nOK\r\n")

@@ -17,6 +17,12 @@ TRACK = [{"t": 0, "lat": 48.5, "lon": 9.25, "alt": 400.0, "speed": 10.0, "course
          {"t": 20, "lat": 48.51, "lon": 9.26, "alt": 404.0, "speed": 0.0, "course": 0.0}]
 
 
+def match(rx, data):
+    m = rx.fullmatch(data)
+    assert m is not None, data
+    return m
+
+
 class Clock:
     def __init__(self):
         self.t = 1000.0
@@ -35,16 +41,16 @@ def test_cgpsinfo_moves_along_track_sim7600e():
             await at.cmd(b"AT+CGPS?", b"\r\n+CGPS: 1,1\r\n\r\nOK\r\n")
             await at.cmd(b"AT+CGPS=1", b"\r\nERROR\r\n")
             await at.send(b"AT+CGPSINFO\r")
-            a = CGPS_RE.fullmatch(await at.until(b"\r\nOK\r\n"))
+            a = match(CGPS_RE, await at.until(b"\r\nOK\r\n"))
             assert a.group(1, 2, 3, 4) == (b"4830.000000", b"N", b"00915.000000", b"E")
             assert a.group(7, 8, 9) == (b"400.0", b"10.0", b"90.0")
             clock.t += 5                                             # halfway to point 2
             await at.send(b"AT+CGPSINFO\r")
-            b = CGPS_RE.fullmatch(await at.until(b"\r\nOK\r\n"))
+            b = match(CGPS_RE, await at.until(b"\r\nOK\r\n"))
             assert b.group(1, 3, 7, 8) == (b"4830.000000", b"00915.300000", b"401.0", b"11.0")
             clock.t += 100                                           # past the end: holds
             await at.send(b"AT+CGPSINFO\r")
-            c = CGPS_RE.fullmatch(await at.until(b"\r\nOK\r\n"))
+            c = match(CGPS_RE, await at.until(b"\r\nOK\r\n"))
             assert c.group(1, 3) == (b"4830.600000", b"00915.600000")
             await at.cmd(b"AT+CGPS=0", b"\r\nOK\r\n\r\n+CGPS: 0\r\n")
     run(t())
@@ -60,7 +66,7 @@ def test_cgnssinfo_format_a7600_and_periodic_report():
             await at.cmd(b"AT+CGNSSPWR?", b"\r\n+CGNSSPWR: 1\r\n\r\nOK\r\n")
             clock.t += 10
             await at.send(b"AT+CGNSSINFO\r")
-            m = CGNSS_RE.fullmatch(await at.until(b"\r\nOK\r\n"))
+            m = match(CGNSS_RE, await at.until(b"\r\nOK\r\n"))
             assert m.group(1, 2, 3, 4, 7) == (b"48.500000", b"N", b"9.260000", b"E", b"402.0")
             await at.cmd(b"AT+CGNSSINFO=1", b"\r\nOK\r\n")
             urc = await at.until(b"\r\n", timeout=5) + await at.until(b"\r\n", timeout=5)
@@ -86,10 +92,10 @@ def test_nmea_track_from_pynmeagps(tmp_path):
         async with sim_session("SIM7670", track=str(path), gnss_clock=clock) as (sim, at):
             await at.cmd(b"AT+CGNSSPWR=1", b"\r\nOK\r\n")
             await at.send(b"AT+CGNSSINFO\r")
-            a = CGNSS_RE.fullmatch(await at.until(b"\r\nOK\r\n"))
+            a = match(CGNSS_RE, await at.until(b"\r\nOK\r\n"))
             clock.t += 10
             await at.send(b"AT+CGNSSINFO\r")
-            b = CGNSS_RE.fullmatch(await at.until(b"\r\nOK\r\n"))
+            b = match(CGNSS_RE, await at.until(b"\r\nOK\r\n"))
             assert a.group(1, 2, 3, 4) == (b"33.500000", b"S", b"151.250000", b"E")
             assert b.group(1, 3, 7, 8, 9) == (b"33.500000", b"151.300000", b"55.0", b"5.0",
                                               b"270.0")

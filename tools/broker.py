@@ -33,9 +33,12 @@ HOST = "127.0.0.1"
 
 def free_port():
     """A free loopback TCP port (small race until the broker binds it)."""
-    with socket.socket() as s:
+    s = socket.socket()
+    try:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+    finally:
+        s.close()
 
 
 def _openssl(args, cwd):
@@ -79,8 +82,8 @@ def ensure_mosquitto():
 def _wait_port(host, port, deadline):
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return True
+            socket.create_connection((host, port), timeout=0.2).close()
+            return True
         except OSError:
             time.sleep(0.01)
     return False
@@ -93,13 +96,13 @@ class Broker:
         self.prefer = prefer
         self.start_timeout = start_timeout
         self.host = HOST
-        self.port = None
+        self.port = 0
         self.tls_port = None
         self.kind = None
-        self.dir = None
-        self.ca_path = self.client_cert = self.client_key = None
-        self.server_cert = self.server_key = None
-        self.log_path = None
+        self.dir = ""
+        self.ca_path = self.client_cert = self.client_key = ""
+        self.server_cert = self.server_key = ""
+        self.log_path = ""
         self._proc = None
         self._amqtt = None
 
@@ -123,40 +126,46 @@ class Broker:
 
     def _start_mosquitto(self):
         for _ in range(3):
-            self.port, self.tls_port = free_port(), free_port()
+            self.port, tls_port = free_port(), free_port()
+            self.tls_port = tls_port
             conf = os.path.join(self.dir, "mosquitto.conf")
             with open(conf, "w") as f:
                 f.write("\n".join([
                     "per_listener_settings false", "allow_anonymous true",
                     "persistence false", "log_dest stdout", "log_type all",
                     "listener %d %s" % (self.port, HOST),
-                    "listener %d %s" % (self.tls_port, HOST),
+                    "listener %d %s" % (tls_port, HOST),
                     "cafile " + self.ca_path, "certfile " + self.server_cert,
                     "keyfile " + self.server_key, "require_certificate false", ""]))
             self.log_path = os.path.join(self.dir, "mosquitto.log")
             log = open(self.log_path, "wb")
-            self._proc = subprocess.Popen([MOSQUITTO, "-c", conf], stdout=log,
-                                          stderr=subprocess.STDOUT)
+            proc = subprocess.Popen([MOSQUITTO, "-c", conf], stdout=log,
+                                    stderr=subprocess.STDOUT)
+            self._proc = proc
             log.close()
             deadline = time.monotonic() + self.start_timeout
             if (_wait_port(HOST, self.port, deadline)
-                    and _wait_port(HOST, self.tls_port, deadline)
-                    and self._tls_ready(deadline)):
+                    and _wait_port(HOST, tls_port, deadline)
+                    and self._tls_ready(proc, tls_port, deadline)):
                 self.kind = "mosquitto"
                 return
             self._stop_proc()  # a port was taken in the race: try other ports
         raise RuntimeError("mosquitto did not start; see " + str(self.log_path))
 
-    def _tls_ready(self, deadline):
+    def _tls_ready(self, proc, tls_port, deadline):
         """A TLS handshake succeeds (Mosquitto opens its sockets before loading certs)."""
         ctx = ssl.create_default_context(cafile=self.ca_path)
-        while time.monotonic() < deadline and self._proc.poll() is None:
+        while time.monotonic() < deadline and proc.poll() is None:
+            raw = None
             try:
-                with socket.create_connection((HOST, self.tls_port), timeout=1) as raw:
-                    with ctx.wrap_socket(raw, server_hostname="localhost"):
-                        return True
+                raw = socket.create_connection((HOST, tls_port), timeout=1)
+                ctx.wrap_socket(raw, server_hostname="localhost").close()
+                return True
             except (OSError, ssl.SSLError):
-                time.sleep(0.02)
+                time.sleep(0.02)   # not up yet: poll again within the deadline
+            finally:
+                if raw is not None:
+                    raw.close()
         return False
 
     def _start_amqtt(self):

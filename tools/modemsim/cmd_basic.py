@@ -4,7 +4,7 @@ Formats from manual 003 (ch.2-4, 9, 12, 13) and seed 001 (SIM7600E ATI, CPSI);
 SAPBR from seed 004; CNACT as SIM7000/SIM7080 print it.
 """
 
-import time
+import datetime
 
 from .atcmd import AtError
 from .personas import IDENTITY
@@ -269,7 +269,8 @@ async def cnact(m, c):
 
 async def cclk(m, c):
     if c.kind == "read":
-        return [time.strftime('+CCLK: "%y/%m/%d,%H:%M:%S+00"', time.gmtime())]
+        now = datetime.datetime.now(datetime.timezone.utc)
+        return [now.strftime('+CCLK: "%y/%m/%d,%H:%M:%S+00"')]
 
 
 async def cbc(m, c):

@@ -7,6 +7,7 @@ the last one.  Formats: manual 003 21.2.20 (CGPSINFO, ddmm.mmmmmm) and 21.2.21
 (CGNSSINFO, dd.dddddd).
 """
 
+import datetime
 import json
 import time
 
@@ -34,17 +35,18 @@ def nmea_track(path):
         for _raw, msg in NMEAReader(f, nmeaonly=False, quitonerror=0):
             if msg is None:
                 continue
-            ident = getattr(msg, "msgID", "")
-            if ident == "GGA" and msg.alt != "":
-                alt = float(msg.alt)
-            if ident != "RMC" or msg.status != "A":
+            f = msg.__dict__            # pynmeagps sets sentence fields as attributes
+            ident = f.get("_msgID", getattr(msg, "msgID", ""))
+            if ident == "GGA" and f.get("alt", "") != "":
+                alt = float(f["alt"])
+            if ident != "RMC" or f.get("status") != "A":
                 continue
-            tod = msg.time
+            tod = f["time"]
             secs = tod.hour * 3600 + tod.minute * 60 + tod.second + tod.microsecond / 1e6
             t0 = secs if t0 is None else t0
-            pts.append({"t": secs - t0, "lat": float(msg.lat), "lon": float(msg.lon),
-                        "alt": alt, "speed": float(msg.spd or 0.0),
-                        "course": float(msg.cog or 0.0)})
+            pts.append({"t": secs - t0, "lat": float(f["lat"]), "lon": float(f["lon"]),
+                        "alt": alt, "speed": float(f.get("spd") or 0.0),
+                        "course": float(f.get("cog") or 0.0)})
     if not pts:
         raise ValueError("no valid RMC fix in " + path)
     return pts
@@ -91,10 +93,8 @@ def _dm(value, deg_digits):
 
 
 def _date_time():
-    now = time.time()
-    g = time.gmtime(now)
-    return (time.strftime("%d%m%y", g),
-            "%s.%d" % (time.strftime("%H%M%S", g), int((now % 1) * 10)))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.strftime("%d%m%y"), "%s.%d" % (now.strftime("%H%M%S"), now.microsecond // 100000)
 
 
 def cgpsinfo(fix):

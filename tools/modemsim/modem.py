@@ -50,7 +50,7 @@ class State:
 class Modem:
     """One module on one byte stream.  `send` is the sink for bytes towards the host."""
 
-    def __init__(self, persona_name, send, opts):
+    def __init__(self, persona_name, send, opts, scenario=None, gnss=None):
         self.persona_name = persona_name
         self.p = persona(persona_name)
         self.send_raw = send
@@ -73,8 +73,8 @@ class Modem:
         self.echo_forced = False
         self.stall_until = 0.0
         self.slow_extra = 0.0
-        self.scenario = None             # faults.Scenario, set by the server
-        self.gnss = None                 # gnss.Track, set by the server
+        self.scenario = scenario         # faults.Scenario or None
+        self.gnss = gnss                 # gnss.Track
         self.t0 = time.monotonic()
 
     def make_bridge(self, slot, i, client_id, version, clean):

@@ -11,6 +11,7 @@ import socket
 import ssl
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 # paho maps MQTT 3.x CONNACK return codes 1..5 to these reason codes.
 CONNACK_ERR = {132: 27, 133: 28, 136: 29, 134: 30, 135: 31, 1: 27, 2: 28, 3: 29, 4: 30, 5: 31}
@@ -23,7 +24,7 @@ class BridgeClient:
     def __init__(self, client_id, version=4, clean=True, on_message=None, on_lost=None):
         self.loop = asyncio.get_running_loop()
         proto = mqtt.MQTTv31 if version == 3 else mqtt.MQTTv311
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                              clean_session=bool(clean), protocol=proto)
         self.on_message = on_message or (lambda *a: None)
         self.on_lost = on_lost or (lambda: None)
@@ -189,7 +190,7 @@ class BridgeClient:
         sock = self.c.socket()
         if sock is not None:
             try:
-                sock.shutdown(socket.SHUT_RDWR)
+                sock.shutdown(socket.SHUT_RDWR)  # pyright: ignore[reportAttributeAccessIssue]
             except OSError:
                 pass
         if not report:

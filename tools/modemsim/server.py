@@ -61,10 +61,11 @@ class ModemSim:
             track = load_track(track)
         ttff = (0.0 if fast else 2.0) if gnss_ttff is None else gnss_ttff
         self.track = Track(track, clock=gnss_clock, ttff=ttff)
-        self.modem = None
+        self._out = asyncio.Queue()     # bytes towards the host, in order
+        self.modem = Modem(self.persona, self._send, self.opts, scenario=self.scenario,
+                           gnss=self.track)
         self._server = None
         self._writer = None             # current TCP peer's StreamWriter
-        self._out = None                # asyncio.Queue of bytes
         self._tasks = []
         self._pty_fds = None
         self._powered = False
@@ -95,10 +96,6 @@ class ModemSim:
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self):
-        self._out = asyncio.Queue()
-        self.modem = Modem(self.persona, self._send, self.opts)
-        self.modem.scenario = self.scenario
-        self.modem.gnss = self.track
         self._server = await asyncio.start_server(self._on_client, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         self._tasks.append(asyncio.ensure_future(self._write_loop()))
@@ -119,8 +116,7 @@ class ModemSim:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        if self.modem is not None:
-            await self.modem.close()
+        await self.modem.close()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
