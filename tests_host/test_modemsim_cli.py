@@ -1,0 +1,118 @@
+"""Modem simulator as a process (CLI, TCP + pty), baud pacing, and the amqtt broker fallback."""
+
+from modemsim_at import At, run, sim_session
+
+import asyncio
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+from broker import Broker
+from modemsim import ModemSim
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _read_pty(fd, want, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    got = b""
+    while not got.endswith(want):
+        left = deadline - time.monotonic()
+        assert left > 0, "pty: expected ...%r, got %r" % (want, got)
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            got += os.read(fd, 4096)
+    return got
+
+
+def test_cli_tcp_and_pty():
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", "modemsim"), "--fast",
+                             "--pty", "--persona", "SIM7670"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline().split()
+        second = proc.stdout.readline().split()
+        assert first[0] == "LISTENING" and int(first[1]) > 0
+        assert second[0] == "PTY" and second[1].startswith("/dev/")
+        fd = os.open(second[1], os.O_RDWR | os.O_NOCTTY)
+        try:
+            boot = b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\nSMS DONE\r\n\r\nPB DONE\r\n"
+            assert _read_pty(fd, b"PB DONE\r\n") == boot
+            os.write(fd, b"AT+CGMR\r")
+            want = b"AT+CGMR\r\r\n+CGMR: 2348B01SIM767XM5A\r\n\r\nOK\r\n"
+            assert _read_pty(fd, b"OK\r\n") == want
+
+            async def tcp():
+                r, w = await asyncio.open_connection("127.0.0.1", int(first[1]))
+                at = At(r, w)
+                await at.cmd(b"ATE0", b"ATE0\r\r\nOK\r\n")       # same module, echo still on
+                await at.cmd(b"AT", b"\r\nOK\r\n")
+                w.close()
+            run(tcp())
+        finally:
+            os.close(fd)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_output_is_paced_at_the_baud_rate():
+    async def t():
+        sim = ModemSim(persona="SIM7600E", baud=4800, latency=0.0, boot_delay=0.0)
+        port = await sim.start()
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        at = At(r, w)
+        try:
+            await at.until(b"PB DONE\r\n")
+            await at.send(b"ATE0\r")
+            await at.expect(b"ATE0\r\r\nOK\r\n")
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            await at.send(b"ATI\r")
+            got = await at.until(b"\r\nOK\r\n")
+            # 10 bits per byte: the answer cannot arrive faster than the line allows
+            assert loop.time() - t0 >= len(got) * 10 / 4800 * 0.9
+            assert max(sim.write_sizes) <= 16
+        finally:
+            w.close()
+            await sim.stop()
+    run(t())
+
+
+def test_amqtt_fallback_broker_carries_cmqtt():
+    b = Broker(prefer="amqtt").start()
+    try:
+        assert b.kind == "amqtt" and b.tls_port is None
+
+        async def t():
+            async with sim_session("A7600", broker=b) as (sim, at):
+                await at.cmd(b"AT+CMQTTSTART", b"\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n")
+                await at.cmd(b'AT+CMQTTACCQ=0,"amq"', b"\r\nOK\r\n")
+                await at.cmd(b"AT+CMQTTCFG=\"version\",0,4", b"\r\nOK\r\n")
+                await at.cmd(b'AT+CMQTTCONNECT=0,"tcp://broker:1883",60,1',
+                             b"\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n")
+                await at.cmd(b"AT+CMQTTSUB=0,3,1", b"\r\n>")
+                await at.send(b"a/b")
+                await at.expect(b"\r\nOK\r\n\r\n+CMQTTSUB: 0,0\r\n")
+                await at.cmd(b"AT+CMQTTTOPIC=0,3", b"\r\n>")
+                await at.send(b"a/b")
+                await at.expect(b"\r\nOK\r\n")
+                await at.cmd(b"AT+CMQTTPAYLOAD=0,2", b"\r\n>")
+                await at.send(b"hi")
+                await at.expect(b"\r\nOK\r\n")
+                await at.cmd(b"AT+CMQTTPUB=0,1,60", b"\r\nOK\r\n")
+                await at.expect_unordered(b"\r\n+CMQTTPUB: 0,0\r\n",
+                                          b"\r\n+CMQTTRXSTART: 0,3,2\r\n+CMQTTRXTOPIC: 0,3\r\n"
+                                          b"a/b\r\n+CMQTTRXPAYLOAD: 0,2\r\nhi\r\n"
+                                          b"+CMQTTRXEND: 0\r\n")
+                await at.cmd(b"AT+CMQTTDISC=0,60", b"\r\nOK\r\n\r\n+CMQTTDISC: 0,0\r\n")
+        run(t())
+    finally:
+        b.stop()
