@@ -1,0 +1,848 @@
+"""The modem itself: power and boot, identity facts, SIM, registration, radio, data, clock, GNSS.
+
+Owns everything about the module that is not MQTT: ``Modem`` brings it up
+(PWRKEY through ``power``, boot URCs or an ``AT`` probe loop, ``init``), keeps
+what it learned (``facts``: manufacturer, model, revision, firmware, imei,
+iccid) and the state the URCs report (``sim``, ``reg``, ``data_open``), and
+turns the unsolicited ones into events on the shared ``EventQueue``:
+
+- ``RDY`` / ``APP RDY`` after ``init`` finished: the module rebooted by itself
+  -> ``EV_REBOOT`` (a: which URC), state reset, the command in flight aborted;
+- ``+CPIN: <code>`` -> ``EV_SIM`` (a: 1 ready, 0 not);
+- ``+CREG/+CGREG/+CEREG: <stat>`` -> ``EV_REG`` (a: stat, b: 0/1/2 domain);
+- PDP gone (``+CGEV: NW|ME [PDN] DEACT|DETACH`` manual 5.2.10, ``+NETCLOSE``,
+  ``+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY`` manual 13.4, SIM800/SIM7000
+  ``+PDP: DEACT``, ``+SAPBR 1: DEACT``, ``+APP PDP: [0,]DEACTIVE``) -> ``EV_NONET``.
+
+Two data paths: the ``cmqtt`` family (SIM7600, A76xx, SIM767x) opens the
+socket PDP with ``AT+NETOPEN`` (manual 13.2.1); the ``sm`` family uses the
+bearer ``AT+SAPBR`` (SIM800 MQTT note 4.1) or ``AT+CNACT`` (SIM7000: one
+context with the APN; SIM7070/SIM7080: ``<pdpidx>,<action>``).
+
+Handlers only record state and enqueue events (they run inside the reader);
+every command has a deadline taken from the manual's "Max Response Time".
+"""
+
+import asyncio
+
+from . import power as _power
+from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms, wait_for_ms
+from .engine import R_ERROR, R_OK
+from .errors import ATTimeout, ConfigError, ModemError
+from .errtab import code_for
+from .events import EV_NONET, EV_REBOOT, EV_REG, EV_SIM
+from .fix import Fix, days_since_2000
+from .gnssparse import parse_cgnssinfo, parse_cgpsinfo
+
+# Boot URC bits (Modem.boot_urcs; the a of EV_REBOOT)
+BOOT_RDY = const(1)
+BOOT_CPIN = const(2)  # +CPIN: READY
+BOOT_SMS = const(4)  # SMS DONE
+BOOT_PB = const(8)  # PB DONE
+BOOT_APP = const(16)  # APP RDY (A76xx)
+
+# EV_NONET causes (a) raised here; drivers use their own (CMQTTNONET...)
+NONET_CGEV = const(1)  # +CGEV: ... DEACT / DETACH (27.007 packet domain events)
+NONET_NETCLOSE = const(2)  # +NETCLOSE: <err> while we did not close it
+NONET_CIPEVENT = const(3)  # +CIPEVENT: NETWORK CLOSED UNEXPECTEDLY
+NONET_PDP = const(4)  # +PDP: DEACT, +SAPBR 1: DEACT, +APP PDP: DEACTIVE (sm family)
+
+# Registration <stat> (manual 4.2.1 / 5.2.1 / 5.2.3; 3GPP TS 27.007 7.2, 10.1.20)
+REG_NAMES = (
+    "not registered, not searching",
+    "registered, home",
+    "not registered, searching",
+    "registration denied",
+    "unknown",
+    "registered, roaming",
+    "registered for SMS only, home",
+    "registered for SMS only, roaming",
+    "attached for emergency bearer services only",
+    "registered for CSFB not preferred, home",
+    "registered for CSFB not preferred, roaming",
+    "attached for emergency bearer services only",  # SIMCom's number (manual 5.2.1)
+)
+REG_UNKNOWN = const(-1)  # not asked yet / domain not supported
+_DOMAINS = (b"+CREG:", b"+CGREG:", b"+CEREG:")
+_REG_QUERY = (b"AT+CREG?", b"AT+CGREG?", b"AT+CEREG?")
+_NOINT = const(-0x3FFFFFFF)  # arg_int default that no field value reaches
+
+
+def reg_name(stat):
+    """Words for a registration ``stat`` (the manual's), ``"stat N"`` beyond the table."""
+    if 0 <= stat < len(REG_NAMES):
+        return REG_NAMES[stat]
+    return "not asked" if stat == REG_UNKNOWN else "stat %d" % stat
+
+
+def reg_ok(stat):
+    """True for a stat that carries packet data: home or roaming (incl. CSFB not preferred)."""
+    return stat == 1 or stat == 5 or stat == 9 or stat == 10
+
+
+def reg_roaming(stat):
+    return stat == 5 or stat == 7 or stat == 10
+
+
+def csq_dbm(rssi):
+    """AT+CSQ <rssi> -> dBm (manual 3.2.2: 0 = -113 or less, 31 = -51 or more), None if 99."""
+    if 0 <= rssi <= 31:
+        return -113 + 2 * rssi
+    if 100 <= rssi <= 191:  # TD-SCDMA range of 27.007: 100 = -116 dBm, 191 = -25 dBm
+        return rssi - 216
+    return None
+
+
+def _quoted(name, value):
+    # Values go into "..." of an AT command: a quote or a line end would break it.
+    if isinstance(value, bytes):
+        value = value.decode()
+    if not isinstance(value, str):
+        raise ConfigError(name, "must be a string, got %r" % (value,))
+    for c in value:
+        if c == '"' or c < " ":
+            raise ConfigError(name, "contains a quote or a control character: %r" % (value,))
+    return value
+
+
+def _digits(b, s, n):
+    v = 0
+    for i in range(s, s + n):
+        d = b[i] - 48
+        if d < 0 or d > 9:
+            return -1
+        v = v * 10 + d
+    return v
+
+
+def parse_cclk(text):
+    """``yy/MM/dd,hh:mm:ss+zz`` (AT+CCLK, zz: signed quarter hours) -> (UTC s since 2000, tz).
+
+    Returns None when the module has no network time yet (its clock starts in
+    1970/1980: a two-digit year of 70 or more) or the text is malformed.
+    """
+    b = text if isinstance(text, (bytes, bytearray)) else text.encode()
+    if len(b) < 20 or b[2] != 47 or b[5] != 47 or b[8] != 44 or b[11] != 58 or b[14] != 58:
+        return None
+    yy = _digits(b, 0, 2)
+    mo = _digits(b, 3, 2)
+    dd = _digits(b, 6, 2)
+    hh = _digits(b, 9, 2)
+    mi = _digits(b, 12, 2)
+    ss = _digits(b, 15, 2)
+    sign = b[17]
+    tz = _digits(b, 18, len(b) - 18)
+    if min(yy, mo, dd, hh, mi, ss, tz) < 0 or sign not in (43, 45):
+        return None
+    if yy >= 70 or not (1 <= mo <= 12 and 1 <= dd <= 31 and hh < 24 and mi < 60 and ss < 61):
+        return None
+    if tz > 96:
+        return None
+    if sign == 45:
+        tz = -tz
+    local = days_since_2000(2000 + yy, mo, dd) * 86400 + hh * 3600 + mi * 60 + ss
+    return local - tz * 900, tz
+
+
+def _int_or_none(v):
+    return None if v == _NOINT else v
+
+
+def _model_key(model):
+    # The product family inside a model string ("SIMCOM_SIM7600E" -> "SIM7600").
+    m = model.upper()
+    for k in ("SIM7600", "SIM7500", "SIM7670", "SIM7672", "A7670", "A7672", "A7608", "A7600",
+              "SIM7000", "SIM7070", "SIM7080", "SIM800"):
+        if k in m:
+            return k
+    return ""
+
+
+class Modem:
+    """Bring-up and facts of one SIMCom module on an ``Engine`` (see the module docstring).
+
+    ``board``: a validated board dict (``atmq.board``) or None (no pins: the
+    unix port); ``family``: "cmqtt" or "sm"; ``pin_factory``: ``machine.Pin``
+    or a test fake; ``pin``: the SIM PIN to enter once when asked; ``apn``
+    (+ ``apn_user``/``apn_password``) for ``data_up`` on the sm family.
+    """
+
+    def __init__(self, at, events, board=None, family="cmqtt", pin_factory=None, pin=None,
+                 apn=None, apn_user=None, apn_password=None):
+        if family not in ("cmqtt", "sm"):
+            raise ConfigError("modem.family", "must be 'cmqtt' or 'sm', got %r" % (family,))
+        self.at = at
+        self.events = events
+        self.board = board
+        self.family = family
+        self.pins = pin_factory
+        self.pin = pin
+        self.apn = apn
+        self.apn_user = apn_user
+        self.apn_password = apn_password
+        self.facts = {"manufacturer": None, "model": None, "revision": None, "firmware": None,
+                      "imei": None, "iccid": None}
+        if board is not None:
+            m = board.get("modem") or {}
+            if m.get("model"):
+                self.facts["model"] = m["model"]
+        self.reg = [REG_UNKNOWN, REG_UNKNOWN, REG_UNKNOWN]  # CREG, CGREG, CEREG
+        self.boot_urcs = 0  # BOOT_* bits seen since the last reset_state()
+        self.reboots = 0  # spontaneous reboots seen after init
+        self.pin_attempts = 0  # PINs sent (one per need, never after a rejection)
+        self.pin_rejected = False
+        self.netclose_ms = 120000  # AT+NETOPEN/NETCLOSE max response (manual 13.2.1)
+        self._ready_ev = asyncio.Event()
+        self._session = False  # init() done: boot URCs now mean a reboot
+        self._expect_boot = False  # a reset we asked for: no EV_REBOOT
+        self._closing = False  # data_down in progress: our own PDP teardown URCs
+        self._fix = Fix()
+        self.reset_state()
+        self._register()
+
+    # ---- state ---------------------------------------------------------------------------
+
+    def reset_state(self):
+        """Forget what a reboot invalidates (echo is back on, PDP and GNSS are off)."""
+        self.sim = None  # "READY", "SIM PIN", "SIM PUK", "NOT INSERTED", ... or None
+        self.reg[0] = self.reg[1] = self.reg[2] = REG_UNKNOWN
+        self.data_open = False
+        self.ip = None
+        self.gnss_on = False
+        self.inited = False
+        self._session = False
+
+    @property
+    def model_key(self):
+        return _model_key(self.facts["model"] or "")
+
+    @property
+    def gnss_set(self):
+        """"cgps" (SIM7600/SIM7500: AT+CGPS/AT+CGPSINFO), "cgnss" (A76xx/SIM767x:
+        AT+CGNSSPWR/AT+CGNSSINFO, manual ch. 21) or None (no modem GNSS known)."""
+        k = self.model_key
+        if k in ("SIM7600", "SIM7500"):
+            return "cgps"
+        if k.startswith("A76") or k.startswith("SIM767"):
+            return "cgnss"
+        return None
+
+    def registered(self):
+        """True when a packet domain (CGREG or CEREG) is registered, home or roaming."""
+        return reg_ok(self.reg[1]) or reg_ok(self.reg[2])
+
+    def expect_reboot(self, on=True):
+        """Say that a reset is on purpose (recovery): boot URCs then raise no EV_REBOOT."""
+        self._expect_boot = on
+
+    # ---- URC handlers (inside the reader: record and enqueue only) -----------------------
+
+    def _register(self):
+        at = self.at
+        at.on(b"RDY", self._on_rdy)
+        at.on(b"APP RDY", self._on_app_rdy)
+        at.on(b"SMS DONE", self._on_sms_done)
+        at.on(b"PB DONE", self._on_pb_done)
+        at.on(b"+CPIN:", self._on_cpin)
+        at.on(b"+CREG:", self._on_creg)
+        at.on(b"+CGREG:", self._on_cgreg)
+        at.on(b"+CEREG:", self._on_cereg)
+        for p in (b"+CGEV: NW DEACT", b"+CGEV: ME DEACT", b"+CGEV: NW PDN DEACT",
+                  b"+CGEV: ME PDN DEACT", b"+CGEV: NW DETACH", b"+CGEV: ME DETACH"):
+            at.on(p, self._on_cgev)
+        at.on(b"+NETCLOSE:", self._on_netclose)
+        at.on(b"+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY", self._on_cipevent)
+        at.on(b"+PDP: DEACT", self._on_pdp_deact)
+        at.on(b"+SAPBR 1: DEACT", self._on_pdp_deact)
+        at.on(b"+APP PDP:", self._on_app_pdp)
+
+    def _boot(self, bit):
+        self.boot_urcs |= bit
+        self._ready_ev.set()
+        if (bit == BOOT_RDY or bit == BOOT_APP) and self._session:
+            # init() had run: the module restarted under us (brown-out, watchdog, crash)
+            self.reset_state()
+            if not self._expect_boot:
+                self.reboots += 1
+                self.events.put(EV_REBOOT, bit)
+                self.at.abort()
+
+    def _on_rdy(self, a):
+        self._boot(BOOT_RDY)
+
+    def _on_app_rdy(self, a):
+        self._boot(BOOT_APP)
+
+    def _on_sms_done(self, a):
+        self._boot(BOOT_SMS)
+
+    def _on_pb_done(self, a):
+        self._boot(BOOT_PB)
+
+    def _set_sim(self, st):
+        # EV_SIM on every change of the known state, whether a URC or a query saw it
+        if st != self.sim:
+            self.sim = st
+            self.events.put(EV_SIM, 1 if st == "READY" else 0)
+
+    def _on_cpin(self, a):
+        if a.arg_eq(0, b"READY"):
+            self.boot_urcs |= BOOT_CPIN
+            self._ready_ev.set()
+            self._set_sim("READY")
+        else:
+            self._set_sim(a.arg_str(0))
+
+    def _on_reg(self, a, dom):
+        # URC form is "<stat>[,<lac>,<ci>[,<act>]]"; a stray read answer "<n>,<stat>" has 2 args.
+        stat = a.arg_int(1 if a.count() == 2 else 0)
+        if self.reg[dom] != stat:
+            self.reg[dom] = stat
+            self.events.put(EV_REG, stat, dom)
+
+    def _on_creg(self, a):
+        self._on_reg(a, 0)
+
+    def _on_cgreg(self, a):
+        self._on_reg(a, 1)
+
+    def _on_cereg(self, a):
+        self._on_reg(a, 2)
+
+    def _nonet(self, cause):
+        if self._closing:
+            return
+        self.data_open = False
+        self.ip = None
+        self.events.put(EV_NONET, cause)
+
+    def _on_cgev(self, a):
+        self._nonet(NONET_CGEV)
+
+    def _on_netclose(self, a):
+        self._nonet(NONET_NETCLOSE)
+
+    def _on_cipevent(self, a):
+        self._nonet(NONET_CIPEVENT)
+
+    def _on_pdp_deact(self, a):
+        self._nonet(NONET_PDP)
+
+    def _on_app_pdp(self, a):
+        # SIM7000 "+APP PDP: DEACTIVE", SIM7070 "+APP PDP: 0,DEACTIVE"; ACTIVE is the open path
+        if a.arg_eq(a.count() - 1, b"DEACTIVE"):
+            self._nonet(NONET_PDP)
+
+    # ---- power and boot --------------------------------------------------------------------
+
+    async def power_on(self):
+        """PWRKEY on pulse per the board's timings (``atmq.power``); None without pins."""
+        if self.board is None or self.pins is None:
+            return None
+        return await _power.power_on(self.board, self.pins)
+
+    async def power_cycle(self):
+        """Hardware reset (RESET pin, supply cycle or PWRKEY off+on); None without pins."""
+        if self.board is None or self.pins is None:
+            return None
+        self.reset_state()
+        self.boot_urcs = 0
+        self._ready_ev.clear()
+        return await _power.reset(self.board, self.pins)
+
+    async def probe(self, tries=3, timeout_ms=1000):
+        """``AT`` up to ``tries`` times; True at the first OK."""
+        for _ in range(tries):
+            try:
+                await self.at.cmd(b"AT", timeout_ms=timeout_ms)
+                return True
+            except ModemError:
+                pass
+        return False
+
+    async def wait_ready(self, timeout_ms=30000, probe_ms=1000, need_boot=False):
+        """Return once the module answers ``AT`` (autobaud: repeated probes train it).
+
+        A boot URC (RDY, +CPIN: READY, SMS DONE, PB DONE, APP RDY) cuts the wait
+        short.  ``need_boot``: a reset was just sent, so an ``OK`` from the old
+        firmware must not count: probe only after a boot URC, or in the second
+        half of the wait for modules that print none (SIM800 in autobaud).
+        Raises ``ATTimeout`` at the deadline.
+        """
+        t0 = ticks_ms()
+        deadline = ticks_add(t0, timeout_ms)
+        quiet_until = ticks_add(t0, timeout_ms // 2)
+        while True:
+            left = ticks_diff(deadline, ticks_ms())
+            if left <= 0:
+                raise ATTimeout(b"AT", timeout_ms)
+            may_probe = (not need_boot or self.boot_urcs
+                         or ticks_diff(quiet_until, ticks_ms()) <= 0)
+            if may_probe:
+                try:
+                    await self.at.cmd(b"AT", timeout_ms=min(probe_ms, left))
+                    return True
+                except ATTimeout:
+                    pass
+                except ModemError:  # ERROR while booting: still alive, try again soon
+                    await sleep_ms(min(probe_ms, max(1, ticks_diff(deadline, ticks_ms()))))
+                continue
+            self._ready_ev.clear()
+            if self.boot_urcs:
+                continue
+            try:
+                await wait_for_ms(self._ready_ev.wait(),
+                                  max(1, min(left, ticks_diff(quiet_until, ticks_ms()))))
+            except asyncio.TimeoutError:
+                pass
+
+    async def init(self):
+        """Idempotent set-up after every boot: echo off, numeric errors, URC modes, facts."""
+        at = self.at
+        await at.cmd(b"ATE0")
+        await at.cmd(b"AT+CMEE=1")  # numeric +CME ERROR: <n> (manual 25.3)
+        await at.cmd(b"AT+CREG=1")  # +CREG: <stat> URCs (manual 4.2.1)
+        await at.cmd(b"AT+CGREG=1")  # 5.2.1
+        await at.cmd(b"AT+CEREG=1", check=False)  # 5.2.3; ERROR on 2G-only modules (SIM800)
+        # packet domain events to the TE (+CGEV, manual 5.2.10): PDP deactivation is seen
+        await at.cmd(b"AT+CGEREP=2,1", check=False)
+        await self._identify()
+        self.inited = True
+        self._session = True
+        self._expect_boot = False
+        return self.facts
+
+    async def _identify(self):
+        at = self.at
+        f = self.facts
+        r = await at.cmd(b"ATI", bare=True)
+        for i in range(r.count):
+            t = r.line(i).text()
+            k = t.find(":")
+            key = t[:k].strip().lower() if k > 0 else ""
+            v = t[k + 1:].strip() if k > 0 else t.strip()
+            if key in ("manufacturer", "model", "revision", "imei"):
+                f[key] = v
+            elif k < 0 and v and i == 0:  # SIM800: "SIM800 R14.18"
+                sp = v.find(" ")
+                f["model"] = v if sp < 0 else v[:sp]
+                if sp > 0:
+                    f["revision"] = v[sp + 1:]
+        r = await at.cmd(b"AT+CGMR", bare=True, check=False)
+        if r.final == R_OK and r.count:
+            t = r.line(0).text()
+            k = t.find(":")
+            f["firmware"] = (t[k + 1:] if k >= 0 else t).strip()
+            if f["revision"] is None:
+                f["revision"] = f["firmware"]
+        r = await at.cmd(b"AT+CGSN", bare=True, check=False)
+        if r.final == R_OK and r.count:
+            f["imei"] = r.line(0).text().strip()
+        if self.family == "sm":
+            r = await at.cmd(b"AT+CCID", bare=True, check=False)  # SIM800/SIM7000: bare digits
+        else:
+            r = await at.cmd(b"AT+CICCID", resp=b"+ICCID:", check=False)  # manual 6.2
+        if r.final == R_OK and r.count:
+            a = r.line(0)
+            f["iccid"] = a.arg_str(0) if a.startswith(b"+") else a.text().strip()
+        else:
+            f["iccid"] = None  # no SIM (CME 10) is reported by sim_state()
+
+    # ---- SIM and network -----------------------------------------------------------------
+
+    async def sim_state(self):
+        """``AT+CPIN?`` -> "READY", "SIM PIN", "SIM PUK", "NOT INSERTED", "BUSY", ...
+
+        On "SIM PIN" with a configured PIN the PIN is sent once; a rejected PIN
+        is never sent again (three wrong PINs lock the SIM behind its PUK).
+        """
+        st = await self._cpin()
+        self._set_sim(st)
+        if st == "SIM PIN" and self.pin and not self.pin_rejected:
+            pin = _quoted("modem.pin", self.pin)
+            self.pin_attempts += 1
+            try:
+                await self.at.cmd(('AT+CPIN="%s"' % pin).encode(), timeout_ms=5000)
+            except ModemError as e:
+                if e.kind == "CME" and e.code in (16, 12):  # incorrect password / PUK now
+                    self.pin_rejected = True
+                raise
+            st = await self._cpin()
+            self._set_sim(st)
+        return st
+
+    async def _cpin(self):
+        try:
+            r = await self.at.cmd(b"AT+CPIN?", resp=b"+CPIN:", timeout_ms=5000)
+        except ModemError as e:
+            if e.kind == "CME":
+                if e.code == 10:
+                    return "NOT INSERTED"
+                if e.code == 14:
+                    return "BUSY"
+                if e.code == 13 or e.code == 15:
+                    return "FAILURE"
+            raise
+        a = r.find(b"+CPIN:")
+        return a.arg_str(0) if a is not None else "UNKNOWN"
+
+    async def registration(self):
+        """Query CREG/CGREG/CEREG; returns the best data stat (see ``reg``/``reg_name``).
+
+        Best: a registered packet domain (CEREG before CGREG), else a denial
+        (3), else searching (2), else what there is.  Roaming (5) counts as
+        registered; ``roaming`` says which.
+        """
+        for d in range(3):
+            # a module without that domain (SIM800: no CEREG) answers ERROR: skipped
+            r = await self.at.cmd(_REG_QUERY[d], resp=_DOMAINS[d], check=False)
+            if r.final != R_OK:
+                continue
+            for i in range(r.count):
+                a = r.line(i)
+                if a.count() == 2:  # the answer: "+CxREG: <n>,<stat>" (n=1 set by init)
+                    self.reg[d] = a.arg_int(1)
+                else:  # a URC "+CxREG: <stat>" that crossed the query: same prefix
+                    self._on_reg(a, d)
+        return self.best_stat()
+
+    def best_stat(self):
+        reg = self.reg
+        for d in (2, 1):
+            if reg_ok(reg[d]):
+                return reg[d]
+        for want in (3, 2):
+            for d in (2, 1, 0):
+                if reg[d] == want:
+                    return want
+        for d in (2, 1, 0):
+            if reg[d] != REG_UNKNOWN:
+                return reg[d]
+        return REG_UNKNOWN
+
+    @property
+    def roaming(self):
+        return reg_roaming(self.best_stat())
+
+    async def signal(self):
+        """``AT+CSQ`` -> (dBm or None, ber 0..7 or None) (manual 3.2.2)."""
+        r = await self.at.cmd(b"AT+CSQ", resp=b"+CSQ:", timeout_ms=5000)
+        a = r.find(b"+CSQ:")
+        if a is None:
+            return None, None
+        ber = a.arg_int(1)
+        return csq_dbm(a.arg_int(0)), (ber if 0 <= ber <= 7 else None)
+
+    async def serving_cell(self):
+        """``AT+CPSI?`` (manual 4.2.6) as a dict: mode, op_mode, mcc, mnc, lac/tac, cell_id...
+
+        LTE adds band, earfcn, rsrq, rsrp, rssi, rssnr (the module's units);
+        GSM arfcn, rxlev; WCDMA band, psc, freq, ecio, rscp.  "NO SERVICE" gives
+        only mode and op_mode.
+        """
+        r = await self.at.cmd(b"AT+CPSI?", resp=b"+CPSI:", timeout_ms=5000)
+        a = r.find(b"+CPSI:")
+        if a is None:
+            return None
+        n = a.count()
+        mode = a.arg_str(0)
+        d = {"mode": mode, "op_mode": a.arg_str(1) if n > 1 else ""}
+        if n < 5:
+            return d
+        plmn = a.arg_str(2)
+        k = plmn.find("-")
+        try:
+            d["mcc"] = int(plmn[:k])
+            d["mnc"] = int(plmn[k + 1:])
+        except ValueError:
+            d["mcc"] = d["mnc"] = None
+        area = a.arg_str(3)
+        try:
+            area = int(area, 16)
+        except ValueError:
+            area = None
+        d["tac" if mode == "LTE" else "lac"] = area
+        d["cell_id"] = _int_or_none(a.arg_int(4, _NOINT))
+        if mode == "LTE":
+            keys = ("pci", "band", "earfcn", "dlbw", "ulbw", "rsrq", "rsrp", "rssi", "rssnr")
+        elif mode == "GSM":
+            keys = ("arfcn", "rxlev", "track_lo", "c1c2")
+        else:
+            keys = ("band", "psc", "freq", "ssc", "ecio", "rscp", "qual", "rxlev", "txpwr")
+        for i in range(len(keys)):
+            j = 5 + i
+            if j >= n:
+                break
+            v = a.arg_int(j, _NOINT)
+            d[keys[i]] = v if v != _NOINT else a.arg_str(j)
+        return d
+
+    async def set_apn(self, apn, user=None, password=None, cid=1, pdp_type="IP"):
+        """``AT+CGDCONT`` (manual 5.2.6) and, with credentials, ``AT+CGAUTH`` PAP (5.2.11).
+
+        On the sm family the APN is also remembered for the bearer.
+        """
+        apn = _quoted("apn", apn)
+        self.apn = apn
+        self.apn_user = user
+        self.apn_password = password
+        await self.at.cmd(('AT+CGDCONT=%d,"%s","%s"' % (cid, _quoted("pdp_type", pdp_type),
+                                                           apn)).encode())
+        if user or password:
+            # <cid>,<auth_type>,<passwd>,<user>: the password comes first (manual 5.2.11)
+            await self.at.cmd(('AT+CGAUTH=%d,1,"%s","%s"' % (
+                cid, _quoted("apn_password", password or ""),
+                _quoted("apn_user", user or ""))).encode())
+
+    # ---- data ------------------------------------------------------------------------------
+
+    async def data_up(self, timeout_ms=None):
+        """Open the data path; returns the IP address string (None if the module hides it)."""
+        if self.family == "cmqtt":
+            await self._netopen(timeout_ms or self.netclose_ms)
+        elif self.model_key in ("SIM7000", "SIM7070", "SIM7080"):
+            await self._cnact_up(timeout_ms or 60000)
+        else:
+            await self._sapbr_up(timeout_ms or 85000)
+        self.data_open = True
+        return self.ip
+
+    async def _netopen(self, timeout_ms):
+        at = self.at
+        r = await at.cmd(b"AT+NETOPEN", resp=b"+IP ERROR:", done=b"+NETOPEN:",
+                         done_timeout_ms=timeout_ms, check=False)
+        if r.final == R_OK:
+            err = r.line(r.done).arg_int(0)
+            if err != 0:
+                raise ModemError("NET", err, b"AT+NETOPEN")
+        elif r.final == R_ERROR and r.find(b"+IP ERROR:") is not None:
+            t = r.find(b"+IP ERROR:").arg_str(0)
+            if code_for("IP", t) != 4:  # 4: "Network is already opened" (manual 13.2.1)
+                raise ModemError("IP", code_for("IP", t) or -1, b"AT+NETOPEN")
+        else:
+            raise at.error(b"AT+NETOPEN")
+        r = await at.cmd(b"AT+IPADDR", resp=b"+IPADDR:", timeout_ms=5000)  # 13.2.7
+        a = r.find(b"+IPADDR:")
+        self.ip = a.arg_str(0) if a is not None else None
+
+    async def _sapbr_up(self, timeout_ms):
+        # SIM800 MQTT note 4.1: profile 1 as GPRS with the APN, open, query
+        at = self.at
+        st = await self._sapbr_query()
+        if st == 1:
+            return
+        await at.cmd(b'AT+SAPBR=3,1,"Contype","GPRS"')
+        if self.apn:
+            await at.cmd(('AT+SAPBR=3,1,"APN","%s"' % _quoted("apn", self.apn)).encode())
+        if self.apn_user:
+            await at.cmd(('AT+SAPBR=3,1,"USER","%s"' % _quoted("apn_user",
+                                                                self.apn_user)).encode())
+        if self.apn_password:
+            await at.cmd(('AT+SAPBR=3,1,"PWD","%s"' % _quoted("apn_password",
+                                                               self.apn_password)).encode())
+        await at.cmd(b"AT+SAPBR=1,1", timeout_ms=timeout_ms)
+        if await self._sapbr_query() != 1:
+            raise ModemError("AT", -1, b"AT+SAPBR=2,1")
+
+    async def _sapbr_query(self):
+        r = await self.at.cmd(b"AT+SAPBR=2,1", resp=b"+SAPBR:", check=False)
+        a = r.find(b"+SAPBR:")
+        if r.final != R_OK or a is None:
+            return -1
+        st = a.arg_int(1)  # <cid>,<Status 0 connecting 1 connected 2 closing 3 closed>,<IP>
+        self.ip = a.arg_str(2) if st == 1 else None
+        return st
+
+    async def _cnact_up(self, timeout_ms):
+        at = self.at
+        new = self.model_key != "SIM7000"  # SIM7070/SIM7080: <pdpidx>,<statusx>,<addr>
+        if await self._cnact_query(new):
+            return
+        if new:
+            cmd = b"AT+CNACT=0,1"
+        else:
+            cmd = ('AT+CNACT=1,"%s"' % _quoted("apn", self.apn or "")).encode()
+        await at.cmd(cmd, done=b"+APP PDP:", done_timeout_ms=timeout_ms)
+        if not await self._cnact_query(new):
+            raise ModemError("AT", -1, cmd)
+
+    async def _cnact_query(self, new):
+        r = await self.at.cmd(b"AT+CNACT?", resp=b"+CNACT:", check=False)
+        if r.final != R_OK:
+            return False
+        for i in range(r.count):
+            a = r.line(i)
+            if new and a.arg_int(0) == 0 and a.arg_int(1) == 1:
+                self.ip = a.arg_str(2)
+                return True
+            if not new and a.arg_int(0) == 1:
+                self.ip = a.arg_str(1)
+                return True
+        return False
+
+    async def data_down(self, timeout_ms=None):
+        """Close the data path; "already closed" counts as success."""
+        at = self.at
+        self._closing = True
+        try:
+            if self.family == "cmqtt":
+                r = await at.cmd(b"AT+NETCLOSE", resp=b"+IP ERROR:", done=b"+NETCLOSE:",
+                                 done_timeout_ms=timeout_ms or self.netclose_ms, check=False)
+                if r.final != R_OK and r.find(b"+IP ERROR:") is None:
+                    raise at.error(b"AT+NETCLOSE")
+            elif self.model_key in ("SIM7000", "SIM7070", "SIM7080"):
+                cmd = b"AT+CNACT=0,0" if self.model_key != "SIM7000" else b"AT+CNACT=0"
+                await at.cmd(cmd, timeout_ms=timeout_ms or 10000, check=False)
+            else:
+                await at.cmd(b"AT+SAPBR=0,1", timeout_ms=timeout_ms or 65000, check=False)
+        finally:
+            self._closing = False
+            self.data_open = False
+            self.ip = None
+
+    async def data_is_open(self):
+        """Ask the module whether the PDP for data is up (NETOPEN? / SAPBR=2,1 / CNACT?)."""
+        if self.family == "cmqtt":
+            r = await self.at.cmd(b"AT+NETOPEN?", resp=b"+NETOPEN:", timeout_ms=5000)
+            a = r.find(b"+NETOPEN:")
+            up = a is not None and a.arg_int(0) == 1
+        elif self.model_key in ("SIM7000", "SIM7070", "SIM7080"):
+            up = await self._cnact_query(self.model_key != "SIM7000")
+        else:
+            up = await self._sapbr_query() == 1
+        self.data_open = up
+        return up
+
+    # ---- resets ----------------------------------------------------------------------------
+
+    async def radio_cycle(self):
+        """``AT+CFUN=0`` then ``AT+CFUN=1`` (manual 3.2.1): re-attach without a reboot."""
+        self.data_open = False
+        self.ip = None
+        await self.at.cmd(b"AT+CFUN=0", timeout_ms=9000)
+        await self.at.cmd(b"AT+CFUN=1", timeout_ms=9000)
+
+    async def restart(self, timeout_ms=30000):
+        """Software reboot and re-init: ``AT+CRESET`` (cmqtt, manual 3.2.4) or
+        ``AT+CFUN=1,1`` (sm), then wait for the boot URCs and run ``init``."""
+        self.expect_reboot(True)
+        try:
+            self.reset_state()
+            self.boot_urcs = 0
+            self._ready_ev.clear()
+            cmd = b"AT+CRESET" if self.family == "cmqtt" else b"AT+CFUN=1,1"
+            try:
+                await self.at.cmd(cmd, timeout_ms=9000)
+            except ATTimeout:
+                pass  # it may reboot before the OK leaves the UART
+            await self.wait_ready(timeout_ms, need_boot=True)
+            await self.init()
+        finally:
+            self.expect_reboot(False)
+
+    # ---- clock, battery, GNSS --------------------------------------------------------------
+
+    async def clock(self):
+        """``AT+CCLK?`` -> UTC seconds since 2000-01-01 (the ``Fix.epoch_s`` epoch; add
+        ``fix.UNIX_OFFSET_S`` for Unix time), or None when the module has no time yet."""
+        r = await self.at.cmd(b"AT+CCLK?", resp=b"+CCLK:", timeout_ms=5000)
+        a = r.find(b"+CCLK:")
+        if a is None:
+            return None
+        v = parse_cclk(a.arg_bytes(0))
+        return None if v is None else v[0]
+
+    async def battery_mv(self):
+        """Supply voltage in mV: ``+CBC: 3.749V`` (manual 9.2.8) or SIM800 ``+CBC: 0,85,4050``."""
+        r = await self.at.cmd(b"AT+CBC", resp=b"+CBC:", timeout_ms=5000)
+        a = r.find(b"+CBC:")
+        if a is None:
+            return None
+        if a.count() >= 3:
+            return _int_or_none(a.arg_int(2, _NOINT))
+        t = a.arg_str(0).rstrip("Vv ")
+        k = t.find(".")
+        try:
+            if k < 0:
+                return int(t) * 1000
+            frac = (t[k + 1:] + "000")[:3]
+            return int(t[:k]) * 1000 + int(frac)
+        except ValueError:
+            return None
+
+    def _need_gnss(self):
+        s = self.gnss_set
+        if s is None:
+            raise ConfigError("modem.model", "no modem GNSS command set known for %r"
+                              % (self.facts["model"],))
+        return s
+
+    async def gnss(self, on):
+        """Switch the modem's GNSS: ``AT+CGPS=1/0`` (SIM7600) or ``AT+CGNSSPWR=1/0`` (21.2.1)."""
+        s = self._need_gnss()
+        at = self.at
+        if s == "cgps":
+            r = await at.cmd(b"AT+CGPS=1" if on else b"AT+CGPS=0", timeout_ms=9000, check=False)
+            if r.final != R_OK:
+                # SIM7600 answers ERROR when already in that state: ask it
+                r = await at.cmd(b"AT+CGPS?", resp=b"+CGPS:", timeout_ms=9000)
+                a = r.find(b"+CGPS:")
+                if a is None or (a.arg_int(0) == 1) != bool(on):
+                    raise at.error(b"AT+CGPS")
+        else:
+            await at.cmd(b"AT+CGNSSPWR=1" if on else b"AT+CGNSSPWR=0", timeout_ms=10000)
+        self.gnss_on = bool(on)
+
+    async def gnss_fix(self, fix):
+        """Read one position into ``fix`` (``AT+CGPSINFO`` 21.2.20 / ``AT+CGNSSINFO`` 21.2.21).
+
+        True with ``fix`` filled when the module has a fix; False (``fix.valid``
+        False, the rest kept) when it has none or the answer is malformed.
+        """
+        s = self._need_gnss()
+        if s == "cgps":
+            cmd, p, parse = b"AT+CGPSINFO", b"+CGPSINFO:", parse_cgpsinfo
+        else:
+            cmd, p, parse = b"AT+CGNSSINFO", b"+CGNSSINFO:", parse_cgnssinfo
+        r = await self.at.cmd(cmd, resp=p, timeout_ms=10000)
+        a = r.find(p)
+        tmp = self._fix
+        if a is not None and parse(a.buf, a.s, a.e, tmp):
+            fix.copy_from(tmp)
+            return True
+        fix.valid = False
+        return False
+
+    # ---- bring-up ------------------------------------------------------------------------
+
+    async def bring_up(self, timeout_ms=180000, reg_poll_ms=2000):
+        """Power on, wait, init, SIM, registration and data, under one deadline.
+
+        Raises ``ModemError`` with the reason (SIM not ready, registration
+        denied, deadline) so the app can report it.
+        """
+        deadline = ticks_add(ticks_ms(), timeout_ms)
+        await self.power_on()
+        await self.wait_ready(min(timeout_ms, 30000))
+        await self.init()
+        while True:
+            st = await self.sim_state()
+            if st == "READY":
+                break
+            if st != "BUSY" or ticks_diff(deadline, ticks_ms()) <= 0:
+                raise ModemError("CME", {"NOT INSERTED": 10, "SIM PIN": 11,
+                                         "SIM PUK": 12}.get(st, 13), b"AT+CPIN?")
+            await sleep_ms(reg_poll_ms)
+        while True:
+            stat = await self.registration()
+            if reg_ok(stat):
+                break
+            if ticks_diff(deadline, ticks_ms()) <= 0:
+                if stat == 3:
+                    raise ModemError("CME", 111, b"AT+CEREG?")  # denied (PLMN not allowed)
+                raise ModemError("CME", 30, b"AT+CEREG?")  # no network service
+            await sleep_ms(reg_poll_ms)
+        if self.apn and self.family == "cmqtt":
+            await self.set_apn(self.apn, self.apn_user, self.apn_password)
+        return await self.data_up()
+
