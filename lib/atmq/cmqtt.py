@@ -611,7 +611,10 @@ class CMQTTDriver:
         ``+CMQTTCONNECT: <idx>,0`` came.  ``will`` = (topic, msg, qos, retain); CMQTT has no
         will retain flag (16.2.7), so retain must be False."""
         h = _bytes(host, "host")
-        addr = b"tcp://%s:%d" % (h, _int_in(port, "port", 1, 65535))
+        if port is None:  # 16.2.8: no port in <server_addr> means 1883 (or host holds ":port")
+            addr = b"tcp://%s" % h
+        else:
+            addr = b"tcp://%s:%d" % (h, _int_in(port, "port", 1, 65535))
         addr = _quotable(addr, "server address", ADDR_MIN, ADDR_MAX)
         cid = _quotable(_bytes(client_id, "client_id"), "client_id", 1, CLIENT_ID_MAX)
         ka = _int_in(keepalive_s, "keepalive_s", 1, KEEPALIVE_MAX)
@@ -764,6 +767,7 @@ class CMQTTDriver:
                 return
             if err != _E_NOTREL:
                 raise ModemError("CMQTT", err, cmd)
+            self.stats["state_ok"] += 1
             await self._rel(tolerant=True)  # 21 "client not released": release, then again
         raise ModemError("CMQTT", _E_NOTREL, cmd)
 

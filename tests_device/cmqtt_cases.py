@@ -1,0 +1,415 @@
+"""Transcript replays of the CMQTT driver and the TLS layer, shared by CPython and MicroPython.
+
+Each case is ``(name, transcript, body, options)``: ``run_case(name, chunk)``
+builds an Engine on a ``ReplayModem`` of ``tests_host/transcripts/<transcript>``
+(which checks every byte the driver writes), runs ``body(ctx)`` (driver calls
+and assertions on results, exceptions, events, Inbox contents and counters),
+lets the reader consume every modem byte, and asserts the transcript finished.
+``tests_host/test_cmqtt.py`` runs every case at chunk sizes 1, 2, 3, 7 and
+seeded random; ``tests_device/test_cmqtt_device.py`` runs them on the unix port.
+"""
+
+import asyncio
+
+import atxreplay as R  # pyright: ignore[reportMissingImports]
+from atmq import errtab
+from atmq import tls as T
+from atmq.cmqtt import CMQTTDriver
+from atmq.compat import sleep_ms
+from atmq.engine import Engine
+from atmq.errors import ATError, ModemError
+from atmq.events import EV_CONNLOST, EV_MSG, EV_MSG_DROPPED, EventQueue
+from atmq.inbox import Inbox
+
+
+def _dirname(p):
+    i = p.rfind("/")
+    return p[:i] if i > 0 else "."
+
+
+TRANSCRIPTS = _dirname(_dirname(__file__)) + "/tests_host/transcripts/"
+
+PEM1 = (b"-----BEGIN CERTIFICATE-----\n"
+        b"MIIBszCCAVmgAwIBAgIUQ2VydGlmaWNhdGUgZm9yIHRlc3RzIG9ubHkwCgYIKoZI\n"
+        b"zj0EAwIwFjEUMBIGA1UEAwwLdGxvZy10ZXN0LWNhMB4XDTI2MDEwMTAwMDAwMFoX\n"
+        b"-----END CERTIFICATE-----\n")
+KEY1 = (b"-----BEGIN EC PRIVATE KEY-----\r\n"
+        b"MHcCAQEEIBbW9jay1rZXktZm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1rZXmg\r\n"
+        b"-----END EC PRIVATE KEY-----\r\n")
+SIXTY = b"0123456789" * 6
+
+
+class Ctx:
+    def __init__(self, transcript, chunk, revision=None, inbox=(4, 64, 256)):
+        self.modem = R.ReplayModem(TRANSCRIPTS + transcript, chunk=chunk)
+        self.at = Engine(self.modem)
+        self.ev = EventQueue(32)
+        self.inbox = Inbox(inbox[0], inbox[1], inbox[2])
+        self.drv = CMQTTDriver(self.at, self.ev, self.inbox, 0, revision)
+        self.drv.busy_backoff_ms = 1
+        self.seen = []
+
+    def events(self):
+        """Every event queued so far (kept in ``seen``) as (kind, a, b)."""
+        q = self.ev
+        while True:
+            k = q.get()
+            if k < 0:
+                return self.seen
+            self.seen.append((k, q.a, q.b))
+
+    def message(self):
+        """(topic, payload) of the oldest Inbox message, released."""
+        ib = self.inbox
+        s = ib.get()
+        assert s >= 0, "no message in the inbox"
+        m = (bytes(ib.topic(s)), bytes(ib.payload(s)))
+        ib.release()
+        return m
+
+
+async def settle(c):
+    """Wait (bounded) until the reader has consumed every byte the modem released."""
+    for _ in range(3000):
+        if c.modem.pending_rx() == 0 and c.at.ring.count() == 0:
+            return
+        await sleep_ms(1)
+    raise AssertionError("modem bytes left unread: %s" % c.modem.where())
+
+
+async def expect(coro, kind, code):
+    """Await ``coro``; it must raise ModemError(kind, code). Returns the exception."""
+    try:
+        await coro
+    except ModemError as e:
+        assert e.kind == kind and e.code == code, "got %r %r, want %s %d" % (
+            e.kind, e.code, kind, code)
+        return e
+    raise AssertionError("no ModemError %s %d" % (kind, code))
+
+
+async def session(d, cid="tlog-0001"):
+    await d.start()
+    await d.connect("broker.example.net", 1883, cid)
+    assert d.connected
+
+
+# ---- cases -----------------------------------------------------------------------------------
+
+async def bringup_plain(c):
+    d = c.drv
+    await d.configure(check_utf8=0, optimeout_s=30)
+    await d.start()
+    assert d.started and not d.connected
+    await d.connect("broker.example.net", 1883, "tlog-0001", keepalive_s=30, clean=False,
+                    user="dev", password="s3cret", will=("tlog/0001/status", "offline", 1, False))
+    assert d.connected and d.optimeout_s == 30
+    assert d.acquired == (b"tlog-0001", 0)
+    assert (await d.is_connected()) is True
+    await d.disconnect(60)
+    assert not d.connected
+    await d.stop()
+    assert not d.started and d.acquired is None
+    await d.stop()  # idempotent: REL/STOP answer ERROR on a stopped service
+    assert d.stats["state_ok"] == 2 and d.stats["connects"] == 1
+    assert c.events() == []
+
+
+async def bringup_tls_mutual(c):
+    d = c.drv
+    await d.start()
+    await d.configure_tls(T.aws_iot())
+    await d.connect("a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com", 8883, "tlog-0001", tls=True)
+    assert d.connected and d.acquired == (b"tlog-0001", 1)
+    await d.publish("dt/tlog/0001/telemetry", b'{"rpm":812,"kph":47}', qos=1)
+    await d.disconnect()
+    await d.stop()
+    assert d.stats["published"] == 1 and d.stats["pub_errors"] == 0
+
+
+async def tls_connect_fail(c):
+    d = c.drv
+    await d.configure_tls(T.mosquitto_tls(cacert="ca.pem"))
+    await d.start()
+    e = await expect(d.connect("mqtt.example.org", 8883, "tlog-0002", user="tlog",
+                               password="hunter2", tls=True), "CMQTT", 30)
+    assert e.cls == errtab.FATAL
+    assert "hunter2" not in str(e) and '"***"' in str(e) and "bad user name" in str(e)
+    e = await expect(d.connect("mqtt.example.org", 8883, "tlog-0002", tls=True), "CMQTT", 32)
+    assert not d.connected
+    await d.connect("mqtt.example.org", 8883, "tlog-0002", tls=True)
+    assert d.connected
+
+
+async def publish_qos(c):
+    d = c.drv
+    await session(d)
+    await d.publish("t/q0", b"zero", qos=0)
+    await d.publish("t/q1", "one", qos=1, retain=True)
+    await d.publish("t/q2", b"line1\r\nOK\r\n> not a prompt\r\nERROR\r\n+CMQTTPUB: 0,9\r\n",
+                    qos=2, timeout_ms=120000)
+    await d.publish("t/empty", b"", qos=1)
+    await d.publish("t/utf8", "h\u00e9llo \u20ac", qos=1)
+    e = await expect(d.publish("t/late", "x"), "CMQTT", 17)
+    assert e.cls == errtab.TRANSIENT
+    assert d.stats["published"] == 5 and d.stats["pub_errors"] == 1
+    assert d.connected  # 17 (timeout) does not mean the link is down
+
+
+async def subscribe(c):
+    d = c.drv
+    await session(d)
+    await d.subscribe("cmd/tlog/0001/#", 1)
+    await d.subscribe_many([("a/b", 0), ("c/+/d", 2)])
+    await d.unsubscribe("a/b", two_step=True)
+    await d.unsubscribe("cmd/tlog/0001/#")
+    await expect(d.subscribe("x/y", 1), "CMQTT", 12)
+    assert d.stats["subscribed"] == 3
+
+
+async def inbound(c):
+    d = c.drv
+    await session(d)
+    await d.subscribe("cmd/tlog/0001/#", 1)
+    await settle(c)
+    ev = c.events()
+    assert [k for k, a, b in ev] == [EV_MSG, EV_MSG, EV_MSG], ev
+    assert c.message() == (b"cmd/tlog/0001/ping", b"{}")
+    assert c.message() == (b"cmd/tlog/0001/cfg", b'{"a":1,\r\nOK\r\n>"b":"+CMQTTRXEND: 0"\r\n}')
+    assert c.message() == (b"cmd/tlog/0001/clear", b"")
+    await d.publish("dt/tlog/0001", "42")  # a message arrives between OK and +CMQTTPUB
+    await settle(c)
+    assert c.events()[3][0] == EV_MSG
+    assert c.message() == (b"cmd/tlog/0001/ping", b"{}")
+    assert d.stats["received"] == 4 and d.stats["rx_dropped"] == 0
+    assert d.stats["published"] == 1
+
+
+async def inbound_oversize(c):
+    await settle(c)
+    ev = c.events()
+    assert ev[0] == (EV_MSG_DROPPED, 1, 100), ev
+    assert ev[1] == (EV_MSG_DROPPED, 1, 2), ev
+    assert ev[2][0] == EV_MSG and len(ev) == 3, ev
+    assert c.message() == (b"cmd/tlog/0001/ok", b"fine")
+    st = c.drv.stats
+    assert st["rx_oversize"] == 2 and st["rx_dropped"] == 2 and st["received"] == 1
+    assert c.inbox.oversize == 2 and c.at.unknown == 0
+
+
+async def connlost_midpublish(c):
+    d = c.drv
+    await session(d)
+    e = await expect(d.publish("dt/tlog/0001", "hello"), "CMQTT", 11)
+    assert e.cls == errtab.STATE and not d.connected
+    assert (EV_CONNLOST, 0, 1) in c.events()
+    await d.connect("broker.example.net", 1883, "tlog-0001")
+    await settle(c)
+    assert not d.connected
+    assert c.events().count((EV_CONNLOST, 0, 2)) == 1
+    await d.stop()
+    assert d.stats["connlost"] == 2 and d.stats["pub_errors"] == 1
+
+
+async def busy_retry(c):
+    d = c.drv
+    await session(d)
+    d.sub_two_step = True
+    await d.subscribe("esp32/ctrl", 1)
+    await d.publish("esp32/data", "1.5")
+    d.busy_retries = 1
+    e = await expect(d.publish("esp32/data", "1.5"), "CMQTT", 14)
+    assert e.cls == errtab.TRANSIENT
+    assert d.stats["busy_retries"] == 3 and d.stats["published"] == 1
+    assert d.stats["pub_errors"] == 1 and d.connected
+
+
+async def reinit_started(c):
+    d = c.drv
+    await d.start(client_id="tlog-0001")
+    assert d.started and d.acquired == (b"tlog-0001", 0)
+    await d.connect("broker.example.net", 1883, "tlog-0001")
+    assert d.connected and d.stats["state_ok"] == 2
+
+
+async def reinit_23_19(c):
+    d = c.drv
+    await d.start(client_id="tlog-0001")
+    assert d.started and d.acquired == (b"tlog-0001", 0)
+    await d.stop()
+    assert not d.started and d.acquired is None
+    assert d.stats["state_ok"] == 5
+
+
+async def reinit_foreign(c):
+    d = c.drv
+    await d.start(client_id="tlog-0001")
+    assert d.acquired == (b"tlog-0001", 0)
+
+
+async def noconn_11(c):
+    d = c.drv
+    await session(d)
+    e = await expect(d.publish("esp32/data", "x"), "CMQTT", 11)
+    assert e.cls == errtab.STATE and "no connection" in str(e)
+    assert not d.connected and c.events() == [(EV_CONNLOST, 0, -11)]
+    d.connected = True
+    assert (await d.is_connected()) is False and not d.connected
+
+
+async def sslversion_oldfw(c):
+    d = c.drv
+    for _ in range(2):
+        try:
+            await d.configure_tls(T.aws_iot())
+        except T.FirmwareError as e:
+            assert e.cls == errtab.FATAL and e.revision == "LE11B02SIM7500A"
+            s = str(e)
+            assert "LE11B02SIM7500A" in s and "upgrade" in s and "sslversion" in s
+        else:
+            raise AssertionError("no FirmwareError")
+    assert d.revision == "LE11B02SIM7500A"
+
+
+async def certs(c):
+    at = c.at
+    await T.download_cert(at, "cacert.pem", PEM1)
+    await T.download_cert(at, "clientkey.pem", KEY1)
+    assert await T.list_certs(at) == ["cacert.pem", "clientcert.pem", "clientkey.pem"]
+    assert (await T.delete_cert(at, "clientcert.pem")) is True
+    assert (await T.delete_cert(at, "gone.pem")) is False
+    assert (await T.delete_cert(at, "cacert.pem")) is True
+    assert (await T.delete_cert(at, b"clientkey.pem")) is True
+    assert await T.list_certs(at) == []
+
+
+# ---- seed 002 worked examples (colleagues' transcripts, echo on) and seed 003 examples -----
+
+async def _seed002_tail(c, d):
+    await d.publish("dddrrrggghhhk", SIXTY, qos=1)
+    await d.subscribe_many([("123456789", 1)])
+    await d.subscribe("simcommsg", 1)
+    await d.unsubscribe("simcommsg")
+    await d.disconnect(120)
+    await d.stop()
+    assert d.stats["subscribed"] == 2 and d.stats["published"] == 1
+
+
+async def seed002_3_1(c):
+    d = c.drv
+    await d.start()
+    await d.connect("test.mosquitto.org", 1883, "client test0",
+                    will=("0123456789", "qwerty", 1, False))
+    await d.subscribe("simcommsg", 1)
+    await d.publish("simcommsg", SIXTY, qos=1)
+    await d.subscribe_many([("123456789", 1)])
+    await d.unsubscribe("simcommsg")
+    await d.disconnect(120)
+    await d.stop()
+    await settle(c)
+    assert [k for k, a, b in c.events()] == [EV_MSG]
+    assert c.message() == (b"simcommsg", SIXTY)
+
+
+async def seed002_3_2(c):
+    d = c.drv
+    await d.start()
+    await d.connect("test.mosquitto.org", 8883, "client test0", tls=True,
+                    will=("0123456789", "qwerty", 1, False))
+    await _seed002_tail(c, d)
+
+
+async def seed002_3_3(c):
+    d = c.drv
+    await d.configure_tls({"cacert": "server_ca.pem", "ignorelocaltime": None,
+                           "negotiatetime": None})
+    await d.start()
+    await d.connect("mqtts_server:port", None, "client test0", tls=True,
+                    will=("0123456789", "qwerty", 1, False))
+    await _seed002_tail(c, d)
+
+
+async def seed002_3_4(c):
+    d = c.drv
+    await d.configure_tls({"cacert": "ca_cert.pem", "clientcert": "cert.pem",
+                           "clientkey": "key_cert.pem", "ignorelocaltime": None,
+                           "negotiatetime": None})
+    await d.start()
+    await d.connect("hooleeping.com", 8883, "client test0", tls=True,
+                    will=("0123456789", "qwerty", 1, False))
+    await _seed002_tail(c, d)
+
+
+async def seed003_connect(c):
+    d = c.drv
+    d.started = True
+    d.acquired = (b"a12mmmm", 0)
+    await d.connect("120.27.2.154", 1883, "a12mmmm", keepalive_s=20)
+    assert (await d.is_connected()) is True
+
+
+async def seed003_disc(c):
+    d = c.drv
+    d.connected = True
+    await d.disconnect(120)
+    assert not d.connected
+
+
+CASES = (
+    ("bringup_plain", "cmqtt/bringup_plain.atx", bringup_plain, {}),
+    ("bringup_tls_mutual", "cmqtt/bringup_tls_mutual.atx", bringup_tls_mutual,
+     {"revision": "SIM7600M21-A_V1.1"}),
+    ("tls_connect_fail", "cmqtt/tls_connect_fail.atx", tls_connect_fail, {}),
+    ("publish_qos", "cmqtt/publish_qos.atx", publish_qos, {}),
+    ("subscribe", "cmqtt/subscribe.atx", subscribe, {}),
+    ("inbound", "cmqtt/inbound.atx", inbound, {}),
+    ("inbound_oversize", "cmqtt/inbound_oversize.atx", inbound_oversize,
+     {"inbox": (4, 32, 64)}),
+    ("connlost_midpublish", "cmqtt/connlost_midpublish.atx", connlost_midpublish, {}),
+    ("busy_retry", "cmqtt/busy_retry.atx", busy_retry, {}),
+    ("reinit_started", "cmqtt/reinit_started.atx", reinit_started, {}),
+    ("reinit_23_19", "cmqtt/reinit_23_19.atx", reinit_23_19, {}),
+    ("reinit_foreign", "cmqtt/reinit_foreign.atx", reinit_foreign, {}),
+    ("noconn_11", "cmqtt/noconn_11.atx", noconn_11, {}),
+    ("sslversion_oldfw", "cmqtt/sslversion_oldfw.atx", sslversion_oldfw, {}),
+    ("certs", "cmqtt/certs.atx", certs, {}),
+    ("seed002_3_1", "seed002_3_1_mqtt_tcp.atx", seed002_3_1, {}),
+    ("seed002_3_2", "seed002_3_2_mqtts_no_verify.atx", seed002_3_2, {}),
+    ("seed002_3_3", "seed002_3_3_mqtts_verify_server.atx", seed002_3_3, {}),
+    ("seed002_3_4", "seed002_3_4_mqtts_verify_both.atx", seed002_3_4, {}),
+    ("seed003_connect", "seed003_16_2_08_cmqttconnect.atx", seed003_connect, {}),
+    ("seed003_disc", "seed003_16_2_09_cmqttdisc.atx", seed003_disc, {}),
+)
+
+NAMES = tuple(c[0] for c in CASES)
+
+
+def chunker(chunk, name):
+    if chunk == "random":
+        seed = 1
+        for ch in name:
+            seed = (seed * 31 + ord(ch)) & 0xFFFFFFFF
+        return R.Seeded(9, seed)
+    return chunk
+
+
+async def run_case(name, chunk, timeout_ms=10000):
+    case = None
+    for cs in CASES:
+        if cs[0] == name:
+            case = cs
+    if case is None:
+        raise ValueError("no case %r" % name)
+    _, transcript, body, opts = case
+    c = Ctx(transcript, chunker(chunk, name), **opts)
+    task = asyncio.create_task(c.at.run())
+    try:
+        await R.drive(c.modem, body(c), timeout_ms)
+        await settle(c)
+        c.modem.assert_done()
+    finally:
+        task.cancel()
+    return c
+
+
+__all__ = ["ATError", "CASES", "NAMES", "run_case", "Ctx", "settle"]
