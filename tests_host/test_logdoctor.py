@@ -50,7 +50,8 @@ def test_seed_session1_client_busy_on_a_connect_that_never_finished(seed):
     assert sub["result"] == 14
     assert sub["errors"][0]["kind"] == "CMQTT" and sub["errors"][0]["meaning"] == "client is busy"
     f = s["findings"][0]
-    assert "+CMQTTCONNECT: 0,0" in f["remedy"] and "NETOPEN" in f["remedy"]
+    assert "+CMQTTCONNECT: 0,<err>" in f["remedy"] and "firmware" in f["remedy"]
+    assert "SIM7600M21-A_V1.1" in f["remedy"]
     assert "1000 ms" in f["detail"]
     assert s["modem"]["revision"] == "SIM7600M21-A_V1.1"
     # data after the '>' prompts is data, not commands

@@ -706,13 +706,13 @@ def diagnose(entries, meta):
                 "command. The log treated the bare OK as a completed connect."
                 % (c["t_final"], idx, b["name"], gap,
                    "" if pending else " (it came later)"),
-                "Treat OK as 'accepted' only: wait (with a deadline, e.g. 30 s) for "
-                "+CMQTTCONNECT: %s,0 before SUBTOPIC/TOPIC/PUB; on a non-zero code look it up "
-                "and retry the connect. Bring the data call up first with AT+NETOPEN "
-                "(+NETOPEN: 0) before AT+CMQTTSTART. If the URC never comes even with a "
-                "proper wait, check the firmware revision%s: the forum thread reports "
-                "'client is busy' cured by a firmware upgrade." % (
-                    idx, (" (" + rev + ")") if rev else ""),
+                "Treat OK as 'accepted' only (16.2.8): wait, with a deadline (e.g. 30 s), for "
+                "+CMQTTCONNECT: %s,<err> before SUBTOPIC/TOPIC/PUB; go on only on <err> 0, "
+                "otherwise look the code up and connect again. Do not send MQTT commands "
+                "while the connect is in flight. If the result never comes even with a "
+                "proper wait, upgrade the modem firmware%s: in the forum thread 'client is "
+                "busy' was reported cured by a firmware update, and LE11B02 builds needed "
+                "one for SSL/MQTT." % (idx, (" (now " + rev + ")") if rev else ""),
                 [_ev(c), _ev(b)]))
         if noconn and pending:
             n = noconn[0]
@@ -723,9 +723,7 @@ def diagnose(entries, meta):
                 detail += (" The query AT+CMQTTCONNECT? answered '+CMQTTCONNECT: %s' with no "
                            "server address, which means client %s is NOT connected (a "
                            "connected client lists its server, keepalive and clean session, "
-                           "16.2.8); it was read as success." % (idx, idx))
-            if not any(x["name"] == "AT+NETOPEN" for x in cmds):
-                detail += " No AT+NETOPEN was sent in this session."
+                           "16.2.8), yet the host went on as if connected." % (idx, idx))
             out.append(_finding(
                 "mqtt_no_connection", "error",
                 "%s refused with CMQTT 11 'no connection' after a connect that was only "
@@ -734,7 +732,10 @@ def diagnose(entries, meta):
                 "Wait for the URC +CMQTTCONNECT: %s,<err> (deadline ~30 s) and go on only "
                 "on <err> 0; on another code look it up (e.g. 32 handshake fail: certificates, "
                 "sslversion, clock; 26 closed by server: broker policy/client id). Judge "
-                "AT+CMQTTCONNECT? by the server address in the answer, not by OK." % idx,
+                "AT+CMQTTCONNECT? by the server address in the answer, not by OK. If "
+                "the result never arrives, check the firmware revision%s (ATI / AT+CGMR): "
+                "old LE11B02 builds needed an upgrade for MQTT(S)." % (
+                    idx, (" (now " + rev + ")") if rev else ""),
                 [_ev(c)] + [_ev(q) for q in not_conn] + [_ev(n)]))
 
     # Any other CMQTT 11/14 without a connect in the session.
