@@ -48,6 +48,7 @@ def test_seed_session1_client_busy_on_a_connect_that_never_finished(seed):
     assert conn["final"] == "OK" and conn["deferred"] is None and conn["result"] is None
     (sub,) = cmd(s, "AT+CMQTTSUBTOPIC=0,10,1")
     assert sub["result"] == 14
+    assert (conn["t"], sub["t"]) == (81554, 82569)  # the log's own "=== SENT@ms ===" stamps
     assert sub["errors"][0]["kind"] == "CMQTT" and sub["errors"][0]["meaning"] == "client is busy"
     f = s["findings"][0]
     assert "+CMQTTCONNECT: 0,<err>" in f["remedy"] and "firmware" in f["remedy"]

@@ -249,11 +249,12 @@ def is_freematics(text):
 
 
 class Session:
-    def __init__(self, label, meta, records, problems=()):
+    def __init__(self, label, meta, records, problems=(), t0=0):
         self.label = label
         self.meta = meta
         self.records = records  # [(lineno, dir, ms, data)]
         self.problems = list(problems)  # [(lineno, text)] the converter could not use
+        self.t0 = t0  # ms of the first record (a Freematics log's own stamp)
 
 
 def load(path):
@@ -270,14 +271,19 @@ def load(path):
         return [Session(name, meta, records)]
     import freematics2atx  # only Freematics logs need the converter
 
-    fsessions, problems = freematics2atx.convert(text.splitlines(keepends=True))
+    lines = text.splitlines(keepends=True)
+    fsessions, problems = freematics2atx.convert(lines)
     out = []
     for n, fs in enumerate(fsessions, 1):
         records = [(r.lineno, r.dir, r.delay, r.data) for r in fs.records]
+        # times as the log shows them: the first block's own "@ms" stamp
+        m = re.search(r"=== (?:SENT|RECV)@(\d+) ===", lines[records[0][0] - 1]) \
+            if records else None
+        t0 = int(m.group(1)) if m else 0
         mine = [p for p in problems if fs.first_line <= p[0] <= fs.last_line]
         label = name if len(fsessions) == 1 else "%s session %d (lines %d-%d)" % (
             name, n, fs.first_line, fs.last_line)
-        out.append(Session(label, {"source": "freematics log"}, records, mine))
+        out.append(Session(label, {"source": "freematics log"}, records, mine, t0))
     if not out:
         raise ValueError("no SENT/RECV blocks found")
     return out
@@ -326,8 +332,13 @@ class Timeline:
         if m and not form and m.group(3):
             # ATE0, ATI, AT&W: the letters after AT are the command
             name = ("AT" + m.group(1) + m.group(3)).upper()
+        meaning = COMMANDS.get(name) or COMMANDS.get(name.rstrip("0123456789"), "")
+        if meaning and form == "?":
+            meaning = "read: " + meaning
+        elif meaning and form == "=?":
+            meaning = "test (supported values): " + meaning
         e = _new("cmd", self.t, line, text, name=name, form=form, params=params,
-                 meaning=COMMANDS.get(name) or COMMANDS.get(name.rstrip("0123456789"), ""),
+                 meaning=meaning,
                  response=[], final=None, errors=[], result=None, deferred=None, urcs=[],
                  t_final=None)
         if self.open is not None and self.open["final"] is None:
@@ -933,6 +944,7 @@ def diagnose(entries, meta):
 
 def analyse(session):
     tl = Timeline()
+    tl.t = session.t0
     entries = tl.feed(session.records)
     for e in entries:
         if e["kind"] == "cmd":
