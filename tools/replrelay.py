@@ -50,8 +50,8 @@ class Relay:
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", port))
         self.listener.listen(1)
-        # getattr: the ESP32 socket stub in typings/ lacks getsockname (CPython has it)
-        self.port = int(getattr(self.listener, "getsockname")()[1])
+        # the ESP32 socket stub in typings/ lacks getsockname; CPython has it
+        self.port = int(self.listener.getsockname()[1])  # pyright: ignore[reportAttributeAccessIssue]
         self.client = None
         self.sel = selectors.DefaultSelector()
         self._stop_r, self._stop_w = os.pipe()
@@ -122,7 +122,10 @@ class Relay:
                         if not data:
                             self._drop_client()
                         elif self.master >= 0:
-                            self._write_all(self.master, data)
+                            try:
+                                self._write_all(self.master, data)
+                            except OSError:
+                                pass  # the REPL is going away: like a UART to a rebooting board
                     elif what == "pty":
                         try:
                             data = os.read(self.master, 4096)
