@@ -18,7 +18,16 @@ from atmq.cmqtt import CMQTTDriver
 from atmq.compat import sleep_ms
 from atmq.engine import Engine
 from atmq.errors import ATError, ModemError
-from atmq.events import EV_CONNLOST, EV_MSG, EV_MSG_DROPPED, EventQueue
+from atmq.cmqtt import LATE_CONNECT, LATE_DISC, LATE_SUB, LATE_UNSUB
+from atmq.events import (
+    EV_CONNLOST,
+    EV_MSG,
+    EV_MSG_DROPPED,
+    EV_NONET,
+    EV_PUBACK,
+    EV_URC,
+    EventQueue,
+)
 from atmq.inbox import Inbox
 
 
@@ -197,6 +206,31 @@ async def inbound_oversize(c):
     assert c.inbox.oversize == 2 and c.at.unknown == 0
 
 
+async def inbound_torn(c):
+    await settle(c)
+    ev = c.events()
+    kinds = [(k, a) for k, a, b in ev]
+    assert kinds == [(EV_MSG_DROPPED, 3), (EV_MSG, 0), (EV_MSG_DROPPED, 3), (EV_MSG_DROPPED, 3),
+                     (EV_MSG_DROPPED, 3), (EV_MSG, 1), (EV_MSG_DROPPED, 2), (EV_MSG, 0)], ev
+    assert c.message() == (b"t/2", b"two")
+    assert c.message() == (b"t/3", b"three")
+    st = c.drv.stats
+    assert st["received"] == 3 and st["rx_torn"] == 4 and st["rx_overwritten"] == 1
+    assert st["rx_dropped"] == 5 and c.at.unknown == 0
+
+
+async def urcs_idle(c):
+    d = c.drv
+    await settle(c)
+    assert c.events() == [(EV_PUBACK, 0, 0), (EV_URC, LATE_SUB, 0), (EV_URC, LATE_UNSUB, 11),
+                          (EV_URC, LATE_CONNECT, 26), (EV_CONNLOST, 0, 3), (EV_URC, LATE_DISC, 0),
+                          (EV_NONET, 0, 0)]
+    assert not d.connected and not d.started and d.acquired is None
+    st = d.stats
+    assert st["late_results"] == 5 and st["connlost"] == 1 and st["nonet"] == 1
+    assert c.at.unknown == 0
+
+
 async def connlost_midpublish(c):
     d = c.drv
     await session(d)
@@ -365,6 +399,8 @@ CASES = (
     ("inbound", "cmqtt/inbound.atx", inbound, {}),
     ("inbound_oversize", "cmqtt/inbound_oversize.atx", inbound_oversize,
      {"inbox": (4, 32, 64)}),
+    ("inbound_torn", "cmqtt/inbound_torn.atx", inbound_torn, {"inbox": (2, 32, 64)}),
+    ("urcs_idle", "cmqtt/urcs_idle.atx", urcs_idle, {}),
     ("connlost_midpublish", "cmqtt/connlost_midpublish.atx", connlost_midpublish, {}),
     ("busy_retry", "cmqtt/busy_retry.atx", busy_retry, {}),
     ("reinit_started", "cmqtt/reinit_started.atx", reinit_started, {}),

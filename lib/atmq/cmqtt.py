@@ -219,6 +219,7 @@ class CMQTTDriver:
         self._rx_slot = slot
         if ib.overwritten != ow:  # full inbox: the oldest unread message made room
             self.stats["rx_overwritten"] += 1
+            self.stats["rx_dropped"] += 1
             self.events.put(EV_MSG_DROPPED, DROP_OVERWRITTEN, 0)
 
     def _arm(self, a, kind):
