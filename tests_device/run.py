@@ -29,7 +29,9 @@ def _here():
 
 
 def _modules(filters):
-    names = sorted(n[:-3] for n in os.listdir(_here()) if n.startswith("test_") and n.endswith(".py"))
+    names = sorted(
+        n[:-3] for n in os.listdir(_here()) if n.startswith("test_") and n.endswith(".py")
+    )
     if filters:
         names = [n for n in names if any(f in n for f in filters)]
     return names

@@ -145,6 +145,8 @@ class Response:
 class Engine:
     def __init__(self, stream, ring_size=2048, chunk_size=256, line_max=512, resp_size=1024,
                  resp_lines=16, max_args=24, tx_max=600):
+        if chunk_size > ring_size:
+            raise ValueError("chunk_size must not exceed ring_size")
         self.stream = stream
         self.ring = RingBuffer(ring_size)
         self.tok = Tokenizer(self.ring, line_max, max_args)
@@ -268,14 +270,27 @@ class Engine:
         s = self.stream
         while True:
             n = self.pump()
-            if n == 0:
+            if n > 0:
+                await sleep_ms(0)  # a modem that never pauses must not starve the other tasks
+            elif n == 0:
                 await wait_readable(s)
-            elif n < 0:
+            else:
                 await sleep_ms(200)  # far end gone: poll slowly, the driver's probe notices
 
     @micropython.native
     def _line(self, a):
         phase = self._phase
+        if phase != _IDLE and self.resp.final != R_PENDING:
+            # Answered: only a two-phase completion still belongs to the command; lines
+            # that arrive before its coroutine resumes are URCs, not part of its answer.
+            p = self._done_prefix
+            if p is not None and not self._done_seen and a.startswith(p):
+                if self._done_arg < 0 or a.arg_int(0) == self._done_arg:
+                    self.resp.done = self._store(a)
+                    self._done_seen = True
+                    self._wake()
+                    return
+            phase = _IDLE
         if phase != _IDLE:
             cmd = self._cmd
             if cmd is not None and a.eq(cmd):
