@@ -11,10 +11,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests_device"))
 
-import modem_scenarios  # noqa: E402
+import modem_scenarios  # noqa: E402  # pyright: ignore[reportMissingImports]
 from atmq import modem as modem_mod  # noqa: E402
 from atmq.errors import ConfigError  # noqa: E402
-from atxreplay import Seeded  # noqa: E402
+from atxreplay import Seeded  # noqa: E402  # pyright: ignore[reportMissingImports]
 
 TDIR = os.path.join(HERE, "transcripts", "modem")
 FILES = sorted(f for f in os.listdir(TDIR) if f.endswith(".atx"))

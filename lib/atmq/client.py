@@ -1,0 +1,616 @@
+"""The MQTT client the application uses, the same above every modem family.
+
+Owns the session as the app sees it: ``connect`` (first connect, errors to the
+caller as in mqtt_as), the supervisor task ``run`` (events from the modem and
+the driver, recovery through the ``recovery`` ladder, a low-rate health check
+while idle), ``publish`` that returns only once the modem confirmed it and
+raises on failure (the caller keeps its record), subscriptions that survive
+reconnects, inbound messages (async iterator or callback), ``up``/``down``
+events and counters for the health report.
+
+Where it differs from mqtt_as (ecosystem study 2.5/2.6), on purpose:
+- no WiFi coupling: the link is a cellular modem (``Modem`` + a family driver);
+- event-driven supervisor, no 5 ms polling under a global lock;
+- ``publish`` is bounded: it waits for the link at most ``publish_timeout_ms``
+  and never cancels a modem operation half-way (what corrupts mqtt_as's state);
+- resubscription after every reconnect is the client's job, not the app's;
+- ``clean_init`` / ``clean`` as in mqtt_as #40 (first connect vs reconnects);
+- DNS is the modem's, per connect: a broker that moves is followed;
+- bad input raises ``ValueError``/``ConfigError`` naming the problem, never ``assert``;
+- every recovery step is reported (``on_recovery``) and counted.
+
+Driver interface (``cmqtt.CMQTTDriver``, the SM family driver): ``connected``;
+``start()``, ``configure_tls(tls)``, ``connect(host, port, client_id, keepalive_s,
+clean, user, password, will, tls, timeout_ms)``, ``disconnect()``, ``stop()``,
+``publish(topic, payload, qos, retain)``, ``subscribe(topic, qos)``,
+``unsubscribe(topic)``, ``is_connected()``; events EV_MSG (a: inbox slot),
+EV_MSG_DROPPED, EV_CONNLOST, EV_NONET on the shared ``EventQueue``.
+"""
+
+import asyncio
+
+from . import errtab
+from . import power as _power
+from .compat import sleep_ms, ticks_add, ticks_diff, ticks_ms, wait_for_ms
+from .errors import ATTimeout, ConfigError, ModemError
+from .events import (
+    EV_CONNLOST,
+    EV_MSG,
+    EV_MSG_DROPPED,
+    EV_NONET,
+    EV_REBOOT,
+    EV_REG,
+    EV_SIM,
+    EV_URC,
+)
+from .modem import reg_ok
+from .recovery import (
+    RUNG_DATA,
+    RUNG_PROBE,
+    RUNG_RESET,
+    RUNG_SESSION,
+    Escalate,
+    Ladder,
+    Recovery,
+)
+
+KICK = -0x7FF  # EV_URC a-value the client posts to wake its own supervisor
+_HEALTH_NOW = -2
+
+_DEFAULTS = {
+    "host": None,
+    "port": None,  # 8883 with tls, else 1883
+    "client_id": None,  # default "atmq-<IMEI>"
+    "keepalive_s": 60,
+    "clean": True,  # reconnects
+    "clean_init": None,  # first connect; None: same as clean
+    "user": None,
+    "password": None,
+    "will": None,  # {"topic", "payload", "qos", "retain"} or (topic, payload, qos, retain)
+    "tls": None,  # dict for driver.configure_tls (see atmq.tls), None: plain
+    "subscriptions": (),  # topic, (topic, qos) or {"topic", "qos"}
+    "qos": 1,  # default publish qos
+    "publish_timeout_ms": 60000,  # how long publish waits for the link
+    "connect_timeout_ms": 30000,
+    "health_s": 120,  # AT+CMQTTCONNECT?-style check after this long without traffic
+    "reg_check_s": 600,  # registration poll (health report), at most this often
+    "reg_timeout_ms": 180000,  # recovery: wait for registration before reopening data
+    "boot_timeout_ms": 30000,
+}
+
+
+class LinkDown(OSError):
+    """``publish``/``subscribe`` could not reach the broker within the allowed time."""
+
+
+def _cfg_error(key, problem):
+    return ConfigError("mqtt." + key, problem)
+
+
+def _topic(t, what="topic"):
+    if isinstance(t, str):
+        t = t.encode()
+    if not isinstance(t, (bytes, bytearray, memoryview)):
+        raise TypeError("%s must be str or bytes, got %s" % (what, type(t).__name__))
+    if len(t) == 0:
+        raise ValueError("%s is empty" % what)
+    return bytes(t)
+
+
+def _qos(q):
+    if q not in (0, 1, 2):
+        raise ValueError("qos must be 0, 1 or 2, got %r" % (q,))
+    return q
+
+
+def normalize(config, imei=None):
+    """Validated copy of a client config dict (unknown keys are errors: typos fail loudly)."""
+    if not isinstance(config, dict):
+        raise _cfg_error("", "the client config must be a dict")
+    c = dict(_DEFAULTS)
+    for k in config:
+        if k not in _DEFAULTS:
+            raise _cfg_error(k, "unknown key (known: %s)" % ", ".join(sorted(_DEFAULTS)))
+        c[k] = config[k]
+    if not isinstance(c["host"], str) or not c["host"]:
+        raise _cfg_error("host", "required: the broker's host name or address")
+    if c["port"] is None:
+        c["port"] = 8883 if c["tls"] else 1883
+    if not isinstance(c["port"], int) or not 1 <= c["port"] <= 65535:
+        raise _cfg_error("port", "must be 1..65535, got %r" % (c["port"],))
+    if c["client_id"] is None:
+        if not imei:
+            raise _cfg_error("client_id", "required when the modem's IMEI is not known")
+        c["client_id"] = "atmq-" + imei
+    if not isinstance(c["client_id"], str) or not c["client_id"]:
+        raise _cfg_error("client_id", "must be a non-empty string")
+    for k in ("keepalive_s", "publish_timeout_ms", "connect_timeout_ms", "health_s",
+              "reg_check_s", "reg_timeout_ms", "boot_timeout_ms"):
+        if not isinstance(c[k], int) or c[k] <= 0:
+            raise _cfg_error(k, "must be a positive int, got %r" % (c[k],))
+    if c["clean_init"] is None:
+        c["clean_init"] = c["clean"]
+    if c["password"] is not None and c["user"] is None:
+        raise _cfg_error("password", "a password needs a user name")
+    try:
+        _qos(c["qos"])
+    except ValueError as e:
+        raise _cfg_error("qos", str(e)) from None
+    w = c["will"]
+    if w is not None:
+        if isinstance(w, dict):
+            try:
+                w = (w["topic"], w.get("payload", w.get("message", b"")), w.get("qos", 0),
+                     w.get("retain", False))
+            except KeyError:
+                raise _cfg_error("will", "needs a topic") from None
+        if not isinstance(w, (tuple, list)) or len(w) != 4:
+            raise _cfg_error("will", "must be a dict or (topic, payload, qos, retain)")
+        c["will"] = tuple(w)
+    if c["tls"] is not None and not isinstance(c["tls"], dict):
+        raise _cfg_error("tls", "must be a dict of TLS settings or None")
+    subs = []
+    for s in c["subscriptions"]:
+        if isinstance(s, dict):
+            s = (s.get("topic"), s.get("qos", 1))
+        elif not isinstance(s, (tuple, list)):
+            s = (s, 1)
+        try:
+            subs.append([_topic(s[0], "subscription topic"), _qos(s[1])])
+        except (TypeError, ValueError) as e:
+            raise _cfg_error("subscriptions", str(e)) from None
+    c["subscriptions"] = subs
+    return c
+
+
+class _Messages:
+    """``async for topic, payload in client.messages()``: bytes copies, oldest first."""
+
+    def __init__(self, client):
+        self.c = client
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        c = self.c
+        inbox = c.inbox
+        while True:
+            s = inbox.get()
+            if s >= 0:
+                # copy before release: the reader overwrites the oldest slot when full
+                t = bytes(inbox.topic(s))
+                p = bytes(inbox.payload(s))
+                inbox.release()
+                c.delivered += 1
+                return t, p
+            c._msg_ev.clear()
+            await c._msg_ev.wait()
+
+
+class MQTTClient:
+    """One MQTT session through a modem; see the module docstring.
+
+    ``on_message(topic, payload)``: called from the supervisor with memoryviews
+    into the inbox, valid only during the call (copy what you keep); when set,
+    ``messages()`` is not available.  ``on_recovery(step, rung, detail)``: every
+    recovery step (``recovery.STEP_*``).  ``ladder``: a ``recovery.Ladder`` to use
+    (default: power rung only when the board wires the modem's pins).
+    """
+
+    def __init__(self, modem, driver, events, inbox, config, on_message=None, on_recovery=None,
+                 ladder=None, sleep=None, clock=None):
+        self.modem = modem
+        self.driver = driver
+        self.events = events
+        self.inbox = inbox
+        self.cfg = normalize(config, modem.facts.get("imei"))
+        self.on_message = on_message
+        self.on_recovery = on_recovery
+        self._sleep = sleep or sleep_ms
+        self._clock = clock or ticks_ms
+        self.up = asyncio.Event()
+        self.down = asyncio.Event()
+        self.down.set()
+        self._msg_ev = asyncio.Event()
+        self._subs = [list(s) for s in self.cfg["subscriptions"]]
+        self._closing = False
+        self._connected_once = False
+        now = self._clock()
+        self._last_activity = now
+        self._last_health = now
+        self._last_reg = now
+        self._suspect = False
+        if ladder is None:
+            pins = modem.board is not None and modem.pins is not None and \
+                _power.has_pins(modem.board)
+            ladder = Ladder(enabled=(True, True, True, True, pins))
+        self.recovery = Recovery(
+            ladder,
+            (self._act_probe, self._act_session, self._act_data, self._act_reset,
+             self._act_power),
+            on_step=self._step, sleep=self._sleep, clock=self._clock)
+        # counters (health report)
+        self.published = 0  # publishes the modem confirmed
+        self.failed = 0  # publishes that raised to the caller
+        self.publish_retries = 0
+        self.reconnects = 0  # successful recoveries
+        self.rx = 0  # inbound messages committed
+        self.rx_dropped = 0  # inbound dropped (oversize, inbox full, torn)
+        self.delivered = 0  # handed to the app
+        self.connlost = 0
+        self.nonet = 0
+        self.reboots = 0
+        self.sim_events = 0
+        self.reg_events = 0
+        self.health_checks = 0
+        self.health_failures = 0
+        self.last_error = None
+        self.last_reg = None
+
+    # ---- state ---------------------------------------------------------------------------
+
+    def isconnected(self):
+        return self.up.is_set()
+
+    def _set_up(self):
+        self.down.clear()
+        self.up.set()
+        self._last_activity = self._clock()
+
+    def _set_down(self):
+        self.up.clear()
+        self.down.set()
+
+    def _kick(self):
+        self._suspect = True
+        self.events.put(EV_URC, KICK, 0)
+
+    def stats(self):
+        """Counters for the health report (plain ints; ``ladder`` holds per-rung counts)."""
+        return {
+            "up": self.up.is_set(),
+            "published": self.published,
+            "failed": self.failed,
+            "publish_retries": self.publish_retries,
+            "reconnects": self.reconnects,
+            "rx": self.rx,
+            "rx_dropped": self.rx_dropped,
+            "delivered": self.delivered,
+            "connlost": self.connlost,
+            "nonet": self.nonet,
+            "reboots": self.reboots,
+            "health_checks": self.health_checks,
+            "health_failures": self.health_failures,
+            "ladder": self.recovery.ladder.stats(),
+        }
+
+    # ---- session -------------------------------------------------------------------------
+
+    async def connect(self):
+        """First connect: modem up if needed, data, session, subscriptions.
+
+        Raises whatever failed (ModemError with the manual's code, ConfigError,
+        ValueError): at first connect the app decides, as with mqtt_as.
+        """
+        m = self.modem
+        if not m.inited:
+            await m.bring_up(self.cfg["reg_timeout_ms"])
+        elif not m.data_open:
+            await m.data_up()
+        await self._session(self.cfg["clean_init"], rebuild=False)
+        self._connected_once = True
+
+    async def _session(self, clean, rebuild=True):
+        d = self.driver
+        c = self.cfg
+        if rebuild:
+            try:
+                await d.stop()
+            except ATTimeout:
+                raise  # no answer at all: not a state problem (the ladder probes)
+            except ModemError as e:  # stale state is what a rebuild is for
+                self.last_error = e
+        await d.start()
+        await d.configure_tls(c["tls"])
+        await d.connect(c["host"], c["port"], c["client_id"], keepalive_s=c["keepalive_s"],
+                        clean=clean, user=c["user"], password=c["password"], will=c["will"],
+                        tls=c["tls"] is not None, timeout_ms=c["connect_timeout_ms"])
+        for t, q in self._subs:
+            await d.subscribe(t, q)
+        self._set_up()
+
+    async def disconnect(self):
+        """Leave cleanly (MQTT DISCONNECT: no will); the supervisor stops recovering."""
+        self._closing = True
+        self._set_down()
+        self.events.put(EV_URC, KICK, 0)  # wake the supervisor so that it ends
+        await self.driver.disconnect()
+
+    # ---- publish / subscribe -------------------------------------------------------------
+
+    async def _wait_up(self, deadline, what):
+        while not self.up.is_set():
+            left = ticks_diff(deadline, self._clock())
+            if left <= 0 or self._closing:
+                raise LinkDown("%s: no broker connection within the allowed time" % what)
+            try:
+                await wait_for_ms(self.up.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
+    async def publish(self, topic, payload, qos=None, retain=False, timeout_ms=None):
+        """Publish and return once the modem confirmed it (qos 1/2: the broker's ack).
+
+        Waits for the link when it is down, up to ``timeout_ms`` (config
+        ``publish_timeout_ms``) in all; raises ``LinkDown`` then, or the
+        ``ModemError`` of a failure that a retry cannot fix.  The caller keeps
+        its record until this returns.
+        """
+        t = _topic(topic)
+        if t.find(b"+") >= 0 or t.find(b"#") >= 0:
+            raise ValueError("a publish topic must not contain the wildcards + or #")
+        if isinstance(payload, str):
+            payload = payload.encode()
+        if not isinstance(payload, (bytes, bytearray, memoryview)):
+            raise TypeError("payload must be bytes or str, got %s" % type(payload).__name__)
+        q = _qos(self.cfg["qos"] if qos is None else qos)
+        limit = self.cfg["publish_timeout_ms"] if timeout_ms is None else timeout_ms
+        deadline = ticks_add(self._clock(), limit)
+        tries = 0
+        while True:
+            try:
+                await self._wait_up(deadline, "publish")
+            except LinkDown:
+                self.failed += 1
+                raise
+            try:
+                await self.driver.publish(t, payload, q, retain)
+            except (ValueError, TypeError):
+                self.failed += 1
+                raise
+            except ModemError as e:
+                self.last_error = e
+                if e.cls == errtab.FATAL:
+                    self.failed += 1
+                    raise
+                tries += 1
+                self.publish_retries += 1
+                if not self.driver.connected:
+                    self._set_down()  # the driver saw the link go: wait for the supervisor
+                self._kick()
+                left = ticks_diff(deadline, self._clock())
+                if left <= 0:
+                    self.failed += 1
+                    raise
+                back = 500 << (tries if tries < 5 else 5)  # 1 s .. 16 s, bounded by the deadline
+                await self._sleep(back if back < left else left)
+                continue
+            self.published += 1
+            self._last_activity = self._clock()
+            return
+
+    async def subscribe(self, topic, qos=1):
+        """Subscribe now (waits for the link, bounded) and again after every reconnect."""
+        t = _topic(topic)
+        q = _qos(qos)
+        for s in self._subs:
+            if s[0] == t:
+                s[1] = q
+                break
+        else:
+            self._subs.append([t, q])
+        await self._wait_up(ticks_add(self._clock(), self.cfg["publish_timeout_ms"]),
+                            "subscribe")
+        await self.driver.subscribe(t, q)
+
+    async def unsubscribe(self, topic):
+        t = _topic(topic)
+        self._subs = [s for s in self._subs if s[0] != t]
+        await self._wait_up(ticks_add(self._clock(), self.cfg["publish_timeout_ms"]),
+                            "unsubscribe")
+        await self.driver.unsubscribe(t)
+
+    def subscriptions(self):
+        return [(s[0], s[1]) for s in self._subs]
+
+    def messages(self):
+        """Async iterator of ``(topic, payload)`` bytes; exclusive with ``on_message``."""
+        if self.on_message is not None:
+            raise ValueError("messages() and on_message are exclusive: on_message is set")
+        return _Messages(self)
+
+    # ---- supervisor ------------------------------------------------------------------------
+
+    async def run(self):
+        """The supervisor: forever (until ``disconnect``) dispatch events, recover, check."""
+        q = self.events
+        while not self._closing:
+            k = q.get()
+            if k < 0:
+                wait = self._next_check_ms()
+                if wait > 0:
+                    try:
+                        await wait_for_ms(q.wait(), wait)
+                    except asyncio.TimeoutError:
+                        pass
+                    continue
+                rung = await self._health()
+            else:
+                rung = self._dispatch(k, q.a, q.b)
+                if rung == _HEALTH_NOW:
+                    rung = await self._health()
+            if rung >= 0 and not self._closing:
+                await self._recover(rung)
+
+    def _dispatch(self, k, a, b):
+        """One event -> a rung to recover from, or -1."""
+        d = self.driver
+        m = self.modem
+        if k == EV_MSG:
+            self.rx += 1
+            self._last_activity = self._clock()
+            self._deliver()
+        elif k == EV_MSG_DROPPED:
+            self.rx_dropped += 1
+        elif k == EV_CONNLOST:
+            self.connlost += 1
+            if not d.connected:  # a CONNLOST from before the last recovery is stale
+                return RUNG_SESSION
+        elif k == EV_NONET:
+            self.nonet += 1
+            if not m.data_open:
+                return RUNG_DATA
+            if not d.connected:
+                return RUNG_SESSION
+        elif k == EV_REBOOT:
+            self.reboots += 1
+            if not m.inited:
+                return RUNG_DATA  # re-init, SIM, registration, data, session
+        elif k == EV_SIM:
+            self.sim_events += 1
+        elif k == EV_REG:
+            self.reg_events += 1
+        elif k == EV_URC and a == KICK:
+            if self._suspect and self.up.is_set():
+                self._suspect = False
+                return _HEALTH_NOW  # a publish failed while the link looked up: check it
+        return -1
+
+    def _deliver(self):
+        cb = self.on_message
+        inbox = self.inbox
+        if cb is None:
+            self._msg_ev.set()  # messages() takes it
+            return
+        while True:
+            s = inbox.get()
+            if s < 0:
+                return
+            try:
+                cb(inbox.topic(s), inbox.payload(s))
+                self.delivered += 1
+            except Exception as e:  # the app's bug must not stop the supervisor
+                self.last_error = e
+            inbox.release()
+
+    def _next_check_ms(self):
+        now = self._clock()
+        h = self.cfg["health_s"] * 1000
+        since = ticks_diff(now, self._last_activity)
+        since_h = ticks_diff(now, self._last_health)
+        if since >= h and since_h >= h:
+            return 0
+        return h - (since if since < since_h else since_h)
+
+    async def _health(self):
+        """Idle check: is the broker session alive (and, rarely, the registration)?"""
+        self._last_health = self._clock()
+        self.health_checks += 1
+        self.recovery.tick()
+        if not self._connected_once:
+            return -1
+        try:
+            ok = await self.driver.is_connected()
+            now = self._clock()
+            if ticks_diff(now, self._last_reg) >= self.cfg["reg_check_s"] * 1000:
+                self._last_reg = now
+                self.last_reg = await self.modem.registration()
+        except ATTimeout as e:
+            self.last_error = e
+            self.health_failures += 1
+            return RUNG_PROBE
+        except ModemError as e:
+            self.last_error = e
+            ok = False
+        if ok:
+            if not self.up.is_set():
+                self._set_up()
+            return -1
+        self.health_failures += 1
+        return RUNG_SESSION
+
+    async def _recover(self, rung):
+        self._set_down()
+        try:
+            await self.recovery.recover(rung)
+        except Exception as e:  # max_attempts reached: report, keep supervising
+            self.last_error = e
+            return
+        self.reconnects += 1
+
+    def _step(self, step, rung, detail):
+        f = self.on_recovery
+        if f is not None:
+            f(step, rung, detail)
+
+    # ---- rungs (the actions the ladder runs; each ends with the session up) ----------------
+
+    async def _guarded(self, coro):
+        # A timeout inside a repair: if the module does not answer AT either, go to reset.
+        try:
+            await coro
+        except ATTimeout:
+            if not await self.modem.probe(3):
+                raise Escalate(RUNG_RESET) from None
+            raise
+
+    async def _act_probe(self):
+        if not await self.modem.probe(3):
+            raise Escalate(RUNG_RESET)
+        if self.driver.connected and await self.driver.is_connected():
+            self._set_up()  # a false alarm (a timeout that passed)
+            return True
+        await self._guarded(self._session(self.cfg["clean"]))
+        return True
+
+    async def _act_session(self):
+        await self._guarded(self._session(self.cfg["clean"]))
+        return True
+
+    async def _act_data(self):
+        await self._guarded(self._modem_up(True))
+        await self._guarded(self._session(self.cfg["clean"]))
+        return True
+
+    async def _act_reset(self):
+        await self.modem.restart(self.cfg["boot_timeout_ms"])
+        await self._modem_up(False)
+        await self._session(self.cfg["clean"])
+        return True
+
+    async def _act_power(self):
+        m = self.modem
+        await m.power_cycle()
+        await m.wait_ready(self.cfg["boot_timeout_ms"])
+        await m.init()
+        await self._modem_up(False)
+        await self._session(self.cfg["clean"])
+        return True
+
+    async def _modem_up(self, reopen):
+        """Re-init after a reboot, SIM, registration (bounded wait), then the data path."""
+        m = self.modem
+        if not m.inited:
+            await m.wait_ready(self.cfg["boot_timeout_ms"])
+            await m.init()
+        st = await m.sim_state()
+        if st != "READY":
+            raise ModemError("CME", 10 if st == "NOT INSERTED" else 14, b"AT+CPIN?")
+        deadline = ticks_add(self._clock(), self.cfg["reg_timeout_ms"])
+        while True:
+            stat = await m.registration()
+            self.last_reg = stat
+            if reg_ok(stat):
+                break
+            left = ticks_diff(deadline, self._clock())
+            if left <= 0:
+                raise ModemError("CME", 30, b"AT+CEREG?")  # no network service
+            await self._sleep(2000 if left > 2000 else left)
+        if reopen and m.data_open:
+            try:
+                await m.data_down()
+            except ModemError as e:
+                self.last_error = e
+        if reopen or not m.data_open:
+            await m.data_up()
