@@ -187,6 +187,7 @@ class Modem:
             if m.get("model"):
                 self.facts["model"] = m["model"]
         self.reg = [REG_UNKNOWN, REG_UNKNOWN, REG_UNKNOWN]  # CREG, CGREG, CEREG
+        self._reg_seq = [0, 0, 0]  # URCs seen per domain (a query answer must not undo one)
         self.boot_urcs = 0  # BOOT_* bits seen since the last reset_state()
         self.reboots = 0  # spontaneous reboots seen after init
         self.pin_attempts = 0  # PINs sent (one per need, never after a rejection)
@@ -296,6 +297,7 @@ class Modem:
     def _on_reg(self, a, dom):
         # URC form is "<stat>[,<lac>,<ci>[,<act>]]"; a stray read answer "<n>,<stat>" has 2 args.
         stat = a.arg_int(1 if a.count() == 2 else 0)
+        self._reg_seq[dom] += 1
         if self.reg[dom] != stat:
             self.reg[dom] = stat
             self.events.put(EV_REG, stat, dom)
@@ -494,6 +496,7 @@ class Modem:
         registered; ``roaming`` says which.
         """
         for d in range(3):
+            seq = self._reg_seq[d]
             # a module without that domain (SIM800: no CEREG) answers ERROR: skipped
             r = await self.at.cmd(_REG_QUERY[d], resp=_DOMAINS[d], check=False)
             if r.final != R_OK:
@@ -501,7 +504,8 @@ class Modem:
             for i in range(r.count):
                 a = r.line(i)
                 if a.count() == 2:  # the answer: "+CxREG: <n>,<stat>" (n=1 set by init)
-                    self.reg[d] = a.arg_int(1)
+                    if self._reg_seq[d] == seq:  # else a URC after the answer is newer
+                        self.reg[d] = a.arg_int(1)
                 else:  # a URC "+CxREG: <stat>" that crossed the query: same prefix
                     self._on_reg(a, d)
         return self.best_stat()
