@@ -11,6 +11,7 @@ import pytest
 from atmq.cmqtt import CMQTTDriver
 from atmq.engine import Engine
 from atmq.events import EV_MSG, EV_MSG_DROPPED, EventQueue
+from atmq.errors import ModemError
 from atmq.inbox import Inbox
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tests_device"))
@@ -120,3 +121,159 @@ def test_payload_limit_follows_the_model():
     assert CMQTTDriver(at, EventQueue(2), Inbox(1, 8, 8), 1, None, 512).payload_max == 512
     with pytest.raises(ValueError):
         CMQTTDriver(at, EventQueue(2), Inbox(1, 8, 8), 2)
+
+
+# ---- end to end: the driver over TCP to the modem simulator, bridged to a real Mosquitto ----
+
+from brokerfix import Subscriber, broker, mqtt_sub  # noqa: E402, F401
+from modemsim_at import cert_bytes, run, sim_session  # noqa: E402
+
+from atmq import tls as T  # noqa: E402
+
+
+class TcpStream:
+    """The stream protocol over an asyncio TCP connection (the simulator's UART)."""
+
+    def __init__(self, reader, writer):
+        self.r, self.w = reader, writer
+        self.buf = bytearray()
+        self.eof = False
+        self.ev = asyncio.Event()
+        self.task = asyncio.ensure_future(self._fill())
+
+    async def _fill(self):
+        while True:
+            data = await self.r.read(4096)
+            if not data:
+                self.eof = True
+                self.ev.set()
+                return
+            self.buf += data
+            self.ev.set()
+
+    def readinto(self, buf):
+        if not self.buf:
+            return 0 if self.eof else None
+        n = min(len(buf), len(self.buf))
+        buf[:n] = self.buf[:n]
+        del self.buf[:n]
+        return n
+
+    def write(self, buf):
+        self.w.write(bytes(buf))
+        return len(buf)
+
+    async def wait_readable(self):
+        while not self.buf and not self.eof:
+            self.ev.clear()
+            await self.ev.wait()
+
+    async def wait_writable(self):
+        await self.w.drain()
+
+
+async def _events(ev, want, timeout=10.0):
+    """Collect events until `want` of them arrived (bounded)."""
+    got = []
+    while len(got) < want:
+        await asyncio.wait_for(ev.wait(), timeout)
+        while (k := ev.get()) >= 0:
+            got.append((k, ev.a, ev.b))
+    return got
+
+
+@pytest.mark.parametrize("persona", ["SIM7600E", "A7600"])
+def test_end_to_end_plain_against_mosquitto(broker, mqtt_sub, persona):  # noqa: F811
+    mqtt_sub.subscribe("dt/#", qos=2)
+
+    async def t():
+        async with sim_session(persona, broker=broker, rx_chunk=100) as (sim, at_raw):
+            s = TcpStream(at_raw.r, at_raw.w)
+            at = Engine(s)
+            ev = EventQueue(16)
+            ib = Inbox(4, 64, 512)
+            d = CMQTTDriver(at, ev, ib, 0, sim.modem.revision())
+            reader = asyncio.ensure_future(at.run())
+            try:
+                await d.stop()  # boot: whatever state the modem is in
+                await d.start()
+                await d.connect("broker.example.net", 1883, "e2e-" + persona, keepalive_s=30,
+                                will=("dt/will", "gone", 1, False))
+                await d.subscribe("cmd/#", 1)
+                q1 = "dt/%s/q1" % persona
+                await d.publish("dt/q0", b"zero", qos=0)
+                await d.publish(q1, b"one\r\nOK\r\n>", qos=1, retain=True)
+                await d.publish("dt/q2", "tw\u00f6", qos=2)
+                got = {}
+                for topic in ("dt/q0", q1, "dt/q2"):
+                    got[topic] = await asyncio.to_thread(mqtt_sub.wait_for, topic)
+                assert got["dt/q0"] == ("dt/q0", b"zero", 0, False)
+                assert got[q1] == (q1, b"one\r\nOK\r\n>", 1, False)
+                assert got["dt/q2"] == ("dt/q2", "tw\u00f6".encode(), 2, False)
+                late = Subscriber(broker.host, broker.port, "late-" + persona)
+                try:  # the broker kept the retained one: a new subscriber gets it, flagged
+                    late.subscribe(q1, 1)
+                    r = await asyncio.to_thread(late.wait_for, q1)
+                    assert r == (q1, b"one\r\nOK\r\n>", 1, True)
+                finally:
+                    late.close()
+                big = bytes(range(32, 127)) * 4  # 380 bytes: several 100-byte RX chunks
+                await asyncio.to_thread(mqtt_sub.publish, "cmd/big", big, 1)
+                await asyncio.to_thread(mqtt_sub.publish, "cmd/huge", b"h" * 600, 1)  # oversize
+                await asyncio.to_thread(mqtt_sub.publish, "cmd/ok", b"+CMQTTRXEND: 0\r\n", 1)
+                evs = await _events(ev, 3)
+                assert [(k, a) for k, a, b in evs] == [(EV_MSG, 0), (EV_MSG_DROPPED, 1),
+                                                       (EV_MSG, 1)]
+                assert (bytes(ib.topic(0)), bytes(ib.payload(0))) == (b"cmd/big", big)
+                ib.release()
+                assert (bytes(ib.topic(1)), bytes(ib.payload(1))) == (
+                    b"cmd/ok", b"+CMQTTRXEND: 0\r\n")
+                assert await d.is_connected()
+                await d.unsubscribe("cmd/#")
+                await d.disconnect()
+                await d.stop()
+                assert d.stats["published"] == 3 and d.stats["received"] == 2
+                assert d.stats["rx_oversize"] == 1 and at.unknown == 0
+            finally:
+                reader.cancel()
+                s.task.cancel()
+
+    run(t())
+
+
+def test_end_to_end_mutual_tls_against_mosquitto(broker, mqtt_sub):  # noqa: F811
+    if not broker.tls_port:
+        pytest.skip("broker without a TLS listener (amqtt fallback)")
+    mqtt_sub.subscribe("tls/#", qos=1)
+
+    async def t():
+        async with sim_session("SIM7600E", broker=broker) as (sim, at_raw):
+            s = TcpStream(at_raw.r, at_raw.w)
+            at = Engine(s)
+            d = CMQTTDriver(at, EventQueue(8), Inbox(2, 32, 64))
+            reader = asyncio.ensure_future(at.run())
+            try:
+                for name, path in (("cacert.pem", broker.ca_path),
+                                   ("clientcert.pem", broker.client_cert),
+                                   ("clientkey.pem", broker.client_key)):
+                    await T.download_cert(at, name, cert_bytes(path))
+                assert sorted(await T.list_certs(at)) == [
+                    "cacert.pem", "clientcert.pem", "clientkey.pem"]
+                await d.start()
+                await d.configure_tls(T.aws_iot())
+                await d.connect("localhost", 8883, "e2e-tls", tls=True)
+                await d.publish("tls/up", b"secure", qos=1)
+                m = await asyncio.to_thread(mqtt_sub.wait_for, "tls/up")
+                assert m[:2] == ("tls/up", b"secure")
+                await d.disconnect()
+                # a wrong CA: the handshake fails with 32, and the driver says so
+                await T.download_cert(at, "cacert.pem", cert_bytes(broker.client_cert))
+                with pytest.raises(ModemError) as ei:
+                    await d.connect("localhost", 8883, "e2e-tls", tls=True)
+                assert (ei.value.kind, ei.value.code) == ("CMQTT", 32)
+                await d.stop()
+            finally:
+                reader.cancel()
+                s.task.cancel()
+
+    run(t())
