@@ -13,6 +13,8 @@ package("tlog", files=[
     "__init__.py",
     "config.py",
     "fsutil.py",
+    "imu.py",
+    "motion.py",
     "obd.py",
     "records.py",
     "seqno.py",

@@ -411,6 +411,7 @@ def render_html(samples, path, title=None):
     svg = buf.getvalue()
     svg = svg[svg.find("<svg"):]  # inline: drop the XML prolog and DOCTYPE
     st = stats(samples)
+    title = title or "Trip: %s" % (", ".join(st["devices"]) or "unknown device")
     rows = "".join("<tr><th>%s</th><td>%s</td></tr>" % (html.escape(k), html.escape(
         ", ".join(v) if isinstance(v, list) else str(v))) for k, v in st.items())
     page = (
@@ -418,8 +419,7 @@ def render_html(samples, path, title=None):
         "<style>body{font-family:sans-serif;margin:1em}svg{max-width:100%%;height:auto}"
         "table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:2px 8px;"
         "text-align:left}</style></head><body>\n<h1>%s</h1>\n<table>%s</table>\n%s\n"
-        "</body></html>\n" % (html.escape(title or "Trip"), html.escape(title or "Trip"),
-                              rows, svg))
+        "</body></html>\n" % (html.escape(title), html.escape(title), rows, svg))
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)
 

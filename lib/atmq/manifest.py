@@ -16,6 +16,8 @@ package("atmq", files=[
     "__init__.py",
     "atx.py",
     "board.py",
+    "client.py",
+    "cmqtt.py",
     "compat.py",
     "engine.py",
     "errors.py",
@@ -27,6 +29,8 @@ package("atmq", files=[
     "modem.py",
     "nmea.py",
     "power.py",
+    "recovery.py",
     "ring.py",
+    "tls.py",
     "tokenizer.py",
 ], base_path="..")
