@@ -16,41 +16,12 @@ calling task until the stream is ready.
 import sys
 
 IS_MICROPYTHON = sys.implementation.name == "micropython"
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # never true at run time; names for type checkers only
+    from typing import Awaitable  # noqa: F401
 
-if IS_MICROPYTHON:
-    import asyncio
-    import time
-
-    import micropython
-    from micropython import const
-
-    ThreadSafeFlag = asyncio.ThreadSafeFlag
-    sleep_ms = asyncio.sleep_ms
-    wait_for_ms = asyncio.wait_for_ms
-    ticks_ms = time.ticks_ms
-    ticks_diff = time.ticks_diff
-    ticks_add = time.ticks_add
-    TICKS_PERIOD = const(1 << 30)  # ESP32; the unix port uses 2**62 but never wraps in practice
-    # ptr8 is a viper compile-time cast; the global only satisfies host imports.
-    ptr8 = ptr16 = ptr32 = None
-    _ioq = asyncio.core._io_queue  # type: ignore
-
-    def wait_readable(s):  # type: ignore
-        # A generator, not ``async def``: MicroPython coroutines are generators,
-        # so ``await wait_readable(s)`` parks the task on the poller directly.
-        # It costs one IOQueue entry per real wait and nothing per byte.
-        yield _ioq.queue_read(s)
-
-    def wait_writable(s):  # type: ignore
-        yield _ioq.queue_write(s)
-
-    def heap_lock():
-        micropython.heap_lock()
-
-    def heap_unlock():
-        return micropython.heap_unlock()
-
-else:  # CPython: host tests and host tools
+# The host branch comes first so that type checkers take its (coroutine) signatures.
+if not IS_MICROPYTHON:  # CPython: host tests and host tools
     from ._host import (  # type: ignore  # noqa: F401
         TICKS_PERIOD,
         ThreadSafeFlag,
@@ -69,3 +40,37 @@ else:  # CPython: host tests and host tools
         wait_readable,
         wait_writable,
     )
+
+else:
+    import asyncio
+    import time
+
+    import micropython
+    from micropython import const
+
+    ThreadSafeFlag = asyncio.ThreadSafeFlag
+    sleep_ms = asyncio.sleep_ms
+    wait_for_ms = asyncio.wait_for_ms
+    ticks_ms = time.ticks_ms
+    ticks_diff = time.ticks_diff
+    ticks_add = time.ticks_add
+    TICKS_PERIOD = const(1 << 30)  # ESP32; the unix port uses 2**62 but never wraps in practice
+    # ptr8 is a viper compile-time cast; the global only satisfies host imports.
+    ptr8 = ptr16 = ptr32 = None
+    _ioq = asyncio.core._io_queue  # type: ignore
+
+    def wait_readable(s) -> "Awaitable[None]":  # type: ignore  # noqa: F811
+        # A generator, not ``async def``: MicroPython coroutines are generators,
+        # so ``await wait_readable(s)`` parks the task on the poller directly.
+        # It costs one IOQueue entry per real wait and nothing per byte.
+        yield _ioq.queue_read(s)  # type: ignore
+
+    def wait_writable(s) -> "Awaitable[None]":  # type: ignore  # noqa: F811
+        yield _ioq.queue_write(s)  # type: ignore
+
+    def heap_lock():
+        micropython.heap_lock()
+
+    def heap_unlock():
+        return micropython.heap_unlock()
+
