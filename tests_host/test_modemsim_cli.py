@@ -116,3 +116,22 @@ def test_amqtt_fallback_broker_carries_cmqtt():
         run(t())
     finally:
         b.stop()
+
+
+def test_record_session_as_atx(tmp_path):
+    from atmq import atx
+
+    path = tmp_path / "session.atx"
+    sent = []
+
+    async def t():
+        async with sim_session("SIM7600E", record=str(path)) as (sim, at):
+            await at.cmd(b"AT+CSQ", b"\r\n+CSQ: 23,99\r\n\r\nOK\r\n")
+            sent.append(bytes(sim.sent))
+    run(t())
+    meta, records = atx.read(str(path))                     # the strict team reader
+    assert meta == {"model": "SIMCOM_SIM7600E", "revision": "LE11B02SIM7600M21-A",
+                    "baud": "115200", "source": "modemsim"}
+    assert b"".join(r[3] for r in records if r[1] == "<") == sent[0]
+    assert b"".join(r[3] for r in records if r[1] == ">") == b"ATE0\rAT+CSQ\r"
+    assert [r[3] for r in records][-2:] == [b"\r\n+CSQ: 23,99\r\n", b"\r\nOK\r\n"]

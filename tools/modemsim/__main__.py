@@ -42,6 +42,7 @@ def parse(argv):
     ap.add_argument("--track", default=None, help="GNSS track: JSON points or NMEA file")
     ap.add_argument("--rx-chunk", type=int, default=1024,
                     help="max bytes per +CMQTTRXTOPIC/+CMQTTRXPAYLOAD chunk")
+    ap.add_argument("--record", default=None, help="write the session as an .atx transcript")
     ap.add_argument("--seconds", type=float, default=0, help="exit after N s (0 = run forever)")
     ap.add_argument("--log", action="store_true", help="print commands and URCs to stderr")
     return ap.parse_args(argv)
@@ -60,7 +61,7 @@ async def amain(a):
     sim = ModemSim(persona=a.persona, broker=a.broker, broker_tls=a.broker_tls,
                    scenario=a.scenario, fast=a.fast, baud=a.baud, latency=a.latency,
                    boot_delay=a.boot_delay, port=a.port, pty=a.pty, track=a.track,
-                   rx_chunk=a.rx_chunk)
+                   rx_chunk=a.rx_chunk, record=a.record)
     port = await sim.start()
     print("LISTENING %d" % port, flush=True)
     if sim.pty_path:

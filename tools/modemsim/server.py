@@ -48,7 +48,8 @@ class ModemSim:
 
     def __init__(self, persona="SIM7600E", broker=None, broker_tls=None, scenario=None,
                  fast=False, baud=115200, latency=None, boot_delay=None, host="127.0.0.1",
-                 port=0, pty=False, track=None, gnss_clock=None, gnss_ttff=None, rx_chunk=1024):
+                 port=0, pty=False, track=None, gnss_clock=None, gnss_ttff=None, rx_chunk=1024,
+                 record=None):
         persona_check(persona)
         self.persona = persona
         self.host, self.port = host, port
@@ -69,6 +70,8 @@ class ModemSim:
         self._tasks = []
         self._pty_fds = None
         self._powered = False
+        self.record_path = record       # .atx transcript of the session, or None
+        self.recorder = None
         self.sent = bytearray()         # every byte sent towards the host (for tests)
         self.write_sizes = []           # size of each transport write, last 4096 (for tests)
 
@@ -96,6 +99,10 @@ class ModemSim:
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self):
+        if self.record_path:
+            from .record import Recorder
+            self.recorder = Recorder(self.record_path, self.modem.p["model"],
+                                     self.modem.revision(), self.opts.baud)
         self._server = await asyncio.start_server(self._on_client, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         self._tasks.append(asyncio.ensure_future(self._write_loop()))
@@ -131,6 +138,9 @@ class ModemSim:
             for fd in self._pty_fds:
                 os.close(fd)
             self._pty_fds = None
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
 
     async def __aenter__(self):
         await self.start()
@@ -150,7 +160,7 @@ class ModemSim:
                 data = await reader.read(4096)
                 if not data:
                     break
-                self.modem.feed(data)
+                self._feed(data)
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
@@ -173,8 +183,13 @@ class ModemSim:
             except OSError:
                 return
             if data:
-                self.modem.feed(data)
+                self._feed(data)
         loop.add_reader(master, readable)
+
+    def _feed(self, data):
+        if self.recorder is not None:
+            self.recorder.tx(data)
+        self.modem.feed(data)
 
     def _send(self, data):
         self._out.put_nowait(data)
@@ -183,6 +198,8 @@ class ModemSim:
         while True:
             data = await self._out.get()
             self.sent += data
+            if self.recorder is not None:
+                self.recorder.rx(data)
             step = 1 if self.modem.byte_per_write else (len(data) if self.opts.fast else 16)
             for k in range(0, len(data), step):
                 chunk = data[k:k + step]
