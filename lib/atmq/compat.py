@@ -55,8 +55,12 @@ else:
     ticks_diff = time.ticks_diff
     ticks_add = time.ticks_add
     TICKS_PERIOD = const(1 << 30)  # ESP32; the unix port uses 2**62 but never wraps in practice
-    # ptr8 is a viper compile-time cast; the global only satisfies host imports.
-    ptr8 = ptr16 = ptr32 = None
+    # Inside @viper code ptr8/16/32 are compile-time casts and these globals are never
+    # called; they exist so the shared ``from .compat import ptr8`` works everywhere.
+    def ptr8(buf):
+        return buf
+
+    ptr16 = ptr32 = ptr8
     _ioq = asyncio.core._io_queue  # type: ignore
 
     def wait_readable(s) -> "Awaitable[None]":  # type: ignore  # noqa: F811
