@@ -231,6 +231,21 @@ async def urcs_idle(c):
     assert c.at.unknown == 0
 
 
+async def engine_free(c):
+    d = c.drv
+    await session(d)
+    pub = asyncio.create_task(d.publish("dt/x", "1"))
+    m = c.modem
+    for _ in range(3000):  # until PUB is written and its OK read
+        if m.written.endswith(b"AT+CMQTTPUB=0,1,60\r") and m.pending_rx() == 0:
+            break
+        await sleep_ms(1)
+    r = await c.at.cmd(b"AT+CSQ", resp=b"+CSQ:")
+    assert r.line(0).arg_int(0) == 23
+    await pub
+    assert d.stats["published"] == 1
+
+
 async def connlost_midpublish(c):
     d = c.drv
     await session(d)
@@ -401,6 +416,7 @@ CASES = (
      {"inbox": (4, 32, 64)}),
     ("inbound_torn", "cmqtt/inbound_torn.atx", inbound_torn, {"inbox": (2, 32, 64)}),
     ("urcs_idle", "cmqtt/urcs_idle.atx", urcs_idle, {}),
+    ("engine_free", "cmqtt/engine_free.atx", engine_free, {}),
     ("connlost_midpublish", "cmqtt/connlost_midpublish.atx", connlost_midpublish, {}),
     ("busy_retry", "cmqtt/busy_retry.atx", busy_retry, {}),
     ("reinit_started", "cmqtt/reinit_started.atx", reinit_started, {}),

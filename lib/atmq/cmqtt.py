@@ -11,9 +11,12 @@ allocation in any handler).
 Why the driver looks the way it does (manual, seed 001, modem-stacks.md E):
 
 - Two-phase commands (START, STOP, CONNECT, DISC, PUB, SUB, UNSUB) end with a
-  result URC that may come before or after OK; the driver waits for it and
-  holds its own lock across a whole operation (TOPIC+PAYLOAD+PUB, SUBTOPIC+SUB),
-  so no new operation is issued while one is pending: that is the likely cause
+  result URC that may come before or after OK (or before ERROR, carrying the
+  code).  The driver's own handlers catch it, so the engine is free for other
+  modules once the final result code is in (a TLS CONNECT may take minutes);
+  the driver's lock is held across a whole operation (TOPIC+PAYLOAD+PUB,
+  SUBTOPIC+SUB) and until the result URC, so no new CMQTT operation is issued
+  while one is pending: that is the likely cause
   of ``+CMQTTSUBTOPIC: 0,14`` "client is busy" in seed 001 (SUBTOPIC sent after
   CONNECT's OK but before ``+CMQTTCONNECT: 0,0``).  14 is still retried with
   a bounded exponential backoff (``busy_retries``, ``busy_backoff_ms``).
@@ -38,18 +41,30 @@ result is the caller's ``timeout_ms`` plus, for TLS, the context's
 ``negotiatetime`` (the modem's handshake limit).  PUB's result wait is the
 larger of its ``<pub_timeout>`` and CFG ``optimeout`` (default 120 s) plus a margin.
 
-Several engines drivers: one CMQTTDriver per Engine (it claims the CMQTT URCs
-and ``at.on_raw``; a previous ``on_raw`` is chained for frames it did not arm).
-Echo must be off (ATE0): with echo on the modem echoes prompt data, and a
-payload holding ``\\r\\nOK\\r\\n`` would read as a final result.
+One CMQTTDriver per Engine: it claims the CMQTT URCs (lines for the other
+client index are ignored) and ``at.on_raw`` (a previous ``on_raw`` is chained
+for frames it did not arm).  A result URC that comes after its command gave up
+(ATTimeout) is reported as late (EV_PUBACK / EV_URC); one arriving while the
+next command of the same kind waits cannot be told apart (no packet id), so
+after an ATTimeout the client should rebuild the session.  Echo must be off
+(ATE0): with echo on the modem echoes prompt data, and a payload holding
+``\\r\\nOK\\r\\n`` would read as a final result.
 """
 
 import asyncio
 
 from . import tls as _tls
-from .compat import const, sleep_ms
-from .engine import R_ABORTED, R_CME, R_CMS, R_OK
-from .errors import ATError, ModemError
+from .compat import (
+    ThreadSafeFlag,
+    const,
+    sleep_ms,
+    ticks_add,
+    ticks_diff,
+    ticks_ms,
+    wait_for_ms,
+)
+from .engine import R_CME, R_CMS, R_OK
+from .errors import ATError, ATTimeout, ModemError
 from .events import EV_CONNLOST, EV_MSG, EV_MSG_DROPPED, EV_NONET, EV_PUBACK, EV_URC
 from .tokenizer import T_RAW
 
@@ -91,6 +106,16 @@ _E_NOTREL = const(21)
 _E_NETOPENED = const(23)
 _BARE = const(-1)  # plain ERROR, no code
 _ABORTED = const(-2)  # CONNLOST/NONET while the result was awaited
+_NONE = const(-3)  # no result URC yet
+
+# two-phase commands whose result URC the handlers catch (_want)
+_K_START = const(1)
+_K_STOP = const(2)
+_K_CONNECT = const(3)
+_K_DISC = const(4)
+_K_PUB = const(5)
+_K_SUB = const(6)
+_K_UNSUB = const(7)
 
 # inbound assembly modes
 _RX_IDLE = const(0)
@@ -161,7 +186,9 @@ class CMQTTDriver:
         self._tls = None  # normalized TLS profile from configure_tls
         self._cfg_done = False
         self._sslcfg_set = False
-        self._awaiting = False  # a two-phase command of ours waits for its result URC
+        self._want = 0  # _K_*: the two-phase command whose result URC we wait for
+        self._got = _NONE  # its result: 0, a CMQTT code or _ABORTED
+        self._flag = ThreadSafeFlag()
         self._disc_done = False  # our own DISC succeeded since the last connect: stop skips it
         self._lost_gen = 0  # bumped by CONNLOST/NONET (a loss in the same read as CONNECT's 0)
         self._lock = asyncio.Lock()
@@ -187,11 +214,13 @@ class CMQTTDriver:
         at.on(b"+CMQTTRXEND:", self._on_rxend)
         at.on(b"+CMQTTCONNLOST:", self._on_connlost)
         at.on(b"+CMQTTNONET", self._on_nonet)
-        at.on(b"+CMQTTPUB:", self._on_late_pub)
-        at.on(b"+CMQTTSUB:", self._on_late_sub)
-        at.on(b"+CMQTTUNSUB:", self._on_late_unsub)
-        at.on(b"+CMQTTDISC:", self._on_late_disc)
-        at.on(b"+CMQTTCONNECT:", self._on_late_connect)
+        at.on(b"+CMQTTPUB:", self._on_pub)
+        at.on(b"+CMQTTSUB:", self._on_sub)
+        at.on(b"+CMQTTUNSUB:", self._on_unsub)
+        at.on(b"+CMQTTDISC:", self._on_disc)
+        at.on(b"+CMQTTCONNECT:", self._on_connect)
+        at.on(b"+CMQTTSTART:", self._on_start)
+        at.on(b"+CMQTTSTOP:", self._on_stop)
 
     # ---- URC handlers (run inside the reader: no await, no allocation) -------------------------
 
@@ -315,11 +344,12 @@ class CMQTTDriver:
         self._rx_reported = False
 
     def _fail_pending(self):
-        # Fail a PUB/SUB/UNSUB/DISC/CONNECT that has its OK and waits for the result URC:
-        # the link is gone, the result would only be an error after the modem's timeout.
-        # (Not before the OK: a late OK would then end the next command.)
-        if self._awaiting and self.at.resp.final == R_OK:
-            self.at.abort()
+        # A PUB/SUB/UNSUB/DISC/CONNECT waiting for its result URC fails now: the link is
+        # gone and the modem would report it only after its own timeout.  The command's
+        # final result is still awaited, so no late OK can end the next command.
+        if self._want and self._got == _NONE:
+            self._got = _ABORTED
+            self._flag.set()
 
     def _on_connlost(self, a):
         if a.arg_int(0) != self.index:
@@ -341,35 +371,57 @@ class CMQTTDriver:
         self.events.put(EV_NONET, self.index, 0)
         self._fail_pending()
 
-    def _late(self, a, what):
-        if a.arg_int(0) != self.index or a.count() < 2:
-            return False
+    def _result(self, a, kind, err):
+        # The result URC of the command we wait for (before or after its OK), or a late one.
+        if self._want == kind and self._got == _NONE:
+            self._got = err
+            self._flag.set()
+            return True
         self.stats["late_results"] += 1
-        self.events.put(EV_URC, what, a.arg_int(1))
-        return True
+        return False
 
-    def _on_late_pub(self, a):
+    def _on_pub(self, a):
         if a.arg_int(0) == self.index and a.count() >= 2:
-            self.stats["late_results"] += 1
-            self.events.put(EV_PUBACK, self.index, a.arg_int(1))
+            err = a.arg_int(1, 1)
+            if not self._result(a, _K_PUB, err):
+                self.events.put(EV_PUBACK, self.index, err)
 
-    def _on_late_sub(self, a):
-        self._late(a, LATE_SUB)
+    def _on_sub(self, a):
+        if a.arg_int(0) == self.index and a.count() >= 2:
+            err = a.arg_int(1, 1)
+            if not self._result(a, _K_SUB, err):
+                self.events.put(EV_URC, LATE_SUB, err)
 
-    def _on_late_unsub(self, a):
-        self._late(a, LATE_UNSUB)
+    def _on_unsub(self, a):
+        if a.arg_int(0) == self.index and a.count() >= 2:
+            err = a.arg_int(1, 1)
+            if not self._result(a, _K_UNSUB, err):
+                self.events.put(EV_URC, LATE_UNSUB, err)
 
-    def _on_late_disc(self, a):
-        if self._late(a, LATE_DISC) and a.arg_int(1) == 0:
-            self.connected = False
+    def _on_disc(self, a):
+        if a.arg_int(0) == self.index and a.count() >= 2:
+            err = a.arg_int(1, 1)
+            if not self._result(a, _K_DISC, err):
+                if err == 0:
+                    self.connected = False
+                self.events.put(EV_URC, LATE_DISC, err)
 
-    def _on_late_connect(self, a):
-        self._late(a, LATE_CONNECT)
+    def _on_connect(self, a):
+        if a.arg_int(0) == self.index and a.count() >= 2:
+            err = a.arg_int(1, 1)
+            if not self._result(a, _K_CONNECT, err):
+                self.events.put(EV_URC, LATE_CONNECT, err)
+
+    def _on_start(self, a):  # "+CMQTTSTART: <err>[,<cid>]": the code comes first (16.2.1)
+        self._result(a, _K_START, a.arg_int(0, 1))
+
+    def _on_stop(self, a):
+        self._result(a, _K_STOP, a.arg_int(0, 1))
 
     # ---- command plumbing --------------------------------------------------------------------
 
     def _outcome(self, r, prefix, cmd):
-        """0 on success, the CMQTT code from ``+<prefix> <idx>,<err>``, _BARE or _ABORTED."""
+        """0 on success, the CMQTT code from ``+<prefix> <idx>,<err>``, or _BARE."""
         f = r.final
         if f == R_CME or f == R_CMS:
             raise self.at.error(cmd)
@@ -379,27 +431,47 @@ class CMQTTDriver:
             if a.startswith(prefix) and a.count() >= 2 and a.arg_int(0) == self.index:
                 code = a.arg_int(1)
                 break
-        if f == R_ABORTED:  # the result may have come in the same read as the CONNLOST
-            return code if code >= 0 else _ABORTED
         if f == R_OK:
             return code if code > 0 else 0
         return code if code > 0 else _BARE
 
-    async def _exec(self, cmd, prefix, payload=None, done=False, timeout_ms=T_CMD,
+    async def _exec(self, cmd, prefix, payload=None, kind=0, timeout_ms=T_CMD,
                     done_timeout_ms=T_CMD):
+        """Run one CMQTT command; 0 on success, else the CMQTT code, _BARE or _ABORTED.
+
+        ``kind``: a two-phase command whose result URC (before or after OK) the driver's
+        handlers catch.  The engine is free again once the final result came, so other
+        modules' commands (GNSS, CSQ) are not held up while the broker takes its time.
+        """
         at = self.at
-        if done:
-            self._awaiting = True
-            try:
-                r = await at.cmd(cmd, done=prefix, done_arg=self.index, payload=payload,
-                                 timeout_ms=timeout_ms, done_timeout_ms=done_timeout_ms,
-                                 prompt_timeout_ms=T_PROMPT, check=False)
-            finally:
-                self._awaiting = False
-        else:
+        if not kind:
             r = await at.cmd(cmd, resp=prefix, payload=payload, timeout_ms=timeout_ms,
                              prompt_timeout_ms=T_PROMPT, check=False)
-        return self._outcome(r, prefix, cmd)
+            return self._outcome(r, prefix, cmd)
+        self._got = _NONE
+        self._flag.clear()
+        self._want = kind
+        try:
+            r = await at.cmd(cmd, payload=payload, timeout_ms=timeout_ms,
+                             prompt_timeout_ms=T_PROMPT, check=False)
+            f = r.final
+            if f == R_CME or f == R_CMS:
+                raise at.error(cmd)
+            got = self._got
+            if f != R_OK:  # "+<cmd>: <idx>,<err>" came before the ERROR, or nothing did
+                return got if got > 0 or got == _ABORTED else _BARE
+            deadline = ticks_add(ticks_ms(), done_timeout_ms)
+            while self._got == _NONE:
+                left = ticks_diff(deadline, ticks_ms())
+                if left <= 0:
+                    raise ATTimeout(cmd, done_timeout_ms)
+                try:
+                    await wait_for_ms(self._flag.wait(), left)
+                except asyncio.TimeoutError:
+                    pass
+            return self._got
+        finally:
+            self._want = 0
 
     async def _busy(self, tries):
         """After a 14: True (having slept) when another try is allowed."""
@@ -450,12 +522,8 @@ class CMQTTDriver:
 
     async def _start(self):
         cmd = b"AT+CMQTTSTART"
-        r = await self.at.cmd(cmd, done=b"+CMQTTSTART:", timeout_ms=T_CMD,
-                              done_timeout_ms=T_START, check=False)
-        if r.final == R_CME or r.final == R_CMS:
-            raise self.at.error(cmd)
-        err = r.line(r.done).arg_int(0) if r.done >= 0 else _BARE
-        if r.final == R_OK and err == 0:
+        err = await self._exec(cmd, b"+CMQTTSTART:", kind=_K_START, done_timeout_ms=T_START)
+        if err == 0:
             self.started = True
             return
         if err == _E_NETOPENED:  # 23 "network is opened": already started
@@ -468,7 +536,7 @@ class CMQTTDriver:
                 self.started = True
                 return
             raise ATError(cmd)
-        raise ModemError("CMQTT", err, cmd)
+        raise self._error(err, cmd)
 
     async def _probe_acq(self):
         """AT+CMQTTACCQ? (ERROR while the service is stopped, 16.2.1 note); records our slot."""
@@ -666,7 +734,7 @@ class CMQTTDriver:
                 tries = 0
                 while True:
                     gen = self._lost_gen
-                    err = await self._exec(cmd, b"+CMQTTCONNECT:", done=True,
+                    err = await self._exec(cmd, b"+CMQTTCONNECT:", kind=_K_CONNECT,
                                            done_timeout_ms=t_done)
                     if err == _E_BUSY and await self._busy(tries):
                         tries += 1
@@ -712,7 +780,7 @@ class CMQTTDriver:
         cmd = b"AT+CMQTTDISC=%d,%d" % (self.index, timeout_s)
         tries = 0
         while True:
-            err = await self._exec(cmd, b"+CMQTTDISC:", done=True,
+            err = await self._exec(cmd, b"+CMQTTDISC:", kind=_K_DISC,
                                    done_timeout_ms=timeout_s * 1000 + T_MARGIN)
             if err == _E_BUSY and await self._busy(tries):
                 tries += 1
@@ -755,19 +823,15 @@ class CMQTTDriver:
     async def _stop(self):
         cmd = b"AT+CMQTTSTOP"
         for _ in range(2):
-            r = await self.at.cmd(cmd, done=b"+CMQTTSTOP:", timeout_ms=T_CMD,
-                                  done_timeout_ms=T_STOP, check=False)
-            if r.final == R_CME or r.final == R_CMS:
-                raise self.at.error(cmd)
-            err = r.line(r.done).arg_int(0) if r.done >= 0 else _BARE
+            err = await self._exec(cmd, b"+CMQTTSTOP:", kind=_K_STOP, done_timeout_ms=T_STOP)
             self.started = False
-            if r.final == R_OK and err == 0:
+            if err == 0:
                 return
             if err == _BARE:  # 16.2.2 case 3: already stopped
                 self.stats["state_ok"] += 1
                 return
             if err != _E_NOTREL:
-                raise ModemError("CMQTT", err, cmd)
+                raise self._error(err, cmd)
             self.stats["state_ok"] += 1
             await self._rel(tolerant=True)  # 21 "client not released": release, then again
         raise ModemError("CMQTT", _E_NOTREL, cmd)
@@ -827,7 +891,7 @@ class CMQTTDriver:
                         err = await self._exec(cmd, b"+CMQTTPAYLOAD:", payload=p)
                     if err == 0:
                         cmd = c_pub
-                        err = await self._exec(cmd, b"+CMQTTPUB:", done=True,
+                        err = await self._exec(cmd, b"+CMQTTPUB:", kind=_K_PUB,
                                                done_timeout_ms=t_done)
                 except ModemError:
                     self.stats["pub_errors"] += 1
@@ -874,11 +938,11 @@ class CMQTTDriver:
                             break
                     if err == 0:
                         cmd = b"AT+CMQTTSUB=%d" % i
-                        err = await self._exec(cmd, b"+CMQTTSUB:", done=True)
+                        err = await self._exec(cmd, b"+CMQTTSUB:", kind=_K_SUB)
                 else:
                     t, q = items[0]
                     cmd = b"AT+CMQTTSUB=%d,%d,%d" % (i, len(t), q)
-                    err = await self._exec(cmd, b"+CMQTTSUB:", payload=t, done=True)
+                    err = await self._exec(cmd, b"+CMQTTSUB:", payload=t, kind=_K_SUB)
                 if err == _E_BUSY and await self._busy(tries):
                     tries += 1
                     continue
@@ -903,10 +967,10 @@ class CMQTTDriver:
                     err = await self._exec(cmd, b"+CMQTTUNSUBTOPIC:", payload=t)
                     if err == 0:
                         cmd = b"AT+CMQTTUNSUB=%d,0" % i
-                        err = await self._exec(cmd, b"+CMQTTUNSUB:", done=True)
+                        err = await self._exec(cmd, b"+CMQTTUNSUB:", kind=_K_UNSUB)
                 else:
                     cmd = b"AT+CMQTTUNSUB=%d,%d,0" % (i, len(t))
-                    err = await self._exec(cmd, b"+CMQTTUNSUB:", payload=t, done=True)
+                    err = await self._exec(cmd, b"+CMQTTUNSUB:", payload=t, kind=_K_UNSUB)
                 if err == _E_BUSY and await self._busy(tries):
                     tries += 1
                     continue
