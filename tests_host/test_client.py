@@ -404,6 +404,25 @@ def test_nonet_reopens_data_then_session():
     run(t())
 
 
+def test_a_burst_of_trouble_is_one_episode_on_its_highest_rung():
+    async def t():
+        r = Rig()
+        await r.c.connect()
+        r.m.reg = [1]
+        r.d.drop(cause=3)  # CONNLOST: session...
+        r.m.data_open = False
+        r.q.put(EV_NONET, 0, 0)  # ...and NONET in the same burst: data
+        r.start()
+        await until(lambda: r.c.reconnects == 1, "recovered")
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert r.steps[0] == (rc.STEP_BEGIN, rc.RUNG_DATA)
+        assert r.c.recovery.ladder.episodes == 1 and r.c.reconnects == 1
+        assert r.c.connlost == 1 and r.c.nonet == 1
+        await r.stop()
+    run(t())
+
+
 def test_reboot_reinits_the_modem_before_the_session():
     async def t():
         r = Rig()

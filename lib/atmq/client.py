@@ -441,6 +441,15 @@ class MQTTClient:
                 if rung == _HEALTH_NOW:
                     rung = await self._health()
             if rung >= 0 and not self._closing:
+                # trouble comes in bursts (CONNLOST, NONET, +CIPEVENT...): take the whole
+                # burst first and start on the highest rung it asks for
+                while True:
+                    k = q.get()
+                    if k < 0:
+                        break
+                    r2 = self._dispatch(k, q.a, q.b)
+                    if r2 > rung:
+                        rung = r2
                 await self._recover(rung)
 
     def _dispatch(self, k, a, b):
