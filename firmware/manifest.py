@@ -11,12 +11,19 @@ include("$(PORT_DIR)/boards/manifest.py")
 include("../lib/atmq/manifest.py")
 package("tlog", files=[
     "__init__.py",
+    "acquire.py",
+    "commands.py",
     "config.py",
     "fsutil.py",
     "imu.py",
     "motion.py",
     "obd.py",
+    "platform.py",
     "records.py",
     "seqno.py",
     "spool.py",
+    "status.py",
+    "timesrc.py",
+    "uplink.py",
+    "watchdog.py",
 ], base_path=".")

@@ -95,21 +95,27 @@ def test_check_reports_a_stale_package_json(tmp_path):
                                                     os.path.join("lib", "atmq", "manifest.py")}
 
 
-def _copy_tree(dst):
-    for rel, _dev in genpackage.layout(ROOT):
-        target = dst / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(open(os.path.join(ROOT, rel), "rb").read())
+def _small_tree(dst):
+    """A few files in the repo's layout: enough to prove how mip places each kind."""
+    files = {
+        "lib/atmq/__init__.py": '__version__ = "0.0.1"\n',
+        "lib/atmq/compat.py": open(os.path.join(ROOT, "lib", "atmq", "compat.py")).read(),
+        "lib/atmq/_host.py": "# host only\n",
+        "firmware/tlog/__init__.py": "",
+        "firmware/tlog/app.py": "from atmq import compat\nOK = compat.IS_MICROPYTHON\n",
+        "firmware/main.py": "import tlog.app\n",
+        "firmware/boot.py": "# boot\n",
+    }
+    for rel, text in files.items():
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dst / rel).write_text(text)
 
 
 def test_mip_installs_package_json_on_the_unix_port(tmp_path):
     """mpremote mip install of a generated package.json puts every file where it belongs,
     main.py and boot.py at the root (mip's target is lib/, dest ../main.py)."""
     tree = tmp_path / "repo"
-    _copy_tree(tree)
-    for name in ("main.py", "boot.py"):
-        if not (tree / "firmware" / name).exists():
-            (tree / "firmware" / name).write_text("# %s stand-in\n" % name)
+    _small_tree(tree)
     assert genpackage.main(["--root", str(tree)]) == 0
     flash = tmp_path / "flash"
     flash.mkdir()
@@ -124,3 +130,8 @@ def test_mip_installs_package_json_on_the_unix_port(tmp_path):
     for dest, src in pkg["urls"]:
         landed = os.path.normpath(os.path.join(str(flash), "lib", dest))
         assert open(landed, "rb").read() == (tree / src).read_bytes(), dest
+    assert not (flash / "lib" / "atmq" / "_host.py").exists()
+    # what mip installed imports on the "board": the app through the library
+    with relay(flash) as url:
+        r = mpremote(url, "exec", "import tlog.app; print(tlog.app.OK)")
+    assert (r.returncode, r.stdout.strip()) == (0, "True"), r.stderr
