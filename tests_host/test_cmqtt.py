@@ -97,6 +97,8 @@ BAD_CALLS = [
     ("configure", (), {"optimeout_s": 10}, ValueError, "20..120"),
     ("configure", (), {"version": 5}, ValueError, "3..4"),
     ("start", (), {"client_id": "x" * 129}, ValueError, "1..128"),
+    ("configure_tls", ("aws",), {}, ValueError, "must be a dict or None"),
+    ("configure_tls", ({"authmode": 2},), {}, ValueError, "needs clientcert and clientkey"),
 ]
 
 
@@ -277,3 +279,11 @@ def test_end_to_end_mutual_tls_against_mosquitto(broker, mqtt_sub):  # noqa: F81
                 s.task.cancel()
 
     run(t())
+
+
+def test_reset_forgets_modem_state():
+    m, d = _idle_driver()
+    d.started, d.connected, d.acquired = True, True, (b"id", 0)
+    d.reset()
+    assert (d.started, d.connected, d.acquired) == (False, False, None)
+    assert m.written == b""

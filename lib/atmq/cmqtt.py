@@ -650,9 +650,10 @@ class CMQTTDriver:
         if tls is None:
             self._tls = None
             return
+        p = _tls.normalize(tls)  # ConfigError naming a bad key, before anything is sent
         async with self._lock:
             try:
-                p = await _tls.configure_ssl(self.at, tls.get("ssl_ctx", 0), tls, self.revision)
+                p = await _tls.configure_ssl(self.at, p["ssl_ctx"], p, self.revision)
             except _tls.FirmwareError as e:
                 if e.revision:
                     self.revision = e.revision
@@ -679,7 +680,7 @@ class CMQTTDriver:
         """Start/acquire as needed, set TLS, CFG and the will, AT+CMQTTCONNECT; returns when
         ``+CMQTTCONNECT: <idx>,0`` came.  ``will`` = (topic, msg, qos, retain); CMQTT has no
         will retain flag (16.2.7), so retain must be False."""
-        h = _bytes(host, "host")
+        h = bytes(_bytes(host, "host"))
         if port is None:  # 16.2.8: no port in <server_addr> means 1883 (or host holds ":port")
             addr = b"tcp://%s" % h
         else:
@@ -835,6 +836,18 @@ class CMQTTDriver:
             self.stats["state_ok"] += 1
             await self._rel(tolerant=True)  # 21 "client not released": release, then again
         raise ModemError("CMQTT", _E_NOTREL, cmd)
+
+    def reset(self):
+        """Forget what the driver knows of the modem's MQTT state (after a modem reboot:
+        the service, the client slot, the SSL/CFG settings are gone)."""
+        self.connected = False
+        self.started = False
+        self.acquired = None
+        self._sslcfg_set = False
+        self._cfg_done = False
+        self._disc_done = False
+        self._rx_mode = _RX_IDLE
+        self.inbox.abandon()
 
     async def is_connected(self):
         """AT+CMQTTCONNECT? read form: connected only when our line has the server address."""
