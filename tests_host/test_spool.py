@@ -366,3 +366,19 @@ def test_cursor_write_error_on_ack_means_resend_not_loss(tmp_path, monkeypatch):
     monkeypatch.undo()
     sp = open_spool(tmp_path)  # reboot before any later cursor write: sent again
     assert drain(sp) == [rec(i) for i in range(6)]
+
+
+def test_from_config_sizes_the_spool(tmp_path):
+    from tlog import records as R
+    from tlog.config import Config
+    from tlog.spool import from_config
+
+    cfg = Config(None, {"spool_max_bytes": 65536, "spool_max_segments": 8,
+                        "batch_max_records": 10, "spool_flush_records": 3})
+    sp = from_config(str(tmp_path), cfg)
+    assert sp.max_record >= R.PACKED_MAX
+    assert (sp.max_bytes, sp.max_segments, sp.flush_records) == (65536, 8, 3)
+    for i in range(25):
+        sp.append(b"%d" % i)
+    assert sp.stats()["staged"] == 1  # 24 flushed in threes
+    assert len(sp.peek_batch()) == 10

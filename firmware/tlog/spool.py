@@ -602,3 +602,24 @@ class Spool:
         """Flush staged records and persist the counters (standby, shutdown)."""
         self.flush()
         self._save_cursor()
+
+
+def from_config(root, cfg, record_max=128):
+    """A Spool sized from a ``tlog.config.Config``.
+
+    The batch buffer holds packed records (``record_max`` bytes at most each, the
+    packed form is <= records.PACKED_MAX), at most ``batch_max_records`` of them
+    and never more bytes than one publish may carry; the encoded batch is cut to
+    ``batch_max_bytes`` by ``records.encode_batch`` and acknowledged partially.
+    """
+    n = cfg.get("batch_max_records")
+    return Spool(
+        root,
+        max_bytes=cfg.get("spool_max_bytes"),
+        max_segments=cfg.get("spool_max_segments"),
+        batch_max_records=n,
+        batch_max_bytes=max(record_max, min(n * record_max, cfg.get("batch_max_bytes"))),
+        ram_bytes=max(2048, cfg.get("spool_flush_records") * (record_max + _OVH)),
+        flush_records=cfg.get("spool_flush_records"),
+        max_record=record_max,
+    )
