@@ -136,6 +136,25 @@ def test_healthy_session_has_no_findings(tmp_path):
     assert sub["payload"] == "a/b" and sub["final"] == "OK"
 
 
+def test_network_already_opened_is_not_a_failure(tmp_path):
+    p = tmp_path / "again.atx"
+    p.write_text("> AT+NETOPEN\\r\n"
+                 "< \\r\\n+IP ERROR: Network is already opened\\r\\n\\r\\nERROR\\r\\n\n")
+    (s,) = logdoctor.run(str(p))["sessions"]
+    (op,) = cmd(s, "AT+NETOPEN")
+    assert op["errors"][0]["kind"] == "IP" and op["errors"][0]["code"] == 4
+    assert s["findings"] == []
+
+
+def test_unknown_urc_is_reported_as_unhandled(tmp_path):
+    p = tmp_path / "urc.atx"
+    p.write_text("> AT\\r\n< \\r\\nOK\\r\\n\n< +100 \\r\\n+QXYZ: 1,2\\r\\n\n"
+                 "> AT\\r\n< \\r\\nOK\\r\\n\n")
+    (s,) = logdoctor.run(str(p))["sessions"]
+    assert [e["kind"] for e in s["timeline"]] == ["cmd", "urc", "cmd"]
+    assert ids(s) == ["urc_unhandled"] and "+QXYZ: 1,2" in s["findings"][0]["title"]
+
+
 def test_answers_split_into_single_bytes_give_the_same_diagnosis(tmp_path):
     src = os.path.join(CASES, "no_connection.atx")
     out = []

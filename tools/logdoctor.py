@@ -448,7 +448,8 @@ class Timeline:
                 return
         if pname and self._deferred(pname, pargs, text, line, False):
             return
-        if self._is_urc(text, pname):
+        if self._is_urc(text, pname) or (pname and cmd is None):
+            # a "+NAME: ..." line while no command waits is unsolicited by definition
             self._urc(text, pname, line)
             return
         if cmd is not None:
@@ -847,10 +848,13 @@ def diagnose(entries, meta):
     net = []
     for c in cmds:
         short = c["name"][3:]
+        # "+IP ERROR: Network is already opened" (IP 4) means the data call is up
+        already = c["errors"] and all(e["kind"] == "IP" and e["code"] == 4
+                                      for e in c["errors"])
         if short in ("NETOPEN", "CGACT", "CGATT", "IPADDR", "CIICR", "CSTT", "SAPBR",
                      "CGDCONT") and (c["errors"] or c["final"] in FINAL_ERR
                                      or c["final"] == "(no answer)"):
-            if c["form"] == "?":
+            if c["form"] == "?" or already:
                 continue
             net.append(c)
         elif c["name"].startswith("AT+CMQTT") and c["result"] in (7, 9):
