@@ -705,6 +705,8 @@ class CMQTTDriver:
             wt, wm, wq, wr = will
             wt = _bytes(wt, "will topic")
             _len_ok(wt, "will topic", 1, TOPIC_MAX)
+            if bytes(wt).find(b"+") >= 0 or bytes(wt).find(b"#") >= 0:
+                raise ValueError("a will topic must not contain the wildcards + or #")
             wm = _bytes(wm, "will message")
             _len_ok(wm, "will message", 1, WILL_MAX)
             wq = _int_in(wq, "will qos", 0, 2)
@@ -735,8 +737,12 @@ class CMQTTDriver:
                 tries = 0
                 while True:
                     gen = self._lost_gen
-                    err = await self._exec(cmd, b"+CMQTTCONNECT:", kind=_K_CONNECT,
-                                           done_timeout_ms=t_done)
+                    try:
+                        err = await self._exec(cmd, b"+CMQTTCONNECT:", kind=_K_CONNECT,
+                                               done_timeout_ms=t_done)
+                    except ModemError:
+                        self._sslcfg_set = False  # outcome unknown: send SSLCFG again
+                        raise
                     if err == _E_BUSY and await self._busy(tries):
                         tries += 1
                         continue
@@ -750,6 +756,7 @@ class CMQTTDriver:
                 self._sslcfg_set = False  # 16.2.5: cleared after a failed CONNECT
                 if err == _E_USED and await self._is_connected():
                     self.stats["state_ok"] += 1  # 19: this client is connected already
+                    self._disc_done = False
                     return
                 if not fixed and (err == _E_NOTACQ or err == _E_NETNOTOPEN):
                     fixed = True  # our picture of the modem was stale: redo the setup once
