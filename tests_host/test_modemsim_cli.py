@@ -40,8 +40,9 @@ def test_cli_tcp_and_pty():
         assert second[0] == "PTY" and second[1].startswith("/dev/")
         fd = os.open(second[1], os.O_RDWR | os.O_NOCTTY)
         try:
-            boot = b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\nSMS DONE\r\n\r\nPB DONE\r\n"
-            assert _read_pty(fd, b"PB DONE\r\n") == boot
+            boot = (b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\nSMS DONE\r\n\r\nPB DONE\r\n"
+                    b"\r\nAPP RDY\r\n")
+            assert _read_pty(fd, b"APP RDY\r\n") == boot
             os.write(fd, b"AT+CGMR\r")
             want = b"AT+CGMR\r\r\n+CGMR: 2348B01SIM767XM5A\r\n\r\nOK\r\n"
             assert _read_pty(fd, b"OK\r\n") == want

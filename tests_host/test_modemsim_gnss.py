@@ -62,7 +62,7 @@ def test_cgnssinfo_format_a7600_and_periodic_report():
     async def t():
         async with sim_session("A7600", track=TRACK, gnss_clock=clock) as (sim, at):
             await at.cmd(b"AT+CGNSSINFO", b"\r\n+CGNSSINFO: ,,,,,,,,,,,,,\r\n\r\nOK\r\n")
-            await at.cmd(b"AT+CGNSSPWR=1", b"\r\nOK\r\n")
+            await at.cmd(b"AT+CGNSSPWR=1", b"\r\nOK\r\n\r\n+CGNSSPWR: READY!\r\n")
             await at.cmd(b"AT+CGNSSPWR?", b"\r\n+CGNSSPWR: 1\r\n\r\nOK\r\n")
             clock.t += 10
             await at.send(b"AT+CGNSSINFO\r")
@@ -90,7 +90,7 @@ def test_nmea_track_from_pynmeagps(tmp_path):
 
     async def t():
         async with sim_session("SIM7670", track=str(path), gnss_clock=clock) as (sim, at):
-            await at.cmd(b"AT+CGNSSPWR=1", b"\r\nOK\r\n")
+            await at.cmd(b"AT+CGNSSPWR=1", b"\r\nOK\r\n\r\n+CGNSSPWR: READY!\r\n")
             await at.send(b"AT+CGNSSINFO\r")
             a = match(CGNSS_RE, await at.until(b"\r\nOK\r\n"))
             clock.t += 10

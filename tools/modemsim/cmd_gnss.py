@@ -44,7 +44,10 @@ async def cgnsspwr(m, c):
         return ["+CGNSSPWR: %d" % (1 if m.st.gnss_on else 0)]
     if c.kind == "test":
         return ["+CGNSSPWR: (0,1)"]
-    _power(m, bool(c.int(0, 0, 1)))
+    on = bool(c.int(0, 0, 1))
+    _power(m, on)
+    if on:
+        m.after_final(_urc_later(m, "+CGNSSPWR: READY!"))   # A76xx: GNSS engine is up
 
 
 def _info(name, fmt):

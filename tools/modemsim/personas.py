@@ -7,6 +7,9 @@ refuses AT+CSSLCFG="sslversion" is LE11B02SIM7500A (seed 001).
 
 # Boot URCs, one line each, in the order a powered-on module prints them.
 BOOT_7600 = ("RDY", "+CPIN: READY", "SMS DONE", "PB DONE")
+# A76xx/SIM767x add "APP RDY" once the application is up (Zephyr's A76xx chat script
+# waits for it; docs/anchors/modem-stacks.md G.18).
+BOOT_A76 = BOOT_7600 + ("APP RDY",)
 BOOT_SIM800 = ("RDY", "+CFUN: 1", "+CPIN: READY", "Call Ready", "SMS Ready")
 
 OLD_FIRMWARE_REVISION = "LE11B02SIM7500A"
@@ -26,7 +29,7 @@ PERSONAS = {
         "model": "A7600E-H",
         "ati_revision": "A7600M6_V1.0",
         "cgmr": "A011B05A7600M6",
-        "boot": BOOT_7600,
+        "boot": BOOT_A76,
         "families": ("cmqtt", "ssl", "net", "gnss"),
         "payload_max": 10240,       # seed 002 2.1.11
         "prompt": b"\r\n>",
@@ -36,7 +39,7 @@ PERSONAS = {
         "model": "SIM7670G-MNGV",
         "ati_revision": "2348B01SIM767XM5A",
         "cgmr": "2348B01SIM767XM5A",  # manual 003 AT+CGMR example
-        "boot": BOOT_7600,
+        "boot": BOOT_A76,
         "families": ("cmqtt", "ssl", "net", "gnss"),
         "payload_max": 4096,        # manual 003 16.2.11: "The SIM76XX is: (1-4096)"
         "prompt": b"\r\n>",
