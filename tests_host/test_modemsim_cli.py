@@ -136,3 +136,51 @@ def test_record_session_as_atx(tmp_path):
     assert b"".join(r[3] for r in records if r[1] == "<") == sent[0]
     assert b"".join(r[3] for r in records if r[1] == ">") == b"ATE0\rAT+CSQ\r"
     assert [r[3] for r in records][-2:] == [b"\r\n+CSQ: 23,99\r\n", b"\r\nOK\r\n"]
+
+
+MP_CLIENT = '''
+import socket, sys
+s = socket.socket()
+s.connect(socket.getaddrinfo("127.0.0.1", int(sys.argv[1]))[0][-1])
+s.settimeout(10)
+def until(marker):
+    buf = b""
+    while marker not in buf:
+        d = s.recv(256)
+        if not d:
+            break
+        buf += d
+    return buf
+out = [until(b"PB DONE\\r\\n")]
+s.send(b"ATE0\\r")
+out.append(until(b"OK\\r\\n"))
+s.send(b"AT+CMQTTSTART\\r")
+out.append(until(b"+CMQTTSTART: 0\\r\\n"))
+s.close()
+print(repr(b"|".join(out)))
+'''
+
+
+def test_micropython_unix_port_uses_the_socket_as_its_uart(tmp_path):
+    mp = os.path.join(ROOT, ".venv", "bin", "micropython")
+    script = tmp_path / "mp_client.py"
+    script.write_text(MP_CLIENT)
+
+    async def t():
+        sim = ModemSim(persona="SIM7600E")        # realistic pacing, latency and boot delay
+        port = await sim.start()
+        try:
+            p = await asyncio.create_subprocess_exec(mp, str(script), str(port),
+                                                     stdout=subprocess.PIPE)
+            try:
+                out, _ = await asyncio.wait_for(p.communicate(), 30)
+            finally:
+                if p.returncode is None:
+                    p.kill()
+                    await p.wait()
+        finally:
+            await sim.stop()
+        return out
+    out = run(t())
+    assert out.strip() == repr(b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\nSMS DONE\r\n\r\nPB DONE\r\n|"
+                               b"ATE0\r\r\nOK\r\n|\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n").encode()
