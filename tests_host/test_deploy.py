@@ -156,3 +156,9 @@ def test_missing_board_file_is_named(tmp_path):
     r = subprocess.run([sys.executable, DEPLOY, "--root", str(tree), "--dry-run",
                         "--board", "nosuch"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "board file not found: nosuch" in r.stderr
+
+
+def test_help():
+    r = subprocess.run([sys.executable, DEPLOY, "--help"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and "--dry-run" in r.stdout

@@ -2,11 +2,14 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import genpackage
 from relayfix import mpremote, relay
 
 ROOT = genpackage.ROOT
+GENPACKAGE = os.path.join(ROOT, "tools", "genpackage.py")
 
 
 def _deployable():
@@ -135,3 +138,9 @@ def test_mip_installs_package_json_on_the_unix_port(tmp_path):
     with relay(flash) as url:
         r = mpremote(url, "exec", "import tlog.app; print(tlog.app.OK)")
     assert (r.returncode, r.stdout.strip()) == (0, "True"), r.stderr
+
+
+def test_help():
+    r = subprocess.run([sys.executable, GENPACKAGE, "--help"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and "--check" in r.stdout

@@ -79,3 +79,9 @@ def test_respawn_starts_a_fresh_repl(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_help():
+    r = subprocess.run([sys.executable, RELAY, "--help"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and "--respawn" in r.stdout

@@ -165,3 +165,9 @@ def test_live_mode_subscribes_and_draws(tmp_path, broker):  # noqa: F811
     got = [r["seq"] for ln in lines for r in json.loads(ln)["payload"]]
     assert got == sorted(got) and set(got) <= {r["seq"] for r in recs}
     assert mpimg.imread(str(png)).shape[:2] == (tripview.HEIGHT_PX, tripview.WIDTH_PX)
+
+
+def test_help():
+    r = subprocess.run([sys.executable, TOOL, "--help"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and "--mqtt" in r.stdout
