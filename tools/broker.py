@@ -241,6 +241,8 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=60.0, help="how long to run (default 60)")
     ap.add_argument("--amqtt", action="store_true", help="use amqtt even if Mosquitto exists")
     args = ap.parse_args(argv)
+    # SIGTERM must run the finally below, or Mosquitto outlives us.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     b = Broker(prefer="amqtt" if args.amqtt else "mosquitto").start()
     try:
         print("BROKER %s host=%s port=%s tls_port=%s" % (b.kind, b.host, b.port, b.tls_port))
