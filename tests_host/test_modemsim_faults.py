@@ -149,3 +149,15 @@ def test_unknown_fault_kind_is_named():
         assert "meteor" in str(e)
     else:
         raise AssertionError("accepted an unknown fault kind")
+
+
+def test_shipped_example_scenarios_load():
+    import glob
+    import os
+
+    from modemsim.faults import Scenario
+    here = os.path.dirname(os.path.abspath(__file__))
+    paths = sorted(glob.glob(os.path.join(here, "..", "tools", "modemsim", "scenarios", "*.json")))
+    assert len(paths) >= 3
+    for p in paths:
+        assert Scenario(p).faults, p
