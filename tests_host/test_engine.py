@@ -233,9 +233,9 @@ def test_raw_frames_hold_anything(chunk):
             await asyncio.sleep(0)
         return raws, at.unknown
 
-    raws, unknown = run(with_engine(m, body, setup))
+    kinds, unknown = run(with_engine(m, body, setup))
     assert got == {"t": topic, "p": payload}
-    assert raws == [T_RAW, T_RAW] and unknown == 0
+    assert kinds == [T_RAW, T_RAW] and unknown == 0
 
 
 def test_overlong_line_is_cut_flagged_and_counted():
