@@ -52,9 +52,10 @@ async def _print_log(sim):
     seen = 0
     while True:
         await asyncio.sleep(0.1)
-        for _, kind, text in sim.modem.log[seen:]:
+        m = sim.modem
+        for _, kind, text in m.log[max(0, seen - m.log_dropped):]:
             print("%s %s" % (kind, text), file=sys.stderr, flush=True)
-        seen = len(sim.modem.log)
+        seen = m.log_dropped + len(m.log)
 
 
 async def amain(a):

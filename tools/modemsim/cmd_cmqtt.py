@@ -308,7 +308,7 @@ def on_message(m, i, topic, payload):
         part = payload[k:k + chunk]
         out += b"+CMQTTRXPAYLOAD: %d,%d\r\n" % (i, len(part)) + part + b"\r\n"
     out += b"+CMQTTRXEND: %d\r\n" % i
-    m.log.append((0, "urc", "+CMQTTRXSTART: %d,%d,%d" % (i, len(t), len(payload))))
+    m.note("urc", "+CMQTTRXSTART: %d,%d,%d" % (i, len(t), len(payload)))
     m.send(out)
 
 

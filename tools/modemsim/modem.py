@@ -61,7 +61,8 @@ class Modem:
         self.st = State(self.p)
         self.commands = []               # every command text received, in order
         self.command_count = 0
-        self.log = []                    # (monotonic, 'urc'|'cmd', text) for tests
+        self.log = []                    # (monotonic, 'urc'|'cmd', text), recent entries
+        self.log_dropped = 0             # entries trimmed from the front of log
         self.booting = True
         self.rx = bytearray()
         self._rx_event = asyncio.Event()
@@ -103,9 +104,18 @@ class Modem:
 
     def urc(self, line):
         """An unsolicited result code, framed CR LF line CR LF."""
-        self.log.append((time.monotonic(), "urc", line))
+        self.note("urc", line)
         self.send(b"\r\n" + (line.encode("latin-1") if isinstance(line, str) else line)
                   + b"\r\n")
+
+    def note(self, kind, text):
+        """Remember a command or URC (bounded: a long demo must not grow without end)."""
+        self.log.append((time.monotonic(), kind, text))
+        if len(self.log) > 20000:
+            del self.log[:10000]
+            self.log_dropped += 10000
+        if len(self.commands) > 20000:
+            del self.commands[:10000]
 
     def after_final(self, fn):
         """Run coroutine function fn after this command's final result has been sent."""
@@ -235,7 +245,7 @@ class Modem:
             return                                    # not an AT line: ignored
         self.command_count += 1
         self.commands.append(text.strip())
-        self.log.append((time.monotonic(), "cmd", text.strip()))
+        self.note("cmd", text.strip())
         fired = self.scenario.before_command(self, text.strip()) if self.scenario else None
         if fired == "drop":
             return

@@ -72,7 +72,7 @@ class ModemSim:
         self._powered = False
         self.record_path = record       # .atx transcript of the session, or None
         self.recorder = None
-        self.sent = bytearray()         # every byte sent towards the host (for tests)
+        self.sent = bytearray()         # bytes sent towards the host (last 1-2 MiB)
         self.write_sizes = []           # size of each transport write, last 4096 (for tests)
 
     # -- introspection --------------------------------------------------------------
@@ -198,6 +198,8 @@ class ModemSim:
         while True:
             data = await self._out.get()
             self.sent += data
+            if len(self.sent) > (1 << 21):
+                del self.sent[:1 << 20]  # keep the recent past only (long demos)
             if self.recorder is not None:
                 self.recorder.rx(data)
             step = 1 if self.modem.byte_per_write else (len(data) if self.opts.fast else 16)
