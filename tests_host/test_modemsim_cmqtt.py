@@ -198,6 +198,15 @@ def test_tls_mutual_auth_against_mosquitto(broker, mqtt_sub):  # noqa: F811
             await _publish(at, b"tls/up", b"secure", 1)
             assert mqtt_sub.wait_for("tls/up")[1] == b"secure"
             await at.cmd(b"AT+CMQTTDISC=0,120", b"\r\nOK\r\n\r\n+CMQTTDISC: 0,0\r\n")
+            # server-only verification (authmode 1) with an SSL context set after DISC cleared it
+            await at.cmd(b"AT+CMQTTSSLCFG?", b"\r\n+CMQTTSSLCFG: 0,\r\n+CMQTTSSLCFG: 1,\r\n"
+                         b"\r\nOK\r\n")
+            await at.cmd(b'AT+CSSLCFG="authmode",1,1', b"\r\nOK\r\n")
+            await at.cmd(b'AT+CSSLCFG="cacert",1,"cacert.pem"', b"\r\nOK\r\n")
+            await at.cmd(b"AT+CMQTTSSLCFG=0,1", b"\r\nOK\r\n")
+            await at.cmd(b'AT+CMQTTCONNECT=0,"tcp://localhost:8883",60,1',
+                         b"\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n")
+            await at.cmd(b"AT+CMQTTDISC=0,120", b"\r\nOK\r\n\r\n+CMQTTDISC: 0,0\r\n")
             # a wrong CA fails the handshake (32); a missing file is 33
             await _download(at, b"cacert.pem", cert_bytes(broker.client_cert))
             await at.cmd(b'AT+CMQTTCONNECT=0,"tcp://localhost:8883",60,1',
