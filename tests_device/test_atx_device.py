@@ -233,3 +233,32 @@ def test_every_fixture_parses_and_replays_at_one_byte():
             got.extend(buf[: m.readinto(buf)])
         m.assert_done()
         assert bytes(got) == b"".join(r[3] for r in recs if r[1] == "<"), name
+
+
+def test_capture_writer_allocates_nothing_per_record():
+    import gc
+
+    class Sink:
+        n = 0
+
+        def write(self, b):
+            self.n += len(b)
+
+    sink = Sink()
+    w = atx.Writer(sink)
+    line = b"\r\n+CMQTTRXPAYLOAD: 0,60\r\n" + b"0123456789" * 6 + b"\x00 \r\n"
+    for _ in range(20):  # warm the line buffer up to its size
+        w.rx(line, 12)
+        w.tx(b"AT+CMQTTPUB=0,1,60\r")
+    gc.collect()
+    gc.disable()
+    try:
+        a0 = gc.mem_alloc()
+        for _ in range(100):
+            w.rx(line, 12)
+            w.tx(b"AT+CMQTTPUB=0,1,60\r")
+        grew = gc.mem_alloc() - a0
+    finally:
+        gc.enable()
+    assert grew == 0, grew
+    assert sink.n > 0

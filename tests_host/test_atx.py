@@ -206,3 +206,22 @@ def test_every_fixture_parses(name):
     # every fixture starts with a comment saying where it comes from
     with open(os.path.join(TRANSCRIPTS, name)) as f:
         assert f.readline().startswith("# "), name
+
+
+def test_writer_takes_a_binary_stream_too():
+    s, b = io.StringIO(), io.BytesIO()
+    for out in (s, b):
+        w = atx.Writer(out)
+        w.comment("c")
+        w.meta("model", "X")
+        w.tx(b"AT\r", 1234567)
+        w.rx(b"AT\r\r\nOK\r\n \x00\xff ")
+    assert b.getvalue().decode() == s.getvalue()
+    assert s.getvalue().splitlines() == [
+        "# c",
+        "@model X",
+        "> +1234567 AT\\r",
+        "< AT\\r",
+        "< \\r\\nOK\\r\\n",
+        "<  \\x00\\xff\\x20",
+    ]

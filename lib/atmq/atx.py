@@ -15,31 +15,42 @@ TX = ">"
 RX = "<"
 
 _HEX = "0123456789abcdef"
-_ESCAPES = {13: "\\r", 10: "\\n", 9: "\\t", 92: "\\\\"}
+_HEXB = b"0123456789abcdef"
+_ESCAPES = {13: b"\\r", 10: b"\\n", 9: b"\\t", 92: b"\\\\"}
 _UNESCAPES = {"r": 13, "n": 10, "t": 9, "\\": 92}
+
+
+def escape_into(data, out, start=0, end=-1):
+    """Append the escaped form of ``data[start:end]`` to the bytearray ``out``.
+
+    Allocates nothing but ``out``'s growth, so a capturing device can reuse one
+    line buffer."""
+    if end < 0:
+        end = len(data)
+    for i in range(start, end):
+        b = data[i]
+        if 32 <= b <= 126 and b != 92:
+            out.append(b)
+            continue
+        e = _ESCAPES.get(b)
+        if e is not None:
+            out.extend(e)
+        else:
+            out.append(92)
+            out.append(120)
+            out.append(_HEXB[b >> 4])
+            out.append(_HEXB[b & 15])
+    if end > start and data[end - 1] == 32:
+        # editors strip trailing blanks; the format forbids a bare one
+        out[len(out) - 1] = 92
+        out.extend(b"x20")
 
 
 def escape(data):
     """Bytes (bytes, bytearray or memoryview) -> the DATA text of a record."""
-    out = []
-    n = len(data)
-    start = 0
-    for i in range(n):
-        b = data[i]
-        if b < 32 or b > 126 or b == 92:
-            if start < i:
-                out.append(bytes(data[start:i]).decode())
-            e = _ESCAPES.get(b)
-            if e is None:
-                e = "\\x" + _HEX[b >> 4] + _HEX[b & 15]
-            out.append(e)
-            start = i + 1
-    if start < n:
-        out.append(bytes(data[start:n]).decode())
-    text = "".join(out)
-    if text.endswith(" "):  # editors strip trailing blanks; the format forbids a bare one
-        text = text[:-1] + "\\x20"
-    return text
+    out = bytearray()
+    escape_into(data, out)
+    return out.decode()
 
 
 def _check_plain(text, col):
@@ -162,48 +173,32 @@ def read(lines_or_path):
     return _read_lines(lines_or_path)
 
 
-def _split_rx(data):
-    """Split points for readability: after each LF, and after a CR that is
-    followed by CR (the end of a command echo, "AT\\r" + "\\r\\nOK").  A piece
-    that is only CR/LF joins the next piece so responses read "\\r\\nOK\\r\\n"."""
-    pieces = []
-    n = len(data)
-    start = 0
-    for i in range(n):
-        b = data[i]
-        if b == 10 or (b == 13 and i + 1 < n and data[i + 1] == 13):
-            pieces.append((start, i + 1))
-            start = i + 1
-    if start < n:
-        pieces.append((start, n))
-    merged = []
-    lead = -1
-    for a, b in pieces:
-        if lead < 0:
-            lead = a
-        bare = True
-        for k in range(a, b):
-            if data[k] != 10 and data[k] != 13:
-                bare = False
-                break
-        if bare and b < n:
-            continue
-        merged.append((lead, b))
-        lead = -1
-    return merged
-
-
 class Writer:
-    """Writes a transcript to a text stream (anything with ``write(str)``) or a path."""
+    """Writes a transcript to a stream or a path.
+
+    The stream may take bytes (a binary file, or any MicroPython file) or only
+    str (a CPython text file or StringIO); the first write finds out.  Each
+    record is built in one reused bytearray."""
 
     def __init__(self, stream_or_path):
         self._own = isinstance(stream_or_path, str)
-        self._f = open(stream_or_path, "w") if self._own else stream_or_path
+        self._f = open(stream_or_path, "wb") if self._own else stream_or_path
+        self._bytes = True  # until the stream refuses them
+        self._buf = bytearray(128)
         self.records = 0
+
+    def _emit(self, buf):
+        if self._bytes:
+            try:
+                self._f.write(buf)
+                return
+            except TypeError:
+                self._bytes = False
+        self._f.write(bytes(buf).decode())
 
     def comment(self, text):
         for line in str(text).split("\n"):
-            self._f.write("# " + line + "\n" if line else "#\n")
+            self._emit(("# " + line + "\n" if line else "#\n").encode())
 
     def meta(self, key, value):
         if self.records:
@@ -211,37 +206,57 @@ class Writer:
         if not key or " " in key or "\n" in key:
             raise ValueError("bad metadata key %r" % key)
         for line in str(value).split("\n"):
-            self._f.write("@" + key + " " + line + "\n" if line else "@" + key + "\n")
+            self._emit(("@" + key + " " + line + "\n" if line else "@" + key + "\n").encode())
 
-    def _record(self, d, data, delay_ms):
+    def _record(self, d, data, delay_ms, start, end):
         if delay_ms < 0:
             raise ValueError("negative delay %d ms" % delay_ms)
-        text = escape(data)
-        if not text and not delay_ms:
+        if start >= end and not delay_ms:
             return  # nothing crossed the wire and no time passed
+        buf = self._buf
+        buf[:] = b""
+        buf.append(62 if d == TX else 60)
+        buf.append(32)
         # data such as "+1 x" would read back as a delay: give it an explicit +0
-        if delay_ms or (len(text) > 1 and text[0] == "+" and "0" <= text[1] <= "9"):
-            line = "%s +%d %s" % (d, delay_ms, text) if text else "%s +%d" % (d, delay_ms)
-        else:
-            line = d + " " + text
-        self._f.write(line + "\n")
+        plus = end - start > 1 and data[start] == 43 and 48 <= data[start + 1] <= 57
+        if delay_ms or plus:
+            buf.append(43)
+            _decimal_into(delay_ms, buf)
+            if start < end:
+                buf.append(32)
+        escape_into(data, buf, start, end)
+        buf.append(10)
+        self._emit(buf)
         self.records += 1
 
     def tx(self, data, delay_ms=0):
         """Bytes the host wrote, ``delay_ms`` after the previous record."""
-        self._record(TX, data, delay_ms)
+        self._record(TX, data, delay_ms, 0, len(data))
 
     def rx(self, data, delay_ms=0, split=True):
-        """Bytes the modem sent; split after each LF unless ``split`` is False."""
+        """Bytes the modem sent, ``delay_ms`` after the previous record.
+
+        Split for readability after each LF and after a CR that is followed by
+        CR (the end of a command echo: "AT\\r" then "\\r\\nOK\\r\\n"); a
+        piece that is only CR/LF joins the next one, so a response reads
+        "\\r\\nOK\\r\\n".  The delay goes on the first piece."""
+        n = len(data)
         if not split:
-            self._record(RX, data, delay_ms)
+            self._record(RX, data, delay_ms, 0, n)
             return
-        pieces = _split_rx(data)
-        if not pieces:
-            self._record(RX, data, delay_ms)
-        for a, b in pieces:
-            self._record(RX, data[a:b], delay_ms)
-            delay_ms = 0
+        lead = 0
+        bare = True  # data[lead:i] holds only CR/LF so far
+        for i in range(n):
+            c = data[i]
+            if c != 10 and c != 13:
+                bare = False
+            elif not bare and (c == 10 or (i + 1 < n and data[i + 1] == 13)):
+                self._record(RX, data, delay_ms, lead, i + 1)
+                delay_ms = 0
+                lead = i + 1
+                bare = True
+        if lead < n or delay_ms:
+            self._record(RX, data, delay_ms, lead, n)
 
     def flush(self):
         f = getattr(self._f, "flush", None)
@@ -253,3 +268,19 @@ class Writer:
             self._f.close()
         else:
             self.flush()
+
+
+def _decimal_into(n, buf):
+    """Append the decimal digits of ``n`` >= 0 without making a str."""
+    if n == 0:
+        buf.append(48)
+        return
+    i = len(buf)
+    while n:
+        buf.append(48 + n % 10)
+        n //= 10
+    j = len(buf) - 1
+    while i < j:
+        buf[i], buf[j] = buf[j], buf[i]
+        i += 1
+        j -= 1
