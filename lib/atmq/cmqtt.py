@@ -252,9 +252,13 @@ class CMQTTDriver:
             self.events.put(EV_MSG_DROPPED, DROP_OVERWRITTEN, 0)
 
     def _arm(self, a, kind):
-        if a.arg_int(0) != self.index:
-            return
         n = a.arg_int(1)
+        if a.arg_int(0) != self.index:  # client 1's message: skip its bytes, stay in step
+            if n > 0:
+                self.at.tok.arm_raw(None, 0, n)
+                self._raw_kind = _RAW_SKIP
+                self._raw_n = n
+            return
         if n <= 0:
             if n < 0 and self._rx_mode == _RX_KEEP:  # unreadable length: cannot stay in step
                 self.inbox.abandon()
