@@ -1,8 +1,9 @@
 """The ``.atx`` modem transcript format, version 1 (shared/docs/transcript-format.md).
 
 Owns the byte escaping, the line grammar, a strict reader and a light writer.
-The writer is what a device uses to capture a UART session, so it allocates
-only per record and keeps no state beyond "has a record been written yet".
+The writer is what a device uses to capture a UART session: it builds each
+record in one reused bytearray (nothing allocated per record once that buffer
+has grown) and keeps no state beyond "has a record been written yet".
 
 A line is a comment (``#``), metadata (``@key value``, only before the first
 record), or a record ``DIR [+MS] DATA`` with DIR ``>`` (host to modem) or
