@@ -78,6 +78,9 @@ def device_files(flash):
 
 def test_deploy_copies_everything_then_nothing_then_the_changed_file(board):
     tree, flash, url = board
+    # a source file left by an earlier mip install would shadow the .mpy
+    (flash / "lib" / "atmq").mkdir(parents=True)
+    (flash / "lib" / "atmq" / "util.py").write_text("def twice():\n    return -1\n")
     first, _ = run_deploy(tree, "--port", url, "--arch", "x64")
     assert set(first["copied"]) == EXPECTED and first["unchanged"] == []
     assert device_files(flash) == EXPECTED | {".deploy.json"}

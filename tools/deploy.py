@@ -12,14 +12,16 @@ Owns the deployment layout and the on-device manifest of hashes:
     manifest of hashes      -> :.deploy.json        (written last)
 
 Never deployed: lib/atmq/_host.py (host only) and the freeze manifests
-(manifest.py).  ESP32 /lib is on sys.path, so ``import atmq`` and
-``import tlog`` work there, as on the unix port started by replrelay.py.
+(manifest.py).  A source X.py beside a copied X.mpy on the board (say from a
+``mip install``) is removed, since MicroPython would import the .py first.
+ESP32 /lib is on sys.path, so ``import atmq`` and ``import tlog`` work there, as
+on the unix port started by replrelay.py.
 
 The hashes are SHA-256 of the bytes that go to the board.  The board's
 :.deploy.json is read back first; a file is copied when its hash differs or it
 is missing from the manifest.  ``--dry-run`` prints the plan and copies nothing.
 
-    deploy.py --port /dev/ttyUSB0 --board freematics_one_plus --config my.json
+    deploy.py --port /dev/ttyUSB0 --board freematics-one-plus --config my.json
     deploy.py --port socket://127.0.0.1:PORT --arch x64 --resume   # unix port
 """
 
@@ -213,6 +215,11 @@ def deploy(root, port, arch="xtensawin", board=None, config=None, dry_run=False,
             script = _mkdirs_script([c[1] for c in copy])
             if script:
                 cmds += ["exec", script, "+"]
+            # X.py shadows X.mpy in the same folder (e.g. left by a mip install): remove it
+            shadows = [c[1][:-4] + ".py" for c in copy if c[1].endswith(".mpy")]
+            if shadows:
+                cmds += ["exec", "import os\nfor p in %r:\n try:\n  os.remove(p)\n"
+                         " except OSError:\n  pass" % (shadows,), "+"]
             for dst, devp, _h, _why in copy:
                 cmds += ["fs", "cp", "-f", dst, ":" + devp, "+"]
             for devp in remove:
