@@ -260,6 +260,16 @@ async def connlost_midpublish(c):
     assert d.stats["connlost"] == 2 and d.stats["pub_errors"] == 1
 
 
+async def connlost_before_ok(c):
+    d = c.drv
+    await session(d)
+    await expect(d.publish("dt/y", "17"), "CMQTT", 11)
+    assert (await d.is_connected()) is False  # the next command's exchange is intact
+    await settle(c)
+    assert c.events() == [(EV_CONNLOST, 0, 2), (EV_PUBACK, 0, 11)]
+    assert d.stats["late_results"] == 1 and d.stats["pub_errors"] == 1
+
+
 async def busy_retry(c):
     d = c.drv
     await session(d)
@@ -418,6 +428,7 @@ CASES = (
     ("urcs_idle", "cmqtt/urcs_idle.atx", urcs_idle, {}),
     ("engine_free", "cmqtt/engine_free.atx", engine_free, {}),
     ("connlost_midpublish", "cmqtt/connlost_midpublish.atx", connlost_midpublish, {}),
+    ("connlost_before_ok", "cmqtt/connlost_before_ok.atx", connlost_before_ok, {}),
     ("busy_retry", "cmqtt/busy_retry.atx", busy_retry, {}),
     ("reinit_started", "cmqtt/reinit_started.atx", reinit_started, {}),
     ("reinit_23_19", "cmqtt/reinit_23_19.atx", reinit_23_19, {}),
