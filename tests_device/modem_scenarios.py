@@ -238,7 +238,21 @@ async def reboot(m, q, meta):
     eq(m.reboots, 1, "boot URCs after the first RDY raise no second reboot")
 
 
+async def resets(m, q, meta):
+    await m.init()
+    events(q)
+    await m.radio_cycle()
+    check(not m.data_open and m.inited, "radio cycle: data closed, no re-init needed")
+    await m.restart(5000)
+    check(m.inited and m.boot_urcs & BOOT_RDY, "restarted and re-inited")
+    eq(m.reboots, 0, "asked-for resets are not spontaneous reboots")
+    kinds = [e[0] for e in events(q)]
+    check(EV_REBOOT not in kinds, "no EV_REBOOT: %r" % kinds)
+    eq(m.facts["imei"], "862636051234567", "facts after re-init")
+
+
 SCENARIOS = {
+    "resets": resets,
     "bringup": bringup,
     "bringup_a76": bringup_a76,
     "bearer": bearer,

@@ -159,6 +159,10 @@ class FakeModem:
     async def restart(self, timeout_ms=0):
         await self._c("restart")
 
+    async def radio_cycle(self):
+        await self._c("radio_cycle")
+        self.data_open = False
+
     async def power_cycle(self):
         await self._c("power_cycle")
 
@@ -450,13 +454,28 @@ def test_timeouts_escalate_to_a_modem_reset():
         r.d.fail["stop"] = [ATTimeout(b"AT+CMQTTDISC=0,60", 10000)]
         r.d.drop()
         await until(lambda: r.c.reconnects == 1, "recovered")
-        # the session rebuild timed out, AT did not answer: reset rung, then everything
-        assert r.m.calls[:2] == ["probe", "restart"]
+        # the session rebuild timed out, AT did not answer: reset rung (no radio cycle
+        # for a module that does not answer), then everything
+        assert r.m.calls[:3] == ["probe", "probe", "restart"]
         esc = [s for s in r.steps if s[0] == rc.STEP_ESCALATE]
         assert esc == [(rc.STEP_ESCALATE, rc.RUNG_RESET)]
         assert r.c.recovery.ladder.oks[rc.RUNG_RESET] == 1
         assert r.c.stats()["ladder"]["floor"] == rc.RUNG_RESET
         await r.stop()
+    run(t())
+
+
+def test_reset_rung_tries_a_radio_cycle_first_then_a_restart():
+    async def t():
+        r = Rig()
+        await r.c.connect()
+        r.m.reg = [1]
+        r.d.fail["connect"] = [ModemError("CMQTT", 3, b"C"), None]
+        rung = await r.c.recovery.recover(rc.RUNG_RESET)
+        assert rung == rc.RUNG_RESET
+        assert r.m.calls == ["probe", "radio_cycle", "sim_state", "registration", "data_up",
+                             "restart", "sim_state", "registration"]
+        assert r.c.recovery.ladder.tries[rc.RUNG_RESET] == 2
     run(t())
 
 

@@ -583,8 +583,15 @@ class MQTTClient:
         return True
 
     async def _act_reset(self):
-        await self.modem.restart(self.cfg["boot_timeout_ms"])
-        await self._modem_up(False)
+        m = self.modem
+        if self.recovery.ladder.streak == 0 and await m.probe(1):
+            # first try on this rung, module answering: detach/re-attach the radio
+            # (AT+CFUN=0/1) cures a stuck registration or PDP without a reboot
+            await m.radio_cycle()
+            await self._modem_up(True)
+        else:
+            await m.restart(self.cfg["boot_timeout_ms"])
+            await self._modem_up(False)
         await self._session(self.cfg["clean"])
         return True
 
