@@ -1,0 +1,354 @@
+"""The telelogger application: wiring and lifetime.  ``run()`` is what main.py calls.
+
+Owns the order things are built and started in.  Board file and config first
+(a bad key stops the boot with the key's name), then the flash data (spool,
+sequence numbers), the modem stream, ``Engine`` -> ``Modem`` -> family driver
+(``cmqtt`` or ``sm`` by the board) and, once the device id is known (config
+``device_id``, else the IMEI), ``MQTTClient``.  Tasks: AT reader, acquisition
+(sampler, modem poller, OBD, NMEA), link (bring-up and first connect, retried
+with backoff while sampling goes on), MQTT supervisor, uplink, status,
+commands, health, watchdog.  The unix port stops cleanly on SIGINT or after
+``TLOG_SECONDS``: records staged in RAM are flushed, "offline" is published
+(retained) and the MQTT session closed.
+"""
+
+import asyncio
+
+from atmq import board as _board
+from atmq.compat import sleep_ms
+from atmq.engine import Engine
+from atmq.errors import ModemError
+from atmq.events import EventQueue
+from atmq.inbox import Inbox
+from atmq.modem import Modem, reg_ok
+
+from . import config as _config
+from . import fsutil, platform
+from .acquire import Acquisition, NmeaReader
+from .capture import Capture
+from .commands import Commands
+from .health import Health
+from .motion import Motion
+from .seqno import SeqNo
+from .spool import from_config as _spool_from_config
+from .status import Status, Topics, will
+from .timesrc import TimeSource
+from .uplink import Uplink
+from .watchdog import ReaderProbe, Watchdog
+
+_LINK_BACKOFF_MIN_MS = 5000
+_LINK_BACKOFF_MAX_MS = 300000  # the anchor blocks 180 s after a failed attach; we keep sampling
+_REG_WAIT_MS = 180000
+
+
+def log(*args):
+    print("[tlog]", *args)
+
+
+def client_config(cfg, topics, dev, will_retain=False):
+    """The ``atmq.client`` config dict from the telelogger config."""
+    user = cfg.get("mqtt_user") or None
+    c = {
+        "host": cfg.get("mqtt_host"),
+        "port": cfg.get("mqtt_port"),
+        "client_id": cfg.get("mqtt_client_id") or dev,
+        "keepalive_s": cfg.get("mqtt_keepalive_s"),
+        "user": user,
+        "password": (cfg.get("mqtt_password") or None) if user else None,
+        "will": will(topics, will_retain),
+        "tls": None,
+        "subscriptions": [(topics.cmd, 1)],
+        "qos": cfg.get("mqtt_qos"),
+    }
+    if cfg.get("mqtt_tls"):
+        c["tls"] = {"cacert": cfg.get("tls_ca") or None,
+                    "clientcert": cfg.get("tls_cert") or None,
+                    "clientkey": cfg.get("tls_key") or None,
+                    "port": cfg.get("mqtt_port")}
+    return c
+
+
+def _driver(family, at, events, inbox):
+    if family == "cmqtt":
+        from atmq.cmqtt import CMQTTDriver
+
+        return CMQTTDriver(at, events, inbox)
+    from atmq import smmqtt  # type: ignore  # the SM family driver (SIM800/SIM7000)
+
+    return smmqtt.SMDriver(at, events, inbox)  # type: ignore
+
+
+def motion_from(cfg):
+    st = cfg.get("stationary_after_s") * 1000
+    return Motion(moving_ms=cfg.get("interval_moving_s") * 1000,
+                  table=((st, cfg.get("interval_stationary_s") * 1000),),
+                  standby_after_ms=cfg.get("standby_after_s") * 1000)
+
+
+class App:
+    """Everything of one run; built without talking to the modem (that is ``link``'s job)."""
+
+    def __init__(self, opts):
+        self.opts = opts
+        self.board = b = _board.load(opts["board"])
+        self.root = platform.flash_root(b, opts.get("flash"))
+        fsutil.makedirs(self.root)
+        self.cfg = cfg = _config.load(opts.get("config") or self.root + "/config.json")
+        self.timesrc = TimeSource()
+        self.stopping = asyncio.Event()
+        self.exit_code = 0
+        self.link_attempts = 0
+        self.link_errors = 0
+        self.last_link_error = None
+        self._tasks = []
+        self.dev = None
+        self.topics = None
+        self.client = self.status = self.commands = self.health = None
+        self.spool = _spool_from_config(self.root + "/spool", cfg)
+        self.seq = SeqNo(self.root + "/seqno")
+        fam = b["modem"]["family"] or "cmqtt"
+        stream = platform.open_stream(b["uart"], opts.get("modem"))
+        self.at = at = Engine(stream)
+        self.events = EventQueue(32)
+        self.inbox = Inbox(4, 128, 1024)
+        self.modem = Modem(at, self.events, board=b, family=fam,
+                           pin_factory=platform.pin_factory(), pin=cfg.get("sim_pin") or None,
+                           apn=cfg.get("apn") or None, apn_user=cfg.get("apn_user") or None,
+                           apn_password=cfg.get("apn_pass") or None)
+        self.driver = _driver(fam, at, self.events, self.inbox)
+        self.wd = Watchdog(platform.hw_watchdog(cfg.get("watchdog_timeout_s") * 1000))
+        self.elm = None
+        if cfg.get("obd_enable") and b["obd"] is not None:
+            try:
+                from .obd import Elm327
+
+                self.elm = Elm327(platform.open_stream(b["obd"]["uart"]))
+            except OSError as e:  # no adapter (unix: no emulator listening): sample without
+                log("OBD not available:", e)
+        nmea = None
+        if cfg.get("gnss_source") == "external" and b["gnss"]["uart"] is not None:
+            nmea = NmeaReader(platform.open_stream(b["gnss"]["uart"]))
+        self.uplink = Uplink(self.spool, cfg, None, "", wd=self.wd)
+        self.link_up = asyncio.Event()
+        self.acq = Acquisition(cfg, self.spool, self.seq, self.timesrc, motion_from(cfg),
+                               modem=self.modem, elm=self.elm, nmea=nmea,
+                               temp=platform.device_temp_dc, wd=self.wd,
+                               on_record=self.uplink.wake.set, link_up=self.link_up)
+        self.capture = Capture(at, cfg, self.root + "/capture", meta=self._capture_meta)
+        if cfg.get("device_id"):
+            self._set_identity(cfg.get("device_id"))
+
+    # ---- context used by commands / health ------------------------------------------------
+
+    def uptime_s(self):
+        return self.timesrc.uptime_s()
+
+    def heap_free(self):
+        return platform.heap_free()
+
+    def apply(self, keys):
+        """Live keys changed by a ``set`` command: make them take effect now."""
+        done = []
+        for k in keys:
+            if k in ("interval_moving_s", "interval_stationary_s", "stationary_after_s",
+                     "standby_after_s"):
+                m = motion_from(self.cfg)
+                mo = self.acq.motion
+                mo.moving_ms = m.moving_ms
+                mo.table = m.table
+                mo.standby_after_ms = m.standby_after_ms
+            elif k == "batch_max_bytes":
+                self.uplink.resize()
+            elif k == "mqtt_qos" and self.client is not None:
+                self.client.cfg["qos"] = self.cfg.get("mqtt_qos")
+            elif k == "capture_enable":
+                if self.cfg.get(k):
+                    self.capture.start()
+                else:
+                    self.capture.stop()
+            elif k == "spool_flush_records":
+                self.spool.flush_records = self.cfg.get(k)
+            elif k == "topic_prefix":
+                continue  # topics are fixed for the session: they change at the next boot
+            # the rest (health_interval_s, payload_format, batch_max_records, capture
+            # sizes) is read from cfg where it is used
+            done.append(k)
+        return done
+
+    async def reboot(self):
+        log("reboot requested")
+        await self.shutdown(online=False)
+        platform.reset()
+
+    def _capture_meta(self):
+        f = self.modem.facts
+        return {"model": f.get("model"), "revision": f.get("revision"),
+                "baud": self.board["uart"]["baud"], "source": "tlog capture"}
+
+    def _set_identity(self, dev):
+        self.dev = dev
+        self.topics = Topics(self.cfg.get("topic_prefix"), dev)
+        self.uplink.bind(None, self.topics.telemetry, dev)
+
+    # ---- link -------------------------------------------------------------------------------
+
+    async def _modem_up(self, first):
+        m = self.modem
+        if first:
+            return await m.bring_up(_REG_WAIT_MS)
+        if not await m.probe(3):  # off or hung: power it (no blind pulse to a live module)
+            await m.power_on()
+            await m.wait_ready(30000)
+        if not m.inited:
+            await m.init()
+        st = await m.sim_state()
+        if st != "READY":
+            raise ModemError("CME", 10 if st == "NOT INSERTED" else 13, b"AT+CPIN?")
+        for _ in range(_REG_WAIT_MS // 2000):
+            if reg_ok(await m.registration()):
+                break
+            await sleep_ms(2000)
+        else:
+            raise ModemError("CME", 30, b"AT+CEREG?")
+        if not m.data_open:
+            await m.data_up()
+
+    def _make_client(self):
+        """The MQTT client and the session tasks' objects (once the device id is known)."""
+        from atmq.client import MQTTClient
+
+        topics = self.topics
+        if topics is None:
+            raise ValueError("no device id yet")
+        ccfg = client_config(self.cfg, topics, self.dev, self.modem.family == "sm")
+        c = MQTTClient(self.modem, self.driver, self.events, self.inbox, ccfg)
+        self.uplink.bind(c, topics.telemetry, self.dev)
+        st = Status(topics, c)
+        cm = Commands(self, topics, c)
+        he = Health(self, topics, c)
+        self.client, self.status, self.commands, self.health = c, st, cm, he
+        return c, st, cm, he
+
+    async def link(self):
+        """Bring-up and first connect, retried with a growing backoff; then the session tasks."""
+        backoff = _LINK_BACKOFF_MIN_MS
+        wd = self.wd
+        made = None
+        while True:
+            wd.beat("link")
+            self.link_attempts += 1
+            try:
+                await self._modem_up(self.link_attempts == 1)
+                if self.dev is None:
+                    imei = self.modem.facts.get("imei")
+                    if not imei:
+                        raise ModemError("AT", -1, b"AT+CGSN")  # no id to publish under
+                    self._set_identity(imei)
+                if not self.cfg.get("mqtt_host"):
+                    log("mqtt_host is empty: sampling only, records stay in the spool")
+                    while True:
+                        wd.beat("link")
+                        await sleep_ms(10000)
+                if made is None:
+                    made = self._make_client()
+                await made[0].connect()
+                break
+            except Exception as e:  # modem, SIM, network, broker: log, back off, try again
+                self.link_errors += 1
+                self.last_link_error = e
+                log("link attempt %d failed: %r; next in %d s"
+                    % (self.link_attempts, e, backoff // 1000))
+                await sleep_ms(backoff)
+                backoff = min(backoff * 2, _LINK_BACKOFF_MAX_MS)
+        log("connected as", self.dev)
+        c, st, cm, he = made
+        for coro in (c.run(), st.run(), cm.run(), he.run(), self._link_state(c)):
+            self._tasks.append(asyncio.create_task(coro))
+        while True:
+            wd.beat("link")
+            await sleep_ms(10000)
+
+    async def _link_state(self, c):
+        ev = self.link_up
+        while True:
+            await c.up.wait()
+            ev.set()
+            await c.down.wait()
+            ev.clear()
+
+    # ---- run / stop -------------------------------------------------------------------------
+
+    async def main(self):
+        at = self.at
+        wd = self.wd
+        reader = asyncio.create_task(at.run())
+        wd.register("reader", 600000, ReaderProbe(at, reader))
+        ivmax = max(self.cfg.get("interval_moving_s"), self.cfg.get("interval_stationary_s"), 10)
+        wd.register("acquire", 60000 + 3000 * ivmax)
+        wd.register("modem_poll", 600000)
+        wd.register("uplink", 600000)
+        wd.register("link", 900000)
+        self._tasks.append(reader)
+        for coro in self.acq.tasks():
+            self._tasks.append(asyncio.create_task(coro))
+        self._tasks.append(asyncio.create_task(self.uplink.run()))
+        self._tasks.append(asyncio.create_task(self.link()))
+        self._tasks.append(asyncio.create_task(wd.run(1000)))
+        if self.cfg.get("capture_enable"):
+            self.capture.start()
+        secs = self.opts.get("seconds") or 0
+        log("running: board %s, flash %s, seconds %s" % (self.board["name"], self.root, secs))
+        if secs:
+            try:
+                await asyncio.wait_for(self.stopping.wait(), secs)
+            except asyncio.TimeoutError:
+                pass
+        else:
+            await self.stopping.wait()
+        await self.shutdown()
+        return self.exit_code
+
+    async def shutdown(self, online=False):
+        """Flush the spool, publish "offline" (retained), leave the MQTT session cleanly."""
+        log("stopping")
+        try:
+            self.spool.close()
+        except OSError as e:
+            log("spool close failed:", e)
+        self.capture.stop()
+        c = self.client
+        st = self.status
+        if c is not None and st is not None and c.isconnected():
+            try:
+                await asyncio.wait_for(st.announce(online), 10)
+                await asyncio.wait_for(c.disconnect(), 10)
+            except Exception as e:
+                log("clean disconnect failed:", repr(e))
+        for t in self._tasks:
+            try:
+                t.cancel()
+            except Exception:  # a task of an interrupted loop
+                pass
+        self._tasks = []
+        log("stopped: %d records made, %d sent, spool depth %d"
+            % (self.acq.records, self.uplink.sent, self.spool.depth()))
+
+
+def run():
+    """Board entry point (main.py).  Unix port: exits with the app's status."""
+    app = App(platform.options())
+    try:
+        code = asyncio.run(app.main())
+    except KeyboardInterrupt:  # SIGINT on the unix port: stop cleanly
+        asyncio.new_event_loop()
+        code = asyncio.run(_after_interrupt(app))
+    if not platform.IS_ESP32 and code:
+        raise SystemExit(code)
+
+
+async def _after_interrupt(app):
+    # The interrupted loop's tasks are gone with it: a reader again, for "offline" + DISCONNECT.
+    if app.at is not None:
+        asyncio.create_task(app.at.run())
+    await app.shutdown()
+    return 130

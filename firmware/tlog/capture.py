@@ -1,0 +1,227 @@
+"""AT traffic capture to flash: the engine's bytes teed into rotating ``.atx`` transcripts.
+
+Owns the ``Engine.tap`` object.  ``start()`` opens ``<dir>/cap-<n>.atx``
+(shared/docs/transcript-format.md, written by ``atmq.atx.Writer``) and sets
+``at.tap``; every TX and RX chunk becomes a record with its delay.  A file
+that reaches ``capture_max_bytes`` is closed and the next one opened; only the
+newest ``capture_max_files`` are kept, so capture is bounded on flash.
+
+Secrets never reach the file (redaction happens before the writer sees the
+bytes): the body after ``AT+CCERTDOWN`` (certificates and private keys),
+the quoted user/password of ``AT+CMQTTCONNECT``, ``AT+CGAUTH``,
+``AT+CSOCKAUTH``, ``AT+SMCONF="USERNAME"/"PASSWORD"``, ``AT+SAPBR=3,1,"USER"/"PWD"``,
+the SIM PIN of ``AT+CPIN=`` and the key file of ``AT+CSSLCFG="clientkey"`` are
+replaced by ``<redacted>``; each redaction is noted in a comment.
+"""
+
+import os
+
+from atmq import atx
+from atmq.compat import ticks_diff, ticks_ms
+
+from . import fsutil
+
+REDACTED = b"<redacted>"
+# command prefix -> index of the first quoted argument to hide (all later quoted ones too)
+_SECRET_ARGS = (
+    (b"AT+CMQTTCONNECT=", 1),  # "tcp://host:port",ka,clean,"user","password"
+    (b"AT+CGAUTH=", 0),
+    (b"AT+CSOCKAUTH=", 0),
+    (b'AT+SMCONF="USERNAME"', 1),
+    (b'AT+SMCONF="PASSWORD"', 1),
+    (b'AT+SAPBR=3,1,"USER"', 1),
+    (b'AT+SAPBR=3,1,"PWD"', 1),
+    (b"AT+CPIN=", 0),
+    (b'AT+CSSLCFG="clientkey"', 1),
+    (b'AT+CSSLCFG="psktable"', 1),
+)
+
+
+def redact_command(line):
+    """``line`` (a TX chunk) with secret quoted arguments replaced; (bytes, hidden or None)."""
+    b = bytes(line)
+    up = b.upper()
+    for prefix, first in _SECRET_ARGS:
+        if up.startswith(prefix.upper()):
+            out = bytearray()
+            q = 0  # quoted arguments seen
+            i = 0
+            n = len(b)
+            while i < n:
+                c = b[i]
+                if c == 34:  # '"'
+                    j = b.find(b'"', i + 1)
+                    if j < 0:
+                        j = n - 1
+                    if q >= first:
+                        out += b'"' + REDACTED + b'"'
+                    else:
+                        out += b[i:j + 1]
+                    q += 1
+                    i = j + 1
+                    continue
+                out.append(c)
+                i += 1
+            if b.startswith(b"AT+CPIN=") and q == 0:  # unquoted PIN form
+                out = bytearray(b"AT+CPIN=" + REDACTED + b[len(b.rstrip(b"\r")):])
+            return bytes(out), prefix.decode()
+    return b, None
+
+
+class _Counted:
+    """A text file that counts what was written (the rotation size)."""
+
+    def __init__(self, path):
+        self.f = open(path, "w")
+        self.n = 0
+
+    def write(self, s):
+        self.f.write(s)
+        self.n += len(s)
+
+    def flush(self):
+        self.f.flush()
+
+    def close(self):
+        self.f.close()
+
+
+class Capture:
+    def __init__(self, at, cfg, folder, clock=ticks_ms, meta=None):
+        self.at = at
+        self.cfg = cfg
+        self.folder = folder
+        self.clock = clock
+        self.meta = meta  # callable -> dict of @metadata for each new file
+        self.active = False
+        self._file = None
+        self._w = None
+        self.path = None
+        self._last = 0
+        self._body = False  # the next TX is a certificate/key body (after AT+CCERTDOWN)
+        self.files = 0  # files opened since boot
+        self.bytes = 0  # bytes written to closed files + the current one
+        self.redactions = 0
+        self.errors = 0
+        self.last_error = None
+        self._seq = self._next_index()
+
+    def _names(self):
+        try:
+            names = [n for n in os.listdir(self.folder)
+                     if n.startswith("cap-") and n.endswith(".atx")]
+        except OSError:
+            return []
+        names.sort(key=lambda n: int(n[4:-4]) if n[4:-4].isdigit() else -1)
+        return names
+
+    def _next_index(self):
+        names = self._names()
+        if not names:
+            return 0
+        last = names[-1][4:-4]
+        return int(last) + 1 if last.isdigit() else 0
+
+    def _open(self):
+        fsutil.makedirs(self.folder)
+        path = "%s/cap-%d.atx" % (self.folder, self._seq)
+        self._seq += 1
+        self._file = _Counted(path)
+        self.path = path
+        self._w = atx.Writer(self._file)
+        self._w.comment("tlog capture %s" % path)
+        if self.meta is not None:
+            m = self.meta()
+            for k in m:
+                if m[k] is not None:
+                    self._w.meta(k, m[k])
+        self._last = self.clock()
+        self.files += 1
+        names = self._names()
+        keep = self.cfg.get("capture_max_files")
+        while len(names) > keep:
+            fsutil.remove_quiet(self.folder + "/" + names.pop(0))
+        return path
+
+    def _close(self):
+        if self._file is not None:
+            self.bytes += self._file.n
+            self._file.close()
+        self._file = None
+        self._w = None
+
+    def start(self):
+        if not self.active:
+            self._open()
+            self.active = True
+            self.at.tap = self
+        return self.status()
+
+    def stop(self):
+        if self.active:
+            self.at.tap = None
+            self.active = False
+            self._close()
+        return self.status()
+
+    def status(self):
+        cur = self._file.n if self._file is not None else 0
+        return {"active": self.active, "file": self.path if self.active else None,
+                "files": self._names(), "bytes": self.bytes + cur,
+                "redactions": self.redactions}
+
+    # ---- the tap (called by the engine; must never raise into it) ---------------------------
+
+    def _delay(self):
+        now = self.clock()
+        d = ticks_diff(now, self._last)
+        self._last = now
+        return d if d > 0 else 0
+
+    def _after_write(self):
+        if self._file is not None and self._file.n >= self.cfg.get("capture_max_bytes"):
+            self._close()
+            self._open()
+
+    def tx(self, buf, n):
+        w = self._w
+        if w is None:
+            return
+        try:
+            data = memoryview(buf)[:n]
+            if self._body:
+                self._body = False
+                self.redactions += 1
+                w.comment("redacted %d bytes (certificate or key body)" % n)
+                w.tx(REDACTED, self._delay())
+            else:
+                line, hidden = redact_command(data)
+                if hidden is not None:
+                    self.redactions += 1
+                    w.comment("redacted secrets of " + hidden)
+                elif bytes(data[:13]).upper() == b"AT+CCERTDOWN=":
+                    self._body = True
+                w.tx(line, self._delay())
+            self._after_write()
+        except Exception as e:  # a full flash must not break the modem link
+            self._fail(e)
+
+    def rx(self, buf, n):
+        w = self._w
+        if w is None:
+            return
+        try:
+            w.rx(memoryview(buf)[:n], self._delay())
+            self._after_write()
+        except Exception as e:
+            self._fail(e)
+
+    def _fail(self, e):
+        self.errors += 1
+        self.last_error = e
+        self.at.tap = None
+        self.active = False
+        try:
+            self._close()
+        except Exception:
+            pass

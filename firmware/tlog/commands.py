@@ -1,0 +1,192 @@
+"""Remote commands on ``<prefix>/<id>/cmd``, each answered on ``<prefix>/<id>/cmd/ack``.
+
+Owns parsing, validation and dispatch.  A command is a JSON object with an
+``"id"`` (string or integer, echoed in the answer) and a ``"cmd"``:
+
+  ping                                  -> "pong", uptime
+  get      [key | keys: [...]]          -> values (secrets as "***")
+  set      key + value | values: {...}  -> validated all-or-nothing, persisted,
+                                           live keys applied now, others listed
+                                           in "reboot" (take effect after one)
+  reboot                                -> answered, then the board restarts
+  locate                                -> a fresh GNSS fix, or an error
+  flush                                 -> staged records to flash, uplink woken
+  capture  action: start | stop | status -> AT traffic to rotating .atx files
+
+The answer is ``{"id": ..., "ok": true, "result": ...}`` or ``{"id": ...,
+"ok": false, "error": "<what was wrong>"}``.  Malformed JSON, a missing id,
+an unknown command, a bad value or a payload over ``MAX_PAYLOAD`` bytes get an
+error answer (id null when it could not be read) and never an exception.  Only
+the device's own command topic is obeyed; anything else is counted and ignored
+(answering another device's command would confuse its owner).
+"""
+
+import json
+
+from atmq.errors import ConfigError
+
+MAX_PAYLOAD = 512
+_NAMES = ("ping", "get", "set", "reboot", "locate", "flush", "capture")
+
+
+def _err(cid, text):
+    return {"id": cid, "ok": False, "error": text}
+
+
+def _ok(cid, result):
+    return {"id": cid, "ok": True, "result": result}
+
+
+def _text(b):
+    try:
+        return bytes(b).decode()
+    except UnicodeError:
+        return None
+
+
+class Commands:
+    """``ctx`` is the app (cfg, apply, spool, uplink, acq, capture, uptime_s, reboot)."""
+
+    def __init__(self, ctx, topics, client):
+        self.ctx = ctx
+        self.topics = topics
+        self._own = topics.cmd.encode()
+        self.client = client
+        self.handled = 0
+        self.errors = 0  # commands answered with an error
+        self.foreign = 0  # messages on other topics, ignored
+        self.ack_failures = 0
+        self.reboot_pending = False
+        self.last_error = None
+
+    async def handle(self, topic, payload):
+        """The answer dict for one message, or None when it is not addressed to us."""
+        if bytes(topic) != self._own:
+            self.foreign += 1
+            return None
+        self.handled += 1
+        r = await self._handle(payload)
+        if not r["ok"]:
+            self.errors += 1
+        return r
+
+    async def _handle(self, payload):
+        n = len(payload)
+        if n > MAX_PAYLOAD:
+            return _err(None, "payload of %d bytes is larger than %d" % (n, MAX_PAYLOAD))
+        text = _text(payload)
+        if text is None:
+            return _err(None, "payload is not UTF-8 text")
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            return _err(None, "payload is not valid JSON")
+        if not isinstance(msg, dict):
+            return _err(None, "payload must be a JSON object")
+        cid = msg.get("id")
+        if cid is None or isinstance(cid, bool) or not isinstance(cid, (str, int)):
+            return _err(None, 'missing or bad "id" (a string or an integer)')
+        if isinstance(cid, str) and len(cid) > 64:
+            return _err(None, '"id" is longer than 64 characters')
+        name = msg.get("cmd")
+        if name not in _NAMES:
+            return _err(cid, "unknown command %r (known: %s)" % (name, ", ".join(_NAMES)))
+        try:
+            return _ok(cid, await getattr(self, "_c_" + name)(msg))
+        except ConfigError as e:
+            return _err(cid, str(e))
+        except (ValueError, TypeError, KeyError) as e:
+            return _err(cid, "%s: %s" % (name, e))
+        except Exception as e:  # a modem or flash failure: say so, keep running
+            self.last_error = e
+            return _err(cid, "%s failed: %r" % (name, e))
+
+    # ---- commands -------------------------------------------------------------------------
+
+    async def _c_ping(self, msg):
+        return {"pong": True, "uptime_s": self.ctx.uptime_s()}
+
+    async def _c_get(self, msg):
+        cfg = self.ctx.cfg
+        red = cfg.redacted()
+        keys = msg.get("keys")
+        if "key" in msg:
+            keys = [msg["key"]]
+        if keys is None:
+            return red
+        if not isinstance(keys, list):
+            raise ValueError('"keys" must be a list of key names')
+        out = {}
+        for k in keys:
+            if not isinstance(k, str) or k not in red:
+                raise ConfigError(str(k), "unknown key")
+            out[k] = red[k]
+        return out
+
+    async def _c_set(self, msg):
+        if "values" in msg:
+            changes = msg["values"]
+            if not isinstance(changes, dict) or not changes:
+                raise ValueError('"values" must be a non-empty object of key: value')
+        elif "key" in msg and "value" in msg:
+            changes = {msg["key"]: msg["value"]}
+        else:
+            raise ValueError('needs "key" and "value", or "values"')
+        for k in changes:
+            if not isinstance(k, str):
+                raise ValueError("key names must be strings")
+        cfg = self.ctx.cfg
+        before = {}
+        for k in changes:
+            before[k] = cfg.get(k)  # unknown key: ConfigError before anything changes
+        reboot = cfg.update(changes)  # validated all-or-nothing, then persisted
+        live = [k for k in changes if k not in reboot and before[k] != cfg.get(k)]
+        applied = self.ctx.apply(live)
+        return {"applied": applied, "reboot": reboot}
+
+    async def _c_reboot(self, msg):
+        self.reboot_pending = True  # the task reboots once this answer went out
+        return {"rebooting": True}
+
+    async def _c_locate(self, msg):
+        fix = await self.ctx.acq.locate()
+        if fix is None:
+            raise ValueError("no GNSS fix within the wait")
+        return {"lat_e7": fix.lat_e7, "lon_e7": fix.lon_e7, "alt_dm": fix.alt_dm,
+                "speed_ckmh": fix.speed_ckmh, "course_cdeg": fix.course_cdeg,
+                "sats": fix.sats, "hdop_x10": fix.hdop_x10, "epoch_s": fix.epoch_s}
+
+    async def _c_flush(self, msg):
+        sp = self.ctx.spool
+        written = sp.flush()
+        self.ctx.uplink.wake.set()
+        return {"written": written, "depth": sp.depth()}
+
+    async def _c_capture(self, msg):
+        cap = self.ctx.capture
+        action = msg.get("action", "status")
+        if action == "start":
+            return cap.start()
+        if action == "stop":
+            return cap.stop()
+        if action == "status":
+            return cap.status()
+        raise ValueError('"action" must be start, stop or status')
+
+    # ---- the task ---------------------------------------------------------------------------
+
+    async def answer(self, reply):
+        try:
+            await self.client.publish(self.topics.ack, json.dumps(reply), 1)
+        except Exception as e:
+            self.ack_failures += 1
+            self.last_error = e
+
+    async def run(self):
+        async for topic, payload in self.client.messages():
+            reply = await self.handle(topic, payload)
+            if reply is None:
+                continue
+            await self.answer(reply)
+            if self.reboot_pending:
+                await self.ctx.reboot()

@@ -1,0 +1,113 @@
+"""Health reports on ``<prefix>/<id>/health`` every ``health_interval_s`` (live).
+
+Owns the report's content: uptime, heap, spool depth and dropped count, the
+modem's facts (model, revision, IMEI), signal, operator and registration,
+error counters of every layer (AT engine, MQTT client, uplink, acquisition,
+commands, OBD), reconnects, time source and watchdog state.  A report is best
+effort: it is not spooled, and a failed publish is counted and skipped.
+"""
+
+import asyncio
+
+from atmq.compat import sleep_ms, wait_for_ms
+from atmq.errors import ModemError
+
+
+def _name(e):
+    return None if e is None else "%s: %s" % (type(e).__name__, e)
+
+
+class Health:
+    def __init__(self, ctx, topics, client):
+        self.ctx = ctx
+        self.topics = topics
+        self.client = client
+        self.sent = 0
+        self.failures = 0
+        self.operator = None
+        self.modem_mv = None
+        self.last_error = None
+
+    async def refresh(self):
+        """Ask the modem for what only health needs (operator, supply voltage)."""
+        m = self.ctx.modem
+        if m is None or not m.inited:
+            return
+        try:
+            r = await m.at.cmd(b"AT+COPS?", resp=b"+COPS:", timeout_ms=5000)  # manual 4.2.2
+            a = r.find(b"+COPS:")
+            if a is not None and a.count() >= 3:
+                self.operator = a.arg_str(2)
+            self.modem_mv = await m.battery_mv()
+        except ModemError as e:
+            self.last_error = e
+
+    def report(self):
+        c = self.ctx
+        sp = c.spool.stats()
+        rep = {
+            "uptime_s": c.uptime_s(),
+            "heap_free": c.heap_free(),
+            "spool_depth": sp["depth"],
+            "dropped": sp["dropped"],
+            "spool": sp,
+            "time_src": c.timesrc.name(),
+        }
+        m = c.modem
+        if m is not None:
+            f = m.facts
+            rep["modem"] = {"model": f.get("model"), "revision": f.get("revision"),
+                            "imei": f.get("imei"), "operator": self.operator,
+                            "rssi_dbm": c.acq.rssi_dbm if c.acq is not None else None,
+                            "reg": m.best_stat(), "supply_mv": self.modem_mv,
+                            "reboots": m.reboots}
+        at = c.at
+        if at is not None:
+            rep["at"] = {"commands": at.commands, "timeouts": at.timeouts, "errors": at.errors,
+                         "urcs": at.urcs, "unknown": at.unknown,
+                         "overflows": at.ring.overflows}
+        cl = c.client
+        if cl is not None:
+            st = cl.stats()
+            st.pop("ladder", None)
+            st["last_error"] = _name(cl.last_error)
+            rep["mqtt"] = st
+            rep["reconnects"] = cl.reconnects
+        up = c.uplink
+        if up is not None:
+            rep["uplink"] = {"batches": up.batches, "sent": up.sent, "failures": up.failures,
+                             "bad_records": up.bad_records, "last_error": _name(up.last_error)}
+        a = c.acq
+        if a is not None:
+            rep["acq"] = {"records": a.records, "errors": a.errors,
+                          "modem_errors": a.modem_errors, "last_error": _name(a.last_error)}
+        cm = c.commands
+        if cm is not None:
+            rep["cmd"] = {"handled": cm.handled, "errors": cm.errors, "foreign": cm.foreign}
+        if c.elm is not None:
+            rep["obd"] = c.elm.stats()
+        wd = c.wd
+        if wd is not None:
+            rep["watchdog"] = {"feeds": wd.feeds, "starved": wd.starved, "stuck": wd.stuck}
+        return rep
+
+    async def publish(self):
+        import json
+
+        await self.client.publish(self.topics.health, json.dumps(self.report()), 1)
+        self.sent += 1
+
+    async def run(self):
+        c = self.client
+        while True:
+            try:
+                await wait_for_ms(c.up.wait(), 60000)
+            except asyncio.TimeoutError:
+                continue
+            await self.refresh()
+            try:
+                await self.publish()
+            except Exception as e:
+                self.failures += 1
+                self.last_error = e
+            await sleep_ms(self.ctx.cfg.get("health_interval_s") * 1000)

@@ -1,0 +1,138 @@
+"""Uplink: drains the spool to the broker in chronological batches; a record leaves the
+spool only after the modem confirmed its publish.
+
+Owns the drain loop.  ``peek_batch`` (oldest first, not removed) -> encode
+(JSON array or Freematics line, ``records.encode_batch``, which stops before a
+record that would not fit the payload buffer) -> ``client.publish`` at
+``mqtt_qos`` (1: returns after the broker's PUBACK) -> ``ack`` exactly the
+records that went out.  A publish that raises leaves the whole batch in the
+spool; it is sent again after a backoff, so delivery is at-least-once and a
+duplicate is at most one batch per failure (the receiver de-duplicates on
+dev+seq).  While records are waiting, batches go back to back: a drain after
+an outage keeps the UART busy instead of sending one record per interval (the
+anchor drains newest-first and frees a record before sending it).
+"""
+
+import asyncio
+
+from atmq.compat import sleep_ms, wait_for_ms
+
+from .records import Record, encode_batch
+
+_BACKOFF_MIN_MS = 1000
+_BACKOFF_MAX_MS = 60000
+_IDLE_WAIT_MS = 5000  # wake at least this often while idle (watchdog beat)
+
+
+class Uplink:
+    def __init__(self, spool, cfg, topic, dev, wd=None, sleep=sleep_ms):
+        self.spool = spool
+        self.cfg = cfg
+        self.topic = topic
+        self.dev = dev.encode() if isinstance(dev, str) else dev
+        self.wd = wd
+        self._sleep = sleep
+        self.client = None  # set once the MQTT client exists
+        self.wake = asyncio.Event()  # set by the sampler (new record) and by ``flush``
+        self._rec = Record()
+        self._out = bytearray(cfg.get("batch_max_bytes"))
+        self._limit = 0  # max records for the next peek (0: configured) after a bad record
+        # counters (health)
+        self.batches = 0
+        self.sent = 0  # records acknowledged
+        self.failures = 0  # publishes that raised (batch kept)
+        self.bad_records = 0  # records that could not be decoded: skipped and counted
+        self.last_error = None
+        self.backoff_ms = 0
+
+    def bind(self, client, topic, dev):
+        """The MQTT client (None until it exists), the telemetry topic and the device id."""
+        self.client = client
+        self.topic = topic
+        self.dev = dev.encode() if isinstance(dev, str) else dev
+
+    def _beat(self):
+        if self.wd is not None:
+            self.wd.beat("uplink")
+
+    def resize(self):
+        """``batch_max_bytes`` changed (live key): a new payload buffer of that size."""
+        n = self.cfg.get("batch_max_bytes")
+        if n != len(self._out):
+            self._out = bytearray(n)
+
+    def _first_bad(self, batch):
+        for i in range(len(batch)):
+            try:
+                self._rec.unpack(batch.payload(i))
+            except ValueError:
+                return i
+        return -1
+
+    async def send_once(self):
+        """Publish one batch if records wait: the number of records acknowledged.
+
+        0 when nothing waits; raises what ``publish`` raised (the batch stays).
+        """
+        c = self.client
+        if c is None:
+            return 0
+        b = self.spool.peek_batch(self._limit or self.cfg.get("batch_max_records"))
+        self._limit = 0
+        if len(b) == 0:
+            return 0
+        try:
+            n, k = encode_batch(b, self.cfg.get("payload_format"), self.dev, self._out, self._rec)
+        except ValueError as e:
+            i = self._first_bad(b)
+            if i < 0:
+                raise  # not a bad record: the buffer is too small for one record
+            self.last_error = e
+            if i == 0:  # unreadable on flash: it can never be sent; count and skip it
+                self.bad_records += self.spool.ack(b, 1)
+            else:
+                self._limit = i  # send the good ones before it first
+            return 0
+        await c.publish(self.topic, memoryview(self._out)[:n],
+                                  self.cfg.get("mqtt_qos"))
+        done = self.spool.ack(b, k)
+        self.batches += 1
+        self.sent += done
+        return k
+
+    async def run(self):
+        """Forever: wait for the link and for records, publish, ack, back off on failure."""
+        while True:
+            self._beat()
+            c = self.client
+            if c is None or not c.isconnected():
+                if c is None:
+                    await self._sleep(1000)
+                else:
+                    try:
+                        await wait_for_ms(c.up.wait(), _IDLE_WAIT_MS)
+                    except asyncio.TimeoutError:
+                        pass
+                continue
+            try:
+                k = await self.send_once()
+            except Exception as e:  # LinkDown, ModemError, ...: the batch stays in the spool
+                self.failures += 1
+                self.last_error = e
+                b = self.backoff_ms
+                b = _BACKOFF_MIN_MS if b == 0 else min(b * 2, _BACKOFF_MAX_MS)
+                self.backoff_ms = b
+                self._beat()
+                await self._sleep(b)
+                continue
+            self.backoff_ms = 0
+            if k:
+                continue  # more may wait: the next batch right away
+            if self.spool.depth():
+                await self._sleep(100)  # a skipped bad record, or a short batch: go on
+                continue
+            self.wake.clear()
+            try:
+                await wait_for_ms(self.wake.wait(), _IDLE_WAIT_MS)
+            except asyncio.TimeoutError:
+                pass
