@@ -63,6 +63,7 @@ REG_NAMES = (
     "attached for emergency bearer services only",  # SIMCom's number (manual 5.2.1)
 )
 REG_UNKNOWN = const(-1)  # not asked yet / domain not supported
+_OWN_TEARDOWN_MS = const(5000)  # "+CGEV: ME ..." after our own NETCLOSE/CFUN=0 is ours
 _DOMAINS = (b"+CREG:", b"+CGREG:", b"+CEREG:")
 _REG_QUERY = (b"AT+CREG?", b"AT+CGREG?", b"AT+CEREG?")
 _NOINT = const(-0x3FFFFFFF)  # arg_int default that no field value reaches
@@ -197,6 +198,7 @@ class Modem:
         self._session = False  # init() done: boot URCs now mean a reboot
         self._expect_boot = False  # a reset we asked for: no EV_REBOOT
         self._closing = False  # data_down in progress: our own PDP teardown URCs
+        self._own_teardown = ticks_ms()  # until then "+CGEV: ME ..." is our own doing
         self._fix = Fix()
         self.reset_state()
         self._register()
@@ -248,9 +250,10 @@ class Modem:
         at.on(b"+CREG:", self._on_creg)
         at.on(b"+CGREG:", self._on_cgreg)
         at.on(b"+CEREG:", self._on_cereg)
-        for p in (b"+CGEV: NW DEACT", b"+CGEV: ME DEACT", b"+CGEV: NW PDN DEACT",
-                  b"+CGEV: ME PDN DEACT", b"+CGEV: NW DETACH", b"+CGEV: ME DETACH"):
+        for p in (b"+CGEV: NW DEACT", b"+CGEV: NW PDN DEACT", b"+CGEV: NW DETACH"):
             at.on(p, self._on_cgev)
+        for p in (b"+CGEV: ME DEACT", b"+CGEV: ME PDN DEACT", b"+CGEV: ME DETACH"):
+            at.on(p, self._on_cgev_me)
         at.on(b"+NETCLOSE:", self._on_netclose)
         at.on(b"+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY", self._on_cipevent)
         at.on(b"+PDP: DEACT", self._on_pdp_deact)
@@ -320,6 +323,12 @@ class Modem:
 
     def _on_cgev(self, a):
         self._nonet(NONET_CGEV)
+
+    def _on_cgev_me(self, a):
+        # "ME" = the module itself deactivated: also the echo of our own NETCLOSE/CFUN=0,
+        # which may trail the command's completion; ignored for a moment after those
+        if ticks_diff(ticks_ms(), self._own_teardown) >= 0:
+            self._nonet(NONET_CGEV)
 
     def _on_netclose(self, a):
         self._nonet(NONET_NETCLOSE)
@@ -701,6 +710,7 @@ class Modem:
                 await at.cmd(b"AT+SAPBR=0,1", timeout_ms=timeout_ms or 65000, check=False)
         finally:
             self._closing = False
+            self._own_teardown = ticks_add(ticks_ms(), _OWN_TEARDOWN_MS)
             self.data_open = False
             self.ip = None
 
@@ -723,7 +733,9 @@ class Modem:
         """``AT+CFUN=0`` then ``AT+CFUN=1`` (manual 3.2.1): re-attach without a reboot."""
         self.data_open = False
         self.ip = None
+        self._own_teardown = ticks_add(ticks_ms(), 9000 + _OWN_TEARDOWN_MS)
         await self.at.cmd(b"AT+CFUN=0", timeout_ms=9000)
+        self._own_teardown = ticks_add(ticks_ms(), _OWN_TEARDOWN_MS)
         await self.at.cmd(b"AT+CFUN=1", timeout_ms=9000)
 
     async def restart(self, timeout_ms=30000):
