@@ -306,6 +306,13 @@ async def reinit_foreign(c):
     assert d.acquired == (b"tlog-0001", 0)
 
 
+async def stale_started(c):
+    d = c.drv
+    d.started = True
+    await d.connect("broker.example.net", 1883, "tlog-0001")
+    assert d.connected and d.started and d.acquired == (b"tlog-0001", 0)
+
+
 async def noconn_11(c):
     d = c.drv
     await session(d)
@@ -433,6 +440,7 @@ CASES = (
     ("reinit_started", "cmqtt/reinit_started.atx", reinit_started, {}),
     ("reinit_23_19", "cmqtt/reinit_23_19.atx", reinit_23_19, {}),
     ("reinit_foreign", "cmqtt/reinit_foreign.atx", reinit_foreign, {}),
+    ("stale_started", "cmqtt/stale_started.atx", stale_started, {}),
     ("noconn_11", "cmqtt/noconn_11.atx", noconn_11, {}),
     ("sslversion_oldfw", "cmqtt/sslversion_oldfw.atx", sslversion_oldfw, {}),
     ("certs", "cmqtt/certs.atx", certs, {}),

@@ -575,7 +575,9 @@ class CMQTTDriver:
             return
         if err == _E_USED or err == _BARE:
             # 19 "client is used" (or a bare ERROR): held already; keep it if it is ours
-            await self._probe_acq()
+            if not await self._probe_acq():
+                self.started = False  # the read form fails too: the service is not running
+                raise ATError(cmd)
             acq = self.acquired
             if acq is not None and acq[0] == cid and acq[1] == server_type:
                 self.stats["state_ok"] += 1
@@ -731,7 +733,13 @@ class CMQTTDriver:
             while True:
                 if not self.started:
                     await self._start()
-                await self._acquire(cid, st)
+                try:
+                    await self._acquire(cid, st)
+                except ATError:
+                    if self.started or fixed:
+                        raise
+                    fixed = True  # the service was gone (modem reset): start it once
+                    continue
                 await self._apply_cfg()
                 if tls:
                     await self._sslcfg()
