@@ -108,3 +108,28 @@ def test_plain_profile_sends_nothing():
     m, at = _at()
     assert asyncio.run(T.configure_ssl(at, 0, None)) is None
     assert m.written == b""
+
+
+def test_optional_settings_sent_only_when_given():
+    lines = [
+        '> AT+CSSLCFG="sslversion",3,3\\r', "< \\r\\nOK\\r\\n",
+        '> AT+CSSLCFG="authmode",3,0\\r', "< \\r\\nOK\\r\\n",
+        '> AT+CSSLCFG="enableSNI",3,0\\r', "< \\r\\nOK\\r\\n",
+        '> AT+CSSLCFG="ignorecertCN",3,1\\r', "< \\r\\nOK\\r\\n",
+    ]
+
+    async def go():
+        m = R.ReplayModem(lines)
+        at = Engine(m)
+        task = asyncio.create_task(at.run())
+        try:
+            p = await R.drive(m, T.configure_ssl(at, 3, {
+                "cacert": None, "sslversion": 3, "ignorelocaltime": None,
+                "negotiatetime": None, "sni": False, "ignorecertcn": 1}))
+        finally:
+            task.cancel()
+        m.assert_done()
+        return p
+
+    p = asyncio.run(go())
+    assert p["ssl_ctx"] == 3 and p["authmode"] == 0

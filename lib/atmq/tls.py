@@ -33,8 +33,8 @@ T_SSL_MS = 120000  # 17.2.1-17.2.4 "Max Response Time 120000ms"
 T_PROMPT_MS = 5000
 
 _KEYS = ("ssl_ctx", "cacert", "clientcert", "clientkey", "authmode", "sslversion",
-         "ignorelocaltime", "negotiatetime", "sni", "port")
-_DEFAULTS = (0, "ca.pem", None, None, None, 4, 1, 300, None, 8883)
+         "ignorelocaltime", "negotiatetime", "sni", "ignorecertcn", "port")
+_DEFAULTS = (0, "ca.pem", None, None, None, 4, 1, 300, None, None, 8883)
 
 
 class FirmwareError(ModemError):
@@ -172,6 +172,8 @@ def normalize(tls):
     sslversion (0..4, 4 = all), ignorelocaltime (0/1), negotiatetime (10..300 s)
     (these two: None leaves the modem's value, 1 and 300 by default, alone),
     sni (None: leave the modem default, False: off, True or a host name: on),
+    ignorecertcn (None: not sent; 1: accept a server certificate whose CN is not the
+    host, for self-signed test brokers; SIM767XX manual V1.02 and later),
     port (informational, not sent).
     """
     if not isinstance(tls, dict):
@@ -204,6 +206,8 @@ def normalize(tls):
     if m in (2, 3) and not mine:
         raise ConfigError("tls.clientcert", "authmode %d authenticates the client: needs "
                           "clientcert and clientkey" % m)
+    if p["ignorecertcn"] is not None:
+        _int(p, "ignorecertcn", 0, 1)
     s = p["sni"]
     if s is not None and not isinstance(s, (bool, str)):
         raise ConfigError("tls.sni", "None, a bool or a host name, got %r" % (s,))
@@ -280,4 +284,8 @@ async def configure_ssl(at, ctx, profile, revision=None):
                                     "IoT Core require; upgrade the modem firmware or set "
                                     "sni=None for a broker that does not need it")
             raise err
+    if p["ignorecertcn"] is not None:
+        cmd, r = await _set(at, ctx, b"ignorecertCN", p["ignorecertcn"])
+        if not r.ok:
+            raise at.error(cmd)
     return p
