@@ -303,3 +303,21 @@ def test_live_emulator(emulator):
             s.close()
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_failed_init_backs_off_on_injected_clock():
+    now = [0]
+    f = fake({b"0100": b"SEARCHING...\rUNABLE TO CONNECT"})
+    e = Elm327(f, clock=lambda: now[0], max_retry_ms=5000)
+    assert run(e.poll_cycle()) == -1 and e.reinits == 1
+    n = len(f.sent)
+    now[0] = 1999
+    assert run(e.poll_cycle()) == -1 and len(f.sent) == n  # nothing sent inside the back-off
+    now[0] = 2000
+    assert run(e.poll_cycle()) == -1 and e.reinits == 2  # retried; next wait 4 s
+    now[0] = 5999
+    assert run(e.poll_cycle()) == -1 and e.reinits == 2
+    now[0] = 6000
+    f.answers[b"0100"] = b"41 00 00 08 00 00"  # ignition on: PID 0D supported
+    f.answers[b"010D"] = b"41 0D 20"
+    assert run(e.poll_cycle()) == 1 and e.values[0x0D] == 32 and e.reinits == 3

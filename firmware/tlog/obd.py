@@ -47,6 +47,7 @@ _COLON = const(58)
 _MAX_LINES = const(24)
 _HEX = b"0123456789ABCDEF"
 _POLL_MAX_MS = const(8)
+_FIRST_RETRY_MS = const(2000)
 
 SHORT_MS = const(1000)  # per PID, as the anchor's OBD link timeout
 LONG_MS = const(10000)  # protocol search after ATSP0 and multi-frame answers
@@ -186,12 +187,13 @@ class Elm327:
     multiple of ``every2`` (``every3``), so lower tiers are spread over cycles
     instead of bunching.  Only PIDs the ECU lists in its supported bitmap are
     read.  ``max_failures`` failed exchanges in a row mark the link down and
-    the next ``poll_cycle`` re-runs ``init``.
+    the next ``poll_cycle`` re-runs ``init`` (with a back-off after failures).
     """
 
     def __init__(self, stream, tier1=(0x0D, 0x0C, 0x11, 0x04), tier2=(0x0A, 0x0E, 0x10, 0x2F),
                  tier3=(0x05, 0x0F, 0x33, 0x42, 0x46, 0x1F, 0x21, 0x5E), every2=3, every3=9,
-                 max_failures=3, spaces=False, rx_size=512):
+                 max_failures=3, spaces=False, rx_size=512, max_retry_ms=60000,
+                 clock=ticks_ms):
         self.stream = stream
         self.tier1 = tier1
         self.tier2 = tier2
@@ -221,7 +223,11 @@ class Elm327:
         self.failures = 0  # failed exchanges in a row
         self.errors = 0  # failed exchanges since start
         self.timeouts = 0
-        self.reinits = 0
+        self.reinits = 0  # init attempts, the first included
+        self.clock = clock
+        self.max_retry_ms = max_retry_ms
+        self._retry_ms = _FIRST_RETRY_MS
+        self._retry_at = None
         self.exchanges = 0
         pids = {}
         for t in (tier1, tier2, tier3):
@@ -680,11 +686,20 @@ class Elm327:
 
         A failed PID is counted and skipped; ``max_failures`` failures in a row
         end the cycle and mark the link down, and the next call re-initialises.
-        Returns -1 when the link is down and ``init`` failed again.
+        Returns -1 when the link is down and ``init`` failed again, or when the
+        retry back-off (2 s doubling to ``max_retry_ms``; ignition off means
+        every init fails) has not expired yet: then nothing is sent.
         """
         if not self.connected:
-            if not await self.init():
+            now = self.clock()
+            if self._retry_at is not None and ticks_diff(self._retry_at, now) > 0:
                 return -1
+            if not await self.init():
+                self._retry_at = ticks_add(self.clock(), self._retry_ms)
+                self._retry_ms = min(self._retry_ms * 2, self.max_retry_ms)
+                return -1
+            self._retry_at = None
+            self._retry_ms = _FIRST_RETRY_MS
         got = 0
         tier = 1
         for pids in (self.tier1, self.tier2, self.tier3):
