@@ -251,7 +251,16 @@ async def resets(m, q, meta):
     eq(m.facts["imei"], "862636051234567", "facts after re-init")
 
 
+async def cnact(m, q, meta):
+    eq(await m.data_up(), "10.180.3.7", "CNACT ip")
+    # the DEACTIVE URC may be decoded before data_up() resumes: state is checked at the end
+    a, _ = await next_event(q, EV_NONET)
+    eq(a, NONET_PDP, "+APP PDP: DEACTIVE")
+    check(not m.data_open and m.ip is None, "data marked down")
+
+
 SCENARIOS = {
+    "cnact": cnact,
     "resets": resets,
     "bringup": bringup,
     "bringup_a76": bringup_a76,

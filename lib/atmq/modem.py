@@ -198,6 +198,8 @@ class Modem:
         self._session = False  # init() done: boot URCs now mean a reboot
         self._expect_boot = False  # a reset we asked for: no EV_REBOOT
         self._closing = False  # data_down in progress: our own PDP teardown URCs
+        self._nonet_seq = 0  # PDP-loss URCs seen
+        self._checked_seq = 0  # _nonet_seq when the data path was last checked up
         self._own_teardown = ticks_ms()  # until then "+CGEV: ME ..." is our own doing
         self._fix = Fix()
         self.reset_state()
@@ -317,6 +319,7 @@ class Modem:
     def _nonet(self, cause):
         if self._closing:
             return
+        self._nonet_seq += 1
         self.data_open = False
         self.ip = None
         self.events.put(EV_NONET, cause)
@@ -617,8 +620,12 @@ class Modem:
             await self._cnact_up(timeout_ms or 60000)
         else:
             await self._sapbr_up(timeout_ms or 85000)
-        self.data_open = True
-        return self.ip
+        ip = self.ip
+        # a PDP-loss URC decoded after the final check is newer than it: it wins
+        still = self._nonet_seq == self._checked_seq
+        self.data_open = still
+        self.ip = ip if still else None
+        return ip
 
     async def _netopen(self, timeout_ms):
         at = self.at
@@ -634,6 +641,7 @@ class Modem:
                 raise ModemError("IP", code_for("IP", t) or -1, b"AT+NETOPEN")
         else:
             raise at.error(b"AT+NETOPEN")
+        self._checked_seq = self._nonet_seq
         r = await at.cmd(b"AT+IPADDR", resp=b"+IPADDR:", timeout_ms=5000)  # 13.2.7
         a = r.find(b"+IPADDR:")
         self.ip = a.arg_str(0) if a is not None else None
@@ -658,6 +666,7 @@ class Modem:
             raise ModemError("AT", -1, b"AT+SAPBR=2,1")
 
     async def _sapbr_query(self):
+        self._checked_seq = self._nonet_seq
         r = await self.at.cmd(b"AT+SAPBR=2,1", resp=b"+SAPBR:", check=False)
         a = r.find(b"+SAPBR:")
         if r.final != R_OK or a is None:
@@ -680,6 +689,7 @@ class Modem:
             raise ModemError("AT", -1, cmd)
 
     async def _cnact_query(self, new):
+        self._checked_seq = self._nonet_seq
         r = await self.at.cmd(b"AT+CNACT?", resp=b"+CNACT:", check=False)
         if r.final != R_OK:
             return False
