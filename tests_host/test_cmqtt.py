@@ -287,3 +287,38 @@ def test_reset_forgets_modem_state():
     d.reset()
     assert (d.started, d.connected, d.acquired) == (False, False, None)
     assert m.written == b""
+
+
+def test_end_to_end_largest_messages_both_ways(broker, mqtt_sub):  # noqa: F811
+    """A7600: 10240-byte payloads (note 2.1.11 and 16.4 limits) out and in, exact bytes."""
+    mqtt_sub.subscribe("big/#", qos=1)
+    blob = bytes((i * 7 + 3) & 0xFF for i in range(10240)).replace(b"\x00", b"\x01")
+
+    async def t():
+        async with sim_session("A7600", broker=broker) as (sim, at_raw):
+            s = TcpStream(at_raw.r, at_raw.w)
+            at = Engine(s)
+            ev = EventQueue(8)
+            ib = Inbox(2, 32, 10240)
+            d = CMQTTDriver(at, ev, ib, 0, sim.modem.revision())
+            assert d.payload_max == 10240
+            reader = asyncio.ensure_future(at.run())
+            try:
+                await d.configure(check_utf8=0)  # binary payload
+                await d.start()
+                await d.connect("broker.example.net", 1883, "e2e-big")
+                await d.subscribe("cmd/big", 1)
+                await d.publish("big/up", blob, qos=1)
+                m = await asyncio.to_thread(mqtt_sub.wait_for, "big/up")
+                assert m[1] == blob
+                await asyncio.to_thread(mqtt_sub.publish, "cmd/big", blob[::-1], 1)
+                evs = await _events(ev, 1)
+                assert evs[0][0] == EV_MSG
+                assert bytes(ib.payload(ib.get())) == blob[::-1]
+                assert at.ring.overflows == 0 and at.unknown == 0
+                await d.stop()
+            finally:
+                reader.cancel()
+                s.task.cancel()
+
+    run(t())
