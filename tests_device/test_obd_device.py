@@ -59,20 +59,20 @@ async def test_scripted_cycle_vin_dtc():
 def _start_emulator():
     port = os.getenv("ELM_PORT")
     if port:
-        return int(port), None
+        return int(port), None, None
     py = sys.executable[:sys.executable.rfind("/") + 1] + "python"
     tmp = "/tmp/elm-port-%d.txt" % (os.urandom(1)[0] * 256 + os.urandom(1)[0])
     rc = os.system("%s %s/tests_host/elm_emu.py start %s" % (py, _root(), tmp))
     if rc != 0:
         raise run.SkipTest("could not start elm327-emulator (rc %d)" % rc)
     with open(tmp) as fh:
-        port, pid = fh.read().split()
+        port, pid, work = fh.read().split()
     os.remove(tmp)
-    return int(port), int(pid)
+    return int(port), int(pid), work
 
 
 async def test_live_emulator_over_socket():
-    port, pid = _start_emulator()
+    port, pid, work = _start_emulator()
     s = socket.socket()
     try:
         s.connect(socket.getaddrinfo("127.0.0.1", port)[0][-1])
@@ -92,5 +92,5 @@ async def test_live_emulator_over_socket():
     finally:
         s.close()
         if pid is not None:
-            os.system("%s %s/tests_host/elm_emu.py stop %d" % (
-                sys.executable[:sys.executable.rfind("/") + 1] + "python", _root(), pid))
+            os.system("%s %s/tests_host/elm_emu.py stop %d %s" % (
+                sys.executable[:sys.executable.rfind("/") + 1] + "python", _root(), pid, work))

@@ -4,12 +4,13 @@ Used by tests_host/test_obd.py in-process, and by tests_device/test_obd_device.p
 through the command line (MicroPython sockets have no getsockname, so the port
 is picked here, on CPython):
 
-    python tests_host/elm_emu.py start FILE   # writes "PORT PID" to FILE, returns at once
-    python tests_host/elm_emu.py stop PID     # SIGTERM (elm ignores stdin EOF)
+    python tests_host/elm_emu.py start FILE   # writes "PORT PID WORKDIR" to FILE, returns
+    python tests_host/elm_emu.py stop PID WORKDIR   # SIGTERM (elm ignores stdin EOF), rm dir
 """
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -41,10 +42,12 @@ def start(timeout_s=10.0):
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            proc.workdir = work  # type: ignore[attr-defined]
             return proc, port
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
+                shutil.rmtree(work, ignore_errors=True)
                 raise RuntimeError("elm327-emulator did not listen on %d" % port) from None
             time.sleep(0.05)
 
@@ -56,6 +59,7 @@ def stop(proc):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+    shutil.rmtree(getattr(proc, "workdir", ""), ignore_errors=True)
 
 
 class SockStream:
@@ -111,21 +115,27 @@ def main(argv):
     if len(argv) == 3 and argv[1] == "start":
         proc, port = start()
         with open(argv[2], "w") as f:
-            f.write("%d %d\n" % (port, proc.pid))
+            f.write("%d %d %s\n" % (port, proc.pid, proc.workdir))  # type: ignore
         return 0
-    if len(argv) == 3 and argv[1] == "stop":
+    if len(argv) == 4 and argv[1] == "stop":
         pid = int(argv[2])
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                return 0
-            time.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
+        _kill(pid)
+        if os.path.basename(argv[3]).startswith("elm-"):
+            shutil.rmtree(argv[3], ignore_errors=True)
         return 0
     print(__doc__)
     return 2
+
+
+def _kill(pid):
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":
