@@ -216,3 +216,56 @@ def test_bad_input_names_the_line(tmp_path):
     r = subprocess.run([sys.executable, TOOL, str(p)], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 2 and "line 2" in r.stderr
+
+
+def atx_session(tmp_path, text):
+    p = tmp_path / "case.atx"
+    p.write_text(text)
+    (s,) = logdoctor.run(str(p))["sessions"]
+    return s
+
+
+CONNECTED = ("> AT+CMQTTCONNECT=0,\"tcp://b:1883\",60,1\\r\n"
+             "< \\r\\nOK\\r\\n\n< +300 \\r\\n+CMQTTCONNECT: 0,0\\r\\n\n")
+
+
+def test_connection_dropped_without_connlost(tmp_path):
+    s = atx_session(tmp_path, CONNECTED + "> +5000 AT+CMQTTTOPIC=0,3\\r\n"
+                    "< \\r\\n+CMQTTTOPIC: 0,11\\r\\n\\r\\nERROR\\r\\n\n")
+    assert ids(s) == ["mqtt_connection_dropped"]
+    assert "t=300 ms" in s["findings"][0]["detail"]
+
+
+def test_busy_while_connected_is_an_operation_in_flight(tmp_path):
+    s = atx_session(tmp_path, CONNECTED + "> AT+CMQTTPUB=0,1,60\\r\n< \\r\\nOK\\r\\n\n"
+                    "> AT+CMQTTTOPIC=0,3\\r\n< \\r\\n+CMQTTTOPIC: 0,14\\r\\n\\r\\nERROR\\r\\n\n")
+    assert ids(s) == ["mqtt_busy_operation"]
+    assert s["findings"][0]["severity"] == "warning"
+
+
+def test_prompt_on_a_line_of_its_own(tmp_path):
+    # SIM7670G answers the prompt as CR LF '>' CR LF
+    s = atx_session(tmp_path, CONNECTED + "> AT+CMQTTTOPIC=0,3\\r\n< \\r\\n>\\r\\n\n"
+                    "> a/b\n< \\r\\nOK\\r\\n\n")
+    (topic,) = cmd(s, "AT+CMQTTTOPIC=0,3")
+    assert (topic["payload"], topic["final"]) == ("a/b", "OK") and s["findings"] == []
+
+
+def test_unexpected_restart_versus_a_requested_one(tmp_path):
+    s = atx_session(tmp_path, "> ATE0\\r\n< \\r\\nOK\\r\\n\n> AT+CSQ\\r\n"
+                    "< +9000 \\r\\nRDY\\r\\n\n> ATE0\\r\n< \\r\\nOK\\r\\n\n")
+    assert ids(s) == ["modem_restarted"]
+    assert "AT+CSQ got no answer" in s["findings"][0]["title"]
+    s = atx_session(tmp_path, "> AT+CRESET\\r\n< \\r\\nOK\\r\\n\n< +9000 \\r\\nRDY\\r\\n\n"
+                    "> ATE0\\r\n< \\r\\nOK\\r\\n\n")
+    assert s["findings"] == []
+
+
+def test_client_in_use_on_reinit_is_not_a_failure(tmp_path):
+    s = atx_session(tmp_path, "> AT+CMQTTCONNECT=0,\"tcp://b:1883\",60,1\\r\n"
+                    "< \\r\\n+CMQTTCONNECT: 0,19\\r\\n\\r\\nERROR\\r\\n\n"
+                    "> AT+CMQTTCONNECT?\\r\n"
+                    "< \\r\\n+CMQTTCONNECT: 0,\"tcp://b:1883\",60,1\\r\\n+CMQTTCONNECT: 1\\r\\n"
+                    "\\r\\nOK\\r\\n\n")
+    assert s["findings"] == []
+    assert "client 0 connected to" in cmd(s, "AT+CMQTTCONNECT?")[0]["annotation"]

@@ -48,6 +48,7 @@ COMMANDS = {
     "AT+CMEE": "error reporting format (+CME ERROR numeric/verbose)",
     "AT+CPIN": "SIM PIN state / enter PIN",
     "AT+CFUN": "phone functionality (radio on/off, reset)",
+    "AT+CRESET": "reset the module",
     "AT+CSQ": "signal quality",
     "AT+CPSI": "serving cell / system information",
     "AT+COPS": "operator selection",
@@ -136,7 +137,7 @@ URC_PREFIXES = (
     "+CMQTTRXEND", "+CMQTTPING", "+CIPEVENT", "+IPCLOSE", "+CCHEVENT", "+CCH_RECV_CLOSED",
     "+CCH_PEER_CLOSED", "+CCH:", "+CGEV", "+CMTI", "+CDS", "+CLIP", "+CRING", "+CMTE",
     "+CPIN", "+CREG", "+CGREG", "+CEREG", "+CNTP", "+HTTP_PEER_CLOSED", "+HTTP_NONET_EVENT",
-    "+SMSTATE", "+SMSUB", "+CTZV", "+PDP", "+CFOTA",
+    "+SMSTATE", "+SMSUB", "+SMPUB", "+SMUNSUB", "+CTZV", "+PDP", "+CFOTA", "+CGNSSPWR",
 )
 URC_WORDS = (
     "RDY", "SMS DONE", "PB DONE", "*ATREADY", "RING", "START", "CLOSED",
@@ -160,6 +161,11 @@ URC_MEANING = {
     "+CMQTTRXEND": "incoming publish complete",
     "+CGEV": "packet domain event",
     "NORMAL POWER DOWN": "modem powered down",
+    "+CGNSSPWR: READY!": "GNSS engine powered and ready (21.2)",
+    "+SMSTATE": "SIM800 MQTT connection state",
+    "+SMSUB": "SIM800 MQTT: subscribe result or incoming message",
+    "+SMPUB": "SIM800 MQTT: publish result",
+    "+SMUNSUB": "SIM800 MQTT: unsubscribe result",
 }
 
 # 3GPP 27.007 10.1.19/20: <stat> of +CREG/+CGREG/+CEREG.
@@ -428,6 +434,9 @@ class Timeline:
         if not text:
             return
         cmd = self.open
+        if text in (">", "> ") and cmd is not None:
+            self._prompt(line)  # some modems end the prompt line (SIM7670G: CR LF > CR LF)
+            return
         if cmd is not None and (text in self.echo_lines or text.upper() == cmd["text"].upper()
                                 or (len(text) > 0 and text in cmd.get("payload", ""))):
             cmd.setdefault("echo", []).append(text)
@@ -671,6 +680,112 @@ def _client(cmd):
     return cmd["params"][0] if cmd["params"] else "0"
 
 
+NEEDS_CONNECTION = (
+    "AT+CMQTTTOPIC", "AT+CMQTTPAYLOAD", "AT+CMQTTPUB", "AT+CMQTTSUBTOPIC", "AT+CMQTTSUB",
+    "AT+CMQTTUNSUBTOPIC", "AT+CMQTTUNSUB",
+)
+
+
+def _before(a, b):
+    return (a["t"], a["line"] or 0) < (b["t"], b["line"] or 0)
+
+
+def _fw(rev):
+    return (" (now " + rev + ")") if rev else ""
+
+
+def _asked_for_reset(cmds, urc):
+    """True when the last command before a start-up URC restarted the modem on purpose."""
+    prev = [c for c in cmds if _before(c, urc)]
+    if not prev:
+        return False
+    c = prev[-1]
+    if c["name"] in ("AT+CRESET", "ATZ", "AT+CPOF"):
+        return True
+    # AT+CFUN=<fun>,1: reset before changing the functionality (27.007 8.2)
+    return c["name"] == "AT+CFUN" and len(c["params"]) > 1 and c["params"][1] == "1"
+
+
+def _mqtt_refusal(fid, r, c, idx, cmds, rev):
+    """The finding for an MQTT command refused with CMQTT 11 or 14 (16.3.1)."""
+    meaning = r["errors"][-1]["meaning"] if r["errors"] else "?"
+    if fid == "mqtt_not_connected":
+        return _finding(
+            fid, "error",
+            "%s refused with CMQTT %s (%s) and no AT+CMQTTCONNECT before it"
+            % (r["name"], r["result"], meaning),
+            "Client %s was never connected in this log." % idx,
+            "AT+CMQTTSTART, AT+CMQTTACCQ, AT+CMQTTCONNECT and wait for "
+            "+CMQTTCONNECT: %s,0 before publishing or subscribing." % idx,
+            [_ev(r)])
+    gap = r["t"] - (c["t_final"] or c["t"])
+    if fid == "mqtt_client_busy":
+        return _finding(
+            fid, "error",
+            "%s refused with CMQTT 14 'client is busy': client %s never finished "
+            "connecting" % (r["name"], idx),
+            "AT+CMQTTCONNECT was only acknowledged (OK at t=%s ms); its result code "
+            "+CMQTTCONNECT: %s,<err> had not arrived when %s was sent %d ms later%s. "
+            "The client was still busy with the connect, so the modem refused the "
+            "command. The log treated the bare OK as a completed connect."
+            % (c["t_final"], idx, r["name"], gap,
+               "" if c["deferred"] is None else " (it came later)"),
+            "Treat OK as 'accepted' only (16.2.8): wait, with a deadline (e.g. 30 s), for "
+            "+CMQTTCONNECT: %s,<err> before SUBTOPIC/TOPIC/PUB; go on only on <err> 0, "
+            "otherwise look the code up and connect again. Do not send MQTT commands "
+            "while the connect is in flight. If the result never comes even with a "
+            "proper wait, upgrade the modem firmware%s: in the forum thread 'client is "
+            "busy' was reported cured by a firmware update, and LE11B02 builds needed "
+            "one for SSL/MQTT." % (idx, _fw(rev)),
+            [_ev(c), _ev(r)])
+    queried = [q for q in cmds if q["name"] == "AT+CMQTTCONNECT" and q["form"] == "?"
+               and _before(c, q)]
+    not_conn = [q for q in queried if ("+CMQTTCONNECT: %s" % idx) in q["response"]]
+    query_note = ""
+    if not_conn:
+        query_note = (" The query AT+CMQTTCONNECT? answered '+CMQTTCONNECT: %s' with no "
+                      "server address, which means client %s is NOT connected (a connected "
+                      "client lists its server, keepalive and clean session, 16.2.8)."
+                      % (idx, idx))
+    if fid == "mqtt_no_connection":
+        return _finding(
+            fid, "error",
+            "%s refused with CMQTT 11 'no connection' after a connect that was only "
+            "acknowledged" % r["name"],
+            "AT+CMQTTCONNECT got OK at t=%s ms but no +CMQTTCONNECT: %s,0 followed; %s at "
+            "t=%s ms was refused with CMQTT 11 'no connection'.%s%s"
+            % (c["t_final"], idx, r["name"], r["t"], query_note,
+               " Yet the host went on as if connected." if not_conn else ""),
+            "Wait for the URC +CMQTTCONNECT: %s,<err> (deadline ~30 s) and go on only "
+            "on <err> 0; on another code look it up (e.g. 32 handshake fail: certificates, "
+            "sslversion, clock; 26 closed by server: broker policy/client id). Judge "
+            "AT+CMQTTCONNECT? by the server address in the answer, not by OK. If "
+            "the result never arrives, check the firmware revision%s (ATI / AT+CGMR): "
+            "old LE11B02 builds needed an upgrade for MQTT(S)." % (idx, _fw(rev)),
+            [_ev(c)] + [_ev(q) for q in not_conn if _before(q, r)] + [_ev(r)])
+    if fid == "mqtt_connection_dropped":
+        return _finding(
+            fid, "error",
+            "%s refused with CMQTT 11 'no connection': the connection dropped without "
+            "+CMQTTCONNLOST" % r["name"],
+            "Client %s was connected (+CMQTTCONNECT: %s,0 at t=%s ms) but at t=%s ms the "
+            "modem had no connection, and no +CMQTTCONNLOST was seen.%s"
+            % (idx, idx, c["deferred"]["t"] if c["deferred"] else c["t_final"], r["t"],
+               query_note),
+            "Treat CMQTT 11 on any MQTT command as a lost connection: AT+CMQTTCONNECT again "
+            "(with backoff), re-subscribe, and re-send unacknowledged messages; check "
+            "keepalive against the broker and the data call (AT+NETOPEN?, +CGEV).",
+            [_ev(c), _ev(r)])
+    return _finding(
+        fid, "warning",
+        "%s refused with CMQTT 14 'client is busy' while connected" % r["name"],
+        "Client %s was busy with an earlier operation (a publish or subscribe whose result "
+        "code had not come yet)." % idx,
+        "One MQTT operation per client at a time: wait for its +CMQTTPUB/+CMQTTSUB/"
+        "+CMQTTUNSUB result (or a deadline) before the next, then retry.",
+        [_ev(c), _ev(r)])
+
+
 def diagnose(entries, meta):
     cmds = [e for e in entries if e["kind"] == "cmd"]
     urcs = [e for e in entries if e["kind"] == "urc"]
@@ -681,88 +796,53 @@ def diagnose(entries, meta):
     rev = info.get("cgmr") or info.get("revision")
     out = []
 
-    # MQTT connects and what followed them.
+    # MQTT: connect results, then every refusal for want of a connection.
     connects = [c for c in cmds if c["name"] == "AT+CMQTTCONNECT" and c["form"] == "="]
     for c in connects:
+        if c["result"] in (None, 0):
+            continue
         idx = _client(c)
-        later = [x for x in cmds if x["line"] is not None and c["line"] is not None
-                 and (x["t"], x["line"]) > (c["t"], c["line"])]
-        busy = [x for x in later if x["name"].startswith("AT+CMQTT") and x["result"] == 14]
-        noconn = [x for x in later if x["name"].startswith("AT+CMQTT") and x["result"] == 11]
-        pending = c["final"] == "OK" and c["result"] is None
-        queried = [x for x in later if x["name"] == "AT+CMQTTCONNECT" and x["form"] == "?"]
-        not_conn = [q for q in queried
-                    if ("+CMQTTCONNECT: %s" % idx) in q["response"]]
-        if c["result"] not in (None, 0):
-            err = c["errors"][-1] if c["errors"] else {"meaning": "?"}
-            out.append(_finding(
-                "mqtt_connect_failed", "error",
-                "MQTT connect failed: +CMQTTCONNECT: %s,%s (%s)"
-                % (idx, c["result"], err["meaning"]),
-                "The broker connection of client %s failed with CMQTT error %s." % (
-                    idx, c["result"]),
-                "Fix the cause the code names (32 handshake fail / 33 not set certificate: "
-                "SSL context and certificates; 25 DNS error / 3 sock connect fail: broker "
-                "address, PDP context), then AT+CMQTTCONNECT again.",
-                [_ev(c)] + ([c["deferred"]] if c["deferred"] else [])))
-        if busy and (pending or busy[0]["t"] < (c["deferred"] or {}).get("t", 1 << 62)):
-            b = busy[0]
-            gap = b["t"] - (c["t_final"] or c["t"])
-            out.append(_finding(
-                "mqtt_client_busy", "error",
-                "%s refused with CMQTT 14 'client is busy': client %s never finished "
-                "connecting" % (b["name"], idx),
-                "AT+CMQTTCONNECT was only acknowledged (OK at t=%s ms); its result code "
-                "+CMQTTCONNECT: %s,<err> had not arrived when %s was sent %d ms later%s. "
-                "The client was still busy with the connect, so the modem refused the "
-                "command. The log treated the bare OK as a completed connect."
-                % (c["t_final"], idx, b["name"], gap,
-                   "" if pending else " (it came later)"),
-                "Treat OK as 'accepted' only (16.2.8): wait, with a deadline (e.g. 30 s), for "
-                "+CMQTTCONNECT: %s,<err> before SUBTOPIC/TOPIC/PUB; go on only on <err> 0, "
-                "otherwise look the code up and connect again. Do not send MQTT commands "
-                "while the connect is in flight. If the result never comes even with a "
-                "proper wait, upgrade the modem firmware%s: in the forum thread 'client is "
-                "busy' was reported cured by a firmware update, and LE11B02 builds needed "
-                "one for SSL/MQTT." % (idx, (" (now " + rev + ")") if rev else ""),
-                [_ev(c), _ev(b)]))
-        if noconn and pending:
-            n = noconn[0]
-            detail = ("AT+CMQTTCONNECT got OK at t=%s ms but no +CMQTTCONNECT: %s,0 followed; "
-                      "%s at t=%s ms was refused with CMQTT 11 'no connection'."
-                      % (c["t_final"], idx, n["name"], n["t"]))
-            if not_conn:
-                detail += (" The query AT+CMQTTCONNECT? answered '+CMQTTCONNECT: %s' with no "
-                           "server address, which means client %s is NOT connected (a "
-                           "connected client lists its server, keepalive and clean session, "
-                           "16.2.8), yet the host went on as if connected." % (idx, idx))
-            out.append(_finding(
-                "mqtt_no_connection", "error",
-                "%s refused with CMQTT 11 'no connection' after a connect that was only "
-                "acknowledged" % n["name"],
-                detail,
-                "Wait for the URC +CMQTTCONNECT: %s,<err> (deadline ~30 s) and go on only "
-                "on <err> 0; on another code look it up (e.g. 32 handshake fail: certificates, "
-                "sslversion, clock; 26 closed by server: broker policy/client id). Judge "
-                "AT+CMQTTCONNECT? by the server address in the answer, not by OK. If "
-                "the result never arrives, check the firmware revision%s (ATI / AT+CGMR): "
-                "old LE11B02 builds needed an upgrade for MQTT(S)." % (
-                    idx, (" (now " + rev + ")") if rev else ""),
-                [_ev(c)] + [_ev(q) for q in not_conn] + [_ev(n)]))
+        err = c["errors"][-1] if c["errors"] else {"meaning": "?", "class": "UNKNOWN"}
+        connected_later = any(
+            x["name"] == "AT+CMQTTCONNECT" and x["form"] == "?" and x["t"] >= c["t"]
+            and any(r.startswith("+CMQTTCONNECT: %s," % idx) for r in x["response"])
+            for x in cmds)
+        if err["class"] == "STATE" and connected_later:
+            continue  # e.g. 19 'client is used' on a re-init: it is connected already
+        out.append(_finding(
+            "mqtt_connect_failed", "error",
+            "MQTT connect failed: +CMQTTCONNECT: %s,%s (%s)" % (idx, c["result"],
+                                                               err["meaning"]),
+            "The broker connection of client %s failed with CMQTT error %s (%s)." % (
+                idx, c["result"], err["class"]),
+            "Fix the cause the code names (32 handshake fail / 33 not set certificate: "
+            "SSL context and certificates; 25 DNS error / 3 sock connect fail: broker "
+            "address, PDP context; 9 network not opened: AT+CMQTTSTART / data call), then "
+            "AT+CMQTTCONNECT again.",
+            [_ev(c)] + ([c["deferred"]] if c["deferred"] else [])))
 
-    # Any other CMQTT 11/14 without a connect in the session.
-    if not connects:
-        for x in cmds:
-            if x["name"].startswith("AT+CMQTT") and x["result"] in (11, 14):
-                out.append(_finding(
-                    "mqtt_not_connected", "error",
-                    "%s refused with CMQTT %s (%s) and no AT+CMQTTCONNECT in this session"
-                    % (x["name"], x["result"], x["errors"][-1]["meaning"]),
-                    "The client was never connected in this log.",
-                    "AT+CMQTTSTART, AT+CMQTTACCQ, AT+CMQTTCONNECT and wait for "
-                    "+CMQTTCONNECT: <idx>,0 before publishing or subscribing.",
-                    [_ev(x)]))
-                break
+    seen_ids = set()
+    for r in cmds:
+        if r["name"] not in NEEDS_CONNECTION or r["result"] not in (11, 14):
+            continue
+        idx = _client(r)
+        before = [c for c in connects if _client(c) == idx and _before(c, r)]
+        c = before[-1] if before else None
+        if c is None:
+            fid = "mqtt_not_connected"
+        elif c["result"] is None or (c["deferred"] and c["deferred"]["t"] > r["t"]):
+            fid = "mqtt_client_busy" if r["result"] == 14 else "mqtt_no_connection"
+        elif c["result"] != 0:
+            continue  # the failed connect is the finding
+        elif any(u["text"].startswith("+CMQTTCONNLOST") and _before(c, u)
+                 and (_before(u, r) or u["text"] in r["urcs"]) for u in urcs):
+            continue  # the lost connection is the finding
+        else:
+            fid = "mqtt_connection_dropped" if r["result"] == 11 else "mqtt_busy_operation"
+        if fid in seen_ids:
+            continue
+        seen_ids.add(fid)
+        out.append(_mqtt_refusal(fid, r, c, idx, cmds, rev))
 
     # sslversion refused: old firmware.
     for c in cmds:
@@ -862,11 +942,14 @@ def diagnose(entries, meta):
     nonet = [u for u in urcs if u["text"].startswith(("+CMQTTNONET", "+CIPEVENT"))]
     if net or nonet:
         first = net[0] if net else nonet[0]
-        why = first["errors"][-1]["meaning"] if first.get("errors") else first.get(
-            "final") or first["text"]
+        if first["kind"] == "urc":
+            title = "No data connection: %s (%s)" % (first["text"], first["meaning"])
+        else:
+            why = first["errors"][-1]["meaning"] if first["errors"] else first["final"]
+            title = "No data connection: %s -> %s" % (first["text"], why)
         out.append(_finding(
             "no_pdp_context", "error",
-            "No data connection: %s -> %s" % (first["text"], why),
+            title,
             "The packet data connection (PDP context / AT+NETOPEN) could not be brought up "
             "or was lost, so nothing IP-based (MQTT, SSL) can work.",
             "Check registration (+CGREG/+CEREG 1 or 5) and the APN (AT+CGDCONT=1,\"IP\","
@@ -924,8 +1007,28 @@ def diagnose(entries, meta):
             "AT+CMQTTSTART after +CMQTTNONET, re-initialise after RDY.",
             [_ev(u) for u, _ in unhandled[:6]]))
 
-    # Commands that got no answer at all.
-    silent = [c for c in cmds if c["final"] == "(no answer)"]
+    # The modem restarted in the middle of the session.
+    restarts = [u for u in urcs if u["text"] in ("RDY", "*ATREADY", "START")
+                and any(_before(c, u) for c in cmds) and not _asked_for_reset(cmds, u)]
+    lost = []
+    if restarts:
+        r0 = restarts[0]
+        lost = [c for c in cmds if _before(c, r0) and c["final"] == "(no answer)"
+                and not any(_before(c, x) and _before(x, r0) for x in cmds)]
+        out.append(_finding(
+            "modem_restarted", "warning",
+            "The modem restarted mid-session (%s at t=%s ms)%s" % (
+                r0["text"], r0["t"], (": %s got no answer" % lost[0]["text"]) if lost else ""),
+            "Everything the modem held (echo/CMEE settings, PDP context, MQTT clients, SSL "
+            "contexts) is gone after a restart.",
+            "Find out why: supply brown-out during transmit bursts (the modem wants ~2 A "
+            "peaks), a PWRKEY/RESET glitch, or its own watchdog. The host must notice RDY "
+            "and set everything up again.",
+            [_ev(r0)] + [_ev(c) for c in lost]))
+
+    # Commands that got no answer at all (a bare "AT" probe during autobaud is normal).
+    silent = [c for c in cmds if c["final"] == "(no answer)" and c["name"] != "AT"
+              and c not in lost]
     if silent:
         out.append(_finding(
             "no_answer", "warning",
