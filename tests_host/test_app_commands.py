@@ -1,0 +1,219 @@
+"""tlog.commands on CPython: every command with good input, and the bad inputs (malformed
+JSON, no id, unknown command, bad value, oversize, not UTF-8, another device's topic)
+answered with an error that names the problem; set persists and applies live keys."""
+
+import asyncio
+import json
+
+from app_fakes import FakeClient
+
+from tlog import config as config_mod
+from tlog.commands import MAX_PAYLOAD, Commands
+from tlog.status import Topics
+
+OWN = b"tlog/dev1/cmd"
+
+
+class FakeSpool:
+    def __init__(self):
+        self.flushed = 0
+
+    def flush(self):
+        self.flushed += 1
+        return 2
+
+    def depth(self):
+        return 5
+
+
+class FakeUplink:
+    def __init__(self):
+        self.wake = asyncio.Event()
+
+
+class FakeFix:
+    lat_e7, lon_e7, alt_dm, speed_ckmh, course_cdeg, sats, hdop_x10 = (
+        482000000, 92500000, 4000, 1852, 9000, 7, 9)
+    epoch_s = 848620800
+
+
+class FakeAcq:
+    def __init__(self, fix):
+        self.fix = fix
+
+    async def locate(self):
+        return self.fix
+
+
+class FakeCapture:
+    def __init__(self):
+        self.active = False
+
+    def start(self):
+        self.active = True
+        return {"active": True}
+
+    def stop(self):
+        self.active = False
+        return {"active": False}
+
+    def status(self):
+        return {"active": self.active}
+
+
+class Ctx:
+    def __init__(self, tmp_path, fix: "FakeFix | None" = FakeFix()):
+        self.path = str(tmp_path / "config.json")
+        self.cfg = config_mod.Config(self.path, {"device_id": "dev1", "mqtt_password": "s3cret"})
+        self.applied = []
+        self.spool = FakeSpool()
+        self.uplink = FakeUplink()
+        self.acq = FakeAcq(fix)
+        self.capture = FakeCapture()
+        self.rebooted = 0
+
+    def uptime_s(self):
+        return 42
+
+    def apply(self, keys):
+        self.applied.extend(keys)
+        return list(keys)
+
+    async def reboot(self):
+        self.rebooted += 1
+
+
+def make(tmp_path, **kw):
+    ctx = Ctx(tmp_path, **kw)
+    client = FakeClient()
+    return Commands(ctx, Topics("tlog", "dev1"), client), ctx, client
+
+
+def ask(cm, payload, topic=OWN) -> dict:
+    if isinstance(payload, (dict, list)):
+        payload = json.dumps(payload).encode()
+    r = asyncio.run(cm.handle(topic, payload))
+    assert r is not None, "not answered"
+    return r
+
+
+def ignored(cm, payload, topic):
+    return asyncio.run(cm.handle(topic, json.dumps(payload).encode()))
+
+
+def test_ping(tmp_path):
+    cm, _ctx, _c = make(tmp_path)
+    assert ask(cm, {"id": "a1", "cmd": "ping"}) == {
+        "id": "a1", "ok": True, "result": {"pong": True, "uptime_s": 42}}
+
+
+def test_get_one_all_and_secret_redacted(tmp_path):
+    cm, _ctx, _c = make(tmp_path)
+    r = ask(cm, {"id": 1, "cmd": "get", "key": "mqtt_port"})
+    assert r == {"id": 1, "ok": True, "result": {"mqtt_port": 8883}}
+    r = ask(cm, {"id": 2, "cmd": "get"})
+    assert r["ok"] and r["result"]["mqtt_password"] == "***" and "s3cret" not in json.dumps(r)
+    r = ask(cm, {"id": 3, "cmd": "get", "keys": ["nope"]})
+    assert not r["ok"] and "nope" in r["error"] and "unknown key" in r["error"]
+
+
+def test_set_validates_persists_and_applies_live(tmp_path):
+    cm, ctx, _c = make(tmp_path)
+    r = ask(cm, {"id": 7, "cmd": "set", "values": {"interval_moving_s": 2, "apn": "iot.example"}})
+    assert r == {"id": 7, "ok": True,
+                 "result": {"applied": ["interval_moving_s"], "reboot": ["apn"]}}
+    assert ctx.applied == ["interval_moving_s"]
+    again = config_mod.load(ctx.path)  # persisted
+    assert again.get("interval_moving_s") == 2 and again.get("apn") == "iot.example"
+
+
+def test_set_bad_value_changes_nothing(tmp_path):
+    cm, ctx, _c = make(tmp_path)
+    r = ask(cm, {"id": 8, "cmd": "set", "values": {"interval_moving_s": 3, "mqtt_qos": 7}})
+    assert r["id"] == 8 and not r["ok"]
+    assert "mqtt_qos" in r["error"] and "out of range" in r["error"]
+    assert ctx.cfg.get("interval_moving_s") == 1 and ctx.applied == []  # all or nothing
+    r = ask(cm, {"id": 9, "cmd": "set", "key": "no_such_key", "value": 1})
+    assert not r["ok"] and "no_such_key" in r["error"]
+    r = ask(cm, {"id": 10, "cmd": "set", "key": "mqtt_tls"})
+    assert not r["ok"] and '"value"' in r["error"]
+    r = ask(cm, {"id": 11, "cmd": "set", "key": "apn", "value": 'x"y'})
+    assert not r["ok"] and "apn" in r["error"]
+
+
+def test_malformed_inputs_get_errors_not_exceptions(tmp_path):
+    cm, _ctx, _c = make(tmp_path)
+    cases = [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"cmd": "ping"}', '"id"'),
+        (b'{"id": true, "cmd": "ping"}', '"id"'),
+        (b'{"id": [1], "cmd": "ping"}', '"id"'),
+        (b"\xff\xfe", "UTF-8"),
+        (b"", "not valid JSON"),
+    ]
+    for payload, words in cases:
+        r = ask(cm, payload)
+        assert r["ok"] is False and r["id"] is None and words in r["error"], (payload, r)
+    r = ask(cm, {"id": "x", "cmd": "selfdestruct"})
+    assert r["id"] == "x" and not r["ok"] and "unknown command 'selfdestruct'" in r["error"]
+    r = ask(cm, {"id": "y"})
+    assert not r["ok"] and "unknown command None" in r["error"]
+    assert cm.errors == len(cases) + 2
+
+
+def test_oversize_payload_refused_before_parsing(tmp_path):
+    cm, _ctx, _c = make(tmp_path)
+    big = json.dumps({"id": 1, "cmd": "ping", "pad": "x" * MAX_PAYLOAD}).encode()
+    r = ask(cm, big)
+    assert r == {"id": None, "ok": False,
+                 "error": "payload of %d bytes is larger than %d" % (len(big), MAX_PAYLOAD)}
+
+
+def test_other_topics_are_ignored(tmp_path):
+    cm, _ctx, _c = make(tmp_path)
+    for t in (b"tlog/dev2/cmd", b"tlog/dev1/cmd/ack", b"tlog/dev1", b"other/dev1/cmd"):
+        assert ignored(cm, {"id": 1, "cmd": "reboot"}, t) is None
+    assert cm.foreign == 4 and cm.handled == 0 and not cm.reboot_pending
+
+
+def test_locate_flush_capture(tmp_path):
+    cm, ctx, _c = make(tmp_path)
+    r = ask(cm, {"id": 1, "cmd": "locate"})
+    assert r["ok"] and r["result"]["lat_e7"] == 482000000 and r["result"]["sats"] == 7
+    r = ask(cm, {"id": 2, "cmd": "flush"})
+    assert r["result"] == {"written": 2, "depth": 5} and ctx.uplink.wake.is_set()
+    assert ask(cm, {"id": 3, "cmd": "capture", "action": "start"})["result"] == {"active": True}
+    assert ask(cm, {"id": 4, "cmd": "capture"})["result"] == {"active": True}
+    assert ask(cm, {"id": 5, "cmd": "capture", "action": "stop"})["result"] == {"active": False}
+    r = ask(cm, {"id": 6, "cmd": "capture", "action": "explode"})
+    assert not r["ok"] and "action" in r["error"]
+
+
+def test_locate_without_fix(tmp_path):
+    cm, _ctx, _c = make(tmp_path, fix=None)
+    r = ask(cm, {"id": 1, "cmd": "locate"})
+    assert r == {"id": 1, "ok": False, "error": "locate: no GNSS fix within the wait"}
+
+
+def test_run_answers_on_ack_topic_and_reboots_after_answer(tmp_path):
+    cm, ctx, client = make(tmp_path)
+
+    async def go():
+        t = asyncio.create_task(cm.run())
+        await client.inbound.put((b"tlog/dev2/cmd", b'{"id":0,"cmd":"reboot"}'))
+        await client.inbound.put((OWN, b'{"id":1,"cmd":"ping"}'))
+        await client.inbound.put((OWN, b"garbage"))
+        await client.inbound.put((OWN, b'{"id":2,"cmd":"reboot"}'))
+        for _ in range(100):
+            if ctx.rebooted:
+                break
+            await asyncio.sleep(0)
+        t.cancel()
+
+    asyncio.run(go())
+    acks = [(t, json.loads(p), q) for t, p, q, _r in client.broker]
+    assert [a[0] for a in acks] == ["tlog/dev1/cmd/ack"] * 3 and all(a[2] == 1 for a in acks)
+    assert [a[1]["id"] for a in acks] == [1, None, 2]
+    assert acks[2][1] == {"id": 2, "ok": True, "result": {"rebooting": True}}
+    assert ctx.rebooted == 1
