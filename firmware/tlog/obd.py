@@ -443,7 +443,7 @@ class Elm327:
         for i in range(32):
             self.supported[i] = 0
         base = 0
-        while base < 0xE0:
+        while base <= 0xE0:
             # 0100 triggers the protocol search: allow the long timeout.
             self._tx_pid(base)
             r = await self.command(self._cmd_pid, LONG_MS if base == 0 else SHORT_MS)
