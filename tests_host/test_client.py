@@ -227,6 +227,40 @@ def test_first_connect_subscribes_and_sets_up():
     run(t())
 
 
+def test_clean_init_then_persistent_session():
+    async def t():
+        r = Rig({"host": "h", "client_id": "c", "clean": False, "clean_init": True,
+                 "subscriptions": ["s/1"]})
+        await r.c.connect()
+        conn = [c[4] for c in r.d.calls if c[0] == "connect"]
+        assert conn == [True, False]  # clean first (drop the backlog), then persistent
+        assert r.names() == ["start", "configure_tls", "connect", "disconnect", "start",
+                             "configure_tls", "connect", "subscribe"]
+        assert r.c.up.is_set()
+        r.start()
+        r.d.drop()
+        await until(lambda: r.c.reconnects == 1, "reconnect")
+        assert [c[4] for c in r.d.calls if c[0] == "connect"][-1] is False
+        await r.stop()
+    run(t())
+
+
+def test_disconnect_stops_a_recovery_between_steps():
+    async def t():
+        r = Rig()
+        await r.c.connect()
+        r.d.fail["connect"] = [ModemError("CMQTT", 3, b"C")] * 100
+        r.start()
+        r.d.drop()
+        await until(lambda: r.c.recovery.ladder.fails[rc.RUNG_SESSION] >= 2, "failing")
+        sup = r.sup
+        assert sup is not None
+        await r.c.disconnect()
+        await until(sup.done, "supervisor ended")
+        assert isinstance(r.c.last_error, rc.Stopped) and r.c.reconnects == 0
+    run(t())
+
+
 def test_first_connect_errors_go_to_the_app():
     async def t():
         r = Rig()

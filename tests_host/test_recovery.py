@@ -176,3 +176,21 @@ def test_bad_parameters_are_named(kw, fragment):
     with pytest.raises(ValueError) as e:
         rc.Ladder(**kw)
     assert fragment in str(e.value)
+
+
+def test_stop_ends_the_episode_between_steps_not_inside_one():
+    lad = rc.Ladder(seed=1)
+    clock = Clock()
+    log = []
+    holder = []
+
+    async def session():
+        log.append("session")
+        if len(log) == 2:
+            holder[0].stop()  # asked while an action runs: that action still completes
+        return False
+    rec = rc.Recovery(lad, [None, session, None, None, None], sleep=clock.sleep, clock=clock)
+    holder.append(rec)
+    with pytest.raises(rc.Stopped):
+        asyncio.run(rec.recover(rc.RUNG_SESSION))
+    assert log == ["session", "session"] and lad.rung == -1 and not rec.running

@@ -298,10 +298,19 @@ class MQTTClient:
             await m.bring_up(self.cfg["reg_timeout_ms"])
         elif not m.data_open:
             await m.data_up()
-        await self._session(self.cfg["clean_init"], rebuild=False)
+        c = self.cfg
+        if c["clean_init"] and not c["clean"]:
+            # mqtt_as #40: drop the backlog of a long power-off (clean connect), then open
+            # the persistent session that keeps qos 1 messages across later outages
+            await self._session(True, rebuild=False, subscribe=False)
+            await self.driver.disconnect()
+            self._set_down()
+            await self._session(False, rebuild=False)
+        else:
+            await self._session(c["clean_init"], rebuild=False)
         self._connected_once = True
 
-    async def _session(self, clean, rebuild=True):
+    async def _session(self, clean, rebuild=True, subscribe=True):
         d = self.driver
         c = self.cfg
         if rebuild:
@@ -316,13 +325,15 @@ class MQTTClient:
         await d.connect(c["host"], c["port"], c["client_id"], keepalive_s=c["keepalive_s"],
                         clean=clean, user=c["user"], password=c["password"], will=c["will"],
                         tls=c["tls"] is not None, timeout_ms=c["connect_timeout_ms"])
-        for t, q in self._subs:
-            await d.subscribe(t, q)
+        if subscribe:
+            for t, q in self._subs:
+                await d.subscribe(t, q)
         self._set_up()
 
     async def disconnect(self):
         """Leave cleanly (MQTT DISCONNECT: no will); the supervisor stops recovering."""
         self._closing = True
+        self.recovery.stop()  # a recovery in progress ends after its current step
         self._set_down()
         self.events.put(EV_URC, KICK, 0)  # wake the supervisor so that it ends
         await self.driver.disconnect()

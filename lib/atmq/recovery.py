@@ -47,6 +47,10 @@ class Escalate(Exception):
         self.rung = rung
 
 
+class Stopped(Exception):
+    """``Recovery.stop()`` was called: the episode ends without service (app shutdown)."""
+
+
 class Ladder:
     """Pure state of the ladder; every method takes ``now`` from the caller's clock.
 
@@ -208,6 +212,12 @@ class Recovery:
         self.max_attempts = max_attempts
         self.last_error = None
         self.running = False
+        self._stop = False
+
+    def stop(self, on=True):
+        """Make the running (or next) ``recover`` end at the next step with ``Stopped``;
+        never interrupts an action half-way (a modem command is not cancelled)."""
+        self._stop = on
 
     def _emit(self, step, rung, detail):
         f = self.on_step
@@ -235,9 +245,13 @@ class Recovery:
         n = 0
         try:
             while True:
+                if self._stop:
+                    raise Stopped()
                 d = lad.delay_ms()
                 if d:
                     await self.sleep(d)
+                if self._stop:
+                    raise Stopped()
                 lad.attempt()
                 n += 1
                 self._emit(STEP_TRY, r, d)
