@@ -1,0 +1,314 @@
+"""Transcript replays of the SM driver (smmqtt.SMDriver), shared by CPython and MicroPython.
+
+Each case is ``(name, source, body, options)``: ``run_case(name, chunk)`` builds an
+Engine on a ``ReplayModem`` (which checks every byte the driver writes), runs
+``body(ctx)`` (driver calls and assertions on results, exceptions, events, Inbox
+contents and counters), lets the reader consume every modem byte and asserts the
+transcript finished.  ``source`` is a file under ``tests_host/transcripts/`` or a
+function building the records from the seed 004 fixtures (the manual's worked
+examples, which stop before two results the manual does not print).
+``tests_host/test_smmqtt.py`` runs every case at chunk sizes 1, 2, 3, 7 and seeded
+random; ``tests_device/test_smmqtt_device.py`` runs them on the unix port.
+"""
+
+import asyncio
+
+import atxreplay as R  # pyright: ignore[reportMissingImports]
+from atmq import atx
+from atmq.compat import sleep_ms
+from atmq.engine import Engine
+from atmq.errors import ATError, ModemError
+from atmq.events import EV_CONNLOST, EV_MSG, EV_MSG_DROPPED, EventQueue
+from atmq.inbox import Inbox
+from atmq.smmqtt import DROP_OVERSIZE, DROP_OVERWRITTEN, DROP_TORN, SMDriver
+
+
+def _dirname(p):
+    i = p.rfind("/")
+    return p[:i] if i > 0 else "."
+
+
+TRANSCRIPTS = _dirname(_dirname(__file__)) + "/tests_host/transcripts/"
+OK = b"\r\nOK\r\n"
+
+
+class Ctx:
+    def __init__(self, source, chunk, variant="sim800", inbox=(4, 64, 64), line_max=512):
+        if not isinstance(source, str):
+            source = source()
+        elif not source.startswith("/"):
+            source = TRANSCRIPTS + source
+        self.modem = R.ReplayModem(source, chunk=chunk)
+        self.at = Engine(self.modem, line_max=line_max)
+        self.ev = EventQueue(32)
+        self.inbox = Inbox(inbox[0], inbox[1], inbox[2])
+        self.drv = SMDriver(self.at, self.ev, self.inbox, 0, None, variant)
+        self.seen = []
+
+    def events(self):
+        q = self.ev
+        while True:
+            k = q.get()
+            if k < 0:
+                return self.seen
+            self.seen.append((k, q.a, q.b))
+
+    def messages(self):
+        """Every (topic, payload) in the Inbox, released."""
+        ib = self.inbox
+        out = []
+        while True:
+            s = ib.get()
+            if s < 0:
+                return out
+            out.append((bytes(ib.topic(s)), bytes(ib.payload(s))))
+            ib.release()
+
+
+async def settle(c):
+    """Wait (bounded) until the reader has consumed every byte the modem released."""
+    for _ in range(3000):
+        if c.modem.pending_rx() == 0 and c.at.ring.count() == 0:
+            return
+        await sleep_ms(1)
+    raise AssertionError("modem bytes left unread: %s" % c.modem.where())
+
+
+async def expect(coro, kind, code):
+    try:
+        await coro
+    except ModemError as e:
+        assert e.kind == kind and e.code == code, "got %r %r, want %s %d" % (
+            e.kind, e.code, kind, code)
+        return e
+    raise AssertionError("no ModemError %s %d" % (kind, code))
+
+
+# ---- seed 004 worked examples ------------------------------------------------------------------
+
+def _seed(name):
+    return atx.read(TRANSCRIPTS + name)
+
+
+def seed004_4_1_records():
+    """4.1 from AT+SMCONF="URL" on (the bearer is the Modem's: sim800_bearer in modem
+    tests).  The manual prints no result for that SMCONF: the OK of 3.1 is added."""
+    meta, a = _seed("seed004_4_1a_sim800_bearer.atx")
+    _, b = _seed("seed004_4_1b_sim800_mqtt.atx")
+    i = 0
+    while not (a[i][1] == ">" and a[i][3].startswith(b"AT+SMCONF")):
+        i += 1
+    return meta, a[i:] + [(a[-1][0], "<", 0, OK)] + b
+
+
+def seed004_4_2_records():
+    """4.2 part 2 (TLS options, Azure, subscribe, receive, publish, disconnect).  The
+    SMDISC result falls on a page break in the manual: its OK is added."""
+    meta, b = _seed("seed004_4_2b_sim800_azure_mqtt.atx")
+    return meta, b + [(b[-1][0], "<", 0, OK)]
+
+
+AZURE_TOPIC = (b"devices/simcomdevice/messages/devicebound/%24.mid=17a3c1ba-9aed-437a-9923-"
+               b"4426ba711167&%24.to=%2Fdevices%2Fsimcomdevice%2Fmessag")
+
+
+async def seed004_4_1(c):
+    d = c.drv
+    d.reset()  # 4.1 starts from a modem with the note's defaults
+    await d.start()
+    await d.connect("117.131.85.139", 6000, None, keepalive_s=60, clean=True)
+    assert d.connected and d.stats["connects"] == 1
+    await d.subscribe("Topic1", 1)
+    await d.publish("Topic1", "hello world", 1)
+    await settle(c)
+    assert c.events() == [(EV_MSG, 0, 0)]
+    assert c.messages() == [(b"Topic1", b"hello world")]
+    await d.unsubscribe("Topic1")
+    await d.disconnect()
+    assert not d.connected
+    await c.at.cmd(b"AT+SAPBR=0,1")  # the Modem closes the bearer
+    st = d.stats
+    assert st["published"] == 1 and st["received"] == 1 and st["subscribed"] == 1
+    assert c.at.echoes == 8  # the note's terminal has echo on: every echo skipped
+
+
+async def seed004_4_2(c):
+    d = c.drv
+    d.reset()
+    await d.configure_tls({"root": "C:\\USER\\HENRY_SSL.CRT", "root_len": 947,
+                           "verify": True, "client_auth": True})
+    await d.connect_azure("9AMIoTHub-HW.azure-devices.cn", "simcomdevice",
+                          "n1AoqKmG6ltXWtNX1HL4zPAih/ug50D7P4rCv6pc/3c=", 86400)
+    assert d.connected
+    await d.subscribe("devices/simcomdevice/messages/devicebound/#", 1)
+    await d.publish("devices/simcomdevice/messages/events/", b"hello world", 1)
+    await d.disconnect()
+    assert c.events() == [(EV_MSG, 0, 0)]
+    assert c.messages() == [(AZURE_TOPIC, b"123213")]
+
+
+# ---- SIM800 ------------------------------------------------------------------------------------
+
+async def sim800_session(c):
+    d = c.drv
+    await d.start()
+    await d.connect("broker.example.net", 1883, "tlog-0001", keepalive_s=120, clean=True,
+                    user="dev", password="s3cret")
+    assert d.connected
+    assert (await d.is_connected()) is True
+    await d.publish("tlog/0001/status", "online", qos=0, retain=True)
+    await d.publish("tlog/0001/t", b"{a:1}", qos=1)
+    await d.disconnect()
+    assert (await d.is_connected()) is False
+    assert not d.connected and c.events() == []  # our own disconnect is no loss
+    await d.connect("broker.example.net", 1883, "tlog-0001", keepalive_s=120, clean=True,
+                    user="dev", password="s3cret")
+    await d.stop()
+    await d.connect("broker.example.net", 1883, "tlog-0001", keepalive_s=120, clean=True,
+                    user="dev", password="n3w")
+    assert d.connected and d.stats["published"] == 2 and d.stats["connects"] == 3
+
+
+async def sim800_inbound(c):
+    d = c.drv
+    d.reset()
+    d.connected = True
+    await d.subscribe("cmd/tlog/0001/#", 1)
+    await settle(c)
+    await d.unsubscribe("cmd/tlog/0001/#")
+    ev = c.events()
+    assert ev == [(EV_MSG, 0, 0), (EV_MSG, 1, 0), (EV_MSG, 2, 0), (EV_MSG, 3, 0),
+                  (EV_MSG_DROPPED, DROP_TORN, 0), (EV_MSG_DROPPED, DROP_OVERSIZE, 80),
+                  (EV_MSG_DROPPED, DROP_OVERSIZE, 150), (EV_MSG_DROPPED, DROP_OVERWRITTEN, 0),
+                  (EV_MSG, 0, 0)], ev
+    got = c.messages()
+    assert got == [(b"cmd/tlog/0001/a,b", b'","",""'), (b"cmd/tlog/0001/ping", b""),
+                   (b"cmd/tlog/0001/x", b"OK> +S"), (b"cmd/tlog/0001/ok", b"{}")], got
+    # the first message was overwritten by the last one (a 4-slot inbox, nobody reading)
+    st = d.stats
+    assert st["received"] == 5 and st["rx_oversize"] == 2 and st["rx_torn"] == 1, st
+    assert st["rx_overwritten"] == 1 and st["rx_dropped"] == 4, st
+    assert c.at.unknown == 1  # the tail 'end"' of the torn message
+    assert c.at.tok.truncations == 1
+
+
+async def sim800_inbound_first(c):
+    # the same stream read as it comes: the first message is intact with its quotes
+    d = c.drv
+    d.connected = True
+    await d.subscribe("cmd/tlog/0001/#", 1)
+    await settle(c)
+    c.events()
+    s = c.inbox.get()
+    assert bytes(c.inbox.topic(s)) == b"cmd/tlog/0001/set"
+    assert bytes(c.inbox.payload(s)) == b'{"a":"x,y","b":[1,2]}  '
+    c.messages()
+    await d.unsubscribe("cmd/tlog/0001/#")
+
+
+async def sim800_errors(c):
+    d = c.drv
+    await d.connect("broker.example.net", 1883, "tlog-0001")
+    e = await expect(d.subscribe("cmd/#", 1), "SM", 1)
+    assert "Time Out" in str(e) and d.connected
+    await expect(d.publish("t", "x"), "CME", 3)
+    assert not d.connected
+    assert c.events() == [(EV_CONNLOST, 0, -1)]
+    await d.connect("broker.example.net", 1883, "tlog-0001")
+    await expect(d.publish("t", "y"), "SM", 2)
+    assert d.connected and d.stats["pub_errors"] == 2
+    await d.connect("broker.example.net", 1883, "tlog-0001")  # already: state_ok
+    assert d.connected and d.stats["state_ok"] == 1
+    await d.stop()
+    await d.stop()
+    assert d.stats["state_ok"] == 2 and not d.connected
+    await expect(d.connect("broker.example.net", 1883, "tlog-0001"), "CME", 3)
+    assert not d.connected and len(c.events()) == 1
+
+
+# ---- SIM70x0 -----------------------------------------------------------------------------------
+
+async def sim70x0_session(c):
+    d = c.drv
+    tls = {"ssl_ctx": 0, "cacert": "ca.crt", "clientcert": "client.crt",
+           "clientkey": "client.key", "sni": "broker.example.net"}
+    await d.configure_tls(tls)
+    await d.configure_tls(tls)  # the same profile: nothing sent again
+    await d.connect("broker.example.net", 8883, "tlog-0001", keepalive_s=30, clean=False,
+                    will=("tlog/0001/status", "offline", 1, True), tls=True)
+    assert d.connected
+    await d.subscribe("cmd/tlog/0001/#", 1)
+    await d.publish("tlog/0001/t", b'{"v":"a,b"}\r\nOK\r\n>x', 1)
+    await settle(c)
+    assert c.events() == [(EV_MSG, 0, 0), (EV_MSG, 1, 0)]
+    assert c.messages() == [(b"cmd/tlog/0001/set", b'{"a":"x,y","b":"",""}'),
+                            (b"cmd/tlog/0001/empty", b"")]
+    assert (await d.is_connected()) is True
+    await d.unsubscribe("cmd/tlog/0001/#")
+    await d.disconnect()
+    await d.configure_tls(None)
+    await d.connect("broker.example.net", 8883, "tlog-0001", keepalive_s=30, clean=False,
+                    will=("tlog/0001/status", "offline", 1, True))
+    assert d.connected and d.stats["published"] == 1 and d.stats["subscribed"] == 1
+
+
+async def sim70x0_connlost(c):
+    d = c.drv
+    await d.connect("broker.example.net", 1883, "tlog-0001")
+    assert (await d.is_connected()) is True
+    await settle(c)
+    assert not d.connected
+    assert c.events() == [(EV_CONNLOST, 0, 0)]
+    try:
+        await d.publish("t", b"ab")
+        raise AssertionError("no error")
+    except ATError:
+        pass
+    await d.connect("broker.example.net", 1883, "tlog-0001")
+    await expect(d.publish("t", b"ab"), "CME", 3)
+    assert not d.connected
+    assert c.events() == [(EV_CONNLOST, 0, 0), (EV_CONNLOST, 0, -1)]
+    assert d.stats["connlost"] == 2 and d.stats["pub_errors"] == 2
+
+
+CASES = (
+    ("seed004_4_1", seed004_4_1_records, seed004_4_1, {}),
+    ("seed004_4_2", seed004_4_2_records, seed004_4_2, {"inbox": (2, 160, 32)}),
+    ("sim800_session", "sm/sim800_session.atx", sim800_session, {}),
+    ("sim800_inbound", "sm/sim800_inbound.atx", sim800_inbound, {"line_max": 160}),
+    ("sim800_inbound_first", "sm/sim800_inbound.atx", sim800_inbound_first,
+     {"line_max": 160, "inbox": (8, 64, 64)}),
+    ("sim800_errors", "sm/sim800_errors.atx", sim800_errors, {}),
+    ("sim70x0_session", "sm/sim70x0_session.atx", sim70x0_session, {"variant": "sim70x0"}),
+    ("sim70x0_connlost", "sm/sim70x0_connlost.atx", sim70x0_connlost, {"variant": "sim70x0"}),
+)
+
+NAMES = tuple(c[0] for c in CASES)
+
+
+def chunker(chunk, name):
+    if chunk == "random":
+        seed = 1
+        for ch in name:
+            seed = (seed * 31 + ord(ch)) & 0xFFFFFFFF
+        return R.Seeded(9, seed)
+    return chunk
+
+
+async def run_case(name, chunk, timeout_ms=10000):
+    case = None
+    for cs in CASES:
+        if cs[0] == name:
+            case = cs
+    if case is None:
+        raise ValueError("no case %r" % name)
+    _, source, body, opts = case
+    c = Ctx(source, chunker(chunk, name), **opts)
+    task = asyncio.create_task(c.at.run())
+    try:
+        await R.drive(c.modem, body(c), timeout_ms)
+        await settle(c)
+        c.modem.assert_done()
+    finally:
+        task.cancel()
+    return c
