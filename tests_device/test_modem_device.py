@@ -46,3 +46,52 @@ def test_cclk_and_csq_helpers():
         raise AssertionError("unsynced clock must be None")
     if csq_dbm(99) is not None or csq_dbm(31) != -51:
         raise AssertionError("CSQ scale")
+
+
+def test_modem_urc_handlers_allocate_nothing():
+    # Registration, SIM-ready, PDP-loss and reboot URCs decoded inside heap_lock(): the
+    # handlers only record ints and enqueue events (reader rule, engine docstring).
+    import gc
+
+    from atmq.compat import heap_lock, heap_unlock
+    from atmq.engine import Engine
+    from atmq.events import EV_NONET, EV_REBOOT, EV_REG, EventQueue
+    from atmq.modem import Modem
+
+    class Null:
+        def readinto(self, b):
+            return None
+
+        def write(self, b):
+            return len(b)
+
+    at = Engine(Null())
+    q = EventQueue(64)
+    m = Modem(at, q)
+    m._session = True  # as after init(): RDY now means a spontaneous reboot
+    m.sim = "READY"
+    lines = (b"\r\n+CEREG: 2\r\n\r\n+CEREG: 5\r\n\r\n+CGREG: 1\r\n\r\n+CREG: 1\r\n"
+             b"\r\n+CPIN: READY\r\n\r\n+CGEV: NW PDN DEACT 1\r\n"
+             b"\r\n+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY\r\n\r\nRDY\r\n")
+    at.feed(lines)  # warm-up: first-use allocations happen here
+    q.clear()
+    m._session = True
+    buf = bytearray(lines)
+    gc.collect()
+    heap_lock()
+    try:
+        for _ in range(7):  # 8 events each: the queue (64) keeps them all
+            m._session = True
+            at.feed(buf)
+    finally:
+        heap_unlock()
+    kinds = []
+    while True:
+        k = q.get()
+        if k < 0:
+            break
+        kinds.append(k)
+    if kinds.count(EV_REBOOT) != 7 or kinds.count(EV_NONET) != 14 or q.discards:
+        raise AssertionError("events: %r" % kinds)
+    if EV_REG not in kinds:
+        raise AssertionError("no EV_REG")
