@@ -265,8 +265,8 @@ class Driver:
         self.events.put(EV_CONNLOST, a.arg_int(0), a.arg_int(1))
 
     @micropython.native
-    def cycle(self):
-        """Play one cycle; no allocation."""
+    def cycle(self, check=True):
+        """Play one cycle; no allocation.  ``check=False`` skips verifying the outcomes."""
         at = self.at
         st = self.stream
         st.pos = 0
@@ -285,7 +285,7 @@ class Driver:
             while st.pos < st.limit:
                 at.pump()
             at.process()
-            if k != K_IDLE:
+            if check and k != K_IDLE:
                 r = at.resp
                 if r.final == R_OK:
                     got[0] += 1
@@ -310,6 +310,7 @@ class Driver:
                 elif k == K_COPS:
                     if r.count != 1 or not r.line(0).arg_eq(2, b"Telekom.de, Roaming"):
                         got[6] += 1
+            if k != K_IDLE:
                 at.end()
             while self.events.get() >= 0:
                 pass

@@ -68,6 +68,9 @@ _FINALS = (
     (b"CONNECT", R_CONNECT),
 )
 
+_FINAL_TEXT = (b"", b"OK", b"ERROR", b"+CME ERROR", b"+CMS ERROR", b"NO CARRIER", b"BUSY",
+               b"NO ANSWER", b"NO DIALTONE", b"CONNECT")
+
 FINAL_NAMES = ("PENDING", "OK", "ERROR", "CME", "CMS", "NO CARRIER", "BUSY", "NO ANSWER",
                "NO DIALTONE", "CONNECT", "ABORTED")
 
@@ -101,6 +104,7 @@ class Response:
         self.count = 0
         self.used = 0
         self.final = R_PENDING
+        self.ok = False  # final == R_OK (a plain attribute: a property would slow every store)
         self.code = -1
         self.done = -1
         self.overflow = 0  # lines that did not fit
@@ -137,9 +141,6 @@ class Response:
                 return a
         return None
 
-    @property
-    def ok(self):
-        return self.final == R_OK
 
 
 class Engine:
@@ -279,83 +280,65 @@ class Engine:
 
     @micropython.native
     def _line(self, a):
-        phase = self._phase
-        if phase != _IDLE and self.resp.final != R_PENDING:
-            # Answered: only a two-phase completion still belongs to the command; lines
-            # that arrive before its coroutine resumes are URCs, not part of its answer.
+        # One function with the checks inline: on MicroPython each call costs more than
+        # the comparison it wraps, and this runs for every line the modem sends.
+        buf = a.buf  # tokenizer lines start at 0, so a.e is the length
+        n = a.e
+        h = self.tok.head
+        if self._phase != _IDLE:
+            r = self.resp
+            pending = r.final == R_PENDING
+            if pending:
+                cmd = self._cmd
+                if cmd is not None and n == len(cmd) and buf.startswith(cmd):
+                    self._cmd = None  # one echo per command
+                    self.echoes += 1
+                    return
+                p = self._resp_prefix
+                if p is not None and n >= len(p) and buf.startswith(p):
+                    r.add(buf, 0, n)
+                    return
+            # A two-phase completion may come before or after the final code; once the
+            # command is answered nothing else belongs to it, whatever arrives before its
+            # coroutine resumes.
             p = self._done_prefix
-            if p is not None and not self._done_seen and a.startswith(p):
+            if p is not None and not self._done_seen and n >= len(p) and buf.startswith(p):
                 if self._done_arg < 0 or a.arg_int(0) == self._done_arg:
-                    self.resp.done = self._store(a)
+                    r.done = r.add(buf, 0, n)
                     self._done_seen = True
                     self._wake()
                     return
-            phase = _IDLE
-        if phase != _IDLE:
-            cmd = self._cmd
-            if cmd is not None and a.eq(cmd):
-                self._cmd = None  # one echo per command
-                self.echoes += 1
-                return
-            p = self._resp_prefix
-            if p is not None and a.startswith(p):
-                self._store(a)
-                return
-            p = self._done_prefix
-            if p is not None and a.startswith(p):
-                if self._done_arg < 0 or a.arg_int(0) == self._done_arg:
-                    i = self._store(a)
-                    self.resp.done = i
-                    self._done_seen = True
-                    if phase == _WAIT_DONE:
+            if pending:
+                kind = self._final_of.get(h, 0)
+                if kind:
+                    fp = _FINAL_TEXT[kind]
+                    m = len(fp)
+                    if (n == m or (n > m and kind >= R_CME and kind <= R_CMS)) \
+                            and buf.startswith(fp):
+                        r.final = kind
+                        r.ok = kind == R_OK
+                        if kind == R_CME or kind == R_CMS:
+                            r.code = a.arg_int(0)
                         self._wake()
+                        return
+        else:
+            pending = False
+        i = self._urc_head.get(h, -1)
+        while i >= 0:
+            p = self._urc_prefix[i]
+            if n >= len(p) and buf.startswith(p):
+                k = self._urc_nargs[i]
+                if k < 0 or a.count() == k:
+                    self.urcs += 1
+                    self._urc_fn[i](a)
                     return
-            h = self.tok.head
-            kind = self._final_of.get(h, 0)
-            if kind and self._is_final(a, kind):
-                r = self.resp
-                r.final = kind
-                if kind == R_CME or kind == R_CMS:
-                    r.code = a.arg_int(0)
-                self._wake()
-                return
-            if self._urc(a, h):
-                return
-            if self._bare:
-                self._store(a)
-                return
-        elif self._urc(a, self.tok.head):
+            i = self._urc_next[i]
+        if pending and self._bare:
+            self.resp.add(buf, 0, n)
             return
         self.unknown += 1
         if self.on_unknown is not None:
             self.on_unknown(a)
-
-    @micropython.native
-    def _is_final(self, a, kind):
-        # The hash found a candidate; confirm the exact text ("OK" but not "OKAY").
-        for p, k in _FINALS:
-            if k == kind:
-                if kind == R_CME or kind == R_CMS:
-                    return a.startswith(p)
-                return a.eq(p)
-        return False
-
-    @micropython.native
-    def _store(self, a):
-        return self.resp.add(a.buf, a.s, a.e)
-
-    @micropython.native
-    def _urc(self, a, h):
-        i = self._urc_head.get(h, -1)
-        while i >= 0:
-            if a.startswith(self._urc_prefix[i]):
-                n = self._urc_nargs[i]
-                if n < 0 or a.count() == n:
-                    self.urcs += 1
-                    self._urc_fn[i](a)
-                    return True
-            i = self._urc_next[i]
-        return False
 
     @micropython.native
     def _wake(self):
@@ -368,6 +351,7 @@ class Engine:
         """Fail the command in flight now (from a URC handler: link lost, modem rebooted)."""
         if self._phase != _IDLE:
             self.resp.final = R_ABORTED
+            self.resp.ok = False
             self._wake()
 
     # ---- commands --------------------------------------------------------------------------

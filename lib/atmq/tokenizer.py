@@ -117,23 +117,18 @@ def _copy(src, s: int, dst, d: int, n: int):
 
 
 @micropython.viper
-def _args_start(buf, s: int, e: int) -> int:
-    # "+NAME: a,b" -> index after the colon; a line without a "+...:" header -> s
-    b = ptr8(buf)
-    if s >= e or b[s] != 43:
-        return s
-    i = s
-    while i < e:
-        if b[i] == 58:
-            return i + 1
-        i += 1
-    return e
-
-
-@micropython.viper
 def _split(buf, s: int, e: int, argv, maxargs: int) -> int:
+    # Arguments start after the colon of a "+NAME:" header, else at the line start.
     b = ptr8(buf)
     av = ptr16(argv)
+    if s < e and b[s] == 43:
+        j = s
+        while j < e and b[j] != 58:
+            j += 1
+        if j < e:
+            s = j + 1
+        else:
+            s = e
     i = s
     while i < e and b[i] == 32:
         i += 1
@@ -242,21 +237,19 @@ class Args:
 
     @micropython.native
     def split(self):
-        self.argc = _split(
-            self.buf, _args_start(self.buf, self.s, self.e), self.e, self.argv, self.max_args
-        )
+        self.argc = _split(self.buf, self.s, self.e, self.argv, self.max_args)
         return self.argc
 
     @micropython.native
     def count(self):
         if self.argc < 0:
-            self.split()
+            self.argc = _split(self.buf, self.s, self.e, self.argv, self.max_args)
         return self.argc
 
     @micropython.native
     def arg_int(self, i, default=-1):
         if self.argc < 0:
-            self.split()
+            self.argc = _split(self.buf, self.s, self.e, self.argv, self.max_args)
         if i >= self.argc:
             return default
         return _atoi(self.buf, self.argv[2 * i], self.argv[2 * i + 1], default)
@@ -264,7 +257,7 @@ class Args:
     @micropython.native
     def arg_len(self, i):
         if self.argc < 0:
-            self.split()
+            self.argc = _split(self.buf, self.s, self.e, self.argv, self.max_args)
         if i >= self.argc:
             return -1
         return self.argv[2 * i + 1] - self.argv[2 * i]
@@ -272,13 +265,13 @@ class Args:
     @micropython.native
     def arg_start(self, i):
         if self.argc < 0:
-            self.split()
+            self.argc = _split(self.buf, self.s, self.e, self.argv, self.max_args)
         return self.argv[2 * i] if i < self.argc else self.e
 
     @micropython.native
     def arg_eq(self, i, data):
         if self.argc < 0:
-            self.split()
+            self.argc = _split(self.buf, self.s, self.e, self.argv, self.max_args)
         if i >= self.argc:
             return False
         a = self.argv[2 * i]
