@@ -107,6 +107,18 @@ def test_deploy_copies_everything_then_nothing_then_the_changed_file(board):
     assert r.stdout.split() == ["100", "lib/atmq/util.mpy"]
 
 
+def test_verify_hashes_the_board_instead_of_trusting_the_manifest(board):
+    tree, flash, url = board
+    run_deploy(tree, "--port", url, "--arch", "x64")
+    (flash / "main.py").write_text("# edited on the board\n")
+    (flash / "boot.py").unlink()
+    trusting, _ = run_deploy(tree, "--port", url, "--arch", "x64")
+    assert trusting["copied"] == []
+    verified, _ = run_deploy(tree, "--port", url, "--arch", "x64", "--verify")
+    assert sorted(verified["copied"]) == ["boot.py", "main.py"]
+    assert (flash / "main.py").read_text() == "import tlog.app\n"
+
+
 def test_dry_run_copies_nothing(board):
     tree, flash, url = board
     plan, log = run_deploy(tree, "--port", url, "--arch", "x64", "--dry-run")

@@ -19,7 +19,8 @@ on the unix port started by replrelay.py.
 
 The hashes are SHA-256 of the bytes that go to the board.  The board's
 :.deploy.json is read back first; a file is copied when its hash differs or it
-is missing from the manifest.  ``--dry-run`` prints the plan and copies nothing.
+is missing from the manifest (``--verify`` hashes the files on the board instead,
+for boards edited by hand).  ``--dry-run`` prints the plan and copies nothing.
 
     deploy.py --port /dev/ttyUSB0 --board freematics-one-plus --config my.json
     deploy.py --port socket://127.0.0.1:PORT --arch x64 --resume   # unix port
@@ -159,6 +160,35 @@ class Board:
         files = data.get("files", {}) if isinstance(data, dict) else {}
         return files if isinstance(files, dict) else {}
 
+    def hash_files(self, devpaths):
+        """SHA-256 of each file as it is on the board (missing files left out)."""
+        r = self.run("exec", _HASH_SCRIPT % (list(devpaths),))
+        if r.returncode:
+            raise DeployError("cannot hash files on the board (rc %d): %s" % (
+                r.returncode, (r.stderr or r.stdout).strip()))
+        try:
+            return json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise DeployError("unexpected answer hashing files: %r" % r.stdout) from None
+
+
+_HASH_SCRIPT = """import hashlib, binascii, json
+r = {}
+for p in %r:
+    try:
+        h = hashlib.sha256()
+        with open(p, 'rb') as f:
+            while True:
+                b = f.read(512)
+                if not b:
+                    break
+                h.update(b)
+        r[p] = binascii.hexlify(h.digest()).decode()
+    except OSError:
+        pass
+print(json.dumps(r))
+"""
+
 
 def _mkdirs_script(devpaths):
     dirs = set()
@@ -186,7 +216,7 @@ def plan_changes(built, remote, prune):
 
 
 def deploy(root, port, arch="xtensawin", board=None, config=None, dry_run=False, resume=None,
-           prune=False, log=print):
+           prune=False, log=print, verify=False):
     """Deploy and return a summary dict (also what --json prints)."""
     plan = sources(root, board, config)
     if resume is None:
@@ -196,6 +226,12 @@ def deploy(root, port, arch="xtensawin", board=None, config=None, dry_run=False,
         built = build(plan, arch, work)
         dev = Board(port, resume) if port else None
         remote = dev.read_manifest() if dev else {}
+        if dev is not None and verify:
+            # trust the files, not the manifest: catches edits made on the board by hand
+            listed = dict(remote)
+            remote = dev.hash_files([b[1] for b in built])
+            for devp in listed:
+                remote.setdefault(devp, None)  # keep prune candidates
         copy, same, remove = plan_changes(built, remote, prune)
         summary = {
             "port": port, "arch": arch, "dry_run": dry_run,
@@ -265,6 +301,8 @@ def main(argv=None):
     p.add_argument("--no-resume", dest="resume", action="store_false")
     p.add_argument("--prune", action="store_true",
                    help="remove files listed in the board's manifest that left the tree")
+    p.add_argument("--verify", action="store_true",
+                   help="hash the files on the board instead of trusting its manifest")
     p.add_argument("--root", default=ROOT, help="repository root (default: this repo)")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     a = p.parse_args(argv)
@@ -273,7 +311,7 @@ def main(argv=None):
     log = (lambda s: sys.stderr.write(s + "\n")) if a.json else print
     try:
         summary = deploy(a.root, a.port, a.arch, a.board, a.config, a.dry_run, a.resume,
-                         a.prune, log)
+                         a.prune, log, a.verify)
     except DeployError as e:
         sys.stderr.write("deploy: %s\n" % e)
         return 1
