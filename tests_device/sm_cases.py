@@ -255,7 +255,9 @@ async def sim70x0_session(c):
 async def sim70x0_connlost(c):
     d = c.drv
     await d.connect("broker.example.net", 1883, "tlog-0001")
-    assert (await d.is_connected()) is True
+    # "+SMSTATE: 1" answers, "+SMSTATE: 0" follows in the same read: whether the loss is
+    # handled before the query resumes depends on the chunking; either way it wins
+    await d.is_connected()
     await settle(c)
     assert not d.connected
     assert c.events() == [(EV_CONNLOST, 0, 0)]

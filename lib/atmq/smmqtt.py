@@ -162,6 +162,7 @@ class SMDriver:
         self._tls_sent = None  # the profile whose settings are on the modem
         self._want = 0
         self._got = _NONE
+        self._lost_gen = 0  # bumped by every link loss (one read may hold an answer and a loss)
         self._flag = ThreadSafeFlag()
         self._lock = asyncio.Lock()
         self.stats = {
@@ -287,6 +288,7 @@ class SMDriver:
     def _link_down(self, why):
         was = self.connected
         self.connected = False
+        self._lost_gen += 1
         if self._want and self._got == _NONE:  # a result that will not come now
             self._got = _ABORTED
             self._flag.set()
@@ -334,8 +336,8 @@ class SMDriver:
     async def _state(self):
         """AT+SMSTATE? -> 0 disconnected, 1 connected, 2 connected with a session ([7080])."""
         r = await self.at.cmd(b"AT+SMSTATE?", resp=b"+SMSTATE:", timeout_ms=T_CMD)
-        a = r.find(b"+SMSTATE:")
-        return a.arg_int(0, 0) if a is not None else 0
+        # the answer is the last +SMSTATE line: an unsolicited one before it is older
+        return r.line(r.count - 1).arg_int(0, 0) if r.count else 0
 
     async def _state_or(self, err):
         # The state after a refused command; if even that fails, the first error stands.
@@ -504,28 +506,28 @@ class SMDriver:
     # ---- connection ----------------------------------------------------------------------------
 
     def _conf_plan(self, host, port, client_id, keepalive_s, clean, user, password, will):
-        """[(tag, value bytes, shown value)] in the order they are sent; validates all."""
+        """[(tag, value, shown value or b"")] in the order they are sent; validates all."""
         h = _quotable(_bytes(host, "host"), "host", 1, 255)
         src = "seed 004 3.1" if self.sim800 else "SIM7080 manual AT+SMCONF"
         port = 1883 if port is None else _int_in(port, "port", 1, 65535, src)
         if self.sim800:
             url = _quotable(b"%s:%d" % (h, port), "URL", 1, 255)
-            plan = [("URL", b'"%s"' % url, None)]  # [004] 3.1 "server:tcpPort"
+            plan = [("URL", b'"%s"' % url, b"")]  # [004] 3.1 "server:tcpPort"
         else:
-            plan = [("URL", b'"%s",%d' % (h, port), None)]  # [7080] "server",<port>
+            plan = [("URL", b'"%s",%d' % (h, port), b"")]  # [7080] "server",<port>
         cid = b"" if client_id is None else _bytes(client_id, "client_id")
         if cid:
             _quotable(cid, "client_id", 1, 128)
-        plan.append(("CLIENTID", b'"%s"' % cid, None))
+        plan.append(("CLIENTID", b'"%s"' % cid, b""))
         if self.sim800:
             ka = _int_in(keepalive_s, "keepalive_s", KEEPALIVE_MIN_SIM800, KEEPALIVE_MAX_SIM800,
                          "seed 004 3.1 KEEPALIVE")
-            plan.append(("KEEPALIVE", b"%d" % ka, None))
+            plan.append(("KEEPALIVE", b"%d" % ka, b""))
         else:
             ka = _int_in(keepalive_s, "keepalive_s", 0, KEEPTIME_MAX_SIM70X0,
                          "SIM7080 manual KEEPTIME")
-            plan.append(("KEEPTIME", b"%d" % ka, None))
-        plan.append(("CLEANSS", b"1" if clean else b"0", None))
+            plan.append(("KEEPTIME", b"%d" % ka, b""))
+        plan.append(("CLEANSS", b"1" if clean else b"0", b""))
         u = b"" if user is None else _bytes(user, "user")
         pw = b"" if password is None else _bytes(password, "password")
         if pw and not u:
@@ -534,7 +536,7 @@ class SMDriver:
             _quotable(u, "user", 1, 256)
         if pw:
             _quotable(pw, "password", 1, 256)
-        plan.append(("USERNAME", b'"%s"' % u, None))
+        plan.append(("USERNAME", b'"%s"' % u, b""))
         plan.append(("PASSWORD", b'"%s"' % pw, b'"***"'))  # errors never show it
         if will is not None:
             if self.sim800:
@@ -544,10 +546,10 @@ class SMDriver:
             _no_wildcards(wt, "will topic")
             wm = _quotable(_bytes(wm, "will message"), "will message", 1, 1024)
             wq = _int_in(wq, "will qos", 0, 2, src)
-            plan.append(("TOPIC", b'"%s"' % wt, None))
-            plan.append(("MESSAGE", b'"%s"' % wm, None))
-            plan.append(("QOS", b"%d" % wq, None))
-            plan.append(("RETAIN", b"1" if wr else b"0", None))
+            plan.append(("TOPIC", b'"%s"' % wt, b""))
+            plan.append(("MESSAGE", b'"%s"' % wm, b""))
+            plan.append(("QOS", b"%d" % wq, b""))
+            plan.append(("RETAIN", b"1" if wr else b"0", b""))
         return plan
 
     async def _apply_conf(self, plan):
@@ -560,6 +562,7 @@ class SMDriver:
                 continue  # clearing what we never set: the modem may not take "" (unknown)
             cmd = b'AT+SMCONF="%s",%s' % (tag.encode(), v)
             conf.pop(tag, None)  # unknown until it is answered
+            # ``shown`` replaces a secret in the error text; b"": the command as sent
             await self._cmd(cmd, b'AT+SMCONF="%s",%s' % (tag.encode(), shown) if shown else None)
             conf[tag] = v
 
@@ -595,9 +598,11 @@ class SMDriver:
             await self._conn(timeout_ms)
 
     async def _conn(self, timeout_ms):
+        gen = self._lost_gen
         r = await self.at.cmd(b"AT+SMCONN", timeout_ms=timeout_ms, check=False)
         if r.final == R_OK:
-            self.connected = True
+            # a loss read together with the OK was handled before we resumed
+            self.connected = gen == self._lost_gen
             self.stats["connects"] += 1
             return
         err = self.at.error(b"AT+SMCONN")
@@ -615,11 +620,10 @@ class SMDriver:
 
     async def _disc(self):
         r = await self.at.cmd(b"AT+SMDISC", timeout_ms=T_DISC, check=False)
-        ok = r.final == R_OK
-        err = None if ok else self.at.error(b"AT+SMDISC")
         self.connected = False
-        if ok:
+        if r.final == R_OK:
             return
+        err = self.at.error(b"AT+SMDISC")
         if await self._state_or(err) == 0:
             self.stats["state_ok"] += 1
             return
@@ -633,7 +637,10 @@ class SMDriver:
     async def is_connected(self):
         """AT+SMSTATE?: 1 (or 2, [7080] session present) is connected."""
         async with self._lock:
+            gen = self._lost_gen
             c = await self._state() != 0
+        if gen != self._lost_gen:  # "+SMSTATE: 0" came after the answer: that is news
+            return False
         if not c and self.connected:
             self._link_down(-1)
         self.connected = c
