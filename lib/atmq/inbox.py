@@ -8,6 +8,9 @@ allocates after construction.  A message larger than the configured maximums
 is dropped and counted (``oversize``), never truncated silently; when every
 slot is full the oldest unread message is overwritten and counted
 (``overwritten``), as mqtt_as does, so a slow consumer cannot stall the modem.
+The one exception is the slot the application is reading (between ``get``
+and ``release``): it is never overwritten; the incoming message is dropped
+and counted in ``overwritten`` instead.
 """
 
 from array import array
@@ -27,6 +30,7 @@ class Inbox:
         self._r = 0  # oldest committed slot
         self._n = 0  # committed slots
         self._w = -1  # slot being written, -1 when none
+        self._held = False  # the oldest slot is being read (get() without release())
         self._want_t = 0
         self._want_p = 0
         self.topic_fill = 0  # bytes received so far for the slot being written
@@ -48,9 +52,11 @@ class Inbox:
             self.oversize += 1
             return -1
         if self._n == self._slots:
+            self.overwritten += 1
+            if self._held:  # never pull the slot out from under its reader
+                return -1
             self._r = (self._r + 1) % self._slots
             self._n -= 1
-            self.overwritten += 1
         w = (self._r + self._n) % self._slots
         self._w = w
         self._want_t = topic_len
@@ -100,7 +106,10 @@ class Inbox:
     @micropython.native
     def get(self):
         """Slot of the oldest message, or -1; valid until ``release``."""
-        return self._r if self._n else -1
+        if self._n == 0:
+            return -1
+        self._held = True
+        return self._r
 
     def topic(self, slot):
         return memoryview(self._topics[slot])[: self._tlen[slot]]
@@ -118,6 +127,7 @@ class Inbox:
 
     @micropython.native
     def release(self):
+        self._held = False
         if self._n:
             self._r = (self._r + 1) % self._slots
             self._n -= 1
