@@ -2,7 +2,7 @@
 """Run the telelogger firmware on the MicroPython unix port (the product, unchanged).
 
     python3 tools/dev.py run-unix --modem tcp:127.0.0.1:PORT --config FILE \\
-        [--flash DIR] [--seconds N] [--heapsize 512K] [--board boards/unix.json]
+        [--flash DIR] [--seconds N] [--heapsize 1M] [--board boards/unix.json]
 
 Starts ``.venv/bin/micropython -X heapsize=H firmware/main.py`` with
 MICROPYPATH=.frozen:<repo>/lib:<repo>/firmware and passes the options as
@@ -13,10 +13,13 @@ environment variables (read by firmware/tlog/platform.py ``options()``):
   TLOG_FLASH    folder standing in for the ESP32's flash (spool, seqno, captures)
   TLOG_SECONDS  stop cleanly after N seconds (0: run until SIGINT)
   TLOG_BOARD    board file (default boards/unix.json)
+  TLOG_STDIN_STOP=1  the child stops cleanly when its stdin (a pipe from here) closes
 
-On SIGINT/SIGTERM, or when the child outlives ``--seconds`` by 30 s, the child
-gets SIGINT (it flushes the spool, publishes "offline", disconnects), then
-SIGKILL after ``--grace`` seconds.  Exits with the child's status.
+On SIGINT/SIGTERM, or when the child outlives ``--seconds`` by 30 s, the
+launcher closes the child's stdin: the app flushes the spool, publishes
+"offline" (retained) and disconnects, then exits.  A SIGINT follows after
+``--grace`` seconds (MicroPython then only saves the spool), SIGKILL 5 s later.
+Exits with the child's status.
 """
 
 import argparse
@@ -42,6 +45,7 @@ def build_env(args, base=None):
     env["TLOG_BOARD"] = os.path.abspath(args.board)
     env["TLOG_FLASH"] = os.path.abspath(args.flash)
     env["TLOG_SECONDS"] = str(args.seconds)
+    env["TLOG_STDIN_STOP"] = "1"
     if args.modem:
         env["TLOG_MODEM"] = args.modem
     if args.config:
@@ -50,16 +54,20 @@ def build_env(args, base=None):
 
 
 def stop(proc, grace):
-    """SIGINT, then SIGKILL after ``grace`` seconds; returns the exit status."""
-    if proc.poll() is None:
+    """Close stdin (clean stop), SIGINT after ``grace`` s, SIGKILL 5 s later; exit status."""
+    if proc.stdin is not None:
         try:
-            os.kill(proc.pid, signal.SIGINT)
-        except ProcessLookupError:
+            proc.stdin.close()
+        except OSError:
             pass
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGKILL, 5.0)):
         try:
-            return proc.wait(grace)
+            return proc.wait(wait)
         except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
+            try:
+                os.kill(proc.pid, sig)
+            except ProcessLookupError:
+                pass
     return proc.wait()
 
 
@@ -71,9 +79,10 @@ def parse(argv):
     p.add_argument("--flash", default=os.path.join(ROOT, "var", "flash"),
                    help="folder that stands in for flash (default var/flash)")
     p.add_argument("--seconds", type=int, default=0, help="stop after N s (0: until SIGINT)")
-    p.add_argument("--heapsize", default="512K",
-                   help="MicroPython heap (default 512K: on the unix port the code itself "
-                   "lives in the heap, ~200 KB; frozen on the ESP32 it does not)")
+    p.add_argument("--heapsize", default="1M",
+                   help="MicroPython heap (default 1M: on the unix port the source is compiled "
+                   "into the heap, ~200 KB of code plus the compiler's garbage; frozen on the "
+                   "ESP32 it stays in flash)")
     p.add_argument("--board", default=os.path.join(ROOT, "boards", "unix.json"))
     p.add_argument("--grace", type=float, default=15.0,
                    help="seconds between SIGINT and SIGKILL when stopping")
@@ -83,7 +92,10 @@ def parse(argv):
 def main(argv=None):
     args = parse(argv)
     os.makedirs(args.flash, exist_ok=True)
-    proc = subprocess.Popen(build_command(args), env=build_env(args), cwd=ROOT)
+    # Own session: a Ctrl-C or a group signal reaches only this launcher, which forwards
+    # exactly one SIGINT (a second one would cut the child's clean shutdown short).
+    proc = subprocess.Popen(build_command(args), env=build_env(args), cwd=ROOT,
+                            stdin=subprocess.PIPE, start_new_session=True)
     stopping = []
 
     def on_signal(signum, frame):

@@ -294,6 +294,8 @@ class App:
         self._tasks.append(asyncio.create_task(self.uplink.run()))
         self._tasks.append(asyncio.create_task(self.link()))
         self._tasks.append(asyncio.create_task(wd.run(1000)))
+        if self.opts.get("stdin_stop"):
+            self._tasks.append(asyncio.create_task(self._stdin_stop()))
         if self.cfg.get("capture_enable"):
             self.capture.start()
         secs = self.opts.get("seconds") or 0
@@ -307,6 +309,20 @@ class App:
             await self.stopping.wait()
         await self.shutdown()
         return self.exit_code
+
+    def stop_now(self):
+        """Synchronous last resort: staged records to flash, capture closed."""
+        try:
+            self.spool.close()
+        except OSError as e:
+            log("spool close failed:", e)
+        self.capture.stop()
+        log("interrupted: spool depth %d" % self.spool.depth())
+
+    async def _stdin_stop(self):
+        await platform.stdin_closed()
+        log("stdin closed: stop requested")
+        self.stopping.set()
 
     async def shutdown(self, online=False):
         """Flush the spool, publish "offline" (retained), leave the MQTT session cleanly."""
@@ -339,16 +355,11 @@ def run():
     app = App(platform.options())
     try:
         code = asyncio.run(app.main())
-    except KeyboardInterrupt:  # SIGINT on the unix port: stop cleanly
-        asyncio.new_event_loop()
-        code = asyncio.run(_after_interrupt(app))
+    except KeyboardInterrupt:
+        # SIGINT on the unix port ends the event loop with it: save what is on flash
+        # (no network any more; the Last Will tells the broker).  tools/run_unix.py asks
+        # for a clean stop by closing stdin instead (see platform.stdin_closed).
+        app.stop_now()
+        code = 130
     if not platform.IS_ESP32 and code:
         raise SystemExit(code)
-
-
-async def _after_interrupt(app):
-    # The interrupted loop's tasks are gone with it: a reader again, for "offline" + DISCONNECT.
-    if app.at is not None:
-        asyncio.create_task(app.at.run())
-    await app.shutdown()
-    return 130

@@ -25,11 +25,13 @@ def options():
 
     ESP32: ``/board.json`` and ``/config.json`` on flash, the board's UART.
     Unix port: ``TLOG_BOARD``, ``TLOG_CONFIG``, ``TLOG_FLASH``, ``TLOG_MODEM``
-    (overrides ``uart.device``), ``TLOG_SECONDS`` (stop after N s, 0 = never).
+    (overrides ``uart.device``), ``TLOG_SECONDS`` (stop after N s, 0 = never),
+    ``TLOG_STDIN_STOP=1`` (stop cleanly when stdin reaches end of file: how the
+    launcher asks, since a SIGINT ends MicroPython's event loop with it).
     """
     if IS_ESP32:
         return {"board": "/board.json", "config": "/config.json", "flash": None,
-                "modem": None, "seconds": 0}
+                "modem": None, "seconds": 0, "stdin_stop": False}
     g = os.getenv
     return {
         "board": g("TLOG_BOARD") or "boards/unix.json",
@@ -37,6 +39,7 @@ def options():
         "flash": g("TLOG_FLASH") or None,
         "modem": g("TLOG_MODEM") or None,
         "seconds": int(g("TLOG_SECONDS") or "0"),
+        "stdin_stop": g("TLOG_STDIN_STOP") == "1",
     }
 
 
@@ -94,6 +97,18 @@ def open_stream(uart, device=None):
         s.setblocking(False)  # readinto: None on EAGAIN, 0 at EOF; asyncio polls it
         return s
     return PtyStream(dev)
+
+
+async def stdin_closed():
+    """Return once stdin reaches end of file (unix port; the launcher closes the pipe)."""
+    from atmq.compat import wait_readable
+
+    f = open(0, "rb")
+    one = bytearray(1)
+    while True:
+        await wait_readable(f)
+        if not f.readinto(one):
+            return
 
 
 def pin_factory():
