@@ -155,3 +155,14 @@ def test_end_to_end_sim800_against_mosquitto(broker, mqtt_sub):  # noqa: F811
                 s.task.cancel()
 
     run(t())
+
+
+def test_variant_for_model():
+    from atmq.smmqtt import variant_for
+
+    assert variant_for("SIM800") == variant_for("SIM800L") == variant_for("SIM868") == "sim800"
+    for m in ("SIM7000", "SIM7000G", "SIM7070G", "SIM7080G", "sim7090"):
+        assert variant_for(m) == "sim70x0", m
+    for m in ("SIM7600", "A7670", "SIM7020"):
+        with pytest.raises(ValueError, match="no SM family variant"):
+            variant_for(m)

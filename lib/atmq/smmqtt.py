@@ -51,6 +51,8 @@ Choices where the sources are silent:
 - A failed command while connected (+CME ERROR, a status 1/2 result) is
   followed by AT+SMSTATE?: 0 there means the link is down (EV_CONNLOST, b=-1).
   ``+SMSTATE: 0`` unsolicited posts EV_CONNLOST with b=0.
+- SMCONF "TIMEOUT" ([004] 3.1, no unit or range given) and "CID" (bearer
+  profile, default 1) are left at the modem's values.
 - State errors on re-init: SMDISC refused while SMSTATE? says 0 is done; SMCONN
   refused while SMSTATE? says 1/2 is connected (counted in ``state_ok``).
 
@@ -106,6 +108,18 @@ _EMPTY = b'""'
 _TLS_KEYS_SIM800 = ("root", "root_len", "verify", "client_auth", "port")
 _TLS_KEYS_SIM70X0 = ("ssl_ctx", "cacert", "clientcert", "clientkey", "sslversion", "sni",
                      "port")
+
+
+def variant_for(model):
+    """The SM variant of a modem model name (board JSON ``modem.model``, ATI/AT+CGMM):
+    "sim70x0" for SIM7000/SIM7070/SIM7080/SIM7090 (prompt publish, KEEPTIME, will,
+    CSSLCFG), "sim800" for the SIM800 series (seed 004); ValueError otherwise."""
+    m = str(model).upper()
+    if m.startswith("SIM70") and len(m) >= 7 and m[5] in "0789" and m[6] == "0":
+        return "sim70x0"
+    if m.startswith("SIM800") or m.startswith("SIM808") or m.startswith("SIM868"):
+        return "sim800"
+    raise ValueError("no SM family variant known for modem model %r" % (model,))
 
 
 def _bytes(x, what):
