@@ -12,9 +12,12 @@ include("../lib/atmq/manifest.py")
 package("tlog", files=[
     "__init__.py",
     "acquire.py",
+    "app.py",
+    "capture.py",
     "commands.py",
     "config.py",
     "fsutil.py",
+    "health.py",
     "imu.py",
     "motion.py",
     "obd.py",

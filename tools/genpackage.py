@@ -134,6 +134,21 @@ def check(root):
     return bad
 
 
+def untracked(root):
+    """Listed sources git does not track: a fresh clone (CI) would not have them."""
+    import subprocess
+
+    try:
+        r = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True,
+                           timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if r.returncode:
+        return []
+    tracked = set(r.stdout.split())
+    return [rel for rel, _dev in layout(root) if rel not in tracked]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(
         description="Regenerate package.json (mip) and the freeze manifests "
@@ -159,6 +174,8 @@ def main(argv=None):
             with open(path, "w") as f:
                 f.write(text)
             print("wrote %s" % rel)
+    for rel in untracked(a.root):
+        print("warning: %s is listed but not tracked by git (commit it with these files)" % rel)
     return 0
 
 

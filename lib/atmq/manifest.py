@@ -31,6 +31,7 @@ package("atmq", files=[
     "power.py",
     "recovery.py",
     "ring.py",
+    "smmqtt.py",
     "tls.py",
     "tokenizer.py",
 ], base_path="..")
