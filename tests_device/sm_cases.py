@@ -18,7 +18,7 @@ from atmq import atx
 from atmq.compat import sleep_ms
 from atmq.engine import Engine
 from atmq.errors import ATError, ModemError
-from atmq.events import EV_CONNLOST, EV_MSG, EV_MSG_DROPPED, EventQueue
+from atmq.events import EV_CONNLOST, EV_MSG, EV_MSG_DROPPED, EV_PUBACK, EventQueue
 from atmq.inbox import Inbox
 from atmq.smmqtt import DROP_OVERSIZE, DROP_OVERWRITTEN, DROP_TORN, SMDriver
 
@@ -226,6 +226,17 @@ async def sim800_errors(c):
     assert not d.connected and len(c.events()) == 1
 
 
+async def sim800_loss_pending(c):
+    d = c.drv
+    await d.connect("broker.example.net", 1883, "tlog-0001")
+    await expect(d.publish("t", "x"), "SM", 2)
+    assert not d.connected and c.events() == [(EV_CONNLOST, 0, 0)]
+    assert (await d.is_connected()) is False
+    await settle(c)
+    assert c.events() == [(EV_CONNLOST, 0, 0), (EV_PUBACK, 0, 1)]
+    assert d.stats["late_results"] == 1 and d.stats["pub_errors"] == 1
+
+
 # ---- SIM70x0 -----------------------------------------------------------------------------------
 
 async def sim70x0_session(c):
@@ -281,6 +292,7 @@ CASES = (
     ("sim800_inbound_first", "sm/sim800_inbound.atx", sim800_inbound_first,
      {"line_max": 160, "inbox": (8, 64, 64)}),
     ("sim800_errors", "sm/sim800_errors.atx", sim800_errors, {}),
+    ("sim800_loss_pending", "sm/sim800_loss_pending.atx", sim800_loss_pending, {}),
     ("sim70x0_session", "sm/sim70x0_session.atx", sim70x0_session, {"variant": "sim70x0"}),
     ("sim70x0_connlost", "sm/sim70x0_connlost.atx", sim70x0_connlost, {"variant": "sim70x0"}),
 )
