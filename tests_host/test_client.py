@@ -91,6 +91,9 @@ class FakeDriver:
         await self._do("is_connected")
         return self.connected
 
+    def reset(self):  # smmqtt's: the module booted, its settings are the defaults again
+        self.calls.append(("reset",))
+
     # what the real driver's URC handlers do
     def drop(self, cause=1):
         self.connected = False
@@ -437,6 +440,7 @@ def test_nonet_reopens_data_then_session():
         await until(lambda: r.c.reconnects == 1, "recovered")
         assert r.m.calls == ["sim_state", "registration", "registration", "data_up"]
         assert r.clock.slept == [2000]  # one registration poll while searching (stat 2)
+        assert "reset" not in r.names()  # no boot: the driver's cached settings stand
         assert "connect" in r.names() and r.c.nonet == 1
         await r.stop()
     run(t())
@@ -474,6 +478,7 @@ def test_reboot_reinits_the_modem_before_the_session():
         await until(lambda: r.c.reconnects == 1, "recovered")
         assert r.m.calls == ["wait_ready", "init", "sim_state", "registration", "data_up"]
         assert r.c.reboots == 1 and r.c.up.is_set()
+        assert r.names().index("reset") < r.names().index("stop")  # driver told of the boot
         await r.stop()
     run(t())
 

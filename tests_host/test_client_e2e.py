@@ -16,6 +16,7 @@ from atmq.engine import Engine
 from atmq.events import EventQueue
 from atmq.inbox import Inbox
 from atmq.modem import Modem
+from atmq.smmqtt import SMDriver
 from brokerfix import broker, mqtt_sub  # noqa: F401
 from modemsim import ModemSim
 
@@ -68,15 +69,18 @@ def run(coro, timeout=90):
     return asyncio.run(bounded())
 
 
-async def rig(b, scenario=None, persona="SIM7600E", on_message=None, **cfg):
+async def rig(b, scenario=None, persona="SIM7600E", on_message=None, family="cmqtt", **cfg):
     sim = ModemSim(persona=persona, broker=(b.host, b.port), fast=True, scenario=scenario)
     port = await sim.start()
     sock = socket.create_connection(("127.0.0.1", port))  # pyright: ignore[reportAttributeAccessIssue]
     at = Engine(SockStream(sock))
     q = EventQueue(32)
     inbox = Inbox(slots=4, topic_max=64, payload_max=512)
-    modem = Modem(at, q, family="cmqtt")
-    driver = CMQTTDriver(at, q, inbox)
+    modem = Modem(at, q, family=family, apn="CMNET" if family == "sm" else None)
+    if family == "sm":
+        driver = SMDriver(at, q, inbox, variant="sim800")
+    else:
+        driver = CMQTTDriver(at, q, inbox)
     steps = []
     conf = {"host": b.host, "port": b.port, "client_id": "e2e-dev", "keepalive_s": 60,
             "subscriptions": [("e2e/cmd", 1)], "reg_timeout_ms": 20000,
@@ -189,3 +193,33 @@ def test_network_loss_reopens_data(broker, mqtt_sub, persona):  # noqa: F811
         finally:
             await teardown(sim, sock, reader, sup)
     run(t(), timeout=120)
+
+
+def test_sm_family_sim800_same_client_survives_a_reboot(broker, mqtt_sub):  # noqa: F811
+    async def t():
+        mqtt_sub.subscribe("e2e/#")
+        got = []
+        sim, sock, reader, client, steps = await rig(
+            broker, persona="SIM800", family="sm",
+            scenario={"faults": [{"kind": "reboot", "match": "AT+SMPUB", "when": "after"}]},
+            on_message=lambda tp, pl: got.append((bytes(tp), bytes(pl))))
+        sup = None
+        try:
+            await client.connect()
+            assert client.modem.facts["model"].startswith("SIM800")
+            assert client.modem.ip  # the SAPBR bearer
+            sup = asyncio.create_task(client.run())
+            await client.publish("e2e/sm", b"one")
+            assert (await wait_for_broker(mqtt_sub, "e2e/sm"))[1] == b"one"
+            await client.publish("e2e/sm", b"two", timeout_ms=60000)
+            assert (await wait_for_broker(mqtt_sub, "e2e/sm"))[1] == b"two"
+            assert client.reboots == 1 and client.reconnects >= 1
+            await asyncio.to_thread(mqtt_sub.publish, "e2e/cmd", b"hi", 1)
+            for _ in range(400):
+                if got:
+                    break
+                await asyncio.sleep(0.05)
+            assert got == [(b"e2e/cmd", b"hi")]
+        finally:
+            await teardown(sim, sock, reader, sup)
+    run(t())

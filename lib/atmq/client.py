@@ -602,6 +602,7 @@ class MQTTClient:
             await self._modem_up(True)
         else:
             await m.restart(self.cfg["boot_timeout_ms"])
+            self._driver_booted()
             await self._modem_up(False)
         await self._session(self.cfg["clean"])
         return True
@@ -611,9 +612,18 @@ class MQTTClient:
         await m.power_cycle()
         await m.wait_ready(self.cfg["boot_timeout_ms"])
         await m.init()
+        self._driver_booted()
         await self._modem_up(False)
         await self._session(self.cfg["clean"])
         return True
+
+    def _driver_booted(self):
+        # The module rebooted: a driver that caches module settings (smmqtt's SMCONF
+        # values) must take the power-on defaults again.  Only after a real boot: told
+        # "defaults" while the module holds other values it would skip needed sends.
+        f = getattr(self.driver, "reset", None)
+        if f is not None:
+            f()
 
     async def _modem_up(self, reopen):
         """Re-init after a reboot, SIM, registration (bounded wait), then the data path."""
@@ -621,6 +631,7 @@ class MQTTClient:
         if not m.inited:
             await m.wait_ready(self.cfg["boot_timeout_ms"])
             await m.init()
+            self._driver_booted()
         st = await m.sim_state()
         if st != "READY":
             raise ModemError("CME", 10 if st == "NOT INSERTED" else 14, b"AT+CPIN?")
