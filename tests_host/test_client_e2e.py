@@ -206,7 +206,7 @@ def test_sm_family_sim800_same_client_survives_a_reboot(broker, mqtt_sub):  # no
         sup = None
         try:
             await client.connect()
-            assert client.modem.facts["model"].startswith("SIM800")
+            assert str(client.modem.facts["model"]).startswith("SIM800")
             assert client.modem.ip  # the SAPBR bearer
             sup = asyncio.create_task(client.run())
             await client.publish("e2e/sm", b"one")
