@@ -259,7 +259,14 @@ async def cnact(m, q, meta):
     check(not m.data_open and m.ip is None, "data marked down")
 
 
+async def sim_puk(m, q, meta):
+    eq(await m.sim_state(), "SIM PUK", "PUK-locked")
+    eq(m.pin_attempts, 0, "no PIN tried")
+    eq([e[:2] for e in events(q)], [(EV_SIM, 0)], "EV_SIM not ready")
+
+
 SCENARIOS = {
+    "sim_puk": sim_puk,
     "cnact": cnact,
     "resets": resets,
     "bringup": bringup,
