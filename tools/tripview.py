@@ -389,10 +389,13 @@ def figure(samples, title=None):
     ax_q.set_xlabel("time")
     st = stats(samples)
     head = title or "Trip: %s" % (", ".join(st["devices"]) or "unknown device")
-    sub = "%d records, %d fixes, %.2f km, max %s km/h, %s .. %s" % (
+    span = "%s .. %s" % (st["start"], st["end"]) if st["start"] else "no wall clock"
+    up = [s.ts for s in samples if s.uptime and s.ts is not None]
+    if not st["start"] and up:
+        span = "uptime %d .. %d s (no wall clock)" % (min(up), max(up))
+    sub = "%d records, %d fixes, %.2f km, max %s km/h, %s" % (
         st["records"], st["fixes"], st["distance_km"],
-        st["max_speed_kmh"] if st["max_speed_kmh"] is not None else "-",
-        st["start"] or "?", st["end"] or "?")
+        st["max_speed_kmh"] if st["max_speed_kmh"] is not None else "-", span)
     fig.suptitle(head + "\n" + sub, fontsize=12)
     return fig
 
