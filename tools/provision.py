@@ -312,6 +312,8 @@ def explain(err):
     if kind not in (None, "AT", "TIMEOUT") and code is not None and code >= 0:
         s += " (%s code %d)" % (kind, code)
     hint = STEP_HINTS.get(step)
+    if err.get("type") == "FirmwareError":  # its message already names the remedy
+        hint = None
     if hint and (kind in (None, "AT") or step in ("link", "open")):
         s += "; " + hint
     return s
