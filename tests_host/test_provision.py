@@ -7,6 +7,7 @@ Host-side validation is checked without any board."""
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -14,7 +15,9 @@ import threading
 import pytest
 import provision
 from broker import make_certs
+from brokerfix import broker  # noqa: F401
 from modemsim import ModemSim
+from modemsim.cmd_ssl import build_context
 from replrelay import Relay
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -132,6 +135,34 @@ def test_aws_profile_exact_bytes_and_context(board, sim, certs):
     assert "provisioned: 3 file(s)" in r.stdout and "readback ctx 0" in r.stdout
     assert leftovers(board[1]) == []
     assert_no_secrets(r, certs["key"], certs["cert"], certs["ca"])
+
+
+def mqtt_connack(ctx, host, port):
+    """TLS handshake with the modem's context, MQTT 3.1.1 CONNECT; the CONNACK bytes."""
+    raw = socket.create_connection((host, port), timeout=10)
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        cid = b"prov-check"
+        var = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
+        s.sendall(b"\x10" + bytes([len(var)]) + var)
+        got = b""
+        while len(got) < 4:
+            chunk = s.recv(4 - len(got))
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+def test_provisioned_files_make_a_working_tls_session(board, sim, broker):  # noqa: F811
+    """The broker's own CA/client files, provisioned as aws (mutual TLS), are what the
+    simulated modem then uses: its SSL context from those bytes verifies the broker."""
+    if broker.tls_port is None:
+        pytest.skip("no Mosquitto TLS listener (amqtt fallback)")
+    r = run_tool(board, sim, "--profile", "aws", "--ca", broker.ca_path,
+                 "--cert", broker.client_cert, "--key", broker.client_key)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ctx = build_context(sim.sim.modem, 0)  # raises if a file the context names is missing
+    assert mqtt_connack(ctx, broker.host, broker.tls_port) == b"\x20\x02\x00\x00"
 
 
 def test_mosquitto_tls_on_another_context(board, sim, certs):
