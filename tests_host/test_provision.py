@@ -232,6 +232,18 @@ def test_modem_not_there_is_a_link_error(board, certs):
     assert leftovers(board[1]) == []
 
 
+def test_board_without_the_library_gets_told_to_deploy(tmp_path, sim, certs):
+    """No atmq/tlog on the board: the script dies at import, before its own clean-up;
+    the host deletes the temporary copy itself."""
+    with Relay(str(tmp_path), path=".frozen") as r:
+        res = run_tool((r.url, str(tmp_path)), sim, "--profile", "mosquitto-tls",
+                       "--ca", certs["ca"])
+    assert res.returncode == 1
+    assert "no result from the board" in res.stderr and "tools/deploy.py" in res.stderr
+    assert leftovers(str(tmp_path)) == []
+    assert sim.sim.modem.certs == {}
+
+
 # ---- host-side validation, no board -------------------------------------------------------
 
 def host(*args):
