@@ -269,3 +269,30 @@ def test_client_in_use_on_reinit_is_not_a_failure(tmp_path):
                     "\\r\\nOK\\r\\n\n")
     assert s["findings"] == []
     assert "client 0 connected to" in cmd(s, "AT+CMQTTCONNECT?")[0]["annotation"]
+
+
+def test_garbled_streams_never_crash_the_report():
+    """Noise, flipped directions and 1..8-byte chunks over every stored transcript:
+    the report is still built, every entry well-formed (the fleet's logs are messy)."""
+    import random
+
+    rng = random.Random(1)
+    files = sorted(glob.glob(os.path.join(ROOT, "tests_host", "transcripts", "**", "*.atx"),
+                             recursive=True))
+    assert files
+    for _ in range(300):
+        meta, recs = atx.read(rng.choice(files))
+        out = []
+        for ln, d, ms, data in recs:
+            data = bytes(data)
+            if rng.random() < 0.1:
+                data = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 20)))
+            if rng.random() < 0.05:
+                d = "<" if d == ">" else ">"
+            for i in range(0, max(len(data), 1), 8):
+                out.append((ln, d, ms if i == 0 else 0, data[i:i + rng.randint(1, 8)]))
+        rep = logdoctor.analyse(logdoctor.Session("fuzz", meta, out))
+        for e in rep["timeline"]:
+            assert e["kind"] in ("cmd", "result", "urc", "noise") and "text" in e
+        for f in rep["findings"]:
+            assert f["severity"] in ("error", "warning", "info") and f["evidence"]
