@@ -296,3 +296,18 @@ def test_garbled_streams_never_crash_the_report():
             assert e["kind"] in ("cmd", "result", "urc", "noise") and "text" in e
         for f in rep["findings"]:
             assert f["severity"] in ("error", "warning", "info") and f["evidence"]
+
+
+def test_sim800_connect_failure_and_publish_without_connection(tmp_path):
+    s = atx_session(tmp_path, "@model SIM800\n> AT+SMCONN\\r\n< +5000 \\r\\n+CME ERROR: 3\\r\\n\n"
+                    "> AT+SMSTATE?\\r\n< \\r\\n+SMSTATE: 0\\r\\n\\r\\nOK\\r\\n\n"
+                    "> AT+SMPUB=\"t\",5,1,0\\r\n< \\r\\nERROR\\r\\n\n")
+    assert ids(s) == ["mqtt_connect_failed", "mqtt_not_connected"]
+    assert "AT+SMCONN -> " in s["findings"][0]["title"]
+    assert "+SMSTATE: 0" in s["findings"][1]["detail"]
+
+
+def test_sim800_connect_refused_while_connected_is_not_a_failure(tmp_path):
+    s = atx_session(tmp_path, "> AT+SMSTATE?\\r\n< \\r\\n+SMSTATE: 1\\r\\n\\r\\nOK\\r\\n\n"
+                    "> AT+SMCONN\\r\n< \\r\\n+CME ERROR: 3\\r\\n\n")
+    assert s["findings"] == []

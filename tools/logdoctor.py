@@ -56,7 +56,7 @@ def load(path):
         text = f.read()
     name = os.path.basename(path)
     if not is_freematics(text):
-        meta, records = atx.read(path)
+        meta, records = atx.read(text.splitlines())  # read once: stdin or a pipe works
         return [Session(name, meta, records)]
     import freematics2atx  # only Freematics logs need the converter
 

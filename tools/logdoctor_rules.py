@@ -215,6 +215,42 @@ def diagnose(entries, meta):
         seen_ids.add(fid)
         out.append(_mqtt_refusal(fid, r, c, idx, cmds, rev))
 
+    # SIM800 MQTT (AT+SM*, SIM800 MQTT note ch. 3): failures are +CME ERROR / ERROR.
+    sm_conn = [c for c in cmds if c["name"] == "AT+SMCONN" and c["form"] == ""]
+    for c in sm_conn:
+        states = [x for x in cmds if x["name"] == "AT+SMSTATE" and _before(x, c)]
+        if states and "+SMSTATE: 1" in states[-1]["response"]:
+            continue  # already connected: CME 3 'operation not allowed' is expected
+        if c["final"] not in ("OK", None, "(no answer)"):
+            why = c["errors"][-1]["meaning"] if c["errors"] else c["final"]
+            out.append(_finding(
+                "mqtt_connect_failed", "error",
+                "SIM800 MQTT connect failed: AT+SMCONN -> %s" % why,
+                "AT+SMCONN did not connect (SIM800 MQTT note 3.3).",
+                "Check the bearer (AT+SAPBR=2,1 shows an IP), AT+SMCONF \"URL\" (host:port), "
+                "\"CLIENTID\", credentials and, for TLS, AT+SMSSL and the root certificate; "
+                "then AT+SMCONN again.",
+                [_ev(c)]))
+            break
+    for c in cmds:
+        if c["name"] in ("AT+SMPUB", "AT+SMSUB", "AT+SMUNSUB") and c["final"] not in (
+                "OK", ">", None, "(no answer)"):
+            connected = any(s["final"] == "OK" and _before(s, c) for s in sm_conn)
+            state0 = any(x["name"] == "AT+SMSTATE" and "+SMSTATE: 0" in x["response"]
+                         and _before(x, c) for x in cmds)
+            if connected and not state0:
+                continue
+            out.append(_finding(
+                "mqtt_not_connected", "error",
+                "%s refused (%s): the SIM800 MQTT client is not connected" % (
+                    c["name"], c["final"]),
+                "No successful AT+SMCONN before it%s." % (
+                    "; AT+SMSTATE? answered +SMSTATE: 0 (disconnected)" if state0 else ""),
+                "AT+SMCONN (wait for its OK) before AT+SMPUB/AT+SMSUB; poll AT+SMSTATE? and "
+                "connect again when it reads 0.",
+                [_ev(c)]))
+            break
+
     # sslversion refused: old firmware.
     for c in cmds:
         if c["name"] == "AT+CSSLCFG" and c["params"] and c["params"][0].strip('"').lower() \

@@ -129,7 +129,8 @@ URC_PREFIXES = (
     "+CMQTTRXEND", "+CMQTTPING", "+CIPEVENT", "+IPCLOSE", "+CCHEVENT", "+CCH_RECV_CLOSED",
     "+CCH_PEER_CLOSED", "+CCH:", "+CGEV", "+CMTI", "+CDS", "+CLIP", "+CRING", "+CMTE",
     "+CPIN", "+CREG", "+CGREG", "+CEREG", "+CNTP", "+HTTP_PEER_CLOSED", "+HTTP_NONET_EVENT",
-    "+SMSTATE", "+SMSUB", "+SMPUB", "+SMUNSUB", "+CTZV", "+PDP", "+CFOTA", "+CGNSSPWR",
+    "+SMSTATE", "+SMSUB", "+SMPUBLISH", "+SMPUB", "+SMUNSUB", "+CTZV", "+PDP", "+CFOTA",
+    "+CGNSSPWR",
 )
 URC_WORDS = (
     "RDY", "SMS DONE", "PB DONE", "*ATREADY", "RING", "START", "CLOSED",
@@ -156,6 +157,7 @@ URC_MEANING = {
     "+CGNSSPWR: READY!": "GNSS engine powered and ready (21.2)",
     "+SMSTATE": "SIM800 MQTT connection state",
     "+SMSUB": "SIM800 MQTT: subscribe result or incoming message",
+    "+SMPUBLISH": "SIM800 MQTT: incoming message",
     "+SMPUB": "SIM800 MQTT: publish result",
     "+SMUNSUB": "SIM800 MQTT: unsubscribe result",
 }
