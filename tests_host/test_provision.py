@@ -353,6 +353,18 @@ def test_readback_comparison_finds_a_difference():
     assert provision.compare_readback(prof, bad) == [
         "authmode: modem has '1', profile wants 2", "sni: modem has '0', profile wants 1"]
     assert provision.compare_readback(prof, good[:5]) == []  # short (older) forms: what is there
+    assert provision.compare_readback(prof, bad[:10]) == [  # not the full form: no flags
+        "authmode: modem has '1', profile wants 2"]
+
+
+def test_explain_carries_the_manual_code_and_meaning():
+    err = {"step": "error", "at": "configure", "kind": "CME", "code": 50, "type": "ModemError",
+           "message": 'CME 50: incorrect parameters [AT+CSSLCFG="authmode",0,7]'}
+    assert provision.explain(err) == (
+        'configure failed: CME 50: incorrect parameters [AT+CSSLCFG="authmode",0,7]')
+    plain = {"at": "download", "kind": "AT", "code": -1, "type": "ATError",
+             "message": 'AT ERROR (no code given) [AT+CCERTDOWN="ca.pem",10]'}
+    assert "17.2.2" in provision.explain(plain)
 
 
 def test_result_lines_parsed_and_noise_ignored():
