@@ -135,3 +135,18 @@ def test_motion_from_config():
     m = motion_from(Config(None, {"interval_moving_s": 2, "interval_stationary_s": 30,
                                   "stationary_after_s": 120, "standby_after_s": 0}))
     assert m.moving_ms == 2000 and m.table == ((120000, 30000),) and m.standby_after_ms == 0
+
+
+def test_link_retry_policy():
+    from atmq.errors import ATTimeout, ConfigError, ModemError
+    from atmq.tls import FirmwareError
+    from tlog.app import _FATAL_RETRY_MS, _retry_ms
+
+    old = FirmwareError(b'AT+CSSLCFG="sslversion",0,4', "LE11B02SIM7500A", "sslversion",
+                        "upgrade the modem firmware")
+    assert _retry_ms(old, 5000) == 0  # only a firmware upgrade helps: never again
+    assert _retry_ms(ConfigError("mqtt.host", "required"), 5000) == 0
+    assert _retry_ms(ModemError("CME", 10, b"AT+CPIN?"), 5000) == _FATAL_RETRY_MS  # no SIM
+    assert _retry_ms(ModemError("CME", 30, b"AT+CEREG?"), 5000) == 5000  # no service yet
+    assert _retry_ms(ATTimeout(b"AT", 1000), 20000) == 20000
+    assert _retry_ms(OSError(104, "ECONNRESET"), 10000) == 10000

@@ -92,10 +92,11 @@ def parse(argv):
 def main(argv=None):
     args = parse(argv)
     os.makedirs(args.flash, exist_ok=True)
-    # Own session: a Ctrl-C or a group signal reaches only this launcher, which forwards
-    # exactly one SIGINT (a second one would cut the child's clean shutdown short).
+    # Same process group as this launcher, so a caller can kill the whole tree by group.
+    # The clean stop is asked through stdin (closed below, or when this process dies);
+    # a SIGINT that reaches the child directly (Ctrl-C in a terminal) only saves the spool.
     proc = subprocess.Popen(build_command(args), env=build_env(args), cwd=ROOT,
-                            stdin=subprocess.PIPE, start_new_session=True)
+                            stdin=subprocess.PIPE)
     stopping = []
 
     def on_signal(signum, frame):

@@ -17,6 +17,7 @@ import asyncio
 from atmq import board as _board
 from atmq.compat import sleep_ms
 from atmq.engine import Engine
+from atmq import errtab
 from atmq.errors import ModemError
 from atmq.events import EventQueue
 from atmq.inbox import Inbox
@@ -39,6 +40,7 @@ from .watchdog import ReaderProbe, Watchdog
 _LINK_BACKOFF_MIN_MS = 5000
 _LINK_BACKOFF_MAX_MS = 300000  # the anchor blocks 180 s after a failed attach; we keep sampling
 _REG_WAIT_MS = 180000
+_FATAL_RETRY_MS = 1800000
 
 
 def log(*args):
@@ -66,6 +68,19 @@ def client_config(cfg, topics, dev, will_retain=False):
                     "clientkey": cfg.get("tls_key") or None,
                     "port": cfg.get("mqtt_port")}
     return c
+
+
+def _retry_ms(e, backoff):
+    """How long until the next link attempt after ``e``: 0 = never (no retry can help:
+    a modem firmware that lacks a feature, a bad setting), a slow retry for other FATAL
+    modem errors (no SIM, credentials refused: fixed by a person, not by hammering)."""
+    if isinstance(e, ModemError):
+        if getattr(e, "remedy", None) is not None:  # tls.FirmwareError: upgrade needed
+            return 0
+        return _FATAL_RETRY_MS if e.cls == errtab.FATAL else backoff
+    if isinstance(e, (ValueError, TypeError)):  # ConfigError is a ValueError
+        return 0
+    return backoff
 
 
 def _driver(family, at, events, inbox):
@@ -256,9 +271,21 @@ class App:
             except Exception as e:  # modem, SIM, network, broker: log, back off, try again
                 self.link_errors += 1
                 self.last_link_error = e
-                log("link attempt %d failed: %r; next in %d s"
-                    % (self.link_attempts, e, backoff // 1000))
-                await sleep_ms(backoff)
+                wait = _retry_ms(e, backoff)
+                if wait == 0:
+                    # no retry can help: say it once, keep sampling into the spool, and
+                    # leave the modem alone
+                    log("link attempt %d failed, not retrying: %s: %s"
+                        % (self.link_attempts, type(e).__name__, e))
+                    while True:
+                        wd.beat("link")
+                        await sleep_ms(10000)
+                log("link attempt %d failed: %s: %s; next in %d s"
+                    % (self.link_attempts, type(e).__name__, e, wait // 1000))
+                while wait > 0:  # beat while waiting: a long wait is not a stuck task
+                    wd.beat("link")
+                    await sleep_ms(min(wait, 10000))
+                    wait -= 10000
                 backoff = min(backoff * 2, _LINK_BACKOFF_MAX_MS)
         log("connected as", self.dev)
         c, st, cm, he = made
