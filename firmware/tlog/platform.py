@@ -43,7 +43,13 @@ def options():
     }
 
 
-class PtyStream:
+try:
+    from io import IOBase as _IOBase  # a Python stream asyncio's poller accepts (ioctl)
+except ImportError:  # pragma: no cover
+    _IOBase = object
+
+
+class PtyStream(_IOBase):
     """A pty opened for raw non-blocking use: ``readinto`` returns None when idle, not 0."""
 
     def __init__(self, path):
