@@ -250,13 +250,78 @@ class Engine:
 
     @micropython.native
     def process(self):
+        """Take every token the ring holds and dispatch it (the order is in the module doc).
+
+        The line dispatch is written inline, in one function: on MicroPython a call
+        costs more than the comparisons it would wrap, and this runs for every line.
+        """
         tok = self.tok
+        a = tok.args
         while True:
             t = tok.next()
             if t == T_NONE:
                 return
             if t == T_LINE:
-                self._line(tok.args)
+                buf = a.buf  # tokenizer lines start at 0, so a.e is the length
+                n = a.e
+                h = tok.head
+                if self._phase != _IDLE:
+                    r = self.resp
+                    pending = r.final == R_PENDING
+                    if pending:
+                        cmd = self._cmd
+                        if cmd is not None and n == len(cmd) and buf.startswith(cmd):
+                            self._cmd = None  # one echo per command
+                            self.echoes += 1
+                            continue
+                        p = self._resp_prefix
+                        if p is not None and n >= len(p) and buf.startswith(p):
+                            r.add(buf, 0, n)
+                            continue
+                    # A two-phase completion may come before or after the final code;
+                    # once the command is answered nothing else belongs to it, whatever
+                    # arrives before its coroutine resumes.
+                    p = self._done_prefix
+                    if p is not None and not self._done_seen and n >= len(p) \
+                            and buf.startswith(p):
+                        if self._done_arg < 0 or a.arg_int(0) == self._done_arg:
+                            r.done = r.add(buf, 0, n)
+                            self._done_seen = True
+                            self._wake()
+                            continue
+                    if pending:
+                        kind = self._final_of.get(h, 0)
+                        if kind:
+                            fp = _FINAL_TEXT[kind]
+                            m = len(fp)
+                            if (n == m or (n > m and kind >= R_CME and kind <= R_CMS)) \
+                                    and buf.startswith(fp):
+                                r.final = kind
+                                r.ok = kind == R_OK
+                                if kind == R_CME or kind == R_CMS:
+                                    r.code = a.arg_int(0)
+                                self._wake()
+                                continue
+                else:
+                    pending = False
+                i = self._urc_head.get(h, -1)
+                while i >= 0:
+                    p = self._urc_prefix[i]
+                    if n >= len(p) and buf.startswith(p):
+                        k = self._urc_nargs[i]
+                        if k < 0 or a.count() == k:
+                            self.urcs += 1
+                            self._urc_fn[i](a)
+                            break
+                    i = self._urc_next[i]
+                if i >= 0:  # a handler took it
+                    continue
+                if pending and self._bare:
+                    self.resp.add(buf, 0, n)
+                    continue
+                self.unknown += 1
+                if self.on_unknown is not None:
+                    self.on_unknown(a)
             elif t == T_PROMPT:
                 if self._phase == _WAIT_PROMPT:
                     self._prompted = True
@@ -277,68 +342,6 @@ class Engine:
                 await wait_readable(s)
             else:
                 await sleep_ms(200)  # far end gone: poll slowly, the driver's probe notices
-
-    @micropython.native
-    def _line(self, a):
-        # One function with the checks inline: on MicroPython each call costs more than
-        # the comparison it wraps, and this runs for every line the modem sends.
-        buf = a.buf  # tokenizer lines start at 0, so a.e is the length
-        n = a.e
-        h = self.tok.head
-        if self._phase != _IDLE:
-            r = self.resp
-            pending = r.final == R_PENDING
-            if pending:
-                cmd = self._cmd
-                if cmd is not None and n == len(cmd) and buf.startswith(cmd):
-                    self._cmd = None  # one echo per command
-                    self.echoes += 1
-                    return
-                p = self._resp_prefix
-                if p is not None and n >= len(p) and buf.startswith(p):
-                    r.add(buf, 0, n)
-                    return
-            # A two-phase completion may come before or after the final code; once the
-            # command is answered nothing else belongs to it, whatever arrives before its
-            # coroutine resumes.
-            p = self._done_prefix
-            if p is not None and not self._done_seen and n >= len(p) and buf.startswith(p):
-                if self._done_arg < 0 or a.arg_int(0) == self._done_arg:
-                    r.done = r.add(buf, 0, n)
-                    self._done_seen = True
-                    self._wake()
-                    return
-            if pending:
-                kind = self._final_of.get(h, 0)
-                if kind:
-                    fp = _FINAL_TEXT[kind]
-                    m = len(fp)
-                    if (n == m or (n > m and kind >= R_CME and kind <= R_CMS)) \
-                            and buf.startswith(fp):
-                        r.final = kind
-                        r.ok = kind == R_OK
-                        if kind == R_CME or kind == R_CMS:
-                            r.code = a.arg_int(0)
-                        self._wake()
-                        return
-        else:
-            pending = False
-        i = self._urc_head.get(h, -1)
-        while i >= 0:
-            p = self._urc_prefix[i]
-            if n >= len(p) and buf.startswith(p):
-                k = self._urc_nargs[i]
-                if k < 0 or a.count() == k:
-                    self.urcs += 1
-                    self._urc_fn[i](a)
-                    return
-            i = self._urc_next[i]
-        if pending and self._bare:
-            self.resp.add(buf, 0, n)
-            return
-        self.unknown += 1
-        if self.on_unknown is not None:
-            self.on_unknown(a)
 
     @micropython.native
     def _wake(self):
