@@ -1,5 +1,6 @@
 """End to end: the firmware on the MicroPython unix port (tools/run_unix.py) drives the
-SIMCom simulator (tools/modemsim, CLI) whose MQTT goes to a real Mosquitto; a paho
+SIMCom simulator (tools/modemsim, CLI; over TCP and over a pty) whose MQTT goes to a real
+Mosquitto; a paho
 subscriber sees retained "online", telemetry with consecutive seq, an ack for a ping on
 /cmd, and retained "offline" after the clean stop.  Every process is stopped by pid and
 every wait is bounded."""
@@ -38,17 +39,24 @@ def _stop(proc, sig=signal.SIGTERM, wait=10):
         return proc.wait(5)
 
 
-def _start_sim(broker_port):
+def _start_sim(broker_port, pty):
+    """The simulator CLI; returns (process, the firmware's --modem argument)."""
     p = subprocess.Popen(
         [PY if os.path.exists(PY) else sys.executable, os.path.join(ROOT, "tools", "modemsim"),
          "--persona", "SIM7600E", "--broker", "127.0.0.1:%d" % broker_port, "--fast",
-         "--port", "0", "--seconds", "120"],
+         "--port", "0", "--seconds", "120"] + (["--pty"] if pty else []),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = p.stdout.readline() if p.stdout else ""  # the simulator prints it at once
     if not line.startswith("LISTENING "):
         _stop(p)
         raise RuntimeError("modemsim did not start: %r" % line)
-    return p, int(line.split()[1])
+    if not pty:
+        return p, "tcp:127.0.0.1:%d" % int(line.split()[1])
+    line = p.stdout.readline() if p.stdout else ""
+    if not line.startswith("PTY "):
+        _stop(p)
+        raise RuntimeError("modemsim gave no pty: %r" % line)
+    return p, line.split()[1]
 
 
 def _collect(sub, until, want):
@@ -84,8 +92,9 @@ def _seqs(msgs):
     return out
 
 
-def test_telemetry_and_ping(broker, tmp_path):  # noqa: F811
-    sim, sim_port = _start_sim(broker.port)
+@pytest.mark.parametrize("link", ["tcp", "pty"])
+def test_telemetry_and_ping(broker, tmp_path, link):  # noqa: F811
+    sim, modem = _start_sim(broker.port, link == "pty")
     sub = Subscriber(broker.host, broker.port, client_id="e2e-sub")
     fw = None
     try:
@@ -97,7 +106,7 @@ def test_telemetry_and_ping(broker, tmp_path):  # noqa: F811
         out = open(tmp_path / "firmware.log", "w")
         fw = subprocess.Popen(
             [sys.executable, os.path.join(ROOT, "tools", "run_unix.py"),
-             "--modem", "tcp:127.0.0.1:%d" % sim_port, "--config", str(cfg),
+             "--modem", modem, "--config", str(cfg),
              "--flash", str(tmp_path / "flash"), "--seconds", "90", "--grace", "10"],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 45

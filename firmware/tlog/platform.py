@@ -12,6 +12,7 @@ temperature and reset.  Streams follow the project protocol: non-blocking
 import gc
 import os
 import sys
+from io import IOBase  # a Python class asyncio's poller accepts as a stream (ioctl)
 
 IS_ESP32 = sys.platform == "esp32"
 
@@ -43,13 +44,7 @@ def options():
     }
 
 
-try:
-    from io import IOBase as _IOBase  # a Python stream asyncio's poller accepts (ioctl)
-except ImportError:  # pragma: no cover
-    _IOBase = object
-
-
-class PtyStream(_IOBase):
+class PtyStream(IOBase):
     """A pty opened for raw non-blocking use: ``readinto`` returns None when idle, not 0."""
 
     def __init__(self, path):
