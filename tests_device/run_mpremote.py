@@ -8,9 +8,9 @@ Owns one job: ``mpremote run`` sends this file's text to the REPL, so there is n
 ``__file__`` and ``sys.argv`` is the REPL's.  ``mount .`` makes the host's repository
 the device's working directory (``/remote``); this puts its ``tests_device``, ``lib``
 and ``firmware`` on ``sys.path`` right after ``.frozen`` (ahead of a deployed ``/lib``, so
-the code under test is the host's), then runs ``run.main`` with the name filters in ``TESTS`` (a list
-set by an ``exec`` before ``run``; absent: every test).  Prints the runner's
-``N passed, N failed`` line.
+the code under test is the host's), then runs ``run.main`` with the name filters in
+``TESTS`` (a list set by an ``exec`` before ``run``; absent: every test).  Prints the
+runner's ``N passed, N failed`` line.
 """
 
 import os
