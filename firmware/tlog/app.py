@@ -48,8 +48,13 @@ def log(*args):
     print("[tlog]", *args)
 
 
-def client_config(cfg, topics, dev, will_retain=False):
-    """The ``atmq.client`` config dict from the telelogger config."""
+def client_config(cfg, topics, dev, will_retain=False, has_will=True):
+    """The ``atmq.client`` config dict from the telelogger config.
+
+    ``will_retain``: the driver can make the will retained (SM family SIM70x0; CMQTT
+    cannot, manual 16.2.7); ``has_will``: False for the SIM800 (SMCONF has no will,
+    seed 004 3.1), where "offline" is only published on a clean stop.
+    """
     user = cfg.get("mqtt_user") or None
     c = {
         "host": cfg.get("mqtt_host"),
@@ -58,7 +63,7 @@ def client_config(cfg, topics, dev, will_retain=False):
         "keepalive_s": cfg.get("mqtt_keepalive_s"),
         "user": user,
         "password": (cfg.get("mqtt_password") or None) if user else None,
-        "will": will(topics, will_retain),
+        "will": will(topics, will_retain) if has_will else None,
         "tls": None,
         "subscriptions": [(topics.cmd, 1)],
         "qos": cfg.get("mqtt_qos"),
@@ -84,14 +89,15 @@ def _retry_ms(e, backoff):
     return backoff
 
 
-def _driver(family, at, events, inbox):
+def _driver(family, model, at, events, inbox):
+    """The MQTT driver of the board's modem family (imported only when used: RAM)."""
     if family == "cmqtt":
         from atmq.cmqtt import CMQTTDriver
 
         return CMQTTDriver(at, events, inbox)
-    from atmq import smmqtt  # type: ignore  # the SM family driver (SIM800/SIM7000)
+    from atmq import smmqtt  # the SM family (SIM800, SIM7000/7070/7080)
 
-    return smmqtt.SMDriver(at, events, inbox)  # type: ignore
+    return smmqtt.SMDriver(at, events, inbox, variant=smmqtt.variant_for(model))
 
 
 def motion_from(cfg):
@@ -131,7 +137,7 @@ class App:
                            pin_factory=platform.pin_factory(), pin=cfg.get("sim_pin") or None,
                            apn=cfg.get("apn") or None, apn_user=cfg.get("apn_user") or None,
                            apn_password=cfg.get("apn_pass") or None)
-        self.driver = _driver(fam, at, self.events, self.inbox)
+        self.driver = _driver(fam, b["modem"]["model"], at, self.events, self.inbox)
         self.wd = Watchdog(platform.hw_watchdog(cfg.get("watchdog_timeout_s") * 1000))
         self.elm = None
         if cfg.get("obd_enable") and b["obd"] is not None:
@@ -237,9 +243,22 @@ class App:
         topics = self.topics
         if topics is None:
             raise ValueError("no device id yet")
-        ccfg = client_config(self.cfg, topics, self.dev, self.modem.family == "sm")
+        sm = self.modem.family == "sm"
+        sim800 = sm and getattr(self.driver, "sim800", False)
+        ccfg = client_config(self.cfg, topics, self.dev, sm, not sim800)
         c = MQTTClient(self.modem, self.driver, self.events, self.inbox, ccfg)
-        self.uplink.bind(c, topics.telemetry, self.dev)
+        up = self.uplink
+        up.bind(c, topics.telemetry, self.dev)
+        cap = getattr(self.driver, "payload_max", 0)
+        if sim800:
+            # SIM800 publishes inline in quotes (seed 004 3.5): no '"' (so no JSON) and the
+            # whole AT+SMPUB="<topic>",1,0,"<payload>" within the engine's tx_max
+            up.forced_format = "freematics"
+            cap = min(cap, self.at.tx_max - 20 - len(topics.telemetry))
+            log("SIM800: telemetry in the freematics format, at most %d bytes per publish"
+                % cap)
+        up.payload_cap = cap
+        up.resize()
         st = Status(topics, c)
         cm = Commands(self, topics, c)
         he = Health(self, topics, c)

@@ -35,6 +35,8 @@ class Uplink:
         self.client = None  # set once the MQTT client exists
         self.wake = asyncio.Event()  # set by the sampler (new record) and by ``flush``
         self._rec = Record()
+        self.payload_cap = 0  # the modem's own payload limit (0: none beyond the config)
+        self.forced_format = ""  # a payload format the modem needs whatever the config says
         self._out = bytearray(cfg.get("batch_max_bytes"))
         self._limit = 0  # max records for the next peek (0: configured) after a bad record
         # counters (health)
@@ -56,10 +58,16 @@ class Uplink:
             self.wd.beat("uplink")
 
     def resize(self):
-        """``batch_max_bytes`` changed (live key): a new payload buffer of that size."""
+        """``batch_max_bytes`` changed (live key) or the modem's cap became known: a new
+        payload buffer of the smaller of the two."""
         n = self.cfg.get("batch_max_bytes")
+        if self.payload_cap and self.payload_cap < n:
+            n = self.payload_cap
         if n != len(self._out):
             self._out = bytearray(n)
+
+    def fmt(self):
+        return self.forced_format or self.cfg.get("payload_format")
 
     def _first_bad(self, batch):
         for i in range(len(batch)):
@@ -82,7 +90,7 @@ class Uplink:
         if len(b) == 0:
             return 0
         try:
-            n, k = encode_batch(b, self.cfg.get("payload_format"), self.dev, self._out, self._rec)
+            n, k = encode_batch(b, self.fmt(), self.dev, self._out, self._rec)
         except ValueError as e:
             i = self._first_bad(b)
             if i < 0:
