@@ -162,3 +162,20 @@ def test_backoff_grows_and_resets(tmp_path):
 
 def test_packed_max_fits_spool_record_limit():
     assert PACKED_MAX <= 128  # spool.from_config's record_max
+
+
+def test_modem_payload_cap_and_forced_format(tmp_path):
+    # a SIM800-like driver: at most 120 bytes inline, no '"' (so the freematics text)
+    up, sp, client = make(tmp_path)
+    up.payload_cap = 120
+    up.forced_format = "freematics"
+    up.resize()
+    append_records(sp, 0, 10)
+    asyncio.run(drain(up))
+    payloads = [p for _t, p, _q, _r in client.broker]
+    assert all(len(p) <= 120 and b'"' not in p for p in payloads) and len(payloads) > 1
+    seqs = []
+    for p in payloads:
+        body = p.rsplit(b"*", 1)[0].split(b"#", 1)[1]
+        seqs += [int(f[2:]) for f in body.split(b",") if f.startswith(b"0:")]
+    assert seqs == list(range(10))
