@@ -77,7 +77,7 @@ class Ctx:
 
     def apply(self, keys):
         self.applied.extend(keys)
-        return list(keys)
+        return [k for k in keys if k != "topic_prefix"]  # as the app: topics are per session
 
     async def reboot(self):
         self.rebooted += 1
@@ -125,6 +125,12 @@ def test_set_validates_persists_and_applies_live(tmp_path):
     assert ctx.applied == ["interval_moving_s"]
     again = config_mod.load(ctx.path)  # persisted
     assert again.get("interval_moving_s") == 2 and again.get("apn") == "iot.example"
+
+
+def test_set_live_key_the_app_cannot_apply_now_is_reported(tmp_path):
+    cm, _ctx, _c = make(tmp_path)
+    r = ask(cm, {"id": 1, "cmd": "set", "key": "topic_prefix", "value": "fleet"})
+    assert r["result"] == {"applied": [], "reboot": ["topic_prefix"]}
 
 
 def test_set_bad_value_changes_nothing(tmp_path):

@@ -142,7 +142,8 @@ class Commands:
         reboot = cfg.update(changes)  # validated all-or-nothing, then persisted
         live = [k for k in changes if k not in reboot and before[k] != cfg.get(k)]
         applied = self.ctx.apply(live)
-        return {"applied": applied, "reboot": reboot}
+        later = [k for k in live if k not in applied]  # live in the schema, not yet here
+        return {"applied": applied, "reboot": reboot + later}
 
     async def _c_reboot(self, msg):
         self.reboot_pending = True  # the task reboots once this answer went out
