@@ -349,3 +349,30 @@ def test_seed001_session2_no_connection_on_topic():
     assert by_cmd[b"AT+NETOPEN"][3] == [b"+NETOPEN: 0"]  # completion URC, two-phase
     assert by_cmd[b"AT+CMQTTCONNECT?"][3] == [b"+CMQTTCONNECT: 0", b"+CMQTTCONNECT: 1"]
     assert out[-1][0] == b"AT+CMQTTTOPIC=0,10" and out[-1][3] == [b"+CMQTTTOPIC: 0,11"]
+
+
+def test_payload_written_in_packets_when_asked():
+    payload = bytes(range(256)) * 30  # 7680 bytes: three packets of at most 3072
+    m = replay([
+        '> AT+CCERTDOWN="ca.pem",%d\\r' % len(payload),
+        "< \\r\\n>",
+        "> " + atx.escape(payload),
+        "< \\r\\nOK\\r\\n",
+    ])
+    sizes = []
+
+    async def body(at):
+        real = m.write
+
+        def spy(buf):
+            sizes.append(len(buf))
+            return real(buf)
+
+        m.write = spy
+        r = await at.cmd(b'AT+CCERTDOWN="ca.pem",%d' % len(payload), payload=payload,
+                         payload_chunk=3072, payload_gap_ms=1)
+        return r.final
+
+    assert run(with_engine(m, body)) == R_OK
+    assert sizes[1:] == [3072, 3072, 1536]
+    m.assert_done()

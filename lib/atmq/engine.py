@@ -361,7 +361,8 @@ class Engine:
 
     async def cmd(self, cmd, resp=None, timeout_ms=DEFAULT_TIMEOUT_MS, bare=False, done=None,
                   done_arg=-1, done_timeout_ms=DEFAULT_TIMEOUT_MS, payload=None,
-                  prompt_timeout_ms=DEFAULT_TIMEOUT_MS, check=True):
+                  prompt_timeout_ms=DEFAULT_TIMEOUT_MS, check=True, payload_chunk=0,
+                  payload_gap_ms=0):
         """Send ``cmd`` (bytes, without CR) and wait for its outcome; returns ``self.resp``.
 
         ``resp``: prefix of the information lines to keep (e.g. ``b"+CSQ:"``).
@@ -369,7 +370,9 @@ class Engine:
         ``done``/``done_arg``: a two-phase command completes with this URC
         (``b"+CMQTTCONNECT:"``, first argument ``done_arg``) after ``OK``; it may
         also come before the ``OK``.  ``payload``: wait for the ``>`` prompt,
-        write exactly these bytes, then wait for the final code.
+        write exactly these bytes, then wait for the final code; ``payload_chunk``
+        > 0 writes it in pieces of at most that many bytes with ``payload_gap_ms``
+        between them (AT+CCERTDOWN: "every packet ... no larger than 3072 bytes").
         With ``check`` a final other than OK raises ``ModemError`` (``ATError``
         for a plain ERROR); a deadline raises ``ATTimeout``.
         """
@@ -390,7 +393,7 @@ class Engine:
                     await self._wait(self._prompt_or_final, prompt_timeout_ms, cmd)
                     if self._prompted:
                         self._phase = _WAIT_FINAL
-                        await self._write(payload, len(payload))
+                        await self._write_payload(payload, payload_chunk, payload_gap_ms)
                 await self._wait(self._has_final, timeout_ms, cmd)
                 if done is not None and r.final == R_OK and not self._done_seen:
                     self._phase = _WAIT_DONE
@@ -481,6 +484,20 @@ class Engine:
             else:
                 await wait_writable(s)
         self.tx_bytes += n
+
+    async def _write_payload(self, payload, chunk, gap_ms):
+        n = len(payload)
+        if chunk <= 0 or n <= chunk:
+            await self._write(payload, n)
+            return
+        mv = memoryview(payload)
+        off = 0
+        while off < n:
+            k = min(chunk, n - off)
+            await self._write(mv[off:off + k], k)
+            off += k
+            if off < n and gap_ms > 0:
+                await sleep_ms(gap_ms)
 
     async def write_raw(self, data):
         """Write bytes outside any command (wake-up sequences, escape ``+++``)."""

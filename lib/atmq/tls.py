@@ -103,7 +103,9 @@ async def download_cert(at, name, data):
     nm = check_name(name)
     d = check_cert(nm, data)
     cmd = b'AT+CCERTDOWN="%s",%d' % (nm, len(d))
-    await at.cmd(cmd, payload=d, timeout_ms=T_SSL_MS, prompt_timeout_ms=T_PROMPT_MS)
+    # 17.2.2: "every packet data should be no larger than 3072 bytes"
+    await at.cmd(cmd, payload=d, timeout_ms=T_SSL_MS, prompt_timeout_ms=T_PROMPT_MS,
+                 payload_chunk=3072, payload_gap_ms=20)
 
 
 async def list_certs(at):
