@@ -3,6 +3,7 @@
 
     python3 tools/dev.py demo [--seconds N] [--persona SIM7600E|A7600|SIM7670|SIM800]
                               [--faults scenario.json] [--save FILE] [--heapsize 1M]
+                              [--fast] [--workdir DIR]
 
 Owns the demo's run and display.  It starts a loopback broker (Mosquitto, or amqtt
 in-process when Mosquitto cannot be had: it says so), the SIMCom simulator replaying a
@@ -117,6 +118,8 @@ def parse(argv):
     p.add_argument("--persona", default="SIM7600E", choices=PERSONAS)
     p.add_argument("--faults", default=None, help="fault scenario JSON (modemsim README)")
     p.add_argument("--save", default=DEFAULT_SAVE, help="JSON lines of what arrived")
+    p.add_argument("--workdir", default=RUN_DIR,
+                   help="config, flash and firmware.log of this run (emptied first)")
     p.add_argument("--heapsize", default=None, help="MicroPython heap (run_unix default)")
     p.add_argument("--fast", action="store_true", help="simulator without UART pacing/latency")
     return p.parse_args(argv)
@@ -156,7 +159,7 @@ def run(args):
                 scen = json.load(f)
         rig = Rig(broker, scenario=scen, persona=args.persona, device_id=DEVICE,
                   heapsize=args.heapsize, track=DEMO_TRACK, fast=args.fast,
-                  on_message=live.on_message, workdir=_fresh(RUN_DIR),
+                  on_message=live.on_message, workdir=_fresh(args.workdir),
                   config_extra={"health_interval_s": 10})
         rig.start()
         say("modem simulator: %s on 127.0.0.1:%d%s; GNSS track %s" % (
@@ -271,8 +274,13 @@ def main(argv=None):
     if argv[:1] == ["--"]:  # "dev.py demo -- --seconds 5" passes the separator on
         argv = argv[1:]
     args = parse(argv)
-    signal.signal(signal.SIGTERM, _on_term)
-    return run(args)
+    # SIGTERM, or the terminal closed: stop the children all the same
+    old = [(s, signal.signal(s, _on_term)) for s in (signal.SIGTERM, signal.SIGHUP)]
+    try:
+        return run(args)
+    finally:
+        for s, h in old:
+            signal.signal(s, h)
 
 
 if __name__ == "__main__":
