@@ -97,9 +97,6 @@ def test_fault_nothing_lost(broker, name):  # noqa: F811
         assert a["dups"] <= BATCH * max(1, a["reconnects"] + a["faults"]), a
 
 
-@pytest.mark.xfail(reason="tlog.app.link() retries every link error with backoff (FATAL "
-                   "FirmwareError too) and logs repr(e), which omits revision and remedy",
-                   strict=False)
 def test_old_firmware_sslversion_clear_error_no_retry_loop(broker):  # noqa: F811
     """Seed 001: LE11B02SIM7500A answers ERROR to AT+CSSLCFG="sslversion",0,4; nothing but a
     firmware upgrade helps, so the firmware says so once and does not hammer the modem."""

@@ -347,12 +347,17 @@ def analyze(msgs, first_seq=0):
 
 def recovery_ms(msgs, faults):
     """From the first fault's effect ending (firing + ``duration_s`` for lasting faults) to
-    the first telemetry message that arrived after it; None when nothing came after."""
+    the first telemetry message that arrived after it, and after the reconnect's "online"
+    when the link was re-established (a publish already in flight does not count as
+    recovered); None when nothing came after."""
     if not faults:
         return None
     t0 = faults[0]
-    arrivals = [m["t"] for m in msgs if m["topic"].endswith("/telemetry")]
-    after = [t for t in arrivals if t > t0]
+    online = [m["t"] for m in msgs if m["topic"].endswith("/status")
+              and m["payload"] == "online" and not m["retain"]]
+    back = [t for t in online if t > t0] if any(t <= t0 for t in online) else []
+    since = back[0] if back else t0
+    after = [m["t"] for m in msgs if m["topic"].endswith("/telemetry") and m["t"] > since]
     return int((after[0] - t0) * 1000) if after else None
 
 
