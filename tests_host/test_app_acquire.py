@@ -182,3 +182,27 @@ def test_locate_with_modem_gnss(tmp_path):
     a, _sp, _c, _w = make(tmp_path, modem=m)
     fix = asyncio.run(a.locate())
     assert m.gnss_on and fix is not None and fix.lat_e7 == 482000000 and a.fix_tick
+
+
+def test_gnss_jump_filter(tmp_path):
+    a, _sp, clock, _w = make(tmp_path)
+    f = a.fix
+
+    def offer(lat_e7, lon_e7):
+        f.valid = True
+        f.lat_e7, f.lon_e7 = lat_e7, lon_e7
+        return a._got_fix()
+
+    assert offer(482000000, 92500000)
+    clock.advance(1000)
+    assert offer(482000000 + 9000, 92500000)  # 100 m in 1 s: a car
+    clock.advance(1000)
+    assert not offer(482000000 + 900000, 92500000)  # 10 km in 1 s: an outlier
+    assert not f.valid and a.jumps == 1
+    clock.advance(1000)
+    assert offer(482000000 + 18000, 92500000 + 9000)  # back on track
+    for _ in range(3):  # the receiver insists on the new place: after 3 drops, taken
+        clock.advance(1000)
+        assert not offer(-338688000, 1512093000)
+    clock.advance(1000)
+    assert offer(-338688000, 1512093000) and a.jumps == 4

@@ -41,7 +41,7 @@ class Up:
 
 
 class Acq:
-    rssi_dbm, records, errors, modem_errors, last_error = -79, 100, 0, 1, None
+    rssi_dbm, records, errors, modem_errors, last_error, jumps = -79, 100, 0, 1, None, 0
 
 
 class Client(FakeClient):

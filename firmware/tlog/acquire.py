@@ -27,6 +27,7 @@ _CLOCK_MS = 3600000
 _GNSS_RETRY_MS = 60000
 _OBD_RETRY_MS = 30000
 _BATT_MS = 5000
+_JUMP_RESET = 3
 
 
 class Acquisition:
@@ -54,6 +55,9 @@ class Acquisition:
         self.batt_mv = None
         self.batt_tick = 0
         self.ntp_synced = False
+        self._ref_lat = self._ref_lon = self._ref_tick = 0  # last accepted fix (jump filter)
+        self._rejects = 0
+        self.jumps = 0  # fixes dropped as implausible jumps
         self.link_up = link_up  # asyncio.Event set while the data link is up (NTP needs it)
         self._rec = Record()
         self._buf = bytearray(PACKED_MAX)
@@ -165,16 +169,44 @@ class Acquisition:
         if not m.gnss_on:
             await m.gnss(True)
         while True:
-            if await m.gnss_fix(self.fix):
-                self._got_fix()
+            if await m.gnss_fix(self.fix) and self._got_fix():
                 return self.fix
             if ticks_diff(deadline, self.clock()) <= 1000:
                 return None
             await sleep_ms(1000)
 
+    def _plausible(self, now):
+        """The anchor's GNSS jump filter, by speed instead of a fixed 0.001 degree: a fix
+        farther from the last accepted one than 100 m/s could travel (+200 m) is dropped;
+        after ``_JUMP_RESET`` drops in a row it is taken as the new reference (the receiver
+        was right and the reference was the outlier)."""
+        f = self.fix
+        if self._ref_tick:
+            dt = ticks_diff(now, self._ref_tick)
+            dlat = f.lat_e7 - self._ref_lat
+            dlon = f.lon_e7 - self._ref_lon
+            d = max(dlat if dlat >= 0 else -dlat, dlon if dlon >= 0 else -dlon)
+            # 1e-7 degree of latitude is 1.11 cm (longitude never longer): d // 9 is in
+            # 10 cm units, and 100 m/s is 10 cm per ms
+            if d // 9 > dt + 2000 and self._rejects < _JUMP_RESET:  # in 10 cm units
+                self._rejects += 1
+                self.jumps += 1
+                return False
+        self._rejects = 0
+        self._ref_lat = f.lat_e7
+        self._ref_lon = f.lon_e7
+        self._ref_tick = now or 1
+        return True
+
     def _got_fix(self):
-        self.fix_tick = self.clock() or 1
+        """A valid fix arrived in ``self.fix``: keep it (and its time) unless it jumped."""
+        now = self.clock()
+        if not self._plausible(now):
+            self.fix.valid = False
+            return False
+        self.fix_tick = now or 1
         self.time.offer_fix(self.fix)
+        return True
 
     async def run_modem(self):
         """GNSS (when the modem is the source), signal and clock, each at its own pace."""

@@ -79,7 +79,7 @@ class Health:
                              "bad_records": up.bad_records, "last_error": _name(up.last_error)}
         a = c.acq
         if a is not None:
-            rep["acq"] = {"records": a.records, "errors": a.errors,
+            rep["acq"] = {"records": a.records, "errors": a.errors, "gnss_jumps": a.jumps,
                           "modem_errors": a.modem_errors, "last_error": _name(a.last_error)}
         cm = c.commands
         if cm is not None:
