@@ -150,3 +150,11 @@ def test_link_retry_policy():
     assert _retry_ms(ModemError("CME", 30, b"AT+CEREG?"), 5000) == 5000  # no service yet
     assert _retry_ms(ATTimeout(b"AT", 1000), 20000) == 20000
     assert _retry_ms(OSError(104, "ECONNRESET"), 10000) == 10000
+
+
+def test_flash_root_paths():
+    from tlog.platform import flash_root
+
+    assert flash_root({"fs_root": "/"}) + "/spool" == "/spool"  # ESP32: not "//spool"
+    assert flash_root({"fs_root": "var/flash"}) == "var/flash"
+    assert flash_root({"fs_root": "/"}, "/tmp/flash/") == "/tmp/flash"

@@ -347,7 +347,8 @@ class App:
         if self.cfg.get("capture_enable"):
             self.capture.start()
         secs = self.opts.get("seconds") or 0
-        log("running: board %s, flash %s, seconds %s" % (self.board["name"], self.root, secs))
+        log("running: board %s, flash %s, seconds %s"
+            % (self.board["name"], self.root or "/", secs))
         if secs:
             try:
                 await asyncio.wait_for(self.stopping.wait(), secs)

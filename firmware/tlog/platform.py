@@ -141,8 +141,9 @@ def hw_watchdog(timeout_ms):
 
 
 def flash_root(board, override=None):
+    """The flash folder without a trailing "/" (so "/" is "": paths are root + "/name")."""
     r = override or board.get("fs_root") or "/"
-    return r.rstrip("/") if len(r) > 1 else r
+    return r.rstrip("/")
 
 
 def heap_free():
