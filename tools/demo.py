@@ -193,12 +193,12 @@ def _loop(args, rig, live):
     warned = False
     while deadline is None or time.monotonic() < deadline:
         rig.sub.wait(lambda: live.events, 0.5)
-        while live.events:
-            say(live.events.pop(0))
-        faults = rig.fault_times()
+        faults = rig.fault_times()  # before the messages: a fault comes before its effects
         for _, kind, why in faults[nfaults:]:
             say("fault fired: %s (%s)" % (kind, why))
         nfaults = len(faults)
+        while live.events:
+            say(live.events.pop(0))
         if not rig.fw.running():
             say("the firmware stopped (exit %s); its log ends:" % rig.fw.proc.returncode)
             print(_tail(rig.fw.log_text()))
@@ -261,8 +261,11 @@ def _finish(args, rig, broker, live, t0, interrupted, analyze):
             print("firmware           no clean stop line (exit %s); log %s"
                   % (rc, rig.fw.log_path))
         if msgs:
+            shown = os.path.abspath(args.save)
+            if shown.startswith(ROOT + os.sep):
+                shown = os.path.relpath(shown, ROOT)
             print("saved              %s  (view: python3 tools/tripview.py %s --png trip.png)"
-                  % (os.path.relpath(args.save), os.path.relpath(args.save)))
+                  % (shown, shown))
     finally:
         _cleanup(rig, broker)
         signal.signal(signal.SIGINT, old)
