@@ -160,10 +160,15 @@ def device_temp_dc():
         return None
     try:
         import esp32
-
-        return esp32.mcu_temperature() * 10  # type: ignore
-    except (ImportError, AttributeError):
+    except ImportError:
         return None
+    f = getattr(esp32, "mcu_temperature", None)  # S2/S3/C3: degC
+    if f is not None:
+        return int(f() * 10)
+    f = getattr(esp32, "raw_temperature", None)  # classic ESP32: degF, rough (as the anchor)
+    if f is not None:
+        return (f() - 32) * 50 // 9
+    return None
 
 
 def reset():
