@@ -123,6 +123,7 @@ class App:
         self.link_errors = 0
         self.last_link_error = None
         self._tasks = []
+        self._reader = None
         self.dev = None
         self.topics = None
         self.client = self.status = self.commands = self.health = None
@@ -330,6 +331,7 @@ class App:
         at = self.at
         wd = self.wd
         reader = asyncio.create_task(at.run())
+        self._reader = reader
         wd.register("reader", 600000, ReaderProbe(at, reader))
         ivmax = max(self.cfg.get("interval_moving_s"), self.cfg.get("interval_stationary_s"), 10)
         wd.register("acquire", 60000 + 3000 * ivmax)
@@ -376,6 +378,16 @@ class App:
     async def shutdown(self, online=False):
         """Flush the spool, publish "offline" (retained), leave the MQTT session cleanly."""
         log("stopping")
+        # Sampling and sending stop first, so nothing is appended after the spool is saved;
+        # the reader stays for the last publish and DISCONNECT.
+        reader = self._reader
+        for t in self._tasks:
+            if t is not reader:
+                try:
+                    t.cancel()
+                except Exception:  # the task running this (the reboot command): it ends
+                    pass
+        self._tasks = [t for t in self._tasks if t is reader]
         try:
             self.spool.close()
         except OSError as e:
@@ -389,11 +401,8 @@ class App:
                 await asyncio.wait_for(c.disconnect(), 10)
             except Exception as e:
                 log("clean disconnect failed:", repr(e))
-        for t in self._tasks:
-            try:
-                t.cancel()
-            except Exception:  # a task of an interrupted loop
-                pass
+        if reader is not None:
+            reader.cancel()
         self._tasks = []
         log("stopped: %d records made, %d sent, spool depth %d"
             % (self.acq.records, self.uplink.sent, self.spool.depth()))
