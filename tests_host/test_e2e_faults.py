@@ -20,10 +20,11 @@ from brokerfix import broker  # noqa: F401
 from e2erig import Rig
 
 # On the unix port the firmware's bytecode lives in the heap (~256 KB measured on this
-# 64-bit build: tlog.app + atmq imported, gc.mem_alloc() delta); frozen on the ESP32 it
-# does not.  A 96 KB heap for the app's data is therefore --heapsize code + 96K here.
+# 64-bit build as .mpy: tlog.app + atmq imported, gc.mem_alloc() delta); frozen on the
+# ESP32 it does not.  A 96 KB heap for the app's data is therefore code + 96K here, run
+# from precompiled .mpy as on a board (from source the compiler needs more: 416K boots).
 CODE_HEAP_K = 256
-LOW_HEAP = "416K"  # the least that boots from source here (384K: MemoryError at boot)
+LOW_HEAP = "%dK" % (CODE_HEAP_K + 96)
 BATCH = 16  # batch_max_records in e2erig.make_config
 AFTER = 3  # telemetry messages wanted after the fault's end
 RUN_TIMEOUT_S = 45
@@ -35,7 +36,8 @@ SCENARIOS = {
     "nonet_4s": ({"faults": [{"kind": "nonet", "at_s": 5, "duration_s": 4}]}, {}),
     "busy": ({"faults": [{"kind": "busy", "match": "AT+CMQTTSUBTOPIC", "times": 1},
                          {"kind": "busy", "match": "AT+CMQTTTOPIC", "times": 2}]}, {}),
-    "reboot_lowheap": ({"faults": [{"kind": "reboot", "at_s": 5}]}, {"heapsize": LOW_HEAP}),
+    "reboot_lowheap": ({"faults": [{"kind": "reboot", "at_s": 5}]},
+                       {"heapsize": LOW_HEAP, "mpy": True}),
     # +CREG between the echo and the answer of every publish (how modems interleave URCs),
     # plus twice inside a +CGPSINFO line and once inside a publish's "OK" (garbled bytes:
     # that answer is lost, the command times out and is retried)

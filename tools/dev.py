@@ -158,35 +158,52 @@ def cmd_test(args):
     return 1 if failed else 0
 
 
-def cmd_bench(args):
+def _exec(cmd, env=None):
+    """Become the tool: Ctrl-C and SIGTERM then reach it directly, and it alone decides
+    how to stop its children (dev.py must not exit while they are still shutting down)."""
+    log(" ".join(cmd))
+    sys.stdout.flush()
+    os.chdir(ROOT)
+    if env is None:
+        os.execv(cmd[0], cmd)
+    os.execve(cmd[0], cmd, env)
+
+
+def cmd_bench(rest):
     bootstrap()
-    return run(
-        [tool("micropython"), os.path.join(ROOT, "tools", "bench_reader.py")] + args.rest,
-        env=micropython_env(),
-    )
+    _exec([tool("micropython"), os.path.join(ROOT, "tools", "bench_reader.py")] + rest,
+          micropython_env())
 
 
-def cmd_demo(args):
+def cmd_demo(rest):
     bootstrap()
     ensure_mosquitto()
-    return run([tool("python"), os.path.join(ROOT, "tools", "demo.py")] + args.rest)
+    _exec([tool("python"), os.path.join(ROOT, "tools", "demo.py")] + rest)
 
 
-def cmd_run_unix(args):
+def cmd_run_unix(rest):
     bootstrap()
-    return run([tool("python"), os.path.join(ROOT, "tools", "run_unix.py")] + args.rest)
+    _exec([tool("python"), os.path.join(ROOT, "tools", "run_unix.py")] + rest)
+
+
+PASS_THROUGH = {"bench": cmd_bench, "demo": cmd_demo, "run-unix": cmd_run_unix}
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in PASS_THROUGH:
+        # Everything after the sub-command belongs to the tool (its own --help included).
+        rest = argv[1:]
+        if rest[:1] == ["--"]:
+            rest = rest[1:]
+        return PASS_THROUGH[argv[0]](rest)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("test", help="run every check (what CI runs)")
     t.add_argument("pytest_args", nargs="*", help="extra arguments for pytest")
     t.set_defaults(fn=cmd_test)
-    for name, fn in (("bench", cmd_bench), ("demo", cmd_demo), ("run-unix", cmd_run_unix)):
-        s = sub.add_parser(name)
-        s.add_argument("rest", nargs=argparse.REMAINDER)
-        s.set_defaults(fn=fn)
+    for name in PASS_THROUGH:
+        sub.add_parser(name, help="see: python3 tools/dev.py %s --help" % name)
     sub.add_parser("bootstrap").set_defaults(fn=lambda a: bootstrap() or 0)
     args = p.parse_args(argv)
     return args.fn(args)

@@ -161,8 +161,9 @@ class SimThread:
 class Firmware:
     """``python3 tools/run_unix.py ...`` in its own session; output to a log file."""
 
-    def __init__(self, workdir, modem, config, heapsize=None, seconds=0, grace=15.0):
+    def __init__(self, workdir, modem, config, heapsize=None, seconds=0, grace=15.0, mpy=False):
         self.workdir = workdir
+        self.mpy = mpy
         self.modem = modem
         self.config = config
         self.heapsize = heapsize
@@ -179,6 +180,8 @@ class Firmware:
                "--grace", str(self.grace)]
         if self.heapsize:
             cmd += ["--heapsize", self.heapsize]
+        if self.mpy:
+            cmd.append("--mpy")
         return cmd
 
     def start(self):
@@ -374,8 +377,9 @@ class Rig:
 
     def __init__(self, broker, scenario=None, persona="SIM7600E", device_id="e2e-dev",
                  heapsize=None, tls=False, track=None, fast=True, seconds=0, workdir=None,
-                 on_message=None, config_extra=None, sim_kw=None):
+                 on_message=None, config_extra=None, sim_kw=None, mpy=False):
         self.broker = broker
+        self.mpy = mpy
         self.scenario = scenario
         self.persona = persona
         self.device_id = device_id
@@ -413,7 +417,7 @@ class Rig:
         port_b = b.tls_port if self.tls else b.port
         make_config(cfg_path, self.device_id, port_b, tls=self.tls, **self.config_extra)
         self.fw = Firmware(self.workdir, "tcp:127.0.0.1:%d" % port, cfg_path,
-                           heapsize=self.heapsize, seconds=self.seconds)
+                           heapsize=self.heapsize, seconds=self.seconds, mpy=self.mpy)
         self.t_start = time.monotonic()
         self.fw.start()
         return self

