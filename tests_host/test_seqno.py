@@ -1,5 +1,7 @@
 """tlog.seqno: monotonic across reboots, never reused after a power cut, lease recovery."""
 
+import os
+
 import pytest
 
 from tlog import fsutil
@@ -83,3 +85,52 @@ def test_floor_wins_over_an_older_lease(tmp_path):
 def test_bad_block():
     with pytest.raises(ValueError, match="block"):
         SeqNo("/nonexistent/seq", block=0)
+
+
+def test_missing_file_with_a_floor_is_recovered(tmp_path):
+    s = SeqNo(str(tmp_path / "seq"), floor=41)
+    assert s.recovered and s.next() == 42
+    s = SeqNo(str(tmp_path / "fresh"))
+    assert not s.recovered and s.next() == 0  # a first boot is not a recovery
+
+
+# ---- lost lease file: the spool's highest seq is the floor (as tlog.app wires it) ----------
+
+
+def _spool(path):
+    from tlog.config import Config
+    from tlog.spool import from_config
+
+    return from_config(str(path), Config(None, {"spool_max_bytes": 16384,
+                                                "spool_max_segments": 4}))
+
+
+def _packed(seq):
+    from tlog import records as R
+
+    r = R.Record()
+    r.seq = seq
+    r.set_time(1700000000 + seq, R.TS_GNSS)
+    buf = bytearray(R.PACKED_MAX)
+    return bytes(buf[: R.pack_into(r, buf)])
+
+
+def _boot(tmp_path):
+    sp = _spool(tmp_path / "spool")
+    return sp, SeqNo(str(tmp_path / "seqno"), block=16, floor=sp.max_seq)
+
+
+@pytest.mark.parametrize("acked", [0, 40, 100])
+def test_lost_seqno_file_numbering_resumes_above_every_spooled_record(tmp_path, acked):
+    sp, seq = _boot(tmp_path)
+    for _ in range(100):
+        sp.append(_packed(seq.next()))
+    n = 0
+    while n < acked:  # some or all delivered (and their segments deleted)
+        b = sp.peek_batch(max_records=min(8, acked - n))
+        n += sp.ack(b)
+    sp.close()
+    os.remove(str(tmp_path / "seqno"))  # the lease file is lost (flash fault, reflash)
+    sp, seq = _boot(tmp_path)
+    assert sp.max_seq == 99 and seq.recovered
+    assert seq.next() == 100  # above every record made (0..99): the broker drops none

@@ -400,3 +400,80 @@ def test_three_hours_offline_at_1hz_loses_nothing(tmp_path):
     assert len(got) == 10800
     assert all(int(p[:8]) == i for i, p in enumerate(got))
     assert sp.stats()["segments"] == 1
+
+
+# ---- the highest seq held (the SeqNo floor) -----------------------------------------------
+
+
+def packed_rec(seq, ts=1700000000):
+    from tlog import records as R
+
+    r = R.Record()
+    r.seq = seq
+    r.set_time(ts, R.TS_GNSS)
+    buf = bytearray(R.PACKED_MAX)
+    return bytes(buf[: R.pack_into(r, buf)])
+
+
+def seq_spool(path):
+    from tlog.config import Config
+    from tlog.spool import from_config
+
+    cfg = Config(None, {"spool_max_bytes": 16384, "spool_max_segments": 4,
+                        "batch_max_records": 8})
+    return from_config(str(path), cfg)
+
+
+def test_record_seq_reads_the_packed_form():
+    from tlog.spool import record_seq
+
+    assert record_seq(packed_rec(0)) == 0
+    assert record_seq(packed_rec(0xFFFFFFFF)) == 0xFFFFFFFF
+    assert record_seq(packed_rec(70000)) == 70000
+    assert record_seq(b"record-0001") == -1  # not a packed record
+    assert record_seq(b"\x01\x00\x05") == -1  # too short
+
+
+def test_max_seq_from_appends_and_from_the_open_scan(tmp_path):
+    sp = seq_spool(tmp_path)
+    assert sp.max_seq == -1
+    for s in (5, 9, 7):  # not necessarily in order (a clock or lease oddity)
+        sp.append(packed_rec(s))
+    assert sp.max_seq == 9 and sp.stats()["max_seq"] == 9
+    sp.flush()
+    (tmp_path / "cursor").unlink(missing_ok=True)  # only the segments left
+    assert seq_spool(tmp_path).max_seq == 9  # from the scan
+
+
+def test_max_seq_survives_the_records_being_acked_and_deleted(tmp_path):
+    sp = seq_spool(tmp_path)
+    for s in range(300):  # several segments
+        sp.append(packed_rec(s))
+    while len(sp.peek_batch()):
+        sp.ack(sp.peek_batch())
+    assert sp.depth() == 0
+    sp.close()
+    sp = seq_spool(tmp_path)
+    assert sp.max_seq == 299 and sp.depth() == 0
+
+
+def test_cursor_without_max_seq_is_still_read(tmp_path):
+    from tlog import fsutil
+
+    sp = seq_spool(tmp_path)
+    for s in range(6):
+        sp.append(packed_rec(s))
+    b = sp.peek_batch(max_records=2)
+    sp.ack(b)
+    cur = tmp_path / "cursor"
+    fields = fsutil.unseal(cur.read_bytes()).split()
+    assert len(fields) == 9
+    cur.write_bytes(fsutil.seal(b" ".join(fields[:8])))  # an older firmware's cursor
+    sp = seq_spool(tmp_path)
+    assert sp.depth() == 4 and sp.max_seq == 5  # the records still tell it
+
+
+def test_plain_spool_keeps_no_max_seq(tmp_path):
+    sp = open_spool(tmp_path)
+    sp.append(b"\x01\x00\xff\xff\xff\x7f....")  # looks like a record; no seq_of given
+    assert sp.max_seq == -1

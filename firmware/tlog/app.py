@@ -128,7 +128,11 @@ class App:
         self.topics = None
         self.client = self.status = self.commands = self.health = None
         self.spool = _spool_from_config(self.root + "/spool", cfg)
-        self.seq = SeqNo(self.root + "/seqno")
+        # the spool's highest seq is the floor: a lost lease file never restarts numbering
+        # below records the broker has seen or will see (it would drop them as duplicates)
+        self.seq = SeqNo(self.root + "/seqno", floor=self.spool.max_seq)
+        if self.seq.recovered:
+            log("seqno lease lost: numbering resumes at %d" % self.seq.peek())
         fam = b["modem"]["family"] or "cmqtt"
         stream = platform.open_stream(b["uart"], opts.get("modem"))
         self.at = at = Engine(stream)
@@ -348,6 +352,7 @@ class App:
             self._tasks.append(asyncio.create_task(self._stdin_stop()))
         if self.cfg.get("capture_enable"):
             self.capture.start()
+        self._tasks.append(asyncio.create_task(self._capture_idle()))
         secs = self.opts.get("seconds") or 0
         log("running: board %s, flash %s, seconds %s"
             % (self.board["name"], self.root or "/", secs))
@@ -369,6 +374,15 @@ class App:
             log("spool close failed:", e)
         self.capture.stop()
         log("interrupted: spool depth %d" % self.spool.depth())
+
+    async def _capture_idle(self):
+        """Release the RX bytes the capture holds back once the line is quiet (a no-op
+        while capture is off; the engine has no idle hook of its own)."""
+        cap = self.capture
+        while True:
+            await sleep_ms(500)
+            if cap.active:
+                cap.idle()
 
     async def _stdin_stop(self):
         await platform.stdin_closed()

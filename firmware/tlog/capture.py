@@ -12,16 +12,26 @@ the quoted user/password of ``AT+CMQTTCONNECT``, ``AT+CGAUTH``,
 ``AT+CSOCKAUTH``, ``AT+SMCONF="USERNAME"/"PASSWORD"``, ``AT+SAPBR=3,1,"USER"/"PWD"``,
 the SIM PIN of ``AT+CPIN=`` and the key file of ``AT+CSSLCFG="clientkey"`` are
 replaced by ``<redacted>``; each redaction is noted in a comment.
+
+RX goes through ``rxredact.RxRedactor`` (inbound MQTT commands that set a
+secret key, secret values read back, PEM private keys), which holds back the
+few bytes that may still be a secret split across UART reads.  Held bytes are
+released by the next reads, by ``idle()`` once the line was quiet for
+``IDLE_FLUSH_MS`` (the app calls it from a task) and by ``stop()``; they carry
+over to the next file on rotation and stay held across a TX (so a TX written
+meanwhile can come before them: a secret's first half is never forced out).
 """
 
 import os
 
 from atmq import atx
-from atmq.compat import ticks_diff, ticks_ms
+from atmq.compat import const, ticks_diff, ticks_ms
 
+from . import config as _config
 from . import fsutil
+from .rxredact import REDACTED, RxRedactor
 
-REDACTED = b"<redacted>"
+IDLE_FLUSH_MS = const(1000)  # a quiet line: what is held is not the start of a secret
 # command prefix -> index of the first quoted argument to hide (all later quoted ones too)
 _SECRET_ARGS = (
     (b"AT+CMQTTCONNECT=", 1),  # "tcp://host:port",ka,clean,"user","password"
@@ -104,6 +114,9 @@ class Capture:
         self.redactions = 0
         self.errors = 0
         self.last_error = None
+        self._rx = None  # the RxRedactor, made by the first start() (~1 KB window)
+        self._rx_delay = 0  # ms since the last record, for the next RX bytes written
+        self._rx_last = 0  # ticks of the last RX chunk
         self._seq = self._next_index()
 
     def _names(self):
@@ -150,8 +163,17 @@ class Capture:
         self._file = None
         self._w = None
 
+    def _secret_values(self):
+        cfg = self.cfg
+        return [cfg.get(k) for k in _config.SCHEMA if _config.is_secret(k)]
+
     def start(self):
         if not self.active:
+            if self._rx is None:
+                self._rx = RxRedactor(self._rx_out)
+            self._rx.reset()
+            self._rx.set_values(self._secret_values())
+            self._rx_delay = 0
             self._open()
             self.active = True
             self.at.tap = self
@@ -160,6 +182,7 @@ class Capture:
     def stop(self):
         if self.active:
             self.at.tap = None
+            self.flush()
             self.active = False
             self._close()
         return self.status()
@@ -207,14 +230,50 @@ class Capture:
             self._fail(e)
 
     def rx(self, buf, n):
-        w = self._w
-        if w is None:
+        r = self._rx
+        if self._w is None or r is None:
             return
         try:
-            w.rx(memoryview(buf)[:n], self._delay())
+            self._rx_delay += self._delay()
+            self._rx_last = self._last
+            r.feed(buf, n)
             self._after_write()
         except Exception as e:
             self._fail(e)
+
+    def _rx_out(self, data):
+        """The redactor's output: RX bytes as they may be written (or its marker)."""
+        w = self._w
+        if w is None:
+            return
+        if data is REDACTED:
+            self.redactions += 1
+            w.comment("redacted a secret in RX")
+        w.rx(data, self._rx_delay)
+        self._rx_delay = 0
+
+    def flush(self):
+        """Write the RX bytes held back (deciding pending ones the safe way) and flush."""
+        r = self._rx
+        if self._w is None or r is None:
+            return
+        try:
+            if r.pending:
+                self._rx_delay += self._delay()
+                r.flush()
+            f = self._file
+            if f is not None:
+                f.flush()
+            self._after_write()
+        except Exception as e:
+            self._fail(e)
+
+    def idle(self):
+        """Flush held RX bytes once the line has been quiet for IDLE_FLUSH_MS."""
+        r = self._rx
+        if r is not None and r.pending and self._w is not None:
+            if ticks_diff(self.clock(), self._rx_last) >= IDLE_FLUSH_MS:
+                self.flush()
 
     def _fail(self, e):
         self.errors += 1

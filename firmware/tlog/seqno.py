@@ -10,7 +10,8 @@ skipped, never repeated.  One flash write per ``block`` numbers.
 A lease file that is missing or corrupt is recovered from ``path.tmp`` (a cut
 between write and rename) and, as a last resort, from ``floor``: the caller
 passes the highest sequence number it can still see (e.g. in the spool), and
-counting resumes above it; ``recovered`` then says so.
+counting resumes above it; ``recovered`` then says so (also when the file is
+simply gone and ``floor`` is at or past its lease: lost, not a first boot).
 """
 
 from atmq.compat import const
@@ -41,6 +42,8 @@ class SeqNo:
             if fsutil.exists(path) or fsutil.exists(path + fsutil.TMP_SUFFIX):
                 self.recovered = True  # both copies torn: trust only what the caller saw
             lease = 0
+        if floor + 1 > lease:
+            self.recovered = True  # the lease is behind what the caller holds: it was lost
         self._next = max(lease, floor + 1)
         self._lease = self._next  # nothing of the new block is leased yet
 

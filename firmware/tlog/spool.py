@@ -23,6 +23,13 @@ Bounded: at most ``max_bytes`` of segments and ``max_segments`` files.  Only
 when a write would exceed that is the oldest segment deleted; its unacknowledged
 records are added to ``dropped``, which is persisted with the cursor.
 
+Sequence numbers: with ``seq_of`` (payload -> its seq, or -1) the spool keeps
+``max_seq``, the highest seq it has held: read from every frame during the
+open scan, from each append, and persisted with the cursor (so it survives
+the segments being acknowledged and deleted).  The app passes it to
+``SeqNo`` as the floor, so a lost lease file never restarts the numbering
+below records the broker has already seen or is about to see.
+
 RAM: one staging buffer (``ram_bytes``), one batch buffer (``batch_max_bytes``)
 and a few small headers, all allocated once.  Segments are never read whole.
 """
@@ -34,6 +41,7 @@ import struct
 from atmq.compat import const
 
 from . import fsutil
+from .records import FORMAT_VERSION
 
 _MAGIC = const(0xA5)
 _COMMIT = const(0x5A)
@@ -95,6 +103,7 @@ class Spool:
         ram_bytes=2048,
         flush_records=1,
         max_record=1024,
+        seq_of=None,
     ):
         if max_segments < 2:
             raise ValueError("spool max_segments must be >= 2 (one to fill, one to drain)")
@@ -135,6 +144,8 @@ class Spool:
         self.repaired = 0
         self.corrupt = 0
         self.flash_errors = 0
+        self._seq_of = seq_of
+        self.max_seq = -1  # highest record seq held (seq_of), -1: none / unknown
         self._open()
 
     # ---- paths and small state ----------------------------------------------------------
@@ -146,7 +157,7 @@ class Spool:
         """Persist cursor and counters.  A flash error is counted, not raised: the RAM
         state stays right, and after a reboot the old cursor only means a resend."""
         c = self._cur
-        body = b"%d %d %d %d %d %d %d %d" % (
+        body = b"%d %d %d %d %d %d %d %d %d" % (
             c[0],
             c[1],
             c[2],
@@ -155,6 +166,7 @@ class Spool:
             self.acked,
             self.repaired,
             self.corrupt,
+            self.max_seq + 1,  # never negative: an older reader rejects negative fields
         )
         try:
             fsutil.atomic_write(self.root + "/" + _CURSOR, fsutil.seal(body))
@@ -178,6 +190,8 @@ class Spool:
             return False
         self._cur = [v[0], v[1], v[2]]
         self.dropped, self.appended, self.acked, self.repaired, self.corrupt = v[3:8]
+        if len(v) > 8:  # a cursor written before max_seq was kept has 8 fields
+            self.max_seq = max(self.max_seq, v[8] - 1)
         return True
 
     # ---- open: scan, repair, place the cursor -----------------------------------------
@@ -239,6 +253,10 @@ class Spool:
                     break
                 if self._skipped:
                     middle += 1
+                if self._seq_of is not None:  # the payload is in the batch buffer at 0
+                    q = self._seq_of(self._batch.mv[:n])
+                    if q > self.max_seq:
+                        self.max_seq = q
                 count += 1
                 off = end = self._foff + n + _OVH
         return count, end, middle
@@ -325,6 +343,10 @@ class Spool:
             self.flush()
             while self._stage_len + need > len(self._stage):
                 self._drop_staged()  # flash is failing: RAM is full, oldest goes
+        if self._seq_of is not None:
+            q = self._seq_of(payload)
+            if q > self.max_seq:
+                self.max_seq = q
         st = self._stage
         p = self._stage_len
         st[p] = _MAGIC
@@ -596,12 +618,21 @@ class Spool:
             "repaired": self.repaired,
             "corrupt": self.corrupt,
             "flash_errors": self.flash_errors,
+            "max_seq": self.max_seq,
         }
 
     def close(self):
         """Flush staged records and persist the counters (standby, shutdown)."""
         self.flush()
         self._save_cursor()
+
+
+def record_seq(payload):
+    """The seq of a packed ``tlog.records`` record (-1 for anything else): format
+    version byte, flags byte, then seq as u32 LE (``records.pack_into``)."""
+    if len(payload) < 10 or payload[0] != FORMAT_VERSION:
+        return -1
+    return payload[2] | (payload[3] << 8) | (payload[4] << 16) | (payload[5] << 24)
 
 
 def from_config(root, cfg, record_max=128):
@@ -622,4 +653,5 @@ def from_config(root, cfg, record_max=128):
         ram_bytes=max(2048, cfg.get("spool_flush_records") * (record_max + _OVH)),
         flush_records=cfg.get("spool_flush_records"),
         max_record=record_max,
+        seq_of=record_seq,
     )
