@@ -284,7 +284,6 @@ class Driver:
             st.limit = ends[i]
             while st.pos < st.limit:
                 at.pump()
-            at.process()
             if check and k != K_IDLE:
                 r = at.resp
                 if r.final == R_OK:

@@ -376,3 +376,24 @@ def test_payload_written_in_packets_when_asked():
     assert run(with_engine(m, body)) == R_OK
     assert sizes[1:] == [3072, 3072, 1536]
     m.assert_done()
+
+
+def test_engine_reads_the_tokenizer_state_where_the_tokenizer_writes_it():
+    from atmq import engine, tokenizer
+
+    assert (engine._S_LEN, engine._S_HEAD) == (tokenizer.S_LEN, tokenizer.S_HEAD)
+
+
+def test_a_raising_urc_handler_is_counted_and_the_reader_goes_on():
+    at = Engine(None)
+    seen = []
+
+    def bad(a):
+        raise RuntimeError("driver bug")
+
+    at.on(b"+BAD:", bad)
+    at.on(b"+GOOD:", lambda a: seen.append(a.arg_int(0)))
+    at.feed(b"\r\n+BAD: 1\r\n+GOOD: 2\r\n")
+    assert seen == [2]
+    assert at.handler_errors == 1 and isinstance(at.last_handler_error, RuntimeError)
+    assert at.urcs == 2

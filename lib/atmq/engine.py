@@ -82,6 +82,10 @@ _WAIT_DONE = const(3)
 
 DEFAULT_TIMEOUT_MS = const(3000)
 
+# Indices into the tokenizer's state array (tokenizer.S_LEN / S_HEAD; a test keeps them equal)
+_S_LEN = const(4)
+_S_HEAD = const(5)
+
 
 class Response:
     """Lines stored for the last command, and its outcome.
@@ -159,12 +163,9 @@ class Engine:
         self._flag = ThreadSafeFlag()
         self._waiting = False  # a command coroutine is parked on _flag
         self._lock = asyncio.Lock()
-        # URC table: parallel lists; _urc_head maps head hash -> first entry index
-        self._urc_head = {}
-        self._urc_prefix = []
-        self._urc_nargs = []
-        self._urc_fn = []
-        self._urc_next = []
+        # URC table: parallel lists (head hash -> first entry, prefix, nargs, handler, next
+        # entry with the same head), kept in one tuple so the reader loads it at once.
+        self._urc = ({}, [], [], [], [])
         self._final_of = {}
         for p, kind in _FINALS:
             self._final_of[head_hash(p, 0, len(p))] = kind
@@ -190,6 +191,8 @@ class Engine:
         self.commands = 0
         self.timeouts = 0
         self.errors = 0
+        self.handler_errors = 0  # URC handlers that raised (counted, the reader goes on)
+        self.last_handler_error = None
 
     # ---- URC table -------------------------------------------------------------------------
 
@@ -201,18 +204,19 @@ class Engine:
         share a head are tried in registration order.
         """
         h = head_hash(prefix, 0, len(prefix))
-        i = len(self._urc_prefix)
-        self._urc_prefix.append(prefix)
-        self._urc_nargs.append(nargs)
-        self._urc_fn.append(handler)
-        self._urc_next.append(-1)
-        j = self._urc_head.get(h, -1)
+        head, prefixes, nargs_, fns, nxt = self._urc
+        i = len(prefixes)
+        prefixes.append(prefix)
+        nargs_.append(nargs)
+        fns.append(handler)
+        nxt.append(-1)
+        j = head.get(h, -1)
         if j < 0:
-            self._urc_head[h] = i
+            head[h] = i
         else:
-            while self._urc_next[j] >= 0:
-                j = self._urc_next[j]
-            self._urc_next[j] = i
+            while nxt[j] >= 0:
+                j = nxt[j]
+            nxt[j] = i
 
     # ---- reader ----------------------------------------------------------------------------
 
@@ -252,45 +256,55 @@ class Engine:
     def process(self):
         """Take every token the ring holds and dispatch it (the order is in the module doc).
 
-        The line dispatch is written inline, in one function: on MicroPython a call
-        costs more than the comparisons it would wrap, and this runs for every line.
+        Written as one function with the state it needs in locals: on MicroPython a
+        call, and every attribute access, costs more than the comparisons around it,
+        and this runs for every line.  Command state cannot change while it runs
+        (commands start and end in their coroutines; handlers only record).
         """
         tok = self.tok
         a = tok.args
+        buf = a.buf  # tokenizer lines start at 0: the length is the end
+        st = tok.st
+        r = self.resp
+        urc_head, urc_prefix, urc_nargs, urc_fn, urc_next = self._urc
+        phase = self._phase
+        final_of = self._final_of
+        cmd = resp_p = done_p = None
+        if phase != _IDLE:
+            cmd = self._cmd
+            resp_p = self._resp_prefix
+            done_p = self._done_prefix
+        nurc = 0
+        nunk = 0
         while True:
             t = tok.next()
-            if t == T_NONE:
-                return
             if t == T_LINE:
-                buf = a.buf  # tokenizer lines start at 0, so a.e is the length
-                n = a.e
-                h = tok.head
-                if self._phase != _IDLE:
-                    r = self.resp
+                n = st[_S_LEN]
+                h = st[_S_HEAD]
+                pending = False
+                if phase != _IDLE:
                     pending = r.final == R_PENDING
                     if pending:
-                        cmd = self._cmd
                         if cmd is not None and n == len(cmd) and buf.startswith(cmd):
-                            self._cmd = None  # one echo per command
+                            cmd = None  # one echo per command
+                            self._cmd = None
                             self.echoes += 1
                             continue
-                        p = self._resp_prefix
-                        if p is not None and n >= len(p) and buf.startswith(p):
+                        if resp_p is not None and n >= len(resp_p) and buf.startswith(resp_p):
                             r.add(buf, 0, n)
                             continue
                     # A two-phase completion may come before or after the final code;
                     # once the command is answered nothing else belongs to it, whatever
                     # arrives before its coroutine resumes.
-                    p = self._done_prefix
-                    if p is not None and not self._done_seen and n >= len(p) \
-                            and buf.startswith(p):
+                    if done_p is not None and n >= len(done_p) and buf.startswith(done_p) \
+                            and not self._done_seen:
                         if self._done_arg < 0 or a.arg_int(0) == self._done_arg:
                             r.done = r.add(buf, 0, n)
                             self._done_seen = True
                             self._wake()
                             continue
                     if pending:
-                        kind = self._final_of.get(h, 0)
+                        kind = final_of.get(h, 0)
                         if kind:
                             fp = _FINAL_TEXT[kind]
                             m = len(fp)
@@ -302,28 +316,36 @@ class Engine:
                                     r.code = a.arg_int(0)
                                 self._wake()
                                 continue
-                else:
-                    pending = False
-                i = self._urc_head.get(h, -1)
+                i = urc_head.get(h, -1)
                 while i >= 0:
-                    p = self._urc_prefix[i]
+                    p = urc_prefix[i]
                     if n >= len(p) and buf.startswith(p):
-                        k = self._urc_nargs[i]
+                        k = urc_nargs[i]
                         if k < 0 or a.count() == k:
-                            self.urcs += 1
-                            self._urc_fn[i](a)
+                            nurc += 1
+                            try:
+                                urc_fn[i](a)
+                            except Exception as e:  # a broken handler must not stop the reader
+                                self.handler_errors += 1
+                                self.last_handler_error = e
                             break
-                    i = self._urc_next[i]
+                    i = urc_next[i]
                 if i >= 0:  # a handler took it
                     continue
                 if pending and self._bare:
-                    self.resp.add(buf, 0, n)
+                    r.add(buf, 0, n)
                     continue
-                self.unknown += 1
+                nunk += 1
                 if self.on_unknown is not None:
                     self.on_unknown(a)
+            elif t == T_NONE:
+                if nurc:
+                    self.urcs += nurc
+                if nunk:
+                    self.unknown += nunk
+                return
             elif t == T_PROMPT:
-                if self._phase == _WAIT_PROMPT:
+                if phase == _WAIT_PROMPT:
                     self._prompted = True
                     self._wake()
             elif t == T_RAW or t == T_LOST:

@@ -37,10 +37,31 @@ _F_SKIPSP = const(8)  # eat one space after a prompt
 _F_COLON = const(16)  # the head of the current line (up to ':') is complete
 _H0 = const(0x811C9D)
 
+# Tokenizer state, one int array so the viper scanner updates it in place and the
+# per-line path stores no Python attributes (each costs a map lookup on MicroPython).
+_S_LLEN = const(0)  # bytes of the line being assembled
+_S_FLAGS = const(1)
+_S_HASH = const(2)  # head hash of the line being assembled
+_S_LMAX = const(3)
+_S_LEN = const(4)  # length of the last complete line
+_S_HEAD = const(5)  # its head hash
+_S_LINES = const(6)
+_S_TRUNC = const(7)  # 1: the last line was cut at line_max
+_S_TRUNCS = const(8)
+_S_PROMPTS = const(9)
+_S_RAW_LEFT = const(10)  # raw frame bytes still to come
+_S_RAW_OFF = const(11)  # where the next raw byte goes in the armed buffer
+_S_RAW_FRAMES = const(12)
+_S_RAW_BYTES = const(13)
+_S_RESYNCS = const(14)
+_S_SIZE = const(15)
+S_LEN = _S_LEN  # public copies for the engine, which reads the state array directly
+S_HEAD = _S_HEAD
+
 
 @micropython.viper
 def _scan(ring, idx, line, st) -> int:
-    # idx: ring [read index, bytes held, mask]; st: [llen, flags, head hash, line_max]
+    # idx: ring [read index, bytes held, mask]; st: the tokenizer state (_S_* indices)
     rb = ptr8(ring)
     lb = ptr8(line)
     ix = ptr32(idx)
@@ -48,10 +69,10 @@ def _scan(ring, idx, line, st) -> int:
     r = int(ix[0])
     n = int(ix[1])
     mask = int(ix[2])
-    llen = int(sp[0])
-    flags = int(sp[1])
-    h = int(sp[2])
-    lmax = int(sp[3])
+    llen = int(sp[_S_LLEN])
+    flags = int(sp[_S_FLAGS])
+    h = int(sp[_S_HASH])
+    lmax = int(sp[_S_LMAX])
     t = T_NONE
     i = 0
     while i < n:
@@ -65,6 +86,18 @@ def _scan(ring, idx, line, st) -> int:
                 continue
             if llen == 0 and not (flags & _F_TRUNC):
                 continue  # empty line
+            # Publish the line: length, head hash, counters; reset for the next line.
+            sp[_S_LEN] = llen
+            sp[_S_HEAD] = h
+            sp[_S_LINES] = sp[_S_LINES] + 1
+            if flags & _F_TRUNC:
+                sp[_S_TRUNC] = 1
+                sp[_S_TRUNCS] = sp[_S_TRUNCS] + 1
+            else:
+                sp[_S_TRUNC] = 0
+            flags = flags & (_F_PROMPT | _F_SKIPSP)
+            llen = 0
+            h = _H0
             t = T_LINE
             break
         if c == 13 or (flags & _F_DISCARD):
@@ -75,6 +108,7 @@ def _scan(ring, idx, line, st) -> int:
                 continue
         if c == 62 and llen == 0 and (flags & _F_PROMPT):
             flags = (flags & (0xFFFF ^ _F_PROMPT)) | _F_SKIPSP
+            sp[_S_PROMPTS] = sp[_S_PROMPTS] + 1
             t = T_PROMPT
             break
         if llen < lmax:
@@ -90,9 +124,9 @@ def _scan(ring, idx, line, st) -> int:
             flags = flags | _F_TRUNC
     ix[0] = (r + i) & mask
     ix[1] = n - i
-    sp[0] = llen
-    sp[1] = flags
-    sp[2] = h
+    sp[_S_LLEN] = llen
+    sp[_S_FLAGS] = flags
+    sp[_S_HASH] = h
     return t
 
 
@@ -307,52 +341,92 @@ class Args:
 
 
 class Tokenizer:
-    """Turns the bytes of a ``RingBuffer`` into tokens; see the module docstring."""
+    """Turns the bytes of a ``RingBuffer`` into tokens; see the module docstring.
+
+    Counters and the last line's facts live in the ``st`` int array (see
+    ``_S_*``) and are read through properties: the per-line path writes no
+    Python attribute.
+    """
 
     def __init__(self, ring, line_max=512, max_args=24):
         self.ring = ring
         self.line = bytearray(line_max)
         self.line_max = line_max
-        self.llen = 0
         self.args = Args(self.line, max_args)
-        self.st = array("i", (0, 0, _H0, line_max))  # llen, flags, head hash, line_max
-        self.truncated = False
-        self.head = _H0  # head hash of the last line (head_hash of its bytes up to ':')
+        st = array("i", bytes(4 * _S_SIZE))
+        st[_S_HASH] = _H0
+        st[_S_LMAX] = line_max
+        self.st = st
         self._raw_dst = None
-        self.raw_off = 0
-        self._raw_left = 0
-        # counters
-        self.lines = 0
-        self.truncations = 0
-        self.prompts = 0
-        self.raw_frames = 0
-        self.raw_bytes = 0
-        self.resyncs = 0
 
-    @micropython.native
+    # read-only views of the state
+    @property
+    def llen(self):
+        return self.st[_S_LEN]
+
+    @property
+    def head(self):
+        """Head hash of the last line (``head_hash`` of its bytes up to ':')."""
+        return self.st[_S_HEAD]
+
+    @property
+    def truncated(self):
+        return self.st[_S_TRUNC] != 0
+
+    @property
+    def lines(self):
+        return self.st[_S_LINES]
+
+    @property
+    def truncations(self):
+        return self.st[_S_TRUNCS]
+
+    @property
+    def prompts(self):
+        return self.st[_S_PROMPTS]
+
+    @property
+    def raw_off(self):
+        """End offset, in the armed buffer, of the raw bytes copied so far."""
+        return self.st[_S_RAW_OFF]
+
+    @property
+    def raw_frames(self):
+        return self.st[_S_RAW_FRAMES]
+
+    @property
+    def raw_bytes(self):
+        return self.st[_S_RAW_BYTES]
+
+    @property
+    def resyncs(self):
+        return self.st[_S_RESYNCS]
+
     @micropython.native
     def arm_prompt(self, on=True):
         st = self.st
-        st[1] = (st[1] | _F_PROMPT) if on else (st[1] & ~_F_PROMPT)
+        st[_S_FLAGS] = (st[_S_FLAGS] | _F_PROMPT) if on else (st[_S_FLAGS] & ~_F_PROMPT)
 
     def arm_raw(self, dst, off, n):
         """The next ``n`` bytes go verbatim to ``dst[off:off+n]`` (``dst`` None: skip them)."""
         if dst is not None and off + n > len(dst):
             raise ValueError("raw frame does not fit the buffer")
+        st = self.st
         self._raw_dst = dst
-        self.raw_off = off
-        self._raw_left = n
+        st[_S_RAW_OFF] = off
+        st[_S_RAW_LEFT] = n
         if n == 0:
-            self.raw_frames += 1
+            st[_S_RAW_FRAMES] += 1
 
     def raw_pending(self):
-        return self._raw_left
+        return self.st[_S_RAW_LEFT]
 
     def reset(self):
-        self.st[0] = 0
-        self.st[1] = 0
-        self.st[2] = _H0
-        self._raw_left = 0
+        st = self.st
+        st[_S_LLEN] = 0
+        st[_S_FLAGS] = 0
+        st[_S_HASH] = _H0
+        st[_S_RAW_LEFT] = 0
         self._raw_dst = None
 
     @micropython.native
@@ -361,52 +435,38 @@ class Tokenizer:
         st = self.st
         if ring.lost:
             ring.lost = False
-            self.resyncs += 1
-            st[0] = 0
-            st[1] = (st[1] & _F_PROMPT) | _F_DISCARD
-            st[2] = _H0
-            if self._raw_left:
-                self._raw_left = 0
+            st[_S_RESYNCS] += 1
+            st[_S_LLEN] = 0
+            st[_S_FLAGS] = (st[_S_FLAGS] & _F_PROMPT) | _F_DISCARD
+            st[_S_HASH] = _H0
+            if st[_S_RAW_LEFT]:
+                st[_S_RAW_LEFT] = 0
                 self._raw_dst = None
                 return T_LOST
         idx = ring.idx
         n = idx[1]
         if n == 0:
             return T_NONE
-        left = self._raw_left
+        left = st[_S_RAW_LEFT]
         if left:
             k = n if n < left else left
-            if self._raw_dst is not None:
-                _copy_out(ring.buf, idx[0], idx[2], self._raw_dst, self.raw_off, k)
+            dst = self._raw_dst
+            if dst is not None:
+                _copy_out(ring.buf, idx[0], idx[2], dst, st[_S_RAW_OFF], k)
             idx[0] = (idx[0] + k) & idx[2]
             idx[1] = n - k
-            self.raw_bytes += k
-            self.raw_off += k
+            st[_S_RAW_BYTES] += k
+            st[_S_RAW_OFF] += k
             left -= k
-            self._raw_left = left
+            st[_S_RAW_LEFT] = left
             if left:
                 return T_NONE
             self._raw_dst = None
-            self.raw_frames += 1
+            st[_S_RAW_FRAMES] += 1
             return T_RAW
         t = _scan(ring.buf, idx, self.line, st)
         if t == T_LINE:
-            llen = st[0]
-            self.llen = llen
-            self.head = st[2]
-            st[0] = 0
-            st[2] = _H0
-            self.lines += 1
-            flags = st[1]
-            if flags & _F_TRUNC:
-                self.truncated = True
-                self.truncations += 1
-            else:
-                self.truncated = False
-            st[1] = flags & (_F_PROMPT | _F_SKIPSP)
             a = self.args
-            a.e = llen
+            a.e = st[_S_LEN]
             a.argc = -1
-        elif t == T_PROMPT:
-            self.prompts += 1
         return t
