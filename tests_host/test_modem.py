@@ -47,10 +47,10 @@ def test_transcript(name, chunk):
     asyncio.run(modem_scenarios.run(modem_scenarios.TRANSCRIPTS + name, _chunk(chunk)))
 
 
-def test_a_wrong_byte_is_caught():
+def test_a_wrong_byte_is_caught(tmp_path):
     # The harness itself must fail when the driver writes something else.
     lines = open(os.path.join(TDIR, "csq_99.atx")).read().replace("AT+CSQ\\r", "AT+CSQ?\\r", 1)
-    path = os.path.join(ROOT, ".pytest_cache", "csq_wrong.atx")
+    path = str(tmp_path / "csq_wrong.atx")
     with open(path, "w") as f:
         f.write(lines)
     with pytest.raises(Exception) as e:
