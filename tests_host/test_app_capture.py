@@ -161,7 +161,9 @@ def rx_chunks(cap, data, cuts):
 def captured_rx(cap):
     if cap._file is not None:
         cap._file.flush()  # the OS buffer, not what the redactor holds
-    _meta, recs = read(cap, os.path.basename(cap.path))
+    path = cap.path
+    assert path is not None
+    _meta, recs = read(cap, os.path.basename(path))
     return b"".join(d for k, d in recs if k == "<")
 
 
@@ -170,7 +172,10 @@ def capture_of(tmp_path, data, cuts, **cfg):
     cap.start()
     rx_chunks(cap, data, cuts)
     cap.stop()
-    text = open(cap.path).read()
+    path = cap.path
+    assert path is not None
+    with open(path) as f:
+        text = f.read()
     return cap, text, captured_rx(cap)
 
 

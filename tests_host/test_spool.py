@@ -466,7 +466,9 @@ def test_cursor_without_max_seq_is_still_read(tmp_path):
     b = sp.peek_batch(max_records=2)
     sp.ack(b)
     cur = tmp_path / "cursor"
-    fields = fsutil.unseal(cur.read_bytes()).split()
+    body = fsutil.unseal(cur.read_bytes())
+    assert body is not None
+    fields = body.split()
     assert len(fields) == 9
     cur.write_bytes(fsutil.seal(b" ".join(fields[:8])))  # an older firmware's cursor
     sp = seq_spool(tmp_path)

@@ -142,6 +142,8 @@ class Capture:
         self._file = _Counted(path)
         self.path = path
         self._w = atx.Writer(self._file)
+        if self._rx is not None:  # values set meanwhile are hidden from this file on
+            self._rx.set_values(self._secret_values())
         self._w.comment("tlog capture %s" % path)
         if self.meta is not None:
             m = self.meta()
@@ -172,7 +174,6 @@ class Capture:
             if self._rx is None:
                 self._rx = RxRedactor(self._rx_out)
             self._rx.reset()
-            self._rx.set_values(self._secret_values())
             self._rx_delay = 0
             self._open()
             self.active = True
