@@ -86,3 +86,17 @@ def test_capture_file_holds_no_secret():
         assert got.endswith(_PLAIN), got
     finally:
         tlogfs.rmtree(d)
+
+
+def test_idle_flush_mid_secret_still_hides_it():
+    for data in (_KEY_FIRST, _VALUE_FIRST, _PEM):
+        for k in range(len(data) + 1):
+            out = bytearray()
+            r = RxRedactor(out.extend)
+            chunk = bytearray(256)
+            for part in (data[:k], data[k:]):
+                chunk[: len(part)] = part
+                r.feed(chunk, len(part))
+                r.idle_flush()  # a quiet line after each read
+            r.flush()
+            assert b"s3cret" not in out and r.redactions == 1, (k, out)

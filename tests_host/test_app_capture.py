@@ -281,3 +281,44 @@ def test_rx_secret_across_rotation_is_still_hidden(tmp_path):
     assert cap.files >= 2
     text = "".join(open(os.path.join(cap.folder, n)).read() for n in os.listdir(cap.folder))
     assert "s3cret" not in text and cap.redactions == 1
+
+
+def test_rx_secret_resuming_after_an_idle_flush_is_still_hidden(tmp_path):
+    """A pause of more than IDLE_FLUSH_MS anywhere in the message: what was held is shown
+    (it reveals nothing) but still matched when the rest arrives."""
+    from tlog.capture import IDLE_FLUSH_MS
+
+    for known, (name, data, secrets, _shown, count) in [(a, c) for a in ("", "s3cret-Pa55")
+                                                        for c in _cases()]:
+        tag = name.replace(" ", "_") + ("-known" if known else "")
+        whole = capture_of(tmp_path / ("whole-" + tag), data, [])[2]
+        for k in range(len(data) + 1):
+            # known: the value is also the current one (a read-back form is matched too)
+            cap, _at, clock = make(tmp_path / ("%s-%d" % (tag, k)), mqtt_password=known)
+            cap.start()
+            rx_chunks(cap, data[:k], [])
+            clock.advance(IDLE_FLUSH_MS)
+            cap.idle()
+            mid = captured_rx(cap)
+            rx_chunks(cap, data[k:], [])
+            cap.stop()
+            got = captured_rx(cap)
+            for s in secrets:
+                assert s not in got and s not in mid, (name, k, s)
+            assert cap.redactions == count, (name, k)
+            if name != "value first":  # a value whose key is still out is hidden anyway
+                assert got == whole, (name, k, got)
+
+
+def test_rx_idle_never_shows_the_start_of_a_current_secret(tmp_path):
+    from tlog.capture import IDLE_FLUSH_MS
+
+    cap, _at, clock = make(tmp_path, mqtt_password="hunter22")
+    cap.start()
+    rx(cap, b'\r\n+CMQTTCONNECT: 0,"tcp://h:1",60,1,"u","hunt')
+    clock.advance(IDLE_FLUSH_MS)
+    cap.idle()
+    assert captured_rx(cap) == b'\r\n+CMQTTCONNECT: 0,"tcp://h:1",60,1,"u",'
+    rx(cap, b'er22"\r\n')
+    cap.stop()
+    assert captured_rx(cap).endswith(b'"u","' + REDACTED + b'"\r\n')

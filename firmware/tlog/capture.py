@@ -17,9 +17,10 @@ RX goes through ``rxredact.RxRedactor`` (inbound MQTT commands that set a
 secret key, secret values read back, PEM private keys), which holds back the
 few bytes that may still be a secret split across UART reads.  Held bytes are
 released by the next reads, by ``idle()`` once the line was quiet for
-``IDLE_FLUSH_MS`` (the app calls it from a task) and by ``stop()``; they carry
-over to the next file on rotation and stay held across a TX (so a TX written
-meanwhile can come before them: a secret's first half is never forced out).
+``IDLE_FLUSH_MS`` (the app calls it from a task: it shows what reveals nothing
+and keeps matching it) and by ``stop()``; they carry over to the next file on
+rotation and stay held across a TX (so a TX written meanwhile can come before
+them: a secret's first half is never forced out).
 """
 
 import os
@@ -253,15 +254,19 @@ class Capture:
         w.rx(data, self._rx_delay)
         self._rx_delay = 0
 
-    def flush(self):
-        """Write the RX bytes held back (deciding pending ones the safe way) and flush."""
+    def flush(self, idle=False):
+        """Write the RX bytes held back and flush the file.  ``idle``: only what reveals
+        nothing (RxRedactor.idle_flush); else pending ones are decided the safe way."""
         r = self._rx
         if self._w is None or r is None:
             return
         try:
             if r.pending:
                 self._rx_delay += self._delay()
-                r.flush()
+                if idle:
+                    r.idle_flush()
+                else:
+                    r.flush()
             f = self._file
             if f is not None:
                 f.flush()
@@ -274,7 +279,7 @@ class Capture:
         r = self._rx
         if r is not None and r.pending and self._w is not None:
             if ticks_diff(self.clock(), self._rx_last) >= IDLE_FLUSH_MS:
-                self.flush()
+                self.flush(True)
 
     def _fail(self, e):
         self.errors += 1

@@ -18,7 +18,9 @@ lines stay, so the transcript still reads).  The window is bounded by the
 schema: the longest secret value (twice, for JSON escapes) plus room for the
 other members of a command object.  When it fills before a value-first
 object shows its key, the value is redacted anyway (too long for any valid
-command).  ``flush()`` (stop, idle) resolves what is pending the same safe way.
+command).  ``flush()`` (stop) resolves what is pending the same safe way;
+``idle_flush()`` (a quiet line) shows the held bytes that reveal nothing but
+keeps them for matching, so a secret that resumes after a pause is still found.
 """
 
 from atmq.compat import const
@@ -77,7 +79,8 @@ class RxRedactor:
         self.hold = 2 * longest + maxname + _MEMBERS_ROOM  # 512 + 15 + 160 with the schema
         self.win = bytearray(self.hold + 256)  # + one UART chunk
         self.mv = memoryview(self.win)
-        self.s = 0  # first byte not yet emitted
+        self.s = 0  # first byte not yet decided
+        self.shown = 0  # bytes before this went to the sink (>= s after an idle flush)
         self.n = 0  # bytes in the window
         self.skip = _S_NONE
         self.esc = False  # _S_STR: the previous byte was a backslash
@@ -105,13 +108,14 @@ class RxRedactor:
 
     def reset(self):
         """Forget what is held (a new capture after a failed one)."""
-        self.s = self.n = 0
+        self.s = self.n = self.shown = 0
         self.skip = _S_NONE
         self.want_value = False
 
     @property
     def pending(self):
-        return self.n - self.s
+        """Bytes held that the sink has not seen."""
+        return self.n - self.shown
 
     # ---- in and out -----------------------------------------------------------------------
 
@@ -122,6 +126,10 @@ class RxRedactor:
             if self.n == len(self.win):
                 self._run(True, False)  # nothing could be released: decide the safe way
                 self._compact()
+                if self.n == len(self.win):  # a name followed by a window of blanks
+                    self._emit(self.s, self.n)
+                    self.want_value = True
+                    self._compact()
             k = min(n - off, len(self.win) - self.n)
             self.win[self.n : self.n + k] = memoryview(buf)[off : off + k]
             self.n += k
@@ -130,14 +138,49 @@ class RxRedactor:
             self._compact()
 
     def flush(self):
-        """Emit everything held (stop, idle); pending decisions fall to the safe side."""
+        """Emit everything held (stop); pending decisions fall to the safe side."""
         self._run(True, True)
         self._compact()
 
+    def idle_flush(self):
+        """Show the held bytes while the line is quiet, but keep them for matching.
+
+        What is held is at most the start of a key name, a member name with its colon
+        or a PEM armour line: showing it reveals nothing, and keeping it lets the bytes
+        that may still follow complete the pattern.  A value-first object still waiting
+        for its key is decided the safe way now (its value may be a secret), and the
+        start of a current secret value stays hidden.
+        """
+        if self.skip != _S_NONE:
+            return  # inside a secret: its bytes are never shown
+        t, kind, _plen = self._first_trigger()
+        if t >= 0 and kind == _T_VALUE:
+            j = self._ws(t + len(_VALUE))
+            if j < self.n and self.win[j] == 58 and self._ws(j + 1) < self.n:
+                self._run(True, False)  # the value has begun: it may be a secret
+                if self.skip != _S_NONE:
+                    return
+        n = self.n
+        tail = self._partial_tail()
+        if tail:
+            q = n - tail
+            for p in self.lits:
+                if self._is_prefix(q, p):
+                    n = q  # a secret value's first characters: not shown
+                    break
+        if n > self.shown:
+            self.sink(self.mv[self.shown : n])
+            self.shown = n
+
     def _emit(self, a, b):
+        if a < self.shown:
+            a = self.shown  # shown by an idle flush already
         if b > a:
             self.sink(self.mv[a:b])
+            self.shown = b
         self.s = b
+        if self.shown < b:
+            self.shown = b
 
     def _compact(self):
         s = self.s
@@ -147,6 +190,7 @@ class RxRedactor:
                 self.win[0:k] = self.mv[s : self.n]  # forward overlapping copy
             self.s = 0
             self.n = k
+            self.shown = self.shown - s if self.shown > s else 0
 
     def _redact(self, kind):
         self.redactions += 1
@@ -158,11 +202,15 @@ class RxRedactor:
     # ---- the scan ---------------------------------------------------------------------------
 
     def _run(self, final, drain):
-        """Emit what is decided.  ``final``: pending triggers are decided now (the safe
-        way); ``drain``: the tail that may start a trigger goes out too."""
+        """Emit what is decided.  ``final``: pending triggers whose secret part has begun
+        are decided now (the safe way); ``drain``: the held rest goes out too."""
         while True:
-            if self.skip != _S_NONE and not self._skip(drain):
-                return
+            if self.skip != _S_NONE:
+                done = self._skip(drain)
+                if self.shown < self.s:
+                    self.shown = self.s  # dropped, never shown
+                if not done:
+                    return
             t, kind, plen = self._first_trigger()
             if t < 0:
                 end = self.n if drain else self.n - self._partial_tail()
@@ -180,6 +228,8 @@ class RxRedactor:
                 self._redact(_S_STR)
                 r = True
             if not r:
+                if drain:  # stop: a name, a colon, blanks or an armour start: nothing secret
+                    self._emit(self.s, self.n)
                 return  # held until more bytes arrive
 
     def _first_trigger(self):
@@ -339,20 +389,11 @@ class RxRedactor:
     def _on_name(self, t, plen, final):
         j = self._ws(t + plen)
         if j >= self.n:
-            if not final:
-                return False
-            self.want_value = True
-            self._emit(t, self.n)
-            return True
+            return False  # held even when forced: what follows decides
         if self.win[j] == 58:  # {"mqtt_password": <value>}
             v = self._ws(j + 1)
             if v >= self.n:
-                if not final:
-                    return False
-                self._emit(t, self.n)
-                self.skip = _S_NONE
-                self.want_value = True  # nothing of the value arrived yet
-                return True
+                return False
             self._start_value(v)
             return True
         # {"key":"mqtt_password", ... "value": <value>}: the value is further on (or was
@@ -374,19 +415,12 @@ class RxRedactor:
         n = self.n
         j = self._ws(t + len(_VALUE))
         if j >= n:
-            if final:
-                self._emit(t, n)
-                return True
             return False
         if self.win[j] != 58:  # not a member name
             self._emit(t, t + len(_VALUE))
             return True
         v = self._ws(j + 1)
         if v >= n:
-            if final:
-                self._emit(t, n)
-                self.want_value = True
-                return True
             return False
         if self.want_value:
             self.want_value = False
@@ -421,7 +455,7 @@ class RxRedactor:
         n = self.n
         e = self.win.find(b"-----", t + len(_PEM_BEGIN), min(n, t + 64))
         if e < 0:
-            if n - t < 64 and not final:
+            if n - t < 64:
                 return False
             self._emit(t, t + len(_PEM_BEGIN))  # no armour line
             return True
