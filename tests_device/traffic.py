@@ -15,21 +15,41 @@ products below 2**30 so it stays allocation-free on a 32-bit ESP32 too.
 
 from array import array
 
-from atmq.compat import micropython, ptr8
-from atmq.engine import R_CME, R_OK, Engine
-from atmq.events import EV_CONNLOST, EV_MSG, EV_MSG_DROPPED, EventQueue
+from atmq import engine, events, tokenizer
+from atmq.compat import const, micropython, ptr8
+from atmq.engine import Engine
+from atmq.events import EventQueue
 from atmq.inbox import Inbox
-from atmq.tokenizer import T_LOST, T_RAW
 
-# exchange kinds
-K_CSQ = 0
-K_CME = 1
-K_PUB = 2  # two-phase: OK then +CMQTTPUB: 0,0
-K_PROMPT = 3
-K_LIST = 4  # multi-line answer with a URC in the middle
-K_BARE = 5
-K_IDLE = 6  # URCs, boot banner, noise, inbound messages
-K_COPS = 7  # quoted comma in a response
+# exchange kinds (const: inlined, no dictionary lookup per use)
+K_CSQ = const(0)
+K_CME = const(1)
+K_PUB = const(2)  # two-phase: OK then +CMQTTPUB: 0,0
+K_PROMPT = const(3)
+K_LIST = const(4)  # multi-line answer with a URC in the middle
+K_BARE = const(5)
+K_IDLE = const(6)  # URCs, boot banner, noise, inbound messages
+K_COPS = const(7)  # quoted comma in a response
+
+# Imported names cost a dictionary lookup at every use on MicroPython: a driver's hot
+# handlers keep local constants (checked against the library's in _check_constants).
+_T_RAW = const(3)
+_T_LOST = const(4)
+_EV_MSG = const(1)
+_EV_MSG_DROPPED = const(2)
+_EV_CONNLOST = const(3)
+_R_OK = const(1)
+_R_CME = const(3)
+
+
+def _check_constants():
+    assert (tokenizer.T_RAW, tokenizer.T_LOST) == (_T_RAW, _T_LOST)
+    assert (events.EV_MSG, events.EV_MSG_DROPPED, events.EV_CONNLOST) == (
+        _EV_MSG, _EV_MSG_DROPPED, _EV_CONNLOST)
+    assert (engine.R_OK, engine.R_CME) == (_R_OK, _R_CME)
+
+
+_check_constants()
 
 CMD = (
     b"AT+CSQ",
@@ -234,19 +254,19 @@ class Driver:
 
     @micropython.native
     def _raw(self, kind):
-        if kind == T_RAW and self._slot >= 0:
+        if kind == _T_RAW and self._slot >= 0:
             n = self.at.tok.raw_off  # end offset of the frame in the armed buffer
             if self._rx_topic:
                 self.inbox.topic_fill = n
             else:
                 self.inbox.payload_fill = n
-        elif kind == T_LOST:
+        elif kind == _T_LOST:
             self.inbox.abandon()
 
     @micropython.native
     def _rxend(self, a):
         if self._slot < 0:
-            self.events.put(EV_MSG_DROPPED, 1)
+            self.events.put(_EV_MSG_DROPPED, 1)
             self.got[3] += 1
             return
         s = self.inbox.commit()
@@ -256,13 +276,13 @@ class Driver:
             ib = self.inbox
             if ib.payload_len(s) != len(PAYLOAD) or ib.payload_buf(s)[24] != PAYLOAD[24]:
                 self.got[6] += 1
-            self.events.put(EV_MSG, s)
+            self.events.put(_EV_MSG, s)
             ib.release()
 
     @micropython.native
     def _connlost(self, a):
         self.got[4] += 1
-        self.events.put(EV_CONNLOST, a.arg_int(0), a.arg_int(1))
+        self.events.put(_EV_CONNLOST, a.arg_int(0), a.arg_int(1))
 
     @micropython.native
     def cycle(self, check=True):
@@ -286,9 +306,9 @@ class Driver:
                 at.pump()
             if check and k != K_IDLE:
                 r = at.resp
-                if r.final == R_OK:
+                if r.final == _R_OK:
                     got[0] += 1
-                elif r.final == R_CME and r.code == 10:
+                elif r.final == _R_CME and r.code == 10:
                     got[1] += 1
                 else:
                     got[6] += 1

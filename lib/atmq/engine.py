@@ -40,7 +40,13 @@ from .compat import (
 )
 from .errors import ATError, ATTimeout, ModemError
 from .ring import RingBuffer
-from .tokenizer import T_LINE, T_LOST, T_NONE, T_PROMPT, T_RAW, Args, Tokenizer, _copy, head_hash
+from .tokenizer import (
+    Args,
+    Tokenizer,
+    _copy,
+    _scan,
+    head_hash,
+)
 
 
 # Final result kinds (Response.final)
@@ -82,18 +88,38 @@ _WAIT_DONE = const(3)
 
 DEFAULT_TIMEOUT_MS = const(3000)
 
-# Indices into the tokenizer's state array (tokenizer.S_LEN / S_HEAD; a test keeps them equal)
+# Token kinds and indices into the tokenizer's state array, as local constants: an
+# imported name is a dictionary lookup at every use (tokenizer.T_*/S_*; a test keeps
+# them equal).
+_T_NONE = const(0)
+_T_LINE = const(1)
+_T_PROMPT = const(2)
+_T_RAW = const(3)
+_T_LOST = const(4)
 _S_LEN = const(4)
 _S_HEAD = const(5)
+_S_RAW_LEFT = const(10)
+_A_E = const(1)
+_A_ARGC = const(2)
+
+
+# Response state, one int array: the reader writes it without attribute stores.
+_R_COUNT = const(0)
+_R_USED = const(1)
+_R_FINAL = const(2)
+_R_CODE = const(3)
+_R_DONE = const(4)
+_R_OVERFLOW = const(5)
 
 
 class Response:
-    """Lines stored for the last command, and its outcome.
+    """Lines stored for the last command, and its outcome (read-only views).
 
-    ``final`` is one of the ``R_*`` kinds and ``code`` the number of a
-    ``+CME``/``+CMS ERROR`` (``-1`` when verbose or absent).  ``line(i)``
-    positions and returns an ``Args`` view of stored line ``i``; ``done`` is
-    the index of the completion URC of a two-phase command (``-1``: none).
+    ``final`` is one of the ``R_*`` kinds (``ok``: it is ``R_OK``) and ``code``
+    the number of a ``+CME``/``+CMS ERROR`` (``-1`` when verbose or absent).
+    ``line(i)`` positions and returns an ``Args`` view of stored line ``i``;
+    ``done`` is the index of the completion URC of a two-phase command (``-1``:
+    none); ``overflow`` counts lines that did not fit.
     """
 
     def __init__(self, size=1024, max_lines=16, max_args=24):
@@ -101,36 +127,63 @@ class Response:
         self.spans = array("H", bytes(4 * max_lines))
         self.max_lines = max_lines
         self.args = Args(self.buf, max_args)
-        self.reset()
+        self.st = array("i", (0, 0, R_PENDING, -1, -1, 0))
+
+    @property
+    def count(self):
+        return self.st[_R_COUNT]
+
+    @property
+    def final(self):
+        return self.st[_R_FINAL]
+
+    @property
+    def ok(self):
+        return self.st[_R_FINAL] == R_OK
+
+    @property
+    def code(self):
+        return self.st[_R_CODE]
+
+    @property
+    def done(self):
+        return self.st[_R_DONE]
+
+    @property
+    def overflow(self):
+        return self.st[_R_OVERFLOW]
 
     @micropython.native
     def reset(self):
-        self.count = 0
-        self.used = 0
-        self.final = R_PENDING
-        self.ok = False  # final == R_OK (a plain attribute: a property would slow every store)
-        self.code = -1
-        self.done = -1
-        self.overflow = 0  # lines that did not fit
+        st = self.st
+        st[_R_COUNT] = 0
+        st[_R_USED] = 0
+        st[_R_FINAL] = R_PENDING
+        st[_R_CODE] = -1
+        st[_R_DONE] = -1
+        st[_R_OVERFLOW] = 0
 
     @micropython.native
     def add(self, src, s, e):
+        st = self.st
         n = e - s
-        if self.count >= self.max_lines or self.used + n > len(self.buf):
-            self.overflow += 1
+        i = st[_R_COUNT]
+        used = st[_R_USED]
+        if i >= self.max_lines or used + n > len(self.buf):
+            st[_R_OVERFLOW] += 1
             return -1
-        _copy(src, s, self.buf, self.used, n)
-        i = self.count
-        self.spans[2 * i] = self.used
-        self.spans[2 * i + 1] = self.used + n
-        self.used += n
-        self.count = i + 1
+        _copy(src, s, self.buf, used, n)
+        sp = self.spans
+        sp[2 * i] = used
+        sp[2 * i + 1] = used + n
+        st[_R_USED] = used + n
+        st[_R_COUNT] = i + 1
         return i
 
     @micropython.native
     def line(self, i=0):
         a = self.args
-        if i < 0 or i >= self.count:
+        if i < 0 or i >= self.st[_R_COUNT]:
             a.set(0, 0)
         else:
             a.set(self.spans[2 * i], self.spans[2 * i + 1])
@@ -139,12 +192,11 @@ class Response:
     @micropython.native
     def find(self, prefix):
         """Args of the first stored line starting with ``prefix``, or None."""
-        for i in range(self.count):
+        for i in range(self.st[_R_COUNT]):
             a = self.line(i)
             if a.startswith(prefix):
                 return a
         return None
-
 
 
 class Engine:
@@ -227,17 +279,18 @@ class Engine:
         Returns the bytes read: 0 when nothing was waiting, -1 at end of stream
         (a socket or pty whose far end closed).
         """
-        n = self.stream.readinto(self._chunk)
+        chunk = self._chunk
+        n = self.stream.readinto(chunk)
         if n is None:
-            n = 0
-        elif n == 0:
+            return 0  # nothing new; process() always leaves the ring empty
+        if n == 0:
             self.eof = True
             return -1
-        else:
-            self.rx_bytes += n
-            if self.tap is not None:
-                self.tap.rx(self._chunk, n)
-            self.ring.put(self._chunk, n)
+        self.rx_bytes += n
+        tap = self.tap
+        if tap is not None:
+            tap.rx(chunk, n)
+        self.ring.put(chunk, n)
         self.process()
         return n
 
@@ -263,12 +316,19 @@ class Engine:
         """
         tok = self.tok
         a = tok.args
+        av = a.v
         buf = a.buf  # tokenizer lines start at 0: the length is the end
         st = tok.st
+        ring = self.ring
+        rbuf = ring.buf
+        idx = ring.idx
         r = self.resp
+        rst = r.st
         urc_head, urc_prefix, urc_nargs, urc_fn, urc_next = self._urc
         phase = self._phase
         final_of = self._final_of
+        final_text = _FINAL_TEXT
+        scan = _scan
         cmd = resp_p = done_p = None
         if phase != _IDLE:
             cmd = self._cmd
@@ -277,13 +337,22 @@ class Engine:
         nurc = 0
         nunk = 0
         while True:
-            t = tok.next()
-            if t == T_LINE:
+            if st[_S_RAW_LEFT] or ring.lost:
+                t = tok.next()  # raw frames and resync: the tokenizer's slow path
+            elif idx[1]:
+                # the common path of Tokenizer.next, without its call
+                t = scan(rbuf, idx, buf, st)
+                if t == _T_LINE:
+                    av[_A_E] = st[_S_LEN]
+                    av[_A_ARGC] = -1
+            else:
+                t = _T_NONE
+            if t == _T_LINE:
                 n = st[_S_LEN]
                 h = st[_S_HEAD]
                 pending = False
                 if phase != _IDLE:
-                    pending = r.final == R_PENDING
+                    pending = rst[_R_FINAL] == R_PENDING
                     if pending:
                         if cmd is not None and n == len(cmd) and buf.startswith(cmd):
                             cmd = None  # one echo per command
@@ -299,21 +368,20 @@ class Engine:
                     if done_p is not None and n >= len(done_p) and buf.startswith(done_p) \
                             and not self._done_seen:
                         if self._done_arg < 0 or a.arg_int(0) == self._done_arg:
-                            r.done = r.add(buf, 0, n)
+                            rst[_R_DONE] = r.add(buf, 0, n)
                             self._done_seen = True
                             self._wake()
                             continue
                     if pending:
                         kind = final_of.get(h, 0)
                         if kind:
-                            fp = _FINAL_TEXT[kind]
+                            fp = final_text[kind]
                             m = len(fp)
                             if (n == m or (n > m and kind >= R_CME and kind <= R_CMS)) \
                                     and buf.startswith(fp):
-                                r.final = kind
-                                r.ok = kind == R_OK
+                                rst[_R_FINAL] = kind
                                 if kind == R_CME or kind == R_CMS:
-                                    r.code = a.arg_int(0)
+                                    rst[_R_CODE] = a.arg_int(0)
                                 self._wake()
                                 continue
                 i = urc_head.get(h, -1)
@@ -338,17 +406,17 @@ class Engine:
                 nunk += 1
                 if self.on_unknown is not None:
                     self.on_unknown(a)
-            elif t == T_NONE:
+            elif t == _T_NONE:
                 if nurc:
                     self.urcs += nurc
                 if nunk:
                     self.unknown += nunk
                 return
-            elif t == T_PROMPT:
+            elif t == _T_PROMPT:
                 if phase == _WAIT_PROMPT:
                     self._prompted = True
                     self._wake()
-            elif t == T_RAW or t == T_LOST:
+            elif t == _T_RAW or t == _T_LOST:
                 h = self.on_raw
                 if h is not None:
                     h(t)
@@ -375,8 +443,7 @@ class Engine:
     def abort(self):
         """Fail the command in flight now (from a URC handler: link lost, modem rebooted)."""
         if self._phase != _IDLE:
-            self.resp.final = R_ABORTED
-            self.resp.ok = False
+            self.resp.st[_R_FINAL] = R_ABORTED
             self._wake()
 
     # ---- commands --------------------------------------------------------------------------

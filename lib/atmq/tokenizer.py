@@ -21,7 +21,7 @@ raw frame start right after the LF of the line that announced it.
 
 from array import array
 
-from .compat import const, micropython, ptr8, ptr16, ptr32
+from .compat import const, micropython, ptr8, ptr32
 
 T_NONE = const(0)
 T_LINE = const(1)
@@ -57,6 +57,17 @@ _S_RESYNCS = const(14)
 _S_SIZE = const(15)
 S_LEN = _S_LEN  # public copies for the engine, which reads the state array directly
 S_HEAD = _S_HEAD
+S_RAW_LEFT = _S_RAW_LEFT
+
+# Args state, one int array (start, end, argument count or -1 before the split, the
+# maximum, then (start, end) per argument): no attribute stores per line.
+_A_S = const(0)
+_A_E = const(1)
+_A_ARGC = const(2)
+_A_MAX = const(3)
+_A_SPANS = const(4)
+A_E = _A_E  # public copies for the engine, which sets lines up directly
+A_ARGC = _A_ARGC
 
 
 @micropython.viper
@@ -151,10 +162,14 @@ def _copy(src, s: int, dst, d: int, n: int):
 
 
 @micropython.viper
-def _split(buf, s: int, e: int, argv, maxargs: int) -> int:
-    # Arguments start after the colon of a "+NAME:" header, else at the line start.
+def _split(buf, v) -> int:
+    # v: the Args state array (_A_*). Arguments start after the colon of a "+NAME:"
+    # header, else at the line start; spans go to v[_A_SPANS:], the count to v[_A_ARGC].
     b = ptr8(buf)
-    av = ptr16(argv)
+    vp = ptr32(v)
+    s = int(vp[_A_S])
+    e = int(vp[_A_E])
+    maxargs = int(vp[_A_MAX])
     if s < e and b[s] == 43:
         j = s
         while j < e and b[j] != 58:
@@ -166,9 +181,10 @@ def _split(buf, s: int, e: int, argv, maxargs: int) -> int:
     i = s
     while i < e and b[i] == 32:
         i += 1
-    if i >= e:
-        return 0
     argc = 0
+    if i >= e:
+        vp[_A_ARGC] = 0
+        return 0
     start = i
     q = 0
     c = 0
@@ -189,13 +205,14 @@ def _split(buf, s: int, e: int, argv, maxargs: int) -> int:
                 a += 1
                 z -= 1
             if argc < maxargs:
-                av[2 * argc] = a
-                av[2 * argc + 1] = z
+                vp[_A_SPANS + 2 * argc] = a
+                vp[_A_SPANS + 2 * argc + 1] = z
                 argc += 1
             start = i + 1
             if end:
-                return argc
+                break
         i += 1
+    vp[_A_ARGC] = argc
     return argc
 
 
@@ -238,78 +255,99 @@ def head_hash(buf, s: int, e: int) -> int:
 class Args:
     """A view of one line in a buffer: prefix tests and arguments, no allocation.
 
-    ``split()`` runs on first argument access.  For ``+NAME: a,"b,c",d`` the
+    The split runs on first argument access.  For ``+NAME: a,"b,c",d`` the
     arguments are ``a``, ``b,c`` (quotes removed) and ``d``; a line without a
     ``+NAME:`` header is split from its start.  Indices out of range give the
-    default (int) or an empty result.
+    default (int) or an empty result.  ``s``/``e`` are the line's bounds in ``buf``.
     """
 
     def __init__(self, buf, max_args=24):
         self.buf = buf
-        self.s = 0
-        self.e = 0
+        v = array("i", bytes(4 * (_A_SPANS + 2 * max_args)))
+        v[_A_ARGC] = -1
+        v[_A_MAX] = max_args
+        self.v = v
         self.max_args = max_args
-        self.argv = array("H", bytes(4 * max_args))
-        self.argc = -1
+
+    @property
+    def s(self):
+        return self.v[_A_S]
+
+    @property
+    def e(self):
+        return self.v[_A_E]
 
     @micropython.native
     def set(self, s, e):
-        self.s = s
-        self.e = e
-        self.argc = -1
+        v = self.v
+        v[_A_S] = s
+        v[_A_E] = e
+        v[_A_ARGC] = -1
 
     def __len__(self):
-        return self.e - self.s
+        v = self.v
+        return v[_A_E] - v[_A_S]
 
     @micropython.native
     def startswith(self, prefix):
-        return self.e - self.s >= len(prefix) and self.buf.startswith(prefix, self.s)
+        v = self.v
+        return v[_A_E] - v[_A_S] >= len(prefix) and self.buf.startswith(prefix, v[_A_S])
 
     @micropython.native
     def eq(self, data):
-        return self.e - self.s == len(data) and self.buf.startswith(data, self.s)
+        v = self.v
+        return v[_A_E] - v[_A_S] == len(data) and self.buf.startswith(data, v[_A_S])
 
     @micropython.native
     def split(self):
-        self.argc = _split(self.buf, self.s, self.e, self.argv, self.max_args)
-        return self.argc
+        return _split(self.buf, self.v)
 
     @micropython.native
     def count(self):
-        if self.argc < 0:
-            self.argc = _split(self.buf, self.s, self.e, self.argv, self.max_args)
-        return self.argc
+        n = self.v[_A_ARGC]
+        return n if n >= 0 else _split(self.buf, self.v)
 
     @micropython.native
     def arg_int(self, i, default=-1):
-        if self.argc < 0:
-            self.argc = _split(self.buf, self.s, self.e, self.argv, self.max_args)
-        if i >= self.argc:
+        v = self.v
+        n = v[_A_ARGC]
+        if n < 0:
+            n = _split(self.buf, v)
+        if i >= n:
             return default
-        return _atoi(self.buf, self.argv[2 * i], self.argv[2 * i + 1], default)
+        j = _A_SPANS + 2 * i
+        return _atoi(self.buf, v[j], v[j + 1], default)
 
     @micropython.native
     def arg_len(self, i):
-        if self.argc < 0:
-            self.argc = _split(self.buf, self.s, self.e, self.argv, self.max_args)
-        if i >= self.argc:
+        v = self.v
+        n = v[_A_ARGC]
+        if n < 0:
+            n = _split(self.buf, v)
+        if i >= n:
             return -1
-        return self.argv[2 * i + 1] - self.argv[2 * i]
+        j = _A_SPANS + 2 * i
+        return v[j + 1] - v[j]
 
     @micropython.native
     def arg_start(self, i):
-        if self.argc < 0:
-            self.argc = _split(self.buf, self.s, self.e, self.argv, self.max_args)
-        return self.argv[2 * i] if i < self.argc else self.e
+        v = self.v
+        n = v[_A_ARGC]
+        if n < 0:
+            n = _split(self.buf, v)
+        return v[_A_SPANS + 2 * i] if i < n else v[_A_E]
 
     @micropython.native
     def arg_eq(self, i, data):
-        if self.argc < 0:
-            self.argc = _split(self.buf, self.s, self.e, self.argv, self.max_args)
-        if i >= self.argc:
+        v = self.v
+        n = v[_A_ARGC]
+        if n < 0:
+            n = _split(self.buf, v)
+        if i >= n:
             return False
-        a = self.argv[2 * i]
-        return self.argv[2 * i + 1] - a == len(data) and self.buf.startswith(data, a)
+        j = _A_SPANS + 2 * i
+        a = v[j]
+        return v[j + 1] - a == len(data) and self.buf.startswith(data, a)
 
     @micropython.native
     def arg_copy(self, i, dst, off=0):
@@ -319,7 +357,7 @@ class Args:
             return -1
         if off + n > len(dst):
             return -2
-        _copy(self.buf, self.argv[2 * i], dst, off, n)
+        _copy(self.buf, self.v[_A_SPANS + 2 * i], dst, off, n)
         return n
 
     # Allocating accessors, for code off the hot path.
@@ -327,14 +365,15 @@ class Args:
         n = self.arg_len(i)
         if n < 0:
             return b""
-        a = self.argv[2 * i]
+        a = self.v[_A_SPANS + 2 * i]
         return bytes(self.buf[a : a + n])
 
     def arg_str(self, i):
         return self.arg_bytes(i).decode()
 
     def bytes(self):
-        return bytes(self.buf[self.s : self.e])
+        v = self.v
+        return bytes(self.buf[v[_A_S] : v[_A_E]])
 
     def text(self):
         return self.bytes().decode()
@@ -466,7 +505,7 @@ class Tokenizer:
             return T_RAW
         t = _scan(ring.buf, idx, self.line, st)
         if t == T_LINE:
-            a = self.args
-            a.e = st[_S_LEN]
-            a.argc = -1
+            v = self.args.v
+            v[_A_E] = st[_S_LEN]
+            v[_A_ARGC] = -1
         return t
