@@ -303,10 +303,12 @@ def _draw_map(ax, samples, fig):
     ax.set_facecolor("#eef2f5")
     ax.grid(True, color="white", linewidth=1.2)
     ax.set_axisbelow(True)
+    # enough decimals that neighbouring grid lines read differently on a short trip
+    dec = max(3, min(7, 1 - int(math.floor(math.log10(span / 5)))))
     ax.xaxis.set_major_formatter(FuncFormatter(
-        lambda v, _p: "%.3f°%s" % (abs(v), "E" if v >= 0 else "W")))
+        lambda v, _p: "%.*f°%s" % (dec, abs(v), "E" if v >= 0 else "W")))
     ax.yaxis.set_major_formatter(FuncFormatter(
-        lambda v, _p: "%.3f°%s" % (abs(v), "N" if v >= 0 else "S")))
+        lambda v, _p: "%.*f°%s" % (dec, abs(v), "N" if v >= 0 else "S")))
     ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     ax.tick_params(axis="y", labelsize=8)
     segs, colours = [], []
@@ -353,16 +355,23 @@ def _draw_map(ax, samples, fig):
                                         "pad": 1.5})
 
 
+def _uptime_only(samples):
+    """True when no record has a wall-clock time (then the axis is seconds since boot)."""
+    return not any(not s.uptime and s.ts is not None for s in samples)
+
+
 def _series(ax, samples, attr, label, colour):
+    uptime = _uptime_only(samples)
+    # Records stamped before the first clock sync (ts_src "uptime") cannot be placed
+    # on a wall-clock axis: with any wall-clock record present they are left out.
     pts = [(s.ts, getattr(s, attr)) for s in samples
-           if getattr(s, attr) is not None and s.ts is not None]
+           if getattr(s, attr) is not None and s.ts is not None and s.uptime == uptime]
     ax.set_ylabel(label)
     ax.grid(True, alpha=0.4)
     if not pts:
         ax.text(0.5, 0.5, "no %s in these records" % label, ha="center", va="center",
                 transform=ax.transAxes, fontsize=9)
         return
-    uptime = any(s.uptime for s in samples)
     if uptime:
         xs = [t for t, _v in pts]
     else:
@@ -384,8 +393,8 @@ def figure(samples, title=None):
     _series(ax_s, samples, "speed", "speed km/h", "#1f77b4")
     _series(ax_r, samples, "rpm", "rpm", "#ff7f0e")
     _series(ax_q, samples, "signal", "signal dBm", "#9467bd")
-    ax_s.set_title("over time (UTC)" if not any(s.uptime for s in samples)
-                   else "over time (seconds since boot)")
+    ax_s.set_title("over time (seconds since boot)" if _uptime_only(samples)
+                   else "over time (UTC)")
     ax_q.set_xlabel("time")
     st = stats(samples)
     head = title or "Trip: %s" % (", ".join(st["devices"]) or "unknown device")
