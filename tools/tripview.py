@@ -190,6 +190,9 @@ def samples_from_payload(payload, topic=None):
     return out
 
 
+_NOT_RECORDS = ("/status", "/health", "/cmd", "/cmd/ack")
+
+
 def read_jsonl(lines, warn=None):
     """Lines of a received-messages file -> (samples, problems [(lineno, text)])."""
     samples, problems = [], []
@@ -204,6 +207,8 @@ def read_jsonl(lines, warn=None):
             continue
         if isinstance(obj, dict) and "payload" in obj:
             topic, payload = obj.get("topic"), obj["payload"]
+            if isinstance(topic, str) and topic.endswith(_NOT_RECORDS):
+                continue  # the device's other topics hold no records: nothing to report
         else:
             topic, payload = None, obj
         try:
