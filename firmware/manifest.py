@@ -23,6 +23,7 @@ package("tlog", files=[
     "obd.py",
     "platform.py",
     "records.py",
+    "rxredact.py",
     "seqno.py",
     "spool.py",
     "status.py",
