@@ -9,13 +9,16 @@ this order, to:
 2. the in-flight command: its declared response prefix, its completion URC
    (two-phase commands), or a final result code (``OK``, ``ERROR``,
    ``+CME ERROR: <n>``, ``+CMS ERROR: <n>``, ``NO CARRIER``, ``BUSY``,
-   ``NO ANSWER``, ``NO DIALTONE``; manual 003 s.25.1); with ``bare=True``,
-   any other non-URC line too (``AT+CGSN`` answers a bare IMEI);
+   ``NO ANSWER``, ``NO DIALTONE``, ``CONNECT``; manual 003 s.25.1).  Once the
+   final code is in, only the completion URC still belongs to the command;
 3. the URC table: ``on(prefix, handler, nargs)``, looked up by a hash of the
    line head and confirmed by prefix (and argument count when given).
    Handlers get the tokenizer's ``Args`` view and may only record state or
-   enqueue events: they must never send commands (they run inside the reader);
-4. otherwise the line is counted as unknown and handed to ``on_unknown``.
+   enqueue events: they must never send commands (they run inside the reader).
+   A handler that raises is counted (``handler_errors``); the reader goes on;
+4. with ``bare=True`` on the command in flight, any other line is part of its
+   answer (``AT+CGSN`` answers a bare IMEI); otherwise it is counted as
+   unknown and handed to ``on_unknown``.
 
 Response lines are copied into a preallocated store (``Response``) that the
 caller reads after ``await cmd(...)`` returns; it is valid until the next
