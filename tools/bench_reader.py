@@ -6,6 +6,8 @@ boot banners, noise) through two readers and prints one JSON object per line:
 
 - ``project``: Engine.pump -> RingBuffer -> Tokenizer -> dispatch, with the
   command in flight and CMQTT receive handlers, every outcome checked;
+- ``project_no_command``: the same pipeline with no command in flight (every
+  line to the URC table or counted unknown), for a like-for-like reading cost;
 - ``naive``: what typical MicroPython modem code does with the same bytes:
   ``readline()``, ``decode()``, ``strip()``, ``split(",")`` per line.
 
@@ -22,7 +24,9 @@ import time
 
 sys.path.append(__file__.rsplit("/", 2)[0] + "/tests_device")
 
-from traffic import Driver, build  # noqa: E402
+from array import array  # noqa: E402
+
+from traffic import K_IDLE, Driver, build  # noqa: E402
 
 RUNS = 9
 CYCLES = 10
@@ -74,19 +78,27 @@ def main():
         if arg.startswith("--chunk="):
             chunk = int(arg[8:])
     d = Driver(block, kinds, ends, seed=5, max_chunk=chunk)
+    # The same bytes read with no command in flight (every line goes to the URC table
+    # or is counted unknown): what the naive loop does, minus the command bookkeeping.
+    r = Driver(block, array("b", [K_IDLE]), array("i", [len(block)]), seed=5, max_chunk=chunk)
 
     def project():
         d.cycle(False)  # outcomes are verified in an untimed pass below
+
+    def reader_only():
+        r.cycle(False)
 
     def naive():
         _naive_pass(block)
 
     project()
+    reader_only()
     naive()
-    # Interleaved runs, so load from other processes hits both alike; best and median kept.
-    p_rates, n_rates = [], []
+    # Interleaved runs, so load from other processes hits all alike; best and median kept.
+    p_rates, r_rates, n_rates = [], [], []
     for _ in range(RUNS):
         p_rates.append(_rate(project, len(block)))
+        r_rates.append(_rate(reader_only, len(block)))
         n_rates.append(_rate(naive, len(block)))
     d.cycle(True)
     if d.got[6]:
@@ -97,13 +109,21 @@ def main():
         fn()
         return d.at.tok.lines - l0
 
+    def r_lines(fn):
+        l0 = r.at.tok.lines
+        fn()
+        return r.at.tok.lines - l0
+
     p_alloc = _alloc_per_line(project, p_lines)
+    r_alloc = _alloc_per_line(reader_only, r_lines)
     n_alloc = _alloc_per_line(naive, lambda fn: _naive_pass(block))
     p_lines_n = p_lines(project)
+    r_lines_n = r_lines(reader_only)
     n_lines_n = _naive_pass(block)
     common = {"name": "at_reader", "bytes_per_pass": len(block),
               "impl_platform": sys.implementation.name}
     for impl, rates, alloc, lines in (("project", p_rates, p_alloc, p_lines_n),
+                                      ("project_no_command", r_rates, r_alloc, r_lines_n),
                                       ("naive", n_rates, n_alloc, n_lines_n)):
         rec = dict(common)
         rec.update({"impl": impl, "mb_per_s": round(max(rates), 2),
@@ -112,7 +132,8 @@ def main():
         print(json.dumps(rec))
     print(json.dumps({"name": "at_reader_speedup", "read_chunk": chunk,
                       "project_over_naive": round(max(p_rates) / max(n_rates), 2),
-                      "project_over_naive_median": round(_median(p_rates) / _median(n_rates), 2)}))
+                      "project_over_naive_median": round(_median(p_rates) / _median(n_rates), 2),
+                      "no_command_over_naive": round(max(r_rates) / max(n_rates), 2)}))
 
 
 main()
