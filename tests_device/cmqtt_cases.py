@@ -11,13 +11,11 @@ seeded random; ``tests_device/test_cmqtt_device.py`` runs them on the unix port.
 
 import asyncio
 
-import atxreplay as R  # pyright: ignore[reportMissingImports]
+import drivercases as D  # pyright: ignore[reportMissingImports]
 from atmq import errtab
 from atmq import tls as T
 from atmq.cmqtt import CMQTTDriver
 from atmq.compat import sleep_ms
-from atmq.engine import Engine
-from atmq.errors import ATError, ModemError
 from atmq.cmqtt import LATE_CONNECT, LATE_DISC, LATE_SUB, LATE_UNSUB
 from atmq.events import (
     EV_CONNLOST,
@@ -26,17 +24,14 @@ from atmq.events import (
     EV_NONET,
     EV_PUBACK,
     EV_URC,
-    EventQueue,
 )
-from atmq.inbox import Inbox
+from drivercases import (  # pyright: ignore[reportMissingImports]
+    TRANSCRIPTS,
+    DriverCtx,
+    expect,
+    settle,
+)
 
-
-def _dirname(p):
-    i = p.rfind("/")
-    return p[:i] if i > 0 else "."
-
-
-TRANSCRIPTS = _dirname(_dirname(__file__)) + "/tests_host/transcripts/"
 
 PEM1 = (b"-----BEGIN CERTIFICATE-----\n"
         b"MIIBszCCAVmgAwIBAgIUQ2VydGlmaWNhdGUgZm9yIHRlc3RzIG9ubHkwCgYIKoZI\n"
@@ -48,24 +43,11 @@ KEY1 = (b"-----BEGIN EC PRIVATE KEY-----\r\n"
 SIXTY = b"0123456789" * 6
 
 
-class Ctx:
+class Ctx(DriverCtx):
     def __init__(self, transcript, chunk, revision=None, inbox=(4, 64, 256)):
-        self.modem = R.ReplayModem(TRANSCRIPTS + transcript, chunk=chunk)
-        self.at = Engine(self.modem)
-        self.ev = EventQueue(32)
-        self.inbox = Inbox(inbox[0], inbox[1], inbox[2])
+        super().__init__(TRANSCRIPTS + transcript, chunk, inbox)
         self.drv = CMQTTDriver(self.at, self.ev, self.inbox, 0, revision)
         self.drv.busy_backoff_ms = 1
-        self.seen = []
-
-    def events(self):
-        """Every event queued so far (kept in ``seen``) as (kind, a, b)."""
-        q = self.ev
-        while True:
-            k = q.get()
-            if k < 0:
-                return self.seen
-            self.seen.append((k, q.a, q.b))
 
     def message(self):
         """(topic, payload) of the oldest Inbox message, released."""
@@ -75,26 +57,6 @@ class Ctx:
         m = (bytes(ib.topic(s)), bytes(ib.payload(s)))
         ib.release()
         return m
-
-
-async def settle(c):
-    """Wait (bounded) until the reader has consumed every byte the modem released."""
-    for _ in range(3000):
-        if c.modem.pending_rx() == 0 and c.at.ring.count() == 0:
-            return
-        await sleep_ms(1)
-    raise AssertionError("modem bytes left unread: %s" % c.modem.where())
-
-
-async def expect(coro, kind, code):
-    """Await ``coro``; it must raise ModemError(kind, code). Returns the exception."""
-    try:
-        await coro
-    except ModemError as e:
-        assert e.kind == kind and e.code == code, "got %r %r, want %s %d" % (
-            e.kind, e.code, kind, code)
-        return e
-    raise AssertionError("no ModemError %s %d" % (kind, code))
 
 
 async def session(d, cid="tlog-0001"):
@@ -455,32 +417,5 @@ CASES = (
 NAMES = tuple(c[0] for c in CASES)
 
 
-def chunker(chunk, name):
-    if chunk == "random":
-        seed = 1
-        for ch in name:
-            seed = (seed * 31 + ord(ch)) & 0xFFFFFFFF
-        return R.Seeded(9, seed)
-    return chunk
-
-
 async def run_case(name, chunk, timeout_ms=10000):
-    case = None
-    for cs in CASES:
-        if cs[0] == name:
-            case = cs
-    if case is None:
-        raise ValueError("no case %r" % name)
-    _, transcript, body, opts = case
-    c = Ctx(transcript, chunker(chunk, name), **opts)
-    task = asyncio.create_task(c.at.run())
-    try:
-        await R.drive(c.modem, body(c), timeout_ms)
-        await settle(c)
-        c.modem.assert_done()
-    finally:
-        task.cancel()
-    return c
-
-
-__all__ = ["ATError", "CASES", "NAMES", "run_case", "Ctx", "settle"]
+    return await D.run_case(CASES, Ctx, name, chunk, timeout_ms)

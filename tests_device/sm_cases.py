@@ -11,47 +11,31 @@ examples, which stop before two results the manual does not print).
 random; ``tests_device/test_smmqtt_device.py`` runs them on the unix port.
 """
 
-import asyncio
 
-import atxreplay as R  # pyright: ignore[reportMissingImports]
+import drivercases as D  # pyright: ignore[reportMissingImports]
 from atmq import atx
-from atmq.compat import sleep_ms
-from atmq.engine import Engine
-from atmq.errors import ATError, ModemError
-from atmq.events import EV_CONNLOST, EV_MSG, EV_MSG_DROPPED, EV_PUBACK, EventQueue
-from atmq.inbox import Inbox
+from atmq.errors import ATError
+from atmq.events import EV_CONNLOST, EV_MSG, EV_MSG_DROPPED, EV_PUBACK
 from atmq.smmqtt import DROP_OVERSIZE, DROP_OVERWRITTEN, DROP_TORN, SMDriver
+from drivercases import (  # pyright: ignore[reportMissingImports]
+    TRANSCRIPTS,
+    DriverCtx,
+    expect,
+    settle,
+)
 
 
-def _dirname(p):
-    i = p.rfind("/")
-    return p[:i] if i > 0 else "."
-
-
-TRANSCRIPTS = _dirname(_dirname(__file__)) + "/tests_host/transcripts/"
 OK = b"\r\nOK\r\n"
 
 
-class Ctx:
+class Ctx(DriverCtx):
     def __init__(self, source, chunk, variant="sim800", inbox=(4, 64, 64), line_max=512):
         if not isinstance(source, str):
             source = source()
         elif not source.startswith("/"):
             source = TRANSCRIPTS + source
-        self.modem = R.ReplayModem(source, chunk=chunk)
-        self.at = Engine(self.modem, line_max=line_max)
-        self.ev = EventQueue(32)
-        self.inbox = Inbox(inbox[0], inbox[1], inbox[2])
+        super().__init__(source, chunk, inbox, line_max)
         self.drv = SMDriver(self.at, self.ev, self.inbox, 0, None, variant)
-        self.seen = []
-
-    def events(self):
-        q = self.ev
-        while True:
-            k = q.get()
-            if k < 0:
-                return self.seen
-            self.seen.append((k, q.a, q.b))
 
     def messages(self):
         """Every (topic, payload) in the Inbox, released."""
@@ -63,25 +47,6 @@ class Ctx:
                 return out
             out.append((bytes(ib.topic(s)), bytes(ib.payload(s))))
             ib.release()
-
-
-async def settle(c):
-    """Wait (bounded) until the reader has consumed every byte the modem released."""
-    for _ in range(3000):
-        if c.modem.pending_rx() == 0 and c.at.ring.count() == 0:
-            return
-        await sleep_ms(1)
-    raise AssertionError("modem bytes left unread: %s" % c.modem.where())
-
-
-async def expect(coro, kind, code):
-    try:
-        await coro
-    except ModemError as e:
-        assert e.kind == kind and e.code == code, "got %r %r, want %s %d" % (
-            e.kind, e.code, kind, code)
-        return e
-    raise AssertionError("no ModemError %s %d" % (kind, code))
 
 
 # ---- seed 004 worked examples ------------------------------------------------------------------
@@ -300,29 +265,5 @@ CASES = (
 NAMES = tuple(c[0] for c in CASES)
 
 
-def chunker(chunk, name):
-    if chunk == "random":
-        seed = 1
-        for ch in name:
-            seed = (seed * 31 + ord(ch)) & 0xFFFFFFFF
-        return R.Seeded(9, seed)
-    return chunk
-
-
 async def run_case(name, chunk, timeout_ms=10000):
-    case = None
-    for cs in CASES:
-        if cs[0] == name:
-            case = cs
-    if case is None:
-        raise ValueError("no case %r" % name)
-    _, source, body, opts = case
-    c = Ctx(source, chunker(chunk, name), **opts)
-    task = asyncio.create_task(c.at.run())
-    try:
-        await R.drive(c.modem, body(c), timeout_ms)
-        await settle(c)
-        c.modem.assert_done()
-    finally:
-        task.cancel()
-    return c
+    return await D.run_case(CASES, Ctx, name, chunk, timeout_ms)

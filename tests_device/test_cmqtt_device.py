@@ -11,16 +11,11 @@ from atmq.compat import heap_lock, heap_unlock
 from atmq.engine import Engine
 from atmq.events import EV_MSG, EV_MSG_DROPPED, EventQueue
 from atmq.inbox import Inbox
+from drivercases import IdleStream, run_all
 
 
 async def _all(chunk):
-    failed = []
-    for name in C.NAMES:
-        try:
-            await C.run_case(name, chunk)
-        except Exception as e:  # collect every failing case, report them together
-            failed.append("%s: %r" % (name, e))
-    assert not failed, "\n".join(failed)
+    await run_all(C.NAMES, C.run_case, chunk)
 
 
 async def test_replays_one_byte():
@@ -35,16 +30,6 @@ async def test_replays_random_chunks():
     await _all("random")
 
 
-class _Idle:
-    """A stream with nothing to read: the test feeds the ring itself."""
-
-    def readinto(self, buf):
-        return None
-
-    def write(self, buf):
-        return len(buf)
-
-
 def _rx(topic_chunks, payload_chunks):
     tl = sum(len(t) for t in topic_chunks)
     pl = sum(len(p) for p in payload_chunks)
@@ -57,7 +42,7 @@ def _rx(topic_chunks, payload_chunks):
 
 
 def test_inbound_path_allocates_nothing():
-    at = Engine(_Idle())
+    at = Engine(IdleStream())
     ev = EventQueue(16)
     ib = Inbox(4, 32, 64)
     drv = CMQTTDriver(at, ev, ib)

@@ -11,17 +11,12 @@ from atmq.compat import heap_lock, heap_unlock
 from atmq.engine import Engine
 from atmq.events import EV_CONNLOST, EV_MSG, EV_MSG_DROPPED, EventQueue
 from atmq.inbox import Inbox
+from drivercases import IdleStream, run_all
 from atmq.smmqtt import SMDriver
 
 
 async def _all(chunk):
-    failed = []
-    for name in C.NAMES:
-        try:
-            await C.run_case(name, chunk)
-        except Exception as e:  # collect every failing case, report them together
-            failed.append("%s: %r" % (name, e))
-    assert not failed, "\n".join(failed)
+    await run_all(C.NAMES, C.run_case, chunk)
 
 
 async def test_replays_one_byte():
@@ -36,18 +31,8 @@ async def test_replays_random_chunks():
     await _all("random")
 
 
-class _Idle:
-    """A stream with nothing to read: the test feeds the ring itself."""
-
-    def readinto(self, buf):
-        return None
-
-    def write(self, buf):
-        return len(buf)
-
-
 def _noalloc(variant, block, want, rounds=300):
-    at = Engine(_Idle(), line_max=160)
+    at = Engine(IdleStream(), line_max=160)
     ev = EventQueue(16)
     ib = Inbox(4, 32, 64)
     drv = SMDriver(at, ev, ib, 0, None, variant)
