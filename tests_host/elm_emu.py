@@ -1,4 +1,4 @@
-"""Starts and stops elm327-emulator (`elm`) on a free loopback port; a socket stream adapter.
+"""Starts and stops elm327-emulator (`elm`) on a free loopback port.
 
 Used by tests_host/test_obd.py in-process, and by tests_device/test_obd_device.py
 through the command line (MicroPython sockets have no getsockname, so the port
@@ -8,7 +8,6 @@ is picked here, on CPython):
     python tests_host/elm_emu.py stop PID WORKDIR   # SIGTERM (elm ignores stdin EOF), rm dir
 """
 
-import asyncio
 import os
 import shutil
 import signal
@@ -17,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+
 
 ELM = os.path.join(os.path.dirname(sys.executable), "elm")
 
@@ -60,55 +61,6 @@ def stop(proc):
         proc.kill()
         proc.wait(5)
     shutil.rmtree(getattr(proc, "workdir", ""), ignore_errors=True)
-
-
-class SockStream:
-    """The stream protocol over a non-blocking CPython socket, for asyncio on the host."""
-
-    def __init__(self, sock):
-        sock.setblocking(False)
-        self.sock = sock
-        self.tx = bytearray()  # everything written, for assertions
-
-    def readinto(self, buf):
-        try:
-            return self.sock.recv_into(buf)
-        except BlockingIOError:
-            return None
-
-    def write(self, buf):
-        try:
-            n = self.sock.send(buf)
-        except BlockingIOError:
-            return None
-        self.tx += bytes(buf[:n])
-        return n
-
-    async def _wait(self, add, remove):
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        fd = self.sock.fileno()
-
-        def ready():
-            if not fut.done():
-                fut.set_result(None)
-
-        add(fd, ready)
-        try:
-            await fut
-        finally:
-            remove(fd)
-
-    async def wait_readable(self):
-        loop = asyncio.get_running_loop()
-        await self._wait(loop.add_reader, loop.remove_reader)
-
-    async def wait_writable(self):
-        loop = asyncio.get_running_loop()
-        await self._wait(loop.add_writer, loop.remove_writer)
-
-    def close(self):
-        self.sock.close()
 
 
 def main(argv):

@@ -19,48 +19,7 @@ from atmq.modem import Modem
 from atmq.smmqtt import SMDriver
 from brokerfix import broker, mqtt_sub  # noqa: F401
 from modemsim import ModemSim
-
-
-class SockStream:
-    """A non-blocking TCP socket with the project's stream protocol (host side)."""
-
-    def __init__(self, sock):
-        sock.setblocking(False)
-        self.sock = sock
-
-    def readinto(self, buf):
-        try:
-            return self.sock.recv_into(buf)
-        except BlockingIOError:
-            return None
-
-    def write(self, buf):
-        try:
-            return self.sock.send(buf)
-        except BlockingIOError:
-            return None
-
-    async def _wait(self, add, remove):
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        fd = self.sock.fileno()
-
-        def ready():
-            if not fut.done():
-                fut.set_result(None)
-        add(fd, ready)
-        try:
-            await fut
-        finally:
-            remove(fd)
-
-    async def wait_readable(self):
-        loop = asyncio.get_running_loop()
-        await self._wait(loop.add_reader, loop.remove_reader)
-
-    async def wait_writable(self):
-        loop = asyncio.get_running_loop()
-        await self._wait(loop.add_writer, loop.remove_writer)
+from sockstream import SockStream
 
 
 def run(coro, timeout=90):

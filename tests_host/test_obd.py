@@ -12,6 +12,7 @@ from tlog.obd import Elm327, decode_pid, dtc_code
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tests_device"))
 import elm_emu  # noqa: E402
+from sockstream import SockStream  # noqa: E402
 from elm_fake import ElmFake  # noqa: E402  # pyright: ignore[reportMissingImports]
 
 INIT = {
@@ -276,7 +277,7 @@ def emulator():
 def test_live_emulator(emulator):
     async def main():
         sock = socket.create_connection(("127.0.0.1", emulator), timeout=5)
-        s = elm_emu.SockStream(sock)
+        s = SockStream(sock)
         e = Elm327(s)
         try:
             assert await e.init(), obd.RESULT_NAMES[e.result]
