@@ -330,26 +330,36 @@ def _tail_into(buf, f, fix, st, what_date, what_time, what_alt, what_speed, what
     return True
 
 
-def parse_cgpsinfo(buf, start, end, fix):
-    """``+CGPSINFO: lat,N,lon,E,ddmmyy,hhmmss.s,alt,knots,course`` -> fix (21.2.20)."""
+def _fields(buf, start, end, prefix, too_many, fix):
+    """Split the answer after ``prefix`` into ``fs``/``fe``: the field count, or -1 when
+    the line is not this answer, has too many fields, or holds no fix (each counted)."""
     if end < 0:
         end = len(buf)
     st = stats
-    i = find_prefix(buf, start, end, b"+CGPSINFO:")
+    i = find_prefix(buf, start, end, prefix)
     if i < 0:
         st.ignored += 1
-        return False
+        return -1
     end = trim_end(buf, i, end)
     start = trim_start(buf, i, end)
     n = split_fields(buf, start, end)
     if n < 0:
         fix.valid = False
-        st.bad("CGPSINFO: too many fields")
-        return False
+        st.bad(too_many)
+        return -1
     if _all_empty(n):
         fix.clear()
         st.no_fix += 1
+        return -1
+    return n
+
+
+def parse_cgpsinfo(buf, start, end, fix):
+    """``+CGPSINFO: lat,N,lon,E,ddmmyy,hhmmss.s,alt,knots,course`` -> fix (21.2.20)."""
+    n = _fields(buf, start, end, b"+CGPSINFO:", "CGPSINFO: too many fields", fix)
+    if n < 0:
         return False
+    st = stats
     if n < 9:
         fix.valid = False
         st.bad("CGPSINFO: fewer than 9 fields")
@@ -378,24 +388,10 @@ def parse_cgnssinfo(buf, start, end, fix):
 
     ``sats`` is NoSV when present, else the sum of the per-constellation counts.
     """
-    if end < 0:
-        end = len(buf)
-    st = stats
-    i = find_prefix(buf, start, end, b"+CGNSSINFO:")
-    if i < 0:
-        st.ignored += 1
-        return False
-    end = trim_end(buf, i, end)
-    start = trim_start(buf, i, end)
-    n = split_fields(buf, start, end)
+    n = _fields(buf, start, end, b"+CGNSSINFO:", "CGNSSINFO: too many fields", fix)
     if n < 0:
-        fix.valid = False
-        st.bad("CGNSSINFO: too many fields")
         return False
-    if _all_empty(n):
-        fix.clear()
-        st.no_fix += 1
-        return False
+    st = stats
     fix.valid = False
     # N/S sits after mode + 3 (SIM7600) or 4 (A76xx/SIM767x manual) SV counts.
     ns = -1
