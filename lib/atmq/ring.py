@@ -46,9 +46,6 @@ class RingBuffer:
     def count(self):
         return self.idx[1]
 
-    def free(self):
-        return self.size - self.idx[1]
-
     @micropython.native
     def put(self, src, n):
         """Copy ``n`` bytes of ``src`` in; returns how many were stored."""

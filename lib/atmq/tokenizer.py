@@ -457,17 +457,6 @@ class Tokenizer:
         if n == 0:
             st[_S_RAW_FRAMES] += 1
 
-    def raw_pending(self):
-        return self.st[_S_RAW_LEFT]
-
-    def reset(self):
-        st = self.st
-        st[_S_LLEN] = 0
-        st[_S_FLAGS] = 0
-        st[_S_HASH] = _H0
-        st[_S_RAW_LEFT] = 0
-        self._raw_dst = None
-
     @micropython.native
     def next(self):
         ring = self.ring
@@ -492,8 +481,7 @@ class Tokenizer:
             dst = self._raw_dst
             if dst is not None:
                 _copy_out(ring.buf, idx[0], idx[2], dst, st[_S_RAW_OFF], k)
-            idx[0] = (idx[0] + k) & idx[2]
-            idx[1] = n - k
+            ring.skip(k)
             st[_S_RAW_BYTES] += k
             st[_S_RAW_OFF] += k
             left -= k
