@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import pytest
+from atmq.compat import ticks_diff, ticks_ms
 from tlog import obd
 from tlog.obd import Elm327, decode_pid, dtc_code
 
@@ -195,16 +196,17 @@ def test_silent_adapter_times_out_within_deadline():
     loop_t = asyncio.run(_timed(e))
     got, elapsed = loop_t
     assert got == 1 and e.values[0x0C] == 1000 and e.timeouts == 1
-    assert obd.SHORT_MS / 1000 <= elapsed < obd.SHORT_MS / 1000 + 2.0
+    # measured on the clock the deadline is kept on (ticks_ms floors to whole ms, so
+    # asyncio's clock may show a hair under the 1000 ms); the upper bound is loose
+    assert obd.SHORT_MS <= elapsed < obd.SHORT_MS + 5000
     # after the timeout a lone CR was sent to abort the command, then the next PID
     assert f.sent[-3:] == [b"010D", b"", b"010C"]
 
 
 async def _timed(e):
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
+    t0 = ticks_ms()
     got = await e.poll_cycle()
-    return got, loop.time() - t0
+    return got, ticks_diff(ticks_ms(), t0)
 
 
 def test_vin_can_numbered_with_and_without_spaces():
