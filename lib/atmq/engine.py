@@ -42,7 +42,7 @@ from .compat import (
     wait_writable,
 )
 from .errors import ATError, ATTimeout, ModemError
-from .ring import RingBuffer
+from .ring import RingBuffer, _copy_in
 from .tokenizer import (
     Args,
     Tokenizer,
@@ -80,6 +80,8 @@ _FINALS = (
 _FINAL_TEXT = (b"", b"OK", b"ERROR", b"+CME ERROR", b"+CMS ERROR", b"NO CARRIER", b"BUSY",
                b"NO ANSWER", b"NO DIALTONE", b"CONNECT")
 
+_FINAL_LEN = (0, 2, 5, 10, 10, 10, 4, 9, 11, 7)
+
 FINAL_NAMES = ("PENDING", "OK", "ERROR", "CME", "CMS", "NO CARRIER", "BUSY", "NO ANSWER",
                "NO DIALTONE", "CONNECT", "ABORTED")
 
@@ -99,9 +101,11 @@ _T_LINE = const(1)
 _T_PROMPT = const(2)
 _T_RAW = const(3)
 _T_LOST = const(4)
+_S_FLAGS = const(1)
 _S_LEN = const(4)
 _S_HEAD = const(5)
 _S_RAW_LEFT = const(10)
+_F_PROMPT = const(1)
 _A_E = const(1)
 _A_ARGC = const(2)
 
@@ -218,12 +222,17 @@ class Engine:
         self._flag = ThreadSafeFlag()
         self._waiting = False  # a command coroutine is parked on _flag
         self._lock = asyncio.Lock()
-        # URC table: parallel lists (head hash -> first entry, prefix, nargs, handler, next
-        # entry with the same head), kept in one tuple so the reader loads it at once.
-        self._urc = ({}, [], [], [], [])
-        self._final_of = {}
+        # URC table: parallel lists (head hash -> first entry, prefix, its length, nargs,
+        # handler, next entry with the same head).
+        self._urc = urc = ({}, [], [], [], [], [])
+        final_of = {}
         for p, kind in _FINALS:
-            self._final_of[head_hash(p, 0, len(p))] = kind
+            final_of[head_hash(p, 0, len(p))] = kind
+        # What process() needs on every call, in one tuple: one attribute load and an
+        # unpack instead of a dozen attribute loads per read (all fixed at construction).
+        tok = self.tok
+        self._hot = (tok, tok.args, tok.args.v, tok.line, tok.st, self.ring, self.ring.buf,
+                     self.ring.idx, self.resp, self.resp.st, final_of) + urc
         self.on_unknown = None  # handler(args) for lines nobody claimed (logging)
         self.on_raw = None  # handler(kind) for T_RAW / T_LOST tokens (the arming driver's)
         self.tap = None  # object with rx(buf, n) and tx(data): transcript capture
@@ -259,9 +268,10 @@ class Engine:
         share a head are tried in registration order.
         """
         h = head_hash(prefix, 0, len(prefix))
-        head, prefixes, nargs_, fns, nxt = self._urc
+        head, prefixes, plen, nargs_, fns, nxt = self._urc
         i = len(prefixes)
         prefixes.append(prefix)
+        plen.append(len(prefix))
         nargs_.append(nargs)
         fns.append(handler)
         nxt.append(-1)
@@ -293,8 +303,7 @@ class Engine:
         tap = self.tap
         if tap is not None:
             tap.rx(chunk, n)
-        self.ring.put(chunk, n)
-        self.process()
+        self._take(chunk, n)
         return n
 
     def feed(self, data):
@@ -308,39 +317,50 @@ class Engine:
             if k == 0:
                 break
 
-    @micropython.native
     def process(self):
-        """Take every token the ring holds and dispatch it (the order is in the module doc).
+        """Take every token the ring holds and dispatch it (the order is in the module doc)."""
+        self._take(None, 0)
+
+    @micropython.native
+    def _take(self, src, ns):
+        """Put ``ns`` bytes of ``src`` into the ring, then dispatch every token it holds.
 
         Written as one function with the state it needs in locals: on MicroPython a
-        call, and every attribute access, costs more than the comparisons around it,
-        and this runs for every line.  Command state cannot change while it runs
-        (commands start and end in their coroutines; handlers only record).
+        call, and every attribute or global lookup (``len`` included), costs more than
+        the comparisons around it, and this runs for every line.  Command state cannot
+        change while it runs (commands start and end in their coroutines; handlers
+        only record, and ``abort()`` only sets the final code).
         """
-        tok = self.tok
-        a = tok.args
-        av = a.v
-        buf = a.buf  # tokenizer lines start at 0: the length is the end
-        st = tok.st
-        ring = self.ring
-        rbuf = ring.buf
-        idx = ring.idx
-        r = self.resp
-        rst = r.st
-        urc_head, urc_prefix, urc_nargs, urc_fn, urc_next = self._urc
+        (tok, a, av, buf, st, ring, rbuf, idx, r, rst, final_of,
+         urc_head, urc_prefix, urc_plen, urc_nargs, urc_fn, urc_next) = self._hot
         phase = self._phase
-        final_of = self._final_of
         final_text = _FINAL_TEXT
+        final_len = _FINAL_LEN
         scan = _scan
         cmd = resp_p = done_p = None
+        ncmd = nresp = ndone = 0
         if phase != _IDLE:
             cmd = self._cmd
             resp_p = self._resp_prefix
             done_p = self._done_prefix
+            if cmd is not None:
+                ncmd = len(cmd)
+            if resp_p is not None:
+                nresp = len(resp_p)
+            if done_p is not None:
+                ndone = len(done_p)
+        if ns:
+            held = idx[1]
+            mask = idx[2]
+            if ns > mask + 1 - held:
+                ring.put(src, ns)  # overflow: the ring's own path drops and counts it
+            else:
+                _copy_in(rbuf, (idx[0] + held) & mask, mask, src, ns)
+                idx[1] = held + ns
         nurc = 0
         nunk = 0
         while True:
-            if st[_S_RAW_LEFT] or ring.lost:
+            if st[_S_RAW_LEFT] or idx[3]:
                 t = tok.next()  # raw frames and resync: the tokenizer's slow path
             elif idx[1]:
                 # the common path of Tokenizer.next, without its call
@@ -357,40 +377,40 @@ class Engine:
                 if phase != _IDLE:
                     pending = rst[_R_FINAL] == R_PENDING
                     if pending:
-                        if cmd is not None and n == len(cmd) and buf.startswith(cmd):
+                        if n == ncmd and cmd is not None and buf.startswith(cmd):
                             cmd = None  # one echo per command
+                            ncmd = 0
                             self._cmd = None
                             self.echoes += 1
                             continue
-                        if resp_p is not None and n >= len(resp_p) and buf.startswith(resp_p):
+                        if resp_p is not None and n >= nresp and buf.startswith(resp_p):
                             r.add(buf, 0, n)
                             continue
                     # A two-phase completion may come before or after the final code;
                     # once the command is answered nothing else belongs to it, whatever
                     # arrives before its coroutine resumes.
-                    if done_p is not None and n >= len(done_p) and buf.startswith(done_p) \
+                    if done_p is not None and n >= ndone and buf.startswith(done_p) \
                             and not self._done_seen:
                         if self._done_arg < 0 or a.arg_int(0) == self._done_arg:
                             rst[_R_DONE] = r.add(buf, 0, n)
                             self._done_seen = True
-                            self._wake()
+                            if self._waiting:
+                                self._flag.set()
                             continue
-                    if pending:
-                        kind = final_of.get(h, 0)
-                        if kind:
-                            fp = final_text[kind]
-                            m = len(fp)
-                            if (n == m or (n > m and kind >= R_CME and kind <= R_CMS)) \
-                                    and buf.startswith(fp):
-                                rst[_R_FINAL] = kind
-                                if kind == R_CME or kind == R_CMS:
-                                    rst[_R_CODE] = a.arg_int(0)
-                                self._wake()
-                                continue
-                i = urc_head.get(h, -1)
+                    if pending and h in final_of:
+                        kind = final_of[h]
+                        m = final_len[kind]
+                        if (n == m or (n > m and kind >= R_CME and kind <= R_CMS)) \
+                                and buf.startswith(final_text[kind]):
+                            rst[_R_FINAL] = kind
+                            if kind == R_CME or kind == R_CMS:
+                                rst[_R_CODE] = a.arg_int(0)
+                            if self._waiting:
+                                self._flag.set()
+                            continue
+                i = urc_head[h] if h in urc_head else -1
                 while i >= 0:
-                    p = urc_prefix[i]
-                    if n >= len(p) and buf.startswith(p):
+                    if n >= urc_plen[i] and buf.startswith(urc_prefix[i]):
                         k = urc_nargs[i]
                         if k < 0 or a.count() == k:
                             nurc += 1
@@ -418,7 +438,8 @@ class Engine:
             elif t == _T_PROMPT:
                 if phase == _WAIT_PROMPT:
                     self._prompted = True
-                    self._wake()
+                    if self._waiting:
+                        self._flag.set()
             elif t == _T_RAW or t == _T_LOST:
                 h = self.on_raw
                 if h is not None:
@@ -501,7 +522,13 @@ class Engine:
     def begin(self, cmd, resp=None, bare=False, done=None, done_arg=-1, prompt=False):
         """Put a command in flight (the bytes are written by the caller); no allocation."""
         self.commands += 1
-        self.resp.reset()
+        rst = self.resp.st  # Response.reset(), inline: this runs for every command
+        rst[_R_COUNT] = 0
+        rst[_R_USED] = 0
+        rst[_R_FINAL] = R_PENDING
+        rst[_R_CODE] = -1
+        rst[_R_DONE] = -1
+        rst[_R_OVERFLOW] = 0
         self._cmd = cmd
         self._resp_prefix = resp
         self._bare = bare
@@ -511,13 +538,15 @@ class Engine:
         self._prompted = False
         if prompt:
             self._phase = _WAIT_PROMPT
-            self.tok.arm_prompt(True)
+            st = self.tok.st
+            st[_S_FLAGS] |= _F_PROMPT
         else:
             self._phase = _WAIT_FINAL
 
     @micropython.native
     def end(self):
-        self.tok.arm_prompt(False)
+        st = self.tok.st  # Tokenizer.arm_prompt(False), inline
+        st[_S_FLAGS] &= ~_F_PROMPT
         self._phase = _IDLE
         self._cmd = None
         self._resp_prefix = None

@@ -27,8 +27,9 @@ def _copy_in(ring, w: int, mask: int, src, n: int):
 class RingBuffer:
     """A byte ring of ``size`` bytes (a power of two); single producer, single consumer.
 
-    ``idx`` holds [read index, bytes held, mask] in an int array so the viper
-    tokenizer updates it in place, without a method call per line.
+    ``idx`` holds [read index, bytes held, mask, lost] in an int array so the
+    viper tokenizer updates it in place, without a method call per line, and the
+    reader tests one array slot per token instead of an attribute.
     """
 
     def __init__(self, size=2048):
@@ -37,10 +38,14 @@ class RingBuffer:
         self.buf = bytearray(size)
         self.size = size
         self.mask = size - 1
-        self.idx = array("i", (0, 0, size - 1))
+        # idx[3] ("lost") is set on overflow; the tokenizer clears it when it resyncs
+        self.idx = array("i", (0, 0, size - 1, 0))
         self.overflows = 0  # put() calls that could not store everything
         self.dropped = 0  # bytes thrown away by those calls
-        self.lost = False  # set on overflow; the tokenizer clears it when it resyncs
+
+    @property
+    def lost(self):
+        return self.idx[3] != 0
 
     @micropython.native
     def count(self):
@@ -55,7 +60,7 @@ class RingBuffer:
         if n > room:
             self.overflows += 1
             self.dropped += n - room
-            self.lost = True
+            idx[3] = 1
             n = room
         if n > 0:
             _copy_in(self.buf, (idx[0] + held) & self.mask, self.mask, src, n)
@@ -72,3 +77,4 @@ class RingBuffer:
     def clear(self):
         self.idx[0] = 0
         self.idx[1] = 0
+        self.idx[3] = 0

@@ -58,6 +58,8 @@ _S_SIZE = const(15)
 S_LEN = _S_LEN  # public copies for the engine, which reads the state array directly
 S_HEAD = _S_HEAD
 S_RAW_LEFT = _S_RAW_LEFT
+S_FLAGS = _S_FLAGS
+F_PROMPT = _F_PROMPT
 
 # Args state, one int array (start, end, argument count or -1 before the split, the
 # maximum, then (start, end) per argument): no attribute stores per line.
@@ -461,8 +463,9 @@ class Tokenizer:
     def next(self):
         ring = self.ring
         st = self.st
-        if ring.lost:
-            ring.lost = False
+        idx = ring.idx
+        if idx[3]:
+            idx[3] = 0
             st[_S_RESYNCS] += 1
             st[_S_LLEN] = 0
             st[_S_FLAGS] = (st[_S_FLAGS] & _F_PROMPT) | _F_DISCARD
@@ -471,7 +474,6 @@ class Tokenizer:
                 st[_S_RAW_LEFT] = 0
                 self._raw_dst = None
                 return T_LOST
-        idx = ring.idx
         n = idx[1]
         if n == 0:
             return T_NONE
