@@ -31,6 +31,8 @@ from array import array
 
 from .compat import (
     micropython,
+    ptr8,
+    ptr32,
     ThreadSafeFlag,
     const,
     sleep_ms,
@@ -42,7 +44,7 @@ from .compat import (
     wait_writable,
 )
 from .errors import ATError, ATTimeout, ModemError
-from .ring import RingBuffer, _copy_in
+from .ring import RingBuffer
 from .tokenizer import (
     Args,
     Tokenizer,
@@ -207,6 +209,10 @@ class Response:
 
 
 class Engine:
+    """See the module docstring.  No properties on this class: on MicroPython a class
+    with a property makes every attribute store on its instances look the class up
+    first (about a thousand instructions each), and the reader stores per line."""
+
     def __init__(self, stream, ring_size=2048, chunk_size=256, line_max=512, resp_size=1024,
                  resp_lines=16, max_args=24, tx_max=600):
         if chunk_size > ring_size:
@@ -285,27 +291,6 @@ class Engine:
 
     # ---- reader ----------------------------------------------------------------------------
 
-    @micropython.native
-    def pump(self):
-        """Read what the stream has, tokenize and dispatch it.
-
-        Returns the bytes read: 0 when nothing was waiting, -1 at end of stream
-        (a socket or pty whose far end closed).
-        """
-        chunk = self._chunk
-        n = self.stream.readinto(chunk)
-        if n is None:
-            return 0  # nothing new; process() always leaves the ring empty
-        if n == 0:
-            self.eof = True
-            return -1
-        self.rx_bytes += n
-        tap = self.tap
-        if tap is not None:
-            tap.rx(chunk, n)
-        self._take(chunk, n)
-        return n
-
     def feed(self, data):
         """Push bytes in directly (tests, or a transport that is not a stream)."""
         n = len(data)
@@ -319,52 +304,95 @@ class Engine:
 
     def process(self):
         """Take every token the ring holds and dispatch it (the order is in the module doc)."""
-        self._take(None, 0)
+        self.pump(False)
 
     @micropython.native
-    def _take(self, src, ns):
+    def pump(self, read=True):
+        """Read what the stream has, then tokenize and dispatch every token the ring holds.
+
+        Returns the bytes read: 0 when nothing was waiting (or ``read`` is False),
+        -1 at end of stream (a socket or pty whose far end closed).  A URC handler
+        that raises is counted (``handler_errors``, ``last_handler_error``) and
+        dispatch goes on with the next token.
+        """
+        ns = 0
+        chunk = self._chunk
+        if read:
+            ns = self.stream.readinto(chunk)
+            if ns is None:
+                return 0  # nothing new; the ring is always left empty
+            if ns == 0:
+                self.eof = True
+                return -1
+            self.rx_bytes += ns
+            tap = self.tap
+            if tap is not None:
+                tap.rx(chunk, ns)
+        n = ns
+        while True:
+            try:
+                self._dispatch(chunk, n)
+                return ns
+            except Exception as e:  # a broken handler must not stop the reader
+                self.handler_errors += 1
+                self.last_handler_error = e
+                n = 0  # its line is consumed; carry on with the bytes already in the ring
+
+    @micropython.viper
+    def _dispatch(self, src, ns: int):
         """Put ``ns`` bytes of ``src`` into the ring, then dispatch every token it holds.
 
-        Written as one function with the state it needs in locals: on MicroPython a
-        call, and every attribute or global lookup (``len`` included), costs more than
-        the comparisons around it, and this runs for every line.  Command state cannot
-        change while it runs (commands start and end in their coroutines; handlers
-        only record, and ``abort()`` only sets the final code).
+        Viper, with the state arrays as ``ptr32``: on MicroPython a call costs
+        hundreds of instructions and an array subscript or attribute lookup a couple
+        of hundred, and this runs for every read and every line.  Command state
+        cannot change while it runs (commands start and end in their coroutines;
+        handlers only record, and ``abort()`` only sets the final code).  Empty
+        prefixes count as none.
         """
-        (tok, a, av, buf, st, ring, rbuf, idx, r, rst, final_of,
+        (tok, a, av_o, buf, st_o, ring, rbuf, idx_o, r, rst_o, final_of,
          urc_head, urc_prefix, urc_plen, urc_nargs, urc_fn, urc_next) = self._hot
-        phase = self._phase
-        final_text = _FINAL_TEXT
-        final_len = _FINAL_LEN
-        scan = _scan
-        cmd = resp_p = done_p = None
-        ncmd = nresp = ndone = 0
-        if phase != _IDLE:
-            cmd = self._cmd
-            resp_p = self._resp_prefix
-            done_p = self._done_prefix
-            if cmd is not None:
-                ncmd = len(cmd)
-            if resp_p is not None:
-                nresp = len(resp_p)
-            if done_p is not None:
-                ndone = len(done_p)
-        if ns:
+        av = ptr32(av_o)
+        st = ptr32(st_o)
+        idx = ptr32(idx_o)
+        rst = ptr32(rst_o)
+        if ns > 0:
             held = idx[1]
             mask = idx[2]
             if ns > mask + 1 - held:
                 ring.put(src, ns)  # overflow: the ring's own path drops and counts it
             else:
-                _copy_in(rbuf, (idx[0] + held) & mask, mask, src, ns)
+                rb = ptr8(rbuf)
+                s8 = ptr8(src)
+                w = (idx[0] + held) & mask
+                i = 0
+                while i < ns:
+                    rb[w] = s8[i]
+                    w = (w + 1) & mask
+                    i += 1
                 idx[1] = held + ns
-        nurc = 0
-        nunk = 0
+        phase = int(self._phase)
+        cmd = self._cmd or b""  # "or": bytes for the type checker, and no prefix is b""
+        resp_p = self._resp_prefix or b""
+        done_p = self._done_prefix or b""
+        ncmd = -1
+        nresp = -1
+        ndone = -1
+        if phase != _IDLE:
+            if cmd:
+                ncmd = int(len(cmd))
+            if resp_p:
+                nresp = int(len(resp_p))
+            if done_p:
+                ndone = int(len(done_p))
+        final_text = _FINAL_TEXT
+        final_len = _FINAL_LEN
+        scan = _scan
         while True:
             if st[_S_RAW_LEFT] or idx[3]:
-                t = tok.next()  # raw frames and resync: the tokenizer's slow path
+                t = int(tok.next())  # raw frames and resync: the tokenizer's slow path
             elif idx[1]:
                 # the common path of Tokenizer.next, without its call
-                t = scan(rbuf, idx, buf, st)
+                t = int(scan(rbuf, idx_o, buf, st_o))
                 if t == _T_LINE:
                     av[_A_E] = st[_S_LEN]
                     av[_A_ARGC] = -1
@@ -377,63 +405,57 @@ class Engine:
                 if phase != _IDLE:
                     pending = rst[_R_FINAL] == R_PENDING
                     if pending:
-                        if n == ncmd and cmd is not None and buf.startswith(cmd):
-                            cmd = None  # one echo per command
-                            ncmd = 0
+                        if n == ncmd and buf.startswith(cmd):
+                            ncmd = -1  # one echo per command
                             self._cmd = None
-                            self.echoes += 1
+                            self.echoes = int(self.echoes) + 1
                             continue
-                        if resp_p is not None and n >= nresp and buf.startswith(resp_p):
+                        if n >= nresp and nresp >= 0 and buf.startswith(resp_p):
                             r.add(buf, 0, n)
                             continue
                     # A two-phase completion may come before or after the final code;
                     # once the command is answered nothing else belongs to it, whatever
                     # arrives before its coroutine resumes.
-                    if done_p is not None and n >= ndone and buf.startswith(done_p) \
+                    if n >= ndone and ndone >= 0 and buf.startswith(done_p) \
                             and not self._done_seen:
-                        if self._done_arg < 0 or a.arg_int(0) == self._done_arg:
-                            rst[_R_DONE] = r.add(buf, 0, n)
+                        da = int(self._done_arg)
+                        if da < 0 or int(a.arg_int(0)) == da:
+                            rst[_R_DONE] = int(r.add(buf, 0, n))
                             self._done_seen = True
                             if self._waiting:
                                 self._flag.set()
                             continue
-                    if pending and h in final_of:
-                        kind = final_of[h]
-                        m = final_len[kind]
-                        if (n == m or (n > m and kind >= R_CME and kind <= R_CMS)) \
-                                and buf.startswith(final_text[kind]):
-                            rst[_R_FINAL] = kind
-                            if kind == R_CME or kind == R_CMS:
-                                rst[_R_CODE] = a.arg_int(0)
-                            if self._waiting:
-                                self._flag.set()
-                            continue
-                i = urc_head[h] if h in urc_head else -1
+                    if pending:
+                        kind = int(final_of.get(h, 0))
+                        if kind:
+                            m = int(final_len[kind])
+                            if (n == m or (n > m and kind >= R_CME and kind <= R_CMS)) \
+                                    and buf.startswith(final_text[kind]):
+                                rst[_R_FINAL] = kind
+                                if kind == R_CME or kind == R_CMS:
+                                    rst[_R_CODE] = int(a.arg_int(0))
+                                if self._waiting:
+                                    self._flag.set()
+                                continue
+                i = int(urc_head.get(h, -1))
                 while i >= 0:
-                    if n >= urc_plen[i] and buf.startswith(urc_prefix[i]):
-                        k = urc_nargs[i]
-                        if k < 0 or a.count() == k:
-                            nurc += 1
-                            try:
-                                urc_fn[i](a)
-                            except Exception as e:  # a broken handler must not stop the reader
-                                self.handler_errors += 1
-                                self.last_handler_error = e
+                    if n >= int(urc_plen[i]) and buf.startswith(urc_prefix[i]):
+                        k = int(urc_nargs[i])
+                        if k < 0 or int(a.count()) == k:
+                            self.urcs = int(self.urcs) + 1
+                            urc_fn[i](a)  # if it raises, pump() counts it and goes on
                             break
-                    i = urc_next[i]
+                    i = int(urc_next[i])
                 if i >= 0:  # a handler took it
                     continue
                 if pending and self._bare:
                     r.add(buf, 0, n)
                     continue
-                nunk += 1
-                if self.on_unknown is not None:
-                    self.on_unknown(a)
+                self.unknown = int(self.unknown) + 1
+                unk = self.on_unknown
+                if unk:
+                    unk(a)
             elif t == _T_NONE:
-                if nurc:
-                    self.urcs += nurc
-                if nunk:
-                    self.unknown += nunk
                 return
             elif t == _T_PROMPT:
                 if phase == _WAIT_PROMPT:
@@ -441,9 +463,9 @@ class Engine:
                     if self._waiting:
                         self._flag.set()
             elif t == _T_RAW or t == _T_LOST:
-                h = self.on_raw
-                if h is not None:
-                    h(t)
+                on_raw = self.on_raw
+                if on_raw:
+                    on_raw(t)
 
     async def run(self):
         """The reader task: the only code that reads the stream."""

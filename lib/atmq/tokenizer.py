@@ -398,7 +398,9 @@ class Tokenizer:
         st[_S_HASH] = _H0
         st[_S_LMAX] = line_max
         self.st = st
-        self._raw_dst = None
+        # the armed raw frame's buffer, in a list: this class has properties, and on
+        # MicroPython that makes every attribute store on it a class lookup first
+        self._raw_dst = [None]
 
     # read-only views of the state
     @property
@@ -453,7 +455,7 @@ class Tokenizer:
         if dst is not None and off + n > len(dst):
             raise ValueError("raw frame does not fit the buffer")
         st = self.st
-        self._raw_dst = dst
+        self._raw_dst[0] = dst
         st[_S_RAW_OFF] = off
         st[_S_RAW_LEFT] = n
         if n == 0:
@@ -472,7 +474,7 @@ class Tokenizer:
             st[_S_HASH] = _H0
             if st[_S_RAW_LEFT]:
                 st[_S_RAW_LEFT] = 0
-                self._raw_dst = None
+                self._raw_dst[0] = None
                 return T_LOST
         n = idx[1]
         if n == 0:
@@ -480,7 +482,7 @@ class Tokenizer:
         left = st[_S_RAW_LEFT]
         if left:
             k = n if n < left else left
-            dst = self._raw_dst
+            dst = self._raw_dst[0]
             if dst is not None:
                 _copy_out(ring.buf, idx[0], idx[2], dst, st[_S_RAW_OFF], k)
             ring.skip(k)
@@ -490,7 +492,7 @@ class Tokenizer:
             st[_S_RAW_LEFT] = left
             if left:
                 return T_NONE
-            self._raw_dst = None
+            self._raw_dst[0] = None
             st[_S_RAW_FRAMES] += 1
             return T_RAW
         t = _scan(ring.buf, idx, self.line, st)
