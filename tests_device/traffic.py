@@ -13,6 +13,7 @@ Runs on MicroPython and CPython; the pseudo-random generator keeps its
 products below 2**30 so it stays allocation-free on a 32-bit ESP32 too.
 """
 
+import io
 from array import array
 
 from atmq import engine, events, tokenizer
@@ -284,9 +285,24 @@ class Driver:
         self.got[4] += 1
         self.events.put(_EV_CONNLOST, a.arg_int(0), a.arg_int(1))
 
+    def exchange_streams(self, block):
+        """One ``io.BytesIO`` per exchange, for ``cycle(streams=...)``: C-level reads,
+        as a UART driver's ``readinto`` is, instead of the Python ``BlockStream``."""
+        out = []
+        s = 0
+        for e in self.ends:
+            out.append(io.BytesIO(block[s:e]))
+            s = e
+        return out
+
     @micropython.native
-    def cycle(self, check=True):
-        """Play one cycle; no allocation.  ``check=False`` skips verifying the outcomes."""
+    def cycle(self, check=True, streams=None):
+        """Play one cycle; no allocation.  ``check=False`` skips verifying the outcomes.
+
+        ``streams`` (from ``exchange_streams``): each exchange's bytes are read from
+        its own C-level stream in reads of up to the engine's chunk, instead of the
+        random 1..max_chunk reads of the Python ``BlockStream``.
+        """
         at = self.at
         st = self.stream
         st.pos = 0
@@ -298,12 +314,19 @@ class Driver:
             if k == K_IDLE:
                 at.end()
             elif k == K_PUB:
-                at.begin(CMD[k], None, False, b"+CMQTTPUB:", 0)
+                at.begin(CMD[k], None, False, b"+CMQTTPUB:", 0, False)
             else:
                 at.begin(CMD[k], RESP[k], k == K_BARE, None, -1, k == K_PROMPT)
-            st.limit = ends[i]
-            while st.pos < st.limit:
-                at.pump()
+            if streams is None:
+                st.limit = ends[i]
+                while st.pos < st.limit:
+                    at.pump()
+            else:
+                cs = streams[i]
+                cs.seek(0)
+                at.stream = cs
+                while at.pump() > 0:
+                    pass
             if check and k != K_IDLE:
                 r = at.resp
                 if r.final == _R_OK:

@@ -540,11 +540,16 @@ class Engine:
                 raise self.error(cmd)
             return r
 
-    @micropython.native
-    def begin(self, cmd, resp=None, bare=False, done=None, done_arg=-1, prompt=False):
-        """Put a command in flight (the bytes are written by the caller); no allocation."""
-        self.commands += 1
-        rst = self.resp.st  # Response.reset(), inline: this runs for every command
+    @micropython.viper
+    def begin(self, cmd, resp, bare, done, done_arg, prompt):
+        """Put a command in flight (the bytes are written by the caller); no allocation.
+
+        Arguments as for ``cmd()``, all six given (viper has no defaults); ``prompt``
+        is true for a command that waits for ``>``.
+        """
+        self.commands = int(self.commands) + 1
+        hot = self._hot
+        rst = ptr32(hot[9])  # Response.reset(), inline: this runs for every command
         rst[_R_COUNT] = 0
         rst[_R_USED] = 0
         rst[_R_FINAL] = R_PENDING
@@ -560,15 +565,16 @@ class Engine:
         self._prompted = False
         if prompt:
             self._phase = _WAIT_PROMPT
-            st = self.tok.st
-            st[_S_FLAGS] |= _F_PROMPT
+            st = ptr32(hot[4])
+            st[_S_FLAGS] = st[_S_FLAGS] | _F_PROMPT
         else:
             self._phase = _WAIT_FINAL
 
-    @micropython.native
+    @micropython.viper
     def end(self):
-        st = self.tok.st  # Tokenizer.arm_prompt(False), inline
-        st[_S_FLAGS] &= ~_F_PROMPT
+        """The command in flight is over (answered, failed or abandoned)."""
+        st = ptr32(self._hot[4])  # Tokenizer.arm_prompt(False), inline
+        st[_S_FLAGS] = st[_S_FLAGS] & (0xFFFF ^ _F_PROMPT)
         self._phase = _IDLE
         self._cmd = None
         self._resp_prefix = None
