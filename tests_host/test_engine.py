@@ -402,3 +402,21 @@ def test_a_raising_urc_handler_is_counted_and_the_reader_goes_on():
     assert seen == [2]
     assert at.handler_errors == 1 and isinstance(at.last_handler_error, RuntimeError)
     assert at.urcs == 2
+    # several in one read, and one on the last line: each counted, the rest dispatched
+    at.feed(b"+BAD: 3\r\n+BAD: 4\r\n+GOOD: 5\r\n+BAD: 6\r\n")
+    assert seen == [2, 5] and at.handler_errors == 4 and at.urcs == 6
+    at.feed(b"+GOOD: 7\r\n")
+    assert seen == [2, 5, 7]
+
+
+def test_an_error_of_the_reader_itself_is_raised_not_retried_forever():
+    at = Engine(None)
+
+    def broken():
+        raise MemoryError("tokenizer fault")
+
+    at.tok.arm_raw(None, 0, 4)
+    at.tok.next = broken  # the raw-frame path now fails without consuming anything
+    with pytest.raises(MemoryError):
+        at.feed(b"abcd\r\n")
+    assert at.handler_errors == 1  # counted once, then raised: no endless retry

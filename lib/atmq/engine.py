@@ -1,9 +1,9 @@
 """The AT command engine: owns the modem stream, one command in flight, URC dispatch.
 
 Data path (no allocation per byte or per line): ``pump()`` reads the stream
-with ``readinto`` into a fixed chunk, copies it into the ``RingBuffer``, and
-takes tokens from the ``Tokenizer`` until none is left.  Each line goes, in
-this order, to:
+with ``readinto`` into a fixed chunk; ``_dispatch`` (viper) copies it into the
+``RingBuffer`` and takes tokens from the ``Tokenizer`` until none is left.
+Each line goes, in this order, to:
 
 1. the echo of the command in flight (skipped: echo is tolerated, never needed);
 2. the in-flight command: its declared response prefix, its completion URC
@@ -329,11 +329,16 @@ class Engine:
             if tap is not None:
                 tap.rx(chunk, ns)
         n = ns
+        left = -1
         while True:
             try:
                 self._dispatch(chunk, n)
                 return ns
             except Exception as e:  # a broken handler must not stop the reader
+                held = self.ring.idx[1]
+                if held == left:
+                    raise e  # nothing consumed since the last one: the reader's own fault
+                left = held
                 self.handler_errors += 1
                 self.last_handler_error = e
                 n = 0  # its line is consumed; carry on with the bytes already in the ring
