@@ -87,6 +87,30 @@ def test_output_is_paced_at_the_baud_rate():
     run(t())
 
 
+def test_input_is_paced_at_the_baud_rate_when_asked():
+    async def t():
+        sim = ModemSim(persona="SIM7600E", baud=9600, latency=0.0, boot_delay=0.0,
+                       pace_input=True)
+        port = await sim.start()
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        at = At(r, w)
+        try:
+            await at.until(b"PB DONE\r\n")
+            await at.cmd(b"ATE0", b"ATE0\r\r\nOK\r\n")
+            junk = (b"X" * 100 + b"\r") * 9  # not AT lines: the modem ignores them
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            await at.send(junk + b"AT+CSQ\r")  # the socket takes it all at once
+            await at.expect(b"\r\n+CSQ: 23,99\r\n\r\nOK\r\n")
+            # the answer comes only after the line carried every byte before it
+            assert loop.time() - t0 >= (len(junk) + 7) * 10 / 9600
+            assert sim.modem.commands[-1] == "AT+CSQ"
+        finally:
+            w.close()
+            await sim.stop()
+    run(t())
+
+
 def test_amqtt_fallback_broker_carries_cmqtt():
     b = Broker(prefer="amqtt").start()
     try:

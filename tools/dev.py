@@ -4,6 +4,7 @@
     python3 tools/dev.py test      every check CI runs (the README's test command)
     python3 tools/dev.py demo      the firmware on the unix port against the simulator
     python3 tools/dev.py bench     AT reader benchmark on the unix port (JSON lines)
+    python3 tools/dev.py bench-drain   backlog drain vs. the UART line rate (JSON lines)
     python3 tools/dev.py run-unix  --modem tcp:HOST:PORT --config FILE
 
 The first run creates ``.venv`` from tools/requirements.txt and installs the
@@ -181,12 +182,19 @@ def cmd_demo(rest):
     _exec([tool("python"), os.path.join(ROOT, "tools", "demo.py")] + rest)
 
 
+def cmd_bench_drain(rest):
+    bootstrap()
+    ensure_mosquitto()
+    _exec([tool("python"), os.path.join(ROOT, "tools", "bench_drain.py")] + rest)
+
+
 def cmd_run_unix(rest):
     bootstrap()
     _exec([tool("python"), os.path.join(ROOT, "tools", "run_unix.py")] + rest)
 
 
-PASS_THROUGH = {"bench": cmd_bench, "demo": cmd_demo, "run-unix": cmd_run_unix}
+PASS_THROUGH = {"bench": cmd_bench, "bench-drain": cmd_bench_drain, "demo": cmd_demo,
+                "run-unix": cmd_run_unix}
 
 
 def main(argv=None):

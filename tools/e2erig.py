@@ -250,7 +250,7 @@ class Collector:
         from paho.mqtt.enums import CallbackAPIVersion
 
         self.topic = topic
-        self.msgs = []  # dicts: t (monotonic), wall, topic, payload (parsed), retain
+        self.msgs = []  # dicts: t (monotonic), wall, topic, payload (parsed), retain, size
         self.lock = threading.RLock()  # predicates of wait() take snapshots
         self.changed = threading.Condition(self.lock)
         self.on_message = on_message
@@ -278,7 +278,7 @@ class Collector:
         except (UnicodeDecodeError, ValueError):
             payload = raw.decode("utf-8", "replace")
         rec = {"t": time.monotonic(), "wall": time.time(), "topic": m.topic,
-               "payload": payload, "retain": bool(m.retain)}
+               "payload": payload, "retain": bool(m.retain), "size": len(raw)}
         with self.changed:
             self.msgs.append(rec)
             self.changed.notify_all()

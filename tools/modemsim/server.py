@@ -18,9 +18,11 @@ from .personas import persona
 
 class SimOptions:
     def __init__(self, fast=False, baud=115200, latency=None, boot_delay=None, broker=None,
-                 broker_tls=None, rx_chunk=1024):
+                 broker_tls=None, rx_chunk=1024, pace_input=False):
         self.fast = fast
         self.baud = baud
+        # host -> modem bytes reach the modem no faster than the line carries them (TCP)
+        self.pace_input = pace_input and not fast and baud > 0
         self.latency = (0.0 if fast else 0.02) if latency is None else latency
         self.boot_delay = (0.0 if fast else 0.5) if boot_delay is None else boot_delay
         self.broker = broker
@@ -49,14 +51,15 @@ class ModemSim:
     def __init__(self, persona="SIM7600E", broker=None, broker_tls=None, scenario=None,
                  fast=False, baud=115200, latency=None, boot_delay=None, host="127.0.0.1",
                  port=0, pty=False, track=None, gnss_clock=None, gnss_ttff=None, rx_chunk=1024,
-                 record=None):
+                 record=None, pace_input=False):
         persona_check(persona)
         self.persona = persona
         self.host, self.port = host, port
         self.use_pty = pty
         self.pty_path = None
         self.opts = SimOptions(fast=fast, baud=baud, latency=latency, boot_delay=boot_delay,
-                               broker=broker, broker_tls=broker_tls, rx_chunk=rx_chunk)
+                               broker=broker, broker_tls=broker_tls, rx_chunk=rx_chunk,
+                               pace_input=pace_input)
         self.scenario = None if scenario is None else Scenario(scenario)
         if isinstance(track, str):
             track = load_track(track)
@@ -156,11 +159,28 @@ class ModemSim:
         self._writer = writer
         self._power_on()
         try:
+            pace = self.opts.pace_input
+            loop = asyncio.get_running_loop()
+            line_free = 0.0  # loop time at which the simulated line has carried all so far
             while True:
                 data = await reader.read(4096)
                 if not data:
                     break
-                self._feed(data)
+                if not pace:
+                    self._feed(data)
+                    continue
+                # A UART delivers 10 bits per byte: hand the bytes on as they would have
+                # arrived, 16 at a time (the socket buffer hides the line rate from the
+                # sender; the answers that follow do not).  Deadlines, not sleeps per
+                # piece, so the scheduler's overhead does not slow the line down.
+                line_free = max(line_free, loop.time())
+                for k in range(0, len(data), 16):
+                    piece = data[k:k + 16]
+                    line_free += len(piece) * 10.0 / self.opts.baud
+                    wait = line_free - loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    self._feed(piece)
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
