@@ -389,34 +389,10 @@ def test_engine_reads_the_tokenizer_state_where_the_tokenizer_writes_it():
         tokenizer.T_NONE, tokenizer.T_LINE, tokenizer.T_PROMPT, tokenizer.T_RAW, tokenizer.T_LOST)
 
 
-def test_a_raising_urc_handler_is_counted_and_the_reader_goes_on():
-    at = Engine(None)
-    seen = []
-
-    def bad(a):
-        raise RuntimeError("driver bug")
-
-    at.on(b"+BAD:", bad)
-    at.on(b"+GOOD:", lambda a: seen.append(a.arg_int(0)))
-    at.feed(b"\r\n+BAD: 1\r\n+GOOD: 2\r\n")
-    assert seen == [2]
-    assert at.handler_errors == 1 and isinstance(at.last_handler_error, RuntimeError)
-    assert at.urcs == 2
-    # several in one read, and one on the last line: each counted, the rest dispatched
-    at.feed(b"+BAD: 3\r\n+BAD: 4\r\n+GOOD: 5\r\n+BAD: 6\r\n")
-    assert seen == [2, 5] and at.handler_errors == 4 and at.urcs == 6
-    at.feed(b"+GOOD: 7\r\n")
-    assert seen == [2, 5, 7]
-
-
-def test_an_error_of_the_reader_itself_is_raised_not_retried_forever():
-    at = Engine(None)
-
-    def broken():
-        raise MemoryError("tokenizer fault")
-
-    at.tok.arm_raw(None, 0, 4)
-    at.tok.next = broken  # the raw-frame path now fails without consuming anything
-    with pytest.raises(MemoryError):
-        at.feed(b"abcd\r\n")
-    assert at.handler_errors == 1  # counted once, then raised: no endless retry
+# Checks written once for both interpreters (on MicroPython the dispatch is viper
+# code): raising handlers, the reader's own error, echo/response/final/two-phase.
+from test_engine_device import (  # noqa: E402
+    test_an_error_of_the_reader_itself_is_raised_not_retried_forever,  # noqa: F401
+    test_echo_response_final_and_two_phase_on_the_viper_path,  # noqa: F401
+    test_raising_handlers_counted_and_reader_goes_on,  # noqa: F401
+)

@@ -163,16 +163,6 @@ class Response:
         return self.st[_R_OVERFLOW]
 
     @micropython.native
-    def reset(self):
-        st = self.st
-        st[_R_COUNT] = 0
-        st[_R_USED] = 0
-        st[_R_FINAL] = R_PENDING
-        st[_R_CODE] = -1
-        st[_R_DONE] = -1
-        st[_R_OVERFLOW] = 0
-
-    @micropython.native
     def add(self, src, s, e):
         st = self.st
         n = e - s
@@ -554,7 +544,7 @@ class Engine:
         """
         self.commands = int(self.commands) + 1
         hot = self._hot
-        rst = ptr32(hot[9])  # Response.reset(), inline: this runs for every command
+        rst = ptr32(hot[9])  # empty the Response (its state array): every command
         rst[_R_COUNT] = 0
         rst[_R_USED] = 0
         rst[_R_FINAL] = R_PENDING
