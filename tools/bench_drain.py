@@ -128,7 +128,7 @@ def run_one(broker, impl, n, baud, batch_records, timeout_s):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--baud", type=int, default=115200)
     ap.add_argument("--records", type=int, default=600, help="backlog for the batched run")
     ap.add_argument("--baseline-records", type=int, default=60,

@@ -219,7 +219,7 @@ class Broker:
             thread.join(timeout=5)
         if self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None
+            self.dir = ""
 
     def log_text(self):
         """Mosquitto's log so far (for failing-test diagnostics)."""
