@@ -215,6 +215,8 @@ class ModemSim:
         self._out.put_nowait(data)
 
     async def _write_loop(self):
+        loop = asyncio.get_running_loop()
+        line_free = 0.0  # loop time at which the line has carried everything written so far
         while True:
             data = await self._out.get()
             self.sent += data
@@ -223,11 +225,19 @@ class ModemSim:
             if self.recorder is not None:
                 self.recorder.rx(data)
             step = 1 if self.modem.byte_per_write else (len(data) if self.opts.fast else 16)
+            paced = not self.opts.fast and self.opts.baud
+            if paced:
+                line_free = max(line_free, loop.time())
             for k in range(0, len(data), step):
                 chunk = data[k:k + step]
                 await self._write(chunk)
-                if not self.opts.fast and self.opts.baud:
-                    await asyncio.sleep(len(chunk) * 10.0 / self.opts.baud)
+                if paced:
+                    # deadlines, not a sleep per write: the scheduler's overhead must not
+                    # make the line slower than its baud rate
+                    line_free += len(chunk) * 10.0 / self.opts.baud
+                    wait = line_free - loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
 
     async def _write(self, chunk):
         self.write_sizes.append(len(chunk))
