@@ -6,7 +6,6 @@ import asyncio
 
 from app_fakes import Clock
 
-from atmq.errors import ATTimeout
 from tlog.acquire import Acquisition
 from tlog.config import Config
 from tlog.motion import Motion
@@ -26,27 +25,27 @@ class Args:
         return self.v
 
 
-class Resp:
-    def __init__(self, done_val):
-        self.done = 0 if done_val is not None else -1
-        self._v = done_val
-
-    def line(self, i):
-        return Args(self._v)
-
-
 class FakeAt:
+    """Engine stand-in: records commands; AT+CNTP answers OK and, like the modem, sends
+    its result later as a "+CNTP: <err>" URC (None: never)."""
+
     def __init__(self, ntp_result: "int | None" = 0):
         self.sent = []
         self.ntp_result = ntp_result
+        self.urcs = {}
+        self.busy_during_wait = []  # commands sent while the NTP result was pending
+
+    def on(self, prefix, handler, nargs=-1):
+        self.urcs[prefix] = (handler, nargs)
 
     async def cmd(self, cmd, **kw):
+        assert "done" not in kw  # the NTP result must not hold the AT channel
         self.sent.append(cmd)
-        if cmd == b"AT+CNTP":
-            if self.ntp_result is None:
-                raise ATTimeout(cmd, 65000)
-            return Resp(self.ntp_result)
-        return Resp(None)
+        if cmd == b"AT+CNTP" and self.ntp_result is not None:
+            handler, nargs = self.urcs[b"+CNTP:"]
+            assert nargs == 1
+            asyncio.get_running_loop().call_later(0.05, handler, Args(self.ntp_result))
+        return None
 
 
 class FakeModem:
@@ -172,9 +171,28 @@ def test_clock_sync_without_link_or_failed_ntp_is_modem_time(tmp_path):
     a, _sp, _c, _w = make(tmp_path, modem=m, link=False)
     assert asyncio.run(a.sync_clock())
     assert m.at.sent == [] and a.time.now() == (T2000 + UNIX_2000, TS_MODEM)
-    m2 = FakeModem(ntp_result=None)  # AT+CNTP never completes
+    m2 = FakeModem(ntp_result=None)  # +CNTP never comes
     b, _sp2, _c2, _w2 = make(tmp_path, modem=m2, link=True)
+    b.ntp_timeout_ms = 300  # the bounded wait for a result that does not come
     assert asyncio.run(b.sync_clock()) and b.time.src == TS_MODEM and b.modem_errors == 1
+    m3 = FakeModem(ntp_result=1)  # 12.2.4: an error code
+    c, _sp3, _c3, _w3 = make(tmp_path, modem=m3, link=True)
+    assert asyncio.run(c.sync_clock()) and c.time.src == TS_MODEM and not c.ntp_synced
+
+
+def test_clock_sync_leaves_the_at_channel_free_while_ntp_runs(tmp_path):
+    m = FakeModem(ntp_result=0)
+    a, _sp, _c, _w = make(tmp_path, modem=m, link=True)
+
+    async def both():
+        sync = asyncio.create_task(a.sync_clock())
+        while b"AT+CNTP" not in m.at.sent:
+            await asyncio.sleep(0)
+        await m.at.cmd(b"AT+CMQTTPUB=0,1,60")  # another task's command, while NTP runs
+        return await sync
+
+    assert asyncio.run(both()) and a.ntp_synced
+    assert m.at.sent == [b'AT+CNTP="pool.ntp.org",0', b"AT+CNTP", b"AT+CMQTTPUB=0,1,60"]
 
 
 def test_locate_with_modem_gnss(tmp_path):

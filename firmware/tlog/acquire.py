@@ -22,6 +22,8 @@ from .motion import STANDBY
 from .records import PACKED_MAX, Record, pack_into
 
 NTP_HOST = b"pool.ntp.org"
+_CNTP_IDLE = -2  # no sync asked for
+_CNTP_WAIT = -1  # AT+CNTP answered OK, its +CNTP: <err> not in yet
 _SIGNAL_MS = 10000  # the anchor's SIGNAL_CHECK_INTERVAL
 _CLOCK_MS = 3600000
 _GNSS_RETRY_MS = 60000
@@ -55,6 +57,9 @@ class Acquisition:
         self.batt_mv = None
         self.batt_tick = 0
         self.ntp_synced = False
+        self.ntp_timeout_ms = 65000  # the +CNTP result may take this long (bad coverage)
+        self._cntp = _CNTP_IDLE  # the last +CNTP: <err>, as the URC handler recorded it
+        self._cntp_hooked = False
         self._ref_lat = self._ref_lon = self._ref_tick = 0  # last accepted fix (jump filter)
         self._rejects = 0
         self.jumps = 0  # fixes dropped as implausible jumps
@@ -137,20 +142,42 @@ class Acquisition:
 
     # ---- modem poller -----------------------------------------------------------------------
 
+    def _on_cntp(self, a):
+        # URC handler (inside the reader): record only.  "+CNTP: <err>" (one argument)
+        # is the result of AT+CNTP; the two-argument form answers AT+CNTP? and is the
+        # in-flight command's response, never seen here.
+        self._cntp = a.arg_int(0, 99)
+
     async def sync_clock(self):
-        """NTP through the modem when the data link is up, else its network time."""
+        """NTP through the modem when the data link is up, else its network time.
+
+        AT+CNTP answers OK at once and its result comes later as ``+CNTP: <err>``
+        (manual 12.2.4), after up to a minute in bad coverage: the result is taken by a
+        URC handler and waited for here, so the AT channel stays free for the uplink
+        (a two-phase command would hold it for the whole wait).
+        """
         m = self.modem
         if m is None:
             return False
         ntp = False
         if self.link_up is not None and self.link_up.is_set():
             try:
+                if not self._cntp_hooked:
+                    m.at.on(b"+CNTP:", self._on_cntp, 1)
+                    self._cntp_hooked = True
                 await m.at.cmd(b'AT+CNTP="' + NTP_HOST + b'",0', timeout_ms=5000)
-                r = await m.at.cmd(b"AT+CNTP", done=b"+CNTP:", done_timeout_ms=65000)
-                ntp = r.done >= 0 and r.line(r.done).arg_int(0) == 0  # 12.2.4: 0 = success
+                self._cntp = _CNTP_WAIT
+                await m.at.cmd(b"AT+CNTP")
+                deadline = ticks_add(ticks_ms(), self.ntp_timeout_ms)
+                while self._cntp == _CNTP_WAIT and ticks_diff(deadline, ticks_ms()) > 0:
+                    await sleep_ms(200)
+                if self._cntp == _CNTP_WAIT:
+                    self.modem_errors += 1  # no result in time: the modem clock is used
+                ntp = self._cntp == 0  # 12.2.4: 0 = success
             except ModemError as e:
                 self.modem_errors += 1
                 self.last_error = e
+            self._cntp = _CNTP_IDLE
         s = await m.clock()
         self.ntp_synced = self.ntp_synced or ntp
         return self.time.offer_modem(s, ntp)
