@@ -55,6 +55,7 @@ class FakeModem:
         self.gnss_set = "cgps"
         self.gnss_on = False
         self.fixes = 0
+        self.family = "cmqtt"
 
     async def clock(self):
         return T2000
@@ -175,9 +176,16 @@ def test_clock_sync_without_link_or_failed_ntp_is_modem_time(tmp_path):
     b, _sp2, _c2, _w2 = make(tmp_path, modem=m2, link=True)
     b.ntp_timeout_ms = 300  # the bounded wait for a result that does not come
     assert asyncio.run(b.sync_clock()) and b.time.src == TS_MODEM and b.modem_errors == 1
-    m3 = FakeModem(ntp_result=1)  # 12.2.4: an error code
+    m3 = FakeModem(ntp_result=1)  # 12.2.4: an error code on the SIM7600
     c, _sp3, _c3, _w3 = make(tmp_path, modem=m3, link=True)
     assert asyncio.run(c.sync_clock()) and c.time.src == TS_MODEM and not c.ntp_synced
+
+
+def test_clock_sync_success_code_of_the_sm_family(tmp_path):
+    m = FakeModem(ntp_result=1)  # SIM800/SIM70x0: "+CNTP: 1" is success
+    m.family = "sm"
+    a, _sp, _c, _w = make(tmp_path, modem=m, link=True)
+    assert asyncio.run(a.sync_clock()) and a.ntp_synced and a.time.src == TS_NTP
 
 
 def test_clock_sync_leaves_the_at_channel_free_while_ntp_runs(tmp_path):

@@ -173,7 +173,9 @@ class Acquisition:
                     await sleep_ms(200)
                 if self._cntp == _CNTP_WAIT:
                     self.modem_errors += 1  # no result in time: the modem clock is used
-                ntp = self._cntp == 0  # 12.2.4: 0 = success
+                # success is 0 on SIM7600/A76xx/SIM767x (manual 12.2.4) but 1 on the
+                # SIM800/SIM70x0 ("+CNTP: 1", their AT manuals)
+                ntp = self._cntp == (1 if m.family == "sm" else 0)
             except ModemError as e:
                 self.modem_errors += 1
                 self.last_error = e
