@@ -215,3 +215,22 @@ def test_tls_mutual_auth_against_mosquitto(broker, mqtt_sub):  # noqa: F811
             await at.cmd(b'AT+CMQTTCONNECT=0,"tcp://localhost:8883",60,1',
                          b"\r\nOK\r\n\r\n+CMQTTCONNECT: 0,33\r\n")
     run(t())
+
+
+def test_net_rtt_delays_the_qos1_publish_result_only(broker, mqtt_sub):  # noqa: F811
+    mqtt_sub.subscribe("dev/#", qos=1)
+
+    async def t():
+        async with sim_session("SIM7600E", broker=broker, net_rtt=0.3) as (sim, at):
+            await at.cmd(b"AT+CMQTTSTART", b"\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n")
+            await at.cmd(b'AT+CMQTTACCQ=0,"rtt"', b"\r\nOK\r\n")
+            await at.cmd(b'AT+CMQTTCONNECT=0,"tcp://broker:1883",60,1',
+                         b"\r\nOK\r\n\r\n+CMQTTCONNECT: 0,0\r\n")
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            await _publish(at, b"dev/r1", b"one", 1)
+            assert loop.time() - t0 >= 0.3  # the PUBACK crossed the simulated network
+            assert mqtt_sub.wait_for("dev/r1") == ("dev/r1", b"one", 1, False)
+            await _publish(at, b"dev/r0", b"zero", 0)  # qos 0: nothing to wait for
+            assert mqtt_sub.wait_for("dev/r0") == ("dev/r0", b"zero", 0, False)
+    run(t())

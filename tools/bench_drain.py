@@ -6,7 +6,8 @@ more of the line rate).  This measures it end to end: the backlog is written
 into the spool of a fresh flash folder (the firmware's own spool code, on
 CPython), then the firmware runs on the unix port against the modem simulator
 (pacing both directions at the baud rate, 20 ms per answer, MQTT bridged to a
-real Mosquitto) and a paho subscriber timestamps every telemetry message.
+real Mosquitto, optionally with a cellular round trip added to each PUBACK) and
+a paho subscriber timestamps every telemetry message.
 
 The drain rate is the telemetry payload that arrived after the first telemetry
 message up to the one that completed the backlog, over that time.  The
@@ -18,7 +19,7 @@ One JSON object per line:
      "line_rate_bytes_per_s": 11520, "payload_share_of_line_rate": 0.8, ...}
     {"name": "drain_speedup", "batched_over_one_per_publish": ...}
 
-Run: python3 tools/dev.py bench-drain [--baud 115200] [--records 600]
+Run: python3 tools/dev.py bench-drain [--baud 115200] [--records 600] [--net-rtt-ms 0]
 """
 
 import argparse
@@ -92,7 +93,7 @@ def drain_window(msgs, n):
     return nbytes, nrec, len(window), tel[last]["t"] - tel[0]["t"]
 
 
-def run_one(broker, impl, n, baud, batch_records, timeout_s):
+def run_one(broker, impl, n, baud, batch_records, timeout_s, rtt_ms=0):
     work = tempfile.mkdtemp(prefix="drain-")
     extra = {"batch_max_records": batch_records, "batch_max_bytes": 4096,
              "health_interval_s": 3600, "interval_moving_s": 5, "interval_stationary_s": 5}
@@ -103,7 +104,7 @@ def run_one(broker, impl, n, baud, batch_records, timeout_s):
         if depth != n:
             raise SystemExit("prefill: spool holds %d records, expected %d" % (depth, n))
         rig = Rig(broker, device_id=DEVICE, fast=False, workdir=work, config_extra=extra,
-                  sim_kw={"baud": baud, "pace_input": True})
+                  sim_kw={"baud": baud, "pace_input": True, "net_rtt": rtt_ms / 1000.0})
         try:
             rig.start()
             ok = rig.wait_until(lambda: drain_window(rig.sub.snapshot(), n) is not None,
@@ -119,7 +120,7 @@ def run_one(broker, impl, n, baud, batch_records, timeout_s):
         shutil.rmtree(work, ignore_errors=True)
     nbytes, nrec, pubs, secs = w
     line = baud / 10.0
-    return {"name": "drain", "impl": impl, "baud": baud, "records": n,
+    return {"name": "drain", "impl": impl, "baud": baud, "net_rtt_ms": rtt_ms, "records": n,
             "batch_max_records": batch_records, "publishes": pubs,
             "records_per_publish": round(nrec / pubs, 1), "payload_bytes": nbytes,
             "seconds": round(secs, 3), "payload_bytes_per_s": round(nbytes / secs, 1),
@@ -133,6 +134,8 @@ def main(argv=None):
     ap.add_argument("--records", type=int, default=600, help="backlog for the batched run")
     ap.add_argument("--baseline-records", type=int, default=60,
                     help="backlog for the one-record-per-publish run")
+    ap.add_argument("--net-rtt-ms", type=int, default=0,
+                    help="cellular round trip the simulator adds to each publish's PUBACK")
     a = ap.parse_args(argv)
     from broker import Broker
 
@@ -140,10 +143,11 @@ def main(argv=None):
     try:
         t0 = time.monotonic()
         # bound: the payload at a tenth of the line rate, plus boot and connect
-        limit = int(a.records * 400 / (a.baud / 10.0) * 10) + 90
-        batched = run_one(broker, "batched", a.records, a.baud, 32, limit)
+        limit = int(a.records * 400 / (a.baud / 10.0) * 10) + 90 + a.records * a.net_rtt_ms // 1000
+        batched = run_one(broker, "batched", a.records, a.baud, 32, limit, a.net_rtt_ms)
         print(json.dumps(batched), flush=True)
-        base = run_one(broker, "one_per_publish", a.baseline_records, a.baud, 1, limit)
+        base = run_one(broker, "one_per_publish", a.baseline_records, a.baud, 1, limit,
+                       a.net_rtt_ms)
         print(json.dumps(base), flush=True)
         print(json.dumps({
             "name": "drain_speedup",

@@ -30,6 +30,8 @@ def parse(argv):
     ap.add_argument("--baud", type=int, default=115200, help="output pacing (10 bits/byte)")
     ap.add_argument("--pace-input", action="store_true",
                     help="pace host->modem bytes at the baud rate too (TCP; not with --fast)")
+    ap.add_argument("--net-rtt", type=float, default=0.0,
+                    help="seconds of network round trip added to each qos>=1 publish (PUBACK)")
     ap.add_argument("--latency", type=float, default=None,
                     help="seconds before each answer (default 0.02, 0 with --fast)")
     ap.add_argument("--boot-delay", type=float, default=None,
@@ -64,7 +66,8 @@ async def amain(a):
     sim = ModemSim(persona=a.persona, broker=a.broker, broker_tls=a.broker_tls,
                    scenario=a.scenario, fast=a.fast, baud=a.baud, latency=a.latency,
                    boot_delay=a.boot_delay, port=a.port, pty=a.pty, track=a.track,
-                   rx_chunk=a.rx_chunk, record=a.record, pace_input=a.pace_input)
+                   rx_chunk=a.rx_chunk, record=a.record, pace_input=a.pace_input,
+                   net_rtt=a.net_rtt)
     port = await sim.start()
     print("LISTENING %d" % port, flush=True)
     if sim.pty_path:

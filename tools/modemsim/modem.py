@@ -81,15 +81,16 @@ class Modem:
     def make_bridge(self, slot, i, client_id, version, clean):
         """A broker connection for CMQTT client i (or the SM client when i < 0)."""
         from .mqttbridge import BridgeClient
+        rtt = self.opts.net_rtt
         if i < 0:
             return BridgeClient(client_id, version, clean,
                                 on_message=lambda t, p, q, r, mid: cmd_sm.on_message(
                                     self, t, p, mid),
-                                on_lost=lambda: cmd_sm.on_lost(self))
+                                on_lost=lambda: cmd_sm.on_lost(self), net_rtt=rtt)
         return BridgeClient(client_id, version, clean,
                             on_message=lambda t, p, q, r, mid: cmd_cmqtt.on_message(
                                 self, i, t, p),
-                            on_lost=lambda: cmd_cmqtt.on_lost(self, i, slot))
+                            on_lost=lambda: cmd_cmqtt.on_lost(self, i, slot), net_rtt=rtt)
 
     # -- identity ------------------------------------------------------------
     def revision(self):

@@ -21,8 +21,10 @@ class BridgeClient:
     """One broker connection.  on_message(topic, payload, qos, retain, mid) and
     on_lost() are called in the asyncio loop."""
 
-    def __init__(self, client_id, version=4, clean=True, on_message=None, on_lost=None):
+    def __init__(self, client_id, version=4, clean=True, on_message=None, on_lost=None,
+                 net_rtt=0.0):
         self.loop = asyncio.get_running_loop()
+        self.net_rtt = net_rtt  # seconds a qos >= 1 PUBLISH -> PUBACK adds (cellular network)
         proto = mqtt.MQTTv31 if version == 3 else mqtt.MQTTv311
         self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                              clean_session=bool(clean), protocol=proto)
@@ -150,6 +152,8 @@ class BridgeClient:
             return 16                                 # sock sending fail
         if qos == 0:
             return 0
+        if self.net_rtt > 0:
+            await asyncio.sleep(self.net_rtt)  # the loopback broker answers in microseconds
         return await self._wait_mid(info.mid, timeout)
 
     async def subscribe(self, topics, timeout=30.0):

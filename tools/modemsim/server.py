@@ -18,8 +18,9 @@ from .personas import persona
 
 class SimOptions:
     def __init__(self, fast=False, baud=115200, latency=None, boot_delay=None, broker=None,
-                 broker_tls=None, rx_chunk=1024, pace_input=False):
+                 broker_tls=None, rx_chunk=1024, pace_input=False, net_rtt=0.0):
         self.fast = fast
+        self.net_rtt = net_rtt  # added to each qos >= 1 publish's wait for PUBACK
         self.baud = baud
         # host -> modem bytes reach the modem no faster than the line carries them (TCP)
         self.pace_input = pace_input and not fast and baud > 0
@@ -51,7 +52,7 @@ class ModemSim:
     def __init__(self, persona="SIM7600E", broker=None, broker_tls=None, scenario=None,
                  fast=False, baud=115200, latency=None, boot_delay=None, host="127.0.0.1",
                  port=0, pty=False, track=None, gnss_clock=None, gnss_ttff=None, rx_chunk=1024,
-                 record=None, pace_input=False):
+                 record=None, pace_input=False, net_rtt=0.0):
         persona_check(persona)
         self.persona = persona
         self.host, self.port = host, port
@@ -59,7 +60,7 @@ class ModemSim:
         self.pty_path = None
         self.opts = SimOptions(fast=fast, baud=baud, latency=latency, boot_delay=boot_delay,
                                broker=broker, broker_tls=broker_tls, rx_chunk=rx_chunk,
-                               pace_input=pace_input)
+                               pace_input=pace_input, net_rtt=net_rtt)
         self.scenario = None if scenario is None else Scenario(scenario)
         if isinstance(track, str):
             track = load_track(track)
