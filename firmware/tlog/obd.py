@@ -20,6 +20,7 @@ mV, fuel rate 0.01 L/h, pressures kPa, distances km, times s/min.
 """
 
 from atmq.compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms
+from atmq.gnssparse import hexval  # the field helpers' hex digit (loaded with the GNSS parser)
 
 # Result of one exchange (``Elm327.result``)
 R_OK = const(0)  # data or OK lines before the prompt
@@ -148,16 +149,6 @@ def dtc_code(a, b):
     return "PCBU"[a >> 6] + "%X%X%02X" % ((a >> 4) & 3, a & 15, b)
 
 
-def _hexval(c):
-    if 48 <= c <= 57:
-        return c - 48
-    if 65 <= c <= 70:
-        return c - 55
-    if 97 <= c <= 102:
-        return c - 87
-    return -1
-
-
 def hex_bytes(buf, s, e, out, off):
     """Hex pairs (spaces allowed between bytes) of buf[s:e] -> out[off:]; count or -1."""
     n = 0
@@ -169,8 +160,8 @@ def hex_bytes(buf, s, e, out, off):
             continue
         if s + 1 >= e:
             return -1
-        hi = _hexval(c)
-        lo = _hexval(buf[s + 1])
+        hi = hexval(c)
+        lo = hexval(buf[s + 1])
         if hi < 0 or lo < 0 or off + n >= cap:
             return -1
         out[off + n] = hi << 4 | lo
@@ -462,7 +453,7 @@ class Elm327:
             e = self._le[0]
             if e > s and self._rx[s] == 65:  # 'A' = chosen by auto search
                 s += 1
-            self.protocol = _hexval(self._rx[s]) if e > s else 0
+            self.protocol = hexval(self._rx[s]) if e > s else 0
         self.connected = True
         self.failures = 0
         return True
@@ -575,8 +566,8 @@ class Elm327:
         for i in range(self.nlines):
             s = self._ls[i]
             e = self._le[i]
-            if e - s == 3 and _hexval(rx[s]) >= 0 and hex_bytes(rx, s + 1, e, data, n) == 1:
-                total = _hexval(rx[s]) * 256 + data[n]  # ISO-TP length header
+            if e - s == 3 and hexval(rx[s]) >= 0 and hex_bytes(rx, s + 1, e, data, n) == 1:
+                total = hexval(rx[s]) * 256 + data[n]  # ISO-TP length header
                 continue
             if e - s > 2 and rx[s + 1] == _COLON:
                 numbered = True
@@ -648,8 +639,8 @@ class Elm327:
         for i in range(self.nlines):
             s = self._ls[i]
             e = self._le[i]
-            if e - s == 3 and _hexval(rx[s]) >= 0 and hex_bytes(rx, s + 1, e, data, n) == 1:
-                total = _hexval(rx[s]) * 256 + data[n]
+            if e - s == 3 and hexval(rx[s]) >= 0 and hex_bytes(rx, s + 1, e, data, n) == 1:
+                total = hexval(rx[s]) * 256 + data[n]
                 continue
             if e - s > 2 and rx[s + 1] == _COLON:
                 numbered = True

@@ -104,6 +104,17 @@ def split_fields(buf, start, end):
         i = j + 1
 
 
+def hexval(c):
+    """One ASCII hex digit (byte value) -> 0..15; -1 when it is not one."""
+    if 48 <= c <= 57:
+        return c - 48
+    if 65 <= c <= 70:
+        return c - 55
+    if 97 <= c <= 102:
+        return c - 87
+    return -1
+
+
 def uint(buf, s, e):
     """Decimal digits only -> int; EMPTY for an empty field, BAD otherwise."""
     if s >= e:

@@ -25,6 +25,7 @@ from .gnssparse import (
     decimal,
     fe,
     fs,
+    hexval,
     knots_to_ckmh,
     split_fields,
     time_into,
@@ -39,16 +40,6 @@ _LF = const(10)
 _CR = const(13)
 
 stats = ParseStats()
-
-
-def _hexval(c):
-    if 48 <= c <= 57:
-        return c - 48
-    if 65 <= c <= 70:
-        return c - 55
-    if 97 <= c <= 102:
-        return c - 87
-    return -1
 
 
 def checksum(buf, start, end):
@@ -67,8 +58,8 @@ def verify(buf, start, end):
     star = end - 3
     if buf[star] != _STAR:
         return -2
-    hi = _hexval(buf[end - 2])
-    lo = _hexval(buf[end - 1])
+    hi = hexval(buf[end - 2])
+    lo = hexval(buf[end - 1])
     if hi < 0 or lo < 0:
         return -2
     if checksum(buf, start + 1, star) != (hi << 4 | lo):
@@ -153,6 +144,22 @@ def _rmc(buf, n, fix, st):
     return True
 
 
+def _settle(buf, fix, st, has_fix, bad_pos):
+    """The end of GGA and GNS: no fix by their quality field, else the position (fields 2-5)
+    makes the fix valid or the sentence malformed (``bad_pos``)."""
+    if not has_fix:
+        fix.valid = False
+        st.no_fix += 1
+        return False
+    if _pos_into(buf, 2, fix) <= 0:
+        fix.valid = False
+        st.bad(bad_pos)
+        return False
+    fix.valid = True
+    st.fixes += 1
+    return True
+
+
 def _gga(buf, n, fix, st):
     if n < 10:
         st.bad("GGA: fewer than 10 fields")
@@ -167,17 +174,8 @@ def _gga(buf, n, fix, st):
         return False
     fix.update_epoch()
     # Quality 1 GPS, 2 DGPS, 3 PPS, 4 RTK, 5 float RTK; 0 none, 6 estimated, 7 manual, 8 sim.
-    if q == EMPTY or q < 1 or q > 5:
-        fix.valid = False
-        st.no_fix += 1
-        return False
-    if _pos_into(buf, 2, fix) <= 0:
-        fix.valid = False
-        st.bad("GGA: position or hemisphere malformed")
-        return False
-    fix.valid = True
-    st.fixes += 1
-    return True
+    return _settle(buf, fix, st, q != EMPTY and 1 <= q <= 5,
+                   "GGA: position or hemisphere malformed")
 
 
 def _gns(buf, n, fix, st):
@@ -197,17 +195,7 @@ def _gns(buf, n, fix, st):
         if buf[i] in (65, 68, 80, 82, 70):
             ok = True
         i += 1
-    if not ok:
-        fix.valid = False
-        st.no_fix += 1
-        return False
-    if _pos_into(buf, 2, fix) <= 0:
-        fix.valid = False
-        st.bad("GNS: position or hemisphere malformed")
-        return False
-    fix.valid = True
-    st.fixes += 1
-    return True
+    return _settle(buf, fix, st, ok, "GNS: position or hemisphere malformed")
 
 
 def parse(buf, start, end, fix):
