@@ -375,7 +375,7 @@ class CMQTTDriver:
         self.events.put(EV_NONET, self.index, 0)
         self._fail_pending()
 
-    def _result(self, a, kind, err):
+    def _result(self, kind, err):
         # The result URC of the command we wait for (before or after its OK), or a late one.
         if self._want == kind and self._got == _NONE:
             self._got = err
@@ -384,43 +384,46 @@ class CMQTTDriver:
         self.stats["late_results"] += 1
         return False
 
+    def _late(self, a, kind):
+        """``+CMQTTxxx: <client_index>,<err>`` (16.2): None when it is another client's or
+        the command waiting for it took it, else the error code of a late result."""
+        if a.arg_int(0) != self.index or a.count() < 2:
+            return None
+        err = a.arg_int(1, 1)
+        return None if self._result(kind, err) else err
+
     def _on_pub(self, a):
-        if a.arg_int(0) == self.index and a.count() >= 2:
-            err = a.arg_int(1, 1)
-            if not self._result(a, _K_PUB, err):
-                self.events.put(EV_PUBACK, self.index, err)
+        err = self._late(a, _K_PUB)
+        if err is not None:
+            self.events.put(EV_PUBACK, self.index, err)
 
     def _on_sub(self, a):
-        if a.arg_int(0) == self.index and a.count() >= 2:
-            err = a.arg_int(1, 1)
-            if not self._result(a, _K_SUB, err):
-                self.events.put(EV_URC, LATE_SUB, err)
+        err = self._late(a, _K_SUB)
+        if err is not None:
+            self.events.put(EV_URC, LATE_SUB, err)
 
     def _on_unsub(self, a):
-        if a.arg_int(0) == self.index and a.count() >= 2:
-            err = a.arg_int(1, 1)
-            if not self._result(a, _K_UNSUB, err):
-                self.events.put(EV_URC, LATE_UNSUB, err)
+        err = self._late(a, _K_UNSUB)
+        if err is not None:
+            self.events.put(EV_URC, LATE_UNSUB, err)
 
     def _on_disc(self, a):
-        if a.arg_int(0) == self.index and a.count() >= 2:
-            err = a.arg_int(1, 1)
-            if not self._result(a, _K_DISC, err):
-                if err == 0:
-                    self.connected = False
-                self.events.put(EV_URC, LATE_DISC, err)
+        err = self._late(a, _K_DISC)
+        if err is not None:
+            if err == 0:
+                self.connected = False
+            self.events.put(EV_URC, LATE_DISC, err)
 
     def _on_connect(self, a):
-        if a.arg_int(0) == self.index and a.count() >= 2:
-            err = a.arg_int(1, 1)
-            if not self._result(a, _K_CONNECT, err):
-                self.events.put(EV_URC, LATE_CONNECT, err)
+        err = self._late(a, _K_CONNECT)
+        if err is not None:
+            self.events.put(EV_URC, LATE_CONNECT, err)
 
     def _on_start(self, a):  # "+CMQTTSTART: <err>[,<cid>]": the code comes first (16.2.1)
-        self._result(a, _K_START, a.arg_int(0, 1))
+        self._result(_K_START, a.arg_int(0, 1))
 
     def _on_stop(self, a):
-        self._result(a, _K_STOP, a.arg_int(0, 1))
+        self._result(_K_STOP, a.arg_int(0, 1))
 
     # ---- command plumbing --------------------------------------------------------------------
 
