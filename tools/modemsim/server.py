@@ -41,6 +41,26 @@ class SimOptions:
         return (host, port)
 
 
+class LinePace:
+    """One direction of a UART at ``baud`` (10 bits a byte): ``carry(n)`` returns when the
+    line has carried ``n`` more bytes.  Paced by deadlines, not a sleep per piece, so the
+    scheduler's overhead does not make the line slower than its baud rate."""
+
+    def __init__(self, baud):
+        self.baud = baud
+        self.free = 0.0  # loop time at which the line has carried everything so far
+
+    def idle(self):
+        """New bytes after a pause: the line starts from now, not from the last deadline."""
+        self.free = max(self.free, asyncio.get_running_loop().time())
+
+    async def carry(self, n):
+        self.free += n * 10.0 / self.baud
+        wait = self.free - asyncio.get_running_loop().time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
 class ModemSim:
     """A simulated SIMCom module on a TCP port (and optionally a pty).
 
@@ -160,27 +180,21 @@ class ModemSim:
         self._writer = writer
         self._power_on()
         try:
-            pace = self.opts.pace_input
-            loop = asyncio.get_running_loop()
-            line_free = 0.0  # loop time at which the simulated line has carried all so far
+            line = LinePace(self.opts.baud) if self.opts.pace_input else None
             while True:
                 data = await reader.read(4096)
                 if not data:
                     break
-                if not pace:
+                if line is None:
                     self._feed(data)
                     continue
-                # A UART delivers 10 bits per byte: hand the bytes on as they would have
-                # arrived, 16 at a time (the socket buffer hides the line rate from the
-                # sender; the answers that follow do not).  Deadlines, not sleeps per
-                # piece, so the scheduler's overhead does not slow the line down.
-                line_free = max(line_free, loop.time())
+                # Hand the bytes on as they would have arrived, 16 at a time (the socket
+                # buffer hides the line rate from the sender; the answers that follow
+                # do not).
+                line.idle()
                 for k in range(0, len(data), 16):
                     piece = data[k:k + 16]
-                    line_free += len(piece) * 10.0 / self.opts.baud
-                    wait = line_free - loop.time()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
+                    await line.carry(len(piece))
                     self._feed(piece)
         except (ConnectionError, asyncio.CancelledError):
             pass
@@ -216,8 +230,7 @@ class ModemSim:
         self._out.put_nowait(data)
 
     async def _write_loop(self):
-        loop = asyncio.get_running_loop()
-        line_free = 0.0  # loop time at which the line has carried everything written so far
+        line = LinePace(self.opts.baud) if not self.opts.fast and self.opts.baud else None
         while True:
             data = await self._out.get()
             self.sent += data
@@ -226,19 +239,13 @@ class ModemSim:
             if self.recorder is not None:
                 self.recorder.rx(data)
             step = 1 if self.modem.byte_per_write else (len(data) if self.opts.fast else 16)
-            paced = not self.opts.fast and self.opts.baud
-            if paced:
-                line_free = max(line_free, loop.time())
+            if line is not None:
+                line.idle()
             for k in range(0, len(data), step):
                 chunk = data[k:k + step]
                 await self._write(chunk)
-                if paced:
-                    # deadlines, not a sleep per write: the scheduler's overhead must not
-                    # make the line slower than its baud rate
-                    line_free += len(chunk) * 10.0 / self.opts.baud
-                    wait = line_free - loop.time()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
+                if line is not None:
+                    await line.carry(len(chunk))
 
     async def _write(self, chunk):
         self.write_sizes.append(len(chunk))
