@@ -82,7 +82,7 @@ _FINALS = (
 _FINAL_TEXT = (b"", b"OK", b"ERROR", b"+CME ERROR", b"+CMS ERROR", b"NO CARRIER", b"BUSY",
                b"NO ANSWER", b"NO DIALTONE", b"CONNECT")
 
-_FINAL_LEN = (0, 2, 5, 10, 10, 10, 4, 9, 11, 7)
+_FINAL_LEN = tuple(len(t) for t in _FINAL_TEXT)  # read per line: no len() there
 
 FINAL_NAMES = ("PENDING", "OK", "ERROR", "CME", "CMS", "NO CARRIER", "BUSY", "NO ANSWER",
                "NO DIALTONE", "CONNECT", "ABORTED")
