@@ -76,21 +76,20 @@ def drain_window(msgs, n):
     """(payload bytes, records, publishes, seconds) from the first telemetry message to
     the one that completed seq 0..n-1; None while the backlog is incomplete."""
     tel = sorted((m for m in msgs if m["topic"].endswith("/telemetry")), key=lambda m: m["t"])
+    seqs = [[seq for _t, seq, _r in telemetry([m])] for m in tel]
     seen = set()
     last = None
-    for i, m in enumerate(tel):
-        for _t, seq, _r in telemetry([m]):
-            if seq < n:
-                seen.add(seq)
+    for i, ms in enumerate(seqs):
+        seen.update(q for q in ms if q < n)
         if len(seen) == n:
             last = i
             break
     if last is None or last < 1:
         return None
-    window = tel[1:last + 1]  # the first message's bytes left before the clock started
-    nbytes = sum(m["size"] for m in window)
-    nrec = sum(len(telemetry([m])) for m in window)
-    return nbytes, nrec, len(window), tel[last]["t"] - tel[0]["t"]
+    # the first message's bytes left before the clock started
+    nbytes = sum(m["size"] for m in tel[1:last + 1])
+    nrec = sum(len(ms) for ms in seqs[1:last + 1])
+    return nbytes, nrec, last, tel[last]["t"] - tel[0]["t"]
 
 
 def run_one(broker, impl, n, baud, batch_records, timeout_s, rtt_ms=0):
