@@ -54,18 +54,19 @@ after an ATTimeout the client should rebuild the session.  Echo must be off
 import asyncio
 
 from . import tls as _tls
-from .compat import (
-    ThreadSafeFlag,
-    const,
-    sleep_ms,
-    ticks_add,
-    ticks_diff,
-    ticks_ms,
-    wait_for_ms,
-)
+from .compat import const, sleep_ms
 from .engine import R_CME, R_CMS, R_OK
-from .errors import ATError, ATTimeout, ModemError
-from .events import EV_CONNLOST, EV_MSG, EV_MSG_DROPPED, EV_NONET, EV_PUBACK, EV_URC
+from .errors import ATError, ModemError
+from .events import (
+    EV_CONNLOST,
+    EV_MSG,
+    EV_MSG_DROPPED,
+    EV_NONET,
+    EV_PUBACK,
+    EV_URC,
+    RESULT_ABORTED,
+    ResultWait,
+)
 from .tokenizer import T_RAW
 
 # Limits from manual 16.2 (bytes)
@@ -105,10 +106,9 @@ _E_NOTACQ = const(20)
 _E_NOTREL = const(21)
 _E_NETOPENED = const(23)
 _BARE = const(-1)  # plain ERROR, no code
-_ABORTED = const(-2)  # CONNLOST/NONET while the result was awaited
-_NONE = const(-3)  # no result URC yet
+_ABORTED = RESULT_ABORTED  # CONNLOST/NONET while the result was awaited
 
-# two-phase commands whose result URC the handlers catch (_want)
+# two-phase commands whose result URC the handlers catch (ResultWait kinds)
 _K_START = const(1)
 _K_STOP = const(2)
 _K_CONNECT = const(3)
@@ -186,9 +186,7 @@ class CMQTTDriver:
         self._tls = None  # normalized TLS profile from configure_tls
         self._cfg_done = False
         self._sslcfg_set = False
-        self._want = 0  # _K_*: the two-phase command whose result URC we wait for
-        self._got = _NONE  # its result: 0, a CMQTT code or _ABORTED
-        self._flag = ThreadSafeFlag()
+        self._res = ResultWait()  # the _K_* command's result URC: 0, a CMQTT code or _ABORTED
         self._disc_done = False  # our own DISC succeeded since the last connect: stop skips it
         self._lost_gen = 0  # bumped by CONNLOST/NONET (a loss in the same read as CONNECT's 0)
         self._lock = asyncio.Lock()
@@ -351,9 +349,7 @@ class CMQTTDriver:
         # A PUB/SUB/UNSUB/DISC/CONNECT waiting for its result URC fails now: the link is
         # gone and the modem would report it only after its own timeout.  The command's
         # final result is still awaited, so no late OK can end the next command.
-        if self._want and self._got == _NONE:
-            self._got = _ABORTED
-            self._flag.set()
+        self._res.abort()
 
     def _on_connlost(self, a):
         if a.arg_int(0) != self.index:
@@ -377,9 +373,7 @@ class CMQTTDriver:
 
     def _result(self, kind, err):
         # The result URC of the command we wait for (before or after its OK), or a late one.
-        if self._want == kind and self._got == _NONE:
-            self._got = err
-            self._flag.set()
+        if self._res.take(kind, err):
             return True
         self.stats["late_results"] += 1
         return False
@@ -455,30 +449,20 @@ class CMQTTDriver:
             r = await at.cmd(cmd, resp=prefix, payload=payload, timeout_ms=timeout_ms,
                              prompt_timeout_ms=T_PROMPT, check=False)
             return self._outcome(r, prefix, cmd)
-        self._got = _NONE
-        self._flag.clear()
-        self._want = kind
+        res = self._res
+        res.expect(kind)
         try:
             r = await at.cmd(cmd, payload=payload, timeout_ms=timeout_ms,
                              prompt_timeout_ms=T_PROMPT, check=False)
             f = r.final
             if f == R_CME or f == R_CMS:
                 raise at.error(cmd)
-            got = self._got
+            got = res.got
             if f != R_OK:  # "+<cmd>: <idx>,<err>" came before the ERROR, or nothing did
                 return got if got > 0 or got == _ABORTED else _BARE
-            deadline = ticks_add(ticks_ms(), done_timeout_ms)
-            while self._got == _NONE:
-                left = ticks_diff(deadline, ticks_ms())
-                if left <= 0:
-                    raise ATTimeout(cmd, done_timeout_ms)
-                try:
-                    await wait_for_ms(self._flag.wait(), left)
-                except asyncio.TimeoutError:
-                    pass
-            return self._got
+            return await res.wait(cmd, done_timeout_ms)
         finally:
-            self._want = 0
+            res.done()
 
     async def _busy(self, tries):
         """After a 14: True (having slept) when another try is allowed."""

@@ -1,14 +1,27 @@
-"""A fixed-size queue of integer events from URC handlers to the tasks that act on them.
+"""What URC handlers hand to tasks: a fixed-size queue of integer events, and the
+result URC of a two-phase command that a driver awaits.
 
 URC handlers run inside the reader and must not send commands or allocate, so
 they ``put(kind, a, b)`` three integers here; a driver task ``await wait()``s
 and ``get()``s them.  When full, the oldest event is overwritten and counted
 in ``discards`` (the mqtt_as policy: fresh state beats stale state).
+``ResultWait`` carries one command's result URC (``+CMQTTPUB: 0,0``,
+``+SMSUB: 0``...) from a handler to the coroutine that sent the command.
 """
 
+import asyncio
 from array import array
 
-from .compat import ThreadSafeFlag, const, micropython
+from .compat import (
+    ThreadSafeFlag,
+    const,
+    micropython,
+    ticks_add,
+    ticks_diff,
+    ticks_ms,
+    wait_for_ms,
+)
+from .errors import ATTimeout
 
 
 class EventQueue:
@@ -80,3 +93,58 @@ EV_REG = const(7)  # registration changed (a: stat per 27.007, b: 0 CREG, 1 CGRE
 EV_PUBACK = const(8)  # publish result URC outside a command (a: client, b: err)
 EV_NETOPEN = const(9)  # data network opened/closed asynchronously (a: err)
 EV_URC = const(10)  # other URC a driver wants the app to see (a, b: driver-defined)
+
+
+RESULT_ABORTED = const(-2)  # the link went down while the result was awaited
+RESULT_NONE = const(-3)  # no result URC yet
+
+
+class ResultWait:
+    """The result URC of one two-phase command, awaited without holding the AT channel.
+
+    The driver ``expect(kind)``s it before it sends the command and ``done()``s it
+    in a ``finally``; its URC handlers ``take(kind, value)`` it (False: nobody waits
+    for that kind, a late result) or ``abort()`` it on link loss; the command's
+    coroutine ``await wait(cmd, ms)``s the value (``RESULT_ABORTED`` after a link
+    loss; ``ATTimeout`` when nothing came).  ``got`` is the value so far.
+    """
+
+    def __init__(self):
+        self.kind = 0  # the command kind awaited (0: none)
+        self.got = RESULT_NONE
+        self._flag = ThreadSafeFlag()
+
+    def expect(self, kind):
+        self.got = RESULT_NONE
+        self._flag.clear()
+        self.kind = kind
+
+    def done(self):
+        self.kind = 0
+
+    def take(self, kind, value):
+        if self.kind == kind and self.got == RESULT_NONE:
+            self.got = value
+            self._flag.set()
+            return True
+        return False
+
+    def abort(self):
+        if self.kind and self.got == RESULT_NONE:  # a result that will not come now
+            self.got = RESULT_ABORTED
+            self._flag.set()
+
+    async def wait(self, cmd, timeout_ms):
+        deadline = ticks_add(ticks_ms(), timeout_ms)
+        while self.got == RESULT_NONE:
+            left = ticks_diff(deadline, ticks_ms())
+            if left <= 0:
+                raise ATTimeout(cmd, timeout_ms)
+            self._flag.clear()
+            if self.got != RESULT_NONE:
+                break
+            try:
+                await wait_for_ms(self._flag.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+        return self.got

@@ -63,10 +63,18 @@ final result code.
 
 import asyncio
 
-from .compat import ThreadSafeFlag, const, ticks_add, ticks_diff, ticks_ms, wait_for_ms
+from .compat import const
 from .engine import R_OK
 from .errors import ATTimeout, ConfigError, ModemError
-from .events import EV_CONNLOST, EV_MSG, EV_MSG_DROPPED, EV_PUBACK, EV_URC
+from .events import (
+    EV_CONNLOST,
+    EV_MSG,
+    EV_MSG_DROPPED,
+    EV_PUBACK,
+    EV_URC,
+    RESULT_ABORTED,
+    ResultWait,
+)
 from .tokenizer import _copy
 
 VARIANTS = ("sim800", "sim70x0")
@@ -93,8 +101,7 @@ DROP_OVERSIZE = const(1)
 DROP_OVERWRITTEN = const(2)
 DROP_TORN = const(3)
 
-_ABORTED = const(-2)  # link lost while the result URC was awaited
-_NONE = const(-3)  # no result URC yet
+_ABORTED = RESULT_ABORTED  # link lost while the result URC was awaited
 
 _K_PUB = const(1)
 _K_SUB = const(2)
@@ -174,10 +181,8 @@ class SMDriver:
         self._ssl_on = None  # SMSSL state on the modem (None: unknown)
         self._tls = None  # checked TLS profile from configure_tls
         self._tls_sent = None  # the profile whose settings are on the modem
-        self._want = 0
-        self._got = _NONE
+        self._res = ResultWait()  # the result URC of SMSUB/SMPUB/SMUNSUB (_K_*)
         self._lost_gen = 0  # bumped by every link loss (one read may hold an answer and a loss)
-        self._flag = ThreadSafeFlag()
         self._lock = asyncio.Lock()
         self.stats = {
             "published": 0, "pub_errors": 0, "received": 0, "rx_dropped": 0,
@@ -292,9 +297,7 @@ class SMDriver:
             self._link_down(0)
 
     def _result(self, kind, st):
-        if self._want == kind and self._got == _NONE:
-            self._got = st
-            self._flag.set()
+        if self._res.take(kind, st):
             return True
         self.stats["late_results"] += 1
         return False
@@ -303,9 +306,7 @@ class SMDriver:
         was = self.connected
         self.connected = False
         self._lost_gen += 1
-        if self._want and self._got == _NONE:  # a result that will not come now
-            self._got = _ABORTED
-            self._flag.set()
+        self._res.abort()
         if was:
             self.stats["connlost"] += 1
             self.events.put(EV_CONNLOST, 0, why)
@@ -323,29 +324,15 @@ class SMDriver:
         """[004] SMSUB/SMPUB/SMUNSUB: OK, then the result URC (caught by our handlers so
         the engine is free meanwhile).  Returns the status (0 ok), or _ABORTED."""
         at = self.at
-        self._got = _NONE
-        self._flag.clear()
-        self._want = kind
+        res = self._res
+        res.expect(kind)
         try:
             r = await at.cmd(cmd, timeout_ms=T_CMD, check=False)
-            f = r.final
-            if f != R_OK:
+            if r.final != R_OK:
                 raise at.error(cmd)
-            deadline = ticks_add(ticks_ms(), done_ms)
-            while self._got == _NONE:
-                left = ticks_diff(deadline, ticks_ms())
-                if left <= 0:
-                    raise ATTimeout(cmd, done_ms)
-                self._flag.clear()
-                if self._got != _NONE:
-                    break
-                try:
-                    await wait_for_ms(self._flag.wait(), left)
-                except asyncio.TimeoutError:
-                    pass
-            return self._got
+            return await res.wait(cmd, done_ms)
         finally:
-            self._want = 0
+            res.done()
 
     async def _state(self):
         """AT+SMSTATE? -> 0 disconnected, 1 connected, 2 connected with a session ([7080])."""
