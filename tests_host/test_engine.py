@@ -378,17 +378,6 @@ def test_payload_written_in_packets_when_asked():
     m.assert_done()
 
 
-def test_engine_reads_the_tokenizer_state_where_the_tokenizer_writes_it():
-    from atmq import engine, tokenizer
-
-    assert (engine._S_LEN, engine._S_HEAD, engine._S_RAW_LEFT, engine._S_FLAGS) == (
-        tokenizer.S_LEN, tokenizer.S_HEAD, tokenizer.S_RAW_LEFT, tokenizer.S_FLAGS)
-    assert engine._F_PROMPT == tokenizer.F_PROMPT
-    assert (engine._A_E, engine._A_ARGC) == (tokenizer.A_E, tokenizer.A_ARGC)
-    assert (engine._T_NONE, engine._T_LINE, engine._T_PROMPT, engine._T_RAW, engine._T_LOST) == (
-        tokenizer.T_NONE, tokenizer.T_LINE, tokenizer.T_PROMPT, tokenizer.T_RAW, tokenizer.T_LOST)
-
-
 # Checks written once for both interpreters (on MicroPython the dispatch is viper
 # code): raising handlers, the reader's own error, echo/response/final/two-phase.
 from test_engine_device import (  # noqa: E402
