@@ -381,7 +381,13 @@ def test_payload_written_in_packets_when_asked():
 # Checks written once for both interpreters (on MicroPython the dispatch is viper
 # code): raising handlers, the reader's own error, echo/response/final/two-phase.
 from test_engine_device import (  # noqa: E402
+    test_a_reader_behind_the_stream_does_not_abandon_a_frame,  # noqa: F401
     test_an_error_of_the_reader_itself_is_raised_not_retried_forever,  # noqa: F401
+    test_command_over_tx_max_gets_a_clear_error,  # noqa: F401
+    test_feed_takes_more_than_the_ring_holds,  # noqa: F401
+    test_late_raw_frame_is_abandoned_counted_and_the_reader_resyncs,  # noqa: F401
+    test_raw_frame_over_the_bound_is_refused_and_lines_go_on,  # noqa: F401
+    test_store_entries_fill_slots_without_a_handler,  # noqa: F401
     test_echo_response_final_and_two_phase_on_the_viper_path,  # noqa: F401
     test_raising_handlers_counted_and_reader_goes_on,  # noqa: F401
 )

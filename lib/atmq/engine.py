@@ -60,6 +60,9 @@ from .reader import (  # noqa: F401  (R_*, Args, Response: the engine's public n
 )
 
 DEFAULT_TIMEOUT_MS = const(3000)
+# While a raw frame is armed the reader task polls at this period instead of parking on the
+# stream, so a frame the modem never finishes is abandoned at its deadline (issue 10 #3).
+RAW_POLL_MS = const(20)
 # 003 s.4 "Combining AT commands": the command line buffer takes at most 3071 characters,
 # else none of it executes and the modem answers ERROR.  tx_max may not exceed it.
 CMD_LINE_MAX = const(3071)
@@ -212,7 +215,10 @@ class Engine:
             if n > 0:
                 await sleep_ms(0)  # a modem that never pauses must not starve the other tasks
             elif n == 0:
-                await wait_readable(self.reader.stream)
+                if self.reader.raw_pending():
+                    await sleep_ms(RAW_POLL_MS)  # a quiet stream must not keep a frame armed
+                else:
+                    await wait_readable(self.reader.stream)
             else:
                 await sleep_ms(200)  # far end gone: poll slowly, the driver's probe notices
 

@@ -15,12 +15,12 @@ One ``Reader`` owns everything between the stream and the handlers:
   exactly ``n`` announced bytes copied verbatim (``arm_raw``): CR, LF, ``OK``
   and ``>`` inside them mean nothing.  Line ends are LF only: SIMCom ends every
   line with CRLF and a frame's bytes start right after the LF that announced it.
-- **raw-frame guard** (issue 10 #3): ``arm_raw`` refuses a length above
-  ``RAW_MAX`` (drivers bound lengths by the manual's limits first); a frame
-  that has not completed by its deadline (its length at the line rate, twice,
-  plus ``RAW_MARGIN_MS``) while the reader is caught up with the stream is
-  abandoned, counted (``raw_abandoned``), reported as ``T_LOST`` and the reader
-  resynchronises at the next LF.
+- **raw-frame guard** (issue 10 #3): ``arm_raw`` refuses (returns False,
+  counts) a length above ``RAW_MAX`` (drivers bound lengths by the manual's
+  limits first); a frame that has not completed by its deadline (its length
+  at the line rate, twice, plus ``RAW_MARGIN_MS``) when a read finds the
+  stream idle is abandoned, counted (``raw_abandoned``), reported as
+  ``T_LOST``, and the reader resynchronises at the next LF.
 - **dispatch** (viper ``_dispatch``), each line in this order: the echo of the
   command in flight (skipped); its declared response prefix, its completion URC
   (two-phase commands, before or after the final code) or a final result code
@@ -110,7 +110,7 @@ _W_BYTES = const(20)
 _W_EXPIRED = const(21)  # 1: the armed frame missed its deadline; T_LOST next
 _W_ABANDONED = const(22)  # frames abandoned at their deadline
 _W_REFUSED = const(23)  # arm_raw() calls refused (length above RAW_MAX or negative)
-_W_SKIP = const(38)  # 1: the armed frame is skipped (no buffer)
+_W_SKIP = const(37)  # 1: the armed frame is skipped (no buffer)
 # dispatch
 _D_PHASE = const(24)  # PH_*
 _D_WAITING = const(25)  # 1: a command coroutine is parked on the flag
@@ -126,8 +126,7 @@ _D_URCS = const(33)
 _D_UNKNOWN = const(34)
 _D_ECHOES = const(35)
 _D_STORES = const(36)  # lines handled by store entries
-_D_BEHIND = const(37)  # 1: the last read filled the chunk (more is waiting in the UART)
-_ST_SIZE = const(39)
+_ST_SIZE = const(38)
 
 # tokenizer flags (st[_T_FLAGS])
 _F_PROMPT = const(1)  # a '>' at line start is a prompt
@@ -227,6 +226,10 @@ def _scan(ring, line, st) -> int:
     while i < n:
         c = int(rb[(r + i) & mask])
         i += 1
+        if flags & _F_SKIPSP:  # the byte right after a prompt: one space is eaten
+            flags = flags & (0xFFFF ^ _F_SKIPSP)
+            if c == 32:
+                continue
         if c == 10:
             if flags & _F_DISCARD:
                 flags = flags & (0xFFFF ^ (_F_DISCARD | _F_COLON))
@@ -243,17 +246,13 @@ def _scan(ring, line, st) -> int:
                 sp[_T_TRUNCS] = sp[_T_TRUNCS] + 1
             else:
                 sp[_T_TRUNC] = 0
-            flags = flags & (_F_PROMPT | _F_SKIPSP)
+            flags = flags & _F_PROMPT
             llen = 0
             h = _H0
             t = T_LINE
             break
         if c == 13 or (flags & _F_DISCARD):
             continue
-        if flags & _F_SKIPSP:
-            flags = flags & (0xFFFF ^ _F_SKIPSP)
-            if c == 32:
-                continue
         if c == 62 and llen == 0 and (flags & _F_PROMPT):
             flags = (flags & (0xFFFF ^ _F_PROMPT)) | _F_SKIPSP
             sp[_T_PROMPTS] = sp[_T_PROMPTS] + 1
@@ -412,9 +411,7 @@ def _store(buf, v, spec, dst) -> int:
     vp = ptr32(v)
     u = ptr32(spec)
     d = ptr32(dst)
-    argc = int(vp[_A_ARGC])
-    if argc < 0:
-        argc = int(_split(buf, v))
+    argc = int(_split(buf, v))  # (the -1 "not split" mark reads zero-extended on 64 bits)
     i = u[_U_FIRST]
     last = u[_U_LAST]
     k = u[_U_SLOT]
@@ -720,9 +717,10 @@ class Reader:
         # ... and the hooks: on_raw(kind) for T_RAW/T_LOST, on_unknown(args), tap.
         self.hooks = [None, None, None]
         # URC table: head hash -> first entry; per entry its prefix, length, argument
-        # count, handler (None for a store), store (spec, target) and next entry.
+        # count, handler (None for a store), 1 for a store, its spec and target, and
+        # the next entry with the same head.
         self.urc_head = {}
-        self.urc = ([], [], [], [], [], [], [])
+        self.urc = ([], [], [], [], [], [], [], [])
         final_of = {}
         for kind in range(1, len(FINAL_TEXT)):
             p = FINAL_TEXT[kind]
@@ -741,12 +739,13 @@ class Reader:
     def add_urc(self, prefix, handler, nargs=-1, spec=None, target=None):
         """Append a table entry (``Engine.on``/``Engine.on_store`` check the arguments)."""
         h = head_hash(prefix, 0, len(prefix))
-        prefixes, plen, nargs_, fns, specs, targets, nxt = self.urc
+        prefixes, plen, nargs_, fns, kinds, specs, targets, nxt = self.urc
         i = len(prefixes)
         prefixes.append(prefix)
         plen.append(len(prefix))
         nargs_.append(nargs)
         fns.append(handler)
+        kinds.append(1 if spec is not None else 0)
         specs.append(spec)
         targets.append(target)
         nxt.append(-1)
@@ -822,26 +821,34 @@ class Reader:
 
     # ---- raw frames --------------------------------------------------------------------
 
+    @micropython.native
     def arm_raw(self, dst, off, n):
         """The next ``n`` bytes go verbatim to ``dst[off:off+n]`` (``dst`` None: skip them).
 
-        Refused (``ValueError``, counted in ``raw_refused``) when ``n`` is negative,
-        above ``RAW_MAX`` or does not fit ``dst``: the reader then stays on lines.
-        The frame must complete within twice its time at the line rate plus
-        ``RAW_MARGIN_MS``, else it is abandoned (see ``pump``).
+        Returns True when armed.  Refused (False, counted in ``raw_refused``, no
+        exception: it runs inside the reader, on lengths a remote peer chose) when
+        ``n`` is negative, above ``RAW_MAX`` or does not fit ``dst``: the reader
+        then stays on lines.  The frame must complete within twice its time at
+        the line rate plus ``RAW_MARGIN_MS``, else it is abandoned (see ``pump``).
         """
         st = self.st
         if n < 0 or n > RAW_MAX or (dst is not None and off + n > len(dst)):
             st[_W_REFUSED] += 1
-            raise ValueError("raw frame of %d bytes refused" % n)
+            return False
         raw = self.raw
         raw[0] = dst
         st[_W_SKIP] = 1 if dst is None else 0
-        raw[1] = ticks_add(ticks_ms(), self.frame_ms(n))
+        raw[1] = ticks_add(ticks_ms(), 2 * n * BITS_PER_BYTE * 1000 // self.baud
+                           + RAW_MARGIN_MS)
         st[_W_OFF] = off
         st[_W_LEFT] = n
         if n == 0:
             st[_W_FRAMES] += 1
+        return True
+
+    def raw_pending(self):
+        """True while an armed frame waits for bytes (the reader task then polls)."""
+        return self.st[_W_LEFT] != 0
 
     def frame_ms(self, n):
         """The deadline of an ``n``-byte frame: twice its time at the line rate + margin."""
@@ -876,6 +883,12 @@ class Reader:
             ns = self.stream.readinto(chunk)
             if ns is None:
                 ns = 0
+                if st[_W_LEFT] and ticks_diff(ticks_ms(), self.raw[1]) > 0:
+                    # The stream is idle, the armed frame short of bytes and past its
+                    # deadline: the modem is not sending it.  Abandon it (issue 10 #3).
+                    # Only an idle read decides: a reader that fell behind drains the
+                    # UART first, so a frame whose bytes are waiting there completes.
+                    st[_W_EXPIRED] = 1
             elif ns == 0:
                 self.eof = True
                 return -1
@@ -885,13 +898,6 @@ class Reader:
                 if tap is not None:
                     tap.rx(chunk, ns)
                 _put(st, self.ring, chunk, 0, ns)
-            # a full chunk: more is waiting in the UART, the reader is behind the line
-            st[_D_BEHIND] = 1 if ns == self.chunk_size else 0
-        if st[_W_LEFT] > st[_R_HELD] and not st[_D_BEHIND]:
-            # Caught up with the stream, the frame still short of bytes and late: abandon
-            # it before the new bytes are taken as its own (resync at the next LF).
-            if ticks_diff(ticks_ms(), self.raw[1]) > 0:
-                st[_W_EXPIRED] = 1
         if st[_R_HELD] == 0 and not st[_W_EXPIRED] and not st[_R_LOST]:
             return ns
         left = -1
@@ -918,8 +924,8 @@ class Reader:
         ``abort()`` only sets the final code).
         """
         (st_o, ring, buf, a, av_o, r, rst_o, final_of, final_len_o, urc_head, cmd, raw,
-         hooks, flag, urc_prefix, urc_plen, urc_nargs, urc_fn, urc_spec, urc_target,
-         urc_next) = self._hot
+         hooks, flag, urc_prefix, urc_plen, urc_nargs, urc_fn, urc_kind, urc_spec,
+         urc_target, urc_next) = self._hot
         st = ptr32(st_o)
         av = ptr32(av_o)
         rst = ptr32(rst_o)
@@ -988,9 +994,8 @@ class Reader:
                         k = int(urc_nargs[i])
                         if k < 0 or int(_split(buf, av_o)) == k:
                             st[_D_URCS] = st[_D_URCS] + 1
-                            spec = urc_spec[i]
-                            if spec:  # a store entry: no Python call
-                                _store(buf, av_o, spec, urc_target[i])
+                            if int(urc_kind[i]):  # a store entry: no Python call
+                                _store(buf, av_o, urc_spec[i], urc_target[i])
                                 st[_D_STORES] = st[_D_STORES] + 1
                             else:
                                 urc_fn[i](a)  # if it raises, pump() counts it, goes on
