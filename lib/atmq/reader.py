@@ -226,6 +226,19 @@ def _scan(ring, line, st) -> int:
     while i < n:
         c = int(rb[(r + i) & mask])
         i += 1
+        if c > 13 and not (flags & (_F_SKIPSP | _F_DISCARD)) and (c != 62 or llen):
+            # an ordinary byte (most of them): keep it, hash the head
+            if llen < lmax:
+                lb[llen] = c
+                llen += 1
+                if not (flags & _F_COLON):
+                    if c == 58:
+                        flags = flags | _F_COLON
+                    else:
+                        h = ((h ^ c) * 0x01000193) & 0xFFFFFF
+            else:
+                flags = flags | _F_TRUNC
+            continue
         if flags & _F_SKIPSP:  # the byte right after a prompt: one space is eaten
             flags = flags & (0xFFFF ^ _F_SKIPSP)
             if c == 32:
@@ -700,6 +713,10 @@ class Reader:
         self.line = bytearray(line_max)
         self.args = Args(self.line, max_args)
         self.resp = Response(resp_size, resp_lines, max_args)
+        # pump() reads straight into the ring when it is empty (it always is after a
+        # dispatch): one view made here, no copy per read; the staging chunk is for the
+        # rare read that finds bytes left over (a reader error left them)
+        self._direct = memoryview(self.ring)[:chunk_size]
         self._chunk = bytearray(chunk_size)
         self.chunk_size = chunk_size
         self.baud = baud
@@ -716,19 +733,29 @@ class Reader:
         self.raw = [None, 0]
         # ... and the hooks: on_raw(kind) for T_RAW/T_LOST, on_unknown(args), tap.
         self.hooks = [None, None, None]
-        # URC table: head hash -> first entry; per entry its prefix, length, argument
-        # count, handler (None for a store), 1 for a store, its spec and target, and
-        # the next entry with the same head.
-        self.urc_head = {}
-        self.urc = ([], [], [], [], [], [], [], [])
+        # URC table, probed in viper without a Python call: an open-addressing hash table
+        # (head hash + 1 -> first entry + 1, 0: empty) and per entry its prefix's offset
+        # and length in one blob, its argument count + 1 (0: any), the next entry with the
+        # same head + 1, 1 for a store entry, and its head hash.  Handlers, store specs
+        # and targets are in lists by entry.  Every slot is >= 0 (ptr32 zero-extends).
+        self.blob = bytearray()
+        self.e_off = array("i")
+        self.e_len = array("i")
+        self.e_nargs = array("i")
+        self.e_next = array("i")
+        self.e_kind = array("i")
+        self.e_hash = array("i")
+        self.urc_fns = []
+        self.urc_specs = []
+        self.urc_targets = []
+        self._rehash(32)
         final_of = {}
         for kind in range(1, len(FINAL_TEXT)):
             p = FINAL_TEXT[kind]
             final_of[head_hash(p, 0, len(p))] = kind
-        final_len = array("i", [len(t) for t in FINAL_TEXT])
-        self._hot = (st, self.ring, self.line, self.args, self.args.v, self.resp,
-                     self.resp.st, final_of, final_len, self.urc_head, self.cmd, self.raw,
-                     self.hooks, self.flag) + self.urc
+        self._final_of = final_of
+        self._final_len = array("i", [len(t) for t in FINAL_TEXT])
+        self._set_hot()
         self.rx_bytes = 0
         self.eof = False
         self.handler_errors = 0  # URC handlers that raised (counted, the reader goes on)
@@ -737,25 +764,74 @@ class Reader:
     # ---- URC table ---------------------------------------------------------------------
 
     def add_urc(self, prefix, handler, nargs=-1, spec=None, target=None):
-        """Append a table entry (``Engine.on``/``Engine.on_store`` check the arguments)."""
+        """Append a table entry (``Engine.on``/``Engine.on_store`` check the arguments).
+
+        The table key is the head of ``prefix`` (up to ``:``); entries that share a
+        head are tried in registration order."""
         h = head_hash(prefix, 0, len(prefix))
-        prefixes, plen, nargs_, fns, kinds, specs, targets, nxt = self.urc
-        i = len(prefixes)
-        prefixes.append(prefix)
-        plen.append(len(prefix))
-        nargs_.append(nargs)
-        fns.append(handler)
-        kinds.append(1 if spec is not None else 0)
-        specs.append(spec)
-        targets.append(target)
-        nxt.append(-1)
-        j = self.urc_head.get(h, -1)
-        if j < 0:
-            self.urc_head[h] = i
+        e = len(self.e_off)
+        self.e_off.append(len(self.blob))
+        self.e_len.append(len(prefix))
+        self.blob.extend(prefix)
+        self.e_nargs.append(nargs + 1 if nargs >= 0 else 0)
+        self.e_next.append(0)
+        self.e_kind.append(1 if spec is not None else 0)
+        self.e_hash.append(h)
+        self.urc_fns.append(handler)
+        self.urc_specs.append(spec)
+        self.urc_targets.append(target)
+        first = self._find(h)
+        if first >= 0:
+            while self.e_next[first]:
+                first = self.e_next[first] - 1
+            self.e_next[first] = e + 1
         else:
-            while nxt[j] >= 0:
-                j = nxt[j]
-            nxt[j] = i
+            self._heads += 1
+            if 2 * self._heads > len(self._hk):
+                self._rehash(2 * len(self._hk))
+            else:
+                self._insert(h, e)
+        self._set_hot()
+
+    def _find(self, h):
+        hk = self._hk
+        mask = len(hk) - 1
+        j = h & mask
+        while hk[j]:
+            if hk[j] == h + 1:
+                return self._hv[j] - 1
+            j = (j + 1) & mask
+        return -1
+
+    def _insert(self, h, e):
+        hk = self._hk
+        mask = len(hk) - 1
+        j = h & mask
+        while hk[j]:
+            j = (j + 1) & mask
+        hk[j] = h + 1
+        self._hv[j] = e + 1
+
+    def _rehash(self, size):
+        self._hk = array("i", bytes(4 * size))
+        self._hv = array("i", bytes(4 * size))
+        self._heads = 0
+        seen = []
+        for e in range(len(self.e_hash)):
+            h = self.e_hash[e]
+            if h not in seen:  # the first entry of each head
+                seen.append(h)
+                self._insert(h, e)
+                self._heads += 1
+
+    def _set_hot(self):
+        # What _dispatch needs, in one tuple: one attribute load and an unpack per call
+        # instead of a dozen attribute loads (rebuilt when the URC table changes).
+        self._hot = (self.st, self.ring, self.line, self.args, self.args.v, self.resp,
+                     self.resp.st, self._final_of, self._final_len, self.cmd, self.raw,
+                     self.hooks, self.flag, self._hk, self._hv, len(self._hk) - 1, self.blob,
+                     self.e_off, self.e_len, self.e_nargs, self.e_next, self.e_kind,
+                     self.urc_fns, self.urc_specs, self.urc_targets)
 
     # ---- command state (set by the engine's coroutines, read by the dispatcher) ----------
 
@@ -879,7 +955,12 @@ class Reader:
         ns = 0
         st = self.st
         if read:
-            chunk = self._chunk
+            direct = st[_R_HELD] == 0
+            if direct:
+                st[_R_READ] = 0
+                chunk = self._direct
+            else:
+                chunk = self._chunk
             ns = self.stream.readinto(chunk)
             if ns is None:
                 ns = 0
@@ -897,7 +978,10 @@ class Reader:
                 tap = self.hooks[2]
                 if tap is not None:
                     tap.rx(chunk, ns)
-                _put(st, self.ring, chunk, 0, ns)
+                if direct:
+                    st[_R_HELD] = ns
+                else:
+                    _put(st, self.ring, chunk, 0, ns)
         if st[_R_HELD] == 0 and not st[_W_EXPIRED] and not st[_R_LOST]:
             return ns
         left = -1
@@ -923,13 +1007,23 @@ class Reader:
         (commands start and end in their coroutines; handlers only record, and
         ``abort()`` only sets the final code).
         """
-        (st_o, ring, buf, a, av_o, r, rst_o, final_of, final_len_o, urc_head, cmd, raw,
-         hooks, flag, urc_prefix, urc_plen, urc_nargs, urc_fn, urc_kind, urc_spec,
-         urc_target, urc_next) = self._hot
+        (st_o, ring, buf, a, av_o, r, rst_o, final_of, final_len_o, cmd, raw, hooks, flag,
+         hk_o, hv_o, hmask_o, blob, eoff_o, elen_o, enargs_o, enext_o, ekind_o, urc_fn,
+         urc_spec, urc_target) = self._hot
         st = ptr32(st_o)
         av = ptr32(av_o)
         rst = ptr32(rst_o)
         final_len = ptr32(final_len_o)
+        hk = ptr32(hk_o)
+        hv = ptr32(hv_o)
+        hmask = int(hmask_o)
+        bl = ptr8(blob)
+        lb = ptr8(buf)
+        eoff = ptr32(eoff_o)
+        elen = ptr32(elen_o)
+        enargs = ptr32(enargs_o)
+        enext = ptr32(enext_o)
+        ekind = ptr32(ekind_o)
         while True:
             if st[_W_LEFT] or st[_R_LOST] or st[_W_EXPIRED]:
                 if st[_R_LOST] or st[_W_EXPIRED]:
@@ -988,20 +1082,35 @@ class Reader:
                                 if st[_D_WAITING]:
                                     flag.set()
                                 continue
-                i = int(urc_head.get(h, -1))
-                while i >= 0:
-                    if n >= int(urc_plen[i]) and buf.startswith(urc_prefix[i]):
-                        k = int(urc_nargs[i])
-                        if k < 0 or int(_split(buf, av_o)) == k:
-                            st[_D_URCS] = st[_D_URCS] + 1
-                            if int(urc_kind[i]):  # a store entry: no Python call
-                                _store(buf, av_o, urc_spec[i], urc_target[i])
-                                st[_D_STORES] = st[_D_STORES] + 1
-                            else:
-                                urc_fn[i](a)  # if it raises, pump() counts it, goes on
-                            break
-                    i = int(urc_next[i])
-                if i >= 0:  # an entry took it
+                # the URC table: probe the head, then each entry of that head in order
+                e = 0
+                j = h & hmask
+                while hk[j]:
+                    if hk[j] == h + 1:
+                        e = hv[j]
+                        break
+                    j = (j + 1) & hmask
+                while e:
+                    i = e - 1
+                    m = elen[i]
+                    if n >= m:
+                        o = eoff[i]
+                        k = 0
+                        while k < m and lb[k] == bl[o + k]:
+                            k += 1
+                        if k == m:
+                            k = enargs[i]
+                            if k == 0 or int(_split(buf, av_o)) == k - 1:
+                                break
+                    e = enext[i]
+                if e:  # entry e - 1 takes it
+                    i = e - 1
+                    st[_D_URCS] = st[_D_URCS] + 1
+                    if ekind[i]:  # a store entry: no Python call
+                        _store(buf, av_o, urc_spec[i], urc_target[i])
+                        st[_D_STORES] = st[_D_STORES] + 1
+                    else:
+                        urc_fn[i](a)  # if it raises, pump() counts it and goes on
                     continue
                 if pending and st[_D_BARE]:
                     r.add(buf, 0, n)
