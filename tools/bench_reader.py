@@ -10,7 +10,8 @@ the project's reader and by two baselines fed the same bytes:
 - ``urc`` mix (issue 12): no command in flight; signal, registration, serving
   cell, GNSS, inbound messages with JSON payloads, publish results, boot URCs,
   stray prompts; the project reader is the real ``Engine`` with the URC
-  handlers of ``Modem`` and ``CMQTTDriver`` registered.
+  handlers of ``Modem`` and ``CMQTTDriver`` registered; ``reader_only`` is the
+  same with every handler replaced by a no-op (what the reader itself costs).
 
 Readers: ``project`` (``Engine.pump`` from a C-level ``io.BytesIO`` in reads of
 up to 256 bytes, as ``UART.readinto`` is C), ``floor`` (``readinto`` of the
@@ -47,7 +48,7 @@ else:
 
     ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMPLS_CG = (("command", "floor"), ("command", "project"), ("command", "naive"),
-            ("urc", "floor"), ("urc", "project"), ("urc", "naive"))
+            ("urc", "floor"), ("urc", "project"), ("urc", "reader_only"), ("urc", "naive"))
 
 
 # ---- the MicroPython side ---------------------------------------------------------------------
@@ -97,10 +98,13 @@ def _mp_main(argv):
                 n += len(parts) > 0
         return n
 
+    def _noop(a):
+        pass
+
     class UrcReader:
         """The real Engine with Modem's and CMQTTDriver's URC handlers, no command in flight."""
 
-        def __init__(self, block):
+        def __init__(self, block, noop=False):
             from atmq.cmqtt import CMQTTDriver
             from atmq.engine import Engine
             from atmq.events import EventQueue
@@ -113,6 +117,10 @@ def _mp_main(argv):
             self.inbox = Inbox(4, 64, 256)
             self.modem = Modem(self.at, self.events)
             self.mqtt = CMQTTDriver(self.at, self.events, self.inbox)
+            if noop:  # the reader's own cost: every handler replaced by one that returns
+                fns = self.at.reader.urc_fns
+                for i in range(len(fns)):
+                    fns[i] = _noop
 
         def run(self):
             s = self.stream
@@ -178,6 +186,15 @@ def _mp_main(argv):
                 return u.at.tok.lines - l0
 
             add("urc", "project", u.run, u_lines, ublock)
+        if one is None or one[0] == "reader_only":
+            u0 = UrcReader(ublock, True)
+
+            def u0_lines(f):
+                l0 = u0.at.tok.lines
+                f()
+                return u0.at.tok.lines - l0
+
+            add("urc", "reader_only", u0.run, u0_lines, ublock)
         add("urc", "floor", lambda: floor_pass(ufs, chunk), lambda f: f(), ublock)
         add("urc", "naive", lambda: naive_pass(ublock), lambda f: f(), ublock)
 
