@@ -208,9 +208,11 @@ def _put(st, ring, src, off: int, n: int) -> int:
 
 
 @micropython.viper
-def _scan(ring, line, st) -> int:
+def _scan(i: int, c: int, llen: int, ring, line, st) -> int:
     # Consume ring bytes until a line or a prompt is complete (T_LINE/T_PROMPT) or the
-    # ring is empty (T_NONE); the partial line stays in the line buffer.
+    # ring is empty (T_NONE); the partial line stays in the line buffer.  The first
+    # three parameters are the loop's locals (pass 0): viper keeps the first three
+    # locals of a function in machine registers, the rest in memory.
     rb = ptr8(ring)
     lb = ptr8(line)
     sp = ptr32(st)
@@ -222,7 +224,6 @@ def _scan(ring, line, st) -> int:
     h = int(sp[_T_HASH])
     lmax = int(sp[_T_LMAX])
     t = T_NONE
-    i = 0
     while i < n:
         c = int(rb[(r + i) & mask])
         i += 1
@@ -1038,7 +1039,7 @@ class Reader:
                 else:
                     t = T_NONE
             elif st[_R_HELD]:
-                t = int(_scan(ring, buf, st_o))
+                t = int(_scan(0, 0, 0, ring, buf, st_o))
             else:
                 t = T_NONE
             if t == T_LINE:
