@@ -391,3 +391,32 @@ from test_engine_device import (  # noqa: E402
     test_echo_response_final_and_two_phase_on_the_viper_path,  # noqa: F401
     test_raising_handlers_counted_and_reader_goes_on,  # noqa: F401
 )
+
+
+def test_reader_task_abandons_a_frame_the_modem_never_finishes():
+    # issue 10 #3 through the reader task: 20 bytes announced, 4 sent, then silence; the
+    # task polls while the frame is armed, so it is abandoned at its deadline (2 x 20
+    # bytes at 115200 baud + 250 ms) with no further byte, and the next line parses
+    from atmq.tokenizer import T_LOST
+
+    m = replay(["< \\r\\n+RX: 0,20\\r\\nabcd"])
+    got = []
+    buf = bytearray(32)
+
+    def setup(at):
+        at.on(b"+RX:", lambda a: at.tok.arm_raw(buf, 0, a.arg_int(1)))
+        at.on(b"+CSQ:", lambda a: got.append(a.arg_int(0)))
+        at.on_raw = got.append
+
+    async def body(at):
+        for _ in range(200):
+            if got:
+                break
+            await asyncio.sleep(0.01)
+        lost_at = list(got)
+        at.feed(b"\r\n+CSQ: 17,99\r\n")
+        return lost_at, at.tok.raw_abandoned
+
+    lost_at, abandoned = run(with_engine(m, body, setup))
+    assert lost_at == [T_LOST] and abandoned == 1
+    assert got == [T_LOST, 17]
