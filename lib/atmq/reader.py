@@ -2,9 +2,10 @@
 
 One ``Reader`` owns everything between the stream and the handlers:
 
-- **stream and ring**: ``pump()`` drains the stream with ``readinto`` into a
-  fixed staging chunk and copies it into a power-of-two ring (``put`` does the
-  same for bytes given directly).  Bytes that do not fit are dropped, counted
+- **stream and ring**: ``pump()`` drains the stream with ``readinto``
+  straight into a power-of-two ring, which dispatch always leaves empty (a
+  staging chunk and a copy only if bytes were left over); ``put`` copies bytes
+  given directly (``Engine.feed``).  Bytes that do not fit are dropped, counted
   (``overflows``/``dropped``) and flagged, so the tokenizer resynchronises at
   the next line end instead of gluing two half lines together.
 - **tokenizer** (viper ``_scan``): lines into a fixed line buffer (CR dropped,
@@ -1237,7 +1238,7 @@ class TokenizerView:
 
 
 def counters(reader):
-    """The reader's counters as a dict (health reports; allocates)."""
+    """The reader's counters as a dict, for health reports (allocates: not per line)."""
     st = reader.st
     return {"lines": st[_T_LINES], "truncations": st[_T_TRUNCS], "prompts": st[_T_PROMPTS],
             "resyncs": st[_T_RESYNCS], "overflows": st[_R_OVERFLOWS],
