@@ -356,3 +356,58 @@ class Driver:
                 at.end()
             while self.events.get() >= 0:
                 pass
+
+
+# ---- the URC-heavy mix (issue 12): no command in flight, every line unsolicited ------------
+
+_JSON = (b'{"cmd":"ping","id":%d}', b'{"cmd":"set","values":{"period_s":%d,"gnss":true}}',
+         b'{"seq":%d,"ack":[1,2,3],"note":"a,b\\r\\nOK"}')
+_URC_TOPIC = b"fleet/dev1/cmd"
+
+
+def _urc_msg(parts, i):
+    payload = _JSON[i % len(_JSON)] % i
+    parts.append(b"\r\n+CMQTTRXSTART: 0,%d,%d\r\n" % (len(_URC_TOPIC), len(payload)))
+    parts.append(b"+CMQTTRXTOPIC: 0,%d\r\n" % len(_URC_TOPIC) + _URC_TOPIC)
+    parts.append(b"\r\n+CMQTTRXPAYLOAD: 0,%d\r\n" % len(payload) + payload)
+    parts.append(b"\r\n+CMQTTRXEND: 0\r\n")
+
+
+def build_urc(seed=1, size=27000):
+    """The URC-heavy mix: what a SIM7600 sends unasked while the logger runs (signal and
+    registration reports, serving cell, GNSS fixes, inbound messages with JSON payloads,
+    publish results, a boot banner, stray prompts), about ``size`` bytes; valid UTF-8 so
+    the naive reader can decode it.  Returns (block, lines); ``lines`` counts non-empty
+    lines as the naive reader sees them (frame bytes excluded)."""
+    rnd = Rand(seed)
+    parts = []
+    n = 0
+    i = 0
+    while n < size:
+        k = rnd.next(16)
+        p = []
+        if k < 3:
+            p.append(b"\r\n+CSQ: %d,99\r\n" % (10 + rnd.next(20)))
+        elif k < 5:
+            stat = 1 if rnd.next(8) else 5
+            p.append(b"\r\n+CREG: %d\r\n\r\n+CGREG: %d\r\n\r\n+CEREG: %d\r\n" % (stat, stat, stat))
+        elif k < 7:
+            p.append(b"\r\n+CPSI: LTE,Online,262-01,0x1A2B,%d,256,EUTRAN-BAND3,1300,5,5,"
+                     b"-94,-1050,-750,15\r\n" % (27000000 + rnd.next(999)))
+        elif k < 10:
+            p.append(b"\r\n+CGNSSINFO: 2,09,05,00,3113.%06d,N,12121.234064,E,031226,"
+                     b"1415%02d.0,32.1,0.0,0.0\r\n" % (rnd.next(999999), rnd.next(60)))
+        elif k < 13:
+            _urc_msg(p, i)
+        elif k < 15:
+            p.append(b"\r\n+CMQTTPUB: 0,0\r\n")
+        elif rnd.next(4) == 0:
+            p.append(b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\nSMS DONE\r\n\r\nPB DONE\r\n")
+        else:
+            p.append(b"\r\n> \r\n")  # a prompt nobody asked for: a line of its own
+        i += 1
+        for b in p:
+            n += len(b)
+            parts.append(b)
+    block = b"".join(parts)
+    return block, block.count(b"\n")

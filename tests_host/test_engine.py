@@ -378,21 +378,45 @@ def test_payload_written_in_packets_when_asked():
     m.assert_done()
 
 
-def test_engine_reads_the_tokenizer_state_where_the_tokenizer_writes_it():
-    from atmq import engine, tokenizer
-
-    assert (engine._S_LEN, engine._S_HEAD, engine._S_RAW_LEFT, engine._S_FLAGS) == (
-        tokenizer.S_LEN, tokenizer.S_HEAD, tokenizer.S_RAW_LEFT, tokenizer.S_FLAGS)
-    assert engine._F_PROMPT == tokenizer.F_PROMPT
-    assert (engine._A_E, engine._A_ARGC) == (tokenizer.A_E, tokenizer.A_ARGC)
-    assert (engine._T_NONE, engine._T_LINE, engine._T_PROMPT, engine._T_RAW, engine._T_LOST) == (
-        tokenizer.T_NONE, tokenizer.T_LINE, tokenizer.T_PROMPT, tokenizer.T_RAW, tokenizer.T_LOST)
-
-
 # Checks written once for both interpreters (on MicroPython the dispatch is viper
 # code): raising handlers, the reader's own error, echo/response/final/two-phase.
 from test_engine_device import (  # noqa: E402
+    test_a_reader_behind_the_stream_does_not_abandon_a_frame,  # noqa: F401
     test_an_error_of_the_reader_itself_is_raised_not_retried_forever,  # noqa: F401
+    test_command_over_tx_max_gets_a_clear_error,  # noqa: F401
+    test_feed_takes_more_than_the_ring_holds,  # noqa: F401
+    test_late_raw_frame_is_abandoned_counted_and_the_reader_resyncs,  # noqa: F401
+    test_raw_frame_over_the_bound_is_refused_and_lines_go_on,  # noqa: F401
+    test_store_entries_fill_slots_without_a_handler,  # noqa: F401
     test_echo_response_final_and_two_phase_on_the_viper_path,  # noqa: F401
     test_raising_handlers_counted_and_reader_goes_on,  # noqa: F401
 )
+
+
+def test_reader_task_abandons_a_frame_the_modem_never_finishes():
+    # issue 10 #3 through the reader task: 20 bytes announced, 4 sent, then silence; the
+    # task polls while the frame is armed, so it is abandoned at its deadline (2 x 20
+    # bytes at 115200 baud + 250 ms) with no further byte, and the next line parses
+    from atmq.tokenizer import T_LOST
+
+    m = replay(["< \\r\\n+RX: 0,20\\r\\nabcd"])
+    got = []
+    buf = bytearray(32)
+
+    def setup(at):
+        at.on(b"+RX:", lambda a: at.tok.arm_raw(buf, 0, a.arg_int(1)))
+        at.on(b"+CSQ:", lambda a: got.append(a.arg_int(0)))
+        at.on_raw = got.append
+
+    async def body(at):
+        for _ in range(200):
+            if got:
+                break
+            await asyncio.sleep(0.01)
+        lost_at = list(got)
+        at.feed(b"\r\n+CSQ: 17,99\r\n")
+        return lost_at, at.tok.raw_abandoned
+
+    lost_at, abandoned = run(with_engine(m, body, setup))
+    assert lost_at == [T_LOST] and abandoned == 1
+    assert got == [T_LOST, 17]

@@ -3,7 +3,8 @@
 
     python3 tools/dev.py test      every check CI runs (the README's test command)
     python3 tools/dev.py demo      the firmware on the unix port against the simulator
-    python3 tools/dev.py bench     AT reader benchmark on the unix port (JSON lines)
+    python3 tools/dev.py bench     AT reader benchmark on the unix port, MB/s and callgrind
+                                   instruction counts (JSON lines; --quick, --no-callgrind)
     python3 tools/dev.py bench-drain   backlog drain vs. the UART line rate (JSON lines)
     python3 tools/dev.py run-unix  --modem tcp:HOST:PORT --config FILE
 
@@ -171,8 +172,9 @@ def _exec(cmd, env=None):
 
 
 def cmd_bench(rest):
+    # CPython runs the MicroPython benchmark, then callgrind's instruction counts
     bootstrap()
-    _exec([tool("micropython"), os.path.join(ROOT, "tools", "bench_reader.py")] + rest,
+    _exec([tool("python"), os.path.join(ROOT, "tools", "bench_reader.py")] + rest,
           micropython_env())
 
 

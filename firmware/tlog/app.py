@@ -135,7 +135,7 @@ class App:
             log("seqno lease lost: numbering resumes at %d" % self.seq.peek())
         fam = b["modem"]["family"] or "cmqtt"
         stream = platform.open_stream(b["uart"], opts.get("modem"))
-        self.at = at = Engine(stream)
+        self.at = at = Engine(stream, baud=b["uart"]["baud"])  # raw-frame deadlines
         self.events = EventQueue(32)
         self.inbox = Inbox(4, 128, 1024)
         self.modem = Modem(at, self.events, board=b, family=fam,

@@ -1,0 +1,1248 @@
+"""The AT reader: UART bytes -> ring -> tokens -> dispatch, in one module with named state.
+
+One ``Reader`` owns everything between the stream and the handlers:
+
+- **stream and ring**: ``pump()`` drains the stream with ``readinto``
+  straight into a power-of-two ring, which dispatch always leaves empty (a
+  staging chunk and a copy only if bytes were left over); ``put`` copies bytes
+  given directly (``Engine.feed``).  Bytes that do not fit are dropped, counted
+  (``overflows``/``dropped``) and flagged, so the tokenizer resynchronises at
+  the next line end instead of gluing two half lines together.
+- **tokenizer** (viper ``_scan``): lines into a fixed line buffer (CR dropped,
+  LF ends a line, empty lines skipped; a line longer than the buffer is cut,
+  flagged ``truncated`` and counted, its tail discarded up to the LF); the
+  ``>`` prompt at a line start while one is armed, reported at once (the modem
+  sends no line end after it; one following space is eaten); raw frames of
+  exactly ``n`` announced bytes copied verbatim (``arm_raw``): CR, LF, ``OK``
+  and ``>`` inside them mean nothing.  Line ends are LF only: SIMCom ends every
+  line with CRLF and a frame's bytes start right after the LF that announced it.
+- **raw-frame guard** (issue 10 #3): ``arm_raw`` refuses (returns False,
+  counts) a length above ``RAW_MAX`` (drivers bound lengths by the manual's
+  limits first); a frame that has not completed by its deadline (its length
+  at the line rate, twice, plus ``RAW_MARGIN_MS``) when a read finds the
+  stream idle is abandoned, counted (``raw_abandoned``), reported as
+  ``T_LOST``, and the reader resynchronises at the next LF.
+- **dispatch** (viper ``_dispatch``), each line in this order: the echo of the
+  command in flight (skipped); its declared response prefix, its completion URC
+  (two-phase commands, before or after the final code) or a final result code
+  (``OK``, ``ERROR``, ``+CME ERROR: <n>``, ``+CMS ERROR: <n>``, ``NO CARRIER``,
+  ``BUSY``, ``NO ANSWER``, ``NO DIALTONE``, ``CONNECT``; manual 003 s.25.1);
+  the URC table (head hash, then prefix and argument count); a bare answer line
+  when the command asked for them; else ``unknown`` and ``on_unknown``.
+  A URC entry is either a handler (gets the ``Args`` view; may only record state
+  or enqueue events) or a *store*: arguments ``first..last`` parsed as integers
+  into slots of an int array, with an optional sequence slot bumped, done in
+  viper without a Python call.
+
+All shared state lives in one int array ``st`` read through the ``_R_*``
+(ring), ``_T_*`` (tokenizer), ``_W_*`` (raw frame) and ``_D_*`` (dispatch)
+slot constants below: the viper code takes it as one ``ptr32`` and the per-line
+path stores no Python attribute.  Nothing here allocates after construction.
+"""
+
+from array import array
+
+from .compat import const, micropython, ptr8, ptr32, ticks_add, ticks_diff, ticks_ms
+
+# ---- token kinds ----------------------------------------------------------------------------
+T_NONE = const(0)
+T_LINE = const(1)
+T_PROMPT = const(2)
+T_RAW = const(3)
+T_LOST = const(4)  # a raw frame abandoned (ring overflow or deadline); resync at the next LF
+
+# ---- final result kinds (Response.final) ----------------------------------------------------
+R_PENDING = const(0)
+R_OK = const(1)
+R_ERROR = const(2)  # plain ERROR
+R_CME = const(3)  # +CME ERROR: <code>
+R_CMS = const(4)  # +CMS ERROR: <code>
+R_NO_CARRIER = const(5)
+R_BUSY = const(6)
+R_NO_ANSWER = const(7)
+R_NO_DIALTONE = const(8)
+R_CONNECT = const(9)
+R_ABORTED = const(10)  # abort() from a URC handler (connection lost, modem reboot)
+
+FINAL_TEXT = (b"", b"OK", b"ERROR", b"+CME ERROR", b"+CMS ERROR", b"NO CARRIER", b"BUSY",
+              b"NO ANSWER", b"NO DIALTONE", b"CONNECT")
+FINAL_NAMES = ("PENDING", "OK", "ERROR", "CME", "CMS", "NO CARRIER", "BUSY", "NO ANSWER",
+               "NO DIALTONE", "CONNECT", "ABORTED")
+
+# ---- phases of the command in flight --------------------------------------------------------
+PH_IDLE = const(0)
+PH_PROMPT = const(1)  # waiting for '>' (or a final code refusing it)
+PH_FINAL = const(2)
+PH_DONE = const(3)  # OK seen, waiting for the completion URC
+
+# ---- raw frames -----------------------------------------------------------------------------
+# The reader's hard bound on an announced frame.  The largest frame a supported modem
+# announces is a CMQTT payload chunk of at most 10240 bytes (002/003 s.16 AT+CMQTTPAYLOAD,
+# <payload_total_len> 1..10240); drivers bound by their family's limits before this.
+RAW_MAX = const(16384)
+RAW_MARGIN_MS = const(250)  # added to twice the frame's time at the line rate
+BITS_PER_BYTE = const(10)  # 8N1: start + 8 data + stop (003 s.1: 115200 8N1 by default)
+
+# ---- the state array: one slot per fact, named once -----------------------------------------
+# ring
+_R_READ = const(0)  # read index
+_R_HELD = const(1)  # bytes held
+_R_MASK = const(2)  # size - 1
+_R_LOST = const(3)  # 1: put() dropped bytes; the tokenizer resyncs and clears it
+_R_OVERFLOWS = const(4)  # put() calls that could not store everything
+_R_DROPPED = const(5)  # bytes thrown away by them
+# tokenizer
+_T_LLEN = const(6)  # bytes of the line being assembled
+_T_FLAGS = const(7)  # _F_* below
+_T_HASH = const(8)  # head hash of the line being assembled
+_T_LMAX = const(9)  # line buffer size
+_T_LEN = const(10)  # length of the last complete line
+_T_HEAD = const(11)  # its head hash
+_T_LINES = const(12)
+_T_TRUNC = const(13)  # 1: the last line was cut at the line buffer's size
+_T_TRUNCS = const(14)
+_T_PROMPTS = const(15)
+_T_RESYNCS = const(16)
+# raw frame
+_W_LEFT = const(17)  # bytes of the armed frame still to come
+_W_OFF = const(18)  # where the next one goes in the armed buffer
+_W_FRAMES = const(19)
+_W_BYTES = const(20)
+_W_EXPIRED = const(21)  # 1: the armed frame missed its deadline; T_LOST next
+_W_ABANDONED = const(22)  # frames abandoned at their deadline
+_W_REFUSED = const(23)  # arm_raw() calls refused (length above RAW_MAX or negative)
+_W_SKIP = const(37)  # 1: the armed frame is skipped (no buffer)
+# dispatch
+_D_PHASE = const(24)  # PH_*
+_D_WAITING = const(25)  # 1: a command coroutine is parked on the flag
+# Viper reads these slots as ptr32, zero-extended on a 64-bit host: "none" is 0, never -1.
+_D_ECHO = const(26)  # length of the echo still expected, 0: none
+_D_RESP = const(27)  # length of the response prefix, 0: none
+_D_DONE = const(28)  # length of the completion URC prefix, 0: none
+_D_DONE_ARG = const(29)  # its first argument must equal this minus 1 (0: any)
+_D_DONE_SEEN = const(30)
+_D_PROMPTED = const(31)
+_D_BARE = const(32)  # 1: keep lines nobody claims as the answer
+_D_URCS = const(33)
+_D_UNKNOWN = const(34)
+_D_ECHOES = const(35)
+_D_STORES = const(36)  # lines handled by store entries
+_ST_SIZE = const(38)
+
+# tokenizer flags (st[_T_FLAGS])
+_F_PROMPT = const(1)  # a '>' at line start is a prompt
+_F_TRUNC = const(2)  # the current line overflowed the buffer
+_F_DISCARD = const(4)  # drop bytes up to the next LF (resync)
+_F_SKIPSP = const(8)  # eat one space after a prompt
+_F_COLON = const(16)  # the head of the current line (up to ':') is complete
+_H0 = const(0x811C9D)  # head hash seed
+
+# Args state, one int array per view: (start, end, argument count or -1 before the split,
+# the maximum, then (start, end) per argument).
+_A_S = const(0)
+_A_E = const(1)
+_A_ARGC = const(2)
+_A_MAX = const(3)
+_A_SPANS = const(4)
+
+# Response state, one int array
+_RS_COUNT = const(0)
+_RS_USED = const(1)
+_RS_FINAL = const(2)
+_RS_CODE = const(3)
+_RS_DONE = const(4)
+_RS_OVERFLOW = const(5)
+
+# URC store entries: spec array per entry (first arg, last arg, first slot, sequence slot
+# plus 1, 0: none)
+_U_FIRST = const(0)
+_U_LAST = const(1)
+_U_SLOT = const(2)
+_U_SEQ = const(3)
+
+
+def store_spec(first, last, slot, seq=-1):
+    """The spec of a store URC entry (see ``Engine.on_store``)."""
+    spec = array("i", (0, 0, 0, 0))
+    spec[_U_FIRST] = first
+    spec[_U_LAST] = last
+    spec[_U_SLOT] = slot
+    spec[_U_SEQ] = seq + 1 if seq >= 0 else 0
+    return spec
+
+
+# ---- viper kernels --------------------------------------------------------------------------
+
+
+@micropython.viper
+def _copy(src, s: int, dst, d: int, n: int):
+    a = ptr8(src)
+    b = ptr8(dst)
+    i = 0
+    while i < n:
+        b[d + i] = a[s + i]
+        i += 1
+
+
+@micropython.viper
+def _put(st, ring, src, off: int, n: int) -> int:
+    # copy n bytes of src[off:] into the ring; what does not fit is dropped and flagged
+    sp = ptr32(st)
+    held = sp[_R_HELD]
+    mask = sp[_R_MASK]
+    room = mask + 1 - held
+    if n > room:
+        sp[_R_OVERFLOWS] = sp[_R_OVERFLOWS] + 1
+        sp[_R_DROPPED] = sp[_R_DROPPED] + n - room
+        sp[_R_LOST] = 1
+        n = room
+    rb = ptr8(ring)
+    s8 = ptr8(src)
+    w = (sp[_R_READ] + held) & mask
+    i = 0
+    while i < n:
+        rb[w] = s8[off + i]
+        w = (w + 1) & mask
+        i += 1
+    sp[_R_HELD] = held + n
+    return n
+
+
+@micropython.viper
+def _scan(i: int, c: int, llen: int, ring, line, st) -> int:
+    # Consume ring bytes until a line or a prompt is complete (T_LINE/T_PROMPT) or the
+    # ring is empty (T_NONE); the partial line stays in the line buffer.  The first
+    # three parameters are the loop's locals (pass 0): viper keeps the first three
+    # locals of a function in machine registers, the rest in memory.
+    rb = ptr8(ring)
+    lb = ptr8(line)
+    sp = ptr32(st)
+    r = int(sp[_R_READ])
+    n = int(sp[_R_HELD])
+    mask = int(sp[_R_MASK])
+    llen = int(sp[_T_LLEN])
+    flags = int(sp[_T_FLAGS])
+    h = int(sp[_T_HASH])
+    lmax = int(sp[_T_LMAX])
+    t = T_NONE
+    while i < n:
+        c = int(rb[(r + i) & mask])
+        i += 1
+        if c > 13 and not (flags & (_F_SKIPSP | _F_DISCARD)) and (c != 62 or llen):
+            # an ordinary byte (most of them): keep it, hash the head
+            if llen < lmax:
+                lb[llen] = c
+                llen += 1
+                if not (flags & _F_COLON):
+                    if c == 58:
+                        flags = flags | _F_COLON
+                    else:
+                        h = ((h ^ c) * 0x01000193) & 0xFFFFFF
+            else:
+                flags = flags | _F_TRUNC
+            continue
+        if flags & _F_SKIPSP:  # the byte right after a prompt: one space is eaten
+            flags = flags & (0xFFFF ^ _F_SKIPSP)
+            if c == 32:
+                continue
+        if c == 10:
+            if flags & _F_DISCARD:
+                flags = flags & (0xFFFF ^ (_F_DISCARD | _F_COLON))
+                llen = 0
+                h = _H0
+                continue
+            if llen == 0 and not (flags & _F_TRUNC):
+                continue  # empty line
+            sp[_T_LEN] = llen
+            sp[_T_HEAD] = h
+            sp[_T_LINES] = sp[_T_LINES] + 1
+            if flags & _F_TRUNC:
+                sp[_T_TRUNC] = 1
+                sp[_T_TRUNCS] = sp[_T_TRUNCS] + 1
+            else:
+                sp[_T_TRUNC] = 0
+            flags = flags & _F_PROMPT
+            llen = 0
+            h = _H0
+            t = T_LINE
+            break
+        if c == 13 or (flags & _F_DISCARD):
+            continue
+        if c == 62 and llen == 0 and (flags & _F_PROMPT):
+            flags = (flags & (0xFFFF ^ _F_PROMPT)) | _F_SKIPSP
+            sp[_T_PROMPTS] = sp[_T_PROMPTS] + 1
+            t = T_PROMPT
+            break
+        if llen < lmax:
+            lb[llen] = c
+            llen += 1
+            # head hash: FNV-1a of the bytes before the first ':' (see head_hash)
+            if not (flags & _F_COLON):
+                if c == 58:
+                    flags = flags | _F_COLON
+                else:
+                    h = ((h ^ c) * 0x01000193) & 0xFFFFFF
+        else:
+            flags = flags | _F_TRUNC
+    sp[_R_READ] = (r + i) & mask
+    sp[_R_HELD] = n - i
+    sp[_T_LLEN] = llen
+    sp[_T_FLAGS] = flags
+    sp[_T_HASH] = h
+    return t
+
+
+@micropython.viper
+def _raw_take(ring, st, dst, skip: int) -> int:
+    # Move up to the armed frame's remaining bytes from the ring to dst (skip: drop them);
+    # T_RAW when the frame is complete, else T_NONE.
+    sp = ptr32(st)
+    n = sp[_R_HELD]
+    left = sp[_W_LEFT]
+    k = n if n < left else left
+    r = sp[_R_READ]
+    mask = sp[_R_MASK]
+    if not skip:
+        rb = ptr8(ring)
+        d = ptr8(dst)
+        off = sp[_W_OFF]
+        i = 0
+        while i < k:
+            d[off + i] = rb[(r + i) & mask]
+            i += 1
+    sp[_R_READ] = (r + k) & mask
+    sp[_R_HELD] = n - k
+    sp[_W_BYTES] = sp[_W_BYTES] + k
+    sp[_W_OFF] = sp[_W_OFF] + k
+    sp[_W_LEFT] = left - k
+    if left - k:
+        return T_NONE
+    sp[_W_FRAMES] = sp[_W_FRAMES] + 1
+    return T_RAW
+
+
+@micropython.viper
+def _resync(st) -> int:
+    # Ring overflow or an expired frame: drop the partial line, discard up to the next LF.
+    # T_LOST when a raw frame was in progress (its owner must abandon it), else T_NONE.
+    sp = ptr32(st)
+    sp[_R_LOST] = 0
+    sp[_T_RESYNCS] = sp[_T_RESYNCS] + 1
+    sp[_T_LLEN] = 0
+    sp[_T_FLAGS] = (sp[_T_FLAGS] & _F_PROMPT) | _F_DISCARD
+    sp[_T_HASH] = _H0
+    if sp[_W_EXPIRED]:
+        sp[_W_EXPIRED] = 0
+        sp[_W_ABANDONED] = sp[_W_ABANDONED] + 1
+        sp[_W_LEFT] = 0
+        return T_LOST
+    if sp[_W_LEFT]:
+        sp[_W_LEFT] = 0
+        return T_LOST
+    return T_NONE
+
+
+@micropython.viper
+def _split(buf, v) -> int:
+    # v: an Args state array (_A_*).  Arguments start after the colon of a "+NAME:"
+    # header, else at the line start; spans go to v[_A_SPANS:], the count to v[_A_ARGC].
+    b = ptr8(buf)
+    vp = ptr32(v)
+    s = int(vp[_A_S])
+    e = int(vp[_A_E])
+    maxargs = int(vp[_A_MAX])
+    if s < e and b[s] == 43:
+        j = s
+        while j < e and b[j] != 58:
+            j += 1
+        if j < e:
+            s = j + 1
+        else:
+            s = e
+    i = s
+    while i < e and b[i] == 32:
+        i += 1
+    argc = 0
+    if i >= e:
+        vp[_A_ARGC] = 0
+        return 0
+    start = i
+    q = 0
+    c = 0
+    while True:
+        end = i >= e
+        if not end:
+            c = int(b[i])
+            if c == 34:
+                q = q ^ 1
+        if end or (c == 44 and q == 0):
+            a = start
+            z = i
+            while a < z and b[a] == 32:
+                a += 1
+            while z > a and b[z - 1] == 32:
+                z -= 1
+            if z - a >= 2 and b[a] == 34 and b[z - 1] == 34:
+                a += 1
+                z -= 1
+            if argc < maxargs:
+                vp[_A_SPANS + 2 * argc] = a
+                vp[_A_SPANS + 2 * argc + 1] = z
+                argc += 1
+            start = i + 1
+            if end:
+                break
+        i += 1
+    vp[_A_ARGC] = argc
+    return argc
+
+
+@micropython.viper
+def _atoi(buf, a: int, z: int, dflt: int) -> int:
+    b = ptr8(buf)
+    neg = 0
+    if a < z and b[a] == 45:
+        neg = 1
+        a += 1
+    if a >= z or z - a > 9:
+        return dflt
+    v = 0
+    while a < z:
+        d = int(b[a]) - 48
+        if d < 0 or d > 9:
+            return dflt
+        v = v * 10 + d
+        a += 1
+    if neg:
+        return 0 - v
+    return v
+
+
+@micropython.viper
+def _store(buf, v, spec, dst) -> int:
+    # A store URC entry: arguments spec[_U_FIRST].._U_LAST as integers (-1 when absent or
+    # not a number) into dst[spec[_U_SLOT]...]; bump dst[spec[_U_SEQ] - 1] if given.
+    b = ptr8(buf)
+    vp = ptr32(v)
+    u = ptr32(spec)
+    d = ptr32(dst)
+    argc = int(_split(buf, v))  # (the -1 "not split" mark reads zero-extended on 64 bits)
+    i = u[_U_FIRST]
+    last = u[_U_LAST]
+    k = u[_U_SLOT]
+    while i <= last:
+        x = -1
+        if i < argc:
+            a = vp[_A_SPANS + 2 * i]
+            z = vp[_A_SPANS + 2 * i + 1]
+            neg = 0
+            if a < z and b[a] == 45:
+                neg = 1
+                a += 1
+            if a < z and z - a <= 9:
+                x = 0
+                while a < z:
+                    c = int(b[a]) - 48
+                    if c < 0 or c > 9:
+                        x = -1
+                        break
+                    x = x * 10 + c
+                    a += 1
+                if neg and x > 0:
+                    x = 0 - x
+        d[k] = x
+        k += 1
+        i += 1
+    q = u[_U_SEQ]
+    if q:
+        d[q - 1] = d[q - 1] + 1
+    return 1
+
+
+@micropython.viper
+def head_hash(buf, s: int, e: int) -> int:
+    """24-bit FNV-1a of the line head: up to the first ':' (or the whole line)."""
+    b = ptr8(buf)
+    h = _H0
+    i = s
+    while i < e:
+        c = int(b[i])
+        if c == 58:
+            break
+        h = ((h ^ c) * 0x01000193) & 0xFFFFFF
+        i += 1
+    return h
+
+
+# ---- views ----------------------------------------------------------------------------------
+
+
+class Args:
+    """A view of one line in a buffer: prefix tests and arguments, no allocation.
+
+    The split runs on first argument access.  For ``+NAME: a,"b,c",d`` the
+    arguments are ``a``, ``b,c`` (quotes removed) and ``d``; a line without a
+    ``+NAME:`` header is split from its start.  Indices out of range give the
+    default (int) or an empty result.  ``s``/``e`` are the line's bounds in ``buf``.
+    """
+
+    def __init__(self, buf, max_args=24):
+        self.buf = buf
+        v = array("i", bytes(4 * (_A_SPANS + 2 * max_args)))
+        v[_A_ARGC] = -1
+        v[_A_MAX] = max_args
+        self.v = v
+        self.max_args = max_args
+
+    @property
+    def s(self):
+        return self.v[_A_S]
+
+    @property
+    def e(self):
+        return self.v[_A_E]
+
+    @micropython.native
+    def set(self, s, e):
+        v = self.v
+        v[_A_S] = s
+        v[_A_E] = e
+        v[_A_ARGC] = -1
+
+    def __len__(self):
+        v = self.v
+        return v[_A_E] - v[_A_S]
+
+    @micropython.native
+    def startswith(self, prefix):
+        v = self.v
+        return v[_A_E] - v[_A_S] >= len(prefix) and self.buf.startswith(prefix, v[_A_S])
+
+    @micropython.native
+    def eq(self, data):
+        v = self.v
+        return v[_A_E] - v[_A_S] == len(data) and self.buf.startswith(data, v[_A_S])
+
+    @micropython.native
+    def split(self):
+        return _split(self.buf, self.v)
+
+    @micropython.native
+    def count(self):
+        n = self.v[_A_ARGC]
+        return n if n >= 0 else _split(self.buf, self.v)
+
+    @micropython.native
+    def arg_int(self, i, default=-1):
+        v = self.v
+        n = v[_A_ARGC]
+        if n < 0:
+            n = _split(self.buf, v)
+        if i >= n:
+            return default
+        j = _A_SPANS + 2 * i
+        return _atoi(self.buf, v[j], v[j + 1], default)
+
+    @micropython.native
+    def arg_len(self, i):
+        v = self.v
+        n = v[_A_ARGC]
+        if n < 0:
+            n = _split(self.buf, v)
+        if i >= n:
+            return -1
+        j = _A_SPANS + 2 * i
+        return v[j + 1] - v[j]
+
+    @micropython.native
+    def arg_start(self, i):
+        v = self.v
+        n = v[_A_ARGC]
+        if n < 0:
+            n = _split(self.buf, v)
+        return v[_A_SPANS + 2 * i] if i < n else v[_A_E]
+
+    @micropython.native
+    def arg_eq(self, i, data):
+        v = self.v
+        n = v[_A_ARGC]
+        if n < 0:
+            n = _split(self.buf, v)
+        if i >= n:
+            return False
+        j = _A_SPANS + 2 * i
+        a = v[j]
+        return v[j + 1] - a == len(data) and self.buf.startswith(data, a)
+
+    @micropython.native
+    def arg_copy(self, i, dst, off=0):
+        """Copy argument ``i`` into ``dst[off:]``; returns its length (-1: none, -2: too big)."""
+        n = self.arg_len(i)
+        if n < 0:
+            return -1
+        if off + n > len(dst):
+            return -2
+        _copy(self.buf, self.v[_A_SPANS + 2 * i], dst, off, n)
+        return n
+
+    # Allocating accessors, for code off the hot path.
+    def arg_bytes(self, i):
+        n = self.arg_len(i)
+        if n < 0:
+            return b""
+        a = self.v[_A_SPANS + 2 * i]
+        return bytes(self.buf[a : a + n])
+
+    def arg_str(self, i):
+        return self.arg_bytes(i).decode()
+
+    def bytes(self):
+        v = self.v
+        return bytes(self.buf[v[_A_S] : v[_A_E]])
+
+    def text(self):
+        return self.bytes().decode()
+
+
+class Response:
+    """Lines stored for the last command, and its outcome (read-only views).
+
+    ``final`` is one of the ``R_*`` kinds (``ok``: it is ``R_OK``) and ``code``
+    the number of a ``+CME``/``+CMS ERROR`` (``-1`` when verbose or absent).
+    ``line(i)`` positions and returns an ``Args`` view of stored line ``i``;
+    ``done`` is the index of the completion URC of a two-phase command (``-1``:
+    none); ``overflow`` counts lines that did not fit.
+    """
+
+    def __init__(self, size=1024, max_lines=16, max_args=24):
+        self.buf = bytearray(size)
+        self.spans = array("H", bytes(4 * max_lines))
+        self.max_lines = max_lines
+        self.args = Args(self.buf, max_args)
+        self.st = array("i", (0, 0, R_PENDING, -1, -1, 0))
+
+    @property
+    def count(self):
+        return self.st[_RS_COUNT]
+
+    @property
+    def final(self):
+        return self.st[_RS_FINAL]
+
+    @property
+    def ok(self):
+        return self.st[_RS_FINAL] == R_OK
+
+    @property
+    def code(self):
+        return self.st[_RS_CODE]
+
+    @property
+    def done(self):
+        return self.st[_RS_DONE]
+
+    @property
+    def overflow(self):
+        return self.st[_RS_OVERFLOW]
+
+    @micropython.native
+    def add(self, src, s, e):
+        st = self.st
+        n = e - s
+        i = st[_RS_COUNT]
+        used = st[_RS_USED]
+        if i >= self.max_lines or used + n > len(self.buf):
+            st[_RS_OVERFLOW] += 1
+            return -1
+        _copy(src, s, self.buf, used, n)
+        sp = self.spans
+        sp[2 * i] = used
+        sp[2 * i + 1] = used + n
+        st[_RS_USED] = used + n
+        st[_RS_COUNT] = i + 1
+        return i
+
+    def clear(self):
+        st = self.st
+        st[_RS_COUNT] = 0
+        st[_RS_USED] = 0
+        st[_RS_FINAL] = R_PENDING
+        st[_RS_CODE] = -1
+        st[_RS_DONE] = -1
+        st[_RS_OVERFLOW] = 0
+
+    def finish(self, kind):
+        """Set the final result from outside the reader (``abort``)."""
+        self.st[_RS_FINAL] = kind
+
+    @micropython.native
+    def line(self, i=0):
+        a = self.args
+        if i < 0 or i >= self.st[_RS_COUNT]:
+            a.set(0, 0)
+        else:
+            a.set(self.spans[2 * i], self.spans[2 * i + 1])
+        return a
+
+    @micropython.native
+    def find(self, prefix):
+        """Args of the first stored line starting with ``prefix``, or None."""
+        for i in range(self.st[_RS_COUNT]):
+            a = self.line(i)
+            if a.startswith(prefix):
+                return a
+        return None
+
+
+# ---- the reader -----------------------------------------------------------------------------
+
+
+class Reader:
+    """See the module docstring.  No properties on this class: on MicroPython a class with
+    a property makes every attribute store on its instances look the class up first, and
+    ``pump`` stores per read.  ``RingView``/``TokenizerView`` give the read-only views."""
+
+    def __init__(self, stream, flag, ring_size=2048, chunk_size=256, line_max=512,
+                 resp_size=1024, resp_lines=16, max_args=24, baud=115200):
+        if ring_size < 16 or ring_size & (ring_size - 1):
+            raise ValueError("ring size must be a power of two >= 16")
+        if chunk_size > ring_size:
+            raise ValueError("chunk_size must not exceed ring_size")
+        if baud <= 0:
+            raise ValueError("baud must be > 0")
+        self.stream = stream
+        self.ring = bytearray(ring_size)
+        self.line = bytearray(line_max)
+        self.args = Args(self.line, max_args)
+        self.resp = Response(resp_size, resp_lines, max_args)
+        # pump() reads straight into the ring when it is empty (it always is after a
+        # dispatch): one view made here, no copy per read; the staging chunk is for the
+        # rare read that finds bytes left over (a reader error left them)
+        self._direct = memoryview(self.ring)[:chunk_size]
+        self._chunk = bytearray(chunk_size)
+        self.chunk_size = chunk_size
+        self.baud = baud
+        st = array("i", bytes(4 * _ST_SIZE))
+        st[_R_MASK] = ring_size - 1
+        st[_T_HASH] = _H0
+        st[_T_LMAX] = line_max
+        self.st = st
+        self.flag = flag  # set when a parked command coroutine has something to look at
+        # Python objects the dispatcher reads per line, in lists (no attribute stores):
+        # the command in flight's echo, response prefix and completion prefix ...
+        self.cmd = [b"", b"", b""]
+        # ... the armed raw frame's buffer (None: skip) and its deadline (ticks_ms) ...
+        self.raw = [None, 0]
+        # ... and the hooks: on_raw(kind) for T_RAW/T_LOST, on_unknown(args), tap.
+        self.hooks = [None, None, None]
+        # URC table, probed in viper without a Python call: an open-addressing hash table
+        # (head hash + 1 -> first entry + 1, 0: empty) and per entry its prefix's offset
+        # and length in one blob, its argument count + 1 (0: any), the next entry with the
+        # same head + 1, 1 for a store entry, and its head hash.  Handlers, store specs
+        # and targets are in lists by entry.  Every slot is >= 0 (ptr32 zero-extends).
+        self.blob = bytearray()
+        self.e_off = array("i")
+        self.e_len = array("i")
+        self.e_nargs = array("i")
+        self.e_next = array("i")
+        self.e_kind = array("i")
+        self.e_hash = array("i")
+        self.urc_fns = []
+        self.urc_specs = []
+        self.urc_targets = []
+        self._rehash(32)
+        final_of = {}
+        for kind in range(1, len(FINAL_TEXT)):
+            p = FINAL_TEXT[kind]
+            final_of[head_hash(p, 0, len(p))] = kind
+        self._final_of = final_of
+        self._final_len = array("i", [len(t) for t in FINAL_TEXT])
+        self._set_hot()
+        self.rx_bytes = 0
+        self.eof = False
+        self.handler_errors = 0  # URC handlers that raised (counted, the reader goes on)
+        self.last_handler_error = None
+
+    # ---- URC table ---------------------------------------------------------------------
+
+    def add_urc(self, prefix, handler, nargs=-1, spec=None, target=None):
+        """Append a table entry (``Engine.on``/``Engine.on_store`` check the arguments).
+
+        The table key is the head of ``prefix`` (up to ``:``); entries that share a
+        head are tried in registration order."""
+        h = head_hash(prefix, 0, len(prefix))
+        e = len(self.e_off)
+        self.e_off.append(len(self.blob))
+        self.e_len.append(len(prefix))
+        self.blob.extend(prefix)
+        self.e_nargs.append(nargs + 1 if nargs >= 0 else 0)
+        self.e_next.append(0)
+        self.e_kind.append(1 if spec is not None else 0)
+        self.e_hash.append(h)
+        self.urc_fns.append(handler)
+        self.urc_specs.append(spec)
+        self.urc_targets.append(target)
+        first = self._find(h)
+        if first >= 0:
+            while self.e_next[first]:
+                first = self.e_next[first] - 1
+            self.e_next[first] = e + 1
+        else:
+            self._heads += 1
+            if 2 * self._heads > len(self._hk):
+                self._rehash(2 * len(self._hk))
+            else:
+                self._insert(h, e)
+        self._set_hot()
+
+    def _find(self, h):
+        hk = self._hk
+        mask = len(hk) - 1
+        j = h & mask
+        while hk[j]:
+            if hk[j] == h + 1:
+                return self._hv[j] - 1
+            j = (j + 1) & mask
+        return -1
+
+    def _insert(self, h, e):
+        hk = self._hk
+        mask = len(hk) - 1
+        j = h & mask
+        while hk[j]:
+            j = (j + 1) & mask
+        hk[j] = h + 1
+        self._hv[j] = e + 1
+
+    def _rehash(self, size):
+        self._hk = array("i", bytes(4 * size))
+        self._hv = array("i", bytes(4 * size))
+        self._heads = 0
+        seen = []
+        for e in range(len(self.e_hash)):
+            h = self.e_hash[e]
+            if h not in seen:  # the first entry of each head
+                seen.append(h)
+                self._insert(h, e)
+                self._heads += 1
+
+    def _set_hot(self):
+        # What _dispatch needs, in one tuple: one attribute load and an unpack per call
+        # instead of a dozen attribute loads (rebuilt when the URC table changes).
+        self._hot = (self.st, self.ring, self.line, self.args, self.args.v, self.resp,
+                     self.resp.st, self._final_of, self._final_len, self.cmd, self.raw,
+                     self.hooks, self.flag, self._hk, self._hv, len(self._hk) - 1, self.blob,
+                     self.e_off, self.e_len, self.e_nargs, self.e_next, self.e_kind,
+                     self.urc_fns, self.urc_specs, self.urc_targets)
+
+    # ---- command state (set by the engine's coroutines, read by the dispatcher) ----------
+
+    @micropython.native
+    def begin(self, cmd, resp, bare, done, done_arg, prompt):
+        """Put a command in flight: empty the Response, arm the matchers; no allocation."""
+        st = self.st
+        self.resp.clear()
+        c = self.cmd
+        c[0] = cmd or b""
+        c[1] = resp or b""
+        c[2] = done or b""
+        st[_D_ECHO] = len(cmd) if cmd else 0
+        st[_D_RESP] = len(resp) if resp else 0
+        st[_D_DONE] = len(done) if done else 0
+        st[_D_DONE_ARG] = done_arg + 1 if done_arg >= 0 else 0
+        st[_D_DONE_SEEN] = 0
+        st[_D_PROMPTED] = 0
+        st[_D_BARE] = 1 if bare else 0
+        if prompt:
+            st[_D_PHASE] = PH_PROMPT
+            st[_T_FLAGS] = st[_T_FLAGS] | _F_PROMPT
+        else:
+            st[_D_PHASE] = PH_FINAL
+
+    @micropython.native
+    def end(self):
+        """The command in flight is over (answered, failed or abandoned)."""
+        st = self.st
+        st[_T_FLAGS] = st[_T_FLAGS] & (0xFFFF ^ _F_PROMPT)
+        st[_D_PHASE] = PH_IDLE
+        st[_D_ECHO] = st[_D_RESP] = st[_D_DONE] = 0
+        c = self.cmd
+        c[0] = c[1] = c[2] = b""
+
+    # read and set by the engine's coroutines (per command, not per line)
+    def set_phase(self, phase):
+        self.st[_D_PHASE] = phase
+
+    def phase(self):
+        return self.st[_D_PHASE]
+
+    def set_waiting(self, on):
+        self.st[_D_WAITING] = 1 if on else 0
+
+    def waiting(self):
+        return self.st[_D_WAITING] != 0
+
+    def prompted(self):
+        return self.st[_D_PROMPTED] != 0
+
+    def done_seen(self):
+        return self.st[_D_DONE_SEEN] != 0
+
+    def urcs(self):
+        return self.st[_D_URCS]
+
+    def unknown(self):
+        return self.st[_D_UNKNOWN]
+
+    def echoes(self):
+        return self.st[_D_ECHOES]
+
+    # ---- raw frames --------------------------------------------------------------------
+
+    @micropython.native
+    def arm_raw(self, dst, off, n):
+        """The next ``n`` bytes go verbatim to ``dst[off:off+n]`` (``dst`` None: skip them).
+
+        Returns True when armed.  Refused (False, counted in ``raw_refused``, no
+        exception: it runs inside the reader, on lengths a remote peer chose) when
+        ``n`` is negative, above ``RAW_MAX`` or does not fit ``dst``: the reader
+        then stays on lines.  The frame must complete within twice its time at
+        the line rate plus ``RAW_MARGIN_MS``, else it is abandoned (see ``pump``).
+        """
+        st = self.st
+        if n < 0 or n > RAW_MAX or (dst is not None and off + n > len(dst)):
+            st[_W_REFUSED] += 1
+            return False
+        raw = self.raw
+        raw[0] = dst
+        st[_W_SKIP] = 1 if dst is None else 0
+        raw[1] = ticks_add(ticks_ms(), 2 * n * BITS_PER_BYTE * 1000 // self.baud
+                           + RAW_MARGIN_MS)
+        st[_W_OFF] = off
+        st[_W_LEFT] = n
+        if n == 0:
+            st[_W_FRAMES] += 1
+        return True
+
+    def raw_pending(self):
+        """True while an armed frame waits for bytes (the reader task then polls)."""
+        return self.st[_W_LEFT] != 0
+
+    def frame_ms(self, n):
+        """The deadline of an ``n``-byte frame: twice its time at the line rate + margin."""
+        return 2 * n * BITS_PER_BYTE * 1000 // self.baud + RAW_MARGIN_MS
+
+    # ---- reading -----------------------------------------------------------------------
+
+    @micropython.native
+    def put(self, src, n, off=0):
+        """Copy ``n`` bytes of ``src[off:]`` into the ring; returns how many were stored
+        (the rest is dropped, counted and flagged: the tokenizer resyncs)."""
+        return _put(self.st, self.ring, src, off, n)
+
+    @micropython.native
+    def room(self):
+        st = self.st
+        return st[_R_MASK] + 1 - st[_R_HELD]
+
+    @micropython.native
+    def pump(self, read=True):
+        """Read what the stream has, then tokenize and dispatch every token the ring holds.
+
+        Returns the bytes read: 0 when nothing was waiting (or ``read`` is False),
+        -1 at end of stream (a socket or pty whose far end closed).  A URC handler
+        that raises is counted (``handler_errors``, ``last_handler_error``) and
+        dispatch goes on with the next token.
+        """
+        ns = 0
+        st = self.st
+        if read:
+            direct = st[_R_HELD] == 0
+            if direct:
+                st[_R_READ] = 0
+                chunk = self._direct
+            else:
+                chunk = self._chunk
+            ns = self.stream.readinto(chunk)
+            if ns is None:
+                ns = 0
+                if st[_W_LEFT] and ticks_diff(ticks_ms(), self.raw[1]) > 0:
+                    # The stream is idle, the armed frame short of bytes and past its
+                    # deadline: the modem is not sending it.  Abandon it (issue 10 #3).
+                    # Only an idle read decides: a reader that fell behind drains the
+                    # UART first, so a frame whose bytes are waiting there completes.
+                    st[_W_EXPIRED] = 1
+            elif ns == 0:
+                self.eof = True
+                return -1
+            else:
+                self.rx_bytes += ns
+                tap = self.hooks[2]
+                if tap is not None:
+                    tap.rx(chunk, ns)
+                if direct:
+                    st[_R_HELD] = ns
+                else:
+                    _put(st, self.ring, chunk, 0, ns)
+        if st[_R_HELD] == 0 and not st[_W_EXPIRED] and not st[_R_LOST]:
+            return ns
+        left = -1
+        while True:
+            try:
+                self._dispatch()
+                return ns
+            except Exception as e:  # a broken handler must not stop the reader
+                held = st[_R_HELD]
+                if held == left:
+                    raise e  # nothing consumed since the last one: the reader's own fault
+                left = held
+                self.handler_errors += 1
+                self.last_handler_error = e
+
+    @micropython.viper
+    def _dispatch(self):
+        """Dispatch every token the ring holds (the order is in the module docstring).
+
+        Viper, with the state arrays as ``ptr32``: on MicroPython a call costs
+        hundreds of instructions and an attribute lookup a couple of hundred, and
+        this runs for every line.  Command state cannot change while it runs
+        (commands start and end in their coroutines; handlers only record, and
+        ``abort()`` only sets the final code).
+        """
+        (st_o, ring, buf, a, av_o, r, rst_o, final_of, final_len_o, cmd, raw, hooks, flag,
+         hk_o, hv_o, hmask_o, blob, eoff_o, elen_o, enargs_o, enext_o, ekind_o, urc_fn,
+         urc_spec, urc_target) = self._hot
+        st = ptr32(st_o)
+        av = ptr32(av_o)
+        rst = ptr32(rst_o)
+        final_len = ptr32(final_len_o)
+        hk = ptr32(hk_o)
+        hv = ptr32(hv_o)
+        hmask = int(hmask_o)
+        bl = ptr8(blob)
+        lb = ptr8(buf)
+        eoff = ptr32(eoff_o)
+        elen = ptr32(elen_o)
+        enargs = ptr32(enargs_o)
+        enext = ptr32(enext_o)
+        ekind = ptr32(ekind_o)
+        while True:
+            if st[_W_LEFT] or st[_R_LOST] or st[_W_EXPIRED]:
+                if st[_R_LOST] or st[_W_EXPIRED]:
+                    t = int(_resync(st_o))
+                    if t == T_NONE:
+                        continue  # no frame was in progress: scan on
+                    raw[0] = None
+                elif st[_R_HELD]:
+                    t = int(_raw_take(ring, st_o, raw[0], st[_W_SKIP]))
+                    if t == T_RAW:
+                        raw[0] = None
+                else:
+                    t = T_NONE
+            elif st[_R_HELD]:
+                t = int(_scan(0, 0, 0, ring, buf, st_o))
+            else:
+                t = T_NONE
+            if t == T_LINE:
+                n = st[_T_LEN]
+                h = st[_T_HEAD]
+                av[_A_E] = n
+                av[_A_ARGC] = -1
+                pending = False
+                if st[_D_PHASE] != PH_IDLE:
+                    pending = rst[_RS_FINAL] == R_PENDING
+                    if pending:
+                        if n == st[_D_ECHO] and buf.startswith(cmd[0]):
+                            st[_D_ECHO] = 0  # one echo per command
+                            st[_D_ECHOES] = st[_D_ECHOES] + 1
+                            continue
+                        m = st[_D_RESP]
+                        if m and n >= m and buf.startswith(cmd[1]):
+                            r.add(buf, 0, n)
+                            continue
+                    # A two-phase completion may come before or after the final code;
+                    # once the command is answered nothing else belongs to it, whatever
+                    # arrives before its coroutine resumes.
+                    m = st[_D_DONE]
+                    if m and n >= m and not st[_D_DONE_SEEN] and buf.startswith(cmd[2]):
+                        da = st[_D_DONE_ARG]
+                        if da == 0 or int(a.arg_int(0)) == da - 1:
+                            rst[_RS_DONE] = int(r.add(buf, 0, n))
+                            st[_D_DONE_SEEN] = 1
+                            if st[_D_WAITING]:
+                                flag.set()
+                            continue
+                    if pending:
+                        kind = int(final_of.get(h, 0))
+                        if kind:
+                            m = final_len[kind]
+                            if (n == m or (n > m and kind >= R_CME and kind <= R_CMS)) \
+                                    and buf.startswith(FINAL_TEXT[kind]):
+                                rst[_RS_FINAL] = kind
+                                if kind == R_CME or kind == R_CMS:
+                                    rst[_RS_CODE] = int(a.arg_int(0))
+                                if st[_D_WAITING]:
+                                    flag.set()
+                                continue
+                # the URC table: probe the head, then each entry of that head in order
+                e = 0
+                j = h & hmask
+                while hk[j]:
+                    if hk[j] == h + 1:
+                        e = hv[j]
+                        break
+                    j = (j + 1) & hmask
+                while e:
+                    i = e - 1
+                    m = elen[i]
+                    if n >= m:
+                        o = eoff[i]
+                        k = 0
+                        while k < m and lb[k] == bl[o + k]:
+                            k += 1
+                        if k == m:
+                            k = enargs[i]
+                            if k == 0 or int(_split(buf, av_o)) == k - 1:
+                                break
+                    e = enext[i]
+                if e:  # entry e - 1 takes it
+                    i = e - 1
+                    st[_D_URCS] = st[_D_URCS] + 1
+                    if ekind[i]:  # a store entry: no Python call
+                        _store(buf, av_o, urc_spec[i], urc_target[i])
+                        st[_D_STORES] = st[_D_STORES] + 1
+                    else:
+                        urc_fn[i](a)  # if it raises, pump() counts it and goes on
+                    continue
+                if pending and st[_D_BARE]:
+                    r.add(buf, 0, n)
+                    continue
+                st[_D_UNKNOWN] = st[_D_UNKNOWN] + 1
+                unk = hooks[1]
+                if unk:
+                    unk(a)
+            elif t == T_NONE:
+                return
+            elif t == T_PROMPT:
+                if st[_D_PHASE] == PH_PROMPT:
+                    st[_D_PROMPTED] = 1
+                    if st[_D_WAITING]:
+                        flag.set()
+            else:  # T_RAW or T_LOST
+                on_raw = hooks[0]
+                if on_raw:
+                    on_raw(t)
+
+
+class RingView:
+    """``Engine.ring``: the ring's counters and ``put`` (tests, transports without a stream)."""
+
+    def __init__(self, reader):
+        self._rd = reader
+        self._st = reader.st
+        self.size = len(reader.ring)
+
+    def put(self, src, n, off=0):
+        return self._rd.put(src, n, off)
+
+    def count(self):
+        return self._st[_R_HELD]
+
+    @property
+    def overflows(self):
+        return self._st[_R_OVERFLOWS]
+
+    @property
+    def dropped(self):
+        return self._st[_R_DROPPED]
+
+    @property
+    def lost(self):
+        return self._st[_R_LOST] != 0
+
+
+class TokenizerView:
+    """``Engine.tok``: the tokenizer's counters and the last line's facts, ``arm_raw``."""
+
+    def __init__(self, reader):
+        self._rd = reader
+        self._st = reader.st
+        self.line = reader.line
+        self.line_max = len(reader.line)
+        self.args = reader.args
+        self.arm_raw = reader.arm_raw
+
+    def arm_prompt(self, on=True):
+        st = self._st
+        st[_T_FLAGS] = (st[_T_FLAGS] | _F_PROMPT) if on else (st[_T_FLAGS] & ~_F_PROMPT)
+
+    @property
+    def llen(self):
+        return self._st[_T_LEN]
+
+    @property
+    def head(self):
+        """Head hash of the last line (``head_hash`` of its bytes up to ':')."""
+        return self._st[_T_HEAD]
+
+    @property
+    def truncated(self):
+        return self._st[_T_TRUNC] != 0
+
+    @property
+    def lines(self):
+        return self._st[_T_LINES]
+
+    @property
+    def truncations(self):
+        return self._st[_T_TRUNCS]
+
+    @property
+    def prompts(self):
+        return self._st[_T_PROMPTS]
+
+    @property
+    def resyncs(self):
+        return self._st[_T_RESYNCS]
+
+    @property
+    def raw_off(self):
+        """End offset, in the armed buffer, of the raw bytes copied so far."""
+        return self._st[_W_OFF]
+
+    @property
+    def raw_left(self):
+        return self._st[_W_LEFT]
+
+    @property
+    def raw_frames(self):
+        return self._st[_W_FRAMES]
+
+    @property
+    def raw_bytes(self):
+        return self._st[_W_BYTES]
+
+    @property
+    def raw_abandoned(self):
+        """Frames abandoned at their deadline (the reader resynchronised after each)."""
+        return self._st[_W_ABANDONED]
+
+    @property
+    def raw_refused(self):
+        """``arm_raw`` calls refused: length negative, above ``RAW_MAX`` or over the buffer."""
+        return self._st[_W_REFUSED]
+
+    @property
+    def stores(self):
+        return self._st[_D_STORES]
+
+
+def counters(reader):
+    """The reader's counters as a dict, for health reports (allocates: not per line)."""
+    st = reader.st
+    return {"lines": st[_T_LINES], "truncations": st[_T_TRUNCS], "prompts": st[_T_PROMPTS],
+            "resyncs": st[_T_RESYNCS], "overflows": st[_R_OVERFLOWS],
+            "dropped": st[_R_DROPPED], "raw_frames": st[_W_FRAMES],
+            "raw_abandoned": st[_W_ABANDONED], "raw_refused": st[_W_REFUSED],
+            "urcs": st[_D_URCS], "unknown": st[_D_UNKNOWN], "echoes": st[_D_ECHOES],
+            "handler_errors": reader.handler_errors}
