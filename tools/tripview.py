@@ -31,7 +31,13 @@ import os
 import sys
 import threading
 
-import matplotlib
+if __name__ == "__main__":  # plain python3 without matplotlib: continue under .venv
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import venvexec
+
+    venvexec.ensure(["matplotlib"])
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.dates as mdates  # noqa: E402
