@@ -18,6 +18,7 @@ its schema and code cost ~16 KB on the 64-bit unix port, the loaded dict ~3.5 KB
 
 import json
 
+from . import jsonstrict
 from .errors import ConfigError
 
 # Per-model defaults, used when a board file leaves the value null:
@@ -356,8 +357,10 @@ def validate(obj):
 def load(path):
     """Read and validate the board file at ``path``; ConfigError names the bad key."""
     try:
-        with open(path) as f:
-            obj = json.load(f)
+        with open(path, "rb") as f:
+            data = f.read()
+        jsonstrict.check(data)  # MicroPython's json alone takes {"a": 1,}: CPython refuses
+        obj = json.loads(data)
     except OSError as e:
         raise _err("<file>", "cannot read board file %s: %s" % (path, e)) from None
     except ValueError as e:

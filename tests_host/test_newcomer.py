@@ -1,0 +1,141 @@
+"""A newcomer's first commands: every documented tool refuses a mistake in one line that
+names it (no traceback), and works as printed under plain python3 (issue 13)."""
+
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOLS = os.path.join(ROOT, "tools")
+sys.path.insert(0, TOOLS)
+sys.path.insert(0, os.path.join(ROOT, "lib"))
+
+import boardarg  # noqa: E402
+import demo  # noqa: E402
+from atmq import board as boardmod  # noqa: E402
+from atmq import jsonstrict  # noqa: E402
+
+RUN_UNIX = os.path.join(TOOLS, "run_unix.py")
+# a python3 outside the venv (no paho, no matplotlib), as a user types it
+SYSTEM_PY = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+
+
+def run_unix(*args):
+    return subprocess.run([sys.executable, RUN_UNIX] + list(args), capture_output=True,
+                          text=True, timeout=60)
+
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--config", "nosuch.json"], "config file not found: nosuch.json"),
+    (["--modem", "tcp:127.0.0.1:%d" % closed_port()], "cannot connect"),
+    (["--modem", "127.0.0.1:40347"], "needs the tcp: prefix: --modem tcp:127.0.0.1:40347"),
+    (["--modem", "tcp:nohost"], "expected tcp:HOST:PORT"),
+    (["--modem", "/dev/nosuch-pty"], "/dev/nosuch-pty: no such pty or device"),
+    ([], "the board's uart.device (no --modem given) tcp:127.0.0.1:7600"),
+    (["--board", "freematics-one-pluss"], "did you mean freematics-one-plus?"),
+    (["--board", "freematics-one-plus"], "has no uart.device for the unix port"),
+])
+def test_run_unix_refuses_bad_arguments_naming_them(args, says, tmp_path):
+    if not args:  # the board's default address must be free for this case
+        try:
+            socket.create_connection(("127.0.0.1", 7600), timeout=1).close()
+            pytest.skip("something listens on 127.0.0.1:7600")
+        except OSError:
+            pass
+    r = run_unix(*(args + ["--flash", str(tmp_path / "flash")]))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert says in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "flash").exists()  # nothing started, nothing made
+
+
+def test_run_unix_refuses_a_config_the_firmware_would_refuse(tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"mqtt_port": "1883"}')
+    r = run_unix("--config", str(cfg), "--modem", "tcp:127.0.0.1:%d" % closed_port())
+    assert r.returncode == 2
+    assert "config key 'mqtt_port': must be an integer, got '1883'" in r.stderr
+
+
+def test_the_modem_probe_names_the_address_the_port_answers_on():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    try:
+        import run_unix as ru
+        ru.check_modem("tcp:127.0.0.1:%d" % srv.getsockname()[1], True)  # no raise
+    finally:
+        srv.close()
+
+
+def test_board_names_and_paths_resolve_one_way():
+    p = boardarg.resolve("unix")
+    assert p.endswith(os.path.join("boards", "unix.json"))
+    assert boardarg.resolve(p) == p
+    assert boardarg.resolve("unix.json").endswith("unix.json")
+    with pytest.raises(ValueError, match="did you mean lilygo-t-sim7600x"):
+        boardarg.resolve("lilygo-t-sim7600")
+
+
+@pytest.mark.parametrize("persona", list(demo.PERSONAS))
+def test_demo_board_per_persona_loads_with_the_right_family(persona, tmp_path):
+    b = boardmod.load(demo.persona_board(persona, str(tmp_path)))
+    assert b["modem"]["family"] == ("sm" if persona == "SIM800" else "cmqtt")
+
+
+def test_demo_status_line_fits_and_says_the_spool_estimate():
+    live = demo.Live(0.0)
+    live.health = {"spool_depth": 3, "uplink": {"sent": 40}, "reconnects": 0}
+    live.health_t = live.t0 = __import__("time").monotonic() - 20  # report 20 s old
+    live.fix = {"lat_e7": -338688000, "lon_e7": 1512093000, "speed_ckmh": 5430}
+    for width in (40, 80, 132):
+        line = live.line(width)
+        assert len(line) < width and "\n" not in line
+    assert "queued ~23" in live.line(80)  # 3 + 20 sampled since, nothing arrived since
+
+
+@pytest.mark.parametrize("tool, args, says", [
+    (["tools/tripview.py"], ["--help"], "usage: tripview.py"),
+    (["tools/modemsim"], ["--help"], "usage: modemsim"),
+    (["tools/demo.py"], ["--help"], "usage: demo.py"),
+])
+def test_documented_commands_work_under_plain_python3(tool, args, says):
+    """The system python3 lacks paho/matplotlib: the tool continues under .venv."""
+    r = subprocess.run([SYSTEM_PY] + tool + args, cwd=ROOT, capture_output=True, text=True,
+                       timeout=60, env={k: v for k, v in os.environ.items()
+                                        if k not in ("VIRTUAL_ENV", "ATMQ_VENV_REEXEC")})
+    assert r.returncode == 0, r.stderr
+    assert says in r.stdout
+
+
+def test_jsonstrict_agrees_with_cpython():
+    """Random short documents over JSON's alphabet: accepted by jsonstrict exactly when
+    CPython's json accepts them (the board and deploy.py agree)."""
+    rnd = random.Random(13)
+    alphabet = '{}[],:"a01.-e tfnul\\'
+    for _ in range(20000):
+        s = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 8)))
+        try:
+            json.loads(s)
+            ok = True
+        except ValueError:
+            ok = False
+        try:
+            jsonstrict.check(s)
+            mine = True
+        except ValueError:
+            mine = False
+        assert mine == ok, s
