@@ -139,3 +139,30 @@ def test_jsonstrict_agrees_with_cpython():
         except ValueError:
             mine = False
         assert mine == ok, s
+
+
+@pytest.mark.parametrize("cmd, says", [
+    ("demo", "usage: demo.py"), ("run-unix", "usage: run_unix.py"),
+    ("bench-drain", "usage: bench_drain.py"), ("bench", "AT reader benchmark"),
+])
+def test_dev_help_runs_nothing(cmd, says):
+    r = subprocess.run([SYSTEM_PY, os.path.join(TOOLS, "dev.py"), cmd, "--help"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and says in r.stdout, r.stderr
+    assert "[dev]" not in r.stdout  # no bootstrap step, no tool started
+
+
+def test_dev_test_passes_pytest_options_through(monkeypatch):
+    import dev
+
+    got = []
+    monkeypatch.setattr(dev, "cmd_test", lambda a: got.append(a.pytest_args) or 0)
+    assert dev.main(["test", "-k", "engine", "-x"]) == 0
+    assert dev.main(["test", "--", "-k", "engine"]) == 0
+    assert got == [["-k", "engine", "-x"], ["-k", "engine"]]
+
+
+def test_demo_faults_by_name():
+    assert demo.scenario_path("flaky_network").endswith("flaky_network.json")
+    with pytest.raises(Exception, match="flaky_network"):
+        demo.scenario_path("flaky")

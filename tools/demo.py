@@ -53,6 +53,27 @@ def _fresh(path):
     return path
 
 
+SCENARIOS = os.path.join(HERE, "modemsim", "scenarios")
+
+
+def scenario_names():
+    try:
+        return sorted(f[:-5] for f in os.listdir(SCENARIOS) if f.endswith(".json"))
+    except OSError:
+        return []
+
+
+def scenario_path(arg):
+    """``--faults``: a file, or the name of a shipped scenario (flaky_network)."""
+    if os.path.isfile(arg):
+        return arg
+    path = os.path.join(SCENARIOS, arg[:-5] if arg.endswith(".json") else arg) + ".json"
+    if os.sep not in arg and os.path.isfile(path):
+        return path
+    raise argparse.ArgumentTypeError("%r is neither a file nor a shipped scenario (%s)"
+                                     % (arg, ", ".join(scenario_names())))
+
+
 def persona_board(persona, folder):
     """boards/unix.json with the persona's modem model, written into ``folder``."""
     with open(os.path.join(ROOT, "boards", "unix.json")) as f:
@@ -169,7 +190,9 @@ def parse(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=0, help="stop after N s (0: until Ctrl-C)")
     p.add_argument("--persona", default="SIM7600E", choices=list(PERSONAS))
-    p.add_argument("--faults", default=None, help="fault scenario JSON (modemsim README)")
+    p.add_argument("--faults", default=None, type=scenario_path,
+                   help="a fault scenario: a shipped name (%s) or a JSON file "
+                   "(format: tools/modemsim/README.md)" % ", ".join(scenario_names()))
     p.add_argument("--save", default=DEFAULT_SAVE, help="JSON lines of what arrived")
     p.add_argument("--workdir", default=RUN_DIR,
                    help="config, flash and firmware.log of this run (emptied first)")
