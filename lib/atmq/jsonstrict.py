@@ -15,7 +15,7 @@ _MAX_DEPTH = 32
 def _fail(data, i, what):
     line = data.count(b"\n", 0, i) + 1
     col = i - (data.rfind(b"\n", 0, i) + 1) + 1
-    raise ValueError("%s: line %d column %d" % (what, line, col))
+    return ValueError("%s: line %d column %d" % (what, line, col))
 
 
 def _ws(data, i):
@@ -39,17 +39,17 @@ def _string(data, i):
             if e == 0x75:  # \uXXXX
                 for k in range(i + 2, i + 6):
                     if k >= n or data[k] not in b"0123456789abcdefABCDEF":
-                        _fail(data, i, "bad \\u escape")
+                        raise _fail(data, i, "bad \\u escape")
                 i += 6
                 continue
             if e not in b'"\\/bfnrt':
-                _fail(data, i, "bad escape")
+                raise _fail(data, i, "bad escape")
             i += 2
             continue
         if c < 0x20:
-            _fail(data, i, "control character in a string")
+            raise _fail(data, i, "control character in a string")
         i += 1
-    _fail(data, i, "unterminated string")
+    raise _fail(data, i, "unterminated string")
 
 
 def _number(data, i):
@@ -63,11 +63,11 @@ def _number(data, i):
         while i < n and 0x30 <= data[i] <= 0x39:
             i += 1
     else:
-        _fail(data, s, "expecting a value")
+        raise _fail(data, s, "expecting a value")
     if i < n and data[i] == 0x2E:
         i += 1
         if not (i < n and 0x30 <= data[i] <= 0x39):
-            _fail(data, i, "expecting a digit")
+            raise _fail(data, i, "expecting a digit")
         while i < n and 0x30 <= data[i] <= 0x39:
             i += 1
     if i < n and data[i] in b"eE":
@@ -75,24 +75,24 @@ def _number(data, i):
         if i < n and data[i] in b"+-":
             i += 1
         if not (i < n and 0x30 <= data[i] <= 0x39):
-            _fail(data, i, "expecting a digit")
+            raise _fail(data, i, "expecting a digit")
         while i < n and 0x30 <= data[i] <= 0x39:
             i += 1
     if i < n and 0x30 <= data[i] <= 0x39:
-        _fail(data, i, "leading zero")
+        raise _fail(data, i, "leading zero")
     return i
 
 
 def _value(data, i, depth):
     i = _ws(data, i)
     if i >= len(data):
-        _fail(data, i, "expecting a value")
+        raise _fail(data, i, "expecting a value")
     c = data[i]
     if c == 0x22:
         return _string(data, i)
     if c == 0x7B or c == 0x5B:  # { or [
         if depth >= _MAX_DEPTH:
-            _fail(data, i, "nested too deep")
+            raise _fail(data, i, "nested too deep")
         close = 0x7D if c == 0x7B else 0x5D
         i = _ws(data, i + 1)
         if i < len(data) and data[i] == close:
@@ -101,10 +101,10 @@ def _value(data, i, depth):
             if c == 0x7B:
                 i = _ws(data, i)
                 if i >= len(data) or data[i] != 0x22:
-                    _fail(data, i, "expecting a property name in double quotes")
+                    raise _fail(data, i, "expecting a property name in double quotes")
                 i = _ws(data, _string(data, i))
                 if i >= len(data) or data[i] != 0x3A:
-                    _fail(data, i, "expecting ':'")
+                    raise _fail(data, i, "expecting ':'")
                 i += 1
             i = _ws(data, _value(data, i, depth + 1))
             if i < len(data) and data[i] == 0x2C:
@@ -112,7 +112,7 @@ def _value(data, i, depth):
                 continue
             if i < len(data) and data[i] == close:
                 return i + 1
-            _fail(data, i, "expecting ',' or '%s'" % chr(close))
+            raise _fail(data, i, "expecting ',' or '%s'" % chr(close))
     for word in (b"true", b"false", b"null"):
         if data[i:i + len(word)] == word:
             return i + len(word)
@@ -125,4 +125,4 @@ def check(data):
         data = data.encode()
     i = _ws(data, _value(data, 0, 0))
     if i != len(data):
-        _fail(data, i, "extra data")
+        raise _fail(data, i, "extra data")
