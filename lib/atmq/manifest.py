@@ -26,6 +26,8 @@ package("atmq", files=[
     "fix.py",
     "gnssparse.py",
     "inbox.py",
+    "jsonstrict.py",
+    "log.py",
     "modem.py",
     "nmea.py",
     "power.py",
@@ -34,4 +36,5 @@ package("atmq", files=[
     "smmqtt.py",
     "tls.py",
     "tokenizer.py",
+    "wiring.py",
 ], base_path="..")
