@@ -24,7 +24,7 @@ from .errors import ConfigError
 # Per-model defaults, used when a board file leaves the value null:
 # (family, PWRKEY on pulse ms, PWRKEY off pulse ms, boot ms until the UART
 #  answers, shutdown ms until STATUS falls, RESET pulse ms or None).
-# The AT manuals in shared/seeds give no pin timings; sources, per model:
+# The AT manuals (003, 004) give no pin timings; sources, per model:
 # SIM7600: on 500 / off 3000 / boot 15000: LilyGO-T-A76XX examples/ATdebug/
 #   utilities.h (MODEM_POWERON/POWEROFF_PULSE_WIDTH_MS, MODEM_START_WAIT_MS for
 #   T-SIM7600); SIMCom SIM7600 Hardware Design: Ton typ 500 ms, Toff >= 2.5 s.
