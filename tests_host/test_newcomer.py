@@ -166,3 +166,54 @@ def test_demo_faults_by_name():
     assert demo.scenario_path("flaky_network").endswith("flaky_network.json")
     with pytest.raises(Exception, match="flaky_network"):
         demo.scenario_path("flaky")
+
+
+def _tool(*args, **kw):
+    return subprocess.run([sys.executable] + list(args), cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, **kw)
+
+
+def test_logdoctor_reads_a_plain_serial_monitor_log(tmp_path):
+    log = tmp_path / "monitor.log"
+    log.write_text("[12:00:01.100] AT+CPIN?\n[12:00:01.150] +CPIN: READY\n\nOK\n"
+                   "AT+CMQTTSTART\nOK\n+CMQTTSTART: 23\n")
+    r = _tool("tools/logdoctor.py", str(log))
+    assert r.returncode == 0, r.stderr
+    assert "> AT+CPIN?" in r.stdout and "CMQTT 23: network is opened" in r.stdout
+
+
+def test_logdoctor_names_the_formats_it_reads(tmp_path):
+    log = tmp_path / "odd.log"
+    log.write_text("> AT\nhello there\n")
+    r = _tool("tools/logdoctor.py", str(log))
+    assert r.returncode == 2 and "two accepted formats" in r.stderr and "Traceback" not in \
+        r.stderr
+
+
+def test_logdoctor_into_a_closed_pipe_is_quiet():
+    atx = sorted(f for f in os.listdir(os.path.join(ROOT, "tests_host", "transcripts"))
+                 if f.endswith(".atx"))[0]
+    p = subprocess.Popen([sys.executable, "tools/logdoctor.py", "--json",
+                          os.path.join("tests_host", "transcripts", atx)], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.read(10)
+    p.stdout.close()  # what "| head -1" does
+    err = p.stderr.read().decode()
+    p.wait(30)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_freematics2atx_missing_file_is_one_line():
+    r = _tool("tools/freematics2atx.py", "/nosuch")
+    assert r.returncode == 2 and r.stderr.strip() == \
+        "freematics2atx: /nosuch: No such file or directory"
+
+
+def test_tripview_says_what_an_atx_is():
+    atx = sorted(f for f in os.listdir(os.path.join(ROOT, "tests_host", "transcripts"))
+                 if f.endswith(".atx"))[0]
+    r = _tool("tools/tripview.py", os.path.join("tests_host", "transcripts", atx), "--png",
+              "/tmp/never.png")
+    assert r.returncode == 2 and "an .atx modem transcript" in r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr  # one line, not one per transcript line
