@@ -177,3 +177,17 @@ def test_build_picks_the_family_of_the_model():
     finally:
         a.close()
         b.close()
+
+
+def test_engine_says_which_streams_it_takes():
+    from atmq.engine import Engine
+
+    a, b = socket.socketpair()
+    try:
+        with pytest.raises(TypeError, match="stream_of"):
+            Engine(a)  # a CPython socket has recv_into/send, not readinto/write
+        at = Engine(wiring.stream_of(a))  # adapted: the engine reads it
+        assert at.stream is not a
+    finally:
+        a.close()
+        b.close()

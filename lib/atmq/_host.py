@@ -98,7 +98,12 @@ class ThreadSafeFlag:
 
 async def wait_readable(s):
     """Host fakes and adapters provide ``async wait_readable()`` themselves."""
-    await s.wait_readable()
+    w = getattr(s, "wait_readable", None)
+    if w is None:
+        raise TypeError("on CPython the engine's stream needs async wait_readable(): "
+                        "atmq.wiring.stream_of(%s) adapts sockets and file descriptors"
+                        % type(s).__name__)
+    await w()
 
 
 async def wait_writable(s):
