@@ -12,7 +12,7 @@ Error and warning lines carry the state of the link when a context function is
 set (``set_context``: the telelogger's says ``link=down reg=searching``), and
 ``exc(e)`` writes an exception the way a reader of the log needs it: for a
 ``ModemError`` the table, the code, its class, the manual's meaning and the AT
-command (``CMQTT 14 TRANSIENT: client is busy [AT+CMQTTSUB=0,9,1]``).
+command (``CMQTT 14 (client is busy): client is busy [AT+CMQTTSUB=0,9,1], transient``).
 
 Line format: ``<ticks_ms> <E|W|I|D> <tag>[ <context>]: <message>``.
 """
@@ -61,7 +61,10 @@ def exc(e):
 
         cls = getattr(e, "cls", 4)
         name = CLASS_NAMES[cls] if 0 <= cls < len(CLASS_NAMES) else "?"
-        return "%s %s %s: %s" % (kind, e.code, name, e)
+        text = str(e)  # "CME 30 (no nw service): ... [AT+CEREG?]": table and code first
+        if not text.startswith(kind):
+            text = "%s %s %s" % (kind, e.code, text)
+        return "%s, %s" % (text, name.lower())
     return "%s: %s" % (type(e).__name__, e)
 
 
