@@ -12,7 +12,8 @@ atmq.log before they get here.  A flash error never reaches the caller: it is
 counted (``write_errors``, ``dropped``).
 
 ``context(app)`` is the string atmq.log adds to warning/error lines: the link
-state (``link=up|down``), the registration, the last link error's table and code.
+state (``link=up|down``), the registration (``reg=home``), the last link error's
+table and code.
 ``tail(n)`` reads the last ``n`` lines back (the ``log`` command, the health
 report), newest last, across both files.
 """
@@ -27,6 +28,8 @@ from . import fsutil
 
 FLUSH_MS = 10000
 _PENDING_MAX = 16  # warnings waiting for the next flush; one more writes them all
+# 3GPP 27.007 +CREG/+CGREG/+CEREG <stat> (003 s.4.2.1)
+_REG = ("none", "home", "searching", "denied", "unknown", "roaming", "sms-only")
 _NAME = "log.txt"
 _OLD = "log.1.txt"
 
@@ -98,9 +101,10 @@ def context(app):
     c = getattr(app, "client", None)
     parts = ["link=" + ("up" if c is not None and c.isconnected() else "down")]
     m = getattr(app, "modem", None)
-    reg = getattr(m, "reg", None)
-    if reg:
-        parts.append("reg=%s" % ",".join(str(r) for r in reg))
+    best = getattr(m, "best_stat", None)
+    stat = best() if best is not None else -1
+    if 0 <= stat < len(_REG):
+        parts.append("reg=" + _REG[stat])
     e = getattr(app, "last_link_error", None)
     if e is not None and hasattr(e, "kind"):
         parts.append("last=%s %s" % (e.kind, e.code))

@@ -43,6 +43,7 @@ from .compat import (
     wait_readable,
     wait_writable,
 )
+from . import log as alog
 from .errors import ATError, ATTimeout, ModemError
 from .ring import RingBuffer
 from .tokenizer import (
@@ -544,7 +545,9 @@ class Engine:
                 self.end()
             if check and r.final != R_OK:
                 self.errors += 1
-                raise self.error(cmd)
+                e = self.error(cmd)
+                alog.info("at", "%s", alog.exc(e))  # callers decide; often expected
+                raise e
             return r
 
     @micropython.viper
@@ -615,7 +618,11 @@ class Engine:
             left = ticks_diff(deadline, ticks_ms())
             if left <= 0:
                 self.timeouts += 1
-                raise ATTimeout(cmd, timeout_ms)
+                e = ATTimeout(cmd, timeout_ms)
+                # the field log: every timeout once; a bare "AT" is a liveness probe, where
+                # no answer is itself the answer (a modem still booting)
+                (alog.info if cmd == b"AT" else alog.warn)("at", "%s", alog.exc(e))
+                raise e
             self._flag.clear()
             if cond():  # the reader may have run between the check and the clear
                 break
