@@ -124,8 +124,8 @@ _R_OVERFLOW = const(5)
 
 def _check_stream(s):
     """Refuse, saying what is taken, a stream the reader cannot use (at construction, not
-    at the first read inside a task)."""
-    if not (hasattr(s, "readinto") and hasattr(s, "write")):
+    at the first read inside a task).  None is fed through ``pump()`` only (tests)."""
+    if s is not None and not (hasattr(s, "readinto") and hasattr(s, "write")):
         raise TypeError("Engine takes a stream with non-blocking readinto()/write() (a "
                         "machine.UART(..., timeout=0), a socket, a pty; on CPython "
                         "atmq.wiring.stream_of(sock) adapts a socket); got %s"
@@ -218,8 +218,7 @@ class Engine:
                  resp_lines=16, max_args=24, tx_max=600):
         if chunk_size > ring_size:
             raise ValueError("chunk_size must not exceed ring_size")
-        if stream is not None:  # None: fed through pump() only (tests, benchmarks)
-            _check_stream(stream)
+        _check_stream(stream)
         self.stream = stream
         self.ring = RingBuffer(ring_size)
         self.tok = Tokenizer(self.ring, line_max, max_args)
