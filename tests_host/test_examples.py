@@ -25,10 +25,11 @@ class Sim:
     """``python3 tools/modemsim --fast`` as a user starts it (its LISTENING line read)."""
 
     def __init__(self, broker, persona="SIM7600E"):  # noqa: F811
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "tools", "modemsim"), "--fast", "--persona",
-             persona, "--broker", "%s:%d" % (broker.host, broker.port), "--seconds", "120"],
-            stdout=subprocess.PIPE, text=True)
+        cmd = [sys.executable, os.path.join(ROOT, "tools", "modemsim"), "--fast", "--persona",
+               persona, "--broker", "%s:%d" % (broker.host, broker.port), "--seconds", "120"]
+        if broker.tls_port:
+            cmd += ["--broker-tls", "%s:%d" % (broker.host, broker.tls_port)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()  # pyright: ignore[reportOptionalMemberAccess]
         assert line.startswith("LISTENING"), line
         self.port = int(line.split()[1])
@@ -118,6 +119,19 @@ def test_echo_callback_answers_a_command(broker, sim, mqtt_sub, interp):  # noqa
             p.kill()
             p.wait(5)
         t.join(5)
+
+
+def test_tls_publish_puts_the_ca_on_the_modem_then_connects(broker, sim, mqtt_sub):  # noqa: F811
+    if not broker.tls_port:
+        pytest.skip("no TLS listener (amqtt fallback)")
+    mqtt_sub.subscribe("atmq-tls/#")
+    p = example("tls_publish.py", "micropython", env_for(
+        broker, sim, ATMQ_PORT=str(broker.tls_port), ATMQ_CA=broker.ca_path, ATMQ_COUNT="2"))
+    out, _ = p.communicate(timeout=90)
+    assert p.returncode == 0, out
+    assert "connected over TLS" in out, out
+    # the simulator bridges to the TLS listener with the CA that AT+CCERTDOWN stored
+    assert [mqtt_sub.wait_for("atmq-tls/count", 20)[1] for _ in range(2)] == [b"0", b"1"]
 
 
 @pytest.mark.parametrize("interp", INTERPRETERS)

@@ -28,7 +28,10 @@ a ``TypeError`` that says what is taken.
 ``keepalive_s``, ``user``, ``password``, ``will``, ``tls``, ``subscriptions``,
 ``qos``, ... see ``atmq.client``), the modem's (``apn``, ``apn_user``,
 ``apn_password``, ``pin``) and sizes (``inbox_slots``, ``topic_max``,
-``payload_max``, ``events``).  An unknown key is a ``ConfigError`` naming it.
+``payload_max``, ``events``), and ``certs`` (``{name: PEM bytes}``: certificate
+files put on the modem before the first connect when it does not list them; the
+``tls`` profile then names them, e.g. ``atmq.tls.mosquitto_tls("ca.pem")``).  An
+unknown key is a ``ConfigError`` naming it.
 ``on_message`` / ``on_recovery`` are the client's callbacks.
 
 The reader and supervisor tasks are started here and kept in ``client.tasks``;
@@ -190,13 +193,16 @@ async def connect(stream, board_or_model, on_message=None, on_recovery=None, pin
     """A connected ``MQTTClient`` (reader and supervisor running); see the module docstring.
     Without ``client_id`` the modem is brought up first and its IMEI names the client
     ("atmq-<IMEI>")."""
+    certs = config.pop("certs", None)
     parts = _parts(stream, board_or_model, pin_factory, config)
     at, modem, cc = parts[0], parts[3], parts[5]
     tasks = [asyncio.create_task(at.run())]  # type: list
     try:
-        if not cc.get("client_id"):
+        if certs or not cc.get("client_id"):
             timeout = cc.get("reg_timeout_ms") or _CLIENT_KEYS["reg_timeout_ms"]
             await modem.bring_up(timeout)  # identification gives the IMEI
+        if certs:
+            await install_certs(at, certs)
         client = _client(parts, on_message, on_recovery)
         client.tasks = tasks  # type: ignore[attr-defined]
         await client.connect()
@@ -205,6 +211,23 @@ async def connect(stream, board_or_model, on_message=None, on_recovery=None, pin
         raise
     tasks.append(asyncio.create_task(client.run()))
     return client
+
+
+async def install_certs(at, certs):
+    """Download each ``{name: PEM bytes}`` the modem does not list yet (AT+CCERTLIST, then
+    AT+CCERTDOWN, 003 s.17.2); a name already there is kept (delete it with
+    ``atmq.tls.delete_cert`` to replace it).  Returns the names downloaded."""
+    from . import tls
+
+    if not isinstance(certs, dict):
+        raise ConfigError("certs", "a dict {name on the modem: PEM bytes}")
+    have = await tls.list_certs(at)
+    done = []
+    for name, data in certs.items():
+        if name not in have:
+            await tls.download_cert(at, name, data)
+            done.append(name)
+    return done
 
 
 def _cancel(tasks):
