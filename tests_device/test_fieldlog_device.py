@@ -84,14 +84,17 @@ def test_secrets_never_reach_a_line_the_ring_or_flash():
     d = tlogfs.tmpdir("flogsec")
     app = _App()
     fl = fieldlog.install(app, d, _Cfg({"mqtt_password": "s3cret-pw", "apn_pass": "apn-pw-9",
-                                       "apn": "internet"}))
+                                       "apn": "internet", "sim_pin": "4711"}))
     e = ModemError("CME", 100, b'AT+CMQTTCONNECT=0,"tcp://h:1883",60,1,"user","s3cret-pw"')
     alog.error("link", "connect: %s", alog.exc(e))
     alog.warn("link", "apn password apn-pw-9 and %s", b"s3cret-pw")
+    alog.warn("sim", "%s", alog.exc(ModemError("CME", 16, b'AT+CPIN="4711"')))
+    alog.warn("t", "uptime 4711 s")  # the PIN's digits elsewhere are not a secret
     fl.flush()
     text = "\n".join(alog.tail(32) + fl.tail(50))
     assert "s3cret-pw" not in text and "apn-pw-9" not in text, text
-    assert text.count("<redacted>") >= 3 and "internet" not in text
+    assert 'AT+CPIN="<redacted>"' in text and "4711" in alog.tail(1)[0], text
+    assert text.count("<redacted>") >= 4 and "internet" not in text
     tlogfs.rmtree(d)
     alog.reset()
 

@@ -122,7 +122,9 @@ def install(app, root, cfg=None):
         from . import config as _config
 
         for key in _config.SCHEMA:
-            if _config.is_secret(key):
+            # the SIM PIN is 4-8 digits: blanked inside AT+CPIN=... by atmq.log instead of
+            # replaced wherever those digits occur
+            if _config.is_secret(key) and key != "sim_pin":
                 v = cfg.get(key)
                 if v:
                     alog.add_secret(v)

@@ -87,6 +87,21 @@ def redact(text):
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, "<redacted>")
+    # a SIM PIN/PUK is too short to replace wherever its digits occur (time stamps, codes):
+    # the quoted arguments of AT+CPIN="<pin>"[,"<new pin>"] (003 s.6.2.2) are blanked
+    i = text.find("CPIN=")
+    if i >= 0:
+        j = i + 5
+        while j < len(text) and text[j] == '"':
+            k = text.find('"', j + 1)
+            if k < 0:
+                text = text[:j + 1] + "<redacted>"
+                break
+            text = text[:j + 1] + "<redacted>" + text[k:]
+            j += 12  # past '"<redacted>"'
+            if text[j:j + 1] != ",":
+                break
+            j += 1
     return text
 
 

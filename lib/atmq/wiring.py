@@ -44,6 +44,7 @@ tasks are stopped again: nothing is left running after a failed call.
 import asyncio
 
 from . import board as _board
+from . import log as alog
 from .client import _DEFAULTS as _CLIENT_KEYS
 from .client import MQTTClient
 from .compat import IS_MICROPYTHON
@@ -153,6 +154,9 @@ def _parts(stream, board_or_model, pin_factory, config):
     """(engine, events, inbox, modem, driver, client config): nothing sent yet."""
     board, model, family = _board_of(board_or_model)
     cc, mo, sizes = _split(config)
+    for secret in (cc.get("password"), mo.get("apn_password")):
+        if secret:
+            alog.add_secret(secret)  # never in a log line (AT+CMQTTCONNECT carries it)
     s = stream_of(stream)
     at = Engine(s)
     events = EventQueue(sizes["events"])
