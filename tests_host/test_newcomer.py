@@ -217,3 +217,30 @@ def test_tripview_says_what_an_atx_is():
               "/tmp/never.png")
     assert r.returncode == 2 and "an .atx modem transcript" in r.stderr
     assert r.stderr.count("\n") == 1, r.stderr  # one line, not one per transcript line
+
+
+def _demo(tmp_path, *args):
+    return subprocess.run([sys.executable, os.path.join(TOOLS, "demo.py"), "--fast",
+                           "--save", str(tmp_path / "received.jsonl"),
+                           "--workdir", str(tmp_path / "run")] + list(args),
+                          cwd=ROOT, capture_output=True, text=True, timeout=150)
+
+
+def test_demo_on_the_sim800_delivers(tmp_path):
+    """The SIM800 persona: the SM driver, the Freematics text format, keepalive 60."""
+    r = _demo(tmp_path, "--persona", "SIM800", "--seconds", "12")
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    made = [ln for ln in out.splitlines() if ln.startswith("firmware ")]
+    got = [ln for ln in out.splitlines() if ln.startswith("records received")]
+    assert got and int(got[0].split()[2]) > 0, out
+    assert made and ", 0 left in its spool" in made[0], out  # the clean stop sent the rest
+    assert "gaps in seq        0" in out, out
+
+
+def test_demo_that_delivers_nothing_fails(tmp_path):
+    """A firmware that cannot even boot (16 KB of heap): the demo says so and exits 1."""
+    r = _demo(tmp_path, "--seconds", "4", "--heapsize", "16K")
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "no record reached the broker" in out, out
