@@ -17,11 +17,17 @@ from atmq.engine import Engine
 from atmq.errors import ModemError
 
 
+def setting(name, default):
+    """``default``, or the environment's ``name`` on a PC (the ESP32's os has no getenv)."""
+    getenv = getattr(os, "getenv", None)
+    return (getenv(name) if getenv is not None else None) or default
+
+
 def modem_uart():
     try:
         from machine import UART
     except ImportError:
-        return os.getenv("ATMQ_MODEM") or "tcp:127.0.0.1:7600"
+        return setting("ATMQ_MODEM", "tcp:127.0.0.1:7600")
     return UART(1, baudrate=115200, tx=27, rx=26, rxbuf=4096, timeout=0)
 
 

@@ -13,24 +13,31 @@ import os
 
 import atmq
 
-MODEL = os.getenv("ATMQ_MODEL") or "SIM7600"
+
+def setting(name, default):
+    """``default``, or the environment's ``name`` on a PC (the ESP32's os has no getenv)."""
+    getenv = getattr(os, "getenv", None)
+    return (getenv(name) if getenv is not None else None) or default
+
+
+MODEL = setting("ATMQ_MODEL", "SIM7600")
 DEVICE = "atmq-echo"
 CONFIG = {
-    "host": os.getenv("ATMQ_HOST") or "test.mosquitto.org",
-    "port": int(os.getenv("ATMQ_PORT") or "1883"),
+    "host": setting("ATMQ_HOST", "test.mosquitto.org"),
+    "port": int(setting("ATMQ_PORT", "1883")),
     "client_id": DEVICE,
-    "apn": os.getenv("ATMQ_APN") or "internet",
+    "apn": setting("ATMQ_APN", "internet"),
     "subscriptions": [(DEVICE + "/cmd", 1)],
     "will": {"topic": DEVICE + "/status", "payload": "offline", "qos": 1, "retain": False},
 }
-ANSWERS = int(os.getenv("ATMQ_COUNT") or "0")  # answers before the program ends (0: never)
+ANSWERS = int(setting("ATMQ_COUNT", "0"))  # answers before the program ends (0: never)
 
 
 def modem_uart():
     try:
         from machine import UART
     except ImportError:
-        return os.getenv("ATMQ_MODEM") or "tcp:127.0.0.1:7600"
+        return setting("ATMQ_MODEM", "tcp:127.0.0.1:7600")
     return UART(1, baudrate=115200, tx=27, rx=26, rxbuf=4096, timeout=0)
 
 

@@ -17,16 +17,23 @@ import os
 
 import atmq
 
+
+def setting(name, default):
+    """``default``, or the environment's ``name`` on a PC (the ESP32's os has no getenv)."""
+    getenv = getattr(os, "getenv", None)
+    return (getenv(name) if getenv is not None else None) or default
+
+
 # ---- settings: edit these for your board, SIM and broker ---------------------------------
-MODEL = os.getenv("ATMQ_MODEL") or "SIM7600"  # or "A7670", "SIM7670", "SIM7070", "SIM800"
+MODEL = setting("ATMQ_MODEL", "SIM7600")  # or "A7670", "SIM7670", "SIM7070", "SIM800"
 CONFIG = {
-    "host": os.getenv("ATMQ_HOST") or "test.mosquitto.org",
-    "port": int(os.getenv("ATMQ_PORT") or "1883"),
+    "host": setting("ATMQ_HOST", "test.mosquitto.org"),
+    "port": int(setting("ATMQ_PORT", "1883")),
     "client_id": "atmq-hello",
-    "apn": os.getenv("ATMQ_APN") or "internet",  # your SIM's APN
+    "apn": setting("ATMQ_APN", "internet"),  # your SIM's APN
     "subscriptions": [("atmq-hello/in", 1)],
 }
-COUNT = int(os.getenv("ATMQ_COUNT") or "0")  # publishes before the program ends (0: forever)
+COUNT = int(setting("ATMQ_COUNT", "0"))  # publishes before the program ends (0: forever)
 
 
 def modem_uart():
@@ -35,7 +42,7 @@ def modem_uart():
     try:
         from machine import UART
     except ImportError:
-        return os.getenv("ATMQ_MODEM") or "tcp:127.0.0.1:7600"
+        return setting("ATMQ_MODEM", "tcp:127.0.0.1:7600")
     return UART(1, baudrate=115200, tx=27, rx=26, rxbuf=4096, timeout=0)
 
 

@@ -19,23 +19,30 @@ import os
 import atmq
 from atmq import tls
 
-MODEL = os.getenv("ATMQ_MODEL") or "SIM7600"  # the CMQTT family (A7670, SIM7670 too)
-CA_FILE = os.getenv("ATMQ_CA") or "/ca.pem"  # the broker's CA, PEM; on the board's flash
+
+def setting(name, default):
+    """``default``, or the environment's ``name`` on a PC (the ESP32's os has no getenv)."""
+    getenv = getattr(os, "getenv", None)
+    return (getenv(name) if getenv is not None else None) or default
+
+
+MODEL = setting("ATMQ_MODEL", "SIM7600")  # the CMQTT family (A7670, SIM7670 too)
+CA_FILE = setting("ATMQ_CA", "/ca.pem")  # the broker's CA, PEM; on the board's flash
 CONFIG = {
-    "host": os.getenv("ATMQ_HOST") or "test.mosquitto.org",
-    "port": int(os.getenv("ATMQ_PORT") or "8883"),
+    "host": setting("ATMQ_HOST", "test.mosquitto.org"),
+    "port": int(setting("ATMQ_PORT", "8883")),
     "client_id": "atmq-tls",
-    "apn": os.getenv("ATMQ_APN") or "internet",
+    "apn": setting("ATMQ_APN", "internet"),
     "tls": tls.mosquitto_tls("ca.pem"),
 }
-COUNT = int(os.getenv("ATMQ_COUNT") or "0")  # publishes before the program ends (0: forever)
+COUNT = int(setting("ATMQ_COUNT", "0"))  # publishes before the program ends (0: forever)
 
 
 def modem_uart():
     try:
         from machine import UART
     except ImportError:
-        return os.getenv("ATMQ_MODEM") or "tcp:127.0.0.1:7600"
+        return setting("ATMQ_MODEM", "tcp:127.0.0.1:7600")
     return UART(1, baudrate=115200, tx=27, rx=26, rxbuf=4096, timeout=0)
 
 

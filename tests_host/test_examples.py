@@ -205,3 +205,15 @@ def test_engine_says_which_streams_it_takes():
     finally:
         a.close()
         b.close()
+
+
+def test_examples_run_on_a_board_too():
+    """The ESP32's os has no getenv and its UART comes from machine: every example reads
+    its PC switches through setting() and opens machine.UART when there is one."""
+    for name in sorted(os.listdir(EXAMPLES)):
+        if not name.endswith(".py"):
+            continue
+        with open(os.path.join(EXAMPLES, name)) as f:
+            text = f.read()
+        assert text.count("os.getenv") == 0 and "getattr(os, \"getenv\", None)" in text, name
+        assert "from machine import UART" in text, name
