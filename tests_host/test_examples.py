@@ -217,3 +217,37 @@ def test_examples_run_on_a_board_too():
             text = f.read()
         assert text.count("os.getenv") == 0 and "getattr(os, \"getenv\", None)" in text, name
         assert "from machine import UART" in text, name
+
+
+def test_engine_over_a_pty_on_cpython():
+    """A pty (what a USB serial adapter looks like) as a file descriptor: stream_of adapts
+    it and the engine runs a command over it."""
+    import tty
+
+    from atmq.engine import Engine
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+
+    async def t():
+        at = Engine(wiring.stream_of(master))
+        reader = asyncio.create_task(at.run())
+        loop = asyncio.get_running_loop()
+        got = bytearray()
+
+        def modem_side():  # answers the one command it gets, as a modem would
+            got.extend(os.read(slave, 64))
+            if got.endswith(b"\r"):
+                os.write(slave, b"\r\n+CSQ: 21,0\r\n\r\nOK\r\n")
+        loop.add_reader(slave, modem_side)
+        try:
+            r = await asyncio.wait_for(at.cmd(b"AT+CSQ", resp=b"+CSQ:"), 10)
+            return bytes(got), r.line(0).arg_int(0)
+        finally:
+            loop.remove_reader(slave)
+            reader.cancel()
+    try:
+        assert asyncio.run(t()) == (b"AT+CSQ\r", 21)
+    finally:
+        os.close(master)
+        os.close(slave)
