@@ -244,3 +244,17 @@ def test_demo_that_delivers_nothing_fails(tmp_path):
     out = r.stdout + r.stderr
     assert r.returncode == 1, out
     assert "no record reached the broker" in out, out
+
+
+def test_demo_shows_the_firmware_warnings_as_they_come(tmp_path):
+    log = tmp_path / "firmware.log"
+    log.write_text("[tlog] running\n123 I at: fine\n")
+    tail = demo.LogTail(str(log))
+    assert tail.new_lines() == []
+    with open(log, "a") as f:
+        f.write("4567 W at [link=up reg=home]: TIMEOUT: no final result within 9000 ms "
+                "[AT+CSQ], transient\n4568 E link: x\n4569 W half a li")
+    assert [x.split(" ")[1] for x in tail.new_lines()] == ["W", "E"]
+    with open(log, "a") as f:
+        f.write("ne\n")
+    assert tail.new_lines() == ["4569 W half a line"]

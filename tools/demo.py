@@ -12,7 +12,8 @@ GNSS track (tools/modemsim/tracks/demo.json) with the optional fault scenario
 config; a paho subscriber on ``tlog/<device>/#`` shows what arrives: a status line with
 records received, confirmed (PUBACKed, from the device's health report), queued (its
 spool), the latest fix and speed, and lines for status changes, faults fired and the
-acks of two remote commands the demo sends (ping, get).  Ctrl-C or ``--seconds`` ends it
+acks of two remote commands the demo sends (ping, get), and the firmware's own
+warning and error lines (its field log) as they happen.  Ctrl-C or ``--seconds`` ends it
 with a summary (records, seq gaps, duplicates, reconnects, elapsed); every process it
 started is stopped by pid.  What the subscriber received is saved as JSON lines for
 tools/tripview.py.  When a part is missing the demo says which and stops.
@@ -266,8 +267,34 @@ def _tail(text, n=15):
     return "\n".join("    " + x for x in text.strip().splitlines()[-n:])
 
 
+class LogTail:
+    """New warning and error lines of the firmware's console log (atmq.log's ``W``/``E``
+    lines: link state, AT command, the manual's code), read where the last call stopped."""
+
+    def __init__(self, path):
+        self.path = path
+        self.pos = 0
+
+    def new_lines(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.pos)
+                data = f.read()
+        except OSError:
+            return []
+        end = data.rfind(b"\n") + 1  # a line still being written waits for the next call
+        self.pos += end
+        out = []
+        for raw in data[:end].decode("utf-8", "replace").splitlines():
+            parts = raw.split(" ", 2)
+            if len(parts) == 3 and parts[0].isdigit() and parts[1] in ("W", "E"):
+                out.append(raw)
+        return out
+
+
 def _loop(args, rig, live):
     tty = sys.stdout.isatty()
+    logtail = LogTail(rig.fw.log_path)
     pinged = False
     last_print = 0.0
     nfaults = 0
@@ -281,6 +308,8 @@ def _loop(args, rig, live):
         nfaults = len(faults)
         while live.events:
             say(live.events.pop(0))
+        for line in logtail.new_lines():
+            say("firmware: " + line)
         if not rig.fw.running():
             say("the firmware stopped (exit %s); its log ends:" % rig.fw.proc.returncode)
             print(_tail(rig.fw.log_text()))
