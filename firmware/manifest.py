@@ -16,6 +16,7 @@ package("tlog", files=[
     "capture.py",
     "commands.py",
     "config.py",
+    "fieldlog.py",
     "fsutil.py",
     "health.py",
     "imu.py",

@@ -6,7 +6,7 @@ It is a UART-like stream (the project's stream protocol): ``readinto(buf)`` and
 whose ``ioctl(MP_STREAM_POLL)`` reports readiness, so asyncio's poller can wait
 on it (the unix port re-polls such objects every 1 ms: slower, still correct).
 
-Semantics (shared/docs/transcript-format.md, "Replay semantics"): a cursor over
+Semantics (docs/transcript-format.md, "Replay semantics"): a cursor over
 the records.  At a ``>`` run the host's bytes, written in any number of calls,
 are compared one by one; the first wrong byte raises ``ReplayMismatch`` at once
 and is kept in ``failure`` so a test can report it even if the driver swallowed

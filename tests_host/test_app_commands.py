@@ -223,3 +223,39 @@ def test_run_answers_on_ack_topic_and_reboots_after_answer(tmp_path):
     assert [a[1]["id"] for a in acks] == [1, None, 2]
     assert acks[2][1] == {"id": 2, "ok": True, "result": {"rebooting": True}}
     assert ctx.rebooted == 1
+
+
+def test_log_command_returns_the_last_lines_bounded_and_redacted(tmp_path):
+    from atmq import log as alog
+    from tlog import fieldlog
+
+    alog.reset()
+    alog.set_level(console=alog.ERROR + 1)
+    cm, app, _client = make(tmp_path)
+    app.flog = fieldlog.install(app, str(tmp_path), app.cfg)  # pyright: ignore
+    alog.add_secret("pw-secret-1")
+    for i in range(30):
+        alog.warn("t", "line %d pw-secret-1 %s", i, "y" * 60)
+
+    def ask(**kw) -> dict:
+        r = asyncio.run(cm.handle(OWN, json.dumps(dict(id=1, cmd="log", **kw)).encode()))
+        assert r is not None
+        return r
+
+    r = ask(lines=5)
+    assert r["ok"], r
+    lines = r["result"]["lines"]
+    assert len(lines) == 5 and lines[-1].endswith("line 29 <redacted> " + "y" * 60)
+    assert r["result"]["warnings"] == 30 and r["result"]["left_out"] == 0
+    r = ask(lines=50)  # 30 lines of ~100 bytes do not fit one answer: the oldest go
+    res = r["result"]
+    assert sum(len(x) + 4 for x in res["lines"]) <= 1536 and res["left_out"] > 0
+    assert len(json.dumps(r)) < 2048
+    r = ask(lines=3, source="flash")
+    assert [x.split(": ", 1)[1][:7] for x in r["result"]["lines"]] == ["line 27", "line 28",
+                                                                       "line 29"]
+    for bad in ({"lines": 0}, {"lines": "5"}, {"source": "disk"}):
+        r = ask(**bad)
+        assert not r["ok"] and ("lines" in r["error"] or "source" in r["error"]), r
+    assert "pw-secret-1" not in json.dumps(ask(lines=50))
+    alog.reset()

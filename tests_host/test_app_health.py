@@ -158,3 +158,21 @@ def test_flash_root_paths():
     assert flash_root({"fs_root": "/"}) + "/spool" == "/spool"  # ESP32: not "//spool"
     assert flash_root({"fs_root": "var/flash"}) == "var/flash"
     assert flash_root({"fs_root": "/"}, "/tmp/flash/") == "/tmp/flash"
+
+
+def test_report_carries_the_log_tail_once_after_an_error():
+    from atmq import log as alog
+
+    alog.reset()
+    alog.set_level(console=alog.ERROR + 1)
+    ctx = Ctx()
+    h = Health(ctx, Topics("tlog", "dev1"), ctx.client)
+    alog.warn("link", "a warning alone brings no tail")
+    rep = h.report()
+    assert rep["log"] == {"errors": 0, "warnings": 1}
+    alog.error("link", "attach refused")
+    rep = h.report()
+    assert rep["log"]["errors"] == 1 and rep["log"]["tail"][-1].endswith("attach refused")
+    assert len(rep["log"]["tail"]) == 2
+    assert "tail" not in h.report()["log"]  # reported once; the next error brings it again
+    alog.reset()

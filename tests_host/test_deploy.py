@@ -46,7 +46,8 @@ def make_tree(root):
     (root / "firmware" / "tlog" / "__init__.py").write_text("")
     (root / "firmware" / "tlog" / "app.py").write_text(
         "from atmq.util import twice\nANSWER = twice()\n")
-    (root / "boards" / "testboard.json").write_text('{"uart": 1}\n')
+    # a board the firmware accepts: deploy checks it with atmq.board before copying
+    shutil.copy(os.path.join(ROOT, "boards", "unix.json"), root / "boards" / "testboard.json")
     (root / "config.json").write_text('{"apn": "internet"}\n')
 
 
@@ -170,7 +171,34 @@ def test_missing_board_file_is_named(tmp_path):
     make_tree(tree)
     r = subprocess.run([sys.executable, DEPLOY, "--root", str(tree), "--dry-run",
                         "--board", "nosuch"], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 1 and "board file not found: nosuch" in r.stderr
+    assert r.returncode == 1 and "board 'nosuch' is neither a file nor a name" in r.stderr
+    assert "known boards: " in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("text, says", [
+    ('{"device_id": "x", "mqtt_prot": 1883}', "config key 'mqtt_prot': unknown key"),
+    ('{"mqtt_port": "1883"}', "config key 'mqtt_port': must be an integer, got '1883'"),
+    ('[1, 2]', "must hold one JSON object"),
+    # MicroPython's json alone would take it; the board refuses it too (atmq.jsonstrict)
+    ('{"mqtt_port": 1883,\n}', "not valid JSON: Expecting property name enclosed in double "
+                              "quotes: line 2 column 1"),
+])
+def test_config_the_firmware_would_refuse_is_not_copied(tmp_path, text, says):
+    tree = tmp_path / "repo"
+    make_tree(tree)
+    cfg = tmp_path / "bad.json"
+    cfg.write_text(text)
+    r = subprocess.run([sys.executable, DEPLOY, "--root", str(tree), "--dry-run",
+                        "--config", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stdout
+    assert "the firmware would refuse this config" in r.stderr and says in r.stderr, r.stderr
+    assert "would copy" not in r.stdout
+
+
+def test_board_names_get_a_suggestion(tmp_path):
+    r = subprocess.run([sys.executable, DEPLOY, "--dry-run", "--board",
+                        "freematics-one-pluss"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "did you mean freematics-one-plus?" in r.stderr
 
 
 def test_help():

@@ -28,8 +28,19 @@ def test_generated_files_are_up_to_date():
     assert genpackage.check(ROOT) == [], "run tools/genpackage.py"
 
 
-def test_package_json_lists_every_board_file_and_nothing_else():
+def test_library_package_json_is_atmq_alone():
+    """``mip install github:<org>/<repo>`` installs the library, never an app's main.py."""
     with open(os.path.join(ROOT, "package.json")) as f:
+        pkg = json.load(f)
+    srcs = [src for _dest, src in pkg["urls"]]
+    assert set(srcs) == {p for p in _deployable() if p.startswith("lib/atmq/")}
+    for dest, src in pkg["urls"]:
+        assert dest == src[4:]
+    assert "lib/atmq/_host.py" not in srcs
+
+
+def test_app_package_json_lists_every_board_file_and_nothing_else():
+    with open(os.path.join(ROOT, "app-package.json")) as f:
         pkg = json.load(f)
     srcs = [src for _dest, src in pkg["urls"]]
     assert len(srcs) == len(set(srcs))
@@ -94,7 +105,7 @@ def test_check_reports_a_stale_package_json(tmp_path):
     assert genpackage.main(["--root", str(tmp_path)]) == 0
     assert genpackage.check(str(tmp_path)) == []
     (tmp_path / "lib" / "atmq" / "newmod.py").write_text("X = 1\n")
-    assert set(genpackage.check(str(tmp_path))) == {"package.json",
+    assert set(genpackage.check(str(tmp_path))) == {"package.json", "app-package.json",
                                                     os.path.join("lib", "atmq", "manifest.py")}
 
 
@@ -114,19 +125,36 @@ def _small_tree(dst):
         (dst / rel).write_text(text)
 
 
-def test_mip_installs_package_json_on_the_unix_port(tmp_path):
-    """mpremote mip install of a generated package.json puts every file where it belongs,
-    main.py and boot.py at the root (mip's target is lib/, dest ../main.py)."""
+def test_mip_installs_the_library_without_touching_main_py(tmp_path):
+    tree = tmp_path / "repo"
+    _small_tree(tree)
+    assert genpackage.main(["--root", str(tree)]) == 0
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "main.py").write_text("# the user's own program\n")
+    with relay(flash) as url:
+        r = mpremote(url, "mip", "install", "--target", "lib", str(tree / "package.json"),
+                     timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert (flash / "main.py").read_text() == "# the user's own program\n"
+    assert not (flash / "boot.py").exists() and not (flash / "lib" / "tlog").exists()
+    assert (flash / "lib" / "atmq" / "compat.py").read_bytes() == \
+        (tree / "lib" / "atmq" / "compat.py").read_bytes()
+
+
+def test_mip_installs_the_app_package_on_the_unix_port(tmp_path):
+    """mpremote mip install of the generated app-package.json puts every file where it
+    belongs, main.py and boot.py at the root (mip's target is lib/, dest ../main.py)."""
     tree = tmp_path / "repo"
     _small_tree(tree)
     assert genpackage.main(["--root", str(tree)]) == 0
     flash = tmp_path / "flash"
     flash.mkdir()
     with relay(flash) as url:
-        r = mpremote(url, "mip", "install", "--target", "lib", str(tree / "package.json"),
+        r = mpremote(url, "mip", "install", "--target", "lib", str(tree / "app-package.json"),
                      timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr
-    pkg = json.loads((tree / "package.json").read_text())
+    pkg = json.loads((tree / "app-package.json").read_text())
     dests = [d for d, _s in pkg["urls"]]
     assert "../main.py" in dests and "../boot.py" in dests
     assert (flash / "main.py").read_bytes() == (tree / "firmware" / "main.py").read_bytes()

@@ -134,3 +134,16 @@ def test_lost_seqno_file_numbering_resumes_above_every_spooled_record(tmp_path, 
     sp, seq = _boot(tmp_path)
     assert sp.max_seq == 99 and seq.recovered
     assert seq.next() == 100  # above every record made (0..99): the broker drops none
+
+
+def test_clean_close_continues_without_a_gap(tmp_path):
+    """A clean stop leases exactly up to the next number: the restart goes on from there
+    (RECORDS.md: only a power cut leaves a gap)."""
+    p = str(tmp_path / "seqno")
+    s = SeqNo(p, block=64)
+    assert [s.next() for _ in range(61)] == list(range(61))
+    s.close()
+    again = SeqNo(p, block=64)
+    assert again.next() == 61 and not again.recovered
+    cut = SeqNo(p, block=64)  # no close: a power cut skips the rest of the block
+    assert cut.next() == 61 + 64

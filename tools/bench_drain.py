@@ -92,6 +92,33 @@ def drain_window(msgs, n):
     return nbytes, nrec, last, tel[last]["t"] - tel[0]["t"]
 
 
+PROGRESS_S = 3.0  # a line on stderr this often while a run goes on (stdout stays JSON)
+
+
+def progress(msg):
+    sys.stderr.write("[bench-drain] %s\n" % msg)
+    sys.stderr.flush()
+
+
+def _wait_with_progress(rig, impl, n, timeout_s):
+    """``rig.wait_until`` the backlog is delivered, in slices, saying how far it got."""
+    t0 = time.monotonic()
+    deadline = t0 + timeout_s
+    progress("%s: draining %d records (at most %d s)" % (impl, n, timeout_s))
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        if rig.wait_until(lambda: drain_window(rig.sub.snapshot(), n) is not None,
+                          min(PROGRESS_S, left)):
+            return True
+        if not rig.fw.running():
+            return False
+        got = len(telemetry(rig.sub.snapshot()))
+        progress("%s: %d/%d records at the broker after %.0f s"
+                 % (impl, got, n, time.monotonic() - t0))
+
+
 def run_one(broker, impl, n, baud, batch_records, timeout_s, rtt_ms=0):
     work = tempfile.mkdtemp(prefix="drain-")
     extra = {"batch_max_records": batch_records, "batch_max_bytes": 4096,
@@ -106,8 +133,7 @@ def run_one(broker, impl, n, baud, batch_records, timeout_s, rtt_ms=0):
                   sim_kw={"baud": baud, "pace_input": True, "net_rtt": rtt_ms / 1000.0})
         try:
             rig.start()
-            ok = rig.wait_until(lambda: drain_window(rig.sub.snapshot(), n) is not None,
-                                timeout_s)
+            ok = _wait_with_progress(rig, impl, n, timeout_s)
             w = drain_window(rig.sub.snapshot(), n)
             if not ok or w is None:
                 tail = rig.fw.log_text()[-2000:]

@@ -37,6 +37,10 @@ import tempfile
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(_HERE)
+sys.path.insert(0, _HERE)
+import boardarg  # noqa: E402
+import fwcheck  # noqa: E402
+
 MANIFEST = ".deploy.json"
 NEVER = ("_host.py", "manifest.py")
 AS_SOURCE = ("main.py", "boot.py")
@@ -85,14 +89,25 @@ def sources(root, board=None, config=None):
                 plan.append((p, name, "copy"))
             elif name.endswith(".py") and name not in NEVER:
                 plan.append((p, "lib/" + name[:-3] + ".mpy", "mpy"))
+    # The board and config are checked by the firmware's own modules (atmq.board,
+    # tlog.config): a file the board would refuse at boot is refused here, before a copy.
     if board:
         bp = board if os.path.exists(board) else os.path.join(root, "boards", board + ".json")
         if not os.path.exists(bp):
-            raise DeployError("board file not found: %s (looked for %s)" % (board, bp))
+            try:
+                bp = boardarg.resolve(board)
+            except ValueError as e:
+                raise DeployError(str(e)) from None
+        try:
+            fwcheck.check_board(bp)
+        except ValueError as e:
+            raise DeployError("the firmware would refuse this board file: %s" % e) from None
         plan.append((bp, "board.json", "copy"))
     if config:
-        if not os.path.exists(config):
-            raise DeployError("config file not found: %s" % config)
+        try:
+            fwcheck.check_config(config)
+        except ValueError as e:
+            raise DeployError("the firmware would refuse this config: %s" % e) from None
         plan.append((config, "config.json", "copy"))
     for local, _dev, how in plan:
         if how == "copy" and local.endswith(".json"):

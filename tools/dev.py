@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Developer entry point: bootstrap the tool venv, test, demo, bench, run on the unix port.
 
-    python3 tools/dev.py test      every check CI runs (the README's test command)
+    python3 tools/dev.py test      every check CI runs (the README's test command);
+                                   pytest arguments pass through: test -k engine -x
     python3 tools/dev.py demo      the firmware on the unix port against the simulator
     python3 tools/dev.py bench     AT reader benchmark on the unix port, MB/s and callgrind
                                    instruction counts (JSON lines; --quick, --no-callgrind)
@@ -137,15 +138,25 @@ def step_device_tests(extra=()):
     )
 
 
+TEST_STEPS = 6
+
+
 def cmd_test(args):
     bootstrap()
     ensure_mosquitto()
     env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
     results = []
+    t_all = time.monotonic()
+    t_step = [t_all]
 
     def step(name, rc):
+        # each step says how long it took and how far the run is (the whole run takes minutes)
+        now = time.monotonic()
         results.append((name, rc))
-        log("%s: %s" % (name, "ok" if rc == 0 else "FAILED (rc=%d)" % rc))
+        log("[%d/%d] %s: %s in %.0f s (%.0f s so far)" % (
+            len(results), TEST_STEPS, name, "ok" if rc == 0 else "FAILED (rc=%d)" % rc,
+            now - t_step[0], now - t_all))
+        t_step[0] = now
 
     step("ruff", run([tool("ruff"), "check", "."], env=env))
     step("mpy-cross", step_mpy_cross())
@@ -197,6 +208,30 @@ def cmd_run_unix(rest):
 
 PASS_THROUGH = {"bench": cmd_bench, "bench-drain": cmd_bench_drain, "demo": cmd_demo,
                 "run-unix": cmd_run_unix}
+# the script behind each pass-through command, for its --help (no bootstrap, nothing run)
+HELP_OF = {"bench": "bench_reader.py", "bench-drain": "bench_drain.py", "demo": "demo.py",
+           "run-unix": "run_unix.py"}
+_HELP = ("-h", "--help")
+
+
+def _docstring(script):
+    """The module docstring of ``script``, read without running it."""
+    import ast
+
+    with open(script, encoding="utf-8") as f:
+        return ast.get_docstring(ast.parse(f.read())) or ""
+
+
+def show_help(name):
+    """``dev.py NAME --help``: the tool's own argparse help when the venv is there (its
+    interpreter), else its docstring; never a bootstrap, never a run."""
+    script = os.path.join(ROOT, "tools", HELP_OF[name])
+    if name != "bench" and os.path.exists(tool("python")):
+        return subprocess.call([tool("python"), script, "--help"], cwd=ROOT)
+    print(_docstring(script))
+    if not os.path.exists(tool("python")):
+        print("\n(.venv is not made yet: the first 'python3 tools/dev.py %s' makes it)" % name)
+    return 0
 
 
 def main(argv=None):
@@ -206,11 +241,18 @@ def main(argv=None):
         rest = argv[1:]
         if rest[:1] == ["--"]:
             rest = rest[1:]
+        elif any(a in _HELP for a in rest) and argv[0] in HELP_OF:
+            return show_help(argv[0])
         return PASS_THROUGH[argv[0]](rest)
+    if argv[:1] == ["test"] and not any(a in _HELP for a in argv[1:2]):
+        # pytest's own options pass through as typed: test -k engine -x (a leading -- too)
+        rest = argv[1:]
+        return cmd_test(argparse.Namespace(pytest_args=rest[1:] if rest[:1] == ["--"]
+                                           else rest))
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("test", help="run every check (what CI runs)")
-    t.add_argument("pytest_args", nargs="*", help="extra arguments for pytest")
+    t = sub.add_parser("test", help="run every check (what CI runs); arguments go to pytest")
+    t.add_argument("pytest_args", nargs="*", help="pytest arguments, e.g. -k engine -x")
     t.set_defaults(fn=cmd_test)
     for name in PASS_THROUGH:
         sub.add_parser(name, help="see: python3 tools/dev.py %s --help" % name)

@@ -161,8 +161,10 @@ class SimThread:
 class Firmware:
     """``python3 tools/run_unix.py ...`` in its own session; output to a log file."""
 
-    def __init__(self, workdir, modem, config, heapsize=None, seconds=0, grace=15.0, mpy=False):
+    def __init__(self, workdir, modem, config, heapsize=None, seconds=0, grace=15.0, mpy=False,
+                 board=None):
         self.workdir = workdir
+        self.board = board  # a board file (default: run_unix's boards/unix.json)
         self.mpy = mpy
         self.modem = modem
         self.config = config
@@ -182,6 +184,8 @@ class Firmware:
             cmd += ["--heapsize", self.heapsize]
         if self.mpy:
             cmd.append("--mpy")
+        if self.board:
+            cmd += ["--board", self.board]
         return cmd
 
     def start(self):
@@ -320,6 +324,28 @@ class Collector:
             self.client.loop_stop()
 
 
+def freematics_records(text):
+    """The records of one Freematics text payload (RECORDS.md: ``DEV#0:seq,A:lat,B:lon,
+    D:kmh,...*CS``, PID 0 starts each record; what the SIM800 sends) as dicts with ``seq``
+    and, with a fix, ``fix`` in the JSON format's units; [] when it is not that format."""
+    _dev, sep, body = text.partition("#")
+    if not sep:
+        return []
+    out = []
+    for item in body.rsplit("*", 1)[0].split(","):
+        pid, _, val = item.partition(":")
+        try:
+            if pid == "0":
+                out.append({"seq": int(val)})
+            elif out and pid in ("A", "B", "D"):
+                key, scale = {"A": ("lat_e7", 1e7), "B": ("lon_e7", 1e7),
+                              "D": ("speed_ckmh", 100)}[pid]
+                out[-1].setdefault("fix", {})[key] = int(round(float(val) * scale))
+        except ValueError:
+            continue
+    return out
+
+
 def telemetry(msgs):
     """[(arrival t, seq, record)] of every record in every telemetry message, in order."""
     out = []
@@ -327,6 +353,8 @@ def telemetry(msgs):
         if not m["topic"].endswith("/telemetry"):
             continue
         p = m["payload"]
+        if isinstance(p, str):
+            p = freematics_records(p)
         for r in (p if isinstance(p, list) else [p]):
             if isinstance(r, dict) and isinstance(r.get("seq"), int):
                 out.append((m["t"], r["seq"], r))
@@ -377,8 +405,9 @@ class Rig:
 
     def __init__(self, broker, scenario=None, persona="SIM7600E", device_id="e2e-dev",
                  heapsize=None, tls=False, track=None, fast=True, seconds=0, workdir=None,
-                 on_message=None, config_extra=None, sim_kw=None, mpy=False):
+                 on_message=None, config_extra=None, sim_kw=None, mpy=False, board=None):
         self.broker = broker
+        self.board = board
         self.mpy = mpy
         self.scenario = scenario
         self.persona = persona
@@ -417,7 +446,8 @@ class Rig:
         port_b = b.tls_port if self.tls else b.port
         make_config(cfg_path, self.device_id, port_b, tls=self.tls, **self.config_extra)
         self.fw = Firmware(self.workdir, "tcp:127.0.0.1:%d" % port, cfg_path,
-                           heapsize=self.heapsize, seconds=self.seconds, mpy=self.mpy)
+                           heapsize=self.heapsize, seconds=self.seconds, mpy=self.mpy,
+                           board=self.board)
         self.t_start = time.monotonic()
         self.fw.start()
         return self

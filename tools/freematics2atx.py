@@ -225,8 +225,12 @@ def main(argv=None):
         help="write the blocks that convert even if some do not (they are still reported)",
     )
     a = ap.parse_args(argv)
-    with open(a.log, encoding="utf-8", errors="replace") as f:
-        sessions, problems = convert(f.readlines())
+    try:
+        with open(a.log, encoding="utf-8", errors="replace") as f:
+            sessions, problems = convert(f.readlines())
+    except OSError as e:
+        print("freematics2atx: %s: %s" % (a.log, e.strerror or e), file=sys.stderr)
+        return 2
     for lineno, text in problems:
         print("%s:%d: %s" % (a.log, lineno, text), file=sys.stderr)
     if a.list:

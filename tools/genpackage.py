@@ -1,21 +1,25 @@
 #!/usr/bin/env python3
-"""Generate the packaging files from the tree: package.json and the freeze manifests.
+"""Generate the packaging files from the tree: the two mip packages and the freeze manifests.
 
-Owns three generated files, all derived from the same layout as tools/deploy.py
+Owns four generated files, all derived from the same layout as tools/deploy.py
 (lib/atmq -> /lib/atmq, firmware/tlog -> /lib/tlog, firmware/main.py and
 boot.py -> /):
 
-- ``package.json`` for ``mpremote mip install github:<org>/<repo>``: mip puts
-  ``urls`` under its target (``/lib`` on a board), so the app's main.py and
-  boot.py are written as ``../main.py`` and ``../boot.py``; sources are relative
-  to package.json, i.e. the repository root.
+- ``package.json``, the library alone, for ``mpremote mip install
+  github:<org>/<repo>``: lib/atmq only (no main.py or boot.py: a library user's
+  own files are never overwritten).
+- ``app-package.json``, the telelogger, for ``mpremote mip install
+  github:<org>/<repo>/app-package.json``: atmq, tlog, and the app's main.py and
+  boot.py; mip puts ``urls`` under its target (``/lib`` on a board), so those two
+  are written as ``../main.py`` and ``../boot.py``.
+  Sources in both are relative to the repository root, where both files live.
 - ``lib/atmq/manifest.py``: ``metadata()`` plus ``package("atmq", files=...)``
   for freezing the library into a custom firmware.
 - ``firmware/manifest.py``: the port's board manifest (asyncio and friends),
   the atmq manifest, and the app package ``tlog``; main.py and boot.py stay on
   the filesystem so a frozen board can still have its entry point replaced.
 
-    genpackage.py            rewrite the three files
+    genpackage.py            rewrite the four files
     genpackage.py --check    exit 1 and name what differs (for CI)
 
 Build a frozen ESP32 firmware from a MicroPython checkout with
@@ -60,9 +64,12 @@ def layout(root):
     return out
 
 
-def package_json(root):
+def package_json(root, app=False):
+    """The library's package (lib/atmq only) or, with ``app``, the whole telelogger."""
     urls = []
     for rel, dev in layout(root):
+        if not app and not rel.startswith("lib/"):
+            continue
         # mip writes under its target (/lib): main.py and boot.py belong one level up
         dest = dev[4:] if dev.startswith("lib/") else "../" + dev
         urls.append([dest, rel])
@@ -115,6 +122,7 @@ def firmware_manifest(root):
 def generated(root):
     return {
         "package.json": package_json(root),
+        "app-package.json": package_json(root, app=True),
         os.path.join("lib", "atmq", "manifest.py"): atmq_manifest(root),
         os.path.join("firmware", "manifest.py"): firmware_manifest(root),
     }
@@ -151,7 +159,8 @@ def untracked(root):
 
 def main(argv=None):
     p = argparse.ArgumentParser(
-        description="Regenerate package.json (mip) and the freeze manifests "
+        description="Regenerate package.json (the atmq library), app-package.json (the "
+                    "telelogger; both for mip) and the freeze manifests "
                     "(lib/atmq/manifest.py, firmware/manifest.py) from the tree.")
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 if a generated file is out of date")

@@ -37,6 +37,41 @@ def is_freematics(text):
     return bool(re.search(r"=== (SENT|RECV)@\d+ ===", text))
 
 
+FORMATS = ("the two accepted formats are an .atx transcript ('> AT...' sent, '< ...' "
+           "received: docs/transcript-format.md) and a Freematics '=== SENT@ms ===' debug "
+           "log; a plain serial-monitor log (no marks) is read as: a line starting with AT "
+           "was sent, every other line was received")
+_STAMP = re.compile(r"^\s*(\[[^\]]*\]|\d\d:\d\d:\d\d(\.\d+)?)\s*(->|<-|:)?\s*")
+
+
+def is_plain_at(lines):
+    """A serial-monitor capture: no .atx marks on any line, and at least one AT command."""
+    seen_at = False
+    for line in lines:
+        if not line.strip():
+            continue
+        if line[:2] in ("> ", "< ") or line[:1] in ("@", "#"):
+            return False
+        if _STAMP.sub("", line).lstrip().upper().startswith("AT"):
+            seen_at = True
+    return seen_at
+
+
+def plain_records(lines):
+    """``[(lineno, dir, 0, data)]`` of a plain AT log: an ``AT`` line is sent (with CR),
+    every other non-blank line received (with CRLF); a leading time stamp is dropped."""
+    out = []
+    for n, line in enumerate(lines, 1):
+        text = _STAMP.sub("", line.rstrip("\r\n")).strip()
+        if not text:
+            continue
+        if text.upper().startswith("AT"):
+            out.append((n, ">", 0, text.encode() + b"\r"))
+        else:
+            out.append((n, "<", 0, b"\r\n" + text.encode() + b"\r\n"))
+    return out
+
+
 class Session:
     def __init__(self, label, meta, records, problems=(), t0=0):
         self.label = label
@@ -56,7 +91,14 @@ def load(path):
         text = f.read()
     name = os.path.basename(path)
     if not is_freematics(text):
-        meta, records = atx.read(text.splitlines())  # read once: stdin or a pipe works
+        lines = text.splitlines()
+        if is_plain_at(lines):
+            return [Session(name, {"source": "plain AT log (AT lines sent, others received)"},
+                            plain_records(lines))]
+        try:
+            meta, records = atx.read(lines)  # read once: stdin or a pipe works
+        except ValueError as e:
+            raise ValueError("%s; %s" % (e, FORMATS)) from None
         return [Session(name, meta, records)]
     import freematics2atx  # only Freematics logs need the converter
 
@@ -165,11 +207,15 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         sys.stderr.write("logdoctor: %s: %s\n" % (a.log, e))
         return 2
-    if a.json:
-        json.dump(report, sys.stdout, indent=1, default=str)
-        sys.stdout.write("\n")
-    else:
-        render_text(report, sys.stdout)
+    try:
+        if a.json:
+            json.dump(report, sys.stdout, indent=1, default=str)
+            sys.stdout.write("\n")
+        else:
+            render_text(report, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:  # "logdoctor ... | head": the reader had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

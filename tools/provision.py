@@ -39,9 +39,11 @@ import tempfile
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(_HERE)
-for _p in (os.path.join(ROOT, "lib"),):
+for _p in (os.path.join(ROOT, "lib"), _HERE):
     if _p not in sys.path:
         sys.path.insert(0, _p)
+
+import boardarg  # noqa: E402
 
 from atmq import board as boardmod  # noqa: E402
 from atmq import tls  # noqa: E402
@@ -206,11 +208,13 @@ def plan(a):
         raise InputError("--profile aws is mutual TLS: give --cert and --key")
     if not 0 <= a.ctx <= 9:
         raise InputError("--ctx %d: SSL contexts are 0..9 (manual 17.2.1)" % a.ctx)
-    bp = a.board if os.path.exists(a.board) else os.path.join(ROOT, "boards", a.board + ".json")
     try:
+        bp = boardarg.resolve(a.board)  # a path, or a name in boards/ (did-you-mean)
         board = boardmod.load(bp)
-    except ConfigError as e:
+    except ConfigError as e:  # the file is there, a key in it is wrong
         raise InputError("--board %s: %s" % (a.board, e)) from None
+    except ValueError as e:  # neither a file nor a name in boards/
+        raise InputError(str(e)) from None
     names = {"cacert": a.ca_name, "clientcert": a.cert_name, "clientkey": a.key_name}
     for role, n in names.items():
         try:

@@ -32,11 +32,16 @@ frozen into flash: firmware/manifest.py).
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import boardarg  # noqa: E402
+import fwcheck  # noqa: E402
+
 MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
 
 
@@ -114,7 +119,8 @@ def parse(argv):
                    help="MicroPython heap (default 1M: on the unix port the source is compiled "
                    "into the heap, ~200 KB of code plus the compiler's garbage; frozen on the "
                    "ESP32 it stays in flash)")
-    p.add_argument("--board", default=os.path.join(ROOT, "boards", "unix.json"))
+    p.add_argument("--board", default=os.path.join(ROOT, "boards", "unix.json"),
+                   help="a board name from boards/ (unix) or a board file path")
     p.add_argument("--grace", type=float, default=15.0,
                    help="seconds between SIGINT and SIGKILL when stopping")
     p.add_argument("--mpy", action="store_true",
@@ -122,8 +128,68 @@ def parse(argv):
     return p.parse_args(argv)
 
 
+def parse_modem(dev):
+    """("tcp", host, port) or ("pty", path, None) for a --modem value; ValueError with
+    what was meant when it is neither (``127.0.0.1:7600`` without ``tcp:``)."""
+    if dev.startswith("tcp:"):
+        host, sep, port = dev[4:].rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("--modem %s: expected tcp:HOST:PORT, e.g. tcp:127.0.0.1:7600"
+                             % dev)
+        return ("tcp", host, int(port))
+    head, sep, tail = dev.rpartition(":")
+    if sep and tail.isdigit() and not dev.startswith("/"):
+        raise ValueError("--modem %s: a TCP address needs the tcp: prefix: --modem tcp:%s"
+                         % (dev, dev))
+    return ("pty", dev, None)
+
+
+def check_modem(dev, given):
+    """Refuse, naming the address, a modem device nothing answers on (the firmware would end
+    in a bare ECONNREFUSED/ENOENT traceback).  A TCP probe is connected and closed at once;
+    the simulator treats the next connection as the UART's (newest wins)."""
+    kind, where, port = parse_modem(dev)
+    origin = "--modem" if given else "the board's uart.device (no --modem given)"
+    start = ("; start the simulator (python3 tools/modemsim --broker HOST:PORT prints "
+             "LISTENING PORT) and pass --modem tcp:127.0.0.1:PORT")
+    if kind == "pty":
+        if not os.path.exists(where):
+            raise ValueError("%s %s: no such pty or device%s" % (origin, where, start))
+        return
+    try:
+        with socket.create_connection((where, port), timeout=3):
+            pass
+    except OSError as e:
+        raise ValueError("%s tcp:%s:%d: cannot connect (%s)%s"
+                         % (origin, where, port, e.strerror or e, start)) from None
+
+
+def check(args):
+    """Every argument checked before the firmware starts; ValueError with one line."""
+    args.board = os.path.abspath(boardarg.resolve(args.board))
+    board = fwcheck.check_board(args.board)
+    if args.config is not None:
+        fwcheck.check_config(args.config)
+    dev = args.modem or board["uart"].get("device")
+    if not dev:
+        raise ValueError("board %s has no uart.device for the unix port: pass --modem "
+                         "tcp:HOST:PORT or a pty path" % args.board)
+    check_modem(dev, bool(args.modem))
+    if args.seconds < 0:
+        raise ValueError("--seconds %d: must be 0 (run until Ctrl-C) or more" % args.seconds)
+
+
 def main(argv=None):
     args = parse(argv)
+    try:
+        check(args)
+    except ValueError as e:
+        sys.stderr.write("run-unix: %s\n" % e)
+        return 2
+    if not os.path.exists(MICROPYTHON):
+        sys.stderr.write("run-unix: %s missing: run 'python3 tools/dev.py bootstrap'\n"
+                         % MICROPYTHON)
+        return 2
     os.makedirs(args.flash, exist_ok=True)
     # Same process group as this launcher, so a caller can kill the whole tree by group.
     # The clean stop is asked through stdin (closed below, or when this process dies);

@@ -31,7 +31,13 @@ import os
 import sys
 import threading
 
-import matplotlib
+if __name__ == "__main__":  # plain python3 without matplotlib: continue under .venv
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import venvexec
+
+    venvexec.ensure(["matplotlib"])
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.dates as mdates  # noqa: E402
@@ -191,6 +197,21 @@ def samples_from_payload(payload, topic=None):
 
 
 _NOT_RECORDS = ("/status", "/health", "/cmd", "/cmd/ack")
+
+
+def not_telemetry(lines):
+    """What the file is when it is plainly not telemetry (an .atx transcript, a modem log):
+    a phrase for the message, or None.  Judged on its first non-blank lines."""
+    head = [ln.strip() for ln in lines if ln.strip()][:20]
+    if not head:
+        return None
+    if all(ln[:2] in ("> ", "< ") or ln[:1] in ("#", "@") for ln in head):
+        return "an .atx modem transcript (see tools/logdoctor.py)"
+    if any(ln.startswith("=== SENT@") or ln.startswith("=== RECV@") for ln in head):
+        return "a Freematics debug log (see tools/logdoctor.py)"
+    if not any(ln[:1] in "{[" or "#" in ln for ln in head):
+        return "neither JSON nor Freematics text"
+    return None
 
 
 def read_jsonl(lines, warn=None):
@@ -525,8 +546,14 @@ def main(argv=None):
                 with open(a.save, "w") as f:
                     f.write("".join(ln + "\n" for ln in lines))
         else:
-            with open(a.input, encoding="utf-8") as f:
+            with open(a.input, encoding="utf-8", errors="replace") as f:
                 lines = f.readlines()
+            kind = not_telemetry(lines)
+            if kind:
+                warn("%s is %s, not received telemetry: tripview draws the JSON lines an MQTT "
+                     "subscriber saved (tools/demo.py writes var/demo/received.jsonl; or "
+                     "--mqtt HOST:PORT --save FILE)" % (a.input, kind))
+                return 2
         samples, _problems = read_jsonl(lines, warn)
     except (OSError, ValueError) as e:
         warn(str(e))

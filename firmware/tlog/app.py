@@ -16,7 +16,8 @@ import asyncio
 import gc
 
 from atmq import board as _board
-from atmq.compat import sleep_ms
+from atmq import log as alog
+from atmq.compat import sleep_ms, ticks_diff, ticks_ms
 from atmq.engine import Engine
 from atmq import errtab
 from atmq.errors import ModemError
@@ -25,7 +26,7 @@ from atmq.inbox import Inbox
 from atmq.modem import Modem, reg_ok
 
 from . import config as _config
-from . import fsutil, platform
+from . import fieldlog, fsutil, platform
 from .acquire import Acquisition, NmeaReader
 from .capture import Capture
 from .commands import Commands
@@ -116,6 +117,7 @@ class App:
         self.root = platform.flash_root(b, opts.get("flash"))
         fsutil.makedirs(self.root)
         self.cfg = cfg = _config.load(opts.get("config") or self.root + "/config.json")
+        self.flog = fieldlog.install(self, self.root, cfg)  # W/E lines to flash, redacted
         self.timesrc = TimeSource()
         self.stopping = asyncio.Event()
         self.exit_code = 0
@@ -252,6 +254,7 @@ class App:
         sim800 = sm and getattr(self.driver, "sim800", False)
         ccfg = client_config(self.cfg, topics, self.dev, sm, not sim800)
         c = MQTTClient(self.modem, self.driver, self.events, self.inbox, ccfg)
+        c.on_recovery = fieldlog.on_recovery
         up = self.uplink
         up.bind(c, topics.telemetry, self.dev)
         cap = getattr(self.driver, "payload_max", 0)
@@ -297,6 +300,7 @@ class App:
             except Exception as e:  # modem, SIM, network, broker: log, back off, try again
                 self.link_errors += 1
                 self.last_link_error = e
+                alog.warn("link", "attempt %d failed: %s", self.link_attempts, alog.exc(e))
                 wait = _retry_ms(e, backoff)
                 if wait == 0:
                     # no retry can help: say it once, keep sampling into the spool, and
@@ -348,6 +352,7 @@ class App:
         self._tasks.append(asyncio.create_task(self.uplink.run()))
         self._tasks.append(asyncio.create_task(self.link()))
         self._tasks.append(asyncio.create_task(wd.run(1000)))
+        self._tasks.append(asyncio.create_task(self.flog.run()))
         if self.opts.get("stdin_stop"):
             self._tasks.append(asyncio.create_task(self._stdin_stop()))
         if self.cfg.get("capture_enable"):
@@ -373,6 +378,7 @@ class App:
         except OSError as e:
             log("spool close failed:", e)
         self.capture.stop()
+        self.flog.flush()
         log("interrupted: spool depth %d" % self.spool.depth())
 
     async def _capture_idle(self):
@@ -404,12 +410,17 @@ class App:
         self._tasks = [t for t in self._tasks if t is reader]
         try:
             self.spool.close()
+            self.seq.close()  # a clean restart numbers on without a gap
         except OSError as e:
             log("spool close failed:", e)
         self.capture.stop()
         c = self.client
         st = self.status
         if c is not None and st is not None and c.isconnected():
+            try:
+                await asyncio.wait_for(self._final_drain(), 15)  # what sampling made last
+            except Exception as e:  # the records stay in the spool for the next boot
+                log("final drain stopped:", repr(e))
             try:
                 await asyncio.wait_for(st.announce(online), 10)
                 await asyncio.wait_for(c.disconnect(), 10)
@@ -418,8 +429,18 @@ class App:
         if reader is not None:
             reader.cancel()
         self._tasks = []
+        self.flog.flush()
         log("stopped: %d records made, %d sent, spool depth %d"
             % (self.acq.records, self.uplink.sent, self.spool.depth()))
+
+    async def _final_drain(self, ms=5000):
+        """Clean stop with the link up: the records still in the spool go out now, not at
+        the next boot; no new batch starts after ``ms``."""
+        t0 = ticks_ms()
+        while self.client is not None and self.client.isconnected() \
+                and ticks_diff(ticks_ms(), t0) < ms:
+            if not await self.uplink.send_once():
+                return
 
 
 def run():

@@ -1,7 +1,7 @@
 """AT traffic capture to flash: the engine's bytes teed into rotating ``.atx`` transcripts.
 
 Owns the ``Engine.tap`` object.  ``start()`` opens ``<dir>/cap-<n>.atx``
-(shared/docs/transcript-format.md, written by ``atmq.atx.Writer``) and sets
+(docs/transcript-format.md, written by ``atmq.atx.Writer``) and sets
 ``at.tap``; every TX and RX chunk becomes a record with its delay.  A file
 that reaches ``capture_max_bytes`` is closed and the next one opened; only the
 newest ``capture_max_files`` are kept, so capture is bounded on flash.

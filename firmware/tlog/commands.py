@@ -12,6 +12,9 @@ Owns parsing, validation and dispatch.  A command is a JSON object with an
   locate                                -> a fresh GNSS fix, or an error
   flush                                 -> staged records to flash, uplink woken
   capture  action: start | stop | status -> AT traffic to rotating .atx files
+  log      [lines: 1..50] [source: ram | flash] -> the last lines of the field log
+                                           (ram: this boot, every level; flash:
+                                           warnings and errors across reboots)
 
 The answer is ``{"id": ..., "ok": true, "result": ...}`` or ``{"id": ...,
 "ok": false, "error": "<what was wrong>"}``.  Malformed JSON, a missing id,
@@ -26,7 +29,8 @@ import json
 from atmq.errors import ConfigError
 
 MAX_PAYLOAD = 512
-_NAMES = ("ping", "get", "set", "reboot", "locate", "flush", "capture")
+_NAMES = ("ping", "get", "set", "reboot", "locate", "flush", "capture", "log")
+_LOG_ANSWER_MAX = 1536  # bytes of log lines in one answer: the oldest are left out
 
 
 def _err(cid, text):
@@ -173,6 +177,28 @@ class Commands:
         if action == "status":
             return cap.status()
         raise ValueError('"action" must be start, stop or status')
+
+    async def _c_log(self, msg):
+        from atmq import log as alog
+
+        n = msg.get("lines", 20)
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 50:
+            raise ValueError('"lines" must be an integer 1..50')
+        source = msg.get("source", "ram")
+        flog = getattr(self.ctx, "flog", None)
+        if source == "ram":
+            lines = alog.tail(n)
+        elif source == "flash" and flog is not None:
+            lines = flog.tail(n)
+        else:
+            raise ValueError('"source" must be ram or flash')
+        size = 0
+        keep = len(lines)
+        while keep > 0 and size + len(lines[keep - 1]) + 4 <= _LOG_ANSWER_MAX:
+            keep -= 1
+            size += len(lines[keep]) + 4
+        errs, warns = alog.counts()
+        return {"lines": lines[keep:], "left_out": keep, "errors": errs, "warnings": warns}
 
     # ---- the task ---------------------------------------------------------------------------
 

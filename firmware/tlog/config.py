@@ -13,6 +13,7 @@ certificate names), so ``"`` and control characters are refused everywhere.
 
 import json
 
+from atmq import jsonstrict
 from atmq.errors import ConfigError
 
 from . import fsutil
@@ -248,9 +249,10 @@ def load(path):
     if len(data) > _MAX_FILE:
         raise ConfigError("file", "%s is larger than %d bytes" % (path, _MAX_FILE))
     try:
+        jsonstrict.check(data)  # strict as CPython (tools/deploy.py): MicroPython's json is not
         obj = json.loads(data)
-    except ValueError:
-        raise ConfigError("file", "%s is not valid JSON" % path) from None
+    except ValueError as e:
+        raise ConfigError("file", "%s is not valid JSON: %s" % (path, e)) from None
     if not isinstance(obj, dict):
         raise ConfigError("file", "%s must hold one JSON object" % path)
     return Config(path, obj)

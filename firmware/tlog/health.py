@@ -3,14 +3,19 @@
 Owns the report's content: uptime, heap, spool depth and dropped count, the
 modem's facts (model, revision, IMEI), signal, operator and registration,
 error counters of every layer (AT engine, MQTT client, uplink, acquisition,
-commands, OBD), reconnects, time source and watchdog state.  A report is best
+commands, OBD), reconnects, time source, watchdog state, and the field log's
+counts, with its last lines when an error was logged since the last report.  A report is best
 effort: it is not spooled, and a failed publish is counted and skipped.
 """
 
 import asyncio
 
+from atmq import log as alog
 from atmq.compat import sleep_ms, wait_for_ms
 from atmq.errors import ModemError
+
+
+LOG_TAIL = 8  # log lines in a report after an error (atmq.log ring, redacted)
 
 
 def _name(e):
@@ -27,6 +32,7 @@ class Health:
         self.operator = None
         self.modem_mv = None
         self.last_error = None
+        self.errors_seen = 0  # atmq.log errors already reported with their tail
 
     async def refresh(self):
         """Ask the modem for what only health needs (operator, supply voltage)."""
@@ -89,6 +95,12 @@ class Health:
         wd = c.wd
         if wd is not None:
             rep["watchdog"] = {"feeds": wd.feeds, "starved": wd.starved, "stuck": wd.stuck}
+        errs, warns = alog.counts()
+        lg = {"errors": errs, "warnings": warns}  # type: dict
+        if errs > self.errors_seen:  # an error since the last report: its context comes along
+            self.errors_seen = errs
+            lg["tail"] = alog.tail(LOG_TAIL)
+        rep["log"] = lg
         return rep
 
     async def publish(self):

@@ -98,7 +98,12 @@ class ThreadSafeFlag:
 
 async def wait_readable(s):
     """Host fakes and adapters provide ``async wait_readable()`` themselves."""
-    await s.wait_readable()
+    w = getattr(s, "wait_readable", None)
+    if w is None:
+        raise TypeError("on CPython the engine's stream needs async wait_readable(): "
+                        "atmq.wiring.stream_of(%s) adapts sockets and file descriptors"
+                        % type(s).__name__)
+    await w()
 
 
 async def wait_writable(s):
@@ -107,3 +112,90 @@ async def wait_writable(s):
         await w()
     else:
         await asyncio.sleep(0)
+
+
+class _LoopStream:
+    """The project's stream protocol for CPython asyncio (what ``atmq.connect`` adapts a
+    plain socket or file descriptor to): non-blocking reads and writes that return None
+    when they would block, and waits parked on the event loop's reader/writer callbacks."""
+
+    fd = -1
+
+    async def _wait(self, add, remove):
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+
+        def ready():
+            if not fut.done():
+                fut.set_result(None)
+
+        add(self.fd, ready)
+        try:
+            await fut
+        finally:
+            remove(self.fd)
+
+    async def wait_readable(self):
+        loop = asyncio.get_running_loop()
+        await self._wait(loop.add_reader, loop.remove_reader)
+
+    async def wait_writable(self):
+        loop = asyncio.get_running_loop()
+        await self._wait(loop.add_writer, loop.remove_writer)
+
+
+class SocketStream(_LoopStream):
+    """A ``socket.socket`` (set non-blocking) as an engine stream on CPython."""
+
+    def __init__(self, sock):
+        sock.setblocking(False)
+        self.sock = sock
+        self.fd = sock.fileno()
+
+    def readinto(self, buf):
+        try:
+            return self.sock.recv_into(buf)
+        except BlockingIOError:
+            return None
+
+    def write(self, buf):
+        try:
+            return self.sock.send(buf)
+        except BlockingIOError:
+            return None
+
+    def close(self):
+        self.sock.close()
+
+
+class FdStream(_LoopStream):
+    """A file descriptor or file object (a pty, a serial port opened raw) as an engine
+    stream on CPython; the descriptor is set non-blocking."""
+
+    def __init__(self, f):
+        import os
+
+        self.file = f
+        self.fd = f if isinstance(f, int) else f.fileno()
+        os.set_blocking(self.fd, False)
+
+    def readinto(self, buf):
+        import os
+
+        try:
+            return os.readv(self.fd, [buf])
+        except BlockingIOError:
+            return None
+
+    def write(self, buf):
+        import os
+
+        try:
+            return os.write(self.fd, buf)
+        except BlockingIOError:
+            return None
+
+    def close(self):
+        import os
+
+        os.close(self.fd)

@@ -1,4 +1,4 @@
-"""The ``.atx`` modem transcript format, version 1 (shared/docs/transcript-format.md).
+"""The ``.atx`` modem transcript format, version 1 (docs/transcript-format.md).
 
 Owns the byte escaping, the line grammar, a strict reader and a light writer.
 The writer is what a device uses to capture a UART session: it builds each

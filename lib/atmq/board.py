@@ -18,12 +18,13 @@ its schema and code cost ~16 KB on the 64-bit unix port, the loaded dict ~3.5 KB
 
 import json
 
+from . import jsonstrict
 from .errors import ConfigError
 
 # Per-model defaults, used when a board file leaves the value null:
 # (family, PWRKEY on pulse ms, PWRKEY off pulse ms, boot ms until the UART
 #  answers, shutdown ms until STATUS falls, RESET pulse ms or None).
-# The AT manuals in shared/seeds give no pin timings; sources, per model:
+# The AT manuals (003, 004) give no pin timings; sources, per model:
 # SIM7600: on 500 / off 3000 / boot 15000: LilyGO-T-A76XX examples/ATdebug/
 #   utilities.h (MODEM_POWERON/POWEROFF_PULSE_WIDTH_MS, MODEM_START_WAIT_MS for
 #   T-SIM7600); SIMCom SIM7600 Hardware Design: Ton typ 500 ms, Toff >= 2.5 s.
@@ -356,8 +357,10 @@ def validate(obj):
 def load(path):
     """Read and validate the board file at ``path``; ConfigError names the bad key."""
     try:
-        with open(path) as f:
-            obj = json.load(f)
+        with open(path, "rb") as f:
+            data = f.read()
+        jsonstrict.check(data)  # MicroPython's json alone takes {"a": 1,}: CPython refuses
+        obj = json.loads(data)
     except OSError as e:
         raise _err("<file>", "cannot read board file %s: %s" % (path, e)) from None
     except ValueError as e:

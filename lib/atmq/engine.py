@@ -33,6 +33,7 @@ from .compat import (
     wait_readable,
     wait_writable,
 )
+from . import log as alog
 from .errors import ATError, ATTimeout, ModemError
 from .reader import (  # noqa: F401  (R_*, Args, Response: the engine's public names)
     FINAL_NAMES,
@@ -68,6 +69,16 @@ RAW_POLL_MS = const(20)
 CMD_LINE_MAX = const(3071)
 
 
+def _check_stream(s):
+    """Refuse, saying what is taken, a stream the reader cannot use (at construction, not
+    at the first read inside a task).  None is fed through ``pump()`` only (tests)."""
+    if s is not None and not (hasattr(s, "readinto") and hasattr(s, "write")):
+        raise TypeError("Engine takes a stream with non-blocking readinto()/write() (a "
+                        "machine.UART(..., timeout=0), a socket, a pty; on CPython "
+                        "atmq.wiring.stream_of(sock) adapts a socket); got %s"
+                        % type(s).__name__)
+
+
 class CommandTooLong(ValueError):
     """A command longer than the engine's ``tx_max``: refused before a byte is written."""
 
@@ -80,6 +91,7 @@ class Engine:
                  resp_lines=16, max_args=24, tx_max=600, baud=115200):
         if tx_max < 2 or tx_max > CMD_LINE_MAX:
             raise ValueError("tx_max must be 2..%d (003 s.4 command line buffer)" % CMD_LINE_MAX)
+        _check_stream(stream)
         self._flag = ThreadSafeFlag()
         self.reader = rd = Reader(stream, self._flag, ring_size, chunk_size, line_max,
                                   resp_size, resp_lines, max_args, baud)
@@ -293,7 +305,9 @@ class Engine:
                 self.end()
             if check and r.final != R_OK:
                 self.errors += 1
-                raise self.error(cmd)
+                e = self.error(cmd)
+                alog.info("at", "%s", alog.exc(e))  # callers decide; often expected
+                raise e
             return r
 
     def error(self, cmd):
@@ -325,7 +339,11 @@ class Engine:
             left = ticks_diff(deadline, ticks_ms())
             if left <= 0:
                 self.timeouts += 1
-                raise ATTimeout(cmd, timeout_ms)
+                e = ATTimeout(cmd, timeout_ms)
+                # the field log: every timeout once; a bare "AT" is a liveness probe, where
+                # no answer is itself the answer (a modem still booting)
+                (alog.info if cmd == b"AT" else alog.warn)("at", "%s", alog.exc(e))
+                raise e
             self._flag.clear()
             if cond():  # the reader may have run between the check and the clear
                 break

@@ -7,6 +7,14 @@ that persists warning and error lines (the telelogger points it at a rotating
 file on flash).  Library code logs through ``error``/``warn``/``info``/``debug``
 with a short tag (``link``, ``mqtt``, ``uplink``...); nothing here allocates
 more than the formatted line.
+
+Error and warning lines carry the state of the link when a context function is
+set (``set_context``: the telelogger's says ``link=down reg=searching``), and
+``exc(e)`` writes an exception the way a reader of the log needs it: for a
+``ModemError`` the table, the code, its class, the manual's meaning and the AT
+command (``CMQTT 14 (client is busy): client is busy [AT+CMQTTSUB=0,9,1], transient``).
+
+Line format: ``<ticks_ms> <E|W|I|D> <tag>[ <context>]: <message>``.
 """
 
 from .compat import const, ticks_ms
@@ -18,10 +26,11 @@ DEBUG = const(10)
 _NAMES = {ERROR: "E", WARN: "W", INFO: "I", DEBUG: "D"}
 _KEEP = const(32)
 
-_ring = [None] * _KEEP
+_ring = [""] * _KEEP  # "" = never written
 _state = [0, INFO, WARN]  # next ring slot, console level, sink level
 _secrets = []
 _sink = [None]
+_context = [None]
 _counts = {ERROR: 0, WARN: 0}
 
 
@@ -36,6 +45,27 @@ def set_level(console=None, sink=None):
 def set_sink(fn):
     """``fn(line)`` receives every line at or above the sink level (None: no sink)."""
     _sink[0] = fn
+
+
+def set_context(fn):
+    """``fn()`` -> a short str added to every error and warning line (None: none)."""
+    _context[0] = fn
+
+
+def exc(e):
+    """One line for an exception: a ``ModemError`` with its table, code, class, the
+    manual's meaning and the AT command; anything else as ``Type: message``."""
+    kind = getattr(e, "kind", None)
+    if kind is not None and hasattr(e, "code"):
+        from .errtab import CLASS_NAMES
+
+        cls = getattr(e, "cls", 4)
+        name = CLASS_NAMES[cls] if 0 <= cls < len(CLASS_NAMES) else "?"
+        text = str(e)  # "CME 30 (no nw service): ... [AT+CEREG?]": table and code first
+        if not text.startswith(kind):
+            text = "%s %s %s" % (kind, e.code, text)
+        return "%s, %s" % (text, name.lower())
+    return "%s: %s" % (type(e).__name__, e)
 
 
 def add_secret(value):
@@ -57,6 +87,21 @@ def redact(text):
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, "<redacted>")
+    # a SIM PIN/PUK is too short to replace wherever its digits occur (time stamps, codes):
+    # the quoted arguments of AT+CPIN="<pin>"[,"<new pin>"] (003 s.6.2.2) are blanked
+    i = text.find("CPIN=")
+    if i >= 0:
+        j = i + 5
+        while j < len(text) and text[j] == '"':
+            k = text.find('"', j + 1)
+            if k < 0:
+                text = text[:j + 1] + "<redacted>"
+                break
+            text = text[:j + 1] + "<redacted>" + text[k:]
+            j += 12  # past '"<redacted>"'
+            if text[j:j + 1] != ",":
+                break
+            j += 1
     return text
 
 
@@ -65,7 +110,14 @@ def _emit(level, tag, fmt, args):
         msg = fmt % args if args else fmt
     except (TypeError, ValueError):
         msg = "%s %r" % (fmt, args)
-    line = redact("%d %s %s: %s" % (ticks_ms(), _NAMES.get(level, "?"), tag, msg))
+    ctx = ""
+    fn = _context[0]
+    if fn is not None and level >= WARN:
+        try:
+            ctx = " [" + fn() + "]"
+        except Exception:  # a broken context must not lose the line
+            ctx = " [?]"
+    line = redact("%d %s %s%s: %s" % (ticks_ms(), _NAMES.get(level, "?"), tag, ctx, msg))
     slot = _state[0]
     _ring[slot] = line
     _state[0] = (slot + 1) % _KEEP
@@ -107,7 +159,7 @@ def tail(count=_KEEP):
     start = _state[0] - count
     for i in range(count):
         line = _ring[(start + i) % _KEEP]
-        if line is not None:
+        if line:
             out.append(line)
     return out
 
@@ -115,3 +167,15 @@ def tail(count=_KEEP):
 def counts():
     """(errors, warnings) logged since start."""
     return _counts[ERROR], _counts[WARN]
+
+
+def reset():
+    """Forget lines, counts, secrets, sink and context (tests; a fresh start)."""
+    for i in range(_KEEP):
+        _ring[i] = ""
+    _state[0] = 0
+    _counts[ERROR] = 0
+    _counts[WARN] = 0
+    _sink[0] = None
+    _context[0] = None
+    clear_secrets()

@@ -26,6 +26,7 @@ package("atmq", files=[
     "fix.py",
     "gnssparse.py",
     "inbox.py",
+    "jsonstrict.py",
     "log.py",
     "modem.py",
     "nmea.py",
@@ -35,4 +36,5 @@ package("atmq", files=[
     "smmqtt.py",
     "tls.py",
     "tokenizer.py",
+    "wiring.py",
 ], base_path="..")

@@ -11,6 +11,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     __package__ = "modemsim"
 
+import venvexec  # noqa: E402  (tools/, on the path either way)
+
+venvexec.ensure(["paho"])  # the MQTT bridge: under plain python3, continue in .venv
+
 from modemsim.personas import PERSONAS  # noqa: E402
 from modemsim.server import ModemSim  # noqa: E402
 

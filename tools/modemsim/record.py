@@ -1,4 +1,4 @@
-"""Record a simulator session as an .atx transcript (shared/docs/transcript-format.md, v1).
+"""Record a simulator session as an .atx transcript (docs/transcript-format.md, v1).
 
 Uses the project's own writer (lib/atmq/atx.py) so recordings read back with the
 strict reader: `>` records are bytes the host wrote, `<` bytes the modem sent, each
