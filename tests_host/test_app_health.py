@@ -144,8 +144,11 @@ def test_link_retry_policy():
 
     old = FirmwareError(b'AT+CSSLCFG="sslversion",0,4', "LE11B02SIM7500A", "sslversion",
                         "upgrade the modem firmware")
-    assert _retry_ms(old, 5000) == 0  # only a firmware upgrade helps: never again
-    assert _retry_ms(ConfigError("mqtt.host", "required"), 5000) == 0
+    # issue 9: fatal errors park the link and retry on the long backoff (or at once on a
+    # set/reconnect), never "not retrying" for good: a firmware upgrade or a config fix
+    # over the air must be picked up without a site visit
+    assert _retry_ms(old, 5000) == _FATAL_RETRY_MS
+    assert _retry_ms(ConfigError("mqtt.host", "required"), 5000) == _FATAL_RETRY_MS
     assert _retry_ms(ModemError("CME", 10, b"AT+CPIN?"), 5000) == _FATAL_RETRY_MS  # no SIM
     assert _retry_ms(ModemError("CME", 30, b"AT+CEREG?"), 5000) == 5000  # no service yet
     assert _retry_ms(ATTimeout(b"AT", 1000), 20000) == 20000

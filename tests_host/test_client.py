@@ -127,16 +127,14 @@ class FakeModem:
         self.calls.append(name)
         await asyncio.sleep(0)
 
-    async def bring_up(self, timeout_ms=0):
-        await self._c("bring_up")
-        self.inited = True
-        self.data_open = True
+    async def power_on(self):
+        await self._c("power_on")
 
     async def probe(self, tries=3):
         await self._c("probe")
         return self.probe_ok
 
-    async def wait_ready(self, timeout_ms=0):
+    async def wait_ready(self, timeout_ms=0, **kw):
         await self._c("wait_ready")
 
     async def init(self):
@@ -279,8 +277,13 @@ def test_connect_brings_the_modem_up_when_needed():
     async def t():
         r = Rig()
         r.m.inited = False
+        r.m.data_open = False
         await r.c.connect()
-        assert r.m.calls == ["bring_up"]
+        # the link owner's cold start: power, boot wait, init, SIM, registration (searching,
+        # then home), data
+        assert r.m.calls == ["power_on", "wait_ready", "init", "sim_state", "registration",
+                             "registration", "data_up"]
+        assert r.c.link.name == "subscribed"
     run(t())
 
 
@@ -478,7 +481,11 @@ def test_reboot_reinits_the_modem_before_the_session():
         await until(lambda: r.c.reconnects == 1, "recovered")
         assert r.m.calls == ["wait_ready", "init", "sim_state", "registration", "data_up"]
         assert r.c.reboots == 1 and r.c.up.is_set()
-        assert r.names().index("reset") < r.names().index("stop")  # driver told of the boot
+        # the driver was told of the boot, and the session is rebuilt from "booted": the
+        # module's MQTT service is gone, so nothing is torn down first (no DISC/REL/STOP)
+        after = r.names()[r.names().index("reset") + 1:]
+        assert after == ["start", "configure_tls", "connect", "subscribe", "subscribe"]
+        assert r.c.link.name == "subscribed"
         await r.stop()
     run(t())
 

@@ -351,6 +351,19 @@ class CMQTTDriver:
         # final result is still awaited, so no late OK can end the next command.
         self._res.abort()
 
+    def lost(self, reboot):
+        """The link fell (called from the reader by ``link.Link.lost``: no allocation).  A
+        command waiting for its result URC fails now; after a reboot the service, the client
+        slot and its SSL/CFG settings are gone too (the task side calls ``reset``)."""
+        self.connected = False
+        self._sslcfg_set = False
+        if reboot:
+            self.started = False
+            self.acquired = None
+            self._cfg_done = False
+        self._lost_gen += 1
+        self._fail_pending()
+
     def _on_connlost(self, a):
         if a.arg_int(0) != self.index:
             return

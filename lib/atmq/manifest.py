@@ -26,6 +26,8 @@ package("atmq", files=[
     "fix.py",
     "gnssparse.py",
     "inbox.py",
+    "link.py",
+    "log.py",
     "modem.py",
     "nmea.py",
     "power.py",

@@ -302,6 +302,13 @@ class SMDriver:
         self.stats["late_results"] += 1
         return False
 
+    def lost(self, reboot):
+        """The link fell (called from the reader by ``link.Link.lost``: no allocation): a
+        SUB/PUB/UNSUB waiting for its result URC fails now."""
+        self.connected = False
+        self._lost_gen += 1
+        self._res.abort()
+
     def _link_down(self, why):
         was = self.connected
         self.connected = False
