@@ -222,6 +222,29 @@ async def connlost_midpublish(c):
     assert d.stats["connlost"] == 2 and d.stats["pub_errors"] == 1
 
 
+async def reboot_midpublish(c):
+    from atmq.compat import ticks_diff, ticks_ms
+    from atmq.link import ST_BOOTING, ST_SUBSCRIBED, Link
+    from atmq.modem import Modem
+
+    d = c.drv
+    m = Modem(c.at, c.ev)
+    m._session = True  # init() ran: boot URCs from now on are a reboot
+    lk = Link(m, d)
+    await session(d)
+    lk.mark(ST_SUBSCRIBED)
+    t0 = ticks_ms()
+    e = await expect(d.publish("dt/tlog/0001", "hello"), "CMQTT", 11)
+    took = ticks_diff(ticks_ms(), t0)
+    assert took < 3000, took  # aborted at the boot URC, not after PUB's result timeout
+    assert e.cls == errtab.STATE and not d.connected and not d.started
+    await settle(c)
+    assert m.reboots == 1 and not m.inited
+    assert lk.sync() == ST_BOOTING and lk.mqtt_fresh  # rebuilt from "booting"
+    await session(d)  # START, ACCQ, CONNECT again: the reboot ended the old service
+    assert d.connected
+
+
 async def connlost_before_ok(c):
     d = c.drv
     await session(d)
@@ -398,6 +421,7 @@ CASES = (
     ("engine_free", "cmqtt/engine_free.atx", engine_free, {}),
     ("connlost_midpublish", "cmqtt/connlost_midpublish.atx", connlost_midpublish, {}),
     ("connlost_before_ok", "cmqtt/connlost_before_ok.atx", connlost_before_ok, {}),
+    ("reboot_midpublish", "cmqtt/reboot_midpublish.atx", reboot_midpublish, {}),
     ("busy_retry", "cmqtt/busy_retry.atx", busy_retry, {}),
     ("reinit_started", "cmqtt/reinit_started.atx", reinit_started, {}),
     ("reinit_23_19", "cmqtt/reinit_23_19.atx", reinit_23_19, {}),

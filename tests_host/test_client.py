@@ -588,3 +588,47 @@ def test_config_normalisation_and_errors():
         with pytest.raises(ConfigError) as e:
             normalize(bad)
         assert e.value.key == key, bad
+
+
+def test_fatal_error_leaves_the_ladder_and_parks_until_retry():
+    """Issue 9: CMQTT 30/31 (credentials) during recovery must not climb to CFUN, CRESET
+    or a power cycle: the link parks in "fatal" with the code and its meaning, and tries
+    again on the long backoff or at once on retry() (a set/reconnect command)."""
+    async def t():
+        r = Rig(dict(CFG, fatal_retry_s=3600))
+        await r.c.connect()
+        r.start()
+        r.d.fail["connect"] = [ModemError("CMQTT", 31, b"AT+CMQTTCONNECT=0")]
+        r.d.drop()
+        await until(lambda: r.c.link.name == "fatal", "parked in fatal")
+        lad = r.c.recovery.ladder
+        assert lad.tries[rc.RUNG_RESET] == 0 and lad.tries[rc.RUNG_POWER] == 0
+        assert "radio_cycle" not in r.m.calls and "restart" not in r.m.calls
+        assert "power_cycle" not in r.m.calls
+        st = r.c.stats()
+        assert st["link"] == "fatal" and st["fatal"].startswith("CMQTT 31 ")
+        assert not r.c.up.is_set()
+        connects = r.names().count("connect")
+        for _ in range(50):  # parked: nothing is sent while the backoff runs
+            await asyncio.sleep(0)
+        assert r.names().count("connect") == connects
+        r.c.link.retry()  # the set/reconnect command
+        await until(lambda: r.c.up.is_set(), "reconnected after retry()")
+        assert r.c.link.name == "subscribed" and r.c.link.fatal_text() is None
+        assert r.c.link.fatals == 1
+        await r.stop()
+    run(t())
+
+
+def test_fatal_backoff_runs_out_by_itself():
+    async def t():
+        r = Rig(dict(CFG, fatal_retry_s=60))
+        await r.c.connect()
+        r.start()
+        r.d.fail["connect"] = [ModemError("CME", 10, b"AT+CPIN?")]  # no SIM
+        r.d.drop()
+        await until(lambda: r.c.link.name == "fatal", "parked in fatal")
+        r.clock.t += 60000  # the fake clock: the long backoff has passed
+        await until(lambda: r.c.up.is_set(), "retried after the backoff", steps=20000)
+        await r.stop()
+    run(t())

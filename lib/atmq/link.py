@@ -32,7 +32,7 @@ import asyncio
 
 from . import errtab
 from . import log
-from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms, wait_for_ms
+from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms
 from .errors import ModemError
 
 ST_OFF = const(0)
@@ -168,7 +168,7 @@ class Link:
         self.fatals += 1
         self._fatal_at = self._clock()
         self._retry.clear()
-        self._enter(ST_FATAL, self.fatal_text())
+        self._enter(ST_FATAL, self.fatal_text() or "")
         log.error("link", "fatal: %s; next try in %d s (or on set/reconnect)",
                   self.fatal_text(), self.fatal_retry_ms // 1000)
 
@@ -177,13 +177,13 @@ class Link:
         if e is None:
             return None
         if isinstance(e, ModemError):
-            return "%s %d: %s" % (e.kind, e.code, log.redact(str(e)))
+            return log.redact(str(e))  # the manual's code and meaning, the command masked
         return "%s: %s" % (type(e).__name__, log.redact(str(e)))
 
     def fatal_left_ms(self):
         if self.state != ST_FATAL:
             return 0
-        left = ticks_diff(ticks_add(self._fatal_at, self.fatal_retry_ms), self._clock())
+        left = self.fatal_retry_ms - ticks_diff(self._clock(), self._fatal_at)
         return left if left > 0 else 0
 
     def retry(self):
@@ -198,10 +198,9 @@ class Link:
             return True
         left = self.fatal_left_ms()
         if not self._retry.is_set() and left > 0:
-            try:
-                await wait_for_ms(self._retry.wait(), min(left, step_ms))
-            except asyncio.TimeoutError:
-                pass
+            # in steps of at most 1 s on the link's own sleep (a fake clock in tests)
+            step = min(left, step_ms, 1000)
+            await self._sleep(step)
         if self._retry.is_set() or self.fatal_left_ms() <= 0:
             self._retry.clear()
             self._enter(ST_OFF if not self.modem.inited else ST_AT_READY, "retry after fatal")
