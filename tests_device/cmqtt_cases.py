@@ -245,6 +245,28 @@ async def reboot_midpublish(c):
     assert d.connected
 
 
+async def connect_error_then_code(c):
+    d = c.drv
+    seen = []
+    cmd = c.at.cmd
+
+    async def spy(command, **kw):  # the timeouts the driver gives the engine
+        seen.append((bytes(command), kw.get("timeout_ms")))
+        return await cmd(command, **kw)
+
+    c.at.cmd = spy
+    await session(d)  # ERROR, then +CMQTTCONNECT: 0,19 later: connected already
+    assert d.connected and d.stats["state_ok"] >= 1
+    await d.disconnect(60)
+    e = await expect(d.connect("broker.example.net", 1883, "tlog-0001", user="dev",
+                               password="s3cret"), "CMQTT", 31)
+    assert e.cls == errtab.FATAL
+    assert "s3cret" not in str(e) and "s3cret" not in repr(e)  # issue 10 #5
+    t = dict(seen)
+    assert t[b"AT+CMQTTSTART"] >= 12000  # 003 s.16.2.1 max 12 s (002 s.2.1.1: 120 s)
+    assert t[b"AT+CMQTTDISC=0,60"] >= 60000  # 16.2.9: the DISC's own <timeout>
+
+
 async def connlost_before_ok(c):
     d = c.drv
     await session(d)
@@ -320,6 +342,16 @@ async def sslversion_oldfw(c):
         else:
             raise AssertionError("no FirmwareError")
     assert d.revision == "LE11B02SIM7500A"
+
+
+async def sslversion_tls13(c):
+    p = await T.configure_ssl(c.at, 0, T.aws_iot())
+    assert p is not None and p["sslversion"] == 2 and p["sni"] is None
+    # config tls_version "tls1.2": the number of this build's table (0 here, 3 classic)
+    prof = {"sslversion": "tls1.2", "cacert": None, "ignorelocaltime": None,
+            "negotiatetime": None}
+    p = await T.configure_ssl(c.at, 0, prof)
+    assert p is not None and p["sslversion"] == 0
 
 
 async def certs(c):
@@ -422,6 +454,8 @@ CASES = (
     ("connlost_midpublish", "cmqtt/connlost_midpublish.atx", connlost_midpublish, {}),
     ("connlost_before_ok", "cmqtt/connlost_before_ok.atx", connlost_before_ok, {}),
     ("reboot_midpublish", "cmqtt/reboot_midpublish.atx", reboot_midpublish, {}),
+    ("connect_error_then_code", "cmqtt/connect_error_then_code.atx", connect_error_then_code,
+     {}),
     ("busy_retry", "cmqtt/busy_retry.atx", busy_retry, {}),
     ("reinit_started", "cmqtt/reinit_started.atx", reinit_started, {}),
     ("reinit_23_19", "cmqtt/reinit_23_19.atx", reinit_23_19, {}),
@@ -430,6 +464,7 @@ CASES = (
     ("noconn_11", "cmqtt/noconn_11.atx", noconn_11, {}),
     ("sslversion_oldfw", "cmqtt/sslversion_oldfw.atx", sslversion_oldfw, {}),
     ("certs", "cmqtt/certs.atx", certs, {}),
+    ("sslversion_tls13", "cmqtt/sslversion_tls13.atx", sslversion_tls13, {}),
     ("seed002_3_1", "seed002_3_1_mqtt_tcp.atx", seed002_3_1, {}),
     ("seed002_3_2", "seed002_3_2_mqtts_no_verify.atx", seed002_3_2, {}),
     ("seed002_3_3", "seed002_3_3_mqtts_verify_server.atx", seed002_3_3, {}),

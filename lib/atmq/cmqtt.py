@@ -56,7 +56,7 @@ import asyncio
 from . import tls as _tls
 from .compat import const, sleep_ms
 from .engine import R_CME, R_CMS, R_OK
-from .errors import ATError, ModemError
+from .errors import ATError, ATTimeout, ModemError
 from .events import (
     EV_CONNLOST,
     EV_MSG,
@@ -65,6 +65,7 @@ from .events import (
     EV_PUBACK,
     EV_URC,
     RESULT_ABORTED,
+    RESULT_NONE,
     ResultWait,
 )
 from .tokenizer import T_RAW
@@ -86,6 +87,7 @@ T_PROMPT = const(5000)
 T_START = const(120000)  # A7600 note 2.1.1 (SIM767XX 16.2.1 says 12000)
 T_STOP = const(12000)  # 16.2.2
 T_MARGIN = const(5000)
+T_ERR_GRACE = const(3000)  # after CONNECT's ERROR: how long its "+CMQTTCONNECT: i,err" may lag
 
 # EV_URC a-codes for result URCs that arrive outside a command
 LATE_SUB = const(1)
@@ -450,7 +452,7 @@ class CMQTTDriver:
         return code if code > 0 else _BARE
 
     async def _exec(self, cmd, prefix, payload=None, kind=0, timeout_ms=T_CMD,
-                    done_timeout_ms=T_CMD):
+                    done_timeout_ms=T_CMD, err_grace_ms=0):
         """Run one CMQTT command; 0 on success, else the CMQTT code, _BARE or _ABORTED.
 
         ``kind``: a two-phase command whose result URC (before or after OK) the driver's
@@ -471,6 +473,13 @@ class CMQTTDriver:
             if f == R_CME or f == R_CMS:
                 raise at.error(cmd)
             got = res.got
+            if f != R_OK and got == RESULT_NONE and err_grace_ms:
+                # 16.2.8 case 3: "ERROR" then "+CMQTTCONNECT: <idx>,<err>" in a later read:
+                # wait a moment for the code (it says what failed: 19 = already connected)
+                try:
+                    got = await res.wait(cmd, err_grace_ms)
+                except ATTimeout:
+                    got = RESULT_NONE
             if f != R_OK:  # "+<cmd>: <idx>,<err>" came before the ERROR, or nothing did
                 return got if got > 0 or got == _ABORTED else _BARE
             return await res.wait(cmd, done_timeout_ms)
@@ -526,7 +535,9 @@ class CMQTTDriver:
 
     async def _start(self):
         cmd = b"AT+CMQTTSTART"
-        err = await self._exec(cmd, b"+CMQTTSTART:", kind=_K_START, done_timeout_ms=T_START)
+        # 003 s.16.2.1 / 002 s.2.1.1: the OK itself may be late and come after the result
+        err = await self._exec(cmd, b"+CMQTTSTART:", kind=_K_START, timeout_ms=T_START,
+                               done_timeout_ms=T_START)
         if err == 0:
             self.started = True
             return
@@ -750,8 +761,10 @@ class CMQTTDriver:
                 while True:
                     gen = self._lost_gen
                     try:
+                        # 16.2.8 case 4: the result, then ERROR, may take the whole wait
                         err = await self._exec(cmd, b"+CMQTTCONNECT:", kind=_K_CONNECT,
-                                               done_timeout_ms=t_done)
+                                               timeout_ms=t_done, done_timeout_ms=t_done,
+                                               err_grace_ms=T_ERR_GRACE)
                     except ModemError:
                         self._sslcfg_set = False  # outcome unknown: send SSLCFG again
                         raise
@@ -800,8 +813,11 @@ class CMQTTDriver:
         cmd = b"AT+CMQTTDISC=%d,%d" % (self.index, timeout_s)
         tries = 0
         while True:
-            err = await self._exec(cmd, b"+CMQTTDISC:", kind=_K_DISC,
-                                   done_timeout_ms=timeout_s * 1000 + T_MARGIN)
+            # 16.2.9: "+CMQTTDISC: <idx>,0" may come before a late OK; the DISC takes up
+            # to its <timeout> (60..180 s), so the OK gets that long too
+            t_disc = timeout_s * 1000 + T_MARGIN
+            err = await self._exec(cmd, b"+CMQTTDISC:", kind=_K_DISC, timeout_ms=t_disc,
+                                   done_timeout_ms=t_disc)
             if err == _E_BUSY and await self._busy(tries):
                 tries += 1
                 continue
@@ -843,7 +859,8 @@ class CMQTTDriver:
     async def _stop(self):
         cmd = b"AT+CMQTTSTOP"
         for _ in range(2):
-            err = await self._exec(cmd, b"+CMQTTSTOP:", kind=_K_STOP, done_timeout_ms=T_STOP)
+            err = await self._exec(cmd, b"+CMQTTSTOP:", kind=_K_STOP, timeout_ms=T_STOP,
+                                   done_timeout_ms=T_STOP)  # 16.2.2: 12 s
             self.started = False
             if err == 0:
                 return
