@@ -77,6 +77,9 @@ def client_config(cfg, topics, dev, will_retain=False, has_will=True):
                     "clientcert": cfg.get("tls_cert") or None,
                     "clientkey": cfg.get("tls_key") or None,
                     "port": cfg.get("mqtt_port")}
+        tv = cfg.get("tls_version")
+        if tv and tv != "default":  # a name: atmq.tls maps it to the module's numbering
+            c["tls"]["sslversion"] = tv
     return c
 
 
@@ -146,7 +149,7 @@ class App:
         self.driver = _driver(fam, b["modem"]["model"], at, self.events, self.inbox)
         # the one owner of the link: bring-up, state, fatal parking, operator, network time
         self.link_owner = Link(self.modem, self.driver, reg_timeout_ms=_REG_WAIT_MS,
-                               fatal_retry_ms=_FATAL_RETRY_MS)
+                               fatal_retry_ms=cfg.get("link_fatal_retry_s") * 1000)
         self.wd = Watchdog(platform.hw_watchdog(cfg.get("watchdog_timeout_s") * 1000))
         self.elm = None
         if cfg.get("obd_enable") and b["obd"] is not None:
@@ -198,6 +201,8 @@ class App:
                     self.capture.start()
                 else:
                     self.capture.stop()
+            elif k == "link_fatal_retry_s":
+                self.link_owner.fatal_retry_ms = self.cfg.get(k) * 1000
             elif k == "spool_flush_records":
                 self.spool.flush_records = self.cfg.get(k)
             elif k == "topic_prefix":
@@ -236,6 +241,17 @@ class App:
         if not first and not await m.probe(3):
             first = True
         await self.link_owner.up(first=first)
+
+    async def _configure_driver(self):
+        """The MQTT settings of the CMQTT family (AT+CMQTTCFG, manual 16.2.15), sent by the
+        driver after every ACCQ: the protocol version (the SIM767XX default is 3 = MQTT 3.1,
+        which AWS IoT Core refuses) and, for binary payloads, no UTF-8 check."""
+        f = getattr(self.driver, "configure", None)
+        if f is None or self.modem.family != "cmqtt":
+            return
+        cfg = self.cfg
+        await f(check_utf8=0 if cfg.get("mqtt_binary") else None,
+                version=cfg.get("mqtt_version"))
 
     def _make_client(self):
         """The MQTT client and the session tasks' objects (once the device id is known)."""
@@ -289,6 +305,7 @@ class App:
                         await sleep_ms(10000)
                 if made is None:
                     made = self._make_client()
+                    await self._configure_driver()
                 await made[0].connect()
                 break
             except Exception as e:  # modem, SIM, network, broker: log, back off, try again

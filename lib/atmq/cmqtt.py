@@ -53,6 +53,7 @@ after an ATTimeout the client should rebuild the session.  Echo must be off
 
 import asyncio
 
+from . import log
 from . import tls as _tls
 from .compat import const, sleep_ms
 from .engine import R_CME, R_CMS, R_OK
@@ -185,6 +186,7 @@ class CMQTTDriver:
         self._cfg_utf8 = None
         self._cfg_optimeout = None
         self._cfg_version = None
+        self.version_refused = False  # AT+CMQTTCFG="version" answered a plain ERROR
         self._tls = None  # normalized TLS profile from configure_tls
         self._cfg_done = False
         self._sslcfg_set = False
@@ -653,6 +655,12 @@ class CMQTTDriver:
                 continue
             cmd = b'AT+CMQTTCFG="%s",%d,%d' % (key, i, v)
             err = await self._exec(cmd, b"+CMQTTCFG:")
+            if err == _BARE and key == b"version":
+                # 16.2.15 lists "version" for the SIM767XX; the A7600 note (002 2.1.15)
+                # has no such setting: that module keeps its own protocol version
+                self.version_refused = True
+                log.warn("mqtt", "%s refused: the module keeps its MQTT version", cmd)
+                continue
             if err != 0:
                 raise self._error(err, cmd)
             if key == b"optimeout":
