@@ -156,6 +156,17 @@ async def inbound(c):
     assert d.stats["published"] == 1
 
 
+async def inbound_badlen(c):
+    await settle(c)
+    ev = c.events()
+    kinds = [k for k, a, b in ev]
+    assert kinds[-1] == EV_MSG and EV_MSG not in kinds[:-1], ev
+    assert c.message() == (b"cmd/tlog/0001/ok", b"fine")
+    st = c.drv.stats
+    assert st["rx_bad_len"] == 3 and st["received"] == 1, st
+    assert c.at.unknown >= 1  # "hello" was read as a line, not skipped blindly
+
+
 async def inbound_oversize(c):
     await settle(c)
     ev = c.events()
@@ -449,6 +460,7 @@ CASES = (
     ("inbound_oversize", "cmqtt/inbound_oversize.atx", inbound_oversize,
      {"inbox": (4, 32, 64)}),
     ("inbound_torn", "cmqtt/inbound_torn.atx", inbound_torn, {"inbox": (2, 32, 64)}),
+    ("inbound_badlen", "cmqtt/inbound_badlen.atx", inbound_badlen, {}),
     ("urcs_idle", "cmqtt/urcs_idle.atx", urcs_idle, {}),
     ("engine_free", "cmqtt/engine_free.atx", engine_free, {}),
     ("connlost_midpublish", "cmqtt/connlost_midpublish.atx", connlost_midpublish, {}),

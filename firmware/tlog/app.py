@@ -42,6 +42,7 @@ _LINK_BACKOFF_MIN_MS = 5000
 _LINK_BACKOFF_MAX_MS = 300000  # the anchor blocks 180 s after a failed attach; we keep sampling
 _REG_WAIT_MS = 180000
 _FATAL_RETRY_MS = 1800000
+_SM_LINE_MAX = 1024 + 128 + 48  # message, topic (128: the Inbox's), +SMPUBLISH framing
 # keys whose change (a ``set``) gives a link parked in ``fatal`` its next try at once
 _LINK_KEYS = ("apn", "apn_user", "apn_pass", "sim_pin", "mqtt_host", "mqtt_port", "mqtt_tls",
               "mqtt_client_id", "mqtt_user", "mqtt_password", "mqtt_keepalive_s", "tls_ca",
@@ -139,7 +140,14 @@ class App:
             log("seqno lease lost: numbering resumes at %d" % self.seq.peek())
         fam = b["modem"]["family"] or "cmqtt"
         stream = platform.open_stream(b["uart"], opts.get("modem"))
-        self.at = at = Engine(stream)
+        if fam == "sm":
+            # SIM800 publishes inline (AT+SMPUB="<topic>",q,r,"<message>") and receives the
+            # message inside the +SMPUBLISH line: 1024 bytes each way (seed 004 3.5/3.10)
+            # plus the topic and the framing need more than the 600/512-byte defaults
+            at = Engine(stream, line_max=_SM_LINE_MAX, tx_max=_SM_LINE_MAX)
+        else:
+            at = Engine(stream)
+        self.at = at
         self.events = EventQueue(32)
         self.inbox = Inbox(4, 128, 1024)
         self.modem = Modem(at, self.events, board=b, family=fam,

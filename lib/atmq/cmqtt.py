@@ -76,6 +76,8 @@ TOPIC_MAX = const(1024)  # TOPIC/SUBTOPIC/SUB/UNSUB/WILLTOPIC <req_length> 1..10
 WILL_MAX = const(1024)  # WILLMSG 1..1024
 PAYLOAD_MAX_SIM76XX = const(4096)  # 16.2.11 "The SIM76XX is: (1-4096)"
 PAYLOAD_MAX_A76XX = const(10240)  # A7600 note 2.1.11: 1..10240
+RX_TOPIC_MAX = const(1024)  # 16.4 +CMQTTRXSTART <topic_total_len> 1..1024
+RX_PAYLOAD_MAX = const(10240)  # 16.4 <payload_total_len> 1..10240 (both families)
 CLIENT_ID_MAX = const(128)  # 16.2.3
 ADDR_MIN = const(9)  # 16.2.8 <server_addr> 9..256
 ADDR_MAX = const(256)
@@ -198,7 +200,7 @@ class CMQTTDriver:
             "published": 0, "pub_errors": 0, "received": 0, "rx_dropped": 0,
             "rx_oversize": 0, "rx_torn": 0, "rx_overwritten": 0, "connlost": 0,
             "nonet": 0, "busy_retries": 0, "late_results": 0, "state_ok": 0,
-            "subscribed": 0, "connects": 0,
+            "subscribed": 0, "connects": 0, "rx_bad_len": 0,
         }
         # inbound message assembly (reader side)
         self._rx_mode = _RX_IDLE
@@ -226,13 +228,32 @@ class CMQTTDriver:
 
     # ---- URC handlers (run inside the reader: no await, no allocation) -------------------------
 
+    def _bad_len(self):
+        # An announced length or client index outside the manual's ranges (issue 10 #3):
+        # counted, the message dropped, NO blind skip of N bytes (a bogus 999999999 would
+        # make the reader deaf): the bytes that follow are read as lines and resync.
+        self.stats["rx_bad_len"] += 1
+        if self._rx_mode == _RX_KEEP:
+            self.inbox.abandon()
+        if self._rx_mode != _RX_IDLE:
+            self._rx_mode = _RX_BAD
+        self._drop(DROP_TORN, 0)
+
     def _on_rxstart(self, a):
-        if a.arg_int(0) != self.index:
+        i = a.arg_int(0)
+        if i != self.index:
+            if i != 0 and i != 1:
+                self._bad_len()
             return
         if self._rx_mode != _RX_IDLE:  # the previous message never ended
             self._drop(DROP_TORN, 0)
         tl = a.arg_int(1)
         pl = a.arg_int(2)
+        if tl > RX_TOPIC_MAX or pl > RX_PAYLOAD_MAX:
+            self._rx_mode = _RX_BAD
+            self._rx_reported = False
+            self.stats["rx_bad_len"] += 1
+            return
         self._rx_tlen = tl
         self._rx_plen = pl
         self._rx_reported = False
@@ -255,7 +276,11 @@ class CMQTTDriver:
 
     def _arm(self, a, kind):
         n = a.arg_int(1)
-        if a.arg_int(0) != self.index:  # client 1's message: skip its bytes, stay in step
+        i = a.arg_int(0)
+        if (i != 0 and i != 1) or n > (RX_TOPIC_MAX if kind == _RAW_TOPIC else RX_PAYLOAD_MAX):
+            self._bad_len()  # unparseable index or a length over 16.4's: no skip
+            return
+        if i != self.index:  # client 1's message: skip its bytes, stay in step
             if n > 0:
                 self.at.tok.arm_raw(None, 0, n)
                 self._raw_kind = _RAW_SKIP
