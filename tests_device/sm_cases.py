@@ -16,7 +16,7 @@ import drivercases as D  # pyright: ignore[reportMissingImports]
 from atmq import atx
 from atmq.errors import ATError
 from atmq.events import EV_CONNLOST, EV_MSG, EV_MSG_DROPPED, EV_PUBACK
-from atmq.smmqtt import DROP_OVERSIZE, DROP_OVERWRITTEN, DROP_TORN, SMDriver
+from atmq.smmqtt import DROP_OVERSIZE, DROP_OVERWRITTEN, SMDriver
 from drivercases import (  # pyright: ignore[reportMissingImports]
     TRANSCRIPTS,
     DriverCtx,
