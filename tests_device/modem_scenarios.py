@@ -130,6 +130,8 @@ async def sim_pin_wrong(m, q, meta):
         await m.sim_state()
     except ModemError as e:
         eq((e.kind, e.code), ("CME", 16), "wrong PIN error")
+        # issue 10 #5: the PIN is in no error text (str, repr, the command kept)
+        check("0000" not in str(e) and "0000" not in repr(e), "PIN in the error: %r" % e)
     else:
         raise AssertionError("a rejected PIN must raise")
     check(m.pin_rejected, "pin_rejected")

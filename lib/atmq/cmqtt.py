@@ -153,7 +153,7 @@ def _len_ok(b, what, lo, hi):
 def _quotable(b, what, lo, hi):
     # Quoted AT string arguments cannot carry a quote or a line end: there is no escape.
     _len_ok(b, what, lo, hi)
-    for c in (34, 13, 10, 0):
+    for c in (34, 13, 10, 0, 92):  # 92: a backslash could start an escape (issue 10 #11)
         if bytes(b).find(bytes((c,))) >= 0:
             raise ValueError("%s must not contain %r (quoted AT argument)" % (what, chr(c)))
     return bytes(b)

@@ -122,8 +122,12 @@ def _quoted(name, value):
     if not isinstance(value, str):
         raise ConfigError(name, "must be a string, got %r" % (value,))
     for c in value:
-        if c == '"' or c < " ":
-            raise ConfigError(name, "contains a quote or a control character: %r" % (value,))
+        if c == '"' or c < " " or c == "\\":
+            # a backslash: SIMCom parsers read "\22" / "\0d\0a" escapes inside quoted
+            # strings on some commands, so a value could smuggle a quote or a line end
+            # (issue 10 #11); no value we send needs one
+            raise ConfigError(name, "contains a quote, a backslash or a control character: %r"
+                              % (value,))
     return value
 
 

@@ -141,7 +141,7 @@ def _quotable(b, what, lo=1, hi=1024):
     n = len(b)
     if n < lo or n > hi:
         raise ValueError("%s is %d bytes; the modem takes %d..%d" % (what, n, lo, hi))
-    for c in (34, 13, 10, 0):
+    for c in (34, 13, 10, 0, 92):  # 92: a backslash could start an escape (issue 10 #11)
         if b.find(bytes((c,))) >= 0:
             raise ValueError("%s must not contain %r (quoted AT argument, no escape)"
                              % (what, chr(c)))
