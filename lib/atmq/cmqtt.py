@@ -134,6 +134,14 @@ _RAW_PAYLOAD = const(2)
 _RAW_SKIP = const(3)
 
 
+class _Aborted(ModemError):
+    """The link went (CONNLOST, NONET, a reboot) while the command's result was awaited:
+    CMQTT 11 "no connection" to the caller."""
+
+    def __init__(self, command):
+        super().__init__("CMQTT", _E_NOCONN, command)
+
+
 def _bytes(x, what):
     if isinstance(x, str):
         return x.encode()
@@ -480,12 +488,29 @@ class CMQTTDriver:
 
     async def _exec(self, cmd, prefix, payload=None, kind=0, timeout_ms=T_CMD,
                     done_timeout_ms=T_CMD, err_grace_ms=0):
-        """Run one CMQTT command; 0 on success, else the CMQTT code, _BARE or _ABORTED.
+        """Run one CMQTT command; returns when it succeeded, else raises ``ModemError``:
+        ("CMQTT", <err>) from ``+<cmd>: <idx>,<err>``, ``ATError`` for a plain ERROR,
+        ``_Aborted`` (CMQTT 11) when the link went while the result was awaited, or the
+        engine's CME error / ``ATTimeout``.  ``_code(e)`` reads the code back for the
+        steps where a code means a state ("already started", "client is used"...).
 
         ``kind``: a two-phase command whose result URC (before or after OK) the driver's
         handlers catch.  The engine is free again once the final result came, so other
         modules' commands (GNSS, CSQ) are not held up while the broker takes its time.
         """
+        err = await self._once(cmd, prefix, payload, kind, timeout_ms, done_timeout_ms,
+                               err_grace_ms)
+        if err == 0:
+            return
+        if err == _BARE:
+            raise ATError(cmd)
+        if err == _ABORTED:
+            raise _Aborted(cmd)
+        raise ModemError("CMQTT", err, cmd)
+
+    async def _once(self, cmd, prefix, payload, kind, timeout_ms, done_timeout_ms,
+                    err_grace_ms):
+        # 0, the CMQTT code, _BARE or _ABORTED (only _exec sees these)
         at = self.at
         if not kind:
             r = await at.cmd(cmd, resp=prefix, payload=payload, timeout_ms=timeout_ms,
@@ -513,13 +538,32 @@ class CMQTTDriver:
         finally:
             res.done()
 
-    async def _busy(self, tries):
-        """After a 14: True (having slept) when another try is allowed."""
-        if tries >= self.busy_retries:
-            return False
-        self.stats["busy_retries"] += 1
-        await sleep_ms(self.busy_backoff_ms << tries)
-        return True
+    async def _retrying(self, step):
+        """The one retry layer of the driver: ``await step()`` again after CMQTT 14 "client
+        is busy" (16.3.1: TRANSIENT), ``busy_retries`` times with the backoff doubling from
+        ``busy_backoff_ms``; every other error goes to the caller."""
+        tries = 0
+        while True:
+            try:
+                return await step()
+            except ModemError as e:
+                if e.kind != "CMQTT" or e.code != _E_BUSY or tries >= self.busy_retries:
+                    raise
+            self.stats["busy_retries"] += 1
+            await sleep_ms(self.busy_backoff_ms << tries)
+            tries += 1
+
+    @staticmethod
+    def _code(e):
+        """The CMQTT code a raised step carries: _BARE for a plain ERROR, _ABORTED for a
+        result the link loss cut off, None for a CME error or a timeout."""
+        if isinstance(e, _Aborted):
+            return _ABORTED
+        if isinstance(e, ATError):
+            return _BARE
+        if e.kind == "CMQTT":
+            return e.code
+        return None
 
     def _link_down(self, why):
         was = self.connected
@@ -529,19 +573,17 @@ class CMQTTDriver:
             self.stats["connlost"] += 1
             self.events.put(EV_CONNLOST, self.index, why)
 
-    def _error(self, err, cmd):
-        """The exception for a failed step; state bookkeeping for the codes that need it."""
+    def _fail(self, e):
+        """``e`` to raise to the caller, after the state bookkeeping its code asks for."""
+        err = self._code(e)
         if err == _E_NOCONN or err == _ABORTED:
             self._link_down(-_E_NOCONN)
-            err = _E_NOCONN
         elif err == _E_NETNOTOPEN:
             self.started = False
             self._link_down(-_E_NETNOTOPEN)
         elif err == _E_NOTACQ:
             self.acquired = None
-        if err == _BARE:
-            return ATError(cmd)
-        return ModemError("CMQTT", err, cmd)
+        return e
 
     # ---- service and client slot -------------------------------------------------------------
 
@@ -563,22 +605,22 @@ class CMQTTDriver:
     async def _start(self):
         cmd = b"AT+CMQTTSTART"
         # 003 s.16.2.1 / 002 s.2.1.1: the OK itself may be late and come after the result
-        err = await self._exec(cmd, b"+CMQTTSTART:", kind=_K_START, timeout_ms=T_START,
-                               done_timeout_ms=T_START)
-        if err == 0:
-            self.started = True
-            return
-        if err == _E_NETOPENED:  # 23 "network is opened": already started
-            self.stats["state_ok"] += 1
-            self.started = True
-            return
-        if err == _BARE:  # 16.2.1 case 3: a second START answers ERROR; confirm with a probe
-            if await self._probe_acq():
+        try:
+            await self._exec(cmd, b"+CMQTTSTART:", kind=_K_START, timeout_ms=T_START,
+                             done_timeout_ms=T_START)
+        except ModemError as e:
+            err = self._code(e)
+            if err == _E_NETOPENED:  # 23 "network is opened": already started
                 self.stats["state_ok"] += 1
                 self.started = True
                 return
-            raise ATError(cmd)
-        raise self._error(err, cmd)
+            if err == _BARE and await self._probe_acq():
+                # 16.2.1 case 3: a second START answers ERROR; the read form confirms it
+                self.stats["state_ok"] += 1
+                self.started = True
+                return
+            raise self._fail(e) from None
+        self.started = True
 
     async def _probe_acq(self):
         """AT+CMQTTACCQ? (ERROR while the service is stopped, 16.2.1 note); records our slot."""
@@ -601,33 +643,30 @@ class CMQTTDriver:
         cmd = b'AT+CMQTTACCQ=%d,"%s"' % (self.index, cid)
         if server_type:
             cmd += b",1"
-        tries = 0
-        while True:
-            err = await self._exec(cmd, b"+CMQTTACCQ:")
-            if err == _E_BUSY and await self._busy(tries):
-                tries += 1
-                continue
-            break
-        if err == 0:
-            self._acquired(cid, server_type)
-            return
-        if err == _E_USED or err == _BARE:
+        try:
+            await self._retrying(lambda: self._exec(cmd, b"+CMQTTACCQ:"))
+        except ModemError as e:
+            err = self._code(e)
+            if err != _E_USED and err != _BARE:
+                raise self._fail(e) from None
             # 19 "client is used" (or a bare ERROR): held already; keep it if it is ours
             if not await self._probe_acq():
                 self.started = False  # the read form fails too: the service is not running
-                raise ATError(cmd)
+                raise ATError(cmd) from None
             acq = self.acquired
             if acq is not None and acq[0] == cid and acq[1] == server_type:
                 self.stats["state_ok"] += 1
                 self._acquired(cid, server_type)
                 return
-            if acq is not None:  # someone else's id or server type: release and take it
-                await self._release_slot()
-                err = await self._exec(cmd, b"+CMQTTACCQ:")
-                if err == 0:
-                    self._acquired(cid, server_type)
-                    return
-        raise self._error(err, cmd)
+            if acq is None:
+                raise self._fail(e) from None
+            # someone else's id or server type: release and take it
+            await self._release_slot()
+            try:
+                await self._exec(cmd, b"+CMQTTACCQ:")
+            except ModemError as e2:
+                raise self._fail(e2) from None
+        self._acquired(cid, server_type)
 
     def _acquired(self, cid, server_type):
         self.acquired = (cid, server_type)
@@ -639,15 +678,20 @@ class CMQTTDriver:
 
     async def _rel(self, tolerant):
         cmd = b"AT+CMQTTREL=%d" % self.index
-        err = await self._exec(cmd, b"+CMQTTREL:")
+        try:
+            await self._exec(cmd, b"+CMQTTREL:")
+        except ModemError as e:
+            err = self._code(e)
+            if err is None:
+                raise
+            self.acquired = None
+            self._sslcfg_set = False
+            if err == _E_NOTACQ or (tolerant and (err == _BARE or err == _E_NETNOTOPEN)):
+                self.stats["state_ok"] += 1
+                return
+            raise self._fail(e) from None
         self.acquired = None
         self._sslcfg_set = False
-        if err == 0:
-            return
-        if err == _E_NOTACQ or (tolerant and (err == _BARE or err == _E_NETNOTOPEN)):
-            self.stats["state_ok"] += 1
-            return
-        raise self._error(err, cmd)
 
     async def configure(self, check_utf8=None, optimeout_s=None, version=None):
         """AT+CMQTTCFG settings, sent after every ACCQ (REL clears them, 16.2.15).
@@ -679,15 +723,16 @@ class CMQTTDriver:
             if v is None:
                 continue
             cmd = b'AT+CMQTTCFG="%s",%d,%d' % (key, i, v)
-            err = await self._exec(cmd, b"+CMQTTCFG:")
-            if err == _BARE and key == b"version":
-                # 16.2.15 lists "version" for the SIM767XX; the A7600 note (002 2.1.15)
-                # has no such setting: that module keeps its own protocol version
-                self.version_refused = True
-                log.warn("mqtt", "%s refused: the module keeps its MQTT version", cmd)
-                continue
-            if err != 0:
-                raise self._error(err, cmd)
+            try:
+                await self._exec(cmd, b"+CMQTTCFG:")
+            except ModemError as e:
+                if self._code(e) == _BARE and key == b"version":
+                    # 16.2.15 lists "version" for the SIM767XX; the A7600 note (002 2.1.15)
+                    # has no such setting: that module keeps its own protocol version
+                    self.version_refused = True
+                    log.warn("mqtt", "%s refused: the module keeps its MQTT version", cmd)
+                    continue
+                raise self._fail(e) from None
             if key == b"optimeout":
                 self.optimeout_s = v
         self._cfg_done = True
@@ -718,9 +763,10 @@ class CMQTTDriver:
         if p is None or self._sslcfg_set:
             return
         cmd = b"AT+CMQTTSSLCFG=%d,%d" % (self.index, p["ssl_ctx"])
-        err = await self._exec(cmd, b"+CMQTTSSLCFG:")
-        if err != 0:
-            raise self._error(err, cmd)
+        try:
+            await self._exec(cmd, b"+CMQTTSSLCFG:")
+        except ModemError as e:
+            raise self._fail(e) from None
         self._sslcfg_set = True
 
     # ---- connection ----------------------------------------------------------------------------
@@ -739,15 +785,13 @@ class CMQTTDriver:
         cid = _quotable(_bytes(client_id, "client_id"), "client_id", 1, CLIENT_ID_MAX)
         ka = _int_in(keepalive_s, "keepalive_s", 1, KEEPALIVE_MAX)
         cmd = b'AT+CMQTTCONNECT=%d,"%s",%d,%d' % (self.index, addr, ka, 1 if clean else 0)
-        shown = cmd
         if user is not None:
             u = _quotable(_bytes(user, "user"), "user", 1, CRED_MAX)
             cmd += b',"%s"' % u
-            shown = cmd
             if password is not None:
+                # errors name the command: ModemError masks the password (errors._MASKS)
                 pw = _quotable(_bytes(password, "password"), "password", 1, CRED_MAX)
                 cmd += b',"%s"' % pw
-                shown += b',"***"'  # errors name the command: never the password
         elif password is not None:
             raise ValueError("a password needs a user name (16.2.8 [,<user>[,<pass>]])")
         wills = None
@@ -772,6 +816,14 @@ class CMQTTDriver:
         nego = 300 if nego is None else nego
         t_done = timeout_ms + (nego * 1000 if tls else 0)
         st = 1 if tls else 0
+        gen = [0]  # _lost_gen when the CONNECT was sent
+
+        async def attempt():
+            gen[0] = self._lost_gen
+            # 16.2.8 case 4: the result, then ERROR, may take the whole wait
+            await self._exec(cmd, b"+CMQTTCONNECT:", kind=_K_CONNECT, timeout_ms=t_done,
+                             done_timeout_ms=t_done, err_grace_ms=T_ERR_GRACE)
+
         async with self._lock:
             fixed = False
             while True:
@@ -790,50 +842,37 @@ class CMQTTDriver:
                 if wills is not None:
                     for c, prefix, data in wills:
                         await self._prompted(c, prefix, data)
-                tries = 0
-                while True:
-                    gen = self._lost_gen
-                    try:
-                        # 16.2.8 case 4: the result, then ERROR, may take the whole wait
-                        err = await self._exec(cmd, b"+CMQTTCONNECT:", kind=_K_CONNECT,
-                                               timeout_ms=t_done, done_timeout_ms=t_done,
-                                               err_grace_ms=T_ERR_GRACE)
-                    except ModemError:
-                        self._sslcfg_set = False  # outcome unknown: send SSLCFG again
+                try:
+                    await self._retrying(attempt)
+                except ModemError as e:
+                    # outcome unknown (timeout), or 16.2.5: SSLCFG is cleared after a failed
+                    # CONNECT: send it again next time
+                    self._sslcfg_set = False
+                    err = self._code(e)
+                    if err is None:
                         raise
-                    if err == _E_BUSY and await self._busy(tries):
-                        tries += 1
+                    if err == _E_USED and await self._is_connected():
+                        self.stats["state_ok"] += 1  # 19: this client is connected already
+                        self._disc_done = False
+                        return
+                    if not fixed and (err == _E_NOTACQ or err == _E_NETNOTOPEN):
+                        fixed = True  # our picture of the modem was stale: redo the setup
+                        self.acquired = None
+                        if err == _E_NETNOTOPEN:
+                            self.started = False
                         continue
-                    break
-                if err == 0:
-                    # a CONNLOST read together with the result was handled before we resumed
-                    self.connected = gen == self._lost_gen
-                    self._disc_done = False
-                    self.stats["connects"] += 1
-                    return
-                self._sslcfg_set = False  # 16.2.5: cleared after a failed CONNECT
-                if err == _E_USED and await self._is_connected():
-                    self.stats["state_ok"] += 1  # 19: this client is connected already
-                    self._disc_done = False
-                    return
-                if not fixed and (err == _E_NOTACQ or err == _E_NETNOTOPEN):
-                    fixed = True  # our picture of the modem was stale: redo the setup once
-                    self.acquired = None
-                    if err == _E_NETNOTOPEN:
-                        self.started = False
-                    continue
-                raise self._error(err, shown)
+                    raise self._fail(e) from None
+                # a CONNLOST read together with the result was handled before we resumed
+                self.connected = gen[0] == self._lost_gen
+                self._disc_done = False
+                self.stats["connects"] += 1
+                return
 
     async def _prompted(self, cmd, prefix, data):
-        tries = 0
-        while True:
-            err = await self._exec(cmd, prefix, payload=data)
-            if err == _E_BUSY and await self._busy(tries):
-                tries += 1
-                continue
-            if err != 0:
-                raise self._error(err, cmd)
-            return
+        try:
+            await self._retrying(lambda: self._exec(cmd, prefix, payload=data))
+        except ModemError as e:
+            raise self._fail(e) from None
 
     async def disconnect(self, timeout_s=60):
         """AT+CMQTTDISC=<idx>,<timeout> (0 or 60..180 s); "no connection" counts as done."""
@@ -844,27 +883,26 @@ class CMQTTDriver:
 
     async def _disc(self, timeout_s, tolerant):
         cmd = b"AT+CMQTTDISC=%d,%d" % (self.index, timeout_s)
-        tries = 0
-        while True:
-            # 16.2.9: "+CMQTTDISC: <idx>,0" may come before a late OK; the DISC takes up
-            # to its <timeout> (60..180 s), so the OK gets that long too
-            t_disc = timeout_s * 1000 + T_MARGIN
-            err = await self._exec(cmd, b"+CMQTTDISC:", kind=_K_DISC, timeout_ms=t_disc,
-                                   done_timeout_ms=t_disc)
-            if err == _E_BUSY and await self._busy(tries):
-                tries += 1
-                continue
-            break
+        # 16.2.9: "+CMQTTDISC: <idx>,0" may come before a late OK; the DISC takes up to its
+        # <timeout> (60..180 s), so the OK gets that long too
+        t_disc = timeout_s * 1000 + T_MARGIN
+        try:
+            await self._retrying(lambda: self._exec(cmd, b"+CMQTTDISC:", kind=_K_DISC,
+                                                    timeout_ms=t_disc, done_timeout_ms=t_disc))
+        except ModemError as e:
+            err = self._code(e)
+            if err is None:
+                raise
+            self.connected = False
+            self._sslcfg_set = False
+            if err == _E_NOCONN or err == _ABORTED or err == 35 or err == _BARE or (
+                    tolerant and (err == _E_NOTACQ or err == _E_NETNOTOPEN)):
+                self.stats["state_ok"] += 1  # not connected (or no service): nothing to end
+                return
+            raise self._fail(e) from None
         self.connected = False
         self._sslcfg_set = False
-        if err == 0:
-            self._disc_done = True
-            return
-        if err == _E_NOCONN or err == _ABORTED or err == 35 or err == _BARE or (
-                tolerant and (err == _E_NOTACQ or err == _E_NETNOTOPEN)):
-            self.stats["state_ok"] += 1  # not connected (or no service): nothing to end
-            return
-        raise self._error(err, cmd)
+        self._disc_done = True
 
     async def stop(self):
         """DISC -> REL -> STOP; idempotent: "not connected / not acquired / not started" pass.
@@ -892,18 +930,24 @@ class CMQTTDriver:
     async def _stop(self):
         cmd = b"AT+CMQTTSTOP"
         for _ in range(2):
-            err = await self._exec(cmd, b"+CMQTTSTOP:", kind=_K_STOP, timeout_ms=T_STOP,
-                                   done_timeout_ms=T_STOP)  # 16.2.2: 12 s
-            self.started = False
-            if err == 0:
-                return
-            if err == _BARE:  # 16.2.2 case 3: already stopped
+            try:
+                await self._exec(cmd, b"+CMQTTSTOP:", kind=_K_STOP, timeout_ms=T_STOP,
+                                 done_timeout_ms=T_STOP)  # 16.2.2: 12 s
+            except ModemError as e:
+                err = self._code(e)
+                if err is None:
+                    raise
+                self.started = False
+                if err == _BARE:  # 16.2.2 case 3: already stopped
+                    self.stats["state_ok"] += 1
+                    return
+                if err != _E_NOTREL:
+                    raise self._fail(e) from None
                 self.stats["state_ok"] += 1
-                return
-            if err != _E_NOTREL:
-                raise self._error(err, cmd)
-            self.stats["state_ok"] += 1
-            await self._rel(tolerant=True)  # 21 "client not released": release, then again
+                await self._rel(tolerant=True)  # 21 "client not released": release, again
+                continue
+            self.started = False
+            return
         raise ModemError("CMQTT", _E_NOTREL, cmd)
 
     def reset(self):
@@ -962,31 +1006,19 @@ class CMQTTDriver:
             if dup:
                 c_pub += b",1"
         t_done = (pub_s if pub_s > self.optimeout_s else self.optimeout_s) * 1000 + T_MARGIN
+        async def attempt():  # a busy step starts the whole publish again from TOPIC
+            await self._exec(c_topic, b"+CMQTTTOPIC:", payload=t)
+            if pn:  # an empty payload: no PAYLOAD step (note 3.5)
+                await self._exec(c_payload, b"+CMQTTPAYLOAD:", payload=p)
+            await self._exec(c_pub, b"+CMQTTPUB:", kind=_K_PUB, done_timeout_ms=t_done)
+
         async with self._lock:
-            tries = 0
-            while True:
-                cmd = c_topic
-                try:
-                    err = await self._exec(cmd, b"+CMQTTTOPIC:", payload=t)
-                    if err == 0 and pn:  # an empty payload: no PAYLOAD step (note 3.5)
-                        cmd = c_payload
-                        err = await self._exec(cmd, b"+CMQTTPAYLOAD:", payload=p)
-                    if err == 0:
-                        cmd = c_pub
-                        err = await self._exec(cmd, b"+CMQTTPUB:", kind=_K_PUB,
-                                               done_timeout_ms=t_done)
-                except ModemError:
-                    self.stats["pub_errors"] += 1
-                    raise
-                if err == _E_BUSY and await self._busy(tries):
-                    tries += 1
-                    continue
-                break
-            if err == 0:
-                self.stats["published"] += 1
-                return
-            self.stats["pub_errors"] += 1
-            raise self._error(err, cmd)
+            try:
+                await self._retrying(attempt)
+            except ModemError as e:
+                self.stats["pub_errors"] += 1
+                raise self._fail(e) from None
+            self.stats["published"] += 1
 
     async def subscribe(self, topic, qos=1):
         """Subscribe one topic filter; returns on ``+CMQTTSUB: <idx>,0``.
@@ -1007,32 +1039,23 @@ class CMQTTDriver:
         if len(items) > 1 and not two_step:
             raise ValueError("several topics need the two-step form (AT+CMQTTSUBTOPIC)")
         i = self.index
+        async def attempt():
+            if two_step:
+                for t, q in items:
+                    await self._exec(b"AT+CMQTTSUBTOPIC=%d,%d,%d" % (i, len(t), q),
+                                     b"+CMQTTSUBTOPIC:", payload=t)
+                await self._exec(b"AT+CMQTTSUB=%d" % i, b"+CMQTTSUB:", kind=_K_SUB)
+            else:
+                t, q = items[0]
+                await self._exec(b"AT+CMQTTSUB=%d,%d,%d" % (i, len(t), q), b"+CMQTTSUB:",
+                                 payload=t, kind=_K_SUB)
+
         async with self._lock:
-            tries = 0
-            while True:
-                if two_step:
-                    err = 0
-                    cmd = b""
-                    for t, q in items:
-                        cmd = b"AT+CMQTTSUBTOPIC=%d,%d,%d" % (i, len(t), q)
-                        err = await self._exec(cmd, b"+CMQTTSUBTOPIC:", payload=t)
-                        if err:
-                            break
-                    if err == 0:
-                        cmd = b"AT+CMQTTSUB=%d" % i
-                        err = await self._exec(cmd, b"+CMQTTSUB:", kind=_K_SUB)
-                else:
-                    t, q = items[0]
-                    cmd = b"AT+CMQTTSUB=%d,%d,%d" % (i, len(t), q)
-                    err = await self._exec(cmd, b"+CMQTTSUB:", payload=t, kind=_K_SUB)
-                if err == _E_BUSY and await self._busy(tries):
-                    tries += 1
-                    continue
-                break
-            if err == 0:
-                self.stats["subscribed"] += len(items)
-                return
-            raise self._error(err, cmd)
+            try:
+                await self._retrying(attempt)
+            except ModemError as e:
+                raise self._fail(e) from None
+            self.stats["subscribed"] += len(items)
 
     async def unsubscribe(self, topic, two_step=None):
         """Unsubscribe one topic filter; returns on ``+CMQTTUNSUB: <idx>,0``."""
@@ -1041,22 +1064,17 @@ class CMQTTDriver:
         if two_step is None:
             two_step = self.sub_two_step
         i = self.index
+        async def attempt():
+            if two_step:
+                await self._exec(b"AT+CMQTTUNSUBTOPIC=%d,%d" % (i, len(t)),
+                                 b"+CMQTTUNSUBTOPIC:", payload=t)
+                await self._exec(b"AT+CMQTTUNSUB=%d,0" % i, b"+CMQTTUNSUB:", kind=_K_UNSUB)
+            else:
+                await self._exec(b"AT+CMQTTUNSUB=%d,%d,0" % (i, len(t)), b"+CMQTTUNSUB:",
+                                 payload=t, kind=_K_UNSUB)
+
         async with self._lock:
-            tries = 0
-            while True:
-                if two_step:
-                    cmd = b"AT+CMQTTUNSUBTOPIC=%d,%d" % (i, len(t))
-                    err = await self._exec(cmd, b"+CMQTTUNSUBTOPIC:", payload=t)
-                    if err == 0:
-                        cmd = b"AT+CMQTTUNSUB=%d,0" % i
-                        err = await self._exec(cmd, b"+CMQTTUNSUB:", kind=_K_UNSUB)
-                else:
-                    cmd = b"AT+CMQTTUNSUB=%d,%d,0" % (i, len(t))
-                    err = await self._exec(cmd, b"+CMQTTUNSUB:", payload=t, kind=_K_UNSUB)
-                if err == _E_BUSY and await self._busy(tries):
-                    tries += 1
-                    continue
-                break
-            if err == 0:
-                return
-            raise self._error(err, cmd)
+            try:
+                await self._retrying(attempt)
+            except ModemError as e:
+                raise self._fail(e) from None
