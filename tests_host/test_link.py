@@ -227,3 +227,36 @@ def test_manual_timeouts_reach_the_engine():
     assert t[b"ATE0"] == t[b"AT+CMEE=1"] == t[b"AT+CREG=1"] == t[b"AT+CEREG=1"] == 5000
     assert t[b"AT+CGREG=1"] == 9000 and t[b"AT+CGEREP=1"] == 5000
     assert b"AT+CGEREP=2,1" not in t
+
+
+def test_script_runner_optional_and_must_steps():
+    from atmq import script
+    from atmq.engine import R_ERROR, R_OK
+    from atmq.errors import ATError
+
+    class At:
+        def __init__(self, finals):
+            self.finals = finals
+            self.sent = []
+
+        async def cmd(self, cmd, check=True, timeout_ms=None, **kw):
+            self.sent.append((cmd, timeout_ms, check))
+            f = self.finals.pop(0)
+            if check and f != R_OK:
+                raise ATError(cmd)
+
+            class R:
+                final = f
+            return R()
+
+    steps = ((b"AT+A", None, None, 5000, script.MUST, "003 s.1"),
+             (b"AT+B", None, None, 9000, script.OPTIONAL, "003 s.2"),
+             (b"AT+C", None, None, 25000, script.MUST, "003 s.3"))
+    at = At([R_OK, R_ERROR, R_OK])
+    assert asyncio.run(script.run(at, steps)) == [1]  # the optional refusal, and on
+    assert at.sent == [(b"AT+A", 5000, True), (b"AT+B", 9000, False), (b"AT+C", 25000, True)]
+    assert any("AT+B" in t and "003 s.2" in t for t in log.tail())
+    at = At([R_ERROR])
+    with pytest.raises(ATError):
+        asyncio.run(script.run(at, steps))
+    assert len(at.sent) == 1  # a MUST step stops the sequence

@@ -33,6 +33,7 @@ package("atmq", files=[
     "power.py",
     "recovery.py",
     "ring.py",
+    "script.py",
     "smmqtt.py",
     "tls.py",
     "tokenizer.py",

@@ -28,6 +28,7 @@ import asyncio
 
 from . import log
 from . import power as _power
+from . import script as _script
 from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms, wait_for_ms
 from .engine import R_ERROR, R_OK
 from .errors import ATTimeout, ConfigError, ModemError
@@ -72,15 +73,23 @@ _CPIN_CODES = (b"READY", b"SIM PIN", b"SIM PUK", b"PH-SIM PIN", b"SIM PIN2", b"S
                b"PH-NET PIN", b"NOT INSERTED", b"NOT READY")
 _CPIN_NAMES = ("READY", "SIM PIN", "SIM PUK", "PH-SIM PIN", "SIM PIN2", "SIM PUK2",
                "PH-NET PIN", "NOT INSERTED", "NOT READY")
-# init(): (command, timeout ms, must succeed) with the 003 manual's max response time
+# init() as data (atmq.script): echo off (a payload echo would read as lines), numeric
+# errors, registration URCs, packet domain events; timeouts: the 003 manual's max times.
 _INIT = (
-    (b"ATE0", 5000, True),  # 2.2.6: echo off (a payload echo would read as lines)
-    (b"AT+CMEE=1", 5000, True),  # 3.2.8: numeric +CME ERROR: <n>
-    (b"AT+CREG=1", 5000, True),  # 4.2.1: +CREG: <stat> URCs
-    (b"AT+CGREG=1", 9000, True),  # 5.2.1 (9 s)
-    (b"AT+CEREG=1", 5000, False),  # 5.2.2; ERROR on 2G-only modules (SIM800)
+    (b"ATE0", None, None, 5000, _script.MUST, "003 s.2.2.6"),
+    (b"AT+CMEE=1", None, None, 5000, _script.MUST, "003 s.3.2.8"),
+    (b"AT+CREG=1", None, None, 5000, _script.MUST, "003 s.4.2.1"),
+    (b"AT+CGREG=1", None, None, 9000, _script.MUST, "003 s.5.2.1: 9 s"),
+    # ERROR on 2G-only modules (SIM800): no EPS registration there
+    (b"AT+CEREG=1", None, None, 5000, _script.OPTIONAL, "003 s.5.2.2"),
+    # +CGEV reports (modes 0 and 1 only); refused (SIM800): PDP loss is seen by polling
+    (b"AT+CGEREP=1", None, None, 5000, _script.OPTIONAL, "003 s.5.2.10"),
 )
-_CGEREP = b"AT+CGEREP=1"  # 5.2.10: modes 0 and 1 only; 5 s
+_I_CGEREP = const(5)
+_RADIO_CYCLE = (
+    (b"AT+CFUN=0", None, None, 25000, _script.MUST, "003 s.3.2.1: 25 s"),
+    (b"AT+CFUN=1", None, None, 25000, _script.MUST, "003 s.3.2.1: 25 s"),
+)
 _T5 = const(5000)  # 003: the max response time of most set/read commands (ATI 2.2.5,
 # CGDCONT 5.2.5, CGAUTH 5.2.11, CICCID 6.2.1, CPIN 6.2.2, CCLK 3.2.7, CSQ 3.2.2)
 _T_CFUN = const(25000)  # 3.2.1 AT+CFUN: 25 s
@@ -480,16 +489,8 @@ class Modem:
 
     async def init(self):
         """Idempotent set-up after every boot: echo off, numeric errors, URC modes, facts."""
-        at = self.at
-        for cmd, t, must in _INIT:
-            await at.cmd(cmd, timeout_ms=t, check=must)
-        # packet domain events to the TE (+CGEV, 003 s.5.2.10 lists modes 0 and 1 only):
-        # PDP deactivation is seen.  Refused (SIM800 has no CGEREP): said once, and the
-        # data path is then checked by the client's health poll instead
-        r = await at.cmd(_CGEREP, timeout_ms=_T5, check=False)
-        self.cgerep = r.final == R_OK
-        if not self.cgerep:
-            log.warn("link", "AT+CGEREP=1 refused: PDP loss is seen only by polling")
+        failed = await _script.run(self.at, _INIT)
+        self.cgerep = _I_CGEREP not in failed
         await self._identify()
         self.inited = True
         self._session = True
@@ -824,10 +825,10 @@ class Modem:
         """``AT+CFUN=0`` then ``AT+CFUN=1`` (manual 3.2.1): re-attach without a reboot."""
         self.data_open = False
         self.ip = None
-        self._own_teardown = ticks_add(ticks_ms(), _T_CFUN + _OWN_TEARDOWN_MS)
-        await self.at.cmd(b"AT+CFUN=0", timeout_ms=_T_CFUN)  # 003 s.3.2.1: 25 s
+        # "+CGEV: ME ..." during and just after the cycle is our own doing
+        self._own_teardown = ticks_add(ticks_ms(), 2 * _T_CFUN + _OWN_TEARDOWN_MS)
+        await _script.run(self.at, _RADIO_CYCLE)
         self._own_teardown = ticks_add(ticks_ms(), _OWN_TEARDOWN_MS)
-        await self.at.cmd(b"AT+CFUN=1", timeout_ms=_T_CFUN)
 
     async def restart(self, timeout_ms=30000):
         """Software reboot and re-init: ``AT+CRESET`` (cmqtt, manual 3.2.4) or
