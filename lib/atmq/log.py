@@ -18,7 +18,7 @@ DEBUG = const(10)
 _NAMES = {ERROR: "E", WARN: "W", INFO: "I", DEBUG: "D"}
 _KEEP = const(32)
 
-_ring = [None] * _KEEP
+_ring = [""] * _KEEP  # "" = empty slot (str-typed for pyright)
 _state = [0, INFO, WARN]  # next ring slot, console level, sink level
 _secrets = []
 _sink = [None]
@@ -107,7 +107,7 @@ def tail(count=_KEEP):
     start = _state[0] - count
     for i in range(count):
         line = _ring[(start + i) % _KEEP]
-        if line is not None:
+        if line:
             out.append(line)
     return out
 
