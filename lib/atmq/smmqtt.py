@@ -137,11 +137,13 @@ def _bytes(x, what):
     raise TypeError("%s must be str or bytes, got %s" % (what, type(x).__name__))
 
 
-def _quotable(b, what, lo=1, hi=1024):
+def _quotable(b, what, lo=1, hi=1024, path=False):
     n = len(b)
     if n < lo or n > hi:
         raise ValueError("%s is %d bytes; the modem takes %d..%d" % (what, n, lo, hi))
-    for c in (34, 13, 10, 0, 92):  # 92: a backslash could start an escape (issue 10 #11)
+    # a backslash could start an escape (issue 10 #11); a file path on the module is the
+    # one place the manual writes one (seed 004 4.2: C:\USER\HENRY_SSL.CRT)
+    for c in ((34, 13, 10, 0) if path else (34, 13, 10, 0, 92)):
         if b.find(bytes((c,))) >= 0:
             raise ValueError("%s must not contain %r (quoted AT argument, no escape)"
                              % (what, chr(c)))
@@ -475,7 +477,8 @@ class SMDriver:
             root = tls.get("root")
             if root is not None:
                 try:
-                    p["root"] = _quotable(_bytes(root, "tls.root"), "tls.root", 1, 255)
+                    p["root"] = _quotable(_bytes(root, "tls.root"), "tls.root", 1, 255,
+                                          path=True)
                 except (ValueError, TypeError) as e:
                     raise ConfigError("tls.root", str(e)) from None
                 n = tls.get("root_len")
