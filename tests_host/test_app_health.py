@@ -95,6 +95,23 @@ def test_report_content():
     json.dumps(rep)  # JSON-ready
 
 
+def test_report_says_link_state_and_why_it_is_parked():
+    """Issue 9: health reads the link owner's state and, when parked, the fatal reason
+    (the manual's code and meaning, the command masked)."""
+    from atmq.errors import ModemError
+    from atmq.link import Link
+
+    ctx = Ctx()
+    lk = Link(ctx.modem)
+    ctx.link_owner = lk
+    h = Health(ctx, Topics("tlog", "dev1"), ctx.client)
+    assert h.report()["link"]["state"] == "off" and h.report()["link"]["fatal"] is None
+    lk.fail(ModemError("CMQTT", 31, b'AT+CMQTTCONNECT=0,"tcp://h:8883",60,1,"u","pw-xyz"'))
+    rep = h.report()["link"]
+    assert rep["state"] == "fatal" and rep["fatals"] == 1
+    assert rep["fatal"].startswith("CMQTT 31 (not authorized)") and "pw-xyz" not in rep["fatal"]
+
+
 def test_publish_to_health_topic_and_failures_counted():
     ctx = Ctx()
     h = Health(ctx, Topics("tlog", "dev1"), ctx.client)

@@ -314,10 +314,10 @@ class Link:
     # ---- network facts (the only place that asks for them) ---------------------------------
 
     async def query_operator(self):
-        """``AT+COPS?`` (manual 4.2.2, max 5 s... 3GPP: up to the network): the operator
-        name or None; kept in ``operator``."""
+        """``AT+COPS?``: the operator name or None; kept in ``operator``.  The wait is
+        the manual's max response time of AT+COPS, 60 s (003 s.4.2.2)."""
         at = self.modem.at
-        r = await at.cmd(b"AT+COPS?", resp=b"+COPS:", timeout_ms=5000)
+        r = await at.cmd(b"AT+COPS?", resp=b"+COPS:", timeout_ms=60000)
         a = r.find(b"+COPS:")
         if a is not None and a.count() >= 3:
             self.operator = a.arg_str(2)
