@@ -632,3 +632,24 @@ def test_fatal_backoff_runs_out_by_itself():
         await until(lambda: r.c.up.is_set(), "retried after the backoff", steps=20000)
         await r.stop()
     run(t())
+
+
+def test_reboot_seen_during_a_session_rebuild_rebuilds_from_the_data_rung():
+    """Issue 9: wherever the reboot lands, the state machine rebuilds from the right state:
+    a session-rung episode whose modem rebooted (the reader told the link) goes to the
+    data rung (init, SIM, registration, data) instead of retrying a session on it."""
+    async def t():
+        r = Rig()
+        await r.c.connect()
+        r.m.reg = [1]
+        r.d.drop()  # CONNLOST: a session rung episode
+        r.c.link.lost(1)  # ...and the reader saw RDY before the supervisor got to it
+        r.m.inited = False
+        r.m.data_open = False
+        r.start()
+        await until(lambda: r.c.reconnects == 1, "recovered")
+        assert (rc.STEP_ESCALATE, rc.RUNG_DATA) in r.steps
+        assert r.m.calls[:2] == ["wait_ready", "init"] and "data_up" in r.m.calls
+        assert r.c.link.name == "subscribed"
+        await r.stop()
+    run(t())

@@ -624,7 +624,14 @@ class MQTTClient:
                 raise Escalate(RUNG_RESET) from None
             raise
 
+    def _need_data_rung(self):
+        # The link fell below data_up while this episode ran (a reboot or a PDP loss that
+        # the reader saw): a session rebuild cannot work, rebuild from the data rung
+        if self.link.sync() < ST_DATA_UP or not self.modem.inited:
+            raise Escalate(RUNG_DATA)
+
     async def _act_probe(self):
+        self._need_data_rung()
         if not await self.modem.probe(3):
             raise Escalate(RUNG_RESET)
         if self.driver.connected and await self.driver.is_connected():
@@ -634,6 +641,7 @@ class MQTTClient:
         return True
 
     async def _act_session(self):
+        self._need_data_rung()
         await self._guarded(self._session(self.cfg["clean"]))
         return True
 
