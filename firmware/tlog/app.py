@@ -38,7 +38,7 @@ from .timesrc import TimeSource
 from .uplink import Uplink
 from .watchdog import ReaderProbe, Watchdog
 
-_LINK_BACKOFF_MIN_MS = 5000
+_LINK_BACKOFF_MIN_MS = 2000  # then 4, 8, 16 s...: a short outage costs seconds, not 15 s
 _LINK_BACKOFF_MAX_MS = 300000  # the anchor blocks 180 s after a failed attach; we keep sampling
 _REG_WAIT_MS = 180000
 _FATAL_RETRY_MS = 1800000

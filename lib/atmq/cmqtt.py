@@ -726,7 +726,8 @@ class CMQTTDriver:
             try:
                 await self._exec(cmd, b"+CMQTTCFG:")
             except ModemError as e:
-                if self._code(e) == _BARE and key == b"version":
+                if self._code(e) == _BARE and key == b"version" and self.started and \
+                        self.acquired is not None:
                     # 16.2.15 lists "version" for the SIM767XX; the A7600 note (002 2.1.15)
                     # has no such setting: that module keeps its own protocol version
                     self.version_refused = True
@@ -836,12 +837,23 @@ class CMQTTDriver:
                         raise
                     fixed = True  # the service was gone (modem reset): start it once
                     continue
-                await self._apply_cfg()
-                if tls:
-                    await self._sslcfg()
-                if wills is not None:
-                    for c, prefix, data in wills:
-                        await self._prompted(c, prefix, data)
+                try:
+                    await self._apply_cfg()
+                    if tls:
+                        await self._sslcfg()
+                    if wills is not None:
+                        for c, prefix, data in wills:
+                            await self._prompted(c, prefix, data)
+                except ModemError as e:
+                    err = self._code(e)
+                    if fixed or (err != _E_NOTACQ and err != _E_NETNOTOPEN and not (
+                            err == _BARE and not self.started)):
+                        raise
+                    # the slot or the service went under us (CMQTTNONET, a reboot): the
+                    # picture was stale, redo the setup once
+                    fixed = True
+                    self.acquired = None
+                    continue
                 try:
                     await self._retrying(attempt)
                 except ModemError as e:
