@@ -606,8 +606,9 @@ class CMQTTDriver:
         cmd = b"AT+CMQTTSTART"
         # 003 s.16.2.1 / 002 s.2.1.1: the OK itself may be late and come after the result
         try:
-            await self._exec(cmd, b"+CMQTTSTART:", kind=_K_START, timeout_ms=T_START,
-                             done_timeout_ms=T_START)
+            await self._retrying(lambda: self._exec(cmd, b"+CMQTTSTART:", kind=_K_START,
+                                                    timeout_ms=T_START,
+                                                    done_timeout_ms=T_START))
         except ModemError as e:
             err = self._code(e)
             if err == _E_NETOPENED:  # 23 "network is opened": already started
