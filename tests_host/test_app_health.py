@@ -103,7 +103,7 @@ def test_report_says_link_state_and_why_it_is_parked():
 
     ctx = Ctx()
     lk = Link(ctx.modem)
-    ctx.link_owner = lk
+    setattr(ctx, "link_owner", lk)  # the App attribute health reads
     h = Health(ctx, Topics("tlog", "dev1"), ctx.client)
     assert h.report()["link"]["state"] == "off" and h.report()["link"]["fatal"] is None
     lk.fail(ModemError("CMQTT", 31, b'AT+CMQTTCONNECT=0,"tcp://h:8883",60,1,"u","pw-xyz"'))
