@@ -68,6 +68,7 @@ class Ctx:
         self.timesrc = TimeSource()
         self.wd = Watchdog(NoWDT())
         self.commands = Commands(self, Topics("tlog", "dev1"), self.client)
+        self.link_owner: object = None  # App.link_owner (atmq.link.Link) when a test sets it
 
     def uptime_s(self):
         return 3600
@@ -103,7 +104,7 @@ def test_report_says_link_state_and_why_it_is_parked():
 
     ctx = Ctx()
     lk = Link(ctx.modem)
-    setattr(ctx, "link_owner", lk)  # the App attribute health reads
+    ctx.link_owner = lk  # the App attribute health reads
     h = Health(ctx, Topics("tlog", "dev1"), ctx.client)
     assert h.report()["link"]["state"] == "off" and h.report()["link"]["fatal"] is None
     lk.fail(ModemError("CMQTT", 31, b'AT+CMQTTCONNECT=0,"tcp://h:8883",60,1,"u","pw-xyz"'))
