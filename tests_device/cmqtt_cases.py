@@ -156,6 +156,17 @@ async def inbound(c):
     assert d.stats["published"] == 1
 
 
+async def inbound_badlen(c):
+    await settle(c)
+    ev = c.events()
+    kinds = [k for k, a, b in ev]
+    assert kinds[-1] == EV_MSG and EV_MSG not in kinds[:-1], ev
+    assert c.message() == (b"cmd/tlog/0001/ok", b"fine")
+    st = c.drv.stats
+    assert st["rx_bad_len"] == 3 and st["received"] == 1, st
+    assert c.at.unknown >= 1  # "hello" was read as a line, not skipped blindly
+
+
 async def inbound_oversize(c):
     await settle(c)
     ev = c.events()
@@ -220,6 +231,51 @@ async def connlost_midpublish(c):
     assert c.events().count((EV_CONNLOST, 0, 2)) == 1
     await d.stop()
     assert d.stats["connlost"] == 2 and d.stats["pub_errors"] == 1
+
+
+async def reboot_midpublish(c):
+    from atmq.compat import ticks_diff, ticks_ms
+    from atmq.link import ST_BOOTING, ST_SUBSCRIBED, Link
+    from atmq.modem import Modem
+
+    d = c.drv
+    m = Modem(c.at, c.ev)
+    m._session = True  # init() ran: boot URCs from now on are a reboot
+    lk = Link(m, d)
+    await session(d)
+    lk.mark(ST_SUBSCRIBED)
+    t0 = ticks_ms()
+    e = await expect(d.publish("dt/tlog/0001", "hello"), "CMQTT", 11)
+    took = ticks_diff(ticks_ms(), t0)
+    assert took < 3000, took  # aborted at the boot URC, not after PUB's result timeout
+    assert e.cls == errtab.STATE and not d.connected and not d.started
+    await settle(c)
+    assert m.reboots == 1 and not m.inited
+    assert lk.sync() == ST_BOOTING and lk.mqtt_fresh  # rebuilt from "booting"
+    await session(d)  # START, ACCQ, CONNECT again: the reboot ended the old service
+    assert d.connected
+
+
+async def connect_error_then_code(c):
+    d = c.drv
+    seen = []
+    cmd = c.at.cmd
+
+    async def spy(command, **kw):  # the timeouts the driver gives the engine
+        seen.append((bytes(command), kw.get("timeout_ms")))
+        return await cmd(command, **kw)
+
+    c.at.cmd = spy
+    await session(d)  # ERROR, then +CMQTTCONNECT: 0,19 later: connected already
+    assert d.connected and d.stats["state_ok"] >= 1
+    await d.disconnect(60)
+    e = await expect(d.connect("broker.example.net", 1883, "tlog-0001", user="dev",
+                               password="s3cret"), "CMQTT", 31)
+    assert e.cls == errtab.FATAL
+    assert "s3cret" not in str(e) and "s3cret" not in repr(e)  # issue 10 #5
+    t = dict(seen)
+    assert t[b"AT+CMQTTSTART"] >= 12000  # 003 s.16.2.1 max 12 s (002 s.2.1.1: 120 s)
+    assert t[b"AT+CMQTTDISC=0,60"] >= 60000  # 16.2.9: the DISC's own <timeout>
 
 
 async def connlost_before_ok(c):
@@ -297,6 +353,16 @@ async def sslversion_oldfw(c):
         else:
             raise AssertionError("no FirmwareError")
     assert d.revision == "LE11B02SIM7500A"
+
+
+async def sslversion_tls13(c):
+    p = await T.configure_ssl(c.at, 0, T.aws_iot())
+    assert p is not None and p["sslversion"] == 2 and p["sni"] is None
+    # config tls_version "tls1.2": the number of this build's table (0 here, 3 classic)
+    prof = {"sslversion": "tls1.2", "cacert": None, "ignorelocaltime": None,
+            "negotiatetime": None}
+    p = await T.configure_ssl(c.at, 0, prof)
+    assert p is not None and p["sslversion"] == 0
 
 
 async def certs(c):
@@ -394,10 +460,14 @@ CASES = (
     ("inbound_oversize", "cmqtt/inbound_oversize.atx", inbound_oversize,
      {"inbox": (4, 32, 64)}),
     ("inbound_torn", "cmqtt/inbound_torn.atx", inbound_torn, {"inbox": (2, 32, 64)}),
+    ("inbound_badlen", "cmqtt/inbound_badlen.atx", inbound_badlen, {}),
     ("urcs_idle", "cmqtt/urcs_idle.atx", urcs_idle, {}),
     ("engine_free", "cmqtt/engine_free.atx", engine_free, {}),
     ("connlost_midpublish", "cmqtt/connlost_midpublish.atx", connlost_midpublish, {}),
     ("connlost_before_ok", "cmqtt/connlost_before_ok.atx", connlost_before_ok, {}),
+    ("reboot_midpublish", "cmqtt/reboot_midpublish.atx", reboot_midpublish, {}),
+    ("connect_error_then_code", "cmqtt/connect_error_then_code.atx", connect_error_then_code,
+     {}),
     ("busy_retry", "cmqtt/busy_retry.atx", busy_retry, {}),
     ("reinit_started", "cmqtt/reinit_started.atx", reinit_started, {}),
     ("reinit_23_19", "cmqtt/reinit_23_19.atx", reinit_23_19, {}),
@@ -406,6 +476,7 @@ CASES = (
     ("noconn_11", "cmqtt/noconn_11.atx", noconn_11, {}),
     ("sslversion_oldfw", "cmqtt/sslversion_oldfw.atx", sslversion_oldfw, {}),
     ("certs", "cmqtt/certs.atx", certs, {}),
+    ("sslversion_tls13", "cmqtt/sslversion_tls13.atx", sslversion_tls13, {}),
     ("seed002_3_1", "seed002_3_1_mqtt_tcp.atx", seed002_3_1, {}),
     ("seed002_3_2", "seed002_3_2_mqtts_no_verify.atx", seed002_3_2, {}),
     ("seed002_3_3", "seed002_3_3_mqtts_verify_server.atx", seed002_3_3, {}),

@@ -130,6 +130,8 @@ async def sim_pin_wrong(m, q, meta):
         await m.sim_state()
     except ModemError as e:
         eq((e.kind, e.code), ("CME", 16), "wrong PIN error")
+        # issue 10 #5: the PIN is in no error text (str, repr, the command kept)
+        check("0000" not in str(e) and "0000" not in repr(e), "PIN in the error: %r" % e)
     else:
         raise AssertionError("a rejected PIN must raise")
     check(m.pin_rejected, "pin_rejected")
@@ -265,7 +267,34 @@ async def sim_puk(m, q, meta):
     eq([e[:2] for e in events(q)], [(EV_SIM, 0)], "EV_SIM not ready")
 
 
+async def netclose_closed(m, q, meta):
+    await m.data_down()  # +NETCLOSE: 2, ERROR; NETOPEN? says closed: success
+    check(not m.data_open, "closed")
+    try:
+        await m.data_down()
+    except ModemError:
+        pass
+    else:
+        raise AssertionError("ERROR while NETOPEN? says open must raise")
+    eq(events(q), [], "our own NETCLOSE raises no EV_NONET")
+
+
+async def cgev_cid(m, q, meta):
+    m._own_teardown = m._own_teardown - 10000  # no NETCLOSE of ours just happened
+    await m.signal()
+    eq(m._nonet_seq, 0, "other contexts' DEACT are not ours")
+    await m.signal()
+    eq(m._nonet_seq, 1, "+CGEV: NW PDN DEACT 1 is ours")
+    await m.signal()
+    eq(m._nonet_seq, 3, "DEACT with our cid, then a PS detach")
+    eq(m.sim, "NOT READY", "+CPIN: NOT READY recorded")
+    kinds = [e[0] for e in events(q)]
+    eq(kinds.count(EV_NONET), 3, "EV_NONET per loss of our context")
+
+
 SCENARIOS = {
+    "netclose_closed": netclose_closed,
+    "cgev_cid": cgev_cid,
     "sim_puk": sim_puk,
     "cnact": cnact,
     "resets": resets,

@@ -55,7 +55,8 @@ def test_modem_urc_handlers_allocate_nothing():
 
     from atmq.compat import heap_lock, heap_unlock
     from atmq.engine import Engine
-    from atmq.events import EV_NONET, EV_REBOOT, EV_REG, EventQueue
+    from atmq.events import EV_NONET, EV_REBOOT, EV_REG, EV_SIM, EventQueue
+    from atmq.link import Link
     from atmq.modem import Modem
 
     class Null:
@@ -66,17 +67,22 @@ def test_modem_urc_handlers_allocate_nothing():
             return len(b)
 
     at = Engine(Null())
-    q = EventQueue(64)
+    q = EventQueue(128)
     m = Modem(at, q)
+    link = Link(m)  # the link owner's lost() runs inside the handlers too (issue 9)
     m._session = True  # as after init(): RDY now means a spontaneous reboot
     m.sim = "READY"
+    # +CPIN: <code> other than READY, and another context's +CGEV, decoded without
+    # allocating (issue 10 #11)
     lines = (b"\r\n+CEREG: 2\r\n\r\n+CEREG: 5\r\n\r\n+CGREG: 1\r\n\r\n+CREG: 1\r\n"
-             b"\r\n+CPIN: READY\r\n\r\n+CGEV: NW PDN DEACT 1\r\n"
+             b"\r\n+CPIN: NOT READY\r\n\r\n+CPIN: SIM PIN\r\n\r\n+CPIN: WHATEVER\r\n"
+             b"\r\n+CPIN: READY\r\n\r\n+CGEV: NW PDN DEACT 1\r\n\r\n+CGEV: NW PDN DEACT 7\r\n"
              b"\r\n+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY\r\n\r\nRDY\r\n")
     at.feed(lines)  # warm-up: first-use allocations happen here
     q.clear()
     m._session = True
     buf = bytearray(lines)
+    link.mark(9)  # subscribed: the reboots below must bring it down to booting (1)
     gc.collect()
     heap_lock()
     try:
@@ -93,5 +99,8 @@ def test_modem_urc_handlers_allocate_nothing():
         kinds.append(k)
     if kinds.count(EV_REBOOT) != 7 or kinds.count(EV_NONET) != 14 or q.discards:
         raise AssertionError("events: %r" % kinds)
+    if kinds.count(EV_SIM) != 28 or m.sim is not None or link.sync() != 1:
+        raise AssertionError("SIM events %d, sim %r, link %r" % (kinds.count(EV_SIM), m.sim,
+                                                                link.name))
     if EV_REG not in kinds:
         raise AssertionError("no EV_REG")

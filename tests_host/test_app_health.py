@@ -68,6 +68,7 @@ class Ctx:
         self.timesrc = TimeSource()
         self.wd = Watchdog(NoWDT())
         self.commands = Commands(self, Topics("tlog", "dev1"), self.client)
+        self.link_owner: object = None  # App.link_owner (atmq.link.Link) when a test sets it
 
     def uptime_s(self):
         return 3600
@@ -93,6 +94,23 @@ def test_report_content():
     assert rep["cmd"] == {"handled": 0, "errors": 0, "foreign": 0}
     assert rep["time_src"] == "uptime" and rep["watchdog"]["stuck"] == []
     json.dumps(rep)  # JSON-ready
+
+
+def test_report_says_link_state_and_why_it_is_parked():
+    """Issue 9: health reads the link owner's state and, when parked, the fatal reason
+    (the manual's code and meaning, the command masked)."""
+    from atmq.errors import ModemError
+    from atmq.link import Link
+
+    ctx = Ctx()
+    lk = Link(ctx.modem)
+    ctx.link_owner = lk  # the App attribute health reads
+    h = Health(ctx, Topics("tlog", "dev1"), ctx.client)
+    assert h.report()["link"]["state"] == "off" and h.report()["link"]["fatal"] is None
+    lk.fail(ModemError("CMQTT", 31, b'AT+CMQTTCONNECT=0,"tcp://h:8883",60,1,"u","pw-xyz"'))
+    rep = h.report()["link"]
+    assert rep["state"] == "fatal" and rep["fatals"] == 1
+    assert rep["fatal"].startswith("CMQTT 31 (not authorized)") and "pw-xyz" not in rep["fatal"]
 
 
 def test_publish_to_health_topic_and_failures_counted():
@@ -144,8 +162,11 @@ def test_link_retry_policy():
 
     old = FirmwareError(b'AT+CSSLCFG="sslversion",0,4', "LE11B02SIM7500A", "sslversion",
                         "upgrade the modem firmware")
-    assert _retry_ms(old, 5000) == 0  # only a firmware upgrade helps: never again
-    assert _retry_ms(ConfigError("mqtt.host", "required"), 5000) == 0
+    # issue 9: fatal errors park the link and retry on the long backoff (or at once on a
+    # set/reconnect), never "not retrying" for good: a firmware upgrade or a config fix
+    # over the air must be picked up without a site visit
+    assert _retry_ms(old, 5000) == _FATAL_RETRY_MS
+    assert _retry_ms(ConfigError("mqtt.host", "required"), 5000) == _FATAL_RETRY_MS
     assert _retry_ms(ModemError("CME", 10, b"AT+CPIN?"), 5000) == _FATAL_RETRY_MS  # no SIM
     assert _retry_ms(ModemError("CME", 30, b"AT+CEREG?"), 5000) == 5000  # no service yet
     assert _retry_ms(ATTimeout(b"AT", 1000), 20000) == 20000

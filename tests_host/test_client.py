@@ -127,16 +127,14 @@ class FakeModem:
         self.calls.append(name)
         await asyncio.sleep(0)
 
-    async def bring_up(self, timeout_ms=0):
-        await self._c("bring_up")
-        self.inited = True
-        self.data_open = True
+    async def power_on(self):
+        await self._c("power_on")
 
     async def probe(self, tries=3):
         await self._c("probe")
         return self.probe_ok
 
-    async def wait_ready(self, timeout_ms=0):
+    async def wait_ready(self, timeout_ms=0, **kw):
         await self._c("wait_ready")
 
     async def init(self):
@@ -279,8 +277,13 @@ def test_connect_brings_the_modem_up_when_needed():
     async def t():
         r = Rig()
         r.m.inited = False
+        r.m.data_open = False
         await r.c.connect()
-        assert r.m.calls == ["bring_up"]
+        # the link owner's cold start: power, boot wait, init, SIM, registration (searching,
+        # then home), data
+        assert r.m.calls == ["power_on", "wait_ready", "init", "sim_state", "registration",
+                             "registration", "data_up"]
+        assert r.c.link.name == "subscribed"
     run(t())
 
 
@@ -478,7 +481,11 @@ def test_reboot_reinits_the_modem_before_the_session():
         await until(lambda: r.c.reconnects == 1, "recovered")
         assert r.m.calls == ["wait_ready", "init", "sim_state", "registration", "data_up"]
         assert r.c.reboots == 1 and r.c.up.is_set()
-        assert r.names().index("reset") < r.names().index("stop")  # driver told of the boot
+        # the driver was told of the boot, and the session is rebuilt from "booted": the
+        # module's MQTT service is gone, so nothing is torn down first (no DISC/REL/STOP)
+        after = r.names()[r.names().index("reset") + 1:]
+        assert after == ["start", "configure_tls", "connect", "subscribe", "subscribe"]
+        assert r.c.link.name == "subscribed"
         await r.stop()
     run(t())
 
@@ -581,3 +588,68 @@ def test_config_normalisation_and_errors():
         with pytest.raises(ConfigError) as e:
             normalize(bad)
         assert e.value.key == key, bad
+
+
+def test_fatal_error_leaves_the_ladder_and_parks_until_retry():
+    """Issue 9: CMQTT 30/31 (credentials) during recovery must not climb to CFUN, CRESET
+    or a power cycle: the link parks in "fatal" with the code and its meaning, and tries
+    again on the long backoff or at once on retry() (a set/reconnect command)."""
+    async def t():
+        r = Rig(dict(CFG, fatal_retry_s=3600))
+        await r.c.connect()
+        r.start()
+        r.d.fail["connect"] = [ModemError("CMQTT", 31, b"AT+CMQTTCONNECT=0")]
+        r.d.drop()
+        await until(lambda: r.c.link.name == "fatal", "parked in fatal")
+        lad = r.c.recovery.ladder
+        assert lad.tries[rc.RUNG_RESET] == 0 and lad.tries[rc.RUNG_POWER] == 0
+        assert "radio_cycle" not in r.m.calls and "restart" not in r.m.calls
+        assert "power_cycle" not in r.m.calls
+        st = r.c.stats()
+        assert st["link"] == "fatal" and st["fatal"].startswith("CMQTT 31 ")
+        assert not r.c.up.is_set()
+        connects = r.names().count("connect")
+        for _ in range(50):  # parked: nothing is sent while the backoff runs
+            await asyncio.sleep(0)
+        assert r.names().count("connect") == connects
+        r.c.link.retry()  # the set/reconnect command
+        await until(lambda: r.c.up.is_set(), "reconnected after retry()")
+        assert r.c.link.name == "subscribed" and r.c.link.fatal_text() is None
+        assert r.c.link.fatals == 1
+        await r.stop()
+    run(t())
+
+
+def test_fatal_backoff_runs_out_by_itself():
+    async def t():
+        r = Rig(dict(CFG, fatal_retry_s=60))
+        await r.c.connect()
+        r.start()
+        r.d.fail["connect"] = [ModemError("CME", 10, b"AT+CPIN?")]  # no SIM
+        r.d.drop()
+        await until(lambda: r.c.link.name == "fatal", "parked in fatal")
+        r.clock.t += 60000  # the fake clock: the long backoff has passed
+        await until(lambda: r.c.up.is_set(), "retried after the backoff", steps=20000)
+        await r.stop()
+    run(t())
+
+
+def test_reboot_seen_during_a_session_rebuild_rebuilds_from_the_data_rung():
+    """Issue 9: wherever the reboot lands, the state machine rebuilds from the right state:
+    a session-rung episode whose modem rebooted (the reader told the link) goes to the
+    data rung (init, SIM, registration, data) instead of retrying a session on it."""
+    async def t():
+        r = Rig()
+        await r.c.connect()
+        r.m.reg = [1]
+        r.d.drop()  # CONNLOST: a session rung episode
+        r.c.link.lost(1)  # ...and the reader saw RDY before the supervisor got to it
+        r.m.inited = False
+        r.m.data_open = False
+        r.start()
+        await until(lambda: r.c.reconnects == 1, "recovered")
+        assert (rc.STEP_ESCALATE, rc.RUNG_DATA) in r.steps
+        assert r.m.calls[:2] == ["wait_ready", "init"] and "data_up" in r.m.calls
+        assert r.c.link.name == "subscribed"
+        await r.stop()
+    run(t())

@@ -19,7 +19,7 @@ import atxreplay as R  # noqa: E402  # pyright: ignore[reportMissingImports]
 import cmqtt_cases as C  # noqa: E402  # pyright: ignore[reportMissingImports]
 
 CHUNKS = [1, 2, 3, 7, "random"]
-TLS_ONLY = ("sslversion_oldfw", "certs")  # replayed by test_tls.py
+TLS_ONLY = ("sslversion_oldfw", "certs", "sslversion_tls13")  # replayed by test_tls.py
 
 
 @pytest.mark.parametrize("chunk", CHUNKS)

@@ -21,7 +21,8 @@ CHUNKS = [1, 2, 3, 7, "random"]
 
 
 @pytest.mark.parametrize("chunk", CHUNKS)
-@pytest.mark.parametrize("name", ["certs", "sslversion_oldfw", "bringup_tls_mutual",
+@pytest.mark.parametrize("name", ["certs", "sslversion_oldfw", "sslversion_tls13",
+                                  "bringup_tls_mutual",
                                   "tls_connect_fail", "seed002_3_3", "seed002_3_4"])
 def test_replay(name, chunk):
     asyncio.run(C.run_case(name, chunk))

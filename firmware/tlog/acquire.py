@@ -2,7 +2,8 @@
 
 Owns the pollers and the sampler.  Pollers talk to slow things and keep the
 latest reading with its tick: the modem (GNSS fix via ``Modem.gnss_fix``,
-signal every 10 s, clock sync hourly: NTP via ``AT+CNTP`` then ``AT+CCLK?``),
+signal every 10 s, clock sync hourly through the link owner: NTP via ``AT+CNTP``
+then ``AT+CCLK?``, ``atmq.link.Link.network_time``),
 an NMEA receiver on its own UART (``NmeaReader``), OBD-II (``obd.Elm327``,
 tiered polling; vehicle battery from ``ATRV``).  The sampler never waits for
 the modem (a publish can hold the AT channel for its PUBACK): at every
@@ -21,9 +22,6 @@ from atmq.nmea import LineAssembler
 from .motion import STANDBY
 from .records import PACKED_MAX, Record, pack_into
 
-NTP_HOST = b"pool.ntp.org"
-_CNTP_IDLE = -2  # no sync asked for
-_CNTP_WAIT = -1  # AT+CNTP answered OK, its +CNTP: <err> not in yet
 _SIGNAL_MS = 10000  # the anchor's SIGNAL_CHECK_INTERVAL
 _CLOCK_MS = 3600000
 _GNSS_RETRY_MS = 60000
@@ -36,13 +34,18 @@ class Acquisition:
     """Readings cache + sampler; ``tasks()`` lists the coroutines the app starts."""
 
     def __init__(self, cfg, spool, seq, clock_src, motion, modem=None, elm=None, nmea=None,
-                 temp=None, wd=None, clock=ticks_ms, on_record=None, link_up=None):
+                 temp=None, wd=None, clock=ticks_ms, on_record=None, link_up=None, link=None):
         self.cfg = cfg
         self.spool = spool
         self.seq = seq
         self.time = clock_src
         self.motion = motion
         self.modem = modem
+        if link is None and modem is not None:
+            from atmq.link import Link
+
+            link = Link(modem)
+        self.link = link  # the owner of AT+CNTP / AT+CCLK (atmq.link)
         self.elm = elm
         self.nmea = nmea
         self.temp = temp  # callable -> temp_dc or None
@@ -58,8 +61,6 @@ class Acquisition:
         self.batt_tick = 0
         self.ntp_synced = False
         self.ntp_timeout_ms = 65000  # the +CNTP result may take this long (bad coverage)
-        self._cntp = _CNTP_IDLE  # the last +CNTP: <err>, as the URC handler recorded it
-        self._cntp_hooked = False
         self._ref_lat = self._ref_lon = self._ref_tick = 0  # last accepted fix (jump filter)
         self._rejects = 0
         self.jumps = 0  # fixes dropped as implausible jumps
@@ -142,45 +143,18 @@ class Acquisition:
 
     # ---- modem poller -----------------------------------------------------------------------
 
-    def _on_cntp(self, a):
-        # URC handler (inside the reader): record only.  "+CNTP: <err>" (one argument)
-        # is the result of AT+CNTP; the two-argument form answers AT+CNTP? and is the
-        # in-flight command's response, never seen here.
-        self._cntp = a.arg_int(0, 99)
-
     async def sync_clock(self):
-        """NTP through the modem when the data link is up, else its network time.
-
-        AT+CNTP answers OK at once and its result comes later as ``+CNTP: <err>``
-        (manual 12.2.4), after up to a minute in bad coverage: the result is taken by a
-        URC handler and waited for here, so the AT channel stays free for the uplink
-        (a two-phase command would hold it for the whole wait).
-        """
-        m = self.modem
-        if m is None:
+        """NTP through the modem when the data link is up, else its network time; the AT
+        side (AT+CNTP, its later +CNTP result, AT+CCLK?) is the link owner's."""
+        lk = self.link
+        if lk is None:
             return False
-        ntp = False
-        if self.link_up is not None and self.link_up.is_set():
-            try:
-                if not self._cntp_hooked:
-                    m.at.on(b"+CNTP:", self._on_cntp, 1)
-                    self._cntp_hooked = True
-                await m.at.cmd(b'AT+CNTP="' + NTP_HOST + b'",0', timeout_ms=5000)
-                self._cntp = _CNTP_WAIT
-                await m.at.cmd(b"AT+CNTP")
-                deadline = ticks_add(ticks_ms(), self.ntp_timeout_ms)
-                while self._cntp == _CNTP_WAIT and ticks_diff(deadline, ticks_ms()) > 0:
-                    await sleep_ms(200)
-                if self._cntp == _CNTP_WAIT:
-                    self.modem_errors += 1  # no result in time: the modem clock is used
-                # success is 0 on SIM7600/A76xx/SIM767x (manual 12.2.4) but 1 on the
-                # SIM800/SIM70x0 ("+CNTP: 1", their AT manuals)
-                ntp = self._cntp == (1 if m.family == "sm" else 0)
-            except ModemError as e:
-                self.modem_errors += 1
-                self.last_error = e
-            self._cntp = _CNTP_IDLE
-        s = await m.clock()
+        use_ntp = self.link_up is not None and self.link_up.is_set()
+        s, ntp = await lk.network_time(use_ntp, self.ntp_timeout_ms)
+        if lk.last_time_error is not None:
+            self.modem_errors += 1
+            if isinstance(lk.last_time_error, ModemError):
+                self.last_error = lk.last_time_error
         self.ntp_synced = self.ntp_synced or ntp
         return self.time.offer_modem(s, ntp)
 

@@ -19,11 +19,11 @@ from atmq import board as _board
 from atmq import log as alog
 from atmq.compat import sleep_ms, ticks_diff, ticks_ms
 from atmq.engine import Engine
-from atmq import errtab
 from atmq.errors import ModemError
 from atmq.events import EventQueue
 from atmq.inbox import Inbox
-from atmq.modem import Modem, reg_ok
+from atmq.link import Link, is_fatal
+from atmq.modem import Modem
 
 from . import config as _config
 from . import fieldlog, fsutil, platform
@@ -39,10 +39,15 @@ from .timesrc import TimeSource
 from .uplink import Uplink
 from .watchdog import ReaderProbe, Watchdog
 
-_LINK_BACKOFF_MIN_MS = 5000
+_LINK_BACKOFF_MIN_MS = 2000  # then 4, 8, 16 s...: a short outage costs seconds, not 15 s
 _LINK_BACKOFF_MAX_MS = 300000  # the anchor blocks 180 s after a failed attach; we keep sampling
 _REG_WAIT_MS = 180000
 _FATAL_RETRY_MS = 1800000
+_SM_LINE_MAX = 1024 + 128 + 48  # message, topic (128: the Inbox's), +SMPUBLISH framing
+# keys whose change (a ``set``) gives a link parked in ``fatal`` its next try at once
+_LINK_KEYS = ("apn", "apn_user", "apn_pass", "sim_pin", "mqtt_host", "mqtt_port", "mqtt_tls",
+              "mqtt_client_id", "mqtt_user", "mqtt_password", "mqtt_keepalive_s", "tls_ca",
+              "tls_cert", "tls_key", "mqtt_version", "mqtt_binary", "tls_version")
 
 
 def log(*args):
@@ -74,19 +79,19 @@ def client_config(cfg, topics, dev, will_retain=False, has_will=True):
                     "clientcert": cfg.get("tls_cert") or None,
                     "clientkey": cfg.get("tls_key") or None,
                     "port": cfg.get("mqtt_port")}
+        tv = cfg.get("tls_version")
+        if tv and tv != "default":  # a name: atmq.tls maps it to the module's numbering
+            c["tls"]["sslversion"] = tv
     return c
 
 
-def _retry_ms(e, backoff):
-    """How long until the next link attempt after ``e``: 0 = never (no retry can help:
-    a modem firmware that lacks a feature, a bad setting), a slow retry for other FATAL
-    modem errors (no SIM, credentials refused: fixed by a person, not by hammering)."""
-    if isinstance(e, ModemError):
-        if getattr(e, "remedy", None) is not None:  # tls.FirmwareError: upgrade needed
-            return 0
-        return _FATAL_RETRY_MS if e.cls == errtab.FATAL else backoff
-    if isinstance(e, (ValueError, TypeError)):  # ConfigError is a ValueError
-        return 0
+def _retry_ms(e, backoff, fatal_ms=_FATAL_RETRY_MS):
+    """How long until the next link attempt after ``e``: the link's long fatal backoff for
+    what no retry can fix soon (errtab FATAL: no SIM, credentials refused, a firmware that
+    lacks a feature, a bad setting: fixed by a person, a ``set`` or a ``reconnect`` ends
+    the wait early), else the growing backoff."""
+    if is_fatal(e):
+        return fatal_ms
     return backoff
 
 
@@ -137,7 +142,15 @@ class App:
             log("seqno lease lost: numbering resumes at %d" % self.seq.peek())
         fam = b["modem"]["family"] or "cmqtt"
         stream = platform.open_stream(b["uart"], opts.get("modem"))
-        self.at = at = Engine(stream, baud=b["uart"]["baud"])  # raw-frame deadlines
+        if fam == "sm":
+            # SIM800 publishes inline (AT+SMPUB="<topic>",q,r,"<message>") and receives the
+            # message inside the +SMPUBLISH line: 1024 bytes each way (seed 004 3.5/3.10)
+            # plus the topic and the framing need more than the 600/512-byte defaults
+            at = Engine(stream, line_max=_SM_LINE_MAX, tx_max=_SM_LINE_MAX,
+                        baud=b["uart"]["baud"])
+        else:
+            at = Engine(stream, baud=b["uart"]["baud"])  # raw-frame deadlines
+        self.at = at
         self.events = EventQueue(32)
         self.inbox = Inbox(4, 128, 1024)
         self.modem = Modem(at, self.events, board=b, family=fam,
@@ -145,6 +158,9 @@ class App:
                            apn=cfg.get("apn") or None, apn_user=cfg.get("apn_user") or None,
                            apn_password=cfg.get("apn_pass") or None)
         self.driver = _driver(fam, b["modem"]["model"], at, self.events, self.inbox)
+        # the one owner of the link: bring-up, state, fatal parking, operator, network time
+        self.link_owner = Link(self.modem, self.driver, reg_timeout_ms=_REG_WAIT_MS,
+                               fatal_retry_ms=cfg.get("link_fatal_retry_s") * 1000)
         self.wd = Watchdog(platform.hw_watchdog(cfg.get("watchdog_timeout_s") * 1000))
         self.elm = None
         if cfg.get("obd_enable") and b["obd"] is not None:
@@ -160,7 +176,7 @@ class App:
         self.uplink = Uplink(self.spool, cfg, None, "", wd=self.wd)
         self.link_up = asyncio.Event()
         self.acq = Acquisition(cfg, self.spool, self.seq, self.timesrc, motion_from(cfg),
-                               modem=self.modem, elm=self.elm, nmea=nmea,
+                               modem=self.modem, link=self.link_owner, elm=self.elm, nmea=nmea,
                                temp=platform.device_temp_dc, wd=self.wd,
                                on_record=self.uplink.wake.set, link_up=self.link_up)
         self.capture = Capture(at, cfg, self.root + "/capture", meta=self._capture_meta)
@@ -196,10 +212,17 @@ class App:
                     self.capture.start()
                 else:
                     self.capture.stop()
+            elif k == "link_fatal_retry_s":
+                self.link_owner.fatal_retry_ms = self.cfg.get(k) * 1000
             elif k == "spool_flush_records":
                 self.spool.flush_records = self.cfg.get(k)
             elif k == "topic_prefix":
                 continue  # topics are fixed for the session: they change at the next boot
+            elif k in _LINK_KEYS:
+                # applied at the next boot; a link parked in "fatal" (say, refused
+                # credentials) gets its next try now instead of after the long backoff
+                self.link_owner.retry()
+                continue
             # the rest (health_interval_s, payload_format, batch_max_records, capture
             # sizes) is read from cfg where it is used
             done.append(k)
@@ -223,25 +246,23 @@ class App:
     # ---- link -------------------------------------------------------------------------------
 
     async def _modem_up(self, first):
+        """The link owner's bring-up; a module that does not answer ``AT`` is powered on
+        (no blind PWRKEY pulse to a live module: that would switch it off)."""
         m = self.modem
-        if first:
-            return await m.bring_up(_REG_WAIT_MS)
-        if not await m.probe(3):  # off or hung: power it (no blind pulse to a live module)
-            await m.power_on()
-            await m.wait_ready(30000)
-        if not m.inited:
-            await m.init()
-        st = await m.sim_state()
-        if st != "READY":
-            raise ModemError("CME", 10 if st == "NOT INSERTED" else 13, b"AT+CPIN?")
-        for _ in range(_REG_WAIT_MS // 2000):
-            if reg_ok(await m.registration()):
-                break
-            await sleep_ms(2000)
-        else:
-            raise ModemError("CME", 30, b"AT+CEREG?")
-        if not m.data_open:
-            await m.data_up()
+        if not first and not await m.probe(3):
+            first = True
+        await self.link_owner.up(first=first)
+
+    async def _configure_driver(self):
+        """The MQTT settings of the CMQTT family (AT+CMQTTCFG, manual 16.2.15), sent by the
+        driver after every ACCQ: the protocol version (the SIM767XX default is 3 = MQTT 3.1,
+        which AWS IoT Core refuses) and, for binary payloads, no UTF-8 check."""
+        f = getattr(self.driver, "configure", None)
+        if f is None or self.modem.family != "cmqtt":
+            return
+        cfg = self.cfg
+        await f(check_utf8=0 if cfg.get("mqtt_binary") else None,
+                version=cfg.get("mqtt_version"))
 
     def _make_client(self):
         """The MQTT client and the session tasks' objects (once the device id is known)."""
@@ -253,7 +274,8 @@ class App:
         sm = self.modem.family == "sm"
         sim800 = sm and getattr(self.driver, "sim800", False)
         ccfg = client_config(self.cfg, topics, self.dev, sm, not sim800)
-        c = MQTTClient(self.modem, self.driver, self.events, self.inbox, ccfg)
+        c = MQTTClient(self.modem, self.driver, self.events, self.inbox, ccfg,
+                       link=self.link_owner)
         c.on_recovery = fieldlog.on_recovery
         up = self.uplink
         up.bind(c, topics.telemetry, self.dev)
@@ -295,21 +317,25 @@ class App:
                         await sleep_ms(10000)
                 if made is None:
                     made = self._make_client()
+                    await self._configure_driver()
                 await made[0].connect()
                 break
             except Exception as e:  # modem, SIM, network, broker: log, back off, try again
                 self.link_errors += 1
                 self.last_link_error = e
                 alog.warn("link", "attempt %d failed: %s", self.link_attempts, alog.exc(e))
-                wait = _retry_ms(e, backoff)
-                if wait == 0:
-                    # no retry can help: say it once, keep sampling into the spool, and
-                    # leave the modem alone
-                    log("link attempt %d failed, not retrying: %s: %s"
-                        % (self.link_attempts, type(e).__name__, e))
-                    while True:
+                lk = self.link_owner
+                if is_fatal(e):
+                    # no quick retry can help: park the link in "fatal" (status and health
+                    # say why), keep sampling into the spool, leave the modem alone, try
+                    # again after the long backoff or at once on a set/reconnect
+                    lk.fail(e)
+                    log("link attempt %d failed: %s; parked, next in %d s or on set"
+                        % (self.link_attempts, lk.fatal_text(), lk.fatal_retry_ms // 1000))
+                    while not await lk.wait_retry(10000):
                         wd.beat("link")
-                        await sleep_ms(10000)
+                    continue
+                wait = _retry_ms(e, backoff)
                 log("link attempt %d failed: %s: %s; next in %d s"
                     % (self.link_attempts, type(e).__name__, e, wait // 1000))
                 while wait > 0:  # beat while waiting: a long wait is not a stuck task

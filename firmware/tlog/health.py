@@ -40,10 +40,9 @@ class Health:
         if m is None or not m.inited:
             return
         try:
-            r = await m.at.cmd(b"AT+COPS?", resp=b"+COPS:", timeout_ms=5000)  # manual 4.2.2
-            a = r.find(b"+COPS:")
-            if a is not None and a.count() >= 3:
-                self.operator = a.arg_str(2)
+            lk = getattr(self.ctx, "link_owner", None)
+            if lk is not None:
+                self.operator = await lk.query_operator()  # AT+COPS? is the link's
             self.modem_mv = await m.battery_mv()
         except ModemError as e:
             self.last_error = e
@@ -67,6 +66,11 @@ class Health:
                             "rssi_dbm": c.acq.rssi_dbm if c.acq is not None else None,
                             "reg": m.best_stat(), "supply_mv": self.modem_mv,
                             "reboots": m.reboots}
+        lk = getattr(c, "link_owner", None)
+        if lk is not None:
+            # the link owner's state, and why it is parked when it is ("fatal")
+            rep["link"] = {"state": lk.name, "fatal": lk.fatal_text(),
+                           "transitions": lk.transitions, "fatals": lk.fatals}
         at = c.at
         if at is not None:
             rep["at"] = {"commands": at.commands, "timeouts": at.timeouts, "errors": at.errors,

@@ -43,7 +43,18 @@ from .events import (
     EV_SIM,
     EV_URC,
 )
-from .modem import reg_ok
+from .link import (
+    ST_BOOTING,
+    ST_CLIENT_ACQUIRED,
+    ST_CONNECTED,
+    ST_DATA_UP,
+    ST_FATAL,
+    ST_MQTT_STARTED,
+    ST_REGISTERED,
+    ST_SUBSCRIBED,
+    Link,
+    is_fatal,
+)
 from .recovery import (
     RUNG_DATA,
     RUNG_PROBE,
@@ -76,6 +87,7 @@ _DEFAULTS = {
     "reg_check_s": 600,  # registration poll (health report), at most this often
     "reg_timeout_ms": 180000,  # recovery: wait for registration before reopening data
     "boot_timeout_ms": 30000,
+    "fatal_retry_s": 1800,  # a fatal error (credentials, no SIM...): next try after this
 }
 
 
@@ -125,7 +137,7 @@ def normalize(config, imei=None):
     if not isinstance(c["client_id"], str) or not c["client_id"]:
         raise _cfg_error("client_id", "must be a non-empty string")
     for k in ("keepalive_s", "publish_timeout_ms", "connect_timeout_ms", "health_s",
-              "reg_check_s", "reg_timeout_ms", "boot_timeout_ms"):
+              "reg_check_s", "reg_timeout_ms", "boot_timeout_ms", "fatal_retry_s"):
         if not isinstance(c[k], int) or c[k] <= 0:
             raise _cfg_error(k, "must be a positive int, got %r" % (c[k],))
     if c["clean_init"] is None:
@@ -195,11 +207,12 @@ class MQTTClient:
     into the inbox, valid only during the call (copy what you keep); when set,
     ``messages()`` is not available.  ``on_recovery(step, rung, detail)``: every
     recovery step (``recovery.STEP_*``).  ``ladder``: a ``recovery.Ladder`` to use
-    (default: power rung only when the board wires the modem's pins).
+    (default: power rung only when the board wires the modem's pins).  ``link``: the
+    ``atmq.link.Link`` that owns the modem's bring-up (default: one made here).
     """
 
     def __init__(self, modem, driver, events, inbox, config, on_message=None, on_recovery=None,
-                 ladder=None, sleep=None, clock=None):
+                 ladder=None, sleep=None, clock=None, link=None):
         self.modem = modem
         self.driver = driver
         self.events = events
@@ -209,6 +222,13 @@ class MQTTClient:
         self.on_recovery = on_recovery
         self._sleep = sleep or sleep_ms
         self._clock = clock or ticks_ms
+        c = self.cfg
+        if link is None:
+            link = Link(modem, driver, reg_timeout_ms=c["reg_timeout_ms"],
+                        boot_timeout_ms=c["boot_timeout_ms"],
+                        fatal_retry_ms=c["fatal_retry_s"] * 1000, sleep=self._sleep,
+                        clock=self._clock)
+        self.link = link
         self.up = asyncio.Event()
         self.down = asyncio.Event()
         self.down.set()
@@ -229,7 +249,7 @@ class MQTTClient:
             ladder,
             (self._act_probe, self._act_session, self._act_data, self._act_reset,
              self._act_power),
-            on_step=self._step, sleep=self._sleep, clock=self._clock)
+            on_step=self._step, sleep=self._sleep, clock=self._clock, fatal=is_fatal)
         # counters (health report)
         self.published = 0  # publishes the modem confirmed
         self.failed = 0  # publishes that raised to the caller
@@ -283,6 +303,8 @@ class MQTTClient:
             "health_checks": self.health_checks,
             "health_failures": self.health_failures,
             "ladder": self.recovery.ladder.stats(),
+            "link": self.link.name,
+            "fatal": self.link.fatal_text(),
         }
 
     # ---- session -------------------------------------------------------------------------
@@ -294,10 +316,12 @@ class MQTTClient:
         ValueError): at first connect the app decides, as with mqtt_as.
         """
         m = self.modem
-        if not m.inited:
-            await m.bring_up(self.cfg["reg_timeout_ms"])
-        elif not m.data_open:
-            await m.data_up()
+        lk = self.link
+        lk.sync()
+        if not m.inited or not m.data_open:
+            await lk.up(first=not m.inited)
+        elif not lk.at_least(ST_DATA_UP):
+            lk.mark(ST_DATA_UP, "found up")
         c = self.cfg
         if c["clean_init"] and not c["clean"]:
             # mqtt_as #40: drop the backlog of a long power-off (clean connect), then open
@@ -313,7 +337,9 @@ class MQTTClient:
     async def _session(self, clean, rebuild=True, subscribe=True):
         d = self.driver
         c = self.cfg
-        if rebuild:
+        lk = self.link
+        lk.sync()
+        if rebuild and not lk.mqtt_fresh:  # after a reboot there is nothing to tear down
             try:
                 await d.stop()
             except ATTimeout:
@@ -321,13 +347,17 @@ class MQTTClient:
             except ModemError as e:  # stale state is what a rebuild is for
                 self.last_error = e
         await d.start()
+        lk.mark(ST_MQTT_STARTED)
         await d.configure_tls(c["tls"])
         await d.connect(c["host"], c["port"], c["client_id"], keepalive_s=c["keepalive_s"],
                         clean=clean, user=c["user"], password=c["password"], will=c["will"],
                         tls=c["tls"] is not None, timeout_ms=c["connect_timeout_ms"])
+        lk.mark(ST_CONNECTED)
         if subscribe:
             for t, q in self._subs:
                 await d.subscribe(t, q)
+            if self._subs:
+                lk.mark(ST_SUBSCRIBED)
         self._set_up()
 
     async def disconnect(self):
@@ -394,6 +424,8 @@ class MQTTClient:
                 if left <= 0:
                     self.failed += 1
                     raise
+                if not self.up.is_set():
+                    continue  # _wait_up waits for the reconnect: no backoff on top of it
                 back = 500 << (tries if tries < 5 else 5)  # 1 s .. 16 s, bounded by the deadline
                 await self._sleep(back if back < left else left)
                 continue
@@ -436,7 +468,18 @@ class MQTTClient:
     async def run(self):
         """The supervisor: forever (until ``disconnect``) dispatch events, recover, check."""
         q = self.events
+        lk = self.link
         while not self._closing:
+            if lk.state == ST_FATAL:
+                # parked: only the long backoff or retry() (set/reconnect) tries again
+                while True:
+                    k = q.get()
+                    if k < 0:
+                        break
+                    self._dispatch(k, q.a, q.b)
+                if await lk.wait_retry():
+                    await self._recover(RUNG_DATA)
+                continue
             k = q.get()
             if k < 0:
                 wait = self._next_check_ms()
@@ -476,16 +519,20 @@ class MQTTClient:
         elif k == EV_CONNLOST:
             self.connlost += 1
             if not d.connected:  # a CONNLOST from before the last recovery is stale
+                self.link.lost(ST_CLIENT_ACQUIRED)
                 return RUNG_SESSION
         elif k == EV_NONET:
             self.nonet += 1
             if not m.data_open:
+                self.link.lost(ST_REGISTERED)
                 return RUNG_DATA
             if not d.connected:
+                self.link.lost(ST_DATA_UP)  # +CMQTTNONET: the MQTT service stopped (16.4)
                 return RUNG_SESSION
         elif k == EV_REBOOT:
             self.reboots += 1
             if not m.inited:
+                self.link.lost(ST_BOOTING)  # (the modem's handler told it already)
                 return RUNG_DATA  # re-init, SIM, registration, data, session
         elif k == EV_SIM:
             self.sim_events += 1
@@ -554,8 +601,10 @@ class MQTTClient:
         self._set_down()
         try:
             await self.recovery.recover(rung)
-        except Exception as e:  # max_attempts reached: report, keep supervising
+        except Exception as e:  # a fatal error, or max_attempts reached: report
             self.last_error = e
+            if is_fatal(e):
+                self.link.fail(e)  # off the ladder: no CFUN/CRESET/power cycle for this
             return
         self.reconnects += 1
 
@@ -575,7 +624,14 @@ class MQTTClient:
                 raise Escalate(RUNG_RESET) from None
             raise
 
+    def _need_data_rung(self):
+        # The link fell below data_up while this episode ran (a reboot or a PDP loss that
+        # the reader saw): a session rebuild cannot work, rebuild from the data rung
+        if self.link.sync() < ST_DATA_UP or not self.modem.inited:
+            raise Escalate(RUNG_DATA)
+
     async def _act_probe(self):
+        self._need_data_rung()
         if not await self.modem.probe(3):
             raise Escalate(RUNG_RESET)
         if self.driver.connected and await self.driver.is_connected():
@@ -585,70 +641,26 @@ class MQTTClient:
         return True
 
     async def _act_session(self):
+        self._need_data_rung()
         await self._guarded(self._session(self.cfg["clean"]))
         return True
 
     async def _act_data(self):
-        await self._guarded(self._modem_up(True))
+        await self._guarded(self.link.up(True))
         await self._guarded(self._session(self.cfg["clean"]))
         return True
 
     async def _act_reset(self):
-        m = self.modem
-        if self.recovery.ladder.streak == 0 and await m.probe(1):
+        if self.recovery.ladder.streak == 0 and await self.modem.probe(1):
             # first try on this rung, module answering: detach/re-attach the radio
             # (AT+CFUN=0/1) cures a stuck registration or PDP without a reboot
-            await m.radio_cycle()
-            await self._modem_up(True)
+            await self.link.radio_cycle()
         else:
-            await m.restart(self.cfg["boot_timeout_ms"])
-            self._driver_booted()
-            await self._modem_up(False)
+            await self.link.restart()
         await self._session(self.cfg["clean"])
         return True
 
     async def _act_power(self):
-        m = self.modem
-        await m.power_cycle()
-        await m.wait_ready(self.cfg["boot_timeout_ms"])
-        await m.init()
-        self._driver_booted()
-        await self._modem_up(False)
+        await self.link.power_cycle()
         await self._session(self.cfg["clean"])
         return True
-
-    def _driver_booted(self):
-        # The module rebooted: a driver that caches module settings (smmqtt's SMCONF
-        # values) must take the power-on defaults again.  Only after a real boot: told
-        # "defaults" while the module holds other values it would skip needed sends.
-        f = getattr(self.driver, "reset", None)
-        if f is not None:
-            f()
-
-    async def _modem_up(self, reopen):
-        """Re-init after a reboot, SIM, registration (bounded wait), then the data path."""
-        m = self.modem
-        if not m.inited:
-            await m.wait_ready(self.cfg["boot_timeout_ms"])
-            await m.init()
-            self._driver_booted()
-        st = await m.sim_state()
-        if st != "READY":
-            raise ModemError("CME", 10 if st == "NOT INSERTED" else 14, b"AT+CPIN?")
-        deadline = ticks_add(self._clock(), self.cfg["reg_timeout_ms"])
-        while True:
-            stat = await m.registration()
-            self.last_reg = stat
-            if reg_ok(stat):
-                break
-            left = ticks_diff(deadline, self._clock())
-            if left <= 0:
-                raise ModemError("CME", 30, b"AT+CEREG?")  # no network service
-            await self._sleep(2000 if left > 2000 else left)
-        if reopen and m.data_open:
-            try:
-                await m.data_down()
-            except ModemError as e:
-                self.last_error = e
-        if reopen or not m.data_open:
-            await m.data_up()

@@ -53,10 +53,11 @@ after an ATTimeout the client should rebuild the session.  Echo must be off
 
 import asyncio
 
+from . import log
 from . import tls as _tls
 from .compat import const, sleep_ms
 from .engine import R_CME, R_CMS, R_OK
-from .errors import ATError, ModemError
+from .errors import ATError, ATTimeout, ModemError
 from .events import (
     EV_CONNLOST,
     EV_MSG,
@@ -65,6 +66,7 @@ from .events import (
     EV_PUBACK,
     EV_URC,
     RESULT_ABORTED,
+    RESULT_NONE,
     ResultWait,
 )
 from .tokenizer import T_RAW
@@ -74,6 +76,8 @@ TOPIC_MAX = const(1024)  # TOPIC/SUBTOPIC/SUB/UNSUB/WILLTOPIC <req_length> 1..10
 WILL_MAX = const(1024)  # WILLMSG 1..1024
 PAYLOAD_MAX_SIM76XX = const(4096)  # 16.2.11 "The SIM76XX is: (1-4096)"
 PAYLOAD_MAX_A76XX = const(10240)  # A7600 note 2.1.11: 1..10240
+RX_TOPIC_MAX = const(1024)  # 16.4 +CMQTTRXSTART <topic_total_len> 1..1024
+RX_PAYLOAD_MAX = const(10240)  # 16.4 <payload_total_len> 1..10240 (both families)
 CLIENT_ID_MAX = const(128)  # 16.2.3
 ADDR_MIN = const(9)  # 16.2.8 <server_addr> 9..256
 ADDR_MAX = const(256)
@@ -86,6 +90,7 @@ T_PROMPT = const(5000)
 T_START = const(120000)  # A7600 note 2.1.1 (SIM767XX 16.2.1 says 12000)
 T_STOP = const(12000)  # 16.2.2
 T_MARGIN = const(5000)
+T_ERR_GRACE = const(3000)  # after CONNECT's ERROR: how long its "+CMQTTCONNECT: i,err" may lag
 
 # EV_URC a-codes for result URCs that arrive outside a command
 LATE_SUB = const(1)
@@ -129,6 +134,14 @@ _RAW_PAYLOAD = const(2)
 _RAW_SKIP = const(3)
 
 
+class _Aborted(ModemError):
+    """The link went (CONNLOST, NONET, a reboot) while the command's result was awaited:
+    CMQTT 11 "no connection" to the caller."""
+
+    def __init__(self, command):
+        super().__init__("CMQTT", _E_NOCONN, command)
+
+
 def _bytes(x, what):
     if isinstance(x, str):
         return x.encode()
@@ -148,7 +161,7 @@ def _len_ok(b, what, lo, hi):
 def _quotable(b, what, lo, hi):
     # Quoted AT string arguments cannot carry a quote or a line end: there is no escape.
     _len_ok(b, what, lo, hi)
-    for c in (34, 13, 10, 0):
+    for c in (34, 13, 10, 0, 92):  # 92: a backslash could start an escape (issue 10 #11)
         if bytes(b).find(bytes((c,))) >= 0:
             raise ValueError("%s must not contain %r (quoted AT argument)" % (what, chr(c)))
     return bytes(b)
@@ -183,6 +196,7 @@ class CMQTTDriver:
         self._cfg_utf8 = None
         self._cfg_optimeout = None
         self._cfg_version = None
+        self.version_refused = False  # AT+CMQTTCFG="version" answered a plain ERROR
         self._tls = None  # normalized TLS profile from configure_tls
         self._cfg_done = False
         self._sslcfg_set = False
@@ -194,7 +208,7 @@ class CMQTTDriver:
             "published": 0, "pub_errors": 0, "received": 0, "rx_dropped": 0,
             "rx_oversize": 0, "rx_torn": 0, "rx_overwritten": 0, "connlost": 0,
             "nonet": 0, "busy_retries": 0, "late_results": 0, "state_ok": 0,
-            "subscribed": 0, "connects": 0,
+            "subscribed": 0, "connects": 0, "rx_bad_len": 0,
         }
         # inbound message assembly (reader side)
         self._rx_mode = _RX_IDLE
@@ -222,13 +236,32 @@ class CMQTTDriver:
 
     # ---- URC handlers (run inside the reader: no await, no allocation) -------------------------
 
+    def _bad_len(self):
+        # An announced length or client index outside the manual's ranges (issue 10 #3):
+        # counted, the message dropped, NO blind skip of N bytes (a bogus 999999999 would
+        # make the reader deaf): the bytes that follow are read as lines and resync.
+        self.stats["rx_bad_len"] += 1
+        if self._rx_mode == _RX_KEEP:
+            self.inbox.abandon()
+        if self._rx_mode != _RX_IDLE:
+            self._rx_mode = _RX_BAD
+        self._drop(DROP_TORN, 0)
+
     def _on_rxstart(self, a):
-        if a.arg_int(0) != self.index:
+        i = a.arg_int(0)
+        if i != self.index:
+            if i != 0 and i != 1:
+                self._bad_len()
             return
         if self._rx_mode != _RX_IDLE:  # the previous message never ended
             self._drop(DROP_TORN, 0)
         tl = a.arg_int(1)
         pl = a.arg_int(2)
+        if tl > RX_TOPIC_MAX or pl > RX_PAYLOAD_MAX:
+            self._rx_mode = _RX_BAD
+            self._rx_reported = False
+            self.stats["rx_bad_len"] += 1
+            return
         self._rx_tlen = tl
         self._rx_plen = pl
         self._rx_reported = False
@@ -251,7 +284,11 @@ class CMQTTDriver:
 
     def _arm(self, a, kind):
         n = a.arg_int(1)
-        if a.arg_int(0) != self.index:  # client 1's message: skip its bytes, stay in step
+        i = a.arg_int(0)
+        if (i != 0 and i != 1) or n > (RX_TOPIC_MAX if kind == _RAW_TOPIC else RX_PAYLOAD_MAX):
+            self._bad_len()  # unparseable index or a length over 16.4's: no skip
+            return
+        if i != self.index:  # client 1's message: skip its bytes, stay in step
             if n > 0:
                 self.at.tok.arm_raw(None, 0, n)
                 self._raw_kind = _RAW_SKIP
@@ -351,6 +388,19 @@ class CMQTTDriver:
         # final result is still awaited, so no late OK can end the next command.
         self._res.abort()
 
+    def lost(self, reboot):
+        """The link fell (called from the reader by ``link.Link.lost``: no allocation).  A
+        command waiting for its result URC fails now; after a reboot the service, the client
+        slot and its SSL/CFG settings are gone too (the task side calls ``reset``)."""
+        self.connected = False
+        self._sslcfg_set = False
+        if reboot:
+            self.started = False
+            self.acquired = None
+            self._cfg_done = False
+        self._lost_gen += 1
+        self._fail_pending()
+
     def _on_connlost(self, a):
         if a.arg_int(0) != self.index:
             return
@@ -437,13 +487,30 @@ class CMQTTDriver:
         return code if code > 0 else _BARE
 
     async def _exec(self, cmd, prefix, payload=None, kind=0, timeout_ms=T_CMD,
-                    done_timeout_ms=T_CMD):
-        """Run one CMQTT command; 0 on success, else the CMQTT code, _BARE or _ABORTED.
+                    done_timeout_ms=T_CMD, err_grace_ms=0):
+        """Run one CMQTT command; returns when it succeeded, else raises ``ModemError``:
+        ("CMQTT", <err>) from ``+<cmd>: <idx>,<err>``, ``ATError`` for a plain ERROR,
+        ``_Aborted`` (CMQTT 11) when the link went while the result was awaited, or the
+        engine's CME error / ``ATTimeout``.  ``_code(e)`` reads the code back for the
+        steps where a code means a state ("already started", "client is used"...).
 
         ``kind``: a two-phase command whose result URC (before or after OK) the driver's
         handlers catch.  The engine is free again once the final result came, so other
         modules' commands (GNSS, CSQ) are not held up while the broker takes its time.
         """
+        err = await self._once(cmd, prefix, payload, kind, timeout_ms, done_timeout_ms,
+                               err_grace_ms)
+        if err == 0:
+            return
+        if err == _BARE:
+            raise ATError(cmd)
+        if err == _ABORTED:
+            raise _Aborted(cmd)
+        raise ModemError("CMQTT", err, cmd)
+
+    async def _once(self, cmd, prefix, payload, kind, timeout_ms, done_timeout_ms,
+                    err_grace_ms):
+        # 0, the CMQTT code, _BARE or _ABORTED (only _exec sees these)
         at = self.at
         if not kind:
             r = await at.cmd(cmd, resp=prefix, payload=payload, timeout_ms=timeout_ms,
@@ -458,19 +525,45 @@ class CMQTTDriver:
             if f == R_CME or f == R_CMS:
                 raise at.error(cmd)
             got = res.got
+            if f != R_OK and got == RESULT_NONE and err_grace_ms:
+                # 16.2.8 case 3: "ERROR" then "+CMQTTCONNECT: <idx>,<err>" in a later read:
+                # wait a moment for the code (it says what failed: 19 = already connected)
+                try:
+                    got = await res.wait(cmd, err_grace_ms)
+                except ATTimeout:
+                    got = RESULT_NONE
             if f != R_OK:  # "+<cmd>: <idx>,<err>" came before the ERROR, or nothing did
                 return got if got > 0 or got == _ABORTED else _BARE
             return await res.wait(cmd, done_timeout_ms)
         finally:
             res.done()
 
-    async def _busy(self, tries):
-        """After a 14: True (having slept) when another try is allowed."""
-        if tries >= self.busy_retries:
-            return False
-        self.stats["busy_retries"] += 1
-        await sleep_ms(self.busy_backoff_ms << tries)
-        return True
+    async def _retrying(self, step):
+        """The one retry layer of the driver: ``await step()`` again after CMQTT 14 "client
+        is busy" (16.3.1: TRANSIENT), ``busy_retries`` times with the backoff doubling from
+        ``busy_backoff_ms``; every other error goes to the caller."""
+        tries = 0
+        while True:
+            try:
+                return await step()
+            except ModemError as e:
+                if e.kind != "CMQTT" or e.code != _E_BUSY or tries >= self.busy_retries:
+                    raise
+            self.stats["busy_retries"] += 1
+            await sleep_ms(self.busy_backoff_ms << tries)
+            tries += 1
+
+    @staticmethod
+    def _code(e):
+        """The CMQTT code a raised step carries: _BARE for a plain ERROR, _ABORTED for a
+        result the link loss cut off, None for a CME error or a timeout."""
+        if isinstance(e, _Aborted):
+            return _ABORTED
+        if isinstance(e, ATError):
+            return _BARE
+        if e.kind == "CMQTT":
+            return e.code
+        return None
 
     def _link_down(self, why):
         was = self.connected
@@ -480,19 +573,17 @@ class CMQTTDriver:
             self.stats["connlost"] += 1
             self.events.put(EV_CONNLOST, self.index, why)
 
-    def _error(self, err, cmd):
-        """The exception for a failed step; state bookkeeping for the codes that need it."""
+    def _fail(self, e):
+        """``e`` to raise to the caller, after the state bookkeeping its code asks for."""
+        err = self._code(e)
         if err == _E_NOCONN or err == _ABORTED:
             self._link_down(-_E_NOCONN)
-            err = _E_NOCONN
         elif err == _E_NETNOTOPEN:
             self.started = False
             self._link_down(-_E_NETNOTOPEN)
         elif err == _E_NOTACQ:
             self.acquired = None
-        if err == _BARE:
-            return ATError(cmd)
-        return ModemError("CMQTT", err, cmd)
+        return e
 
     # ---- service and client slot -------------------------------------------------------------
 
@@ -513,21 +604,24 @@ class CMQTTDriver:
 
     async def _start(self):
         cmd = b"AT+CMQTTSTART"
-        err = await self._exec(cmd, b"+CMQTTSTART:", kind=_K_START, done_timeout_ms=T_START)
-        if err == 0:
-            self.started = True
-            return
-        if err == _E_NETOPENED:  # 23 "network is opened": already started
-            self.stats["state_ok"] += 1
-            self.started = True
-            return
-        if err == _BARE:  # 16.2.1 case 3: a second START answers ERROR; confirm with a probe
-            if await self._probe_acq():
+        # 003 s.16.2.1 / 002 s.2.1.1: the OK itself may be late and come after the result
+        try:
+            await self._retrying(lambda: self._exec(cmd, b"+CMQTTSTART:", kind=_K_START,
+                                                    timeout_ms=T_START,
+                                                    done_timeout_ms=T_START))
+        except ModemError as e:
+            err = self._code(e)
+            if err == _E_NETOPENED:  # 23 "network is opened": already started
                 self.stats["state_ok"] += 1
                 self.started = True
                 return
-            raise ATError(cmd)
-        raise self._error(err, cmd)
+            if err == _BARE and await self._probe_acq():
+                # 16.2.1 case 3: a second START answers ERROR; the read form confirms it
+                self.stats["state_ok"] += 1
+                self.started = True
+                return
+            raise self._fail(e) from None
+        self.started = True
 
     async def _probe_acq(self):
         """AT+CMQTTACCQ? (ERROR while the service is stopped, 16.2.1 note); records our slot."""
@@ -550,33 +644,30 @@ class CMQTTDriver:
         cmd = b'AT+CMQTTACCQ=%d,"%s"' % (self.index, cid)
         if server_type:
             cmd += b",1"
-        tries = 0
-        while True:
-            err = await self._exec(cmd, b"+CMQTTACCQ:")
-            if err == _E_BUSY and await self._busy(tries):
-                tries += 1
-                continue
-            break
-        if err == 0:
-            self._acquired(cid, server_type)
-            return
-        if err == _E_USED or err == _BARE:
+        try:
+            await self._retrying(lambda: self._exec(cmd, b"+CMQTTACCQ:"))
+        except ModemError as e:
+            err = self._code(e)
+            if err != _E_USED and err != _BARE:
+                raise self._fail(e) from None
             # 19 "client is used" (or a bare ERROR): held already; keep it if it is ours
             if not await self._probe_acq():
                 self.started = False  # the read form fails too: the service is not running
-                raise ATError(cmd)
+                raise ATError(cmd) from None
             acq = self.acquired
             if acq is not None and acq[0] == cid and acq[1] == server_type:
                 self.stats["state_ok"] += 1
                 self._acquired(cid, server_type)
                 return
-            if acq is not None:  # someone else's id or server type: release and take it
-                await self._release_slot()
-                err = await self._exec(cmd, b"+CMQTTACCQ:")
-                if err == 0:
-                    self._acquired(cid, server_type)
-                    return
-        raise self._error(err, cmd)
+            if acq is None:
+                raise self._fail(e) from None
+            # someone else's id or server type: release and take it
+            await self._release_slot()
+            try:
+                await self._exec(cmd, b"+CMQTTACCQ:")
+            except ModemError as e2:
+                raise self._fail(e2) from None
+        self._acquired(cid, server_type)
 
     def _acquired(self, cid, server_type):
         self.acquired = (cid, server_type)
@@ -588,15 +679,20 @@ class CMQTTDriver:
 
     async def _rel(self, tolerant):
         cmd = b"AT+CMQTTREL=%d" % self.index
-        err = await self._exec(cmd, b"+CMQTTREL:")
+        try:
+            await self._exec(cmd, b"+CMQTTREL:")
+        except ModemError as e:
+            err = self._code(e)
+            if err is None:
+                raise
+            self.acquired = None
+            self._sslcfg_set = False
+            if err == _E_NOTACQ or (tolerant and (err == _BARE or err == _E_NETNOTOPEN)):
+                self.stats["state_ok"] += 1
+                return
+            raise self._fail(e) from None
         self.acquired = None
         self._sslcfg_set = False
-        if err == 0:
-            return
-        if err == _E_NOTACQ or (tolerant and (err == _BARE or err == _E_NETNOTOPEN)):
-            self.stats["state_ok"] += 1
-            return
-        raise self._error(err, cmd)
 
     async def configure(self, check_utf8=None, optimeout_s=None, version=None):
         """AT+CMQTTCFG settings, sent after every ACCQ (REL clears them, 16.2.15).
@@ -628,9 +724,17 @@ class CMQTTDriver:
             if v is None:
                 continue
             cmd = b'AT+CMQTTCFG="%s",%d,%d' % (key, i, v)
-            err = await self._exec(cmd, b"+CMQTTCFG:")
-            if err != 0:
-                raise self._error(err, cmd)
+            try:
+                await self._exec(cmd, b"+CMQTTCFG:")
+            except ModemError as e:
+                if self._code(e) == _BARE and key == b"version" and self.started and \
+                        self.acquired is not None:
+                    # 16.2.15 lists "version" for the SIM767XX; the A7600 note (002 2.1.15)
+                    # has no such setting: that module keeps its own protocol version
+                    self.version_refused = True
+                    log.warn("mqtt", "%s refused: the module keeps its MQTT version", cmd)
+                    continue
+                raise self._fail(e) from None
             if key == b"optimeout":
                 self.optimeout_s = v
         self._cfg_done = True
@@ -661,9 +765,10 @@ class CMQTTDriver:
         if p is None or self._sslcfg_set:
             return
         cmd = b"AT+CMQTTSSLCFG=%d,%d" % (self.index, p["ssl_ctx"])
-        err = await self._exec(cmd, b"+CMQTTSSLCFG:")
-        if err != 0:
-            raise self._error(err, cmd)
+        try:
+            await self._exec(cmd, b"+CMQTTSSLCFG:")
+        except ModemError as e:
+            raise self._fail(e) from None
         self._sslcfg_set = True
 
     # ---- connection ----------------------------------------------------------------------------
@@ -682,15 +787,13 @@ class CMQTTDriver:
         cid = _quotable(_bytes(client_id, "client_id"), "client_id", 1, CLIENT_ID_MAX)
         ka = _int_in(keepalive_s, "keepalive_s", 1, KEEPALIVE_MAX)
         cmd = b'AT+CMQTTCONNECT=%d,"%s",%d,%d' % (self.index, addr, ka, 1 if clean else 0)
-        shown = cmd
         if user is not None:
             u = _quotable(_bytes(user, "user"), "user", 1, CRED_MAX)
             cmd += b',"%s"' % u
-            shown = cmd
             if password is not None:
+                # errors name the command: ModemError masks the password (errors._MASKS)
                 pw = _quotable(_bytes(password, "password"), "password", 1, CRED_MAX)
                 cmd += b',"%s"' % pw
-                shown += b',"***"'  # errors name the command: never the password
         elif password is not None:
             raise ValueError("a password needs a user name (16.2.8 [,<user>[,<pass>]])")
         wills = None
@@ -715,6 +818,14 @@ class CMQTTDriver:
         nego = 300 if nego is None else nego
         t_done = timeout_ms + (nego * 1000 if tls else 0)
         st = 1 if tls else 0
+        gen = [0]  # _lost_gen when the CONNECT was sent
+
+        async def attempt():
+            gen[0] = self._lost_gen
+            # 16.2.8 case 4: the result, then ERROR, may take the whole wait
+            await self._exec(cmd, b"+CMQTTCONNECT:", kind=_K_CONNECT, timeout_ms=t_done,
+                             done_timeout_ms=t_done, err_grace_ms=T_ERR_GRACE)
+
         async with self._lock:
             fixed = False
             while True:
@@ -727,54 +838,54 @@ class CMQTTDriver:
                         raise
                     fixed = True  # the service was gone (modem reset): start it once
                     continue
-                await self._apply_cfg()
-                if tls:
-                    await self._sslcfg()
-                if wills is not None:
-                    for c, prefix, data in wills:
-                        await self._prompted(c, prefix, data)
-                tries = 0
-                while True:
-                    gen = self._lost_gen
-                    try:
-                        err = await self._exec(cmd, b"+CMQTTCONNECT:", kind=_K_CONNECT,
-                                               done_timeout_ms=t_done)
-                    except ModemError:
-                        self._sslcfg_set = False  # outcome unknown: send SSLCFG again
+                try:
+                    await self._apply_cfg()
+                    if tls:
+                        await self._sslcfg()
+                    if wills is not None:
+                        for c, prefix, data in wills:
+                            await self._prompted(c, prefix, data)
+                except ModemError as e:
+                    err = self._code(e)
+                    if fixed or (err != _E_NOTACQ and err != _E_NETNOTOPEN and not (
+                            err == _BARE and not self.started)):
                         raise
-                    if err == _E_BUSY and await self._busy(tries):
-                        tries += 1
-                        continue
-                    break
-                if err == 0:
-                    # a CONNLOST read together with the result was handled before we resumed
-                    self.connected = gen == self._lost_gen
-                    self._disc_done = False
-                    self.stats["connects"] += 1
-                    return
-                self._sslcfg_set = False  # 16.2.5: cleared after a failed CONNECT
-                if err == _E_USED and await self._is_connected():
-                    self.stats["state_ok"] += 1  # 19: this client is connected already
-                    self._disc_done = False
-                    return
-                if not fixed and (err == _E_NOTACQ or err == _E_NETNOTOPEN):
-                    fixed = True  # our picture of the modem was stale: redo the setup once
+                    # the slot or the service went under us (CMQTTNONET, a reboot): the
+                    # picture was stale, redo the setup once
+                    fixed = True
                     self.acquired = None
-                    if err == _E_NETNOTOPEN:
-                        self.started = False
                     continue
-                raise self._error(err, shown)
+                try:
+                    await self._retrying(attempt)
+                except ModemError as e:
+                    # outcome unknown (timeout), or 16.2.5: SSLCFG is cleared after a failed
+                    # CONNECT: send it again next time
+                    self._sslcfg_set = False
+                    err = self._code(e)
+                    if err is None:
+                        raise
+                    if err == _E_USED and await self._is_connected():
+                        self.stats["state_ok"] += 1  # 19: this client is connected already
+                        self._disc_done = False
+                        return
+                    if not fixed and (err == _E_NOTACQ or err == _E_NETNOTOPEN):
+                        fixed = True  # our picture of the modem was stale: redo the setup
+                        self.acquired = None
+                        if err == _E_NETNOTOPEN:
+                            self.started = False
+                        continue
+                    raise self._fail(e) from None
+                # a CONNLOST read together with the result was handled before we resumed
+                self.connected = gen[0] == self._lost_gen
+                self._disc_done = False
+                self.stats["connects"] += 1
+                return
 
     async def _prompted(self, cmd, prefix, data):
-        tries = 0
-        while True:
-            err = await self._exec(cmd, prefix, payload=data)
-            if err == _E_BUSY and await self._busy(tries):
-                tries += 1
-                continue
-            if err != 0:
-                raise self._error(err, cmd)
-            return
+        try:
+            await self._retrying(lambda: self._exec(cmd, prefix, payload=data))
+        except ModemError as e:
+            raise self._fail(e) from None
 
     async def disconnect(self, timeout_s=60):
         """AT+CMQTTDISC=<idx>,<timeout> (0 or 60..180 s); "no connection" counts as done."""
@@ -785,24 +896,26 @@ class CMQTTDriver:
 
     async def _disc(self, timeout_s, tolerant):
         cmd = b"AT+CMQTTDISC=%d,%d" % (self.index, timeout_s)
-        tries = 0
-        while True:
-            err = await self._exec(cmd, b"+CMQTTDISC:", kind=_K_DISC,
-                                   done_timeout_ms=timeout_s * 1000 + T_MARGIN)
-            if err == _E_BUSY and await self._busy(tries):
-                tries += 1
-                continue
-            break
+        # 16.2.9: "+CMQTTDISC: <idx>,0" may come before a late OK; the DISC takes up to its
+        # <timeout> (60..180 s), so the OK gets that long too
+        t_disc = timeout_s * 1000 + T_MARGIN
+        try:
+            await self._retrying(lambda: self._exec(cmd, b"+CMQTTDISC:", kind=_K_DISC,
+                                                    timeout_ms=t_disc, done_timeout_ms=t_disc))
+        except ModemError as e:
+            err = self._code(e)
+            if err is None:
+                raise
+            self.connected = False
+            self._sslcfg_set = False
+            if err == _E_NOCONN or err == _ABORTED or err == 35 or err == _BARE or (
+                    tolerant and (err == _E_NOTACQ or err == _E_NETNOTOPEN)):
+                self.stats["state_ok"] += 1  # not connected (or no service): nothing to end
+                return
+            raise self._fail(e) from None
         self.connected = False
         self._sslcfg_set = False
-        if err == 0:
-            self._disc_done = True
-            return
-        if err == _E_NOCONN or err == _ABORTED or err == 35 or err == _BARE or (
-                tolerant and (err == _E_NOTACQ or err == _E_NETNOTOPEN)):
-            self.stats["state_ok"] += 1  # not connected (or no service): nothing to end
-            return
-        raise self._error(err, cmd)
+        self._disc_done = True
 
     async def stop(self):
         """DISC -> REL -> STOP; idempotent: "not connected / not acquired / not started" pass.
@@ -830,17 +943,24 @@ class CMQTTDriver:
     async def _stop(self):
         cmd = b"AT+CMQTTSTOP"
         for _ in range(2):
-            err = await self._exec(cmd, b"+CMQTTSTOP:", kind=_K_STOP, done_timeout_ms=T_STOP)
-            self.started = False
-            if err == 0:
-                return
-            if err == _BARE:  # 16.2.2 case 3: already stopped
+            try:
+                await self._exec(cmd, b"+CMQTTSTOP:", kind=_K_STOP, timeout_ms=T_STOP,
+                                 done_timeout_ms=T_STOP)  # 16.2.2: 12 s
+            except ModemError as e:
+                err = self._code(e)
+                if err is None:
+                    raise
+                self.started = False
+                if err == _BARE:  # 16.2.2 case 3: already stopped
+                    self.stats["state_ok"] += 1
+                    return
+                if err != _E_NOTREL:
+                    raise self._fail(e) from None
                 self.stats["state_ok"] += 1
-                return
-            if err != _E_NOTREL:
-                raise self._error(err, cmd)
-            self.stats["state_ok"] += 1
-            await self._rel(tolerant=True)  # 21 "client not released": release, then again
+                await self._rel(tolerant=True)  # 21 "client not released": release, again
+                continue
+            self.started = False
+            return
         raise ModemError("CMQTT", _E_NOTREL, cmd)
 
     def reset(self):
@@ -899,31 +1019,19 @@ class CMQTTDriver:
             if dup:
                 c_pub += b",1"
         t_done = (pub_s if pub_s > self.optimeout_s else self.optimeout_s) * 1000 + T_MARGIN
+        async def attempt():  # a busy step starts the whole publish again from TOPIC
+            await self._exec(c_topic, b"+CMQTTTOPIC:", payload=t)
+            if pn:  # an empty payload: no PAYLOAD step (note 3.5)
+                await self._exec(c_payload, b"+CMQTTPAYLOAD:", payload=p)
+            await self._exec(c_pub, b"+CMQTTPUB:", kind=_K_PUB, done_timeout_ms=t_done)
+
         async with self._lock:
-            tries = 0
-            while True:
-                cmd = c_topic
-                try:
-                    err = await self._exec(cmd, b"+CMQTTTOPIC:", payload=t)
-                    if err == 0 and pn:  # an empty payload: no PAYLOAD step (note 3.5)
-                        cmd = c_payload
-                        err = await self._exec(cmd, b"+CMQTTPAYLOAD:", payload=p)
-                    if err == 0:
-                        cmd = c_pub
-                        err = await self._exec(cmd, b"+CMQTTPUB:", kind=_K_PUB,
-                                               done_timeout_ms=t_done)
-                except ModemError:
-                    self.stats["pub_errors"] += 1
-                    raise
-                if err == _E_BUSY and await self._busy(tries):
-                    tries += 1
-                    continue
-                break
-            if err == 0:
-                self.stats["published"] += 1
-                return
-            self.stats["pub_errors"] += 1
-            raise self._error(err, cmd)
+            try:
+                await self._retrying(attempt)
+            except ModemError as e:
+                self.stats["pub_errors"] += 1
+                raise self._fail(e) from None
+            self.stats["published"] += 1
 
     async def subscribe(self, topic, qos=1):
         """Subscribe one topic filter; returns on ``+CMQTTSUB: <idx>,0``.
@@ -944,32 +1052,23 @@ class CMQTTDriver:
         if len(items) > 1 and not two_step:
             raise ValueError("several topics need the two-step form (AT+CMQTTSUBTOPIC)")
         i = self.index
+        async def attempt():
+            if two_step:
+                for t, q in items:
+                    await self._exec(b"AT+CMQTTSUBTOPIC=%d,%d,%d" % (i, len(t), q),
+                                     b"+CMQTTSUBTOPIC:", payload=t)
+                await self._exec(b"AT+CMQTTSUB=%d" % i, b"+CMQTTSUB:", kind=_K_SUB)
+            else:
+                t, q = items[0]
+                await self._exec(b"AT+CMQTTSUB=%d,%d,%d" % (i, len(t), q), b"+CMQTTSUB:",
+                                 payload=t, kind=_K_SUB)
+
         async with self._lock:
-            tries = 0
-            while True:
-                if two_step:
-                    err = 0
-                    cmd = b""
-                    for t, q in items:
-                        cmd = b"AT+CMQTTSUBTOPIC=%d,%d,%d" % (i, len(t), q)
-                        err = await self._exec(cmd, b"+CMQTTSUBTOPIC:", payload=t)
-                        if err:
-                            break
-                    if err == 0:
-                        cmd = b"AT+CMQTTSUB=%d" % i
-                        err = await self._exec(cmd, b"+CMQTTSUB:", kind=_K_SUB)
-                else:
-                    t, q = items[0]
-                    cmd = b"AT+CMQTTSUB=%d,%d,%d" % (i, len(t), q)
-                    err = await self._exec(cmd, b"+CMQTTSUB:", payload=t, kind=_K_SUB)
-                if err == _E_BUSY and await self._busy(tries):
-                    tries += 1
-                    continue
-                break
-            if err == 0:
-                self.stats["subscribed"] += len(items)
-                return
-            raise self._error(err, cmd)
+            try:
+                await self._retrying(attempt)
+            except ModemError as e:
+                raise self._fail(e) from None
+            self.stats["subscribed"] += len(items)
 
     async def unsubscribe(self, topic, two_step=None):
         """Unsubscribe one topic filter; returns on ``+CMQTTUNSUB: <idx>,0``."""
@@ -978,22 +1077,17 @@ class CMQTTDriver:
         if two_step is None:
             two_step = self.sub_two_step
         i = self.index
+        async def attempt():
+            if two_step:
+                await self._exec(b"AT+CMQTTUNSUBTOPIC=%d,%d" % (i, len(t)),
+                                 b"+CMQTTUNSUBTOPIC:", payload=t)
+                await self._exec(b"AT+CMQTTUNSUB=%d,0" % i, b"+CMQTTUNSUB:", kind=_K_UNSUB)
+            else:
+                await self._exec(b"AT+CMQTTUNSUB=%d,%d,0" % (i, len(t)), b"+CMQTTUNSUB:",
+                                 payload=t, kind=_K_UNSUB)
+
         async with self._lock:
-            tries = 0
-            while True:
-                if two_step:
-                    cmd = b"AT+CMQTTUNSUBTOPIC=%d,%d" % (i, len(t))
-                    err = await self._exec(cmd, b"+CMQTTUNSUBTOPIC:", payload=t)
-                    if err == 0:
-                        cmd = b"AT+CMQTTUNSUB=%d,0" % i
-                        err = await self._exec(cmd, b"+CMQTTUNSUB:", kind=_K_UNSUB)
-                else:
-                    cmd = b"AT+CMQTTUNSUB=%d,%d,0" % (i, len(t))
-                    err = await self._exec(cmd, b"+CMQTTUNSUB:", payload=t, kind=_K_UNSUB)
-                if err == _E_BUSY and await self._busy(tries):
-                    tries += 1
-                    continue
-                break
-            if err == 0:
-                return
-            raise self._error(err, cmd)
+            try:
+                await self._retrying(attempt)
+            except ModemError as e:
+                raise self._fail(e) from None

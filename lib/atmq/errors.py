@@ -8,6 +8,70 @@ MicroPython exceptions take no keyword tricks.
 """
 
 from . import errtab
+from . import log
+
+# Commands whose quoted arguments from the n-th on carry a secret (issue 10 #5): the
+# MQTT password (003 s.16.2.8 <server_addr>,..,<user>,<pass>), APN user and password
+# (5.2.11 <passwd>,<user>), SM family PASSWORD (seed 004 3.1), SAPBR PWD/USER (004 4.1),
+# CSOCKAUTH (003 s.13); AT+CPIN= (6.2.2) masks everything after "=" (quoted or not).
+_MASKS = (
+    ("AT+CMQTTCONNECT=", 2),
+    ("AT+CGAUTH=", 0),
+    ("AT+CSOCKAUTH=", 0),
+    ('AT+SMCONF="PASSWORD"', 1),
+    ('AT+SMCONF="USERNAME"', 1),
+    ('AT+SAPBR=3,1,"PWD"', 1),
+    ('AT+SAPBR=3,1,"USER"', 1),
+    ("AT+CPIN=", -1),
+)
+
+
+def redact_command(text):
+    """``text`` (one AT command, str) with its secret arguments as ``***`` and every
+    secret registered with ``log.add_secret`` as ``<redacted>``: the one redaction every
+    error and log line that names a command goes through."""
+    up = text.upper()
+    for prefix, first in _MASKS:
+        k = up.find(prefix)
+        if k < 0:
+            continue
+        if first < 0:
+            text = text[:k + len(prefix)] + "***"
+            break
+        out = []
+        n = -1  # index of the quoted string we are in or last left
+        inq = False
+        out.append(text[:k])
+        for c in text[k:]:
+            if c == '"':
+                if not inq:
+                    n += 1
+                inq = not inq
+                out.append(c)
+                if inq and n >= first:
+                    out.append("***")
+                continue
+            if inq and n >= first:
+                continue
+            out.append(c)
+        text = "".join(out)
+        break
+    return log.redact(text)
+
+
+def _redacted(command):
+    # The command as kept in an exception: same type, secrets masked (repr(e) and e.args
+    # show it too, not only str(e)).
+    if isinstance(command, (bytes, bytearray, memoryview)):
+        try:
+            t = bytes(command).decode()
+        except Exception:  # a binary payload: nothing to mask in a form we can read
+            return bytes(command)
+        r = redact_command(t)
+        return command if r == t else r.encode()
+    if isinstance(command, str):
+        return redact_command(command)
+    return command
 
 
 def _cmd_text(command):
@@ -18,7 +82,7 @@ def _cmd_text(command):
             command = bytes(command).decode()
         except Exception:  # a binary payload: show it escaped, lose nothing
             command = repr(bytes(command))
-    return " [" + command.strip() + "]"
+    return " [" + redact_command(command).strip() + "]"
 
 
 class ModemError(Exception):
@@ -30,6 +94,7 @@ class ModemError(Exception):
     """
 
     def __init__(self, kind, code, command=None):
+        command = _redacted(command)
         super().__init__(kind, code, command)
         self.kind = kind
         self.code = code

@@ -1,7 +1,8 @@
 """The modem itself: power and boot, identity facts, SIM, registration, radio, data, clock, GNSS.
 
-Owns everything about the module that is not MQTT: ``Modem`` brings it up
-(PWRKEY through ``power``, boot URCs or an ``AT`` probe loop, ``init``), keeps
+Owns everything about the module that is not MQTT: ``Modem`` holds the steps of
+its bring-up (PWRKEY through ``power``, boot URCs or an ``AT`` probe loop,
+``init``, SIM, registration, data) that ``atmq.link.Link`` runs in order, keeps
 what it learned (``facts``: manufacturer, model, revision, firmware, imei,
 iccid) and the state the URCs report (``sim``, ``reg``, ``data_open``), and
 turns the unsolicited ones into events on the shared ``EventQueue``:
@@ -25,7 +26,9 @@ every command has a deadline taken from the manual's "Max Response Time".
 
 import asyncio
 
+from . import log
 from . import power as _power
+from . import script as _script
 from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms, wait_for_ms
 from .engine import R_ERROR, R_OK
 from .errors import ATTimeout, ConfigError, ModemError
@@ -63,6 +66,33 @@ REG_NAMES = (
     "attached for emergency bearer services only",  # SIMCom's number (manual 5.2.1)
 )
 REG_UNKNOWN = const(-1)  # not asked yet / domain not supported
+_LOST_BOOTING = const(1)  # link.ST_BOOTING: what on_lost is told after a reboot
+_LOST_NODATA = const(4)  # link.ST_REGISTERED: the data path is gone
+# +CPIN: <code> values (003 s.6.2.2) the URC handler maps without allocating
+_CPIN_CODES = (b"READY", b"SIM PIN", b"SIM PUK", b"PH-SIM PIN", b"SIM PIN2", b"SIM PUK2",
+               b"PH-NET PIN", b"NOT INSERTED", b"NOT READY")
+_CPIN_NAMES = ("READY", "SIM PIN", "SIM PUK", "PH-SIM PIN", "SIM PIN2", "SIM PUK2",
+               "PH-NET PIN", "NOT INSERTED", "NOT READY")
+# init() as data (atmq.script): echo off (a payload echo would read as lines), numeric
+# errors, registration URCs, packet domain events; timeouts: the 003 manual's max times.
+_INIT = (
+    (b"ATE0", None, None, 5000, _script.MUST, "003 s.2.2.6"),
+    (b"AT+CMEE=1", None, None, 5000, _script.MUST, "003 s.3.2.8"),
+    (b"AT+CREG=1", None, None, 5000, _script.MUST, "003 s.4.2.1"),
+    (b"AT+CGREG=1", None, None, 9000, _script.MUST, "003 s.5.2.1: 9 s"),
+    # ERROR on 2G-only modules (SIM800): no EPS registration there
+    (b"AT+CEREG=1", None, None, 5000, _script.OPTIONAL, "003 s.5.2.2"),
+    # +CGEV reports (modes 0 and 1 only); refused (SIM800): PDP loss is seen by polling
+    (b"AT+CGEREP=1", None, None, 5000, _script.OPTIONAL, "003 s.5.2.10"),
+)
+_I_CGEREP = const(5)
+_RADIO_CYCLE = (
+    (b"AT+CFUN=0", None, None, 25000, _script.MUST, "003 s.3.2.1: 25 s"),
+    (b"AT+CFUN=1", None, None, 25000, _script.MUST, "003 s.3.2.1: 25 s"),
+)
+_T5 = const(5000)  # 003: the max response time of most set/read commands (ATI 2.2.5,
+# CGDCONT 5.2.5, CGAUTH 5.2.11, CICCID 6.2.1, CPIN 6.2.2, CCLK 3.2.7, CSQ 3.2.2)
+_T_CFUN = const(25000)  # 3.2.1 AT+CFUN: 25 s
 _OWN_TEARDOWN_MS = const(5000)  # "+CGEV: ME ..." after our own NETCLOSE/CFUN=0 is ours
 _DOMAINS = (b"+CREG:", b"+CGREG:", b"+CEREG:")
 _REG_QUERY = (b"AT+CREG?", b"AT+CGREG?", b"AT+CEREG?")
@@ -101,8 +131,12 @@ def _quoted(name, value):
     if not isinstance(value, str):
         raise ConfigError(name, "must be a string, got %r" % (value,))
     for c in value:
-        if c == '"' or c < " ":
-            raise ConfigError(name, "contains a quote or a control character: %r" % (value,))
+        if c == '"' or c < " " or c == "\\":
+            # a backslash: SIMCom parsers read "\22" / "\0d\0a" escapes inside quoted
+            # strings on some commands, so a value could smuggle a quote or a line end
+            # (issue 10 #11); no value we send needs one
+            raise ConfigError(name, "contains a quote, a backslash or a control character: %r"
+                              % (value,))
     return value
 
 
@@ -202,6 +236,9 @@ class Modem:
         self._checked_seq = 0  # _nonet_seq when the data path was last checked up
         self._own_teardown = ticks_ms()  # until then "+CGEV: ME ..." is our own doing
         self._fix = Fix()
+        self.cid = 1  # the PDP context the data path uses (NETOPEN's default, 003 s.13.2.1)
+        self.cgerep = False  # +CGEV reporting is on (AT+CGEREP=1 answered OK)
+        self.on_lost = None  # link.Link.lost(state): called from the handlers, records only
         self.reset_state()
         self._register()
 
@@ -272,6 +309,9 @@ class Modem:
                 self.reboots += 1
                 self.events.put(EV_REBOOT, bit)
                 self.at.abort()
+                f = self.on_lost
+                if f is not None:
+                    f(_LOST_BOOTING)
 
     def _on_rdy(self, a):
         self._boot(BOOT_RDY)
@@ -292,12 +332,18 @@ class Modem:
             self.events.put(EV_SIM, 1 if st == "READY" else 0)
 
     def _on_cpin(self, a):
+        # inside the reader: no allocation (issue 10 #11), the state is one of the manual's
+        # constants or "UNKNOWN"; ``sim_state()`` asks AT+CPIN? for anything else
         if a.arg_eq(0, b"READY"):
             self.boot_urcs |= BOOT_CPIN
             self._ready_ev.set()
             self._set_sim("READY")
-        else:
-            self._set_sim(a.arg_str(0))
+            return
+        for i in range(1, len(_CPIN_CODES)):
+            if a.arg_eq(0, _CPIN_CODES[i]):
+                self._set_sim(_CPIN_NAMES[i])
+                return
+        self._set_sim("UNKNOWN")
 
     def _on_reg(self, a, dom):
         # URC form is "<stat>[,<lac>,<ci>[,<act>]]"; a stray read answer "<n>,<stat>" has 2 args.
@@ -323,14 +369,45 @@ class Modem:
         self.data_open = False
         self.ip = None
         self.events.put(EV_NONET, cause)
+        f = self.on_lost
+        if f is not None:
+            f(_LOST_NODATA)
+
+    def _ours(self, a):
+        # 003 s.5.2.10: "+CGEV: NW|ME PDN DEACT <cid>[,<wlan_offload>]" and
+        # "+CGEV: NW|ME DEACT <PDP_type>,<PDP_addr>[,<cid>]"; a DETACH drops every context.
+        # Another context's deactivation (an IMS or a second APN) is not our data path.
+        # No allocation: the digits before the first comma / the third argument are read.
+        buf = a.buf
+        s = a.s
+        e = a.e
+        j = s
+        while j < e and buf[j] != 44:  # end of the first argument
+            j += 1
+        if a.startswith(b"+CGEV: NW PDN DEACT") or a.startswith(b"+CGEV: ME PDN DEACT"):
+            k = j
+            while k > s and 48 <= buf[k - 1] <= 57:
+                k -= 1
+            if k == j:
+                return True  # no cid given: take it as ours
+            cid = 0
+            while k < j:
+                cid = cid * 10 + buf[k] - 48
+                k += 1
+            return cid == self.cid
+        if a.startswith(b"+CGEV: NW DEACT") or a.startswith(b"+CGEV: ME DEACT"):
+            cid = a.arg_int(2, -1)
+            return cid < 0 or cid == self.cid  # "[,<cid>]" absent: "if known to the MT"
+        return True  # DETACH
 
     def _on_cgev(self, a):
-        self._nonet(NONET_CGEV)
+        if self._ours(a):
+            self._nonet(NONET_CGEV)
 
     def _on_cgev_me(self, a):
         # "ME" = the module itself deactivated: also the echo of our own NETCLOSE/CFUN=0,
         # which may trail the command's completion; ignored for a moment after those
-        if ticks_diff(ticks_ms(), self._own_teardown) >= 0:
+        if ticks_diff(ticks_ms(), self._own_teardown) >= 0 and self._ours(a):
             self._nonet(NONET_CGEV)
 
     def _on_netclose(self, a):
@@ -412,14 +489,8 @@ class Modem:
 
     async def init(self):
         """Idempotent set-up after every boot: echo off, numeric errors, URC modes, facts."""
-        at = self.at
-        await at.cmd(b"ATE0")
-        await at.cmd(b"AT+CMEE=1")  # numeric +CME ERROR: <n> (manual 25.3)
-        await at.cmd(b"AT+CREG=1")  # +CREG: <stat> URCs (manual 4.2.1)
-        await at.cmd(b"AT+CGREG=1")  # 5.2.1
-        await at.cmd(b"AT+CEREG=1", check=False)  # 5.2.3; ERROR on 2G-only modules (SIM800)
-        # packet domain events to the TE (+CGEV, manual 5.2.10): PDP deactivation is seen
-        await at.cmd(b"AT+CGEREP=2,1", check=False)
+        failed = await _script.run(self.at, _INIT)
+        self.cgerep = _I_CGEREP not in failed
         await self._identify()
         self.inited = True
         self._session = True
@@ -429,7 +500,7 @@ class Modem:
     async def _identify(self):
         at = self.at
         f = self.facts
-        r = await at.cmd(b"ATI", bare=True)
+        r = await at.cmd(b"ATI", bare=True, timeout_ms=_T5)
         for i in range(r.count):
             t = r.line(i).text()
             k = t.find(":")
@@ -455,7 +526,8 @@ class Modem:
         if self.family == "sm":
             r = await at.cmd(b"AT+CCID", bare=True, check=False)  # SIM800/SIM7000: bare digits
         else:
-            r = await at.cmd(b"AT+CICCID", resp=b"+ICCID:", check=False)  # manual 6.2
+            r = await at.cmd(b"AT+CICCID", resp=b"+ICCID:", timeout_ms=_T5,
+                             check=False)  # manual 6.2.1
         if r.final == R_OK and r.count:
             a = r.line(0)
             f["iccid"] = a.arg_str(0) if a.startswith(b"+") else a.text().strip()
@@ -474,6 +546,7 @@ class Modem:
         self._set_sim(st)
         if st == "SIM PIN" and self.pin and not self.pin_rejected:
             pin = _quoted("modem.pin", self.pin)
+            log.add_secret(pin)  # issue 10 #5: never in a log line or an error
             self.pin_attempts += 1
             try:
                 await self.at.cmd(('AT+CPIN="%s"' % pin).encode(), timeout_ms=5000)
@@ -602,13 +675,16 @@ class Modem:
         self.apn = apn
         self.apn_user = user
         self.apn_password = password
+        self.cid = cid
         await self.at.cmd(('AT+CGDCONT=%d,"%s","%s"' % (cid, _quoted("pdp_type", pdp_type),
-                                                           apn)).encode())
+                                                           apn)).encode(), timeout_ms=_T5)
         if user or password:
             # <cid>,<auth_type>,<passwd>,<user>: the password comes first (manual 5.2.11)
+            if password:
+                log.add_secret(password)
             await self.at.cmd(('AT+CGAUTH=%d,1,"%s","%s"' % (
                 cid, _quoted("apn_password", password or ""),
-                _quoted("apn_user", user or ""))).encode())
+                _quoted("apn_user", user or ""))).encode(), timeout_ms=_T5)
 
     # ---- data ------------------------------------------------------------------------------
 
@@ -712,7 +788,13 @@ class Modem:
                 r = await at.cmd(b"AT+NETCLOSE", resp=b"+IP ERROR:", done=b"+NETCLOSE:",
                                  done_timeout_ms=timeout_ms or self.netclose_ms, check=False)
                 if r.final != R_OK and r.find(b"+IP ERROR:") is None:
-                    raise at.error(b"AT+NETCLOSE")
+                    # 003 s.13.2.2 case 5: not activated answers "+NETCLOSE: <err>" then
+                    # ERROR.  Closed is what we want: confirm with the read form (13.2.1)
+                    r = await at.cmd(b"AT+NETOPEN?", resp=b"+NETOPEN:", timeout_ms=_T5,
+                                     check=False)
+                    a = r.find(b"+NETOPEN:")
+                    if r.final != R_OK or a is None or a.arg_int(0) != 0:
+                        raise at.error(b"AT+NETCLOSE")
             elif self.model_key in ("SIM7000", "SIM7070", "SIM7080"):
                 cmd = b"AT+CNACT=0,0" if self.model_key != "SIM7000" else b"AT+CNACT=0"
                 await at.cmd(cmd, timeout_ms=timeout_ms or 10000, check=False)
@@ -743,10 +825,10 @@ class Modem:
         """``AT+CFUN=0`` then ``AT+CFUN=1`` (manual 3.2.1): re-attach without a reboot."""
         self.data_open = False
         self.ip = None
-        self._own_teardown = ticks_add(ticks_ms(), 9000 + _OWN_TEARDOWN_MS)
-        await self.at.cmd(b"AT+CFUN=0", timeout_ms=9000)
+        # "+CGEV: ME ..." during and just after the cycle is our own doing
+        self._own_teardown = ticks_add(ticks_ms(), 2 * _T_CFUN + _OWN_TEARDOWN_MS)
+        await _script.run(self.at, _RADIO_CYCLE)
         self._own_teardown = ticks_add(ticks_ms(), _OWN_TEARDOWN_MS)
-        await self.at.cmd(b"AT+CFUN=1", timeout_ms=9000)
 
     async def restart(self, timeout_ms=30000):
         """Software reboot and re-init: ``AT+CRESET`` (cmqtt, manual 3.2.4) or
@@ -838,37 +920,3 @@ class Modem:
             return True
         fix.valid = False
         return False
-
-    # ---- bring-up ------------------------------------------------------------------------
-
-    async def bring_up(self, timeout_ms=180000, reg_poll_ms=2000):
-        """Power on, wait, init, SIM, registration and data, under one deadline.
-
-        Raises ``ModemError`` with the reason (SIM not ready, registration
-        denied, deadline) so the app can report it.
-        """
-        deadline = ticks_add(ticks_ms(), timeout_ms)
-        await self.power_on()
-        await self.wait_ready(min(timeout_ms, 30000))
-        await self.init()
-        while True:
-            st = await self.sim_state()
-            if st == "READY":
-                break
-            if st != "BUSY" or ticks_diff(deadline, ticks_ms()) <= 0:
-                raise ModemError("CME", {"NOT INSERTED": 10, "SIM PIN": 11,
-                                         "SIM PUK": 12}.get(st, 13), b"AT+CPIN?")
-            await sleep_ms(reg_poll_ms)
-        while True:
-            stat = await self.registration()
-            if reg_ok(stat):
-                break
-            if ticks_diff(deadline, ticks_ms()) <= 0:
-                if stat == 3:
-                    raise ModemError("CME", 111, b"AT+CEREG?")  # denied (PLMN not allowed)
-                raise ModemError("CME", 30, b"AT+CEREG?")  # no network service
-            await sleep_ms(reg_poll_ms)
-        if self.apn and self.family == "cmqtt":
-            await self.set_apn(self.apn, self.apn_user, self.apn_password)
-        return await self.data_up()
-

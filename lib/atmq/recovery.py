@@ -197,10 +197,12 @@ class Recovery:
     False or raises when not; ``Escalate(rung)`` jumps straight up.  ``sleep``
     and ``clock`` are injectable (a fake clock in tests).  ``max_attempts``
     (None: forever) bounds one episode; when reached ``recover`` raises the
-    last error so the app can decide (reboot the ESP32, sleep, report).
+    last error so the app can decide (reboot the ESP32, sleep, report).  ``fatal(e)``
+    -> True ends the episode at once with ``e`` (a fatal error climbs no rung).
     """
 
-    def __init__(self, ladder, actions, on_step=None, sleep=None, clock=None, max_attempts=None):
+    def __init__(self, ladder, actions, on_step=None, sleep=None, clock=None, max_attempts=None,
+                 fatal=None):
         if len(actions) != RUNGS:
             raise ValueError("actions needs %d entries (probe, session, data, reset, power)"
                              % RUNGS)
@@ -210,6 +212,7 @@ class Recovery:
         self.sleep = sleep or sleep_ms
         self.clock = clock or ticks_ms
         self.max_attempts = max_attempts
+        self.fatal = fatal  # fatal(e) -> True: no rung can fix e, the episode ends with it
         self.last_error = None
         self.running = False
         self._stop = False
@@ -266,6 +269,13 @@ class Recovery:
                     err = e
                 except Exception as e:  # any failure of a repair is a failed attempt
                     err = e
+                    if self.fatal is not None and self.fatal(e):
+                        # credentials refused, no SIM, a setting the modem rejects: a reset
+                        # or power cycle cannot fix it, and would hide it.  Leave the ladder
+                        self.last_error = e
+                        self._emit(STEP_FAIL, r, e)
+                        lad.failed(self.clock())
+                        raise
                 if ok:
                     lad.succeeded(self.clock())
                     self._emit(STEP_OK, r, n)

@@ -75,7 +75,7 @@ from .events import (
     RESULT_ABORTED,
     ResultWait,
 )
-from .tokenizer import _copy
+from .tokenizer import T_RAW, _copy
 
 VARIANTS = ("sim800", "sim70x0")
 
@@ -137,11 +137,13 @@ def _bytes(x, what):
     raise TypeError("%s must be str or bytes, got %s" % (what, type(x).__name__))
 
 
-def _quotable(b, what, lo=1, hi=1024):
+def _quotable(b, what, lo=1, hi=1024, path=False):
     n = len(b)
     if n < lo or n > hi:
         raise ValueError("%s is %d bytes; the modem takes %d..%d" % (what, n, lo, hi))
-    for c in (34, 13, 10, 0):
+    # a backslash could start an escape (issue 10 #11); a file path on the module is the
+    # one place the manual writes one (seed 004 4.2: C:\USER\HENRY_SSL.CRT)
+    for c in ((34, 13, 10, 0) if path else (34, 13, 10, 0, 92)):
         if b.find(bytes((c,))) >= 0:
             raise ValueError("%s must not contain %r (quoted AT argument, no escape)"
                              % (what, chr(c)))
@@ -190,6 +192,13 @@ class SMDriver:
             "nonet": 0, "busy_retries": 0, "late_results": 0, "state_ok": 0,
             "subscribed": 0, "connects": 0,
         }
+        # a +SMPUBLISH message with a line break inside is read on as a raw frame of its
+        # declared length (issue 10 #10): its bytes never reach the line parser
+        self._raw_slot = -1  # Inbox slot the raw tail goes to (-2: skipping, -1: none)
+        self._raw_ml = 0
+        self._raw_tl = 0
+        self._prev_raw = at.on_raw
+        at.on_raw = self._on_raw
         at.on(b"+SMPUBLISH:", self._on_publish)  # [004] 3.10
         at.on(b"+SMSUB:", self._on_sub)  # [004] 3.4 result / [7080] inbound message
         at.on(b"+SMPUB:", self._on_pub)  # [004] 3.5
@@ -247,11 +256,76 @@ class SMDriver:
         e = a.e
         ms = p + 2
         if (ml < 0 or ts < 1 or ms > e or buf[ts - 1] != 34 or buf[p] != 44 or buf[p + 1] != 34
-                or e - ms != ml + 1 or buf[e - 1] != 34):
-            # a CR/LF inside the message (the line is short of <len>) or a garbled line
+                or ml > MSG_MAX_SIM800):
+            self._drop(DROP_TORN, 0)  # a garbled line, or a <len> over 004 3.5's 1024
+            return
+        got = e - ms
+        if got == ml + 1 and buf[e - 1] == 34:
+            self._keep(a, ts, tl, ms, ml)
+            return
+        if got < ml + 1:
+            self._tail(a, ts, tl, ms, ml, got)  # a line break inside the message
+            return
+        self._drop(DROP_TORN, 0)
+
+    def _tail(self, a, ts, tl, ms, ml, got):
+        # The line ended at a LF inside the message: the rest of it (and its closing quote)
+        # follows as bytes, never to be read as lines ("x\r\nRDY\r\n" must not look like
+        # a reboot).  The break is taken as CRLF (the tokenizer strips CRs); the tail is
+        # read raw into the slot after it, and the closing quote checks the count.
+        rest = ml - got - 2 + 1
+        if rest < 1:
             self._drop(DROP_TORN, 0)
             return
-        self._keep(a, ts, tl, ms, ml)
+        tok = self.at.tok
+        ib = self.inbox
+        ow = ib.overwritten
+        slot = ib.start(tl, ml)
+        if slot >= 0 and ib.overwritten != ow:  # full inbox: the oldest unread made room
+            st = self.stats
+            st["rx_overwritten"] += 1
+            st["rx_dropped"] += 1
+            self.events.put(EV_MSG_DROPPED, DROP_OVERWRITTEN, 0)
+        pb = ib.payload_buf(slot) if slot >= 0 else None
+        if pb is None or ml + 1 > len(pb):
+            if slot >= 0:
+                ib.abandon()
+            tok.arm_raw(None, 0, rest)  # skipped, in step
+            self._raw_slot = -2
+            self._drop(DROP_OVERSIZE, ml)
+            return
+        _copy(a.buf, ts, ib.topic_buf(slot), 0, tl)
+        _copy(a.buf, ms, pb, 0, got)
+        pb[got] = 13
+        pb[got + 1] = 10
+        self._raw_slot = slot
+        self._raw_ml = ml
+        self._raw_tl = tl
+        tok.arm_raw(pb, got + 2, rest)
+
+    def _on_raw(self, kind):
+        slot = self._raw_slot
+        if slot == -1:
+            h = self._prev_raw
+            if h is not None:
+                h(kind)
+            return
+        self._raw_slot = -1
+        if slot == -2:
+            return
+        ib = self.inbox
+        ml = self._raw_ml
+        if kind == T_RAW and ib.payload_buf(slot)[ml] == 34:
+            ib.topic_fill = self._raw_tl
+            ib.payload_fill = ml
+            s = ib.commit()
+            if s >= 0:
+                self.stats["received"] += 1
+                self.events.put(EV_MSG, s, 0)
+                return
+        else:
+            ib.abandon()
+        self._drop(DROP_TORN, 0)
 
     def _on_sub(self, a):
         ts = a.arg_start(0)
@@ -301,6 +375,13 @@ class SMDriver:
             return True
         self.stats["late_results"] += 1
         return False
+
+    def lost(self, reboot):
+        """The link fell (called from the reader by ``link.Link.lost``: no allocation): a
+        SUB/PUB/UNSUB waiting for its result URC fails now."""
+        self.connected = False
+        self._lost_gen += 1
+        self._res.abort()
 
     def _link_down(self, why):
         was = self.connected
@@ -396,7 +477,8 @@ class SMDriver:
             root = tls.get("root")
             if root is not None:
                 try:
-                    p["root"] = _quotable(_bytes(root, "tls.root"), "tls.root", 1, 255)
+                    p["root"] = _quotable(_bytes(root, "tls.root"), "tls.root", 1, 255,
+                                          path=True)
                 except (ValueError, TypeError) as e:
                     raise ConfigError("tls.root", str(e)) from None
                 n = tls.get("root_len")
@@ -678,7 +760,12 @@ class SMDriver:
             cmd = b'AT+SMPUB="%s",%d,%d,%d' % (t, n, q, r)
         async with self._lock:
             try:
-                if self.sim800:
+                if self.sim800 and q == 0:
+                    # seed 004 3.5 shows "+SMPUB: <id>,<status>" for qos 1 only: a qos 0
+                    # publish is done at its OK (a result that comes anyway is counted late)
+                    await self._cmd(cmd)
+                    st = 0
+                elif self.sim800:
                     st = await self._two_phase(cmd, _K_PUB, timeout_ms)
                 else:
                     await self._cmd(cmd, timeout_ms=timeout_ms, payload=p)

@@ -25,6 +25,15 @@ remedy, class FATAL: no retry loop.
 
 from .errors import ATError, ConfigError, ModemError
 from . import errtab
+from . import log
+
+# tls_version names -> <sslversion> per numbering (003 s.17.2.1): the classic table
+# (0 SSL3.0, 1 TLS1.0, 2 TLS1.1, 3 TLS1.2, 4 All; default 4) and the one of TLS 1.3
+# builds (0 TLS1.2, 1 TLS1.3, 2 ALL; default 2).  Told apart by AT+CSSLCFG=?'s range.
+TLS_VERSIONS = ("all", "tls1.2", "tls1.3")
+_CLASSIC = {"all": 4, "tls1.2": 3}
+_TLS13 = {"all": 2, "tls1.2": 0, "tls1.3": 1}
+_FROM_CLASSIC = {4: 2, 3: 0}  # a classic number on a TLS 1.3 build
 
 CERT_MAX = 10240  # 17.2.2 <len>: 1..10240 bytes
 NAME_MIN = 5  # 17.2.1/17.2.2: file names of 5..55 bytes, ".pem" or ".der"
@@ -188,7 +197,13 @@ def normalize(tls):
         k = _KEYS[i]
         p[k] = tls.get(k, _DEFAULTS[i])
     _int(p, "ssl_ctx", 0, 9)
-    _int(p, "sslversion", 0, 4)
+    v = p["sslversion"]
+    if isinstance(v, str):
+        if v not in TLS_VERSIONS:
+            raise ConfigError("tls.sslversion", "%r is not one of %s or 0..4 (manual 17.2.1)"
+                              % (v, ", ".join(TLS_VERSIONS)))
+    elif v is not None:
+        _int(p, "sslversion", 0, 4)
     if p["ignorelocaltime"] is not None:  # None: leave the modem's setting (note 3.3 does)
         _int(p, "ignorelocaltime", 0, 1)
     if p["negotiatetime"] is not None:
@@ -214,6 +229,42 @@ def normalize(tls):
     if s is not None and not isinstance(s, (bool, str)):
         raise ConfigError("tls.sni", "None, a bool or a host name, got %r" % (s,))
     return p
+
+
+def _number(name, top):
+    if top == 2:
+        return _TLS13[name]
+    n = _CLASSIC.get(name)
+    if n is None:
+        raise ConfigError("tls.sslversion", "%r: this modem's firmware lists no TLS 1.3 "
+                          "(AT+CSSLCFG=? offers 0..%d, manual 17.2.1)" % (name, top))
+    return n
+
+
+async def _version_top(at):
+    """The highest <sslversion> of ``AT+CSSLCFG=?`` (4 classic, 2 on TLS 1.3 builds), or
+    None when the command or its sslversion line is missing (no SSL contexts)."""
+    r = await at.cmd(b"AT+CSSLCFG=?", resp=b"+CSSLCFG:", timeout_ms=T_SSL_MS, check=False)
+    if not r.ok:
+        return None
+    for i in range(r.count):
+        a = r.line(i)
+        if a.arg_eq(0, b"sslversion"):
+            t = a.arg_str(2)  # "(0-4)" / "(0-2)"
+            k = t.rfind("-")
+            try:
+                return int(t[k + 1:].rstrip(")"))
+            except ValueError:
+                return None
+    return None
+
+
+async def _no_ssl(at, cmd, revision):
+    rev = await _revision(at, revision)
+    return FirmwareError(cmd, rev, 'AT+CSSLCFG="sslversion"',
+                         "this firmware has no SSL context support for MQTT(S); "
+                         "upgrade the modem firmware (seed 001: LE11B02SIM7500A failed, "
+                         "LE11B03SIM7600A-H works)")
 
 
 async def _revision(at, revision):
@@ -252,16 +303,34 @@ async def configure_ssl(at, ctx, profile, revision=None):
     if not isinstance(ctx, int) or not 0 <= ctx <= 9:
         raise ConfigError("tls.ssl_ctx", "%r is not in 0..9 (manual 17.2.1)" % (ctx,))
     p["ssl_ctx"] = ctx
-    cmd, r = await _set(at, ctx, b"sslversion", p["sslversion"])
-    if not r.ok:
-        err = at.error(cmd)
-        if isinstance(err, ATError):  # seed 001: old firmware, no SSL config at all
-            rev = await _revision(at, revision)
-            raise FirmwareError(cmd, rev, 'AT+CSSLCFG="sslversion"',
-                                "this firmware has no SSL context support for MQTT(S); "
-                                "upgrade the modem firmware (seed 001: LE11B02SIM7500A failed, "
-                                "LE11B03SIM7600A-H works)")
-        raise err
+    want = p["sslversion"]
+    top = None
+    if isinstance(want, str):  # a name: the numbering of this build decides the number
+        top = await _version_top(at)
+        if top is None:
+            raise await _no_ssl(at, b'AT+CSSLCFG=?', revision)
+        want = _number(want, top)
+    if want is not None:
+        cmd, r = await _set(at, ctx, b"sslversion", want)
+        if not r.ok:
+            err = at.error(cmd)
+            if not isinstance(err, ATError):
+                raise err
+            # A bare ERROR: a TLS 1.3 build refuses the classic 4/3 (003 s.17.2.1 lists
+            # 0..2 there), or a firmware without SSL contexts (seed 001).  The test
+            # command tells which; only the latter is a firmware problem.
+            if top is None:
+                top = await _version_top(at)
+            if top is None:
+                raise await _no_ssl(at, cmd, revision)
+            alt = _FROM_CLASSIC.get(want) if top == 2 else None
+            if alt is None:
+                raise err
+            cmd, r = await _set(at, ctx, b"sslversion", alt)
+            if not r.ok:
+                raise at.error(cmd)
+            want = alt
+        p["sslversion"] = want
     steps = ((b"authmode", p["authmode"], False),
              (b"ignorelocaltime", p["ignorelocaltime"], False),
              (b"negotiatetime", p["negotiatetime"], False),
@@ -279,13 +348,12 @@ async def configure_ssl(at, ctx, profile, revision=None):
         cmd, r = await _set(at, ctx, b"enableSNI", 0 if s is False else 1)
         if not r.ok:
             err = at.error(cmd)
-            if isinstance(err, ATError):
-                rev = await _revision(at, revision)
-                raise FirmwareError(cmd, rev, 'AT+CSSLCFG="enableSNI"',
-                                    "this firmware cannot send SNI, which brokers such as AWS "
-                                    "IoT Core require; upgrade the modem firmware or set "
-                                    "sni=None for a broker that does not need it")
-            raise err
+            if not isinstance(err, ATError):
+                raise err
+            # not fatal: seed 001's working AWS IoT session never sent it; a broker that
+            # needs SNI will refuse the handshake, and that error names the cause
+            p["sni"] = None
+            log.warn("tls", "%s refused (plain ERROR): going on without SNI", cmd)
     if p["ignorecertcn"] is not None:
         cmd, r = await _set(at, ctx, b"ignorecertCN", p["ignorecertcn"])
         if not r.ok:

@@ -52,6 +52,7 @@ from .engine import Engine
 from .errors import ConfigError
 from .events import EventQueue
 from .inbox import Inbox
+from .link import Link
 from .modem import Modem
 
 _MODEM_KEYS = ("apn", "apn_user", "apn_password", "pin")
@@ -171,13 +172,16 @@ def _parts(stream, board_or_model, pin_factory, config):
     if model and not modem.facts.get("model"):
         modem.facts["model"] = model  # type: ignore
     driver = _driver(family, model, at, events, inbox)
-    return at, events, inbox, modem, driver, cc
+    # the one owner of the bring-up, shared by connect() (IMEI first) and the client
+    link = Link(modem, driver,
+                reg_timeout_ms=cc.get("reg_timeout_ms") or _CLIENT_KEYS["reg_timeout_ms"])
+    return at, events, inbox, modem, driver, cc, link
 
 
 def _client(parts, on_message, on_recovery):
-    at, events, inbox, modem, driver, cc = parts
+    at, events, inbox, modem, driver, cc, link = parts
     client = MQTTClient(modem, driver, events, inbox, cc, on_message=on_message,
-                        on_recovery=on_recovery)
+                        on_recovery=on_recovery, link=link)
     client.at = at  # type: ignore[attr-defined]
     client.tasks = []  # type: ignore[attr-defined]
     return client
@@ -199,12 +203,11 @@ async def connect(stream, board_or_model, on_message=None, on_recovery=None, pin
     ("atmq-<IMEI>")."""
     certs = config.pop("certs", None)
     parts = _parts(stream, board_or_model, pin_factory, config)
-    at, modem, cc = parts[0], parts[3], parts[5]
+    at, cc, link = parts[0], parts[5], parts[6]
     tasks = [asyncio.create_task(at.run())]  # type: list
     try:
         if certs or not cc.get("client_id"):
-            timeout = cc.get("reg_timeout_ms") or _CLIENT_KEYS["reg_timeout_ms"]
-            await modem.bring_up(timeout)  # identification gives the IMEI
+            await link.up(first=True)  # identification gives the IMEI
         if certs:
             await install_certs(at, certs)
         client = _client(parts, on_message, on_recovery)

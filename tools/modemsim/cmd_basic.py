@@ -338,6 +338,8 @@ def _setting(name):
         if c.kind == "read":
             return ["%s: %s" % (name, m.st.settings.get(name, SETTINGS[name]))]
         if c.kind == "write":
+            if name == "+CGEREP" and c.args and c.args[0][0] not in ("0", "1"):
+                raise AtError()  # 003 s.5.2.10: <mode> 0 and 1 only
             m.st.settings[name] = ",".join(
                 ('"%s"' % v) if q else v for v, q in c.args)
         return None

@@ -50,6 +50,8 @@ def valid_filename(name):
 
 async def csslcfg(m, c):
     if c.kind == "test":
+        if m.old_firmware:
+            raise AtError()    # no SSL contexts at all (the seed 001 firmware, assumed)
         return list(CSSLCFG_TEST)
     if c.kind == "read":
         return [ctx_line(i, x) for i, x in enumerate(m.ssl_ctx)]

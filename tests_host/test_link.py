@@ -1,0 +1,262 @@
+"""atmq.link, the one owner of the cellular link (issue 9), and the driver-side items of
+issue 10 that live beside it: states entered and logged by name, the reader's losses
+applied in a task, the APN credentials sent again after a failed AT+CGAUTH (10 #9),
+secrets kept out of every error and log line (10 #5), backslashes refused in quoted AT
+parameters (10 #11), and the manual's timeouts handed to the engine (003 s.3.2.1...)."""
+
+import asyncio
+
+import pytest
+from atmq import log
+from atmq.engine import Engine
+from atmq.errors import ATTimeout, ModemError, redact_command
+from atmq.events import EventQueue
+from atmq.link import (
+    ST_BOOTING,
+    ST_FATAL,
+    ST_REGISTERED,
+    ST_SUBSCRIBED,
+    STATE_NAMES,
+    Link,
+    is_fatal,
+)
+from atmq.modem import Modem
+
+
+class FakeModem:
+    """The Modem steps the link runs; ``fail[name]``: exceptions to raise, in order."""
+
+    def __init__(self, apn=None, user=None, password=None):
+        self.facts = {"imei": "861234050011223"}
+        self.family = "cmqtt"
+        self.inited = True
+        self.data_open = False
+        self.apn, self.apn_user, self.apn_password = apn, user, password
+        self.calls = []
+        self.fail = {}
+        self.on_lost = None
+
+    async def _c(self, name, *args):
+        self.calls.append((name,) + args)
+        await asyncio.sleep(0)
+        f = self.fail.get(name)
+        if f:
+            raise f.pop(0)
+
+    async def power_on(self):
+        await self._c("power_on")
+
+    async def wait_ready(self, timeout_ms=0, **kw):
+        await self._c("wait_ready")
+
+    async def init(self):
+        await self._c("init")
+        self.inited = True
+
+    async def sim_state(self):
+        await self._c("sim_state")
+        return "READY"
+
+    async def registration(self):
+        await self._c("registration")
+        return 1
+
+    async def set_apn(self, apn, user=None, password=None):
+        await self._c("set_apn", apn, user, password)
+
+    async def data_up(self):
+        await self._c("data_up")
+        self.data_open = True
+
+    async def data_down(self):
+        await self._c("data_down")
+        self.data_open = False
+
+
+def names(m):
+    return [c[0] for c in m.calls]
+
+
+def test_every_state_has_a_name_and_transitions_are_logged():
+    assert len(STATE_NAMES) == ST_FATAL + 1 and STATE_NAMES[ST_SUBSCRIBED] == "subscribed"
+    m = FakeModem()
+    lk = Link(m)
+    asyncio.run(lk.up(first=True))
+    assert lk.name == "data_up"
+    lines = [t.split(": ", 1)[1] for t in log.tail() if " link: " in t]
+    assert lines[-5:] == ["off -> booting (power on)", "booting -> at_ready",
+                          "at_ready -> sim_ready", "sim_ready -> registered",
+                          "registered -> data_up"]
+    assert names(m) == ["power_on", "wait_ready", "init", "sim_state", "registration",
+                        "data_up"]
+
+
+def test_reader_losses_are_recorded_then_applied_in_a_task():
+    class Drv:
+        def __init__(self):
+            self.lost_calls = []
+            self.resets = 0
+
+        def lost(self, reboot):  # from the reader: record only
+            self.lost_calls.append(reboot)
+
+        def reset(self):
+            self.resets += 1
+
+    m = FakeModem()
+    d = Drv()
+    lk = Link(m, d)
+    assert m.on_lost == lk.lost  # the modem's handlers report to the link
+    lk.mark(ST_SUBSCRIBED)
+    lost = m.on_lost
+    assert lost is not None
+    lost(ST_REGISTERED)  # PDP loss (what Modem._nonet calls)
+    lost(ST_BOOTING)  # then a reboot: the lowest state wins
+    assert d.lost_calls == [False, True] and lk.state == ST_SUBSCRIBED  # nothing applied yet
+    assert lk.sync() == ST_BOOTING and d.resets == 1 and lk.mqtt_fresh
+    assert lk.sync() == ST_BOOTING  # applied once
+
+
+def test_apn_credentials_are_sent_again_after_a_failed_cgauth():
+    """Issue 10 #9: a failed AT+CGAUTH must not let the next bring-up open data without
+    the credentials: set_apn runs again before data, every time until it succeeds."""
+    m = FakeModem(apn="internet", user="u", password="p4ss")
+    m.fail["set_apn"] = [ModemError("CME", 100, b'AT+CGAUTH=1,1,"p4ss","u"')]
+    lk = Link(m)
+    with pytest.raises(ModemError):
+        asyncio.run(lk.up())
+    assert "data_up" not in names(m)  # never data without the configured credentials
+    asyncio.run(lk.up())
+    assert names(m).count("set_apn") == 2 and names(m)[-1] == "data_up"
+    assert m.calls[-2] == ("set_apn", "internet", "u", "p4ss")
+    asyncio.run(lk.up())  # sent once per boot
+    assert names(m).count("set_apn") == 2
+    lk.lost(ST_BOOTING)  # a reboot forgets the PDP context and its credentials
+    m.inited = False
+    asyncio.run(lk.up())
+    assert names(m).count("set_apn") == 3
+
+
+def test_fatal_classes():
+    assert is_fatal(ModemError("CMQTT", 31, b"x")) and is_fatal(ModemError("CME", 10, b"x"))
+    assert is_fatal(ValueError("bad"))
+    assert not is_fatal(ModemError("CME", 30, b"x")) and not is_fatal(ATTimeout(b"AT", 1))
+    assert not is_fatal(ModemError("CMQTT", 11, b"x"))
+
+
+@pytest.mark.parametrize("cmd, secret", [
+    (b'AT+CMQTTCONNECT=0,"tcp://h.example:8883",60,1,"dev","s3cr3t-pw"', "s3cr3t-pw"),
+    (b'AT+CGAUTH=1,1,"apn-p4ss","apnuser"', "apn-p4ss"),
+    (b'AT+CPIN="8642"', "8642"),
+    (b"AT+CPIN=8642", "8642"),
+    (b'AT+SMCONF="PASSWORD","sm-p4ss"', "sm-p4ss"),
+    (b'AT+SAPBR=3,1,"PWD","bearer-pw"', "bearer-pw"),
+])
+def test_no_secret_in_any_error(cmd, secret):
+    """Issue 10 #5: on a timeout, a CME error, a bare ERROR: str, repr, args, command."""
+    from atmq.errors import ATError
+
+    for e in (ATTimeout(cmd, 10000), ModemError("CME", 100, cmd), ATError(cmd),
+              ModemError("CMQTT", 31, cmd.decode())):
+        for text in (str(e), repr(e), repr(e.args), repr(e.command)):
+            assert secret not in text, text
+    assert secret not in redact_command(cmd.decode())
+
+
+def test_registered_secrets_are_masked_in_any_command():
+    log.add_secret("Zz-unique-secret")
+    try:
+        e = ModemError("CME", 4, b'AT+CSOMETHING="Zz-unique-secret"')
+        assert "Zz-unique-secret" not in str(e) and "<redacted>" in str(e)
+    finally:
+        log.clear_secrets()
+
+
+@pytest.mark.parametrize("value", ["x\\22,\\0d\\0aAT", "a\\b"])
+def test_backslash_refused_in_quoted_parameters(value):
+    """Issue 10 #11: a backslash could start an escape inside a quoted AT string."""
+    from atmq.cmqtt import CMQTTDriver
+    from atmq.errors import ConfigError
+    from atmq.inbox import Inbox
+
+    class NoStream:
+        def readinto(self, b):
+            return None
+
+        def write(self, b):
+            raise AssertionError("nothing may be written")
+
+    at = Engine(NoStream())
+    m = Modem(at, EventQueue(4))
+    with pytest.raises(ConfigError):
+        asyncio.run(m.set_apn(value))
+    d = CMQTTDriver(at, EventQueue(4), Inbox(2, 32, 32))
+    with pytest.raises(ValueError):
+        asyncio.run(d.connect("h.example", 1883, "id", user="u", password=value))
+
+
+def test_manual_timeouts_reach_the_engine():
+    """003 s.3.2.1 AT+CFUN max 25 s; init's set commands 5 s (2.2.6, 3.2.8, 4.2.1, 5.2.2),
+    AT+CGREG 9 s (5.2.1); AT+CGEREP=1 (5.2.10: modes 0 and 1 only)."""
+    class At:
+        def __init__(self):
+            self.sent = []
+
+        def on(self, *a, **k):
+            pass
+
+        async def cmd(self, cmd, timeout_ms=None, **kw):
+            self.sent.append((cmd, timeout_ms))
+
+            class R:
+                final = 0
+                count = 0
+                ok = True
+
+                def find(self, p):
+                    return None
+            return R()
+
+    at = At()
+    m = Modem(at, EventQueue(4))
+    asyncio.run(m.radio_cycle())
+    assert at.sent == [(b"AT+CFUN=0", 25000), (b"AT+CFUN=1", 25000)]
+    at.sent = []
+    asyncio.run(m.init())
+    t = dict(at.sent)
+    assert t[b"ATE0"] == t[b"AT+CMEE=1"] == t[b"AT+CREG=1"] == t[b"AT+CEREG=1"] == 5000
+    assert t[b"AT+CGREG=1"] == 9000 and t[b"AT+CGEREP=1"] == 5000
+    assert b"AT+CGEREP=2,1" not in t
+
+
+def test_script_runner_optional_and_must_steps():
+    from atmq import script
+    from atmq.engine import R_ERROR, R_OK
+    from atmq.errors import ATError
+
+    class At:
+        def __init__(self, finals):
+            self.finals = finals
+            self.sent = []
+
+        async def cmd(self, cmd, check=True, timeout_ms=None, **kw):
+            self.sent.append((cmd, timeout_ms, check))
+            f = self.finals.pop(0)
+            if check and f != R_OK:
+                raise ATError(cmd)
+
+            class R:
+                final = f
+            return R()
+
+    steps = ((b"AT+A", None, None, 5000, script.MUST, "003 s.1"),
+             (b"AT+B", None, None, 9000, script.OPTIONAL, "003 s.2"),
+             (b"AT+C", None, None, 25000, script.MUST, "003 s.3"))
+    at = At([R_OK, R_ERROR, R_OK])
+    assert asyncio.run(script.run(at, steps)) == [1]  # the optional refusal, and on
+    assert at.sent == [(b"AT+A", 5000, True), (b"AT+B", 9000, False), (b"AT+C", 25000, True)]
+    assert any("AT+B" in t and "003 s.2" in t for t in log.tail())
+    at = At([R_ERROR])
+    with pytest.raises(ATError):
+        asyncio.run(script.run(at, steps))
+    assert len(at.sent) == 1  # a MUST step stops the sequence
