@@ -22,14 +22,15 @@ from atmq import errtab
 from atmq.errors import ModemError
 from atmq.events import EventQueue
 from atmq.inbox import Inbox
+from atmq.limits import variant as _limits_variant
 from atmq.modem import Modem, reg_ok
 
-from . import config as _config
 from . import fsutil, platform
 from .acquire import Acquisition, NmeaReader
 from .capture import Capture
 from .commands import Commands
 from .health import Health
+from .lastgood import LastGood, boot_config
 from .motion import Motion
 from .seqno import SeqNo
 from .spool import from_config as _spool_from_config
@@ -110,12 +111,20 @@ def motion_from(cfg):
 class App:
     """Everything of one run; built without talking to the modem (that is ``link``'s job)."""
 
-    def __init__(self, opts):
+    def __init__(self, opts, level=0, why=None):
         self.opts = opts
         self.board = b = _board.load(opts["board"])
         self.root = platform.flash_root(b, opts.get("flash"))
         fsutil.makedirs(self.root)
-        self.cfg = cfg = _config.load(opts.get("config") or self.root + "/config.json")
+        # unbrickable: a config.json that fails boots on the last good one (or defaults)
+        self.lastgood = LastGood(self.root)
+        self.cfg, self.cfg_source, self.cfg_error = boot_config(
+            opts.get("config") or self.root + "/config.json",
+            _limits_variant(b["modem"]["family"] or "cmqtt", b["modem"]["model"]),
+            self.lastgood, level, why)
+        cfg = self.cfg
+        if self.cfg_error:
+            log("config refused (%s): running on %s" % (self.cfg_error, self.cfg_source))
         self.timesrc = TimeSource()
         self.stopping = asyncio.Event()
         self.exit_code = 0
@@ -293,6 +302,7 @@ class App:
                 if made is None:
                     made = self._make_client()
                 await made[0].connect()
+                self.lastgood.reached(self.cfg.values())  # keeps it, ends a probation
                 break
             except Exception as e:  # modem, SIM, network, broker: log, back off, try again
                 self.link_errors += 1
@@ -353,6 +363,7 @@ class App:
         if self.cfg.get("capture_enable"):
             self.capture.start()
         self._tasks.append(asyncio.create_task(self._capture_idle()))
+        self._tasks.append(asyncio.create_task(self.lastgood.probation(self)))
         secs = self.opts.get("seconds") or 0
         log("running: board %s, flash %s, seconds %s"
             % (self.board["name"], self.root or "/", secs))
@@ -422,9 +433,24 @@ class App:
             % (self.acq.records, self.uplink.sent, self.spool.depth()))
 
 
+def _build(opts):
+    """The App, falling back to the last good config, then the defaults, when the setup
+    fails with a value error (a config the checks let through must not brick the board)."""
+    why = None
+    for level in (0, 1, 2):
+        try:
+            return App(opts, level, why)
+        except (ValueError, TypeError, KeyError, IndexError) as e:
+            if level == 2:
+                raise
+            why = "setup failed: %s: %s" % (type(e).__name__, e)
+            log(why)
+    raise RuntimeError("unreachable")
+
+
 def run():
     """Board entry point (main.py).  Unix port: exits with the app's status."""
-    app = App(platform.options())
+    app = _build(platform.options())
     try:
         code = asyncio.run(app.main())
     except KeyboardInterrupt:

@@ -30,6 +30,18 @@ def size(path):
         return -1
 
 
+def free_bytes(path):
+    """Free bytes on the file system holding ``path`` (statvfs), or -1 when unknown."""
+    statvfs = getattr(os, "statvfs", None)
+    if statvfs is None:
+        return -1
+    try:
+        st = statvfs(path or "/")
+    except OSError:
+        return -1
+    return st[0] * st[4]  # f_bsize * f_bavail (MicroPython returns a plain tuple)
+
+
 def remove_quiet(path):
     """Remove a file; a missing file is not an error (idempotent cleanup after a crash)."""
     try:

@@ -12,6 +12,8 @@ import asyncio
 from atmq.compat import sleep_ms, wait_for_ms
 from atmq.errors import ModemError
 
+from . import fsutil
+
 
 def _name(e):
     return None if e is None else "%s: %s" % (type(e).__name__, e)
@@ -52,7 +54,10 @@ class Health:
             "dropped": sp["dropped"],
             "spool": sp,
             "time_src": c.timesrc.name(),
+            "flash_free": fsutil.free_bytes(getattr(c, "root", "") or "/"),
         }
+        if getattr(c, "cfg_source", None) is not None:  # the unbrickable boot (tlog.lastgood)
+            rep["config"] = {"source": c.cfg_source, "error": c.cfg_error}
         m = c.modem
         if m is not None:
             f = m.facts
@@ -83,7 +88,8 @@ class Health:
                           "modem_errors": a.modem_errors, "last_error": _name(a.last_error)}
         cm = c.commands
         if cm is not None:
-            rep["cmd"] = {"handled": cm.handled, "errors": cm.errors, "foreign": cm.foreign}
+            rep["cmd"] = {"handled": cm.handled, "errors": cm.errors, "foreign": cm.foreign,
+                          "unanswered": cm.unanswered, "auth_refused": cm.auth_refused}
         if c.elm is not None:
             rep["obd"] = c.elm.stats()
         wd = c.wd

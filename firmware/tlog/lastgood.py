@@ -15,7 +15,16 @@ Owns two small files in the flash root:
 
 import json
 
+from atmq import log as _log
+from atmq.compat import sleep_ms
+
+from . import config as _config
 from . import fsutil
+
+# Where the running configuration came from (App.cfg_source, health "config.source").
+FILE = "file"
+LASTGOOD_SRC = "lastgood"
+DEFAULTS = "defaults"
 
 LASTGOOD = "lastgood.json"
 PROBATION = "probation"
@@ -29,6 +38,8 @@ class LastGood:
         self.saves = 0
         self.errors = 0
         self._kept = None  # the values last read or written (to skip identical writes)
+        self.ok = False  # this boot reached the broker
+        self.rolled_back = False
 
     def load(self):
         """The kept values (dict), or None when nothing good is kept (or it is torn)."""
@@ -60,6 +71,12 @@ class LastGood:
         self.saves += 1
         return True
 
+    def reached(self, values):
+        """The link reached the broker with ``values``: keep them, end any probation."""
+        self.ok = True
+        self.end_probation()
+        return self.save(values)
+
     # ---- probation ------------------------------------------------------------------------
 
     def start_probation(self, seconds):
@@ -83,3 +100,61 @@ class LastGood:
     def end_probation(self):
         fsutil.remove_quiet(self.prob_path)
         fsutil.remove_quiet(self.prob_path + fsutil.TMP_SUFFIX)
+
+    async def probation(self, app, period_ms=1000):
+        """The probation task: roll a remote link change back if the broker is not reached
+        within the time it was given (a reboot then runs on the last good link)."""
+        left_ms = self.probation_s() * 1000
+        if not left_ms:
+            return
+        _log.warn("config", "link change on probation: %d s to reach the broker", left_ms // 1000)
+        while left_ms > 0:
+            if self.ok:
+                return
+            await sleep_ms(period_ms)
+            left_ms -= period_ms
+        if self.ok:
+            return
+        good = self.load()
+        self.end_probation()
+        if good is None:
+            _log.warn("config", "link change not confirmed, no last good link kept: keeping it")
+            return
+        try:
+            cfg = _config.Config(app.cfg.path, _known(good), app.cfg.variant)
+            cfg.save()
+        except (ValueError, OSError) as e:
+            _log.error("config", "link rollback failed: %s", e)
+            return
+        self.rolled_back = True
+        _log.error("config", "link change did not reach the broker: rolled back to the last good"
+                   " link, rebooting")
+        await app.reboot()
+
+
+def _known(values):
+    """The values of keys this firmware knows (a kept file may predate a schema change)."""
+    return {k: values[k] for k in values if k in _config.SCHEMA}
+
+
+def boot_config(path, variant, lastgood, level=0, why=None):
+    """The configuration to boot with: (Config, source, error text or None).
+
+    ``level`` 0: config.json, falling back when it fails; 1: the setup crashed with
+    config.json (``why``), start from the last good; 2: defaults.  A fallback keeps
+    ``path``, so a ``set`` writes a whole, valid config.json again.
+    """
+    err = why
+    if level == 0:
+        try:
+            return _config.load(path, variant), FILE, None
+        except ValueError as e:  # ConfigError, and a value a modem family refuses
+            err = str(e)
+    if level <= 1:
+        good = lastgood.load()
+        if good is not None:
+            try:
+                return _config.Config(path, _known(good), variant), LASTGOOD_SRC, err
+            except ValueError as e:
+                err = "%s; last good: %s" % (err, e)
+    return _config.Config(path, None, variant), DEFAULTS, err
