@@ -37,7 +37,7 @@ from .spool import from_config as _spool_from_config
 from .status import Status, Topics, will
 from .timesrc import TimeSource
 from .uplink import Uplink
-from .watchdog import ReaderProbe, Watchdog
+from .watchdog import DELIVERY_LIMIT_MS, DeliveryProbe, ReaderProbe, Watchdog
 
 _LINK_BACKOFF_MIN_MS = 5000
 _LINK_BACKOFF_MAX_MS = 300000  # the anchor blocks 180 s after a failed attach; we keep sampling
@@ -170,7 +170,8 @@ class App:
                                modem=self.modem, elm=self.elm, nmea=nmea,
                                temp=platform.device_temp_dc, wd=self.wd,
                                on_record=self.uplink.wake.set, link_up=self.link_up)
-        self.capture = Capture(at, cfg, self.root + "/capture", meta=self._capture_meta)
+        self.capture = Capture(at, cfg, self.root + "/capture", meta=self._capture_meta,
+                               spool=self.spool)  # the spool has priority on flash
         if cfg.get("device_id"):
             self._set_identity(cfg.get("device_id"))
 
@@ -352,6 +353,7 @@ class App:
         wd.register("modem_poll", 600000)
         wd.register("uplink", 600000)
         wd.register("link", 900000)
+        wd.register("delivery", DELIVERY_LIMIT_MS, DeliveryProbe(self.uplink, self.spool, self.cfg))
         self._tasks.append(reader)
         for coro in self.acq.tasks():
             self._tasks.append(asyncio.create_task(coro))
