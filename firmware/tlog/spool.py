@@ -159,6 +159,7 @@ class Spool:
         self.drop_full = 0
         self.drop_ram = 0
         self.drop_lost = 0
+        self._saved = (0x7FFFFFFF, 0, 0)  # (newest segment, its records, staged) at the last save
         self._seq_of = seq_of
         self.max_seq = -1  # highest record seq held (seq_of), -1: none / unknown
         self._open()
@@ -172,7 +173,8 @@ class Spool:
         """Persist cursor and counters.  A flash error is counted, not raised: the RAM
         state stays right, and after a reboot the old cursor only means a resend."""
         c = self._cur
-        body = b"%d %d %d %d %d %d %d %d %d %d %d %d" % (
+        segs = self._segs
+        body = b"%d %d %d %d %d %d %d %d %d %d %d %d %d %d %d" % (
             c[0],
             c[1],
             c[2],
@@ -185,6 +187,10 @@ class Spool:
             self.drop_full,
             self.drop_ram,
             self.drop_lost,
+            # what flash held at this save: the newest segment (+1), its records, staged
+            segs[-1][_NO] + 1 if segs else 0,
+            segs[-1][_COUNT] if segs else 0,
+            self._stage_n,
         )
         try:
             fsutil.atomic_write(self.root + "/" + _CURSOR, fsutil.seal(body))
@@ -212,6 +218,8 @@ class Spool:
             self.max_seq = max(self.max_seq, v[8] - 1)
         if len(v) > 11:  # drop reasons (older cursors: only the total)
             self.drop_full, self.drop_ram, self.drop_lost = v[9:12]
+        if len(v) > 14:
+            self._saved = (v[12] - 1, v[13], v[14])
         return True
 
     # ---- open: scan, repair, place the cursor -----------------------------------------
@@ -266,12 +274,34 @@ class Spool:
         else:
             cur[0], cur[1], cur[2] = self._next_segno, 0, 0
         # every record appended was acknowledged, dropped or is still here: the rest is lost
-        held = self.acked + self.dropped + self.depth()
-        if self.appended > held:
-            self._dropped_lost(self.appended - held)
+        lost = self._missing()
+        if lost > 0:
+            self._dropped_lost(lost)
             self._save_cursor()
-        else:
+        held = self.acked + self.dropped + self.depth()
+        if held > self.appended:
             self.appended = held  # never backwards: records flushed after the last save
+
+    def _missing(self):
+        """Records the last saved counters say were on flash and that are not here now.
+
+        At a save, appended = acked + dropped + records in segments up to the newest
+        (``hi``, holding ``in_hi``) + staged; records written after it (more in ``hi``,
+        later segments) must not hide a loss, so only what existed then is counted.
+        """
+        hi, in_hi, staged = self._saved
+        c = self._cur
+        found = self.acked + self.dropped + staged
+        for seg in self._segs:
+            no = seg[_NO]
+            if no > hi or no < c[0]:
+                continue
+            n = min(seg[_COUNT], in_hi) if no == hi else seg[_COUNT]
+            if no == c[0]:
+                n -= c[2]
+            if n > 0:
+                found += n
+        return self.appended - found
 
     def _dropped_lost(self, n):
         self.dropped += n
