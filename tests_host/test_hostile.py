@@ -169,6 +169,51 @@ def test_errors_are_one_line_with_value_range_and_suggestion():
         assert ei.value.args == (text,)  # no tuple repr in a traceback
 
 
+# ---- item 6: JSON escapes and the capture redaction ----------------------------------------
+
+_ESCAPED = [b'{"id":1,"cmd":"set","values":{"mqtt_passwo\\u0072d":"leak-me-1"}}',
+            b'{"id":2,"cmd":"set","key":"sim_\\u0070in","value":"4711"}',
+            b'{"id":3,"cmd":"set","values":{"\\u006dqtt_password":"leak-me-3"}}']
+
+
+def test_escaped_keys_are_refused_by_the_firmware(tmp_path):
+    import asyncio
+
+    from app_fakes import FakeClient
+    from tlog.commands import Commands
+    from tlog.status import Topics
+
+    class Ctx:
+        cfg = C.Config(str(tmp_path / "config.json"))
+        root = str(tmp_path)
+
+    cm = Commands(Ctx(), Topics("tlog", DEV), FakeClient())
+    for p in _ESCAPED:
+        r = asyncio.run(cm.handle(("tlog/%s/cmd" % DEV).encode(), p))
+        assert r is not None and not r["ok"] and "backslash" in r["error"]
+    assert cm.escaped == 3 and Ctx.cfg.get("mqtt_password") == "" and Ctx.cfg.get("sim_pin") == ""
+
+
+def test_escaped_keys_never_reach_the_capture_in_clear(tmp_path):
+    class FakeAt:
+        tap = None
+
+    for i, p in enumerate(_ESCAPED):
+        data = b"\r\n+CMQTTRXPAYLOAD: 0,%d\r\n" % len(p) + p + b"\r\n+CMQTTRXEND: 0\r\nOK\r\n"
+        for k in range(1, len(data)):  # two UART reads, cut at every offset
+            cap = Capture(FakeAt(), C.Config(None), str(tmp_path / ("c%d_%d" % (i, k))))
+            cap.start()
+            cap.rx(data[:k], k)
+            cap.rx(data[k:], len(data) - k)
+            cap.stop()
+            with open(cap.path) as f:
+                text = f.read()
+            for secret in ("leak-me", "4711"):
+                assert secret not in text, (p, k)
+            rx = "".join(ln[2:] for ln in text.splitlines() if ln.startswith("< "))
+            assert "MQTTRXEND: 0" in rx, (p, k)  # the redaction ends with the line
+
+
 # ---- item 2: authenticated link changes ---------------------------------------------------
 
 def test_hmac_matches_the_standard_library():
@@ -483,6 +528,8 @@ def test_e2e_remote_attacks_are_refused_and_a_bad_config_boots(broker, tmp_path)
         a = _ask(rig, {"id": "after", "cmd": "ping"}, "after", timeout=60)
         pongs = {x["id"] for x in _acks(rig) if str(x.get("id", "")).startswith("f")}
         unanswered = max([x.get("unanswered", 0) for x in _acks(rig)] + [0])
+        print("E2E flood: %d of 100 pings answered, %d said unanswered" % (len(pongs),
+                                                                          unanswered))
         assert len(pongs) + unanswered >= 95, (len(pongs), unanswered)
         assert len(pongs) == 100 or unanswered > 0
         assert rig.stop_firmware() == 0
@@ -512,24 +559,26 @@ def test_e2e_signed_link_change_to_a_dead_broker_rolls_back(broker, tmp_path):  
              config_extra={"cmd_key": KEY}) as rig:
         rig.start()
         assert rig.wait_until(lambda: rig.records_after(0) >= 2, 45), rig.fw.log_text()
-        port = broker.port
+        # TLS with a CA file the modem does not hold: the simulator refuses the connect
+        # (+CMQTTCONNECT error 33, certificate not set), as a wrong broker would
         cmd = signcmd.sign_command({"id": "mv", "cmd": "set", "values": {
-            "mqtt_port": 1, "link_probation_s": 10}}, KEY, DEV, 1)
+            "mqtt_tls": True, "tls_ca": "nosuch.pem", "link_probation_s": 10}}, KEY, DEV, 1)
         a = _ask(rig, cmd, "mv")
-        assert a["ok"] and a["result"]["reboot"] == ["mqtt_port", "link_probation_s"] or \
-            set(a["result"]["reboot"]) == {"mqtt_port", "link_probation_s"}
+        assert a["ok"] and set(a["result"]["reboot"]) == {"mqtt_tls", "tls_ca",
+                                                          "link_probation_s"}, a
         _ask(rig, {"id": "rb", "cmd": "reboot"}, "rb")
         rig.fw.proc.wait(30)
         assert rig.fw.proc.returncode == 0
         with open(rig.fw.config) as f:
-            assert json.load(f)["mqtt_port"] == 1
+            assert json.load(f)["tls_ca"] == "nosuch.pem"
         # the next boot cannot reach the broker: rolled back after 10 s, then it reboots
         fw = _restart(rig, "probation")
         fw.proc.wait(90)
         log = fw.log_text()
         assert "rolled back" in log, log
         with open(rig.fw.config) as f:
-            assert json.load(f)["mqtt_port"] == port
+            back = json.load(f)
+        assert back["tls_ca"] == "" and back["mqtt_tls"] is False
         online = _online_count(rig)
         t0 = time.monotonic()
         _restart(rig, "back")

@@ -98,10 +98,6 @@ class Commands:
         text = _text(payload)
         if text is None:
             return _err(None, "payload is not UTF-8 text")
-        if "\\" in text:
-            self.escaped += 1
-            return _err(None, "a backslash (JSON escape) is not accepted in commands: send"
-                        " plain ASCII JSON")
         try:
             msg = json.loads(text)
         except ValueError:
@@ -113,6 +109,10 @@ class Commands:
             return _err(None, 'missing or bad "id" (a string or an integer)')
         if isinstance(cid, str) and len(cid) > 64:
             return _err(None, '"id" is longer than 64 characters')
+        if "\\" in text:  # an escaped key would hide from the capture redaction
+            self.escaped += 1
+            return _err(cid, "a backslash (JSON escape) is not accepted in commands: send"
+                        " plain ASCII JSON")
         name = msg.get("cmd")
         if name not in _NAMES:
             return _err(cid, "unknown command %r (known: %s)" % (name, ", ".join(_NAMES)))
