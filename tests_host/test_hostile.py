@@ -25,7 +25,7 @@ import pytest
 from brokerfix import broker  # noqa: F401
 from e2erig import Firmware, Rig
 
-from atmq import limits
+from atmq import atx, limits
 from atmq.errors import ConfigError
 from tlog import auth, config as C, fsutil, lastgood
 from tlog.capture import Capture
@@ -210,8 +210,9 @@ def test_escaped_keys_never_reach_the_capture_in_clear(tmp_path):
                 text = f.read()
             for secret in ("leak-me", "4711"):
                 assert secret not in text, (p, k)
-            rx = "".join(ln[2:] for ln in text.splitlines() if ln.startswith("< "))
-            assert "MQTTRXEND: 0" in rx, (p, k)  # the redaction ends with the line
+            _meta, recs = atx.read(cap.path)
+            rx = b"".join(data for _ln, d, _ms, data in recs if d == "<")
+            assert rx.endswith(b"<redacted>\r\n+CMQTTRXEND: 0\r\nOK\r\n"), (p, k, rx)
 
 
 # ---- item 2: authenticated link changes ---------------------------------------------------
