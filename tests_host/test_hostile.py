@@ -83,7 +83,7 @@ def test_boot_config_falls_back_to_last_good_then_defaults(tmp_path):
                    "spool_max_bytes": 16384}, f)
     lg = lastgood.LastGood(root)
     cfg, src, err = lastgood.boot_config(p, "cmqtt", lg)
-    assert src == "defaults" and "spool_max_segments" in err and cfg.get("mqtt_host") == ""
+    assert src == "defaults" and "spool_max_segments" in str(err) and cfg.get("mqtt_host") == ""
     good = dict(C.defaults(), mqtt_host="good.example", mqtt_password="pw-1234",
                 mqtt_user="u")
     assert lg.reached(good)
@@ -206,6 +206,7 @@ def test_escaped_keys_never_reach_the_capture_in_clear(tmp_path):
             cap.rx(data[:k], k)
             cap.rx(data[k:], len(data) - k)
             cap.stop()
+            assert cap.path is not None
             with open(cap.path) as f:
                 text = f.read()
             for secret in ("leak-me", "4711"):
@@ -232,14 +233,15 @@ def test_signcmd_output_checks_and_replays_are_refused(tmp_path):
     obj = {"id": 1, "cmd": "set", "values": {"mqtt_host": "evil.example"}}
     p = signcmd.sign_command(obj, KEY, DEV, 5)
     assert a.check(p, json.loads(p), DEV) is None and a.last_ctr == 5
-    assert "replayed" in a.check(p, json.loads(p), DEV)
-    assert "replayed" in auth.Auth(str(tmp_path / "cmdctr"), KEY).check(
-        p, json.loads(p), DEV)  # the counter survived a reboot
+    assert "replayed" in str(a.check(p, json.loads(p), DEV))
+    assert "replayed" in str(auth.Auth(str(tmp_path / "cmdctr"), KEY).check(
+        p, json.loads(p), DEV))  # the counter survived a reboot
     p2 = signcmd.sign_command(obj, KEY, DEV, 6)
     assert a.check(p2, json.loads(p2), "other-dev") == '"dev" is not this device'
     forged = p2.replace(b"evil.example", b"evil.exampl3")
     assert a.check(forged, json.loads(forged), DEV) == "bad MAC"
-    assert "no cmd_key" in auth.Auth(str(tmp_path / "c2"), "").check(p2, json.loads(p2), DEV)
+    assert "no cmd_key" in str(auth.Auth(str(tmp_path / "c2"), "").check(p2, json.loads(p2),
+                                                                         DEV))
     assert a.refused == 3 and a.accepted == 1
 
 
@@ -574,6 +576,7 @@ def test_e2e_signed_link_change_to_a_dead_broker_rolls_back(broker, tmp_path):  
             assert json.load(f)["tls_ca"] == "nosuch.pem"
         # the next boot cannot reach the broker: rolled back after 10 s, then it reboots
         fw = _restart(rig, "probation")
+        assert fw.proc is not None
         fw.proc.wait(90)
         log = fw.log_text()
         assert "rolled back" in log, log

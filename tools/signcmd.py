@@ -53,9 +53,10 @@ def _key(args):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    doc = __doc__ or ""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 1)[1])
+                                 epilog=doc.split("\n\n", 1)[-1])
     ap.add_argument("command", nargs="?", help="the command as JSON (an object with id and cmd)")
     ap.add_argument("--dev", help="the device id (config device_id, or its IMEI)")
     ap.add_argument("--key", help="cmd_key as hex (prefer --key-file: shell history)")

@@ -353,7 +353,8 @@ class App:
         wd.register("modem_poll", 600000)
         wd.register("uplink", 600000)
         wd.register("link", 900000)
-        wd.register("delivery", DELIVERY_LIMIT_MS, DeliveryProbe(self.uplink, self.spool, self.cfg))
+        wd.register("delivery", DELIVERY_LIMIT_MS,
+                    DeliveryProbe(self.uplink, self.spool, self.cfg))
         self._tasks.append(reader)
         for coro in self.acq.tasks():
             self._tasks.append(asyncio.create_task(coro))

@@ -235,7 +235,8 @@ def check_all(values, variant=None):
                      ("mqtt_password", L.PASSWORD_MAX), ("mqtt_client_id", L.CLIENT_ID_MAX)):
         n = len(values[key])
         if n > lim[idx]:
-            raise ConfigError(key, "length %d is over %d for the %s modem" % (n, lim[idx], variant))
+            raise ConfigError(key, "length %d is over %d for the %s modem"
+                              % (n, lim[idx], variant))
     n = L.connect_len(variant, values["mqtt_host"], values["mqtt_port"], ka,
                       values["mqtt_user"], values["mqtt_password"])
     if n > L.TX_MAX:
