@@ -441,6 +441,10 @@ os.mkdir(d + "/" + names[0])
 sp = Spool(d, max_bytes=16384, max_segments=8)
 st = sp.stats()
 print(st["set_aside"], st["appended"], st["dropped"] + st["depth"], st["drops"]["lost"] > 0)
+import json
+p = %r
+a = auth.Auth(d + "/ctr", "%s")
+print(a.check(p, json.loads(p), "%s"), a.check(p, json.loads(p), "%s"))
 """
 
 
@@ -450,10 +454,13 @@ def test_hmac_and_eisdir_on_the_unix_port(tmp_path):
     import hmac as std
 
     env = dict(os.environ, MICROPYPATH=".frozen:%s/lib:%s/firmware" % (ROOT, ROOT))
-    r = subprocess.run([MICROPYTHON, "-c", _MPY_CHECK % (tmp_path / "s")], env=env,
-                       capture_output=True, text=True, timeout=60)
+    signed = signcmd.sign_command({"id": 1, "cmd": "set", "key": "mqtt_host",
+                                   "value": "b.example"}, KEY, DEV, 77)
+    r = subprocess.run([MICROPYTHON, "-c", _MPY_CHECK % (tmp_path / "s", signed, KEY, DEV, DEV)],
+                       env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-    mac, counts = r.stdout.strip().splitlines()
+    mac, counts, checks = r.stdout.strip().splitlines()
+    assert checks == "None replayed: ctr 77 is not above 77"
     assert mac == std.new(bytes(range(32)), b"hostile", hashlib.sha256).hexdigest()
     assert counts == "1 200 200 True"
 
