@@ -26,6 +26,8 @@ package("atmq", files=[
     "fix.py",
     "gnssparse.py",
     "inbox.py",
+    "limits.py",
+    "log.py",
     "modem.py",
     "nmea.py",
     "power.py",
