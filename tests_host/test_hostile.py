@@ -97,6 +97,52 @@ def test_boot_config_falls_back_to_last_good_then_defaults(tmp_path):
     assert lastgood.LastGood(root).load() is None
 
 
+class _ProbationApp:
+    def __init__(self, path, source=lastgood.FILE):
+        self.cfg = C.load(path)
+        self.cfg_source = source
+        self.reboots = 0
+
+    async def reboot(self):
+        self.reboots += 1
+
+
+def _probation_run(tmp_path, reached, source=lastgood.FILE):
+    import asyncio
+
+    root = str(tmp_path)
+    os.makedirs(root)
+    p = root + "/config.json"
+    lg = lastgood.LastGood(root)
+    lg.reached(dict(C.defaults(), mqtt_host="good.example"))
+    cfg = C.Config(p, {"mqtt_host": "new.example"})
+    cfg.save()
+    lg = lastgood.LastGood(root)  # the next boot
+    lg.start_probation(1)
+    app = _ProbationApp(p, source)
+
+    async def go():
+        t = asyncio.create_task(lg.probation(app, period_ms=20))
+        if reached:
+            await asyncio.sleep(0.1)
+            lg.reached(app.cfg.values())
+        await asyncio.wait_for(t, 5)
+
+    asyncio.run(go())
+    return app, lg, C.load(p)
+
+
+def test_probation_rolls_back_unless_the_broker_is_reached(tmp_path):
+    app, lg, after = _probation_run(tmp_path / "a", reached=False)
+    assert app.reboots == 1 and lg.rolled_back and after.get("mqtt_host") == "good.example"
+    assert lg.probation_s() == 0
+    app, lg, after = _probation_run(tmp_path / "b", reached=True)
+    assert app.reboots == 0 and after.get("mqtt_host") == "new.example"
+    assert lastgood.LastGood(str(tmp_path / "b")).load()["mqtt_host"] == "new.example"
+    app, lg, after = _probation_run(tmp_path / "c", reached=False, source=lastgood.LASTGOOD_SRC)
+    assert app.reboots == 0 and lg.probation_s() == 0  # already on the last good: no reboot
+
+
 # ---- item 8, 11, 13.6: values against the modem, escapes, one-line errors --------------------
 
 def test_limits_table_agrees_with_the_drivers():

@@ -107,6 +107,9 @@ class LastGood:
         left_ms = self.probation_s() * 1000
         if not left_ms:
             return
+        if app.cfg_source != FILE:  # already running on the last good (or defaults)
+            self.end_probation()
+            return
         _log.warn("config", "link change on probation: %d s to reach the broker", left_ms // 1000)
         while left_ms > 0:
             if self.ok:
