@@ -138,7 +138,8 @@ def test_probation_rolls_back_unless_the_broker_is_reached(tmp_path):
     assert lg.probation_s() == 0
     app, lg, after = _probation_run(tmp_path / "b", reached=True)
     assert app.reboots == 0 and after.get("mqtt_host") == "new.example"
-    assert lastgood.LastGood(str(tmp_path / "b")).load()["mqtt_host"] == "new.example"
+    kept = lastgood.LastGood(str(tmp_path / "b")).load()
+    assert kept is not None and kept["mqtt_host"] == "new.example"
     app, lg, after = _probation_run(tmp_path / "c", reached=False, source=lastgood.LASTGOOD_SRC)
     assert app.reboots == 0 and lg.probation_s() == 0  # already on the last good: no reboot
 
