@@ -599,6 +599,13 @@ def test_e2e_remote_attacks_are_refused_and_a_bad_config_boots(broker, tmp_path)
         cfg.update(spool_max_segments=256, spool_max_bytes=16384)
         with open(rig.fw.config, "w") as f:
             json.dump(cfg, f)
+        # and item 7: the spool segment being written replaced by a directory (EISDIR)
+        spool_dir = os.path.join(flash, "spool")
+        segs = sorted(n for n in os.listdir(spool_dir) if n.endswith(".seg"))
+        victim = os.path.join(spool_dir, segs[-1] if segs else "0000ffff.seg")
+        if os.path.exists(victim):
+            os.remove(victim)
+        os.mkdir(victim)
         t0 = time.monotonic()
         _restart(rig, "fallback")
         assert rig.wait_until(lambda: rig.records_after(t0) >= 2 and any(
@@ -606,6 +613,7 @@ def test_e2e_remote_attacks_are_refused_and_a_bad_config_boots(broker, tmp_path)
             for h in _health(rig)), 60), rig.fw.log_text()
         h = [h for h in _health(rig) if h.get("config", {}).get("source") == "lastgood"][-1]
         assert "spool_max_segments" in h["config"]["error"] and h["flash_free"] > 0
+        assert h["spool"]["set_aside"] == 1 and os.path.isdir(victim + ".bad")
         assert h["cmd"]["unanswered"] == 0  # a new boot
         assert rig.stop_firmware() == 0
 
