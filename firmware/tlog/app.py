@@ -19,7 +19,7 @@ from atmq import board as _board
 from atmq.compat import sleep_ms
 from atmq.engine import Engine
 from atmq import errtab
-from atmq.errors import ModemError
+from atmq.errors import ConfigError, ModemError
 from atmq.events import EventQueue
 from atmq.inbox import Inbox
 from atmq.limits import variant as _limits_variant
@@ -443,6 +443,8 @@ def _build(opts):
     for level in (0, 1, 2):
         try:
             return App(opts, level, why)
+        except ConfigError:
+            raise  # the board file: no config can help (config.json's are handled inside)
         except (ValueError, TypeError, KeyError, IndexError) as e:
             if level == 2:
                 raise
