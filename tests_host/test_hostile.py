@@ -150,12 +150,15 @@ def test_limits_table_agrees_with_the_drivers():
     from atmq import cmqtt, engine, smmqtt
 
     lim = limits.LIMITS
-    assert lim["cmqtt"][limits.KEEPALIVE_HI] == cmqtt.KEEPALIVE_MAX
-    assert lim["cmqtt"][limits.HOST_MAX] + len("tcp://:65535") == cmqtt.ADDR_MAX
-    assert lim["cmqtt"][limits.USER_MAX] == cmqtt.CRED_MAX
-    assert lim["sim800"][limits.KEEPALIVE_LO] == smmqtt.KEEPALIVE_MIN_SIM800
-    assert lim["sim800"][limits.KEEPALIVE_HI] == smmqtt.KEEPALIVE_MAX_SIM800
-    assert lim["sim70x0"][limits.KEEPALIVE_HI] == smmqtt.KEEPTIME_MAX_SIM70X0
+    assert lim["cmqtt"][1] == cmqtt.KEEPALIVE_MAX
+    assert lim["cmqtt"][2] + len("tcp://:65535") == cmqtt.ADDR_MAX
+    assert lim["cmqtt"][3] == cmqtt.CLIENT_ID_MAX
+    assert lim["cmqtt"][4] == lim["cmqtt"][5] == cmqtt.CRED_MAX
+    assert lim["cmqtt"][6] == cmqtt.TOPIC_MAX and lim["cmqtt"][7] == cmqtt.PAYLOAD_MAX_SIM76XX
+    assert lim["sim800"][0] == smmqtt.KEEPALIVE_MIN_SIM800
+    assert lim["sim800"][1] == smmqtt.KEEPALIVE_MAX_SIM800
+    assert lim["sim800"][7] == smmqtt.MSG_MAX_SIM800
+    assert lim["sim70x0"][1] == smmqtt.KEEPTIME_MAX_SIM70X0
     import inspect
 
     tx = inspect.signature(engine.Engine.__init__).parameters["tx_max"].default
@@ -239,6 +242,12 @@ def test_escaped_keys_are_refused_by_the_firmware(tmp_path):
         r = asyncio.run(cm.handle(("tlog/%s/cmd" % DEV).encode(), p))
         assert r is not None and not r["ok"] and "backslash" in r["error"]
     assert cm.escaped == 3 and Ctx.cfg.get("mqtt_password") == "" and Ctx.cfg.get("sim_pin") == ""
+
+
+def test_capture_marker_is_the_redactors():
+    from tlog import capture, rxredact
+
+    assert capture.REDACTED == rxredact.REDACTED
 
 
 def test_escaped_keys_never_reach_the_capture_in_clear(tmp_path):

@@ -303,7 +303,7 @@ class App:
                 if made is None:
                     made = self._make_client()
                 await made[0].connect()
-                self.lastgood.reached(self.cfg.values())  # keeps it, ends a probation
+                self.lastgood.reached(self.cfg)  # keeps it, ends a probation
                 break
             except Exception as e:  # modem, SIM, network, broker: log, back off, try again
                 self.link_errors += 1

@@ -32,12 +32,14 @@ them: a secret's first half is never forced out).
 
 import os
 
-from atmq import atx
 from atmq.compat import const, ticks_diff, ticks_ms
 
 from . import config as _config
 from . import fsutil
-from .rxredact import REDACTED, RxRedactor
+
+# atmq.atx and tlog.rxredact are imported by the first start(): a board that never
+# captures does not hold their code in RAM.
+REDACTED = b"<redacted>"  # == rxredact.REDACTED
 
 IDLE_FLUSH_MS = const(1000)  # a quiet line: what is held is not the start of a secret
 FLASH_MARGIN = const(16384)  # kept free for config, cursor, lease and littlefs metadata
@@ -135,6 +137,7 @@ class Capture:
         self.redactions = 0
         self.errors = 0
         self.last_error = None
+        self._mark = None  # rxredact.REDACTED: the redactor's marker chunk
         self._rx = None  # the RxRedactor, made by the first start() (~1 KB window)
         self._rx_delay = 0  # ms since the last record, for the next RX bytes written
         self._rx_last = 0  # ticks of the last RX chunk
@@ -195,6 +198,8 @@ class Capture:
         self._seq += 1
         self._file = _Counted(path)
         self.path = path
+        from atmq import atx
+
         self._w = atx.Writer(self._file)
         if self._rx is not None:  # values set meanwhile are hidden from this file on
             self._rx.set_values(self._secret_values())
@@ -223,6 +228,9 @@ class Capture:
     def start(self):
         if not self.active:
             if self._rx is None:
+                from .rxredact import REDACTED as mark, RxRedactor
+
+                self._mark = mark
                 self._rx = RxRedactor(self._rx_out)
             self._rx.reset()
             self._rx_delay = 0
@@ -317,7 +325,7 @@ class Capture:
         w = self._w
         if w is None:
             return
-        if data is REDACTED:
+        if data is self._mark:
             self.redactions += 1
             w.comment("redacted a secret in RX")
         w.rx(data, self._rx_delay)

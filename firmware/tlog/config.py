@@ -108,51 +108,13 @@ def _is_class_char(c, cls):
     return False
 
 
-_CLASS_TEXT = {
-    _ID: "A-Z a-z 0-9 _ - .",
-    _FILE: "A-Z a-z 0-9 _ - .",
-    _HOST: "A-Z a-z 0-9 . - :",
-    _DIGITS: "0-9",
-    _HEX: "hex digits",
-    _TEXT: 'printable ASCII without " and \\',
-    _TOPIC: 'printable ASCII without + # " \\',
-}
-
-
-def _distance(a, b):
-    """Edit distance (insert, delete, replace, swap of neighbours): for "did you mean"."""
-    prev2 = None
-    prev = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        cur = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cost = 0 if a[i - 1] == b[j - 1] else 1
-            d = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-            if (prev2 is not None and i > 1 and j > 1 and a[i - 1] == b[j - 2]
-                    and a[i - 2] == b[j - 1]):
-                d = min(d, prev2[j - 2] + 1)
-            cur[j] = d
-        prev2, prev = prev, cur
-    return prev[len(b)]
-
-
-def suggest(key):
-    """The schema key closest to a typo'd ``key`` (or None): "did you mean"."""
-    if not isinstance(key, str) or len(key) > 40:
-        return None
-    best = None
-    best_d = 3  # at most 2 edits
-    for k in SCHEMA:
-        d = _distance(key.lower(), k)
-        if d < best_d:
-            best, best_d = k, d
-    return best
-
-
 def unknown_key(key):
-    """The ConfigError for a key not in the schema, with a suggestion when one is close."""
-    s = suggest(key)
-    return ConfigError(key, "unknown key" + (" (did you mean %r?)" % s if s else ""))
+    """The ConfigError for a key not in the schema, with a "did you mean" (error path only:
+    tlog.confighelp is imported then, not at boot)."""
+    from .confighelp import suggest
+
+    hint = suggest(key, SCHEMA)
+    return ConfigError(key, "unknown key" + (" (did you mean %r?)" % hint if hint else ""))
 
 
 def _shown(key, value):
@@ -196,8 +158,10 @@ def validate(key, value):
         if not _is_class_char(c, cls):
             what = "a backslash (no escapes in quoted AT parameters)" if c == "\\" else \
                 "character %r" % c
+            from .confighelp import CLASS_TEXT
+
             raise ConfigError(key, "%s is not allowed (allowed: %s)"
-                              % (what, _CLASS_TEXT.get(cls, cls)))
+                              % (what, CLASS_TEXT.get(cls, cls)))
     if cls == _TOPIC and (value[0] == "/" or value[-1] == "/"):
         raise ConfigError(key, "must not start or end with '/', got %s" % _shown(key, value))
     if cls == _DIGITS and value and len(value) < 4:
@@ -224,25 +188,25 @@ def check_all(values, variant=None):
                                       values["spool_max_bytes"] // SEGMENT_MIN))
     if variant is None:
         return
-    from atmq import limits as L
+    from atmq import limits
 
-    lim = L.LIMITS[variant]
+    lim = limits.LIMITS[variant]  # (ka lo, ka hi, host, client id, user, password, ...)
     ka = values["mqtt_keepalive_s"]
-    if ka < lim[L.KEEPALIVE_LO] or ka > lim[L.KEEPALIVE_HI]:
+    if ka < lim[0] or ka > lim[1]:
         raise ConfigError("mqtt_keepalive_s", "%d is out of range %d..%d for the %s modem"
-                          % (ka, lim[L.KEEPALIVE_LO], lim[L.KEEPALIVE_HI], variant))
-    for key, idx in (("mqtt_host", L.HOST_MAX), ("mqtt_user", L.USER_MAX),
-                     ("mqtt_password", L.PASSWORD_MAX), ("mqtt_client_id", L.CLIENT_ID_MAX)):
+                          % (ka, lim[0], lim[1], variant))
+    for key, idx in (("mqtt_host", 2), ("mqtt_client_id", 3), ("mqtt_user", 4),
+                     ("mqtt_password", 5)):
         n = len(values[key])
         if n > lim[idx]:
             raise ConfigError(key, "length %d is over %d for the %s modem"
                               % (n, lim[idx], variant))
-    n = L.connect_len(variant, values["mqtt_host"], values["mqtt_port"], ka,
-                      values["mqtt_user"], values["mqtt_password"])
-    if n > L.TX_MAX:
+    n = limits.connect_len(variant, values["mqtt_host"], values["mqtt_port"], ka,
+                           values["mqtt_user"], values["mqtt_password"])
+    if n > limits.TX_MAX:
         raise ConfigError("mqtt_host", "with mqtt_user and mqtt_password the connect command is"
                           " %d bytes, over the modem command limit of %d: shorten one of them"
-                          % (n, L.TX_MAX))
+                          % (n, limits.TX_MAX))
 
 
 def defaults():

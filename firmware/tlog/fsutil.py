@@ -89,6 +89,40 @@ def atomic_write(path, data):
         os.rename(tmp, path)
 
 
+def atomic_write_parts(path, parts):
+    """``atomic_write`` of the concatenated ``parts`` (bytes), sealed like ``seal`` does,
+    written piece by piece: the whole file is never one buffer in RAM."""
+    tmp = path + TMP_SUFFIX
+    crc = 0
+    with open(tmp, "wb") as f:
+        for part in parts:
+            crc = binascii.crc32(part, crc)
+            f.write(part)
+        f.write(b"\n%08x\n" % (crc & 0xFFFFFFFF))
+        _sync(f)
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        remove_quiet(path)
+        os.rename(tmp, path)
+
+
+def sealed_crc(path):
+    """The CRC on the last line of a sealed file (the body not checked: 10 bytes read), or -1."""
+    n = size(path)
+    if n < 10:
+        return -1
+    try:
+        with open(path, "rb") as f:
+            f.seek(n - 10)
+            tail = f.read(10)
+        if tail[0:1] != b"\n" or tail[9:10] != b"\n":
+            return -1
+        return int(tail[1:9], 16)
+    except (OSError, ValueError):
+        return -1
+
+
 def seal(body):
     """``body`` (bytes, no newline) + a CRC32 line: the on-flash form of small state files."""
     return b"%s\n%08x\n" % (body, binascii.crc32(body) & 0xFFFFFFFF)

@@ -13,10 +13,8 @@ Owns two small files in the flash root:
   ``lastgood.json`` and the board reboots.  Reaching the broker clears it.
 """
 
+import binascii
 import json
-
-from atmq import log as _log
-from atmq.compat import sleep_ms
 
 from . import config as _config
 from . import fsutil
@@ -37,7 +35,7 @@ class LastGood:
         self.prob_path = root + "/" + PROBATION
         self.saves = 0
         self.errors = 0
-        self._kept = None  # the values last read or written (to skip identical writes)
+        self._kept = -1  # CRC of the JSON kept on flash (to skip identical writes), -1: unknown
         self.ok = False  # this boot reached the broker
         self.rolled_back = False
 
@@ -49,30 +47,39 @@ class LastGood:
                 continue
             try:
                 obj = json.loads(body)
-            except ValueError:
+                if isinstance(obj, list):
+                    obj = {kv[0]: kv[1] for kv in obj}
+            except (ValueError, TypeError, IndexError, KeyError):
                 continue
             if isinstance(obj, dict):
-                self._kept = obj
+                self._kept = binascii.crc32(body) & 0xFFFFFFFF
                 return obj
         return None
 
     def save(self, values):
-        """Keep ``values`` (a config's ``values()``) as the last good; False on a flash error."""
-        if self._kept is None:
-            self.load()
-        if self._kept == values:
+        """Keep ``values`` (a Config, or a dict of every key) as the last good; False on a
+        flash error.  Nothing is written when the file already holds them (CRC), and the
+        JSON is written piece by piece (no copy of the whole config in RAM)."""
+        crc = 0
+        for part in _parts(values):
+            crc = binascii.crc32(part, crc)
+        crc &= 0xFFFFFFFF
+        if self._kept < 0:
+            self._kept = fsutil.sealed_crc(self.path)
+        if crc == self._kept:
             return True
         try:
-            fsutil.atomic_write(self.path, fsutil.seal(json.dumps(values).encode()))
+            fsutil.atomic_write_parts(self.path, _parts(values))
         except OSError:
             self.errors += 1
             return False
-        self._kept = dict(values)
+        self._kept = crc
         self.saves += 1
         return True
 
     def reached(self, values):
-        """The link reached the broker with ``values``: keep them, end any probation."""
+        """The link reached the broker with ``values`` (the running Config): keep them, end
+        any probation."""
         self.ok = True
         self.end_probation()
         return self.save(values)
@@ -102,40 +109,25 @@ class LastGood:
         fsutil.remove_quiet(self.prob_path + fsutil.TMP_SUFFIX)
 
     async def probation(self, app, period_ms=1000):
-        """The probation task: roll a remote link change back if the broker is not reached
-        within the time it was given (a reboot then runs on the last good link)."""
-        left_ms = self.probation_s() * 1000
-        if not left_ms:
-            return
-        if app.cfg_source != FILE:  # already running on the last good (or defaults)
-            self.end_probation()
-            return
-        _log.warn("config", "link change on probation: %d s to reach the broker", left_ms // 1000)
-        while left_ms > 0:
-            if self.ok:
-                return
-            await sleep_ms(period_ms)
-            left_ms -= period_ms
-        if self.ok:
-            return
-        good = self.load()
-        self.end_probation()
-        if good is None:
-            _log.warn("config", "link change not confirmed, no last good link kept: keeping it")
-            return
-        try:
-            cfg = _config.Config(app.cfg.path, _known(good), app.cfg.variant)
-            cfg.save()
-        except (ValueError, OSError) as e:
-            _log.error("config", "link rollback failed: %s", e)
-            return
-        self.rolled_back = True
-        _log.error("config", "link change did not reach the broker: rolled back to the last good"
-                   " link, rebooting")
-        await app.reboot()
+        """The probation task (tlog.probation, imported only when a change is pending)."""
+        if self.probation_s():
+            from .probation import watch
+
+            await watch(self, app, period_ms)
 
 
-def _known(values):
+def _parts(values):
+    """The kept file's JSON in pieces: ``[["key", value], ...]`` in key order (the same
+    bytes for the same values, whatever the dict order)."""
+    yield b"["
+    sep = b""
+    for k in sorted(_config.SCHEMA):
+        yield sep + json.dumps([k, values.get(k)]).encode()
+        sep = b","
+    yield b"]"
+
+
+def known(values):
     """The values of keys this firmware knows (a kept file may predate a schema change)."""
     return {k: values[k] for k in values if k in _config.SCHEMA}
 
@@ -157,7 +149,7 @@ def boot_config(path, variant, lastgood, level=0, why=None):
         good = lastgood.load()
         if good is not None:
             try:
-                return _config.Config(path, _known(good), variant), LASTGOOD_SRC, err
+                return _config.Config(path, known(good), variant), LASTGOOD_SRC, err
             except ValueError as e:
                 err = "%s; last good: %s" % (err, e)
     return _config.Config(path, None, variant), DEFAULTS, err

@@ -27,14 +27,8 @@ LIMITS = {
     "sim70x0": (0, 65535, 255, 128, 256, 256, 1024, 1024),
 }
 
-KEEPALIVE_LO = 0
-KEEPALIVE_HI = 1
-HOST_MAX = 2
-CLIENT_ID_MAX = 3
-USER_MAX = 4
-PASSWORD_MAX = 5
-TOPIC_MAX = 6
-PAYLOAD_MAX = 7
+# Positions in a LIMITS row (plain numbers in the callers: no module globals, RAM).
+# 0 keepalive lo, 1 keepalive hi, 2 host, 3 client id, 4 user, 5 password, 6 topic, 7 payload
 
 
 def variant(family, model=""):
