@@ -125,6 +125,7 @@ class App:
         cfg = self.cfg
         if self.cfg_error:
             log("config refused (%s): running on %s" % (self.cfg_error, self.cfg_source))
+        gc.collect()  # the checks' garbage gone before the long-lived buffers are placed
         self.timesrc = TimeSource()
         self.stopping = asyncio.Event()
         self.exit_code = 0
