@@ -1,5 +1,5 @@
-"""Board entry point: runs the telelogger application (firmware/tlog/app.py)."""
+"""Board entry point: the telelogger (tlog.app), restarted by tlog.safeboot if it dies."""
 
-import tlog.app
+import tlog.safeboot
 
-tlog.app.run()
+tlog.safeboot.run()

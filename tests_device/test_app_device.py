@@ -136,10 +136,13 @@ def test_commands_good_and_bad():
     cm = Commands(ctx, Topics("tlog", "d"), None)
     r = _ask(cm, {"id": 1, "cmd": "ping"})
     assert r == {"id": 1, "ok": True, "result": {"pong": True, "uptime_s": 9}}
-    r = _ask(cm, {"id": 2, "cmd": "set", "key": "mqtt_qos", "value": 0})
-    assert r["ok"] and r["result"] == {"applied": ["mqtt_qos"], "reboot": []}
-    r = _ask(cm, {"id": 3, "cmd": "set", "key": "mqtt_qos", "value": 9})
-    assert not r["ok"] and "mqtt_qos" in r["error"] and ctx.cfg.get("mqtt_qos") == 0
+    r = _ask(cm, {"id": 2, "cmd": "set", "key": "batch_max_records", "value": 8})
+    assert r["ok"] and r["result"] == {"applied": ["batch_max_records"], "reboot": []}
+    r = _ask(cm, {"id": 3, "cmd": "set", "key": "batch_max_records", "value": 999})
+    assert not r["ok"] and "batch_max_records" in r["error"]
+    assert ctx.cfg.get("batch_max_records") == 8
+    r = _ask(cm, {"id": 3, "cmd": "set", "key": "mqtt_qos", "value": 0})  # a link key
+    assert not r["ok"] and "signed" in r["error"] and ctx.cfg.get("mqtt_qos") == 1
     r = _ask(cm, {"id": 4, "cmd": "get", "key": "mqtt_password"})
     assert r["result"] == {"mqtt_password": "***"}
     assert _ask(cm, b"{bad")["error"] == "payload is not valid JSON"

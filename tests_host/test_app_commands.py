@@ -9,6 +9,7 @@ from app_fakes import FakeClient
 
 from tlog import config as config_mod
 from tlog.commands import MAX_PAYLOAD, Commands
+from tlog.lastgood import LastGood
 from tlog.status import Topics
 
 OWN = b"tlog/dev1/cmd"
@@ -61,8 +62,19 @@ class FakeCapture:
         return {"active": self.active}
 
 
+KEY = "00112233445566778899aabbccddeeff"
+
+
+def signed(obj, key=KEY, dev="dev1", ctr=1):
+    import signcmd
+
+    return signcmd.sign_command(obj, key, dev, ctr)
+
+
 class Ctx:
     def __init__(self, tmp_path, fix: "FakeFix | None" = FakeFix()):
+        self.root = str(tmp_path)
+        self.lastgood = LastGood(self.root)
         self.path = str(tmp_path / "config.json")
         self.cfg = config_mod.Config(self.path, {"device_id": "dev1", "mqtt_password": "s3cret"})
         self.applied = []
@@ -119,18 +131,19 @@ def test_get_one_all_and_secret_redacted(tmp_path):
 
 def test_set_validates_persists_and_applies_live(tmp_path):
     cm, ctx, _c = make(tmp_path)
-    r = ask(cm, {"id": 7, "cmd": "set", "values": {"interval_moving_s": 2, "apn": "iot.example"}})
+    r = ask(cm, {"id": 7, "cmd": "set", "values": {"interval_moving_s": 2, "obd_baud": 9600}})
     assert r == {"id": 7, "ok": True,
-                 "result": {"applied": ["interval_moving_s"], "reboot": ["apn"]}}
+                 "result": {"applied": ["interval_moving_s"], "reboot": ["obd_baud"]}}
     assert ctx.applied == ["interval_moving_s"]
     again = config_mod.load(ctx.path)  # persisted
-    assert again.get("interval_moving_s") == 2 and again.get("apn") == "iot.example"
+    assert again.get("interval_moving_s") == 2 and again.get("obd_baud") == 9600
 
 
 def test_set_live_key_the_app_cannot_apply_now_is_reported(tmp_path):
-    cm, _ctx, _c = make(tmp_path)
-    r = ask(cm, {"id": 1, "cmd": "set", "key": "topic_prefix", "value": "fleet"})
-    assert r["result"] == {"applied": [], "reboot": ["topic_prefix"]}
+    cm, ctx, _c = make(tmp_path)
+    ctx.cfg.set("cmd_key", KEY)
+    r = ask(cm, signed({"id": 1, "cmd": "set", "key": "topic_prefix", "value": "fleet"}))
+    assert r["result"] == {"applied": [], "reboot": ["topic_prefix"], "probation_s": 600}
 
 
 def test_set_bad_value_changes_nothing(tmp_path):
@@ -143,8 +156,10 @@ def test_set_bad_value_changes_nothing(tmp_path):
     assert not r["ok"] and "no_such_key" in r["error"]
     r = ask(cm, {"id": 10, "cmd": "set", "key": "mqtt_tls"})
     assert not r["ok"] and '"value"' in r["error"]
-    r = ask(cm, {"id": 11, "cmd": "set", "key": "apn", "value": 'x"y'})
-    assert not r["ok"] and "apn" in r["error"]
+    r = ask(cm, {"id": 11, "cmd": "set", "key": "obd_baud", "value": 'x"y'})
+    assert not r["ok"] and "backslash" in r["error"]  # the quote arrives escaped: refused
+    r = ask(cm, {"id": 12, "cmd": "set", "key": "payload_format", "value": "x'y"})
+    assert not r["ok"] and "payload_format" in r["error"] and "x'y" in r["error"]
 
 
 def test_malformed_inputs_get_errors_not_exceptions(tmp_path):

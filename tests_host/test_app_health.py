@@ -91,7 +91,9 @@ def test_report_content():
     assert rep["mqtt"]["failed"] == 1 and "ladder" not in rep["mqtt"]
     assert rep["reconnects"] == 4
     assert rep["uplink"]["failures"] == 2 and rep["acq"]["modem_errors"] == 1
-    assert rep["cmd"] == {"handled": 0, "errors": 0, "foreign": 0}
+    assert rep["cmd"] == {"handled": 0, "errors": 0, "foreign": 0, "unanswered": 0,
+                          "auth_refused": 0}
+    assert rep["flash_free"] > 0  # statvfs of the folder that stands for flash
     assert rep["time_src"] == "uptime" and rep["watchdog"]["stuck"] == []
     json.dumps(rep)  # JSON-ready
 

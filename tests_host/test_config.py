@@ -153,7 +153,7 @@ def test_redacted_hides_every_secret(tmp_path):
         assert v not in repr(cfg) and v not in str(cfg) and v not in json.dumps(red)
     assert red["mqtt_user"] == "alice"
     assert C.Config().redacted()["mqtt_password"] == ""  # unset stays visibly unset
-    assert {k for k in C.SCHEMA if C.is_secret(k)} == set(SECRETS)
+    assert {k for k in C.SCHEMA if C.is_secret(k)} == set(SECRETS) | {"cmd_key"}
 
 
 def test_errors_do_not_echo_secret_values_of_other_keys(tmp_path):

@@ -128,11 +128,11 @@ class Acquisition:
         while True:
             try:
                 self.sample()
+                if self.wd is not None:
+                    self.wd.beat("acquire")  # progress: a record made and spooled
             except Exception as e:  # a bad reading or a flash error: count, keep sampling
                 self.errors += 1
                 self.last_error = e
-            if self.wd is not None:
-                self.wd.beat("acquire")
             self.motion.update()
             due = ticks_add(due, self.motion.interval_ms())
             wait = ticks_diff(due, self.clock())

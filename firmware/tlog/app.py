@@ -19,25 +19,26 @@ from atmq import board as _board
 from atmq import log as alog
 from atmq.compat import sleep_ms, ticks_diff, ticks_ms
 from atmq.engine import Engine
-from atmq.errors import ModemError
+from atmq.errors import ConfigError, ModemError
 from atmq.events import EventQueue
 from atmq.inbox import Inbox
+from atmq.limits import variant as _limits_variant
 from atmq.link import Link, is_fatal
 from atmq.modem import Modem
 
-from . import config as _config
 from . import fieldlog, fsutil, platform
 from .acquire import Acquisition, NmeaReader
 from .capture import Capture
 from .commands import Commands
 from .health import Health
+from .lastgood import LastGood, boot_config
 from .motion import Motion
 from .seqno import SeqNo
 from .spool import from_config as _spool_from_config
 from .status import Status, Topics, will
 from .timesrc import TimeSource
 from .uplink import Uplink
-from .watchdog import ReaderProbe, Watchdog
+from .watchdog import DELIVERY_LIMIT_MS, DeliveryProbe, ReaderProbe, Watchdog
 
 _LINK_BACKOFF_MIN_MS = 2000  # then 4, 8, 16 s...: a short outage costs seconds, not 15 s
 _LINK_BACKOFF_MAX_MS = 300000  # the anchor blocks 180 s after a failed attach; we keep sampling
@@ -116,13 +117,22 @@ def motion_from(cfg):
 class App:
     """Everything of one run; built without talking to the modem (that is ``link``'s job)."""
 
-    def __init__(self, opts):
+    def __init__(self, opts, level=0, why=None):
         self.opts = opts
         self.board = b = _board.load(opts["board"])
         self.root = platform.flash_root(b, opts.get("flash"))
         fsutil.makedirs(self.root)
-        self.cfg = cfg = _config.load(opts.get("config") or self.root + "/config.json")
+        # unbrickable: a config.json that fails boots on the last good one (or defaults)
+        self.lastgood = LastGood(self.root)
+        self.cfg, self.cfg_source, self.cfg_error = boot_config(
+            opts.get("config") or self.root + "/config.json",
+            _limits_variant(b["modem"]["family"] or "cmqtt", b["modem"]["model"]),
+            self.lastgood, level, why)
+        cfg = self.cfg
+        if self.cfg_error:
+            log("config refused (%s): running on %s" % (self.cfg_error, self.cfg_source))
         self.flog = fieldlog.install(self, self.root, cfg)  # W/E lines to flash, redacted
+        gc.collect()  # the checks' garbage gone before the long-lived buffers are placed
         self.timesrc = TimeSource()
         self.stopping = asyncio.Event()
         self.exit_code = 0
@@ -179,7 +189,8 @@ class App:
                                modem=self.modem, link=self.link_owner, elm=self.elm, nmea=nmea,
                                temp=platform.device_temp_dc, wd=self.wd,
                                on_record=self.uplink.wake.set, link_up=self.link_up)
-        self.capture = Capture(at, cfg, self.root + "/capture", meta=self._capture_meta)
+        self.capture = Capture(at, cfg, self.root + "/capture", meta=self._capture_meta,
+                               spool=self.spool)  # the spool has priority on flash
         if cfg.get("device_id"):
             self._set_identity(cfg.get("device_id"))
 
@@ -319,6 +330,7 @@ class App:
                     made = self._make_client()
                     await self._configure_driver()
                 await made[0].connect()
+                self.lastgood.reached(self.cfg)  # keeps it, ends a probation
                 break
             except Exception as e:  # modem, SIM, network, broker: log, back off, try again
                 self.link_errors += 1
@@ -372,6 +384,8 @@ class App:
         wd.register("modem_poll", 600000)
         wd.register("uplink", 600000)
         wd.register("link", 900000)
+        wd.register("delivery", DELIVERY_LIMIT_MS,
+                    DeliveryProbe(self.uplink, self.spool, self.cfg))
         self._tasks.append(reader)
         for coro in self.acq.tasks():
             self._tasks.append(asyncio.create_task(coro))
@@ -384,6 +398,7 @@ class App:
         if self.cfg.get("capture_enable"):
             self.capture.start()
         self._tasks.append(asyncio.create_task(self._capture_idle()))
+        self._tasks.append(asyncio.create_task(self.lastgood.probation(self)))
         secs = self.opts.get("seconds") or 0
         log("running: board %s, flash %s, seconds %s"
             % (self.board["name"], self.root or "/", secs))
@@ -469,9 +484,26 @@ class App:
                 return
 
 
+def _build(opts):
+    """The App, falling back to the last good config, then the defaults, when the setup
+    fails with a value error (a config the checks let through must not brick the board)."""
+    why = None
+    for level in (0, 1, 2):
+        try:
+            return App(opts, level, why)
+        except ConfigError:
+            raise  # the board file: no config can help (config.json's are handled inside)
+        except (ValueError, TypeError, KeyError, IndexError) as e:
+            if level == 2:
+                raise
+            why = "setup failed: %s: %s" % (type(e).__name__, e)
+            log(why)
+    raise RuntimeError("unreachable")
+
+
 def run():
     """Board entry point (main.py).  Unix port: exits with the app's status."""
-    app = App(platform.options())
+    app = _build(platform.options())
     try:
         code = asyncio.run(app.main())
     except KeyboardInterrupt:

@@ -13,6 +13,13 @@ the quoted user/password of ``AT+CMQTTCONNECT``, ``AT+CGAUTH``,
 the SIM PIN of ``AT+CPIN=`` and the key file of ``AT+CSSLCFG="clientkey"`` are
 replaced by ``<redacted>``; each redaction is noted in a comment.
 
+Flash budget: the spool has priority.  Capture may use at most half of the
+flash that is free and not still promised to the spool (its ``max_bytes`` not
+yet used) less a margin for the small state files; the file size is cut so
+that ``capture_max_files`` files fit in that, a start with no room is refused
+(``status()["error"]``), and capture stops first (``stopped``: "flash budget")
+when the free flash shrinks under what it holds, checked every few KB.
+
 RX goes through ``rxredact.RxRedactor`` (inbound MQTT commands that set a
 secret key, secret values read back, PEM private keys), which holds back the
 few bytes that may still be a secret split across UART reads.  Held bytes are
@@ -25,14 +32,19 @@ them: a secret's first half is never forced out).
 
 import os
 
-from atmq import atx
 from atmq.compat import const, ticks_diff, ticks_ms
 
 from . import config as _config
 from . import fsutil
-from .rxredact import REDACTED, RxRedactor
+
+# atmq.atx and tlog.rxredact are imported by the first start(): a board that never
+# captures does not hold their code in RAM.
+REDACTED = b"<redacted>"  # == rxredact.REDACTED
 
 IDLE_FLUSH_MS = const(1000)  # a quiet line: what is held is not the start of a secret
+FLASH_MARGIN = const(16384)  # kept free for config, cursor, lease and littlefs metadata
+MIN_FILE = const(2048)  # a capture file smaller than this tells nothing: refuse instead
+_CHECK_EVERY = const(4096)  # bytes written between two free-flash checks
 # command prefix -> index of the first quoted argument to hide (all later quoted ones too)
 _SECRET_ARGS = (
     (b"AT+CMQTTCONNECT=", 1),  # "tcp://host:port",ka,clean,"user","password"
@@ -79,6 +91,10 @@ def redact_command(line):
     return b, None
 
 
+class _FlashLow(Exception):
+    """Capture has no room left in its share of the free flash (args[0]: its budget)."""
+
+
 class _Counted:
     """A text file that counts what was written (the rotation size)."""
 
@@ -98,7 +114,13 @@ class _Counted:
 
 
 class Capture:
-    def __init__(self, at, cfg, folder, clock=ticks_ms, meta=None):
+    def __init__(self, at, cfg, folder, clock=ticks_ms, meta=None, spool=None, free=None):
+        self.spool = spool  # the spool's unused max_bytes are not capture's to take
+        self._free = free or fsutil.free_bytes  # (path) -> free bytes, -1 unknown
+        self.file_max = 0  # the current file's size limit (config, cut by the budget)
+        self.stopped = None  # why capture stopped by itself ("flash budget", an error)
+        self._on_flash = 0  # bytes of the kept closed files
+        self._check_at = 0
         self.at = at
         self.cfg = cfg
         self.folder = folder
@@ -115,6 +137,7 @@ class Capture:
         self.redactions = 0
         self.errors = 0
         self.last_error = None
+        self._mark = None  # rxredact.REDACTED: the redactor's marker chunk
         self._rx = None  # the RxRedactor, made by the first start() (~1 KB window)
         self._rx_delay = 0  # ms since the last record, for the next RX bytes written
         self._rx_last = 0  # ticks of the last RX chunk
@@ -136,12 +159,47 @@ class Capture:
         last = names[-1][4:-4]
         return int(last) + 1 if last.isdigit() else 0
 
+    def _kept_bytes(self):
+        n = 0
+        for name in self._names():
+            k = fsutil.size(self.folder + "/" + name)
+            if k > 0:
+                n += k
+        return n
+
+    def budget(self):
+        """Bytes capture may hold on flash now (-1: the free space is unknown)."""
+        free = self._free(self.folder)
+        if free < 0:
+            return -1
+        need = 0
+        sp = self.spool
+        if sp is not None:
+            need = max(0, sp.max_bytes - sp.flash_used())
+        cur = self._file.n if self._file is not None else 0
+        return max(0, (free + self._on_flash + cur - need - FLASH_MARGIN) // 2)
+
     def _open(self):
         fsutil.makedirs(self.folder)
+        keep = self.cfg.get("capture_max_files")
+        names = self._names()
+        while len(names) >= keep:  # room for the new file first
+            fsutil.remove_quiet(self.folder + "/" + names.pop(0))
+        self._on_flash = self._kept_bytes()
+        limit = self.cfg.get("capture_max_bytes")
+        total = self.budget()
+        if total >= 0:
+            limit = min(limit, total // keep)
+            if limit < MIN_FILE:
+                raise _FlashLow(total)
+        self.file_max = limit
+        self._check_at = _CHECK_EVERY
         path = "%s/cap-%d.atx" % (self.folder, self._seq)
         self._seq += 1
         self._file = _Counted(path)
         self.path = path
+        from atmq import atx
+
         self._w = atx.Writer(self._file)
         if self._rx is not None:  # values set meanwhile are hidden from this file on
             self._rx.set_values(self._secret_values())
@@ -153,15 +211,12 @@ class Capture:
                     self._w.meta(k, m[k])
         self._last = self.clock()
         self.files += 1
-        names = self._names()
-        keep = self.cfg.get("capture_max_files")
-        while len(names) > keep:
-            fsutil.remove_quiet(self.folder + "/" + names.pop(0))
         return path
 
     def _close(self):
         if self._file is not None:
             self.bytes += self._file.n
+            self._on_flash += self._file.n
             self._file.close()
         self._file = None
         self._w = None
@@ -173,10 +228,19 @@ class Capture:
     def start(self):
         if not self.active:
             if self._rx is None:
+                from .rxredact import REDACTED as mark, RxRedactor
+
+                self._mark = mark
                 self._rx = RxRedactor(self._rx_out)
             self._rx.reset()
             self._rx_delay = 0
-            self._open()
+            try:
+                self._open()
+            except _FlashLow as e:
+                self.stopped = "flash budget: %d B for capture, %d B per file needed" % (
+                    e.args[0], MIN_FILE)
+                return self.status()
+            self.stopped = None
             self.active = True
             self.at.tap = self
         return self.status()
@@ -191,9 +255,14 @@ class Capture:
 
     def status(self):
         cur = self._file.n if self._file is not None else 0
-        return {"active": self.active, "file": self.path if self.active else None,
-                "files": self._names(), "bytes": self.bytes + cur,
-                "redactions": self.redactions}
+        st = {"active": self.active, "file": self.path if self.active else None,
+              "files": self._names(), "bytes": self.bytes + cur,
+              "redactions": self.redactions}
+        if self.active:
+            st["file_max"] = self.file_max
+        if self.stopped is not None and not self.active:
+            st["error"] = self.stopped
+        return st
 
     # ---- the tap (called by the engine; must never raise into it) ---------------------------
 
@@ -204,9 +273,17 @@ class Capture:
         return d if d > 0 else 0
 
     def _after_write(self):
-        if self._file is not None and self._file.n >= self.cfg.get("capture_max_bytes"):
+        f = self._file
+        if f is None:
+            return
+        if f.n >= self.file_max:
             self._close()
-            self._open()
+            self._open()  # _FlashLow: the tap's caller stops capture (flash budget)
+        elif f.n >= self._check_at:
+            self._check_at = f.n + _CHECK_EVERY
+            total = self.budget()
+            if total >= 0 and self._on_flash + f.n > total:
+                raise _FlashLow(total)
 
     def tx(self, buf, n):
         w = self._w
@@ -248,7 +325,7 @@ class Capture:
         w = self._w
         if w is None:
             return
-        if data is REDACTED:
+        if data is self._mark:
             self.redactions += 1
             w.comment("redacted a secret in RX")
         w.rx(data, self._rx_delay)
@@ -282,8 +359,12 @@ class Capture:
                 self.flush(True)
 
     def _fail(self, e):
-        self.errors += 1
-        self.last_error = e
+        if isinstance(e, _FlashLow):
+            self.stopped = "flash budget: the spool needs the free flash"
+        else:
+            self.errors += 1
+            self.last_error = e
+            self.stopped = "error: %r" % (e,)
         self.at.tap = None
         self.active = False
         try:

@@ -22,13 +22,25 @@ an unknown command, a bad value or a payload over ``MAX_PAYLOAD`` bytes get an
 error answer (id null when it could not be read) and never an exception.  Only
 the device's own command topic is obeyed; anything else is counted and ignored
 (answering another device's command would confuse its owner).
+
+Hostile input (README, *Security model*): a backslash anywhere in a command is
+refused (a JSON escape such as ``"mqtt_passwo\\u0072d"`` would hide a key from
+the capture redaction; no valid value needs one).  Link keys (``config.LINK``:
+broker, TLS, APN, SIM PIN, identity, the command key) are set only by a command
+signed with the device's ``cmd_key`` (tlog.auth: HMAC-SHA256, replay counter);
+such a change is stored under probation (tlog.lastgood): if the next boot does
+not reach the broker within ``link_probation_s`` the last good link comes back.
+Commands that arrived but were overwritten in the full inbox before they could
+be read (a flood) are counted in ``unanswered`` and said in the next answer.
 """
 
 import json
 
 from atmq.errors import ConfigError
 
-MAX_PAYLOAD = 512
+from . import config as _config
+
+MAX_PAYLOAD = 1024  # the app's inbox slot (a signed set of a 256-byte password fits)
 _NAMES = ("ping", "get", "set", "reboot", "locate", "flush", "capture", "log")
 _LOG_ANSWER_MAX = 1536  # bytes of log lines in one answer: the oldest are left out
 
@@ -62,6 +74,11 @@ class Commands:
         self.ack_failures = 0
         self.reboot_pending = False
         self.last_error = None
+        self.auth = None  # tlog.auth.Auth, made on the first signed command
+        self.auth_refused = 0  # link keys without a valid signature, bad MACs, replays
+        self.escaped = 0  # commands refused for a backslash
+        self.unanswered = 0  # commands overwritten in the inbox before they were read
+        self._inbox_lost = self._inbox_count()
 
     async def handle(self, topic, payload):
         """The answer dict for one message, or None when it is not addressed to us."""
@@ -73,6 +90,10 @@ class Commands:
         if not r["ok"]:
             self.errors += 1
         return r
+
+    def _inbox_count(self):
+        ib = getattr(self.ctx, "inbox", None)
+        return 0 if ib is None else ib.overwritten
 
     async def _handle(self, payload):
         n = len(payload)
@@ -92,10 +113,22 @@ class Commands:
             return _err(None, 'missing or bad "id" (a string or an integer)')
         if isinstance(cid, str) and len(cid) > 64:
             return _err(None, '"id" is longer than 64 characters')
+        if "\\" in text:  # an escaped key would hide from the capture redaction
+            self.escaped += 1
+            return _err(cid, "a backslash (JSON escape) is not accepted in commands: send"
+                        " plain ASCII JSON")
         name = msg.get("cmd")
         if name not in _NAMES:
             return _err(cid, "unknown command %r (known: %s)" % (name, ", ".join(_NAMES)))
+        signed = "mac" in msg
+        if signed:
+            why = self._auth().check(payload, msg, self.topics.dev)
+            if why is not None:
+                self.auth_refused += 1
+                return _err(cid, "not authenticated: " + why)
         try:
+            if name == "set":
+                return _ok(cid, await self._c_set(msg, signed))
             return _ok(cid, await getattr(self, "_c_" + name)(msg))
         except ConfigError as e:
             return _err(cid, str(e))
@@ -127,7 +160,16 @@ class Commands:
             out[k] = red[k]
         return out
 
-    async def _c_set(self, msg):
+    def _auth(self):
+        cfg = self.ctx.cfg
+        a = self.auth
+        if a is None or a.key_hex != cfg.get("cmd_key"):
+            from .auth import Auth  # only when a signed command comes (RAM)
+
+            a = self.auth = Auth(self.ctx.root + "/cmdctr", cfg.get("cmd_key"))
+        return a
+
+    async def _c_set(self, msg, signed=False):
         if "values" in msg:
             changes = msg["values"]
             if not isinstance(changes, dict) or not changes:
@@ -141,13 +183,29 @@ class Commands:
                 raise ValueError("key names must be strings")
         cfg = self.ctx.cfg
         before = {}
+        link = []
         for k in changes:
             before[k] = cfg.get(k)  # unknown key: ConfigError before anything changes
+            if _config.is_link(k) and before[k] != changes[k]:
+                link.append(k)
+        cfg.check(changes)  # ConfigError before anything is written
+        if link and not signed:
+            self.auth_refused += 1
+            raise ConfigError(link[0], "a link key: set only by a command signed with the"
+                              " device's cmd_key (tools/signcmd.py), or locally")
+        if link:
+            # probation first: a cut before the config is written rolls back to the same link
+            self.ctx.lastgood.start_probation(cfg.get("link_probation_s")
+                                              if "link_probation_s" not in changes
+                                              else changes["link_probation_s"])
         reboot = cfg.update(changes)  # validated all-or-nothing, then persisted
         live = [k for k in changes if k not in reboot and before[k] != cfg.get(k)]
         applied = self.ctx.apply(live)
         later = [k for k in live if k not in applied]  # live in the schema, not yet here
-        return {"applied": applied, "reboot": reboot + later}
+        out = {"applied": applied, "reboot": reboot + later}
+        if link:
+            out["probation_s"] = cfg.get("link_probation_s")
+        return out
 
     async def _c_reboot(self, msg):
         self.reboot_pending = True  # the task reboots once this answer went out
@@ -203,6 +261,12 @@ class Commands:
     # ---- the task ---------------------------------------------------------------------------
 
     async def answer(self, reply):
+        lost = self._inbox_count()
+        if lost != self._inbox_lost:
+            # a flood overwrote commands in the inbox before they were read: say so
+            self.unanswered += lost - self._inbox_lost
+            self._inbox_lost = lost
+            reply["unanswered"] = self.unanswered
         try:
             await self.client.publish(self.topics.ack, json.dumps(reply), 1)
         except Exception as e:

@@ -1,14 +1,19 @@
 """The telelogger's configuration: one JSON file on flash, a schema, validation, redaction.
 
 Owns ``SCHEMA`` (every key with its type, default, range or choices, and
-flags: SECRET = never printed or logged, LIVE = applies without a reboot),
-``load(path)`` (defaults merged with the file; unknown keys and bad values are
-refused with a ``ConfigError`` that names the key) and ``Config`` (validated
-``get``/``set``, persisted atomically with tmp + rename, ``redacted()`` for
-printing).  Every key is documented in CONFIG.md.
+flags: SECRET = never printed or logged, LIVE = applies without a reboot,
+LINK = changes where and how the device connects: remotely settable only by
+an authenticated command, see tlog.auth), the rules between keys
+(``check_all``: spool geometry, TLS pairs, and the modem family's limits from
+atmq.limits), ``load(path)`` (defaults merged with the file; unknown keys and
+bad values are refused with a ``ConfigError`` that names the key, the value
+and what is allowed, with a "did you mean" for a typo'd key) and ``Config``
+(validated ``get``/``set``, persisted atomically with tmp + rename,
+``redacted()`` for printing).  Every key is documented in CONFIG.md.
 
 Strings end up inside quoted AT command parameters (APN, MQTT credentials,
-certificate names), so ``"`` and control characters are refused everywhere.
+certificate names), where the manuals define no escape (003 s.5.2.6, 16.2.8),
+so ``"``, ``\\`` and control characters are refused everywhere.
 """
 
 import json
@@ -20,6 +25,7 @@ from . import fsutil
 
 SECRET = 1  # never printed, logged or returned by redacted()
 LIVE = 2  # takes effect without a reboot
+LINK = 4  # link or security: remote set needs an authenticated command (tlog.auth)
 
 _MAX_FILE = 8192
 _REDACTED = "***"
@@ -30,34 +36,39 @@ _TOPIC = "topic"  # printable ASCII without + # and without leading/trailing /
 _DIGITS = "digits"
 _HOST = "host"  # A-Z a-z 0-9 . - : (names, IPv4, IPv6)
 _FILE = "file"  # a file name on the modem: id characters, no path
-_TEXT = "text"  # printable ASCII without "
+_TEXT = "text"  # printable ASCII without " and \\
+_HEX = "hex"  # 0-9 a-f A-F
+
+# The smallest spool segment: one packed record (records.PACKED_MAX = 128, what
+# spool.from_config uses) plus the 8-byte frame (tlog.spool).
+SEGMENT_MIN = 128 + 8
 
 # key: (type, default, spec, flags)
 #   int:  spec = (lo, hi)
 #   bool: spec = None
 #   str:  spec = (min_len, max_len, class) or a tuple of allowed choices (all str)
 SCHEMA = {
-    "device_id": (str, "", (0, 32, _ID), 0),
-    "topic_prefix": (str, "tlog", (1, 64, _TOPIC), LIVE),
-    "apn": (str, "", (0, 63, _TEXT), 0),
-    "apn_user": (str, "", (0, 63, _TEXT), 0),
-    "apn_pass": (str, "", (0, 63, _TEXT), SECRET),
-    "sim_pin": (str, "", (0, 8, _DIGITS), SECRET),
-    "mqtt_host": (str, "", (0, 128, _HOST), 0),
-    "mqtt_port": (int, 8883, (1, 65535), 0),
-    "mqtt_tls": (bool, True, None, 0),
-    "mqtt_client_id": (str, "", (0, 128, _ID), 0),
-    "mqtt_user": (str, "", (0, 256, _TEXT), 0),
-    "mqtt_password": (str, "", (0, 256, _TEXT), SECRET),
-    "mqtt_keepalive_s": (int, 60, (1, 64800), 0),
-    "mqtt_qos": (int, 1, (0, 2), LIVE),
-    "mqtt_version": (int, 4, (3, 4), 0),
-    "mqtt_binary": (bool, False, None, 0),
+    "device_id": (str, "", (0, 32, _ID), LINK),
+    "topic_prefix": (str, "tlog", (1, 64, _TOPIC), LIVE | LINK),
+    "apn": (str, "", (0, 63, _TEXT), LINK),
+    "apn_user": (str, "", (0, 63, _TEXT), LINK),
+    "apn_pass": (str, "", (0, 63, _TEXT), SECRET | LINK),
+    "sim_pin": (str, "", (0, 8, _DIGITS), SECRET | LINK),
+    "mqtt_host": (str, "", (0, 128, _HOST), LINK),
+    "mqtt_port": (int, 8883, (1, 65535), LINK),
+    "mqtt_tls": (bool, True, None, LINK),
+    "mqtt_client_id": (str, "", (0, 128, _ID), LINK),
+    "mqtt_user": (str, "", (0, 256, _TEXT), LINK),
+    "mqtt_password": (str, "", (0, 256, _TEXT), SECRET | LINK),
+    "mqtt_keepalive_s": (int, 60, (1, 64800), LINK),
+    "mqtt_qos": (int, 1, (0, 2), LIVE | LINK),
+    "mqtt_version": (int, 4, (3, 4), LINK),
+    "mqtt_binary": (bool, False, None, LINK),
     "link_fatal_retry_s": (int, 1800, (60, 86400), LIVE),
-    "tls_ca": (str, "ca.pem", (0, 64, _FILE), 0),
-    "tls_cert": (str, "", (0, 64, _FILE), 0),
-    "tls_key": (str, "", (0, 64, _FILE), SECRET),
-    "tls_version": (str, "default", ("default", "all", "tls1.2", "tls1.3"), 0),
+    "tls_ca": (str, "ca.pem", (0, 64, _FILE), LINK),
+    "tls_cert": (str, "", (0, 64, _FILE), LINK),
+    "tls_key": (str, "", (0, 64, _FILE), SECRET | LINK),
+    "tls_version": (str, "default", ("default", "all", "tls1.2", "tls1.3"), LINK),
     "interval_moving_s": (int, 1, (1, 3600), LIVE),
     "interval_stationary_s": (int, 5, (1, 3600), LIVE),
     "stationary_after_s": (int, 60, (0, 3600), LIVE),
@@ -77,17 +88,21 @@ SCHEMA = {
     "capture_max_bytes": (int, 65536, (4096, 1048576), LIVE),
     "capture_max_files": (int, 4, (1, 16), LIVE),
     "watchdog_timeout_s": (int, 120, (10, 3600), 0),
+    "cmd_key": (str, "", (0, 64, _HEX), SECRET | LINK),
+    "link_probation_s": (int, 600, (10, 86400), LINK),
 }
 
 
 def _is_class_char(c, cls):
     o = ord(c)
-    if o < 0x20 or o > 0x7E or c == '"':
+    if o < 0x20 or o > 0x7E or c == '"' or c == "\\":
         return False
     if cls == _TEXT:
         return True
     if cls == _DIGITS:
         return "0" <= c <= "9"
+    if cls == _HEX:
+        return "0" <= c <= "9" or "a" <= c <= "f" or "A" <= c <= "F"
     alnum = "0" <= c <= "9" or "a" <= c <= "z" or "A" <= c <= "Z"
     if cls == _ID or cls == _FILE:
         return alnum or c in "_-."
@@ -98,39 +113,105 @@ def _is_class_char(c, cls):
     return False
 
 
+def unknown_key(key):
+    """The ConfigError for a key not in the schema, with a "did you mean" (error path only:
+    tlog.confighelp is imported then, not at boot)."""
+    from .confighelp import suggest
+
+    hint = suggest(key, SCHEMA)
+    return ConfigError(key, "unknown key" + (" (did you mean %r?)" % hint if hint else ""))
+
+
+def _shown(key, value):
+    """How a bad value appears in an error: secrets never (not even a wrong one)."""
+    spec = SCHEMA.get(key)
+    if spec is not None and spec[3] & SECRET:
+        return "(secret, not shown)"
+    r = repr(value)
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
 def validate(key, value):
-    """``value`` if it is valid for ``key``; else ConfigError naming the key and the rule."""
+    """``value`` if it is valid for ``key``; else ConfigError naming the key, the value and
+    what is allowed."""
     spec = SCHEMA.get(key)
     if spec is None:
-        raise ConfigError(key, "unknown key")
+        raise unknown_key(key)
     typ, _default, rule, _flags = spec
     if typ is bool:
         if value is not True and value is not False:
-            raise ConfigError(key, "must be true or false, got %r" % (value,))
+            raise ConfigError(key, "must be true or false, got %s" % _shown(key, value))
         return value
     if typ is int:
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigError(key, "must be an integer, got %r" % (value,))
+            raise ConfigError(key, "must be an integer %d..%d, got %s"
+                              % (rule[0], rule[1], _shown(key, value)))
         if value < rule[0] or value > rule[1]:
             raise ConfigError(key, "%d is out of range %d..%d" % (value, rule[0], rule[1]))
         return value
     if not isinstance(value, str):
-        raise ConfigError(key, "must be a string")
+        raise ConfigError(key, "must be a string, got %s" % _shown(key, value))
     if isinstance(rule[0], str):  # choices
         if value not in rule:
-            raise ConfigError(key, "must be one of %s" % ", ".join(rule))
+            raise ConfigError(key, "must be one of %s, got %s"
+                              % (", ".join(rule), _shown(key, value)))
         return value
     lo, hi, cls = rule
     if len(value) < lo or len(value) > hi:
         raise ConfigError(key, "length %d is out of range %d..%d" % (len(value), lo, hi))
     for c in value:
         if not _is_class_char(c, cls):
-            raise ConfigError(key, "character %r is not allowed (%s)" % (c, cls))
+            what = "a backslash (no escapes in quoted AT parameters)" if c == "\\" else \
+                "character %r" % c
+            from .confighelp import CLASS_TEXT
+
+            raise ConfigError(key, "%s is not allowed (allowed: %s)"
+                              % (what, CLASS_TEXT.get(cls, cls)))
     if cls == _TOPIC and (value[0] == "/" or value[-1] == "/"):
-        raise ConfigError(key, "must not start or end with '/'")
+        raise ConfigError(key, "must not start or end with '/', got %s" % _shown(key, value))
     if cls == _DIGITS and value and len(value) < 4:
         raise ConfigError(key, "a SIM PIN has 4 to 8 digits")
+    if cls == _HEX and value and len(value) < 32:
+        raise ConfigError(key, "a command key has 32 to 64 hex digits (128 to 256 bits)")
     return value
+
+
+def check_all(values, variant=None):
+    """The rules between keys, and the modem family's limits (``variant``: an
+    atmq.limits.LIMITS key, or None when the modem is not known yet).
+
+    ``values``: a complete dict of valid single values.  Raises ConfigError naming
+    the key to change.
+    """
+    seg = values["spool_max_bytes"] // values["spool_max_segments"]
+    if seg < SEGMENT_MIN:
+        raise ConfigError(
+            "spool_max_segments",
+            "%d segments of spool_max_bytes %d give %d B each, less than one record (%d B):"
+            " at most %d segments" % (values["spool_max_segments"], values["spool_max_bytes"],
+                                      seg, SEGMENT_MIN,
+                                      values["spool_max_bytes"] // SEGMENT_MIN))
+    if variant is None:
+        return
+    from atmq import limits
+
+    lim = limits.LIMITS[variant]  # (ka lo, ka hi, host, client id, user, password, ...)
+    ka = values["mqtt_keepalive_s"]
+    if ka < lim[0] or ka > lim[1]:
+        raise ConfigError("mqtt_keepalive_s", "%d is out of range %d..%d for the %s modem"
+                          % (ka, lim[0], lim[1], variant))
+    for key, idx in (("mqtt_host", 2), ("mqtt_client_id", 3), ("mqtt_user", 4),
+                     ("mqtt_password", 5)):
+        n = len(values[key])
+        if n > lim[idx]:
+            raise ConfigError(key, "length %d is over %d for the %s modem"
+                              % (n, lim[idx], variant))
+    n = limits.connect_len(variant, values["mqtt_host"], values["mqtt_port"], ka,
+                           values["mqtt_user"], values["mqtt_password"])
+    if n > limits.TX_MAX:
+        raise ConfigError("mqtt_host", "with mqtt_user and mqtt_password the connect command is"
+                          " %d bytes, over the modem command limit of %d: shorten one of them"
+                          % (n, limits.TX_MAX))
 
 
 def defaults():
@@ -146,11 +227,15 @@ def is_live(key):
     return bool(SCHEMA[key][3] & LIVE)
 
 
+def is_link(key):
+    return bool(SCHEMA[key][3] & LINK)
+
+
 def parse_text(key, text):
     """Turn console/BLE text into the key's type (then ``validate``)."""
     spec = SCHEMA.get(key)
     if spec is None:
-        raise ConfigError(key, "unknown key")
+        raise unknown_key(key)
     typ = spec[0]
     if typ is bool:
         t = text.strip().lower()
@@ -158,30 +243,39 @@ def parse_text(key, text):
             return True
         if t in ("0", "false", "off", "no"):
             return False
-        raise ConfigError(key, "must be true or false, got %r" % (text,))
+        raise ConfigError(key, "must be true or false, got %s" % _shown(key, text))
     if typ is int:
         try:
             n = int(text.strip())
         except ValueError:
-            raise ConfigError(key, "must be an integer, got %r" % (text,)) from None
+            raise ConfigError(key, "must be an integer, got %s" % _shown(key, text)) from None
         return validate(key, n)
     return validate(key, text)
 
 
 class Config:
-    """Validated settings backed by one JSON file (``path``; None keeps them in RAM only)."""
+    """Validated settings backed by one JSON file (``path``; None keeps them in RAM only).
 
-    def __init__(self, path=None, values=None):
+    ``variant``: the modem's atmq.limits key, checked by ``check_all`` with every change.
+    """
+
+    def __init__(self, path=None, values=None, variant=None):
         self.path = path
+        self.variant = variant
         self._v = defaults()
         if values:
             for k in values:
                 self._v[k] = validate(k, values[k])
+            check_all(self._v, variant)
 
     def get(self, key):
         if key not in self._v:
-            raise ConfigError(key, "unknown key")
+            raise unknown_key(key)
         return self._v[key]
+
+    def values(self):
+        """A copy of every key's value (secrets included: for lastgood, never for output)."""
+        return dict(self._v)
 
     def __getitem__(self, key):
         return self.get(key)
@@ -191,14 +285,23 @@ class Config:
         self.update({key: value})
         return is_live(key)
 
+    def check(self, changes):
+        """Validate ``changes`` alone and together with the other values; nothing is stored.
+        Returns the checked values."""
+        checked = {}
+        for k in changes:
+            checked[k] = validate(k, changes[k])
+        new = dict(self._v)
+        new.update(checked)
+        check_all(new, self.variant)
+        return checked
+
     def update(self, changes):
         """Validate every change first (all or nothing), then persist once.
 
         Returns the keys whose new value needs a reboot to take effect.
         """
-        checked = {}
-        for k in changes:
-            checked[k] = validate(k, changes[k])
+        checked = self.check(changes)
         old = self._v
         new = dict(old)
         new.update(checked)
@@ -238,7 +341,7 @@ class Config:
     __str__ = __repr__
 
 
-def load(path):
+def load(path, variant=None):
     """Defaults merged with the JSON file at ``path`` (missing file: all defaults).
 
     A file cut between write and rename on a FAT volume is read back from
@@ -249,7 +352,7 @@ def load(path):
     if data is None:
         data = fsutil.read_bytes(path + fsutil.TMP_SUFFIX, _MAX_FILE + 1)
     if data is None:
-        return Config(path)
+        return Config(path, None, variant)
     if len(data) > _MAX_FILE:
         raise ConfigError("file", "%s is larger than %d bytes" % (path, _MAX_FILE))
     try:
@@ -259,4 +362,4 @@ def load(path):
         raise ConfigError("file", "%s is not valid JSON: %s" % (path, e)) from None
     if not isinstance(obj, dict):
         raise ConfigError("file", "%s must hold one JSON object" % path)
-    return Config(path, obj)
+    return Config(path, obj, variant)

@@ -30,6 +30,18 @@ def size(path):
         return -1
 
 
+def free_bytes(path):
+    """Free bytes on the file system holding ``path`` (statvfs), or -1 when unknown."""
+    statvfs = getattr(os, "statvfs", None)
+    if statvfs is None:
+        return -1
+    try:
+        st = statvfs(path or "/")
+    except OSError:
+        return -1
+    return st[0] * st[4]  # f_bsize * f_bavail (MicroPython returns a plain tuple)
+
+
 def remove_quiet(path):
     """Remove a file; a missing file is not an error (idempotent cleanup after a crash)."""
     try:
@@ -75,6 +87,40 @@ def atomic_write(path, data):
     except OSError:
         remove_quiet(path)
         os.rename(tmp, path)
+
+
+def atomic_write_parts(path, parts):
+    """``atomic_write`` of the concatenated ``parts`` (bytes), sealed like ``seal`` does,
+    written piece by piece: the whole file is never one buffer in RAM."""
+    tmp = path + TMP_SUFFIX
+    crc = 0
+    with open(tmp, "wb") as f:
+        for part in parts:
+            crc = binascii.crc32(part, crc)
+            f.write(part)
+        f.write(b"\n%08x\n" % (crc & 0xFFFFFFFF))
+        _sync(f)
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        remove_quiet(path)
+        os.rename(tmp, path)
+
+
+def sealed_crc(path):
+    """The CRC on the last line of a sealed file (the body not checked: 10 bytes read), or -1."""
+    n = size(path)
+    if n < 10:
+        return -1
+    try:
+        with open(path, "rb") as f:
+            f.seek(n - 10)
+            tail = f.read(10)
+        if tail[0:1] != b"\n" or tail[9:10] != b"\n":
+            return -1
+        return int(tail[1:9], 16)
+    except (OSError, ValueError):
+        return -1
 
 
 def seal(body):

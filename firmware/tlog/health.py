@@ -14,6 +14,8 @@ from atmq import log as alog
 from atmq.compat import sleep_ms, wait_for_ms
 from atmq.errors import ModemError
 
+from . import fsutil
+
 
 LOG_TAIL = 8  # log lines in a report after an error (atmq.log ring, redacted)
 
@@ -57,7 +59,10 @@ class Health:
             "dropped": sp["dropped"],
             "spool": sp,
             "time_src": c.timesrc.name(),
+            "flash_free": fsutil.free_bytes(getattr(c, "root", "") or "/"),
         }
+        if getattr(c, "cfg_source", None) is not None:  # the unbrickable boot (tlog.lastgood)
+            rep["config"] = {"source": c.cfg_source, "error": c.cfg_error}
         m = c.modem
         if m is not None:
             f = m.facts
@@ -93,7 +98,8 @@ class Health:
                           "modem_errors": a.modem_errors, "last_error": _name(a.last_error)}
         cm = c.commands
         if cm is not None:
-            rep["cmd"] = {"handled": cm.handled, "errors": cm.errors, "foreign": cm.foreign}
+            rep["cmd"] = {"handled": cm.handled, "errors": cm.errors, "foreign": cm.foreign,
+                          "unanswered": cm.unanswered, "auth_refused": cm.auth_refused}
         if c.elm is not None:
             rep["obd"] = c.elm.stats()
         wd = c.wd

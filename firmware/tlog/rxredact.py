@@ -11,7 +11,10 @@ preallocated window and hands everything else to ``sink`` at once.  Found:
   "value":"..."}`` in either member order;
 * the current value of a secret key as a quoted string (a read such as
   ``AT+CMQTTCONNECT?`` or ``AT+CGAUTH?`` answers with it);
-* the body of a PEM ``-----BEGIN ... PRIVATE KEY-----`` block up to ``-----END``.
+* the body of a PEM ``-----BEGIN ... PRIVATE KEY-----`` block up to ``-----END``;
+* everything from a JSON ``\\u`` escape to the end of its line: a key name can
+  only be escaped that way (``"mqtt_passwo\\u0072d"``), so an escaped secret key
+  is never written in clear (the firmware refuses such commands too).
 
 A secret's bytes are replaced by ``REDACTED`` (the quotes and the PEM armour
 lines stay, so the transcript still reads).  The window is bounded by the
@@ -36,11 +39,13 @@ _T_NAME = const(0)  # "<secret key>"
 _T_VALUE = const(1)  # "value"
 _T_PEM = const(2)  # -----BEGIN
 _T_LIT = const(3)  # "<current secret value>"
+_T_ESC = const(4)  # \u: an escaped name may be a secret key
 
 _S_NONE = const(0)
 _S_STR = const(1)  # dropping a string value up to its closing quote (or a line end)
 _S_SCALAR = const(2)  # dropping a bare value up to , } ] or blank
 _S_PEM = const(3)  # dropping a key body up to -----END
+_S_LINE = const(4)  # dropping up to the end of the line (after a \u escape)
 
 _PEM_MAX = const(8192)  # a PEM body longer than any private key ends the drop anyway
 _MEMBERS_ROOM = const(160)  # "id" (64 chars), "cmd", punctuation around the secret member
@@ -50,6 +55,7 @@ _VALUE = b'"value"'
 _KEY = b'"key"'
 _PEM_BEGIN = b"-----BEGIN "
 _PEM_END = b"-----END"
+_ESC = b"\\u"
 
 
 def _secret_spec():
@@ -223,6 +229,9 @@ class RxRedactor:
                 r = self._on_value(t, final)
             elif kind == _T_PEM:
                 r = self._on_pem(t, final)
+            elif kind == _T_ESC:
+                self._redact(_S_LINE)
+                r = True
             else:
                 self._emit(t, t + 1)  # the opening quote
                 self._redact(_S_STR)
@@ -249,6 +258,9 @@ class RxRedactor:
         i = win.find(_PEM_BEGIN, s, n)
         if i >= 0 and (best < 0 or i < best):
             best, kind, plen = i, _T_PEM, len(_PEM_BEGIN)
+        i = win.find(_ESC, s, n)
+        if i >= 0 and (best < 0 or i < best):
+            best, kind, plen = i, _T_ESC, len(_ESC)
         for p in self.lits:
             i = win.find(p, s, n)
             if i >= 0 and (best < 0 or i < best):
@@ -286,6 +298,8 @@ class RxRedactor:
                         return n - q
             elif c == 45 and self._is_prefix(q, _PEM_BEGIN):  # '-'
                 return n - q
+            elif c == 92 and q == n - 1:  # a backslash: "\u" may follow
+                return 1
             q += 1
         return 0
 
@@ -490,7 +504,10 @@ class RxRedactor:
         esc = self.esc
         while i < n:
             c = win[i]
-            if kind == _S_STR:
+            if kind == _S_LINE:
+                if c == 13 or c == 10:
+                    break
+            elif kind == _S_STR:
                 if esc:
                     esc = False
                 elif c == 92:

@@ -12,6 +12,14 @@ between write and rename) and, as a last resort, from ``floor``: the caller
 passes the highest sequence number it can still see (e.g. in the spool), and
 counting resumes above it; ``recovered`` then says so (also when the file is
 simply gone and ``floor`` is at or past its lease: lost, not a first boot).
+
+A lease write that fails (a full flash: ENOSPC) does not stop the numbering:
+numbers go on from RAM (a record is never lost for want of a number),
+``lease_errors`` counts it and every next number retries the write until one
+succeeds; the lease then covers every number handed out.  Numbers used while
+no lease was on flash are not reused after a reboot as long as their records
+reached the spool (its highest seq is the caller's ``floor``); records that
+reached neither were counted as dropped.
 """
 
 from atmq.compat import const
@@ -46,14 +54,21 @@ class SeqNo:
             self.recovered = True  # the lease is behind what the caller holds: it was lost
         self._next = max(lease, floor + 1)
         self._lease = self._next  # nothing of the new block is leased yet
+        self.lease_errors = 0  # lease writes that failed (retried with the next number)
+        self.unleased = False  # numbers are being handed out beyond the lease on flash
 
     def next(self):
         """The next sequence number; writes a new lease first when the block is used up."""
         n = self._next
-        if n >= self._lease:
+        if n >= self._lease or self.unleased:
             end = n + self.block
-            fsutil.atomic_write(self.path, fsutil.seal(b"%d" % end))
-            self._lease = end
+            try:
+                fsutil.atomic_write(self.path, fsutil.seal(b"%d" % end))
+                self._lease = end
+                self.unleased = False
+            except OSError:  # full or failing flash: number from RAM, retry next time
+                self.lease_errors += 1
+                self.unleased = True
         self._next = n + 1
         return n
 

@@ -23,6 +23,17 @@ Bounded: at most ``max_bytes`` of segments and ``max_segments`` files.  Only
 when a write would exceed that is the oldest segment deleted; its unacknowledged
 records are added to ``dropped``, which is persisted with the cursor.
 
+Every record not kept is in ``dropped``, with its reason in ``drops``: ``full``
+(the oldest segment made room), ``ram`` (flash failing and the RAM stage full),
+``lost`` (gone from flash: a segment deleted from outside, an unreadable entry,
+a torn or rotten frame, records staged in RAM at a power cut).  ``lost`` is
+found on open: every record ever appended is acknowledged, dropped or still
+here, so ``appended - acked - dropped - depth`` (from the persisted counters,
+saved at least once per segment) is what went missing.  An entry that cannot
+be read (a directory where a segment was, EISDIR, EIO) is renamed aside
+(``.bad``) and counted in ``set_aside``; the spool opens without it.
+``appended`` never goes backwards across a kill.
+
 Sequence numbers: with ``seq_of`` (payload -> its seq, or -1) the spool keeps
 ``max_seq``, the highest seq it has held: read from every frame during the
 open scan, from each append, and persisted with the cursor (so it survives
@@ -144,6 +155,11 @@ class Spool:
         self.repaired = 0
         self.corrupt = 0
         self.flash_errors = 0
+        self.set_aside = 0  # unreadable entries renamed to .bad since this open
+        self.drop_full = 0
+        self.drop_ram = 0
+        self.drop_lost = 0
+        self._saved = (0x7FFFFFFF, 0, 0)  # (newest segment, its records, staged) at the last save
         self._seq_of = seq_of
         self.max_seq = -1  # highest record seq held (seq_of), -1: none / unknown
         self._open()
@@ -157,7 +173,8 @@ class Spool:
         """Persist cursor and counters.  A flash error is counted, not raised: the RAM
         state stays right, and after a reboot the old cursor only means a resend."""
         c = self._cur
-        body = b"%d %d %d %d %d %d %d %d %d" % (
+        segs = self._segs
+        body = b"%d %d %d %d %d %d %d %d %d %d %d %d %d %d %d" % (
             c[0],
             c[1],
             c[2],
@@ -167,6 +184,13 @@ class Spool:
             self.repaired,
             self.corrupt,
             self.max_seq + 1,  # never negative: an older reader rejects negative fields
+            self.drop_full,
+            self.drop_ram,
+            self.drop_lost,
+            # what flash held at this save: the newest segment (+1), its records, staged
+            segs[-1][_NO] + 1 if segs else 0,
+            segs[-1][_COUNT] if segs else 0,
+            self._stage_n,
         )
         try:
             fsutil.atomic_write(self.root + "/" + _CURSOR, fsutil.seal(body))
@@ -192,6 +216,10 @@ class Spool:
         self.dropped, self.appended, self.acked, self.repaired, self.corrupt = v[3:8]
         if len(v) > 8:  # a cursor written before max_seq was kept has 8 fields
             self.max_seq = max(self.max_seq, v[8] - 1)
+        if len(v) > 11:  # drop reasons (older cursors: only the total)
+            self.drop_full, self.drop_ram, self.drop_lost = v[9:12]
+        if len(v) > 14:
+            self._saved = (v[12] - 1, v[13], v[14])
         return True
 
     # ---- open: scan, repair, place the cursor -----------------------------------------
@@ -217,7 +245,11 @@ class Spool:
                 fsutil.remove_quiet(path)  # fully acknowledged; its deletion was cut short
                 continue
             size = fsutil.size(path)
-            count, end, middle = self._scan(path, size)
+            try:
+                count, end, middle = self._scan(path, size)
+            except OSError:  # a directory in its place (EISDIR), EIO: set aside, go on
+                self._set_aside(path)
+                continue
             self.corrupt += middle
             if end < size:
                 if no == last:
@@ -241,6 +273,48 @@ class Spool:
                 cur[1], cur[2] = 0, 0  # inconsistent cursor: resend rather than skip
         else:
             cur[0], cur[1], cur[2] = self._next_segno, 0, 0
+        # every record appended was acknowledged, dropped or is still here: the rest is lost
+        lost = self._missing()
+        if lost > 0:
+            self._dropped_lost(lost)
+            self._save_cursor()
+        held = self.acked + self.dropped + self.depth()
+        if held > self.appended:
+            self.appended = held  # never backwards: records flushed after the last save
+
+    def _missing(self):
+        """Records the last saved counters say were on flash and that are not here now.
+
+        At a save, appended = acked + dropped + records in segments up to the newest
+        (``hi``, holding ``in_hi``) + staged; records written after it (more in ``hi``,
+        later segments) must not hide a loss, so only what existed then is counted.
+        """
+        hi, in_hi, staged = self._saved
+        c = self._cur
+        found = self.acked + self.dropped + staged
+        for seg in self._segs:
+            no = seg[_NO]
+            if no > hi or no < c[0]:
+                continue
+            n = min(seg[_COUNT], in_hi) if no == hi else seg[_COUNT]
+            if no == c[0]:
+                n -= c[2]
+            if n > 0:
+                found += n
+        return self.appended - found
+
+    def _dropped_lost(self, n):
+        self.dropped += n
+        self.drop_lost += n
+
+    def _set_aside(self, path):
+        """An entry that cannot be read as a segment: renamed to .bad (kept for a look,
+        never read again), removed if it cannot be renamed."""
+        self.set_aside += 1
+        try:
+            os.rename(path, path + ".bad")
+        except OSError:
+            fsutil.remove_quiet(path)
 
     def _scan(self, path, size):
         """Valid frames in a segment: (count, end of the last valid frame, corrupt regions)."""
@@ -367,6 +441,7 @@ class Spool:
         self._stage_len = rest
         self._stage_n -= 1
         self.dropped += 1
+        self.drop_ram += 1
 
     def flush(self):
         """Write the staged records to flash.  Returns how many were written.
@@ -456,6 +531,9 @@ class Spool:
             c = self._cur
             c[0], c[1], c[2] = no, 0, 0
         self._appendable = True
+        # the counters on flash at least once per segment: a segment deleted from outside
+        # is then found missing on open (appended - acked - dropped - depth)
+        self._save_cursor()
 
     def _make_room(self, nbytes, new_segment=False):
         """Delete oldest segments until ``nbytes`` more (and maybe one more file) fit."""
@@ -477,6 +555,7 @@ class Spool:
         elif c[0] > seg[_NO]:
             lost = 0
         self.dropped += lost
+        self.drop_full += lost
         nxt = self._segs[0][_NO] if self._segs else self._next_segno
         if c[0] <= seg[_NO]:
             c[0], c[1], c[2] = nxt, 0, 0
@@ -518,14 +597,22 @@ class Spool:
             if b.count >= max_records:
                 break
             full = False
-            with open(self._path(segno), "rb") as f:
+            try:
+                f = open(self._path(segno), "rb")
+            except OSError:  # deleted or replaced from outside while running
+                self._dropped_lost(seg[_COUNT] - idx)
+                seg[_COUNT] = idx
+                continue
+            with f:
                 while b.count < max_records and idx < seg[_COUNT]:
                     n = self._next_frame(f, off, seg[_SIZE], b.nbytes, max_bytes - b.nbytes)
                     if n < 0:
                         full = True
                         break
                     if n == 0:
-                        seg[_COUNT] = idx  # frames went bad since the scan: none left here
+                        # frames went bad since the scan: none left here, counted as lost
+                        self._dropped_lost(seg[_COUNT] - idx)
+                        seg[_COUNT] = idx
                         break
                     off = self._foff + n + _OVH
                     idx += 1
@@ -601,6 +688,10 @@ class Spool:
                 n += seg[_COUNT] - (c[2] if seg[_NO] == c[0] else 0)
         return n
 
+    def flash_used(self):
+        """Bytes of segment files on flash (what ``max_bytes`` bounds)."""
+        return self._total
+
     def depth_bytes(self):
         """Bytes (frames, with their 8 B overhead) not yet acknowledged, flash + staged."""
         return self._total - self._cur[1] + self._stage_len
@@ -619,6 +710,8 @@ class Spool:
             "corrupt": self.corrupt,
             "flash_errors": self.flash_errors,
             "max_seq": self.max_seq,
+            "drops": {"full": self.drop_full, "ram": self.drop_ram, "lost": self.drop_lost},
+            "set_aside": self.set_aside,
         }
 
     def close(self):

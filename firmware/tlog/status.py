@@ -22,6 +22,7 @@ class Topics:
 
     def __init__(self, prefix, dev):
         base = "%s/%s/" % (prefix, dev)
+        self.dev = dev
         self.base = base
         self.telemetry = base + "telemetry"
         self.status = base + "status"

@@ -11,9 +11,18 @@ hardware only when that list is empty, so a stuck uplink or reader lets the
 WDT reset the board (the anchor subscribes no task to its 600 s TWDT, so a
 hang there is never recovered).  On the unix port the WDT is a no-op object
 and the same logic runs (tests use a fake clock).
+
+Bytes read are not progress of the application: a reader that keeps receiving
+bytes but parses nothing (a raw frame of a hostile length) still starves the
+"delivery" watch, whose progress is records delivered to the broker (or none
+waiting, or no broker configured): ``DeliveryProbe``, on a long limit
+(``DELIVERY_LIMIT_MS``) so a coverage gap costs at most one reboot an hour.
+The sampler beats "acquire" only for a record made and spooled.
 """
 
-from atmq.compat import sleep_ms, ticks_diff, ticks_ms
+from atmq.compat import const, sleep_ms, ticks_diff, ticks_ms
+
+DELIVERY_LIMIT_MS = const(3600000)  # records waiting and none delivered for an hour
 
 
 class Watchdog:
@@ -92,3 +101,21 @@ class ReaderProbe:
             self._cmds = at.commands
             return True
         return at.commands == self._cmds  # silent modem is fine while nobody asks
+
+
+class DeliveryProbe:
+    """Application progress of the uplink: records delivered (``uplink.sent`` moved), none
+    waiting in the spool, or no broker configured (sampling only)."""
+
+    def __init__(self, uplink, spool, cfg):
+        self.uplink = uplink
+        self.spool = spool
+        self.cfg = cfg
+        self._sent = uplink.sent
+
+    def __call__(self):
+        sent = self.uplink.sent
+        if sent != self._sent:
+            self._sent = sent
+            return True
+        return not self.cfg.get("mqtt_host") or self.spool.depth() == 0

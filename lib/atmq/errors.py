@@ -138,7 +138,9 @@ class ConfigError(ValueError):
     """A configuration or board file value is wrong; ``key`` names it (dotted path)."""
 
     def __init__(self, key, problem):
-        super().__init__(key, problem)
+        # one string argument: MicroPython prints an uncaught exception from its args (a
+        # tuple repr otherwise), not from __str__
+        super().__init__("config key %r: %s" % (key, problem))
         self.key = key
         self.problem = problem
 

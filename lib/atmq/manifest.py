@@ -27,6 +27,7 @@ package("atmq", files=[
     "gnssparse.py",
     "inbox.py",
     "jsonstrict.py",
+    "limits.py",
     "link.py",
     "log.py",
     "modem.py",
