@@ -547,7 +547,8 @@ def _online_count(rig):
 
 
 def _restart(rig, name):
-    fw = Firmware(rig.workdir, rig.fw.modem, rig.fw.config)
+    # as-is: the point is the firmware's fallback from a config.json it refuses
+    fw = Firmware(rig.workdir, rig.fw.modem, rig.fw.config, config_as_is=True)
     fw.log_path = os.path.join(rig.workdir, name + ".log")
     rig.fw = fw
     fw.start()

@@ -162,8 +162,9 @@ class Firmware:
     """``python3 tools/run_unix.py ...`` in its own session; output to a log file."""
 
     def __init__(self, workdir, modem, config, heapsize=None, seconds=0, grace=15.0, mpy=False,
-                 board=None):
+                 board=None, config_as_is=False):
         self.workdir = workdir
+        self.config_as_is = config_as_is  # run_unix --config-as-is: the firmware's own fallback
         self.board = board  # a board file (default: run_unix's boards/unix.json)
         self.mpy = mpy
         self.modem = modem
@@ -186,6 +187,8 @@ class Firmware:
             cmd.append("--mpy")
         if self.board:
             cmd += ["--board", self.board]
+        if self.config_as_is:
+            cmd.append("--config-as-is")
         return cmd
 
     def start(self):

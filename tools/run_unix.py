@@ -112,6 +112,9 @@ def parse(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--modem", help="tcp:HOST:PORT or a pty path")
     p.add_argument("--config", help="config JSON file (see firmware/tlog/CONFIG.md)")
+    p.add_argument("--config-as-is", action="store_true",
+                   help="start even when the config fails the firmware's checks, to see the "
+                   "firmware's own fallback (last good config, then defaults)")
     p.add_argument("--flash", default=os.path.join(ROOT, "var", "flash"),
                    help="folder that stands in for flash (default var/flash)")
     p.add_argument("--seconds", type=int, default=0, help="stop after N s (0: until SIGINT)")
@@ -169,7 +172,10 @@ def check(args):
     args.board = os.path.abspath(boardarg.resolve(args.board))
     board = fwcheck.check_board(args.board)
     if args.config is not None:
-        fwcheck.check_config(args.config)
+        if not args.config_as_is:
+            fwcheck.check_config(args.config)
+        elif not os.path.isfile(args.config):
+            raise ValueError("config file not found: %s" % args.config)
     dev = args.modem or board["uart"].get("device")
     if not dev:
         raise ValueError("board %s has no uart.device for the unix port: pass --modem "
