@@ -47,9 +47,13 @@ BATCH = 16  # batch_max_records in e2erig.make_config: duplicates allowed per fa
 DOWNLINK_AFTER = 2  # telemetry messages before the downlink command is sent
 STEADY_AFTER_ACK = 2  # telemetry messages after the downlink's answer end the recording
 RECORD_S = 40.0
+SETTLE_MSGS = 2  # telemetry after the recovery before the clean stop
+SETTLE_S = 6.0
 GRACE_S = 5.0  # clean stop: the app flushes, says "offline", disconnects
 KEEPALIVE_S = 20
 DEFAULT_JSONL = os.path.join(ROOT, "build", "fault-matrix.jsonl")
+LOG_DIR = [None]  # where failed cells' logs go (set by main)
+SIM_FAST = [False]  # the simulator at its default pace (boot 0.5 s, 20 ms answers)
 _DEV_SEQ = [0]
 _DEV_LOCK = threading.Lock()
 
@@ -116,7 +120,7 @@ class Run:
         self.dev = device_id()
         self.workdir = tempfile.mkdtemp(prefix="fm-")
         self.sim = SimThread(persona=persona, broker=(broker.host, broker.port),
-                             scenario=scenario, fast=True)
+                             scenario=scenario, fast=SIM_FAST[0])
         self.broker = broker
         self.sub = None
         self.fw = None
@@ -186,6 +190,30 @@ def record(broker, persona="SIM7600E"):
         run.close()
 
 
+def _settle(run, t_back):
+    """Steady again before the clean stop: SETTLE_MSGS telemetry messages after the
+    recovery and the downlink answered if it was sent (bounded by SETTLE_S)."""
+    deadline = time.monotonic() + SETTLE_S
+    while time.monotonic() < deadline and run.fw.running():
+        if len(run.telemetry(t_back)) >= SETTLE_MSGS and (
+                run.downlink_sent is None or run.acked()):
+            return
+        run.tick()
+
+
+def _save_log(res, fw_log, sim_log, t0):
+    """A failed cell's firmware log and the simulator's command/URC log, for the reader."""
+    name = "k%02d-%s-%s.log" % (res["k"], res["fault"], res["variant"].replace(" ", ""))
+    path = os.path.join(LOG_DIR[0], name)
+    with open(path, "w") as f:
+        f.write("# %s\n# modem side (s from the firmware's start):\n" % json.dumps(
+            {k: res.get(k) for k in ("k", "command", "variant", "reason")}))
+        for t, kind, text in sim_log:
+            f.write("%8.3f %s %s\n" % (t - t0, kind, text))
+        f.write("\n# firmware log:\n" + fw_log)
+    return path
+
+
 def _problems(log):
     return [w for w in ("MemoryError", "Traceback") if w in log]
 
@@ -217,6 +245,7 @@ def run_cell(broker, step, fault, label, fault_dict, persona="SIM7600E"):
             rec = recovery_ms(run.sub.snapshot(), [t_end])
             if rec is not None:
                 res["recovery_ms"] = rec
+                _settle(run, t_end + rec / 1000.0)
                 break
             if now > t_end + RECOVER_S + 0.5:
                 break
@@ -241,9 +270,12 @@ def run_cell(broker, step, fault, label, fault_dict, persona="SIM7600E"):
             reasons.append("seq missing at the broker: %r" % a["missing"][:5])
         if counts is None:
             reasons.append("no clean stop (no 'stopped:' line)")
-        elif a["unique"] + counts[2] != counts[0]:
-            reasons.append("records made %d != %d at the broker + %d in the spool"
-                           % (counts[0], a["unique"], counts[2]))
+        elif a["unique"] + counts[2] < counts[0]:
+            # the spool may still hold the batch in flight (delivered, not yet acknowledged):
+            # more than made is a duplicate to come, fewer is a loss
+            reasons.append("%d records lost: made %d, %d at the broker, %d in the spool"
+                           % (counts[0] - a["unique"] - counts[2], counts[0], a["unique"],
+                              counts[2]))
         if a["dups"] > BATCH:
             reasons.append("%d duplicates (> one batch of %d)" % (a["dups"], BATCH))
         bad = _problems(log)
@@ -253,8 +285,9 @@ def run_cell(broker, step, fault, label, fault_dict, persona="SIM7600E"):
             reasons.append("exit status %r" % rc)
         res["ok"] = not reasons
         res["reason"] = "; ".join(reasons) or None
-        if reasons and os.environ.get("FM_LOGS"):
-            res["log_tail"] = log[-2000:]
+        if reasons and LOG_DIR[0]:
+            res["log"] = _save_log(res, log, run.sim.call(lambda: list(run.sim.sim.modem.log)),
+                                   run.t0)
     except Exception as e:  # one broken cell must not stop the matrix
         res["reason"] = "runner error: %r" % (e,)
     finally:
@@ -382,6 +415,8 @@ def main(argv=None):
         print("%d steps x %d faults: %d runs, %d at a time" % (
             len(chosen), len(faults), len(todo), args.jobs), file=sys.stderr, flush=True)
         os.makedirs(os.path.dirname(os.path.abspath(args.jsonl)), exist_ok=True)
+        LOG_DIR[0] = os.path.splitext(os.path.abspath(args.jsonl))[0] + "-logs"
+        os.makedirs(LOG_DIR[0], exist_ok=True)
         results = []
         lock = threading.Lock()
         with open(args.jsonl, "w") as out:
