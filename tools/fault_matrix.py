@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -52,7 +53,8 @@ SETTLE_S = 6.0
 GRACE_S = 5.0  # clean stop: the app flushes, says "offline", disconnects
 KEEPALIVE_S = 20
 DEFAULT_JSONL = os.path.join(ROOT, "build", "fault-matrix.jsonl")
-LOG_DIR = [None]  # where failed cells' logs go (set by main)
+FIRMWARE_ROOT: list = [os.environ.get("FM_FIRMWARE_ROOT") or None]  # another checkout
+LOG_DIR: list = [None]  # where failed cells' logs go (set by main)
 SIM_FAST = [False]  # the simulator at its default pace (boot 0.5 s, 20 ms answers)
 _DEV_SEQ = [0]
 _DEV_LOCK = threading.Lock()
@@ -113,6 +115,16 @@ def steps_from_log(log, t0):
     return steps
 
 
+class TreeFirmware(Firmware):
+    """The firmware of another checkout (``--firmware-root``) against this simulator."""
+
+    def command(self):
+        cmd = super().command()
+        if FIRMWARE_ROOT[0]:
+            cmd[1] = os.path.join(FIRMWARE_ROOT[0], "tools", "run_unix.py")
+        return cmd
+
+
 class Run:
     """One firmware run against its own simulator, subscriber and flash folder."""
 
@@ -122,8 +134,8 @@ class Run:
         self.sim = SimThread(persona=persona, broker=(broker.host, broker.port),
                              scenario=scenario, fast=SIM_FAST[0])
         self.broker = broker
-        self.sub = None
-        self.fw = None
+        self.sub: Any = None  # Collector, TreeFirmware once started
+        self.fw: Any = None
         self.t0 = 0.0
         self.downlink_sent = None
 
@@ -133,7 +145,7 @@ class Run:
                              client_id="fm-sub-%s-%d" % (self.dev, os.getpid()))
         cfg = os.path.join(self.workdir, "config.json")
         make_config(cfg, self.dev, self.broker.port, mqtt_keepalive_s=KEEPALIVE_S)
-        self.fw = Firmware(self.workdir, "tcp:127.0.0.1:%d" % port, cfg, grace=GRACE_S)
+        self.fw = TreeFirmware(self.workdir, "tcp:127.0.0.1:%d" % port, cfg, grace=GRACE_S)
         self.t0 = time.monotonic()
         self.fw.start()
 
@@ -304,7 +316,10 @@ def select_steps(steps, spec):
     out = []
     for part in [p.strip() for p in spec.split(",") if p.strip()]:
         if part.startswith("phase:"):
-            got = [s for s in steps if s["phase"] == part[6:]]
+            name, _, nth = part[6:].partition("#")
+            got = [s for s in steps if s["phase"] == name]
+            if nth:
+                got = got[int(nth) - 1:int(nth)]
         elif part.replace("-", "").isdigit():
             lo, _, hi = part.partition("-")
             lo, hi = int(lo), int(hi or lo)
@@ -377,10 +392,10 @@ def matrix_text(steps, faults, results):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="faults: %s\nsteps: k, k-k, COMMAND-HEAD[#n] (e.g. "
-                                "AT+CMQTTPUB=#2), phase:NAME; see --list" % (
+                                "AT+CMQTTPUB=#2), phase:NAME[#n]; see --list" % (
                                     ", ".join(stepfaults.FAULTS)))
     p.add_argument("--faults", help="comma-separated (default: all)")
     p.add_argument("--steps", help="comma-separated selection (default: every step)")
@@ -388,7 +403,13 @@ def main(argv=None):
     p.add_argument("--persona", default="SIM7600E", help="simulated modem (CMQTT family)")
     p.add_argument("--jsonl", default=DEFAULT_JSONL, help="one JSON line per cell")
     p.add_argument("--list", action="store_true", help="record, print the steps, stop")
+    p.add_argument("--firmware-root", help="run the firmware of this checkout (e.g. another "
+                   "worktree) against this simulator")
     args = p.parse_args(argv)
+    if args.firmware_root:
+        if not os.path.isfile(os.path.join(args.firmware_root, "tools", "run_unix.py")):
+            p.error("--firmware-root: no tools/run_unix.py under %s" % args.firmware_root)
+        FIRMWARE_ROOT[0] = os.path.abspath(args.firmware_root)
     try:
         faults = select_faults(args.faults)
     except ValueError as e:

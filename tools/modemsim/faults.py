@@ -4,10 +4,11 @@ Format (README.md has the full table):
     {"faults": [{"kind": "busy", "match": "AT+CMQTTSUBTOPIC", "times": 1}, ...]}
 Triggers: "at_s" (seconds after first boot), "after_commands" (on the Nth command),
 "from_command" (the first command at or after the Nth that also matches, within
-"within" commands), "nth" (the Nth command that matches), "match" (command text prefix, case-insensitive) or "regex"; none =
-from boot.  "times" limits firings (default 1, 0 = unlimited); "when" is "before" or
-"after" the triggering command's answer, or "instead" of it (the command is not
-executed: a reboot leaves it unanswered).
+"within" commands), "nth" (the Nth command that matches), "match" (command text
+prefix, case-insensitive) or "regex"; none = from boot.  "times" limits firings
+(default 1, 0 = unlimited); "when" is "before" or "after" the triggering command's
+answer, or "instead" of it (the command is not executed: a reboot leaves it
+unanswered).
 
 Kinds that stand in for the answer (the fault-at-step matrix, tools/fault_matrix.py):
 "noanswer" (the command is lost), "error" (plain ERROR, or "+CME ERROR: <cme>" per
