@@ -27,6 +27,7 @@ Exit status 0 when every cell passed, 1 when one failed, 2 on a usage error.
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -50,7 +51,9 @@ STEADY_AFTER_ACK = 2  # telemetry messages after the downlink's answer end the r
 RECORD_S = 40.0
 SETTLE_MSGS = 2  # telemetry after the recovery before the clean stop
 SETTLE_S = 6.0
-GRACE_S = 5.0  # clean stop: the app flushes, says "offline", disconnects
+# The clean stop may wait 10 s for "offline" and 10 s for the DISCONNECT (tlog/app.py
+# shutdown) when it cancels the uplink inside a command; then run_unix's SIGINT.
+GRACE_S = 25.0
 KEEPALIVE_S = 20
 DEFAULT_JSONL = os.path.join(ROOT, "build", "fault-matrix.jsonl")
 FIRMWARE_ROOT: list = [os.environ.get("FM_FIRMWARE_ROOT") or None]  # another checkout
@@ -263,7 +266,9 @@ def run_cell(broker, step, fault, label, fault_dict, persona="SIM7600E"):
                 break
         fired_on = run.sim.call(lambda: run.sim.sim.scenario.faults[0].fired_on)
         res["fired_k"], res["fired_command"] = fired_on if fired_on else (None, None)
+        t_stop = time.monotonic()
         rc = run.fw.stop()
+        res["stop_s"] = round(time.monotonic() - t_stop, 1)
         msgs = run.sub.snapshot()
         a = analyze(msgs)
         counts = run.fw.final_counts()
@@ -418,6 +423,10 @@ def main(argv=None):
         p.error("--jobs must be at least 1")
     from broker import Broker
 
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, terminate)
+
     broker = Broker().start()
     try:
         print("recording a clean session ...", file=sys.stderr, flush=True)
@@ -452,8 +461,14 @@ def main(argv=None):
                         "%s ms" % r["recovery_ms"] if r["ok"] else "FAIL " + str(r["reason"])),
                         file=sys.stderr, flush=True)
                 return r
-            with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            pool = ThreadPoolExecutor(max_workers=args.jobs)
+            try:
                 list(pool.map(one, todo))
+            except KeyboardInterrupt:
+                print("interrupted: finishing the runs in progress", file=sys.stderr)
+                pool.shutdown(wait=True, cancel_futures=True)
+                return 130
+            pool.shutdown()
         results.sort(key=lambda r: (r["k"], faults.index(r["fault"]), r["variant"]))
         print(matrix_text(chosen, faults, results))
         print("JSON lines: %s" % args.jsonl)
