@@ -399,6 +399,52 @@ def matrix_text(steps, faults, results):
     return "\n".join(lines)
 
 
+PHASE_ORDER = ("bring-up", "data", "mqtt-start", "acquire", "connect", "subscribe",
+               "publish", "downlink", "steady")
+
+
+def phase_text(faults, results):
+    """Phases x faults: cells passed/run and the worst recovery among the passed (ms)."""
+    by = {}
+    for r in results:
+        by.setdefault((r["phase"], r["fault"]), []).append(r)
+    head = "| phase | " + " | ".join(faults) + " |"
+    lines = [head, "|---|" + "---:|" * len(faults)]
+    for ph in PHASE_ORDER:
+        if not any(k[0] == ph for k in by):
+            continue
+        row = []
+        for f in faults:
+            rs = by.get((ph, f), [])
+            ok = [r["recovery_ms"] for r in rs if r["ok"]]
+            if not rs:
+                row.append("-")
+            elif len(ok) == len(rs):
+                row.append("%d/%d, %d" % (len(ok), len(rs), max(ok)))
+            else:
+                row.append("**%d/%d**%s" % (len(ok), len(rs), ", %d" % max(ok) if ok else ""))
+        lines.append("| %s | %s |" % (ph, " | ".join(row)))
+    return "\n".join(lines)
+
+
+def report(path, faults):
+    """Re-print a finished run's matrix and phase table from its JSON lines."""
+    with open(path) as f:
+        results = [json.loads(line) for line in f if line.strip()]
+    if not results:
+        raise ValueError("%s: no results" % path)
+    seen = {}
+    for r in results:
+        seen.setdefault(r["k"], {"k": r["k"], "text": r["command"], "phase": r["phase"]})
+    steps = [seen[k] for k in sorted(seen)]
+    faults = [f for f in faults if any(r["fault"] == f for r in results)]
+    results.sort(key=lambda r: (r["k"], faults.index(r["fault"]), r["variant"]))
+    print(matrix_text(steps, faults, results))
+    print()
+    print(phase_text(faults, results))
+    return 0 if all(r["ok"] for r in results) else 1
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -413,7 +459,14 @@ def main(argv=None):
     p.add_argument("--list", action="store_true", help="record, print the steps, stop")
     p.add_argument("--firmware-root", help="run the firmware of this checkout (e.g. another "
                    "worktree) against this simulator")
+    p.add_argument("--report", metavar="JSONL", help="print the matrix of a finished run "
+                   "(its --jsonl file) and stop")
     args = p.parse_args(argv)
+    if args.report:
+        try:
+            return report(args.report, list(stepfaults.FAULTS))
+        except (OSError, ValueError) as e:
+            p.error(str(e))
     if args.firmware_root:
         if not os.path.isfile(os.path.join(args.firmware_root, "tools", "run_unix.py")):
             p.error("--firmware-root: no tools/run_unix.py under %s" % args.firmware_root)
@@ -474,6 +527,8 @@ def main(argv=None):
             pool.shutdown()
         results.sort(key=lambda r: (r["k"], faults.index(r["fault"]), r["variant"]))
         print(matrix_text(chosen, faults, results))
+        print()
+        print(phase_text(faults, results))
         print("JSON lines: %s" % args.jsonl)
         return 0 if all(r["ok"] for r in results) else 1
     finally:
