@@ -18,7 +18,6 @@ Against another checkout's firmware (same simulator): FM_FIRMWARE_ROOT=/path/to/
 """
 
 import json
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import fault_matrix as fm
@@ -70,9 +69,9 @@ def _param(sel, fault):
 
 
 @pytest.fixture(scope="module")
-def matrix(broker):  # noqa: F811
+def matrix(broker, tmp_path_factory):  # noqa: F811
     """{(selector, fault): [cell results]}: the clean session, then every CI cell."""
-    fm.LOG_DIR[0] = tempfile.mkdtemp(prefix="fault-matrix-logs-")
+    fm.LOG_DIR[0] = str(tmp_path_factory.mktemp("fault-matrix-logs"))
     steps = fm.record(broker)
     todo = []
     for sel, fault in CI_CELLS:
@@ -198,3 +197,24 @@ def test_step_fault_rejects_what_cannot_stand_in_for_an_answer():
         Scenario({"faults": [{"kind": "nonet", "when": "instead", "match": "AT"}]})
     with pytest.raises(ValueError):
         Scenario({"faults": [{"kind": "error", "when": "after", "match": "AT"}]})
+
+
+def test_report_reprints_a_run(tmp_path, capsys):
+    """--report: the matrix and the phase table from a run's JSON lines; a bad file is a
+    clear usage error, not a traceback."""
+    cells = [{"k": 1, "command": "AT", "phase": "bring-up", "fault": "error", "variant": "error",
+              "ok": True, "recovery_ms": 812, "reason": None},
+             {"k": 2, "command": "AT+CMQTTPUB=0,1,60", "phase": "publish",
+              "fault": "reboot_wait", "variant": "reboot_wait", "ok": False,
+              "recovery_ms": None, "reason": "no telemetry within 15 s of the fault's end"}]
+    path = tmp_path / "run.jsonl"
+    path.write_text("".join(json.dumps(c) + "\n" for c in cells))
+    assert fm.main(["--report", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "812" in out and "FAIL k=2 AT+CMQTTPUB=0,1,60 reboot_wait" in out
+    assert "| publish | **0/1** | - |" in out
+    with pytest.raises(SystemExit) as e:
+        fm.main(["--report", str(tmp_path / "missing.jsonl")])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit):
+        fm.main(["--faults", "meteor"])

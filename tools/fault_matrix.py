@@ -454,7 +454,8 @@ def main(argv=None):
     p.add_argument("--faults", help="comma-separated (default: all)")
     p.add_argument("--steps", help="comma-separated selection (default: every step)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (default 1)")
-    p.add_argument("--persona", default="SIM7600E", help="simulated modem (CMQTT family)")
+    p.add_argument("--persona", default="SIM7600E", choices=("SIM7600E", "A7600", "SIM7670"),
+                   help="simulated modem (the CMQTT family; default SIM7600E)")
     p.add_argument("--jsonl", default=DEFAULT_JSONL, help="one JSON line per cell")
     p.add_argument("--list", action="store_true", help="record, print the steps, stop")
     p.add_argument("--firmware-root", help="run the firmware of this checkout (e.g. another "
@@ -486,7 +487,11 @@ def main(argv=None):
     broker = Broker().start()
     try:
         print("recording a clean session ...", file=sys.stderr, flush=True)
-        steps = record(broker, args.persona)
+        try:
+            steps = record(broker, args.persona)
+        except RuntimeError as e:
+            print("fault-matrix: %s" % e, file=sys.stderr)
+            return 1
         if args.list:
             for s in steps:
                 print("%4d %-10s %-5s %s (%s#%d)" % (s["k"], s["phase"],
