@@ -393,6 +393,12 @@ def matrix_text(steps, faults, results):
     lines.append("cells %d, passed %d, failed %d; recovery ms = fault's end to telemetry at "
                  "the broker; '-' = not applicable" % (len(results), len(results) - len(fails),
                                                        len(fails)))
+    drift = [r for r in results if r.get("fired_k") not in (None, r["k"])]
+    if drift:
+        most = max(abs(r["fired_k"] - r["k"]) for r in drift)
+        lines.append("%d cells fired on their command at another index than recorded (up to "
+                     "%d away: the GNSS and signal polls interleave by timing)" % (len(drift),
+                                                                                 most))
     for r in fails:
         lines.append("FAIL k=%d %s %s [%s]: %s" % (r["k"], r["command"], r["fault"],
                                                     r["variant"], r["reason"]))
