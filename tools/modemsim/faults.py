@@ -169,7 +169,9 @@ class Scenario:
             import asyncio
             await asyncio.sleep(RESULT_DELAY_S)
             m.urc(urc)
-        m.spawn(later())
+        t = m.spawn(later())
+        m._results.add(t)             # a result: a reboot before it ends it (modem.reboot)
+        t.add_done_callback(m._results.discard)
         return b"\r\nOK\r\n"
 
     def _revert_after(self, m, dur, fn):
