@@ -3,9 +3,11 @@
 
     python3 tools/dev.py fault-matrix [--faults reboot,error] [--steps 1-20,AT+CMQTTPUB=#2]
                                       [--jobs N] [--persona SIM7600E] [--jsonl FILE] [--list]
+                                      [--firmware-root OTHER_CHECKOUT] [--report JSONL]
 
 1. Records a clean session: the firmware (MicroPython unix port, tools/run_unix.py)
-   against the simulator (tools/modemsim, fast) and one Mosquitto, from boot to steady
+   against the simulator (tools/modemsim at its default pace: 0.5 s boot, 20 ms answers,
+   115200 baud; its "fast" mode hides the boot gap) and one Mosquitto, from boot to steady
    publishing, with a downlink command (``ping``) sent after the second telemetry
    message and answered; every AT command the modem received is a step.
 2. For each step k and each fault (tools/modemsim/stepfaults.py: reboot, reboot_wait,
@@ -14,12 +16,15 @@
    head and occurrence: the k-th command of the clean session) and checks:
      - telemetry reaches the broker within 15 s of the fault's end (after the reconnect's
        "online" when the link was rebuilt): the recovery time;
-     - no record lost: every seq 0..max at the broker, and records made == unique
-       records at the broker + records still in the spool at the clean stop;
+     - no record lost: every seq 0..max at the broker, and no more records made than
+       unique records at the broker + records still in the spool at the clean stop
+       (a cell that did not recover is stopped at once: the broker's figures only);
      - duplicates only from the batch in flight (at most one batch);
      - no traceback, no MemoryError, the firmware still running.
-3. Prints the matrix (steps x faults: recovery ms, "-" not applicable, FAIL) and writes
-   one JSON line per cell (``--jsonl``, default build/fault-matrix.jsonl).
+3. Prints the matrix (steps x faults: recovery ms, "-" not applicable, FAIL), a phase
+   table, and writes one JSON line per cell (``--jsonl``, default
+   build/fault-matrix.jsonl); failed cells' logs (modem side and firmware) go to
+   build/fault-matrix-logs/.  ``--report JSONL`` re-prints a finished run.
 
 Exit status 0 when every cell passed, 1 when one failed, 2 on a usage error.
 """
