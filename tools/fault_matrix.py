@@ -64,6 +64,7 @@ KEEPALIVE_S = 20
 DEFAULT_JSONL = os.path.join(ROOT, "build", "fault-matrix.jsonl")
 FIRMWARE_ROOT: list = [os.environ.get("FM_FIRMWARE_ROOT") or None]  # another checkout
 LOG_DIR: list = [None]  # where failed cells' logs go (set by main)
+BY_INDEX = [False]  # inject on the k-th command whatever it is (default: its head, nth)
 SIM_FAST = [False]  # the simulator at its default pace (boot 0.5 s, 20 ms answers)
 _DEV_SEQ = [0]
 _DEV_LOCK = threading.Lock()
@@ -242,7 +243,7 @@ def _problems(log):
 def run_cell(broker, step, fault, label, fault_dict, persona="SIM7600E"):
     """Run the firmware with one fault at one step; the cell's result as a dict."""
     t_wall = time.monotonic()
-    run = Run(broker, persona, scenario=stepfaults.scenario(step, fault_dict))
+    run = Run(broker, persona, scenario=stepfaults.scenario(step, fault_dict, BY_INDEX[0]))
     dur = stepfaults.duration(fault_dict)
     res = {"k": step["k"], "command": step["text"], "phase": step["phase"], "fault": fault,
            "variant": label, "ok": False, "recovery_ms": None, "reason": None}
@@ -471,6 +472,8 @@ def main(argv=None):
     p.add_argument("--list", action="store_true", help="record, print the steps, stop")
     p.add_argument("--firmware-root", help="run the firmware of this checkout (e.g. another "
                    "worktree) against this simulator")
+    p.add_argument("--by-index", action="store_true", help="inject on the k-th command "
+                   "whatever it is (default: the recorded command at its occurrence)")
     p.add_argument("--report", metavar="JSONL", help="print the matrix of a finished run "
                    "(its --jsonl file) and stop")
     args = p.parse_args(argv)
@@ -479,6 +482,7 @@ def main(argv=None):
             return report(args.report, list(stepfaults.FAULTS))
         except (OSError, ValueError) as e:
             p.error(str(e))
+    BY_INDEX[0] = args.by_index
     if args.firmware_root:
         if not os.path.isfile(os.path.join(args.firmware_root, "tools", "run_unix.py")):
             p.error("--firmware-root: no tools/run_unix.py under %s" % args.firmware_root)

@@ -140,9 +140,13 @@ def variants(fault, step):
     raise ValueError("unknown fault %r (have %s)" % (fault, ", ".join(FAULTS)))
 
 
-def scenario(step, fault_dict):
-    """The scenario firing `fault_dict` on the step's command (its nth occurrence)."""
-    d = dict(fault_dict, regex=head_regex(step["head"]), nth=step["nth"], times=1)
+def scenario(step, fault_dict, by_index=False):
+    """The scenario firing `fault_dict` on the step's command: its nth occurrence, or
+    (by_index) whatever command comes k-th, as in the recording or not."""
+    if by_index:
+        d = dict(fault_dict, after_commands=step["k"], times=1)
+    else:
+        d = dict(fault_dict, regex=head_regex(step["head"]), nth=step["nth"], times=1)
     return {"faults": [d]}
 
 
