@@ -7,6 +7,7 @@
     python3 tools/dev.py bench     AT reader benchmark on the unix port, MB/s and callgrind
                                    instruction counts (JSON lines; --quick, --no-callgrind)
     python3 tools/dev.py bench-drain   backlog drain vs. the UART line rate (JSON lines)
+    python3 tools/dev.py fault-matrix  a fault at every step of the link (steps x faults)
     python3 tools/dev.py run-unix  --modem tcp:HOST:PORT --config FILE
 
 The first run creates ``.venv`` from tools/requirements.txt and installs the
@@ -201,16 +202,22 @@ def cmd_bench_drain(rest):
     _exec([tool("python"), os.path.join(ROOT, "tools", "bench_drain.py")] + rest)
 
 
+def cmd_fault_matrix(rest):
+    bootstrap()
+    ensure_mosquitto()
+    _exec([tool("python"), os.path.join(ROOT, "tools", "fault_matrix.py")] + rest)
+
+
 def cmd_run_unix(rest):
     bootstrap()
     _exec([tool("python"), os.path.join(ROOT, "tools", "run_unix.py")] + rest)
 
 
 PASS_THROUGH = {"bench": cmd_bench, "bench-drain": cmd_bench_drain, "demo": cmd_demo,
-                "run-unix": cmd_run_unix}
+                "fault-matrix": cmd_fault_matrix, "run-unix": cmd_run_unix}
 # the script behind each pass-through command, for its --help (no bootstrap, nothing run)
 HELP_OF = {"bench": "bench_reader.py", "bench-drain": "bench_drain.py", "demo": "demo.py",
-           "run-unix": "run_unix.py"}
+           "fault-matrix": "fault_matrix.py", "run-unix": "run_unix.py"}
 _HELP = ("-h", "--help")
 
 

@@ -3,9 +3,17 @@
 Format (README.md has the full table):
     {"faults": [{"kind": "busy", "match": "AT+CMQTTSUBTOPIC", "times": 1}, ...]}
 Triggers: "at_s" (seconds after first boot), "after_commands" (on the Nth command),
-"match" (command text prefix, case-insensitive) or "regex"; none = from boot.
-"times" limits firings (default 1, 0 = unlimited); "when" is "before" or "after"
-the triggering command's answer.
+"from_command" (the first command at or after the Nth that also matches, within
+"within" commands), "nth" (the Nth command that matches), "match" (command text
+prefix, case-insensitive) or "regex"; none = from boot.  "times" limits firings
+(default 1, 0 = unlimited); "when" is "before" or "after" the triggering command's
+answer, or "instead" of it (the command is not executed: a reboot leaves it
+unanswered).
+
+Kinds that stand in for the answer (the fault-at-step matrix, tools/fault_matrix.py):
+"noanswer" (the command is lost), "error" (plain ERROR, or "+CME ERROR: <cme>" per
+AT+CMEE, after optional information "lines"), "result_error" (OK, then the result URC
+"urc" the command would have sent, e.g. "+CMQTTCONNECT: 0,26").
 """
 
 import json
@@ -14,8 +22,11 @@ import re
 from .cmd_basic import reg_urc
 
 KINDS = ("connlost", "nonet", "busy", "reboot", "stray_urc", "stall", "slow",
-         "byte_per_write", "echo_on", "old_firmware")
+         "byte_per_write", "echo_on", "old_firmware", "noanswer", "error", "result_error")
 AFTER_BY_DEFAULT = ("connlost", "nonet", "reboot")
+INSTEAD_ONLY = ("noanswer", "error", "result_error")
+WHENS = ("before", "after", "instead")
+RESULT_DELAY_S = 0.05   # OK, then the (failed) result URC this long after it
 
 
 class Fault:
@@ -26,24 +37,42 @@ class Fault:
         self.kind = d["kind"]
         self.at_s = d.get("at_s")
         self.after_commands = d.get("after_commands")
+        self.from_command = d.get("from_command")
+        self.within = int(d.get("within", 10))
+        self.nth = d.get("nth")
+        self.seen = 0             # commands matched so far (for "nth")
         self.match = d.get("match")
         self.regex = re.compile(d["regex"], re.I) if d.get("regex") else None
         self.times = int(d.get("times", 1))
-        self.when = d.get("when", "after" if self.kind in AFTER_BY_DEFAULT else "before")
+        self.when = d.get("when", "instead" if self.kind in INSTEAD_ONLY else
+                          "after" if self.kind in AFTER_BY_DEFAULT else "before")
+        if self.when not in WHENS or (self.kind in INSTEAD_ONLY and self.when != "instead"):
+            raise ValueError("fault %r: bad 'when' %r" % (self.kind, self.when))
+        if self.when == "instead" and self.kind not in INSTEAD_ONLY + ("reboot",):
+            raise ValueError("fault %r cannot stand in for an answer" % self.kind)
         self.fired = 0
+        self.fired_on = None      # (command count, command text) of the last firing
 
     def command_triggered(self):
-        return self.after_commands is not None or self.match or self.regex
+        return (self.after_commands is not None or self.from_command is not None
+                or self.match or self.regex)
 
     def wants(self, text, count):
         if self.times and self.fired >= self.times:
             return False
         if self.after_commands is not None and count != int(self.after_commands):
             return False
+        if self.from_command is not None and not (
+                0 <= count - int(self.from_command) < self.within):
+            return False
         if self.match and not text.upper().startswith(self.match.upper()):
             return False
         if self.regex and not self.regex.search(text):
             return False
+        if self.nth is not None:
+            self.seen += 1
+            if self.seen != int(self.nth):
+                return False
         return bool(self.command_triggered())
 
 
@@ -73,9 +102,10 @@ class Scenario:
         self.fire(m, f, "at_s")
 
     def before_command(self, m, text):
+        """None, "busy", "drop" (no answer) or bytes: the answer in the command's place."""
         verdict = None
         for f in self.faults:
-            if f.when == "before" and f.wants(text, m.command_count):
+            if f.when in ("before", "instead") and f.wants(text, m.command_count):
                 verdict = self.fire(m, f, text) or verdict
         return verdict
 
@@ -87,9 +117,12 @@ class Scenario:
     # -- actions ------------------------------------------------------------------
     def fire(self, m, f, why):
         f.fired += 1
+        f.fired_on = (m.command_count, why)
         self.log.append((f.kind, why))
         d, k = f.d, f.kind
         dur = d.get("duration_s")
+        if f.when == "instead":
+            return self._instead(m, f)
         if k == "busy":
             return "busy"
         if k == "stall":
@@ -116,6 +149,30 @@ class Scenario:
         elif k == "nonet":
             nonet(m, float(dur or 5.0))
         return None
+
+    def _instead(self, m, f):
+        """The fault takes the command's place: it is not executed."""
+        from .atcmd import AtError, final_error, frame_lines
+        d, k = f.d, f.kind
+        if k == "reboot":
+            m.reboot(delay=float(d.get("delay_s", 0.0)))
+            return "drop"
+        if k == "noanswer":
+            return "drop"
+        if k == "error":
+            err = AtError(cme=d.get("cme"), lines=d.get("lines", ()))
+            return frame_lines(err.lines) + final_error(err, m.st.cmee)
+        # result_error: the command is accepted, its result reports the failure
+        urc = d["urc"]
+
+        async def later():
+            import asyncio
+            await asyncio.sleep(RESULT_DELAY_S)
+            m.urc(urc)
+        t = m.spawn(later())
+        m._results.add(t)             # a result: a reboot before it ends it (modem.reboot)
+        t.add_done_callback(m._results.discard)
+        return b"\r\nOK\r\n"
 
     def _revert_after(self, m, dur, fn):
         if dur is None:

@@ -68,6 +68,7 @@ class Modem:
         self._rx_event = asyncio.Event()
         self._tasks = set()
         self._after = []
+        self._results = set()            # result tasks of answered commands (reboot ends them)
         self._inject = None              # (urc bytes, offset) for the next response
         self.old_firmware = False
         self.byte_per_write = False
@@ -212,6 +213,10 @@ class Modem:
         for slot in self.st.mqtt:
             slot.abort_silently()
         self.st.sm.abort_silently()
+        me = asyncio.current_task()
+        for t in list(self._results):          # a rebooted module reports no old results
+            if t is not me:
+                t.cancel()
         self.st = State(self.p)
         if self.gnss is not None:
             self.gnss.power(False)
@@ -250,6 +255,9 @@ class Modem:
         fired = self.scenario.before_command(self, text.strip()) if self.scenario else None
         if fired == "drop":
             return
+        if isinstance(fired, bytes):          # a fault answers in the command's place
+            self.send(fired)
+            return
         await self.delay(self.opts.latency)
         if self.slow_extra > 0:
             await asyncio.sleep(self.slow_extra)
@@ -272,12 +280,16 @@ class Modem:
         if self._inject is not None:
             urc, off = self._inject
             self._inject = None
+            if off == "final":                # at the line boundary before the final result
+                off = len(resp) - len(result)
             off = len(resp) // 2 if off is None else max(0, min(off, len(resp)))
             resp = resp[:off] + urc + resp[off:]
         self.send(resp)
         after, self._after = self._after, []
         for fn in after:
-            self.spawn(fn())
+            t = self.spawn(fn())
+            self._results.add(t)
+            t.add_done_callback(self._results.discard)
         if self.scenario:
             self.scenario.after_command(self, text.strip())
 
