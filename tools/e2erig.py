@@ -161,9 +161,11 @@ class SimThread:
 class Firmware:
     """``python3 tools/run_unix.py ...`` in its own session; output to a log file."""
 
-    def __init__(self, workdir, modem, config, heapsize=None, seconds=0, grace=15.0, mpy=False):
+    def __init__(self, workdir, modem, config, heapsize=None, seconds=0, grace=15.0, mpy=False,
+                 frozen=False):
         self.workdir = workdir
         self.mpy = mpy
+        self.frozen = frozen
         self.modem = modem
         self.config = config
         self.heapsize = heapsize
@@ -182,6 +184,8 @@ class Firmware:
             cmd += ["--heapsize", self.heapsize]
         if self.mpy:
             cmd.append("--mpy")
+        if self.frozen:
+            cmd.append("--frozen")
         return cmd
 
     def start(self):
@@ -377,9 +381,10 @@ class Rig:
 
     def __init__(self, broker, scenario=None, persona="SIM7600E", device_id="e2e-dev",
                  heapsize=None, tls=False, track=None, fast=True, seconds=0, workdir=None,
-                 on_message=None, config_extra=None, sim_kw=None, mpy=False):
+                 on_message=None, config_extra=None, sim_kw=None, mpy=False, frozen=False):
         self.broker = broker
         self.mpy = mpy
+        self.frozen = frozen
         self.scenario = scenario
         self.persona = persona
         self.device_id = device_id
@@ -417,7 +422,8 @@ class Rig:
         port_b = b.tls_port if self.tls else b.port
         make_config(cfg_path, self.device_id, port_b, tls=self.tls, **self.config_extra)
         self.fw = Firmware(self.workdir, "tcp:127.0.0.1:%d" % port, cfg_path,
-                           heapsize=self.heapsize, seconds=self.seconds, mpy=self.mpy)
+                           heapsize=self.heapsize, seconds=self.seconds, mpy=self.mpy,
+                           frozen=self.frozen)
         self.t_start = time.monotonic()
         self.fw.start()
         return self
