@@ -5,7 +5,9 @@
     python3 tools/dev.py demo      the firmware on the unix port against the simulator
     python3 tools/dev.py bench     AT reader benchmark on the unix port (JSON lines)
     python3 tools/dev.py bench-drain   backlog drain vs. the UART line rate (JSON lines)
-    python3 tools/dev.py run-unix  --modem tcp:HOST:PORT --config FILE
+    python3 tools/dev.py run-unix  --modem tcp:HOST:PORT --config FILE [--frozen]
+    python3 tools/dev.py build-port    the 32-bit unix port with the firmware frozen in
+    python3 tools/dev.py mem       the firmware's RAM on that build (JSON; --readme)
 
 The first run creates ``.venv`` from tools/requirements.txt and installs the
 ESP32 stubs into ``typings/``; later runs skip that unless the requirements
@@ -136,6 +138,17 @@ def step_device_tests(extra=()):
     )
 
 
+def step_build_port(env):
+    """The board-like build (tools/build_port.py) for tests_host/test_frozen.py, which runs
+    the e2e cases on it at -X heapsize=96K; skipped, with the reason, where it cannot be
+    built (no MicroPython source, no 32-bit libc): test_frozen.py then skips too."""
+    rc = run([sys.executable, os.path.join(ROOT, "tools", "build_port.py"), "--quiet"], env=env)
+    if rc == 3:  # build_port.SKIP_RC: the reason is printed above
+        log("frozen 32-bit port: skipped")
+        return 0
+    return rc
+
+
 def cmd_test(args):
     bootstrap()
     ensure_mosquitto()
@@ -150,6 +163,7 @@ def cmd_test(args):
     step("mpy-cross", step_mpy_cross())
     step("pyright (ESP32 stubs)", run([tool("pyright"), "-p", "pyrightconfig.json"], env=env))
     step("pyright (host)", run([tool("pyright"), "-p", "pyrightconfig.host.json"], env=env))
+    step("frozen 32-bit port build", step_build_port(env))
     rc = run([tool("pytest")] + list(args.pytest_args), env=env)
     step("pytest tests_host", 0 if rc in (0,) else rc)
     step("tests_device (unix port)", step_device_tests())
@@ -188,13 +202,23 @@ def cmd_bench_drain(rest):
     _exec([tool("python"), os.path.join(ROOT, "tools", "bench_drain.py")] + rest)
 
 
+def cmd_build_port(rest):
+    _exec([sys.executable, os.path.join(ROOT, "tools", "build_port.py")] + rest)
+
+
+def cmd_mem(rest):
+    bootstrap()
+    ensure_mosquitto()
+    _exec([tool("python"), os.path.join(ROOT, "tools", "mem.py")] + rest)
+
+
 def cmd_run_unix(rest):
     bootstrap()
     _exec([tool("python"), os.path.join(ROOT, "tools", "run_unix.py")] + rest)
 
 
 PASS_THROUGH = {"bench": cmd_bench, "bench-drain": cmd_bench_drain, "demo": cmd_demo,
-                "run-unix": cmd_run_unix}
+                "run-unix": cmd_run_unix, "build-port": cmd_build_port, "mem": cmd_mem}
 
 
 def main(argv=None):
