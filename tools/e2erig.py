@@ -162,8 +162,9 @@ class Firmware:
     """``python3 tools/run_unix.py ...`` in its own session; output to a log file."""
 
     def __init__(self, workdir, modem, config, heapsize=None, seconds=0, grace=15.0, mpy=False,
-                 frozen=False):
+                 frozen=False, extra_args=()):
         self.workdir = workdir
+        self.extra_args = list(extra_args)
         self.mpy = mpy
         self.frozen = frozen
         self.modem = modem
@@ -186,7 +187,7 @@ class Firmware:
             cmd.append("--mpy")
         if self.frozen:
             cmd.append("--frozen")
-        return cmd
+        return cmd + self.extra_args
 
     def start(self):
         log = open(self.log_path, "wb")
@@ -381,8 +382,10 @@ class Rig:
 
     def __init__(self, broker, scenario=None, persona="SIM7600E", device_id="e2e-dev",
                  heapsize=None, tls=False, track=None, fast=True, seconds=0, workdir=None,
-                 on_message=None, config_extra=None, sim_kw=None, mpy=False, frozen=False):
+                 on_message=None, config_extra=None, sim_kw=None, mpy=False, frozen=False,
+                 fw_args=()):
         self.broker = broker
+        self.fw_args = fw_args
         self.mpy = mpy
         self.frozen = frozen
         self.scenario = scenario
@@ -423,7 +426,7 @@ class Rig:
         make_config(cfg_path, self.device_id, port_b, tls=self.tls, **self.config_extra)
         self.fw = Firmware(self.workdir, "tcp:127.0.0.1:%d" % port, cfg_path,
                            heapsize=self.heapsize, seconds=self.seconds, mpy=self.mpy,
-                           frozen=self.frozen)
+                           frozen=self.frozen, extra_args=self.fw_args)
         self.t_start = time.monotonic()
         self.fw.start()
         return self

@@ -45,7 +45,8 @@ def build_command(args):
     if getattr(args, "frozen", False):  # board-like build (tools/build_port.py)
         import build_port
 
-        return [build_port.ensure(), "-X", "heapsize=" + args.heapsize, build_port.ENTRY]
+        return [build_port.ensure(), "-X", "heapsize=" + args.heapsize,
+                args.entry or build_port.ENTRY]
     return [MICROPYTHON, "-X", "heapsize=" + args.heapsize,
             os.path.join(ROOT, "firmware", "main.py")]
 
@@ -129,6 +130,7 @@ def parse(argv):
     p.add_argument("--frozen", action="store_true",
                    help="run the 32-bit build with the firmware frozen in (tools/build_port.py, "
                    "built on first use): its heap is what the board needs, e.g. --heapsize 64K")
+    p.add_argument("--entry", help=argparse.SUPPRESS)  # --frozen: another entry script
     return p.parse_args(argv)
 
 
