@@ -87,6 +87,11 @@ def static(binary, name, family="cmqtt", obd=True, capture=True):
                     "TLOG_FLASH": os.path.join(tmp, "flash"),
                     "TLOG_MODEM": "tcp:127.0.0.1:%d" % ports[0], "TLOG_MEMPROBE": "static"})
         os.makedirs(env["TLOG_FLASH"])
+        d = subprocess.run([binary, PROBE], env=dict(env, TLOG_MEMPROBE="deps"), cwd=tmp,
+                           capture_output=True, text=True, timeout=60)
+        for line in d.stdout.splitlines():
+            if line.startswith("DEPS "):
+                env["TLOG_MEMPROBE_DEPS"] = line[5:]
         r = subprocess.run([binary, "-X", "heapsize=" + HEAP, PROBE], env=env, cwd=tmp,
                            capture_output=True, text=True, timeout=60)
         for line in r.stdout.splitlines():
@@ -185,26 +190,36 @@ def search(broker, lo_k=40, hi_k=128):
     return out
 
 
+def firmware_total(doc, d):
+    """The firmware's heap with its real main.py: the probe script's own compiled code
+    (d["boot"] - boot_bare) left out."""
+    return doc["boot_bare"] + d["imports"] + d["app_built"]
+
+
 def readme(doc):
     """Markdown tables for README.md's memory section."""
     st = {d["name"]: d for d in doc["static"]}
     full = st["all"]
+    code = full["boot"] + full["probe"] - doc["boot_bare"]  # the probe script in the heap
     k = lambda n: "%.1f" % (n / 1024.0)  # noqa: E731
-    lines = ["| heap (KiB, 32-bit, frozen) | " + " | ".join(d["name"] for d in doc["static"])
+    lines = ["| heap, KiB (32-bit, frozen) | " + " | ".join(d["name"] for d in doc["static"])
              + " |", "|---|" + "---|" * len(doc["static"])]
 
     def row(label, fn):
         lines.append("| %s | %s |" % (label, " | ".join(fn(d) for d in doc["static"])))
-    row("after boot (MicroPython + asyncio not yet imported)", lambda d: k(d["boot"]))
-    row("modules imported at boot (classes, dicts, module objects)", lambda d: k(d["imports"]))
-    row("App built: objects and preallocated buffers", lambda d: k(d["app_built"]))
+    row("MicroPython started, nothing imported", lambda d: k(doc["boot_bare"]))
+    row("modules imported at boot (module, class and function objects)",
+        lambda d: k(d["imports"]))
+    row("App built: its objects and preallocated buffers", lambda d: k(d["app_built"]))
     for c in ("ring", "response", "inbox", "batch", "spool", "capture", "OBD", "other"):
-        row("&nbsp;&nbsp;buffers: " + c, lambda d, c=c: k(d["buffer_totals"].get(c, 0)))
-    row("**total after boot, before the first AT command**", lambda d: "**%s**" % k(d["total"]))
+        row("&nbsp;&nbsp;of which buffers: " + c,
+            lambda d, c=c: k(d["buffer_totals"].get(c, 0)))
+    row("**total before the first AT command**", lambda d: "**%s**" % k(firmware_total(doc, d)))
     lines.append("")
-    lines.append("| module (import cost, bytes) | | module | |")
+    lines.append("| module: import cost (bytes) | | module | |")
     lines.append("|---|---|---|---|")
-    mods = [m for m in full["modules"]] + [m for m in full["later"] if m[1] is not None]
+    mods = [m for m in full["modules"]] + [
+        (m[0] + " (when used)", m[1]) for m in full["later"] if m[1] is not None]
     half = (len(mods) + 1) // 2
     for i in range(half):
         a = mods[i]
@@ -212,19 +227,19 @@ def readme(doc):
         lines.append("| %s | %s | %s | %s |" % (a[0], a[1], b[0], b[1]))
     if doc.get("peaks"):
         lines.append("")
-        lines.append("| peak live heap (KiB), every feature on | boot | connected | recovery "
-                     "| min free |")
-        lines.append("|---|---|---|---|---|")
+        lines.append("| peak live heap, KiB, every feature on | link bring-up | connected "
+                     "| link down again (recovery) |")
+        lines.append("|---|---|---|---|")
         for name, v in doc["peaks"].items():
             p = v["peak"] or {}
-            lines.append("| %s%s | %s | %s | %s | %s |" % (
-                name, "" if v["ok"] else " (FAILED)", k(p.get("boot", 0)),
-                k(p.get("connected", 0)), k(p.get("recovery", 0)),
-                k(p.get("min_free", 0))))
+            lines.append("| %s%s | %s | %s | %s |" % (
+                name, "" if v["ok"] else " (FAILED)", k(max(0, p.get("boot", 0) - code)),
+                k(max(0, p.get("connected", 0) - code)),
+                k(max(0, p.get("recovery", 0) - code))))
     if doc.get("search"):
         lines.append("")
-        lines.append("Lowest `-X heapsize` at which every record arrives: " + ", ".join(
-            "%s %sK" % (n, v) for n, v in doc["search"].items()) + ".")
+        lines.append("Lowest `-X heapsize` at which every record arrives (4 KiB steps): "
+                     + ", ".join("%s %sK" % (n, v) for n, v in doc["search"].items()) + ".")
     return "\n".join(lines)
 
 
@@ -243,7 +258,11 @@ def main(argv=None):
         print("dev.py mem: the 32-bit frozen port cannot be built here: %s" % e,
               file=sys.stderr)
         return build_port.SKIP_RC
+    bare = subprocess.run([binary, "-c", "import gc; gc.collect(); print(gc.mem_alloc())"],
+                          env=build_port.frozen_env(), capture_output=True, text=True,
+                          timeout=30)
     doc = {"build": "unix port, 32-bit (-m32), firmware frozen (tools/build_port.py)",
+           "boot_bare": int(bare.stdout.split()[-1]),
            "static": [static(binary, "all"), static(binary, "obd off", obd=False),
                       static(binary, "capture off", capture=False),
                       static(binary, "sm family", family="sm")]}

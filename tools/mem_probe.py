@@ -4,7 +4,9 @@ Runs on the 32-bit frozen port (tools/build_port.py) as the entry script, with t
 firmware's own environment (TLOG_BOARD, TLOG_CONFIG, ...; tlog/platform.py).
 TLOG_MEMPROBE selects what it does:
 
-  static   heap after boot, each module's import (in dependency order), the App built
+  deps     the modules ``import tlog.app`` loads (one line ``DEPS a,b,...``)
+  static   heap after boot, each module's import (in dependency order; only those in
+           TLOG_MEMPROBE_DEPS when set), the App built
            (buffers preallocated, nothing running), then every bytearray reachable from
            the App with its owner's path.  One line: ``MEM {json}``.
   run      the firmware as main.py runs it, plus a task that every 10 ms collects and
@@ -50,11 +52,27 @@ def block(n):
 
 
 def buffers(root):
-    """[(path, len)] of every bytearray reachable from ``root`` (breadth first)."""
+    """[(path, len)] of every bytearray reachable from ``root``: attributes breadth first,
+    then the contents of lists and tuples (so a buffer is named by its owner's attribute,
+    not by a tuple of cached references to it)."""
     seen = {id(root)}
     out = []
     todo = [("app", root)]
-    while todo:
+    seqs = []
+    while todo or seqs:
+        if not todo:  # attributes exhausted: open the lists and tuples met so far
+            for path, v in seqs:
+                for i, e in enumerate(v):
+                    if id(e) in seen:
+                        continue
+                    if isinstance(e, bytearray):
+                        seen.add(id(e))
+                        out.append(("%s[%d]" % (path, i), len(e)))
+                    elif hasattr(e, "__dict__") and not isinstance(e, type):
+                        seen.add(id(e))
+                        todo.append(("%s[%d]" % (path, i), e))
+            seqs = []
+            continue
         nxt = []
         for path, obj in todo:
             try:
@@ -65,18 +83,14 @@ def buffers(root):
                 p = path + "." + k
                 if id(v) in seen:
                     continue
-                seen.add(id(v))
                 if isinstance(v, bytearray):
+                    seen.add(id(v))
                     out.append((p, len(v)))
                 elif isinstance(v, (list, tuple)):
-                    for i, e in enumerate(v):
-                        if isinstance(e, bytearray) and id(e) not in seen:
-                            seen.add(id(e))
-                            out.append(("%s[%d]" % (p, i), len(e)))
-                        elif hasattr(e, "__dict__") and id(e) not in seen:
-                            seen.add(id(e))
-                            nxt.append(("%s[%d]" % (p, i), e))
+                    seen.add(id(v))
+                    seqs.append((p, v))
                 elif hasattr(v, "__dict__") and not isinstance(v, type):
+                    seen.add(id(v))
                     nxt.append((p, v))
         todo = nxt
     return out
@@ -87,7 +101,12 @@ def static():
 
     mods = []
     base = alloc()
+    deps = os.getenv("TLOG_MEMPROBE_DEPS")  # what ``import tlog.app`` loads (a deps run)
+    deps = deps.split(",") if deps is not None else MODULES
+    base = alloc()  # the list above is not an import's cost
     for name in MODULES:
+        if name not in deps:
+            continue
         before = alloc()
         __import__(name)
         mods.append((name, alloc() - before))
@@ -163,5 +182,9 @@ def run():
 
 if os.getenv("TLOG_MEMPROBE") == "run":
     run()
+elif os.getenv("TLOG_MEMPROBE") == "deps":
+    import tlog.app  # noqa: F401
+
+    print("DEPS " + ",".join(sorted(sys.modules)))
 else:
     static()

@@ -113,6 +113,8 @@ class App:
     def __init__(self, opts):
         self.opts = opts
         self.board = b = _board.load(opts["board"])
+        for k in ("description", "sources", "notes"):  # documentation: not kept in RAM
+            b.pop(k, None)
         self.root = platform.flash_root(b, opts.get("flash"))
         fsutil.makedirs(self.root)
         self.cfg = cfg = _config.load(opts.get("config") or self.root + "/config.json")
@@ -137,7 +139,9 @@ class App:
         stream = platform.open_stream(b["uart"], opts.get("modem"))
         self.at = at = Engine(stream)
         self.events = EventQueue(32)
-        self.inbox = Inbox(4, 128, 1024)
+        # commands are small JSON objects: 512 bytes each (4 KB at 1024 was the biggest
+        # preallocation of the app; a longer one is dropped and counted, rx_dropped)
+        self.inbox = Inbox(4, 128, 512)
         self.modem = Modem(at, self.events, board=b, family=fam,
                            pin_factory=platform.pin_factory(), pin=cfg.get("sim_pin") or None,
                            apn=cfg.get("apn") or None, apn_user=cfg.get("apn_user") or None,

@@ -25,12 +25,15 @@ them: a secret's first half is never forced out).
 
 import os
 
-from atmq import atx
 from atmq.compat import const, ticks_diff, ticks_ms
 
 from . import config as _config
 from . import fsutil
-from .rxredact import REDACTED, RxRedactor
+
+# atmq.atx and tlog.rxredact are imported by the first start(): ~2 KB of heap (module and
+# class objects) that a device with capture off never pays.  Same bytes as
+# rxredact.REDACTED, which marks a hidden RX secret (compared by identity in _rx_out).
+REDACTED = b"<redacted>"
 
 IDLE_FLUSH_MS = const(1000)  # a quiet line: what is held is not the start of a secret
 # command prefix -> index of the first quoted argument to hide (all later quoted ones too)
@@ -116,6 +119,7 @@ class Capture:
         self.errors = 0
         self.last_error = None
         self._rx = None  # the RxRedactor, made by the first start() (~1 KB window)
+        self._rx_marker = None  # rxredact.REDACTED once imported
         self._rx_delay = 0  # ms since the last record, for the next RX bytes written
         self._rx_last = 0  # ticks of the last RX chunk
         self._seq = self._next_index()
@@ -142,6 +146,8 @@ class Capture:
         self._seq += 1
         self._file = _Counted(path)
         self.path = path
+        from atmq import atx
+
         self._w = atx.Writer(self._file)
         if self._rx is not None:  # values set meanwhile are hidden from this file on
             self._rx.set_values(self._secret_values())
@@ -173,7 +179,10 @@ class Capture:
     def start(self):
         if not self.active:
             if self._rx is None:
-                self._rx = RxRedactor(self._rx_out)
+                from . import rxredact
+
+                self._rx_marker = rxredact.REDACTED
+                self._rx = rxredact.RxRedactor(self._rx_out)
             self._rx.reset()
             self._rx_delay = 0
             self._open()
@@ -248,7 +257,7 @@ class Capture:
         w = self._w
         if w is None:
             return
-        if data is REDACTED:
+        if data is self._rx_marker:
             self.redactions += 1
             w.comment("redacted a secret in RX")
         w.rx(data, self._rx_delay)
