@@ -15,8 +15,7 @@ commands, health, watchdog.  The unix port stops cleanly on SIGINT or after
 import asyncio
 import gc
 
-from atmq import board as _board
-from atmq.compat import sleep_ms
+from atmq.compat import IS_MICROPYTHON, sleep_ms
 from atmq.engine import Engine
 from atmq import errtab
 from atmq.errors import ModemError
@@ -107,14 +106,30 @@ def motion_from(cfg):
                   standby_after_ms=cfg.get("standby_after_s") * 1000)
 
 
+def _load_board(path):
+    """The validated board dict.  Read once at boot: on MicroPython the module (its schema
+    dicts, ~2.4 KB of heap) is dropped afterwards, and so are the documentation keys."""
+    from atmq import board
+
+    b = board.load(path)
+    for k in ("description", "sources", "notes"):
+        b.pop(k, None)
+    if IS_MICROPYTHON:
+        import sys
+
+        import atmq
+
+        sys.modules.pop("atmq.board", None)
+        atmq.__dict__.pop("board", None)
+    return b
+
+
 class App:
     """Everything of one run; built without talking to the modem (that is ``link``'s job)."""
 
     def __init__(self, opts):
         self.opts = opts
-        self.board = b = _board.load(opts["board"])
-        for k in ("description", "sources", "notes"):  # documentation: not kept in RAM
-            b.pop(k, None)
+        self.board = b = _load_board(opts["board"])
         self.root = platform.flash_root(b, opts.get("flash"))
         fsutil.makedirs(self.root)
         self.cfg = cfg = _config.load(opts.get("config") or self.root + "/config.json")
