@@ -112,10 +112,44 @@ def static(binary, name, family="cmqtt", obd=True, capture=True):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+class Features:
+    """Every optional part on for the e2e runs: capture, and OBD against elm327-emulator
+    (tests_host/elm_emu.py) through a board file naming its port; OBD stays off, and the
+    report says so, where the emulator cannot start."""
+
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="mem-feat-")
+        self.elm = None
+        self.board = None
+        try:
+            import elm_emu
+
+            self.elm, port = elm_emu.start()
+            self.board = _board(self.tmp, "cmqtt", port)
+        except Exception as e:  # no emulator: the runs go on without OBD
+            print("[mem] OBD off in the e2e runs: %r" % e, file=sys.stderr)
+
+    def config(self):
+        return {"capture_enable": True, "obd_enable": self.elm is not None}
+
+    def args(self):
+        return ["--board", self.board] if self.board else []
+
+    def close(self):
+        if self.elm is not None:
+            import elm_emu
+
+            elm_emu.stop(self.elm)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+FEATURES = None  # set by main() for the e2e runs
+
+
 def _run(broker, scenario, heapsize, probe=True, commands=False, timeout=60):
     """One e2e run on the frozen port; (summary, final counts, MEMPEAK dict or None, ok)."""
-    extra = {"capture_enable": True}
-    fw_args = ["--entry", PROBE] if probe else []
+    extra = FEATURES.config() if FEATURES else {"capture_enable": True}
+    fw_args = (["--entry", PROBE] if probe else []) + (FEATURES.args() if FEATURES else [])
     os.environ["TLOG_MEMPROBE"] = "run"
     dev = "mem-%s-%d" % (scenario or "clean", int(time.monotonic() * 1000) % 100000)
     scen = None
@@ -202,6 +236,7 @@ def readme(doc):
     full = st["all"]
     code = full["boot"] + full["probe"] - doc["boot_bare"]  # the probe script in the heap
     k = lambda n: "%.1f" % (n / 1024.0)  # noqa: E731
+    live = lambda n: k(n - code) if n > code else "-"  # noqa: E731
     lines = ["| heap, KiB (32-bit, frozen) | " + " | ".join(d["name"] for d in doc["static"])
              + " |", "|---|" + "---|" * len(doc["static"])]
 
@@ -227,15 +262,15 @@ def readme(doc):
         lines.append("| %s | %s | %s | %s |" % (a[0], a[1], b[0], b[1]))
     if doc.get("peaks"):
         lines.append("")
-        lines.append("| peak live heap, KiB, every feature on | link bring-up | connected "
-                     "| link down again (recovery) |")
+        on = ", ".join(k.split("_")[0] for k, v in doc.get("e2e_features", {}).items() if v)
+        lines.append("| peak live heap, KiB (on: %s) | link bring-up | connected "
+                     "| link down again (recovery) |" % on)
         lines.append("|---|---|---|---|")
         for name, v in doc["peaks"].items():
             p = v["peak"] or {}
             lines.append("| %s%s | %s | %s | %s |" % (
-                name, "" if v["ok"] else " (FAILED)", k(max(0, p.get("boot", 0) - code)),
-                k(max(0, p.get("connected", 0) - code)),
-                k(max(0, p.get("recovery", 0) - code))))
+                name, "" if v["ok"] else " (FAILED)", live(p.get("boot", 0)),
+                live(p.get("connected", 0)), live(p.get("recovery", 0))))
     if doc.get("search"):
         lines.append("")
         lines.append("Lowest `-X heapsize` at which every record arrives (4 KiB steps): "
@@ -269,11 +304,17 @@ def main(argv=None):
     if not args.no_run or args.search:
         from broker import Broker
 
-        with Broker().start() as b:
-            if not args.no_run:
-                doc["peaks"] = peaks(b)
-            if args.search:
-                doc["search"] = search(b)
+        global FEATURES
+        FEATURES = Features()
+        doc["e2e_features"] = FEATURES.config()
+        try:
+            with Broker().start() as b:
+                if not args.no_run:
+                    doc["peaks"] = peaks(b)
+                if args.search:
+                    doc["search"] = search(b)
+        finally:
+            FEATURES.close()
     text = json.dumps(doc, indent=1)
     print(text)
     if args.json:
