@@ -104,3 +104,25 @@ def test_frozen_downlink_commands(broker, frozen_port):  # noqa: F811
         assert sorted(acks) == sorted(c["id"] for c in cmds), acks
         bad = {k: v for k, v in acks.items() if v.get("ok") is not True}
         assert not bad, bad
+
+
+def test_build_port_says_why_it_cannot_build(monkeypatch, tmp_path):
+    """A wrong ATMQ_MICROPY_SRC is named in the reason; no traceback, no build attempted."""
+    monkeypatch.setenv(build_port.SRC_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(build_port.Skip, match="nowhere"):
+        build_port.ensure()
+    assert build_port.main(["--quiet"]) == build_port.SKIP_RC
+
+
+def test_unix_manifest_freezes_the_firmware_manifest(tmp_path, monkeypatch):
+    """The generated manifest replaces only the ESP32 board include with asyncio and runs
+    firmware/manifest.py itself, so the frozen set is the one the board gets."""
+    monkeypatch.setattr(build_port, "OUT", str(tmp_path))
+    monkeypatch.setattr(build_port, "MANIFEST", str(tmp_path / "manifest.py"))
+    monkeypatch.setattr(build_port, "ENTRY", str(tmp_path / "main.py"))
+    build_port.write_manifest()
+    text = (tmp_path / "manifest.py").read_text()
+    assert 'include("$(MPY_DIR)/extmod/asyncio")' in text
+    with open(os.path.join(build_port.ROOT, "firmware", "manifest.py")) as f:
+        assert build_port._BOARD_LINE in f.read()
+    assert (tmp_path / "main.py").read_text().strip().endswith("tlog.app.run()")
