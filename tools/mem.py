@@ -171,11 +171,19 @@ def _run(broker, scenario, heapsize, probe=True, commands=False, timeout=60):
                 cid = "m%d" % i
                 c["id"] = cid
                 rig.sub.publish(rig.prefix + "cmd", json.dumps(c))
-                got = rig.wait_until(lambda cid=cid: any(
-                    m["topic"].endswith("/cmd/ack") and isinstance(m["payload"], dict)
-                    and m["payload"].get("id") == cid and m["payload"].get("ok")
-                    for m in rig.sub.snapshot()), 20)
-                ok = ok and got
+                def ack(cid=cid):
+                    for m in rig.sub.snapshot():
+                        p = m["payload"]
+                        if m["topic"].endswith("/cmd/ack") and isinstance(p, dict) \
+                                and p.get("id") == cid:
+                            return p
+                    return None
+                rig.wait_until(lambda: ack() is not None, 20)
+                got = ack()
+                if not (got and got.get("ok")):
+                    print("[mem] %s at %s: %r -> %r" % (c["cmd"], heapsize, c, got),
+                          file=sys.stderr, flush=True)
+                    ok = False
         rc = rig.stop_firmware()
         log = rig.fw.log_text()
         a = rig.summary()
