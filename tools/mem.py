@@ -38,7 +38,7 @@ for p in (HERE, os.path.join(ROOT, "tests_host")):
         sys.path.insert(0, p)
 
 import build_port  # noqa: E402
-from e2erig import Rig, make_config  # noqa: E402
+from e2erig import Rig, make_config, telemetry  # noqa: E402
 
 PROBE = os.path.join(HERE, "mem_probe.py")
 HEAP = "256K"  # generous: the probe measures, the search finds the floor
@@ -192,7 +192,10 @@ def _run(broker, scenario, heapsize, probe=True, commands=False, timeout=60):
         for line in log.splitlines():
             if line.startswith("MEMPEAK "):
                 peak = json.loads(line[8:])
-        lost = counts is None or a["gaps"] or a["unique"] + counts[2] != counts[0]
+        # lost: made (seq 0..made-1), not at the broker and not among the spool's newest
+        at_broker = {seq for _t, seq, _r in telemetry(rig.sub.snapshot())}
+        lost = counts is None or any(
+            q not in at_broker and q < counts[0] - counts[2] for q in range(counts[0]))
         good = bool(ok) and rc in (0, 130) and not lost and "MemoryError" not in log \
             and "Traceback" not in log
         return a, counts, peak, good, log
