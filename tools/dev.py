@@ -8,7 +8,9 @@
                                    instruction counts (JSON lines; --quick, --no-callgrind)
     python3 tools/dev.py bench-drain   backlog drain vs. the UART line rate (JSON lines)
     python3 tools/dev.py fault-matrix  a fault at every step of the link (steps x faults)
-    python3 tools/dev.py run-unix  --modem tcp:HOST:PORT --config FILE
+    python3 tools/dev.py run-unix  --modem tcp:HOST:PORT --config FILE [--frozen]
+    python3 tools/dev.py build-port    the 32-bit unix port with the firmware frozen in
+    python3 tools/dev.py mem       the firmware's RAM on that build (JSON; --readme)
 
 The first run creates ``.venv`` from tools/requirements.txt and installs the
 ESP32 stubs into ``typings/``; later runs skip that unless the requirements
@@ -139,7 +141,18 @@ def step_device_tests(extra=()):
     )
 
 
-TEST_STEPS = 6
+TEST_STEPS = 7
+
+
+def step_build_port(env):
+    """The board-like build (tools/build_port.py) for tests_host/test_frozen.py, which runs
+    the e2e cases on it at -X heapsize=96K; skipped, with the reason, where it cannot be
+    built (no MicroPython source, no 32-bit libc): test_frozen.py then skips too."""
+    rc = run([sys.executable, os.path.join(ROOT, "tools", "build_port.py"), "--quiet"], env=env)
+    if rc == 3:  # build_port.SKIP_RC: the reason is printed above
+        log("frozen 32-bit port: skipped")
+        return 0
+    return rc
 
 
 def cmd_test(args):
@@ -163,6 +176,7 @@ def cmd_test(args):
     step("mpy-cross", step_mpy_cross())
     step("pyright (ESP32 stubs)", run([tool("pyright"), "-p", "pyrightconfig.json"], env=env))
     step("pyright (host)", run([tool("pyright"), "-p", "pyrightconfig.host.json"], env=env))
+    step("frozen 32-bit port build", step_build_port(env))
     rc = run([tool("pytest")] + list(args.pytest_args), env=env)
     step("pytest tests_host", 0 if rc in (0,) else rc)
     step("tests_device (unix port)", step_device_tests())
@@ -208,16 +222,28 @@ def cmd_fault_matrix(rest):
     _exec([tool("python"), os.path.join(ROOT, "tools", "fault_matrix.py")] + rest)
 
 
+def cmd_build_port(rest):
+    _exec([sys.executable, os.path.join(ROOT, "tools", "build_port.py")] + rest)
+
+
+def cmd_mem(rest):
+    bootstrap()
+    ensure_mosquitto()
+    _exec([tool("python"), os.path.join(ROOT, "tools", "mem.py")] + rest)
+
+
 def cmd_run_unix(rest):
     bootstrap()
     _exec([tool("python"), os.path.join(ROOT, "tools", "run_unix.py")] + rest)
 
 
 PASS_THROUGH = {"bench": cmd_bench, "bench-drain": cmd_bench_drain, "demo": cmd_demo,
-                "fault-matrix": cmd_fault_matrix, "run-unix": cmd_run_unix}
+                "fault-matrix": cmd_fault_matrix, "run-unix": cmd_run_unix,
+                "build-port": cmd_build_port, "mem": cmd_mem}
 # the script behind each pass-through command, for its --help (no bootstrap, nothing run)
 HELP_OF = {"bench": "bench_reader.py", "bench-drain": "bench_drain.py", "demo": "demo.py",
-           "fault-matrix": "fault_matrix.py", "run-unix": "run_unix.py"}
+           "fault-matrix": "fault_matrix.py", "run-unix": "run_unix.py",
+           "build-port": "build_port.py", "mem": "mem.py"}
 _HELP = ("-h", "--help")
 
 

@@ -162,11 +162,13 @@ class Firmware:
     """``python3 tools/run_unix.py ...`` in its own session; output to a log file."""
 
     def __init__(self, workdir, modem, config, heapsize=None, seconds=0, grace=15.0, mpy=False,
-                 board=None, config_as_is=False):
+                 board=None, config_as_is=False, frozen=False, extra_args=()):
         self.workdir = workdir
         self.config_as_is = config_as_is  # run_unix --config-as-is: the firmware's own fallback
         self.board = board  # a board file (default: run_unix's boards/unix.json)
+        self.extra_args = list(extra_args)
         self.mpy = mpy
+        self.frozen = frozen
         self.modem = modem
         self.config = config
         self.heapsize = heapsize
@@ -189,7 +191,9 @@ class Firmware:
             cmd += ["--board", self.board]
         if self.config_as_is:
             cmd.append("--config-as-is")
-        return cmd
+        if self.frozen:
+            cmd.append("--frozen")
+        return cmd + self.extra_args
 
     def start(self):
         log = open(self.log_path, "wb")
@@ -408,10 +412,13 @@ class Rig:
 
     def __init__(self, broker, scenario=None, persona="SIM7600E", device_id="e2e-dev",
                  heapsize=None, tls=False, track=None, fast=True, seconds=0, workdir=None,
-                 on_message=None, config_extra=None, sim_kw=None, mpy=False, board=None):
+                 on_message=None, config_extra=None, sim_kw=None, mpy=False, board=None,
+                 frozen=False, fw_args=()):
         self.broker = broker
         self.board = board
+        self.fw_args = fw_args
         self.mpy = mpy
+        self.frozen = frozen
         self.scenario = scenario
         self.persona = persona
         self.device_id = device_id
@@ -450,7 +457,7 @@ class Rig:
         make_config(cfg_path, self.device_id, port_b, tls=self.tls, **self.config_extra)
         self.fw = Firmware(self.workdir, "tcp:127.0.0.1:%d" % port, cfg_path,
                            heapsize=self.heapsize, seconds=self.seconds, mpy=self.mpy,
-                           board=self.board)
+                           board=self.board, frozen=self.frozen, extra_args=self.fw_args)
         self.t_start = time.monotonic()
         self.fw.start()
         return self

@@ -3,6 +3,7 @@
 
     python3 tools/dev.py run-unix --modem tcp:127.0.0.1:PORT --config FILE \\
         [--flash DIR] [--seconds N] [--heapsize 1M] [--board boards/unix.json] [--mpy]
+        [--frozen]
 
 Starts ``.venv/bin/micropython -X heapsize=H firmware/main.py`` with
 MICROPYPATH=.frozen:<repo>/lib:<repo>/firmware and passes the options as
@@ -46,6 +47,11 @@ MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
 
 
 def build_command(args):
+    if getattr(args, "frozen", False):  # board-like build (tools/build_port.py)
+        import build_port
+
+        return [build_port.ensure(), "-X", "heapsize=" + args.heapsize,
+                args.entry or build_port.ENTRY]
     return [MICROPYTHON, "-X", "heapsize=" + args.heapsize,
             os.path.join(ROOT, "firmware", "main.py")]
 
@@ -73,11 +79,13 @@ def compile_mpy(out=MPY_DIR):
 
 def build_env(args, base=None):
     env = dict(os.environ if base is None else base)
-    if getattr(args, "mpy", False):
+    if getattr(args, "frozen", False):
+        paths = []  # asyncio, atmq and tlog are all frozen into the binary
+    elif getattr(args, "mpy", False):
         paths = compile_mpy()
     else:
         paths = [os.path.join(ROOT, "lib"), os.path.join(ROOT, "firmware")]
-    env["MICROPYPATH"] = ".frozen:" + ":".join(paths)
+    env["MICROPYPATH"] = ":".join([".frozen"] + paths)
     env["TLOG_BOARD"] = os.path.abspath(args.board)
     env["TLOG_FLASH"] = os.path.abspath(args.flash)
     env["TLOG_SECONDS"] = str(args.seconds)
@@ -128,6 +136,10 @@ def parse(argv):
                    help="seconds between SIGINT and SIGKILL when stopping")
     p.add_argument("--mpy", action="store_true",
                    help="run precompiled x64 .mpy files (build/mpy-x64), as a board would")
+    p.add_argument("--frozen", action="store_true",
+                   help="run the 32-bit build with the firmware frozen in (tools/build_port.py, "
+                   "built on first use): its heap is what the board needs, e.g. --heapsize 64K")
+    p.add_argument("--entry", help=argparse.SUPPRESS)  # --frozen: another entry script
     return p.parse_args(argv)
 
 
@@ -197,6 +209,15 @@ def main(argv=None):
                          % MICROPYTHON)
         return 2
     os.makedirs(args.flash, exist_ok=True)
+    if args.frozen:
+        import build_port
+
+        try:
+            build_port.ensure()
+        except build_port.Skip as e:
+            print("run-unix --frozen: the 32-bit frozen port cannot be built here: %s" % e,
+                  file=sys.stderr)
+            return build_port.SKIP_RC
     # Same process group as this launcher, so a caller can kill the whole tree by group.
     # The clean stop is asked through stdin (closed below, or when this process dies);
     # a SIGINT that reaches the child directly (Ctrl-C in a terminal) only saves the spool.

@@ -17,7 +17,6 @@ import asyncio
 from atmq.compat import sleep_ms, ticks_add, ticks_diff, ticks_ms
 from atmq.errors import ModemError
 from atmq.fix import Fix
-from atmq.nmea import LineAssembler
 
 from .motion import STANDBY
 from .records import PACKED_MAX, Record, pack_into
@@ -282,6 +281,8 @@ class NmeaReader:
     """An NMEA receiver on its own UART: keeps ``acq.fix`` current (RMC/GGA/GNS)."""
 
     def __init__(self, stream, size=128):
+        from atmq.nmea import LineAssembler  # only with an external receiver: ~2 KB of heap
+
         self.stream = stream
         self.lines = LineAssembler(size)
         self._chunk = bytearray(64)

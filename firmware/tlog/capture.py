@@ -37,9 +37,10 @@ from atmq.compat import const, ticks_diff, ticks_ms
 from . import config as _config
 from . import fsutil
 
-# atmq.atx and tlog.rxredact are imported by the first start(): a board that never
-# captures does not hold their code in RAM.
-REDACTED = b"<redacted>"  # == rxredact.REDACTED
+# atmq.atx and tlog.rxredact are imported by the first start(): ~2 KB of heap (module and
+# class objects) that a device with capture off never pays.  Same bytes as
+# rxredact.REDACTED, which marks a hidden RX secret (compared by identity in _rx_out).
+REDACTED = b"<redacted>"
 
 IDLE_FLUSH_MS = const(1000)  # a quiet line: what is held is not the start of a secret
 FLASH_MARGIN = const(16384)  # kept free for config, cursor, lease and littlefs metadata
@@ -137,8 +138,8 @@ class Capture:
         self.redactions = 0
         self.errors = 0
         self.last_error = None
-        self._mark = None  # rxredact.REDACTED: the redactor's marker chunk
         self._rx = None  # the RxRedactor, made by the first start() (~1 KB window)
+        self._rx_marker = None  # rxredact.REDACTED once imported
         self._rx_delay = 0  # ms since the last record, for the next RX bytes written
         self._rx_last = 0  # ticks of the last RX chunk
         self._seq = self._next_index()
@@ -228,10 +229,10 @@ class Capture:
     def start(self):
         if not self.active:
             if self._rx is None:
-                from .rxredact import REDACTED as mark, RxRedactor
+                from . import rxredact
 
-                self._mark = mark
-                self._rx = RxRedactor(self._rx_out)
+                self._rx_marker = rxredact.REDACTED
+                self._rx = rxredact.RxRedactor(self._rx_out)
             self._rx.reset()
             self._rx_delay = 0
             try:
@@ -325,7 +326,7 @@ class Capture:
         w = self._w
         if w is None:
             return
-        if data is self._mark:
+        if data is self._rx_marker:
             self.redactions += 1
             w.comment("redacted a secret in RX")
         w.rx(data, self._rx_delay)

@@ -317,15 +317,22 @@ class Config:
         """Write the file atomically (tmp + rename); readers see the old or the new file."""
         if self.path is None:
             return
-        fsutil.atomic_write(self.path, self.to_json().encode())
+        # line by line: the whole text and its encoded copy (~2 KB each) would need
+        # contiguous heap, which a fragmented 32-bit heap may not have when "set" comes
+        fsutil.atomic_write(self.path, self._json_lines())
+
+    def _json_lines(self):
+        keys = sorted(self._v)
+        last = len(keys) - 1
+        yield b"{\n"
+        for i, k in enumerate(keys):
+            yield ("  %s: %s%s\n" % (json.dumps(k), json.dumps(self._v[k]),
+                                      "," if i < last else "")).encode()
+        yield b"}\n"
 
     def to_json(self):
         """The whole configuration as JSON text, one key per line, secrets included."""
-        keys = sorted(self._v)
-        parts = []
-        for k in keys:
-            parts.append("  %s: %s" % (json.dumps(k), json.dumps(self._v[k])))
-        return "{\n" + ",\n".join(parts) + "\n}\n"
+        return b"".join(self._json_lines()).decode()
 
     def redacted(self):
         """A dict safe to print or log: secret values set are replaced by "***"."""

@@ -72,7 +72,8 @@ def _sync(f):
 
 
 def atomic_write(path, data):
-    """Replace ``path`` with ``data`` so a reader sees the old or the new file, never a mix.
+    """Replace ``path`` with ``data`` (bytes, or an iterable of bytes chunks) so a reader
+    sees the old or the new file, never a mix.
 
     Writes ``path.tmp``, closes it, then renames it over ``path``.  Where rename
     refuses to replace (FAT), the old file is removed first; a cut in that
@@ -80,7 +81,11 @@ def atomic_write(path, data):
     """
     tmp = path + TMP_SUFFIX
     with open(tmp, "wb") as f:
-        f.write(data)
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            f.write(data)
+        else:  # an iterable of chunks: no one big buffer in RAM
+            for chunk in data:
+                f.write(chunk)
         _sync(f)
     try:
         os.rename(tmp, path)

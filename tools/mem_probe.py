@@ -1,0 +1,190 @@
+"""MicroPython side of ``dev.py mem`` (tools/mem.py): heap figures of the frozen firmware.
+
+Runs on the 32-bit frozen port (tools/build_port.py) as the entry script, with the
+firmware's own environment (TLOG_BOARD, TLOG_CONFIG, ...; tlog/platform.py).
+TLOG_MEMPROBE selects what it does:
+
+  deps     the modules ``import tlog.app`` loads (one line ``DEPS a,b,...``)
+  static   heap after boot, each module's import (in dependency order; only those in
+           TLOG_MEMPROBE_DEPS when set), the App built
+           (buffers preallocated, nothing running), then every bytearray reachable from
+           the App with its owner's path.  One line: ``MEM {json}``.
+  run      the firmware as main.py runs it, plus a task that every 10 ms collects and
+           reads the live heap; at the end one line ``MEMPEAK {json}``: the highest live
+           heap before the first connect, while connected and while the link was down
+           after it (recovery), and the lowest free heap seen.
+
+Figures are ``gc.mem_alloc()`` after ``gc.collect()``: live objects, 32-bit, code in
+flash (frozen); the sampler sees the heap between tasks' steps, not inside one step.
+"""
+
+import gc
+import json
+import os
+import sys
+
+gc.collect()
+BOOT = gc.mem_alloc()
+
+# Dependency order: each figure is what that module adds over the ones above it.
+MODULES = (
+    "asyncio", "atmq.compat", "atmq.errors", "atmq.errtab", "atmq.ring", "atmq.tokenizer",
+    "atmq.engine", "atmq.events", "atmq.inbox", "atmq.board", "atmq.power", "atmq.nmea",
+    "atmq.gnssparse", "atmq.fix", "atmq.modem", "tlog.platform", "tlog.fsutil", "tlog.config",
+    "tlog.records", "tlog.spool", "tlog.seqno", "tlog.timesrc", "tlog.motion", "tlog.watchdog",
+    "tlog.acquire", "tlog.uplink", "tlog.status", "tlog.commands", "tlog.health", "atmq.atx",
+    "tlog.rxredact", "tlog.capture", "tlog.app",
+)
+# Imported later, by what the board and config use (the family's driver, the client, OBD,
+# capture's redaction) or not by the app at all (imu): measured after the App is built.
+LATER = ("atmq.cmqtt", "atmq.smmqtt", "atmq.client", "atmq.recovery", "atmq.tls", "tlog.obd",
+         "tlog.rxredact", "tlog.imu")
+
+
+def alloc():
+    gc.collect()
+    return gc.mem_alloc()
+
+
+def block(n):
+    """Heap bytes of a bytearray of n bytes on a 32-bit port: 16-byte blocks, object + data."""
+    return 16 + ((n + 15) // 16) * 16
+
+
+def buffers(root):
+    """[(path, len)] of every bytearray reachable from ``root``: attributes breadth first,
+    then the contents of lists and tuples (so a buffer is named by its owner's attribute,
+    not by a tuple of cached references to it)."""
+    seen = {id(root)}
+    out = []
+    todo = [("app", root)]
+    seqs = []
+    while todo or seqs:
+        if not todo:  # attributes exhausted: open the lists and tuples met so far
+            for path, v in seqs:
+                for i, e in enumerate(v):
+                    if id(e) in seen:
+                        continue
+                    if isinstance(e, bytearray):
+                        seen.add(id(e))
+                        out.append(("%s[%d]" % (path, i), len(e)))
+                    elif hasattr(e, "__dict__") and not isinstance(e, type):
+                        seen.add(id(e))
+                        todo.append(("%s[%d]" % (path, i), e))
+            seqs = []
+            continue
+        nxt = []
+        for path, obj in todo:
+            try:
+                items = obj.__dict__.items()
+            except AttributeError:
+                continue
+            for k, v in items:
+                p = path + "." + k
+                if id(v) in seen:
+                    continue
+                if isinstance(v, bytearray):
+                    seen.add(id(v))
+                    out.append((p, len(v)))
+                elif isinstance(v, (list, tuple)):
+                    seen.add(id(v))
+                    seqs.append((p, v))
+                elif hasattr(v, "__dict__") and not isinstance(v, type):
+                    seen.add(id(v))
+                    nxt.append((p, v))
+        todo = nxt
+    return out
+
+
+def static():
+    import tlog.platform as platform
+
+    mods = []
+    base = alloc()
+    deps = os.getenv("TLOG_MEMPROBE_DEPS")  # what ``import tlog.app`` loads (a deps run)
+    deps = deps.split(",") if deps is not None else MODULES
+    base = alloc()  # the list above is not an import's cost
+    for name in MODULES:
+        if name not in deps:
+            continue
+        before = alloc()
+        __import__(name)
+        mods.append((name, alloc() - before))
+    after_imports = alloc()
+    from tlog.app import App
+
+    app = App(platform.options())
+    if app.cfg.get("capture_enable"):
+        app.capture.start()  # what main() does first: its buffers count
+    built = alloc()
+    later = []
+    for name in LATER:
+        if name in sys.modules:
+            later.append((name, None))  # imported by the App: inside "app built"
+            continue
+        before = alloc()
+        __import__(name)
+        later.append((name, alloc() - before))
+    bufs = buffers(app)
+    print("MEM " + json.dumps({
+        "boot": BOOT, "probe": base - BOOT, "modules": mods, "imports": after_imports - base,
+        "app_built": built - after_imports, "total": built, "later": later,
+        "buffers": [(p, n, block(n)) for p, n in bufs],
+        "family": app.modem.family, "obd": app.elm is not None,
+        "capture": bool(app.cfg.get("capture_enable")),
+    }))
+    app.stop_now()
+
+
+def run():
+    import asyncio
+    import tlog.platform as platform
+    from tlog.app import App
+
+    peaks = {"boot": 0, "connected": 0, "recovery": 0}
+    low = [1 << 30]
+    app = App(platform.options())
+    peaks["built"] = alloc()
+
+    async def sample():
+        was_up = False
+        while True:
+            used = alloc()
+            free = gc.mem_free()
+            c = app.client
+            up = c is not None and c.isconnected()
+            was_up = was_up or up
+            k = "connected" if up else ("recovery" if was_up else "boot")
+            if used > peaks[k]:
+                peaks[k] = used
+            if free < low[0]:
+                low[0] = free
+            await asyncio.sleep_ms(10)
+
+    async def main():
+        t = asyncio.create_task(sample())
+        try:
+            return await app.main()
+        finally:
+            t.cancel()
+
+    try:
+        code = asyncio.run(main())
+    except KeyboardInterrupt:
+        app.stop_now()
+        code = 130
+    peaks["min_free"] = low[0]
+    peaks["heap"] = gc.mem_alloc() + gc.mem_free()
+    print("MEMPEAK " + json.dumps(peaks))
+    if code:
+        raise SystemExit(code)
+
+
+if os.getenv("TLOG_MEMPROBE") == "run":
+    run()
+elif os.getenv("TLOG_MEMPROBE") == "deps":
+    import tlog.app  # noqa: F401
+
+    print("DEPS " + ",".join(sorted(sys.modules)))
+else:
+    static()
