@@ -35,7 +35,7 @@ from .seqno import SeqNo
 from .spool import from_config as _spool_from_config
 from .status import Status, Topics, will
 from .timesrc import TimeSource
-from .uplink import Uplink
+from .uplink import Uplink, cmqtt_payload_max
 from .watchdog import ReaderProbe, Watchdog
 
 _LINK_BACKOFF_MIN_MS = 5000
@@ -134,8 +134,17 @@ class App:
         if self.seq.recovered:
             log("seqno lease lost: numbering resumes at %d" % self.seq.peek())
         fam = b["modem"]["family"] or "cmqtt"
-        stream = platform.open_stream(b["uart"], opts.get("modem"))
+        # the modem answers at its power-on speed first; a faster uart.baud is switched to
+        # after bring-up (atmq.baud, _link_speed)
+        self.link_baud = min(b["uart"]["baud"], 115200)
+        stream = platform.open_stream(dict(b["uart"], baud=self.link_baud), opts.get("modem"))
+        if not platform.IS_ESP32:  # TLOG_READ_GAPS: the drain bench's read-gap meter
+            from .readgap import wrap_from_env
+
+            stream = wrap_from_env(stream)
         self.at = at = Engine(stream)
+        if hasattr(stream, "ring"):
+            stream.ring = at.ring
         self.events = EventQueue(32)
         self.inbox = Inbox(4, 128, 1024)
         self.modem = Modem(at, self.events, board=b, family=fam,
@@ -220,8 +229,25 @@ class App:
 
     # ---- link -------------------------------------------------------------------------------
 
+    async def _link_speed(self, find):
+        """Board ``uart.baud`` above 115200 (atmq.baud): ``find`` the speed the modem answers
+        at (it keeps AT+IPR across a host reset, a power cycle ends it), else switch to it."""
+        want = self.board["uart"]["baud"]
+        if want <= 115200:
+            return
+        from atmq import baud
+
+        host = baud.host_setter(self.at.stream)
+        if find:
+            other = want if self.link_baud != want else baud.BOOT_BAUD
+            self.link_baud = await baud.find(self.at, host, (self.link_baud, other)) or (
+                self.link_baud)
+        else:
+            self.link_baud = await baud.switch(self.at, want, host, self.link_baud, log)
+
     async def _modem_up(self, first):
         m = self.modem
+        await self._link_speed(True)
         if first:
             return await m.bring_up(_REG_WAIT_MS)
         if not await m.probe(3):  # off or hung: power it (no blind pulse to a live module)
@@ -255,6 +281,10 @@ class App:
         up = self.uplink
         up.bind(c, topics.telemetry, self.dev)
         cap = getattr(self.driver, "payload_max", 0)
+        if not sm:  # CMQTT: the limit of the model the modem says it is (not a constant)
+            facts = self.modem.facts
+            cap = self.driver.payload_max = cmqtt_payload_max(facts.get("model"),
+                                                              facts.get("revision"))
         if sim800:
             # SIM800 publishes inline in quotes (seed 004 3.5): no '"' (so no JSON) and the
             # whole AT+SMPUB="<topic>",1,0,"<payload>" within the engine's tx_max
@@ -280,6 +310,7 @@ class App:
             self.link_attempts += 1
             try:
                 await self._modem_up(self.link_attempts == 1)
+                await self._link_speed(False)
                 if self.dev is None:
                     imei = self.modem.facts.get("imei")
                     if not imei:
