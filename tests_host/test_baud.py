@@ -58,6 +58,8 @@ def test_host_setter():
             self.calls.append(kw)
 
     u = Uart()
-    baud.host_setter(u)(921600)
+    set_host = baud.host_setter(u)
+    assert set_host is not None
+    set_host(921600)
     assert u.calls == [{"baudrate": 921600}]
     assert baud.host_setter(object()) is None

@@ -126,7 +126,7 @@ RXBUF = 1024  # boards/*.json uart.rxbuf: what the UART holds while the reader i
 class _BoardFirmware(e2erig.Firmware):
     """The rig's firmware with a board file of this run (uart.baud)."""
 
-    board_path = None
+    board_path: "str | None" = None
 
     def command(self):
         cmd = super().command()
@@ -205,7 +205,9 @@ def run_one(broker, impl, n, baud, batch_records, timeout_s, rtt_ms=0, batch_byt
             "line_rate_bytes_per_s": line,
             "payload_share_of_line_rate": round(nbytes / secs / line, 3),
             "read_gap_p99_ms": gaps.get("gap_p99_ms"), "read_gap_max_ms": gaps.get("gap_max_ms"),
-            "read_gaps": gaps.get("gaps"), "read_max_bytes": gaps.get("max_read"),
+            "read_gaps": gaps.get("gaps"), "read_gaps_with_data": gaps.get("data_gaps"),
+            "read_gap_with_data_max_ms": gaps.get("data_gap_max_ms"),
+            "read_max_bytes": gaps.get("max_read"),
             "rxbuf_fill_ms": fill_ms,
             "read_gap_max_below_rxbuf_fill": (gaps.get("gap_max_ms") or 1e9) < fill_ms,
             "ring_overflows": gaps.get("ring_overflows")}

@@ -138,13 +138,14 @@ class App:
         # after bring-up (atmq.baud, _link_speed)
         self.link_baud = min(b["uart"]["baud"], 115200)
         stream = platform.open_stream(dict(b["uart"], baud=self.link_baud), opts.get("modem"))
+        meter = None
         if not platform.IS_ESP32:  # TLOG_READ_GAPS: the drain bench's read-gap meter
-            from .readgap import wrap_from_env
+            from .readgap import from_env
 
-            stream = wrap_from_env(stream)
-        self.at = at = Engine(stream)
-        if hasattr(stream, "ring"):
-            stream.ring = at.ring
+            meter = from_env(stream)
+        self.at = at = Engine(stream if meter is None else meter)
+        if meter is not None:
+            meter.watch(at.ring)
         self.events = EventQueue(32)
         self.inbox = Inbox(4, 128, 1024)
         self.modem = Modem(at, self.events, board=b, family=fam,

@@ -1,12 +1,14 @@
 """Read-gap meter: how long the reader task leaves the modem UART unread while data flows.
 
 Owns one measurement, taken at the stream adapter (under the engine, which it does
-not touch): the time between two ``readinto`` calls that both returned data.  While
-bytes flow, that gap is how long the UART's receive buffer must hold them; it must
-stay below the buffer's fill time at the baud rate (1024 bytes: 89 ms at 115200,
-11 ms at 921600) or bytes are lost.  A read that found nothing is followed by a wait
-for data (the poller wakes the reader), not counted: the wake-up latency after an
-idle wait is not visible from here.
+not touch): after a ``readinto`` that returned data the reader yields to every other
+task (``Engine.run``) and reads again; the time until that next read is how long the
+UART's receive buffer must hold what arrives meanwhile.  It must stay below the
+buffer's fill time at the baud rate (1024 bytes: 89 ms at 115200, 11 ms at 921600)
+or bytes are lost.  Counted: every such gap (p99 and max), and apart those after
+which data was indeed waiting.  Not counted: the wait after a read that found
+nothing (the poller wakes the reader when data comes; that wake-up latency is not
+visible from here).
 
 Unix port only (``TLOG_READ_GAPS=<file>``, set by tools/bench_drain.py): the meter
 wraps the board's stream; every second of reading it rewrites ``<file>`` with one
@@ -20,14 +22,14 @@ from array import array
 from io import IOBase
 
 if sys.implementation.name == "micropython":
-    from time import ticks_diff, ticks_us
+    from time import ticks_diff, ticks_us  # type: ignore
 else:  # CPython (host tests)
     import time
 
-    def ticks_us():
-        return time.perf_counter_ns() // 1000
+    def ticks_us():  # type: ignore
+        return time.perf_counter_ns() // 1000  # type: ignore
 
-    def ticks_diff(a, b):
+    def ticks_diff(a, b):  # type: ignore
         return a - b
 
 _BIN_US = 250
@@ -44,27 +46,37 @@ class ReadGapMeter(IOBase):
     def __init__(self, stream, path=None):
         self.s = stream
         self.path = path
-        self.ring = None  # the engine's RingBuffer, for its overflow counter
+        self._rings = []  # the engine's RingBuffer (``watch``), for its overflow counter
         self.hist = array("I", bytes(4 * _BINS))
         self.reads = 0
         self.gaps = 0
         self.max_us = 0
+        self.data_gaps = 0
+        self.data_max_us = 0
         self.max_read = 0
         self.bytes = 0
         self._last = 0  # ticks_us of the last read that returned data; 0: none
         self._dumped = ticks_us()
 
+    def watch(self, ring):
+        """Report ``ring.overflows`` (the engine's receive ring) with the gaps."""
+        self._rings = [ring]
+
     def readinto(self, buf):
         now = ticks_us()
         n = self.s.readinto(buf)
         last = self._last
-        if n and last:  # data before and after: the bytes waited this long (at most)
+        if last:  # the reader yielded after taking data: how long the others kept it away
             g = ticks_diff(now, last)
             self.gaps += 1
             if g > self.max_us:
                 self.max_us = g
             i = g // _BIN_US
             self.hist[i if i < _BINS else _BINS - 1] += 1
+            if n:  # ... while more data came in (it waited in the buffer)
+                self.data_gaps += 1
+                if g > self.data_max_us:
+                    self.data_max_us = g
         self.reads += 1
         if self.path:
             since = ticks_diff(now, self._dumped)
@@ -106,15 +118,20 @@ class ReadGapMeter(IOBase):
         for i in range(_BINS):
             seen += self.hist[i]
             if seen >= want:
+                if i == _BINS - 1:  # the overflow bin: only the max is known
+                    break
                 return min((i + 1) * _BIN_US, self.max_us) / 1000.0
         return self.max_us / 1000.0
 
     def stats(self):
-        ring = self.ring
+        ovf = -1
+        for ring in self._rings:
+            ovf = ring.overflows
         return {"reads": self.reads, "gaps": self.gaps, "bytes": self.bytes,
                 "gap_p99_ms": self.percentile_ms(0.99),
                 "gap_max_ms": self.max_us / 1000.0, "max_read": self.max_read,
-                "ring_overflows": -1 if ring is None else ring.overflows}
+                "data_gaps": self.data_gaps, "data_gap_max_ms": self.data_max_us / 1000.0,
+                "ring_overflows": ovf}
 
     def dump(self):
         if not self.path:
@@ -125,9 +142,9 @@ class ReadGapMeter(IOBase):
             f.write(json.dumps(self.stats()))
 
 
-def wrap_from_env(stream):
-    """The stream wrapped in a meter when ``TLOG_READ_GAPS`` names a file (unix port)."""
+def from_env(stream):
+    """A meter around ``stream`` when ``TLOG_READ_GAPS`` names a file (unix port), else None."""
     import os
 
     path = os.getenv("TLOG_READ_GAPS")
-    return ReadGapMeter(stream, path) if path else stream
+    return ReadGapMeter(stream, path) if path else None
