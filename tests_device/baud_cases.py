@@ -1,11 +1,12 @@
 """atmq.baud transcript cases, shared by tests_host/test_baud.py (CPython) and
 tests_device/test_baud_device.py (MicroPython unix port).
 
-Each transcript in tests_host/transcripts/baud/ says what is asked (``@want``), what
-``switch`` must return (``@expect``, or ``timeout`` for ``ATTimeout``) and the host
-speeds set in order (``@host``, ``none`` for no change).  ``run(path, chunk)``
-replays it through the real Engine and ends with ``assert_done``: the host wrote
-exactly the transcript's bytes (so nothing like AT+IPREX) and read every modem byte.
+Each transcript in tests_host/transcripts/baud/ says what is asked (``@want``; with
+``@call recover`` and ``@current``: ``recover`` instead of ``switch``), what it must
+return (``@expect``, or ``timeout`` for ``ATTimeout``) and the host speeds set in
+order (``@host``, ``none`` for no change).  ``run(path, chunk)`` replays it through
+the real Engine and ends with ``assert_done``: the host wrote exactly the
+transcript's bytes (so nothing like AT+IPREX) and read every modem byte.
 """
 
 import asyncio
@@ -30,8 +31,11 @@ async def run(path, chunk=None, timeout_ms=8000):
     reader = asyncio.create_task(at.run())
     try:
         try:
-            got = await drive(rm, baud.switch(at, want, hosts.append, log=logs.append),
-                              timeout_ms)
+            if meta.get("call") == "recover":
+                job = baud.recover(at, hosts.append, int(meta["current"]), want, logs.append)
+            else:
+                job = baud.switch(at, want, hosts.append, log=logs.append)
+            got = await drive(rm, job, timeout_ms)
         except ATTimeout:
             got = "timeout"
         rm.assert_done()

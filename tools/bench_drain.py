@@ -12,14 +12,27 @@ a paho subscriber timestamps every telemetry message.
 The drain rate is the telemetry payload that arrived after the first telemetry
 message up to the one that completed the backlog, over that time.  The
 baseline in the same run is the same firmware with one record per publish.
-One JSON object per line:
 
-    {"name": "drain", "impl": "batched", "baud": 115200, "records": 600,
-     "payload_bytes": ..., "seconds": ..., "payload_bytes_per_s": ...,
-     "line_rate_bytes_per_s": 11520, "payload_share_of_line_rate": 0.8, ...}
-    {"name": "drain_speedup", "batched_over_one_per_publish": ...}
+One run makes a row per board ``uart.baud`` (115200, 921600: the simulated
+modem powers on at 115200 and the firmware switches with AT+IPR after
+bring-up, atmq.baud; a row whose line did not end at that speed fails the run),
+per round trip (0, 100, 300 ms) and per ``batch_max_bytes`` (4096; 10240, the
+A76xx limit of 002 s.2.1.11), one publish in flight, on the A7600 persona.
+Each row also carries the reader's gaps measured under the engine
+(firmware/tlog/readgap.py: after a read that returned data, the time until the
+next read, p99 and max) against the time ``uart.rxbuf`` (1024 bytes) takes to
+fill at that baud, and the receive ring's overflow counter.  One JSON object
+per line:
 
-Run: python3 tools/dev.py bench-drain [--baud 115200] [--records 600] [--net-rtt-ms 0]
+    {"name": "drain", "impl": "batched", "baud": 115200, "net_rtt_ms": 0,
+     "batch_max_bytes": 10240, "records": 600, "payload_bytes": ..., "seconds": ...,
+     "line_rate_bytes_per_s": 11520, "payload_share_of_line_rate": 0.8,
+     "read_gap_p99_ms": ..., "read_gap_max_ms": ..., "rxbuf_fill_ms": 88.9,
+     "ring_overflows": 0, ...}
+    {"name": "drain_speedup", "batched_over_one_per_publish": ..., ...}
+
+Run: python3 tools/dev.py bench-drain [--bauds 115200,921600] [--net-rtts-ms 0,100,300]
+     [--batch-bytes 4096,10240] [--records 600] [--persona A7600]
 """
 
 import argparse

@@ -246,6 +246,25 @@ class App:
         else:
             self.link_baud = await baud.switch(self.at, want, host, self.link_baud, log)
 
+    async def _speed_guard(self):
+        """uart.baud above 115200: a modem that reset (the client's recovery, a brown-out)
+        is back at 115200 while the host stays fast and hears noise.  When commands time
+        out while the link runs fast, find the modem's speed again and switch back up."""
+        from atmq import baud
+
+        at = self.at
+        seen = at.timeouts
+        while True:
+            await sleep_ms(10000)
+            if at.timeouts - seen >= 2 and self.link_baud > baud.BOOT_BAUD:
+                try:
+                    self.link_baud = await baud.recover(
+                        at, baud.host_setter(at.stream), self.link_baud,
+                        self.board["uart"]["baud"], log)
+                except Exception as e:  # noqa: BLE001 - the link's recovery goes on
+                    log("baud: recover failed: %s" % e)
+            seen = at.timeouts
+
     async def _modem_up(self, first):
         m = self.modem
         await self._link_speed(True)
@@ -380,6 +399,8 @@ class App:
         self._tasks.append(asyncio.create_task(self.uplink.run()))
         self._tasks.append(asyncio.create_task(self.link()))
         self._tasks.append(asyncio.create_task(wd.run(1000)))
+        if self.board["uart"]["baud"] > 115200:
+            self._tasks.append(asyncio.create_task(self._speed_guard()))
         if self.opts.get("stdin_stop"):
             self._tasks.append(asyncio.create_task(self._stdin_stop()))
         if self.cfg.get("capture_enable"):

@@ -147,3 +147,21 @@ async def find(at, set_host, candidates):
     if set_host is not None and candidates:
         set_host(candidates[0])
     return 0
+
+
+async def recover(at, set_host, current, want, log=None):
+    """The modem stopped answering at ``current`` (a reset or a power cycle brings it back
+    at its saved speed, 115200, while the host stays fast and hears noise): find it again
+    (``current``, then the boot speed), then switch up to ``want``; returns the speed in
+    use.  Nothing found: ``current`` stays (the caller's power cycle comes next)."""
+    other = BOOT_BAUD if current != BOOT_BAUD else want
+    found = await find(at, set_host, (current, other))
+    if not found:
+        if set_host is not None:
+            set_host(current)
+        return current
+    if log and found != current:
+        log("baud: modem found at %d (host was at %d)" % (found, current))
+    if found < want:
+        return await switch(at, want, set_host, found, log)
+    return found
