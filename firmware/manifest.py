@@ -22,6 +22,7 @@ package("tlog", files=[
     "motion.py",
     "obd.py",
     "platform.py",
+    "readgap.py",
     "records.py",
     "rxredact.py",
     "seqno.py",
