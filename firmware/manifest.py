@@ -27,6 +27,7 @@ package("tlog", files=[
     "obd.py",
     "platform.py",
     "probation.py",
+    "readgap.py",
     "records.py",
     "rxredact.py",
     "safeboot.py",

@@ -48,7 +48,7 @@ def test_file_values_merge_with_defaults(tmp_path):
         ("gnss_source", "GPS", "one of"),
         ("mqtt_qos", 3, "out of range"),
         ("mqtt_keepalive_s", 64801, "out of range"),
-        ("batch_max_bytes", 8192, "out of range"),
+        ("batch_max_bytes", 10241, "out of range"),
         ("sim_pin", "12a4", "not allowed"),
         ("sim_pin", "12", "4 to 8"),
         ("apn", 'inter"net', "not allowed"),

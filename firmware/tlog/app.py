@@ -36,7 +36,7 @@ from .seqno import SeqNo
 from .spool import from_config as _spool_from_config
 from .status import Status, Topics, will
 from .timesrc import TimeSource
-from .uplink import Uplink
+from .uplink import Uplink, cmqtt_payload_max
 from .watchdog import DELIVERY_LIMIT_MS, DeliveryProbe, ReaderProbe, Watchdog
 
 _LINK_BACKOFF_MIN_MS = 2000  # then 4, 8, 16 s...: a short outage costs seconds, not 15 s
@@ -174,16 +174,27 @@ class App:
         if self.seq.recovered:
             log("seqno lease lost: numbering resumes at %d" % self.seq.peek())
         fam = b["modem"]["family"] or "cmqtt"
-        stream = platform.open_stream(b["uart"], opts.get("modem"))
+        # the modem answers at its power-on speed first; a faster uart.baud is switched to
+        # after bring-up (atmq.baud, _link_speed)
+        self.link_baud = min(b["uart"]["baud"], 115200)
+        stream = platform.open_stream(dict(b["uart"], baud=self.link_baud), opts.get("modem"))
+        meter = None
+        if not platform.IS_ESP32:  # TLOG_READ_GAPS: the drain bench's read-gap meter
+            from .readgap import from_env
+
+            meter = from_env(stream)
+        stream = stream if meter is None else meter
         if fam == "sm":
             # SIM800 publishes inline (AT+SMPUB="<topic>",q,r,"<message>") and receives the
             # message inside the +SMPUBLISH line: 1024 bytes each way (seed 004 3.5/3.10)
             # plus the topic and the framing need more than the 600/512-byte defaults
             at = Engine(stream, line_max=_SM_LINE_MAX, tx_max=_SM_LINE_MAX,
-                        baud=b["uart"]["baud"])
+                        baud=self.link_baud)
         else:
-            at = Engine(stream, baud=b["uart"]["baud"])  # raw-frame deadlines
+            at = Engine(stream, baud=self.link_baud)  # raw-frame deadlines
         self.at = at
+        if meter is not None:
+            meter.watch(at.ring)
         self.events = EventQueue(32)
         # commands are small JSON objects: 512 bytes each (4 KB at 1024 was the biggest
         # preallocation of the app; a longer one is dropped and counted, rx_dropped)
@@ -279,10 +290,46 @@ class App:
 
     # ---- link -------------------------------------------------------------------------------
 
+    async def _link_speed(self, find):
+        """Board ``uart.baud`` above 115200 (atmq.baud): ``find`` the speed the modem answers
+        at (it keeps AT+IPR across a host reset, a power cycle ends it), else switch to it."""
+        want = self.board["uart"]["baud"]
+        if want <= 115200:
+            return
+        from atmq import baud
+
+        host = baud.host_setter(self.at.stream)
+        if find:
+            other = want if self.link_baud != want else baud.BOOT_BAUD
+            self.link_baud = await baud.find(self.at, host, (self.link_baud, other)) or (
+                self.link_baud)
+        else:
+            self.link_baud = await baud.switch(self.at, want, host, self.link_baud, log)
+
+    async def _speed_guard(self):
+        """uart.baud above 115200: a modem that reset (the client's recovery, a brown-out)
+        is back at 115200 while the host stays fast and hears noise.  When commands time
+        out while the link runs fast, find the modem's speed again and switch back up."""
+        from atmq import baud
+
+        at = self.at
+        seen = at.timeouts
+        while True:
+            await sleep_ms(10000)
+            if at.timeouts - seen >= 2 and self.link_baud > baud.BOOT_BAUD:
+                try:
+                    self.link_baud = await baud.recover(
+                        at, baud.host_setter(at.stream), self.link_baud,
+                        self.board["uart"]["baud"], log)
+                except Exception as e:  # noqa: BLE001 - the link's recovery goes on
+                    log("baud: recover failed: %s" % e)
+            seen = at.timeouts
+
     async def _modem_up(self, first):
         """The link owner's bring-up; a module that does not answer ``AT`` is powered on
         (no blind PWRKEY pulse to a live module: that would switch it off)."""
         m = self.modem
+        await self._link_speed(True)
         if not first and not await m.probe(3):
             first = True
         await self.link_owner.up(first=first)
@@ -314,6 +361,10 @@ class App:
         up = self.uplink
         up.bind(c, topics.telemetry, self.dev)
         cap = getattr(self.driver, "payload_max", 0)
+        if not sm:  # CMQTT: the limit of the model the modem says it is (not a constant)
+            facts = self.modem.facts
+            cap = self.driver.payload_max = cmqtt_payload_max(facts.get("model"),
+                                                              facts.get("revision"))
         if sim800:
             # SIM800 publishes inline in quotes (seed 004 3.5): no '"' (so no JSON) and the
             # whole AT+SMPUB="<topic>",1,0,"<payload>" within the engine's tx_max
@@ -339,6 +390,7 @@ class App:
             self.link_attempts += 1
             try:
                 await self._modem_up(self.link_attempts == 1)
+                await self._link_speed(False)
                 if self.dev is None:
                     imei = self.modem.facts.get("imei")
                     if not imei:
@@ -416,6 +468,8 @@ class App:
         self._tasks.append(asyncio.create_task(self.link()))
         self._tasks.append(asyncio.create_task(wd.run(1000)))
         self._tasks.append(asyncio.create_task(self.flog.run()))
+        if self.board["uart"]["baud"] > 115200:
+            self._tasks.append(asyncio.create_task(self._speed_guard()))
         if self.opts.get("stdin_stop"):
             self._tasks.append(asyncio.create_task(self._stdin_stop()))
         if self.cfg.get("capture_enable"):

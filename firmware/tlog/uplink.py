@@ -19,6 +19,22 @@ from atmq.compat import sleep_ms, wait_for_ms
 
 from .records import Record, encode_batch
 
+# AT+CMQTTPAYLOAD <req_length> by the modem's identity (model, revision)
+_PAYLOAD_MAX_A76XX = 10240  # A76xx MQTT(S) note 2.1.11: 1..10240
+_PAYLOAD_MAX_SIM76XX = 4096  # manual 003 s.16.2.11: "The SIM76XX is: (1-4096)"
+
+
+def cmqtt_payload_max(model, revision=None):
+    """The largest publish payload a CMQTT modem takes, from what it says it is (ATI model,
+    AT+CGMR revision): 10240 on the A76xx, 4096 on the SIM7600/SIM7500/SIM767x and on
+    anything not recognised (the smaller limit is the safe one)."""
+    for text in (model, revision):
+        t = (text or "").upper()
+        if t.find("A76") >= 0 and t.find("SIM76") < 0:
+            return _PAYLOAD_MAX_A76XX
+    return _PAYLOAD_MAX_SIM76XX
+
+
 _BACKOFF_MIN_MS = 1000
 _BACKOFF_MAX_MS = 60000
 _IDLE_WAIT_MS = 5000  # wake at least this often while idle (watchdog beat)

@@ -61,6 +61,8 @@ _UART = {
     "id": ("int", None, True),
     "tx": ("pin", None, True),
     "rx": ("pin", None, True),
+    # the link's speed after bring-up: the modem is reached at min(baud, 115200) first,
+    # a higher one is switched to with AT+IPR, never saved (atmq.baud, 003 s.8.2.3)
     "baud": ("int", 115200, False),
     "rts": ("pin", None, True),
     "cts": ("pin", None, True),

@@ -15,6 +15,7 @@ metadata(
 package("atmq", files=[
     "__init__.py",
     "atx.py",
+    "baud.py",
     "board.py",
     "client.py",
     "cmqtt.py",

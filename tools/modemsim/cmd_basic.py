@@ -14,7 +14,7 @@ LAC, CI = "309D", "81C8A02"
 
 # Plain settings a firmware may send at init; read form prints "+NAME: value".
 SETTINGS = {"+CTZR": "0", "+CTZU": "0", "+CSCLK": "0", "+CLTS": "0", "+CGEREP": "0,0",
-            "+IPR": "115200", "+IFR": "115200", "+CSCS": '"IRA"', "+CMGF": "0",
+            "+IFR": "115200", "+CSCS": '"IRA"', "+CMGF": "0",
             "+CNMP": "2", "+CMNB": "1", "+CIPTIMEOUT": "120000,120000,120000"}
 
 
@@ -346,6 +346,63 @@ def _setting(name):
     return h
 
 
+# -- serial speed (manual 003 s.8.2.3 AT+IPR, s.8.2.4 AT+IPREX) -----------------------
+# 003 s.8.2.3/8.2.4 <speed>: the SIM7600 series list.  The A76xx list is longer
+# (SIMCom's A76xx AT manual, which is not among our manuals: unverified here); a modem
+# tells its own list in answer to AT+IPR=?, and atmq.baud reads it from there.
+IPR_SPEEDS_003 = (600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800)
+IPR_SPEEDS_A76 = (300,) + IPR_SPEEDS_003 + (921600, 3000000, 3200000, 3686400)
+
+
+class BaudSwitch(bytes):
+    """A marker in the byte queue towards the host (empty, so harmless to any other
+    sink): the line runs at ``baud`` from here on, in both directions (server.py)."""
+
+    baud = 0
+
+
+def baud_switch(baud):
+    mark = BaudSwitch()
+    mark.baud = baud
+    return mark
+
+
+def ipr_speeds(m):
+    return IPR_SPEEDS_A76 if m.p["model"].startswith("A76") else IPR_SPEEDS_003
+
+
+def line_speed(m):
+    """(current, saved) speed of the simulated UART (the server's SimOptions)."""
+    o = m.opts
+    return getattr(o, "baud", 115200), getattr(o, "baud_saved", getattr(o, "baud", 115200))
+
+
+def _set_speed(m, speed):
+    """After this command's OK has left at the old speed, the line changes speed."""
+    async def later():
+        m.send_raw(baud_switch(speed))
+    m.after_final(later)
+
+
+def _speed_cmd(name, permanent):
+    async def h(m, c):
+        now, saved = line_speed(m)
+        if c.kind == "read":
+            return ["%s: %d" % (name, saved if permanent else now)]
+        if c.kind == "test":
+            return ["%s: (%s)" % (name, ",".join(str(v) for v in ipr_speeds(m)))]
+        # exec: IPR goes back to the boot value (IPREX), IPREX to the default 115200
+        speed = c.int(0) if c.kind == "write" else (115200 if permanent else saved)
+        if speed not in ipr_speeds(m):
+            raise AtError()          # 003 s.8.2.3: "2) ERROR"
+        if permanent:
+            m.opts.baud_saved = speed  # AUTO_SAVE: valid after a reboot too (s.8.2.4)
+        if speed != now:
+            _set_speed(m, speed)
+        return None
+    return h
+
+
 def register(t):
     t.update({"": at, "E": ate, "I": ati, "V": noop, "Q": noop, "Z": noop, "&F": noop,
               "&W": noop, "+CGMR": cgmr, "+GMR": cgmr, "+CGMI": cgmi, "+CGMM": cgmm,
@@ -354,6 +411,8 @@ def register(t):
               "+CGDCONT": cgdcont, "+CGACT": cgact, "+CGATT": cgatt, "+NETOPEN": netopen,
               "+NETCLOSE": netclose, "+IPADDR": ipaddr, "+SAPBR": sapbr, "+CNACT": cnact,
               "+CCLK": cclk, "+CBC": cbc, "+CNTP": cntp, "+CFUN": cfun, "+CRESET": creset})
+    t["+IPR"] = _speed_cmd("+IPR", False)
+    t["+IPREX"] = _speed_cmd("+IPREX", True)
     for name in ("+CREG", "+CGREG", "+CEREG"):
         t[name] = _reg(name)
     for name in SETTINGS:

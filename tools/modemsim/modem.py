@@ -218,6 +218,8 @@ class Modem:
             if t is not me:
                 t.cancel()
         self.st = State(self.p)
+        # the UART comes back at the saved speed (AT+IPR is NO_SAVE, 003 s.8.2.3)
+        self.send_raw(cmd_basic.baud_switch(getattr(self.opts, "baud_saved", 0)))
         if self.gnss is not None:
             self.gnss.power(False)
         self.booting = True

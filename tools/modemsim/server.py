@@ -10,6 +10,7 @@ powers on (boot URCs) when the first peer connects.
 import asyncio
 import os
 
+from .cmd_basic import BaudSwitch
 from .faults import Scenario
 from .gnss import Track, load_track
 from .modem import Modem
@@ -21,7 +22,8 @@ class SimOptions:
                  broker_tls=None, rx_chunk=1024, pace_input=False, net_rtt=0.0):
         self.fast = fast
         self.net_rtt = net_rtt  # added to each qos >= 1 publish's wait for PUBACK
-        self.baud = baud
+        self.baud = baud  # the line's speed now (AT+IPR changes it: cmd_basic)
+        self.baud_saved = baud  # the power-on speed (AT+IPREX, survives a reboot)
         # host -> modem bytes reach the modem no faster than the line carries them (TCP)
         self.pace_input = pace_input and not fast and baud > 0
         self.latency = (0.0 if fast else 0.02) if latency is None else latency
@@ -55,6 +57,8 @@ class LinePace:
         self.free = max(self.free, asyncio.get_running_loop().time())
 
     async def carry(self, n):
+        if self.baud <= 0:
+            return
         self.free += n * 10.0 / self.baud
         wait = self.free - asyncio.get_running_loop().time()
         if wait > 0:
@@ -98,6 +102,8 @@ class ModemSim:
         self.recorder = None
         self.sent = bytearray()         # bytes sent towards the host (last 1-2 MiB)
         self.write_sizes = []           # size of each transport write, last 4096 (for tests)
+        self.baud_log = []              # (loop time, baud) of each AT+IPR/IPREX/reboot switch
+        self._lines = []                # the LinePace of each direction (the speed changes)
 
     # -- introspection --------------------------------------------------------------
     @property
@@ -181,6 +187,8 @@ class ModemSim:
         self._power_on()
         try:
             line = LinePace(self.opts.baud) if self.opts.pace_input else None
+            if line is not None:
+                self._lines.append(line)
             while True:
                 data = await reader.read(4096)
                 if not data:
@@ -199,6 +207,8 @@ class ModemSim:
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
+            if line is not None and line in self._lines:
+                self._lines.remove(line)
             if self._writer is writer:
                 self._writer = None
             writer.close()
@@ -231,8 +241,15 @@ class ModemSim:
 
     async def _write_loop(self):
         line = LinePace(self.opts.baud) if not self.opts.fast and self.opts.baud else None
+        if line is not None:
+            self._lines.append(line)
         while True:
             data = await self._out.get()
+            if isinstance(data, BaudSwitch):
+                # queued behind the OK of AT+IPR (or the last bytes before a reboot): what
+                # was queued before went at the old speed, what follows goes at the new one
+                self._set_baud(data.baud)
+                continue
             self.sent += data
             if len(self.sent) > (1 << 21):
                 del self.sent[:1 << 20]  # keep the recent past only (long demos)
@@ -246,6 +263,15 @@ class ModemSim:
                 await self._write(chunk)
                 if line is not None:
                     await line.carry(len(chunk))
+
+    def _set_baud(self, baud):
+        if baud <= 0 or baud == self.opts.baud:
+            return
+        self.opts.baud = baud
+        self.baud_log.append((asyncio.get_running_loop().time(), baud))
+        for line in self._lines:
+            line.idle()
+            line.baud = baud
 
     async def _write(self, chunk):
         self.write_sizes.append(len(chunk))
