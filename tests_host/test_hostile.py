@@ -476,6 +476,37 @@ def test_bytes_without_delivery_starve_the_watchdog():
     assert wd.tick()  # nothing waiting is not a fault
 
 
+def test_a_long_coverage_gap_does_not_reset_the_board_while_the_link_retries():
+    from app_fakes import Clock
+
+    from tlog.platform import NoWDT
+
+    class Up:
+        sent = 0
+
+    class Sp:
+        def depth(self):
+            return 50  # records pile up in the spool: nothing can be delivered
+
+    clock = Clock()
+    progress = [0]
+    wd = Watchdog(NoWDT(), clock)
+    cfg = C.Config(None, {"mqtt_host": "b.example"})
+    wd.register("delivery", 3600000, DeliveryProbe(Up(), Sp(), cfg, lambda: progress[0]))
+    for _ in range(4 * 360):  # four hours out of coverage, a bring-up attempt every 5 min
+        clock.advance(10000)
+        if clock.t % 300000 < 10000:
+            progress[0] += 1
+        assert wd.tick()
+    for _ in range(361):  # the link stops working on itself (a hung task): starved
+        clock.advance(10000)
+        wd.tick()
+    assert wd.stuck == ["delivery"]
+    progress[0] = None  # parked in fatal (credentials refused): a reset cannot fix it
+    clock.advance(10000)
+    assert wd.tick()
+
+
 # ---- on the MicroPython unix port ----------------------------------------------------------
 
 _MPY_CHECK = r"""

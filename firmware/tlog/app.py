@@ -22,7 +22,7 @@ from atmq.errors import ConfigError, ModemError
 from atmq.events import EventQueue
 from atmq.inbox import Inbox
 from atmq.limits import variant as _limits_variant
-from atmq.link import Link, is_fatal
+from atmq.link import ST_FATAL, Link, is_fatal
 from atmq.modem import Modem
 
 from . import fieldlog, fsutil, platform
@@ -325,6 +325,17 @@ class App:
                     log("baud: recover failed: %s" % e)
             seen = at.timeouts
 
+    def _link_progress(self):
+        """For the delivery watch: changes whenever the link works on itself (bring-up
+        attempts, state transitions, the client's recovery steps); None while parked in
+        ``fatal`` (no reset can fix it)."""
+        lk = self.link_owner
+        if lk.state == ST_FATAL:
+            return None
+        c = self.client
+        steps = sum(c.recovery.ladder.tries) if c is not None else 0
+        return self.link_attempts + lk.transitions + steps
+
     async def _modem_up(self, first):
         """The link owner's bring-up; a module that does not answer ``AT`` is powered on
         (no blind PWRKEY pulse to a live module: that would switch it off)."""
@@ -460,7 +471,7 @@ class App:
         wd.register("uplink", 600000)
         wd.register("link", 900000)
         wd.register("delivery", DELIVERY_LIMIT_MS,
-                    DeliveryProbe(self.uplink, self.spool, self.cfg))
+                    DeliveryProbe(self.uplink, self.spool, self.cfg, self._link_progress))
         self._tasks.append(reader)
         for coro in self.acq.tasks():
             self._tasks.append(asyncio.create_task(coro))

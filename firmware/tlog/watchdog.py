@@ -105,17 +105,34 @@ class ReaderProbe:
 
 class DeliveryProbe:
     """Application progress of the uplink: records delivered (``uplink.sent`` moved), none
-    waiting in the spool, or no broker configured (sampling only)."""
+    waiting in the spool, no broker configured (sampling only), or the link working on
+    itself while it is down: ``link_progress()`` (a value that changes with every bring-up
+    attempt, link state transition or recovery step, or None when the link is parked in
+    ``fatal``, which no reset can fix) moved.  A coverage gap of hours must not reset the
+    board every hour (records staged in RAM would be lost each time); bytes arriving never
+    count, so a reader made deaf while the link looks up still starves the watchdog."""
 
-    def __init__(self, uplink, spool, cfg):
+    def __init__(self, uplink, spool, cfg, link_progress=None):
         self.uplink = uplink
         self.spool = spool
         self.cfg = cfg
         self._sent = uplink.sent
+        self._link_progress = link_progress
+        self._link_seen = link_progress() if link_progress is not None else 0
 
     def __call__(self):
         sent = self.uplink.sent
         if sent != self._sent:
             self._sent = sent
             return True
-        return not self.cfg.get("mqtt_host") or self.spool.depth() == 0
+        if not self.cfg.get("mqtt_host") or self.spool.depth() == 0:
+            return True
+        lp = self._link_progress
+        if lp is not None:
+            now = lp()
+            if now is None:  # parked in fatal: a person or the long retry fixes it
+                return True
+            if now != self._link_seen:
+                self._link_seen = now
+                return True
+        return False
