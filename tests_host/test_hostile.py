@@ -489,7 +489,7 @@ def test_a_long_coverage_gap_does_not_reset_the_board_while_the_link_retries():
             return 50  # records pile up in the spool: nothing can be delivered
 
     clock = Clock()
-    progress = [0]
+    progress = [0]  # type: list
     wd = Watchdog(NoWDT(), clock)
     cfg = C.Config(None, {"mqtt_host": "b.example"})
     wd.register("delivery", 3600000, DeliveryProbe(Up(), Sp(), cfg, lambda: progress[0]))
