@@ -31,6 +31,7 @@ from .capture import Capture
 from .commands import Commands
 from .health import Health
 from .motion import Motion
+from .ota import Ota
 from .seqno import SeqNo
 from .spool import from_config as _spool_from_config
 from .status import Status, Topics, will
@@ -162,6 +163,8 @@ class App:
                                temp=platform.device_temp_dc, wd=self.wd,
                                on_record=self.uplink.wake.set, link_up=self.link_up)
         self.capture = Capture(at, cfg, self.root + "/capture", meta=self._capture_meta)
+        self.ota = Ota(self, self.root, b["name"], "b64" if fam == "sm" else "bin",
+                       self.inbox.payload_max, at.tok.line_max)
         if cfg.get("device_id"):
             self._set_identity(cfg.get("device_id"))
 
@@ -217,6 +220,7 @@ class App:
         self.dev = dev
         self.topics = Topics(self.cfg.get("topic_prefix"), dev)
         self.uplink.bind(None, self.topics.telemetry, dev)
+        self.ota.bind(self.topics.base)
 
     # ---- link -------------------------------------------------------------------------------
 
@@ -251,6 +255,7 @@ class App:
         sm = self.modem.family == "sm"
         sim800 = sm and getattr(self.driver, "sim800", False)
         ccfg = client_config(self.cfg, topics, self.dev, sm, not sim800)
+        ccfg["subscriptions"].append((self.ota.topic, 1))  # update offers and chunks
         c = MQTTClient(self.modem, self.driver, self.events, self.inbox, ccfg)
         up = self.uplink
         up.bind(c, topics.telemetry, self.dev)
@@ -266,6 +271,7 @@ class App:
         up.resize()
         st = Status(topics, c)
         cm = Commands(self, topics, c)
+        cm.other = self.ota.handle
         he = Health(self, topics, c)
         self.client, self.status, self.commands, self.health = c, st, cm, he
         return c, st, cm, he
@@ -347,6 +353,7 @@ class App:
             self._tasks.append(asyncio.create_task(coro))
         self._tasks.append(asyncio.create_task(self.uplink.run()))
         self._tasks.append(asyncio.create_task(self.link()))
+        self._tasks.append(asyncio.create_task(self.ota.run()))
         self._tasks.append(asyncio.create_task(wd.run(1000)))
         if self.opts.get("stdin_stop"):
             self._tasks.append(asyncio.create_task(self._stdin_stop()))

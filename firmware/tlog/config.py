@@ -72,6 +72,11 @@ SCHEMA = {
     "capture_max_bytes": (int, 65536, (4096, 1048576), LIVE),
     "capture_max_files": (int, 4, (1, 16), LIVE),
     "watchdog_timeout_s": (int, 120, (10, 3600), 0),
+    # over-the-air update (tlog/ota.py, issue 15); an empty ota_key turns OTA off
+    "ota_key": (str, "", (0, 128, _TEXT), SECRET),
+    "ota_probation_s": (int, 300, (10, 86400), LIVE),
+    "ota_max_boots": (int, 3, (1, 20), LIVE),
+    "ota_spool_max_pct": (int, 50, (1, 100), LIVE),
 }
 
 
