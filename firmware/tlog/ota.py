@@ -36,12 +36,13 @@ kept.  The bundle stream is ``<u32 BE manifest length><manifest JSON><files>``
 partition through tlog/otastore.py).
 """
 
+import asyncio
 import binascii
 import hashlib
 import json
 import sys
 
-from atmq.compat import sleep_ms, ticks_diff, ticks_ms
+from atmq.compat import sleep_ms, ticks_diff, ticks_ms, wait_for_ms
 
 from . import fsutil, otastore
 from .version import VERSION
@@ -205,6 +206,8 @@ class Ota:
         self._t0 = clock()
         self.topic = self.status_topic = ""
         self._out = []  # [text, is_progress] waiting for the link
+        self._busy = False  # q[0] is being published
+        self._wake = asyncio.Event()  # a status queued or all bytes in: the task goes now
         self._last_need = (-1, 0)
         self._since_ack = 0
         self._verify = False
@@ -297,12 +300,13 @@ class Ota:
         """Queue a status for the link (a progress report replaces a queued progress)."""
         text = _text(text)
         q = self._out
-        if progress and q and q[-1][1]:
-            q[-1][0] = text
+        if progress and q and q[-1][1] and not (self._busy and len(q) == 1):
+            q[-1][0] = text  # (never the one being published: it would be popped unsent)
         else:
             q.append([text, progress])
         if len(q) > 8:  # the link has been down a while: keep the newest
             del q[0]
+        self._wake.set()
 
     def progress_text(self):
         size = self.hdr["size"] if self.hdr else 0
@@ -444,9 +448,10 @@ class Ota:
                 data = b""
                 crc = -1
         if off != self.recv:
-            if off > self.recv:
-                self._need()
-            return  # a duplicate (off < recv) is simply dropped
+            # a gap, or a duplicate (the host went back after losing our reports): either
+            # way it learns where we are (at most every 2 s for one offset)
+            self._need()
+            return
         if binascii.crc32(data) & 0xFFFFFFFF != crc or not len(data):
             self.bad_chunks += 1
             self._need(True)
@@ -640,7 +645,11 @@ class Ota:
     async def _publish_queue(self, c):
         while self._out:
             text = self._out[0][0]
-            await c.publish(self.status_topic, text.encode(), 1, True)
+            self._busy = True
+            try:
+                await c.publish(self.status_topic, text.encode(), 1, True)
+            finally:
+                self._busy = False
             self._out.pop(0)
 
     async def run(self):
@@ -678,9 +687,20 @@ class Ota:
                         remove_marker(self._p("result"))
                 except Exception as e:  # link down: the queue waits for the next "up"
                     self.last_error = e
+                    await self._sleep(1000)
+                    continue
             elif c is not None and not connected:
                 announced = False
-            await self._sleep(200 if self._out or self._verify else 500)
+            if self._out and not connected:
+                await self._sleep(200)  # statuses wait for the link
+                continue
+            self._wake.clear()
+            if self._out or self._verify:
+                continue
+            try:
+                await wait_for_ms(self._wake.wait(), 500)
+            except asyncio.TimeoutError:
+                pass
 
     async def _reboot_after_status(self, c):
         """Give "verified" a bounded time to reach the broker, then reboot into boot.py."""
