@@ -21,6 +21,8 @@ package("tlog", files=[
     "imu.py",
     "motion.py",
     "obd.py",
+    "ota.py",
+    "otastore.py",
     "platform.py",
     "records.py",
     "rxredact.py",
@@ -29,5 +31,6 @@ package("tlog", files=[
     "status.py",
     "timesrc.py",
     "uplink.py",
+    "version.py",
     "watchdog.py",
 ], base_path=".")

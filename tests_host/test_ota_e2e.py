@@ -109,7 +109,8 @@ class Board:
             p = self.proc
         if p is not None and p.poll() is None:
             try:
-                p.stdin.close()
+                if p.stdin is not None:
+                    p.stdin.close()
                 p.wait(timeout)
             except (subprocess.TimeoutExpired, OSError):
                 self._kill()

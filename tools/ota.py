@@ -166,7 +166,7 @@ def build(src, board, arch, version, min_from="0", force=False, image=None, mpy_
 def parse_status(text):
     """"receiving 37 % | sid=ab offset=1 ..." -> ("receiving 37 %", {"sid": "ab", ...})."""
     head, _, tail = text.partition(" | ")
-    kv = dict(m.groups() for m in re.finditer(r"(\w+)=(\S*)", tail))
+    kv = {k: v for k, v in re.findall(r"(\w+)=(\S*)", tail)}
     return head.strip(), kv
 
 
@@ -269,7 +269,7 @@ class Sender:
             if chunk and not done_sending and acked >= 0:
                 while sent_to < size and sent_to < acked + WINDOW * chunk:
                     data = self.stream[sent_to:sent_to + chunk]
-                    msg = chunk_message(self.sid, sent_to, data, enc)
+                    msg = chunk_message(self.sid, sent_to, data, enc or "bin")
                     if self.on_chunk is not None:
                         msg = self.on_chunk(sent_to, msg)
                     self._pub(msg)
@@ -378,7 +378,7 @@ def plan_text(hdr, man, chunk):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--board", required=True, help="board name the bundle is for (boards/*.json)")
     ap.add_argument("--version", required=True, help="version of the bundle, e.g. 1.2.0")
     ap.add_argument("--arch", default="xtensawin",

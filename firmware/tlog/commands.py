@@ -29,6 +29,10 @@ MAX_PAYLOAD = 512
 _NAMES = ("ping", "get", "set", "reboot", "locate", "flush", "capture")
 
 
+async def _ignore(topic, payload):  # type: (bytes, bytes) -> bool
+    return False  # not handled
+
+
 def _err(cid, text):
     return {"id": cid, "ok": False, "error": text}
 
@@ -58,7 +62,7 @@ class Commands:
         self.ack_failures = 0
         self.reboot_pending = False
         self.last_error = None
-        self.other = None  # async (topic, payload) for the device's other topics (tlog/ota.py)
+        self.other = _ignore  # async (topic, payload): the device's other topics (tlog/ota.py)
 
     async def handle(self, topic, payload):
         """The answer dict for one message, or None when it is not addressed to us."""
@@ -188,8 +192,7 @@ class Commands:
         async for topic, payload in self.client.messages():
             reply = await self.handle(topic, payload)
             if reply is None:
-                if self.other is not None:
-                    await self.other(topic, payload)
+                await self.other(topic, payload)
                 continue
             await self.answer(reply)
             if self.reboot_pending:

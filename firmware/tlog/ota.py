@@ -443,7 +443,7 @@ class Ota:
         data = memoryview(payload)[start:]
         if parts[0] == b"B":
             try:
-                data = binascii.a2b_base64(data)
+                data = binascii.a2b_base64(bytes(data))
             except ValueError:
                 data = b""
                 crc = -1
@@ -514,11 +514,14 @@ class Ota:
         """All bytes are in: verify everything, stage the tree, ask boot.py to switch."""
         self._verify = False
         hdr = self.hdr
+        img = self.image
         sid = self.sid
+        if hdr is None:
+            return False
         try:
             want = binascii.unhexlify(hdr["sha256"])
-            if hdr["kind"] == "image":
-                got = self.image.sha256(hdr["size"])
+            if img is not None:
+                got = img.sha256(hdr["size"])
             else:
                 got = await self._hash_file(self._p("stage.bin"), 0, hdr["size"])
             if got != want:
@@ -543,8 +546,8 @@ class Ota:
             remove_marker(self._p(n))
         fsutil.remove_quiet(self._p("stage.bin"))
         write_json(self._p("switch"), sw)
-        if self.image is not None:
-            self.image.part.set_boot()
+        if img is not None:
+            img.part.set_boot()
         self.state = "switching"
         self.say("verified | sid=%s v=%s" % (sid, hdr["v"]))
         return True
@@ -611,6 +614,8 @@ class Ota:
     def confirm(self):
         """The new version works: make it permanent, then drop the old tree."""
         pr = self.probation
+        if pr is None:
+            return
         if pr.get("kind") == "image":
             part, _cur = otastore.next_partition(self.root)
             if part is not None:

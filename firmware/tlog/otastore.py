@@ -160,7 +160,7 @@ def next_partition(root):
         esp32 = None
     if esp32 is not None:
         try:
-            run = esp32.Partition(esp32.Partition.RUNNING)
+            run = esp32.Partition(esp32.Partition.RUNNING)  # type: ignore  # (stub: str id)
             return Esp32Partition(run.get_next_update()), run.info()[4]
         except (OSError, AttributeError):
             return None, None

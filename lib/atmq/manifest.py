@@ -26,6 +26,7 @@ package("atmq", files=[
     "fix.py",
     "gnssparse.py",
     "inbox.py",
+    "log.py",
     "modem.py",
     "nmea.py",
     "power.py",
