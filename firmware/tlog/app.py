@@ -31,7 +31,6 @@ from .capture import Capture
 from .commands import Commands
 from .health import Health
 from .motion import Motion
-from .ota import Ota
 from .seqno import SeqNo
 from .spool import from_config as _spool_from_config
 from .status import Status, Topics, will
@@ -163,8 +162,9 @@ class App:
                                temp=platform.device_temp_dc, wd=self.wd,
                                on_record=self.uplink.wake.set, link_up=self.link_up)
         self.capture = Capture(at, cfg, self.root + "/capture", meta=self._capture_meta)
-        self.ota = Ota(self, self.root, b["name"], "b64" if fam == "sm" else "bin",
-                       self.inbox.payload_max, at.tok.line_max)
+        self.ota = None  # tlog/ota.py: loaded when an update is pending on flash or arrives
+        self._ota_pending = any(fsutil.exists(self.root + "/ota/" + n)
+                                for n in ("probation", "result", "offer"))
         if cfg.get("device_id"):
             self._set_identity(cfg.get("device_id"))
 
@@ -220,7 +220,27 @@ class App:
         self.dev = dev
         self.topics = Topics(self.cfg.get("topic_prefix"), dev)
         self.uplink.bind(None, self.topics.telemetry, dev)
-        self.ota.bind(self.topics.base)
+        if self.ota is not None:
+            self.ota.bind(self.topics.base)
+
+    def _ota(self):
+        """The OTA task (tlog/ota.py, issue 15), imported on first need: its ~10 KB of code
+        stay out of RAM until an update is pending on flash or a message arrives."""
+        if self.ota is None:
+            from .ota import Ota
+
+            self.ota = o = Ota(self, self.root, self.board["name"],
+                               "b64" if self.modem.family == "sm" else "bin",
+                               self.inbox.payload_max, self.at.tok.line_max)
+            if self.topics is not None:
+                o.bind(self.topics.base)
+            self._tasks.append(asyncio.create_task(o.run()))
+        return self.ota
+
+    async def _ota_message(self, topic, payload):
+        if self.topics is None or bytes(topic) != (self.topics.base + "ota").encode():
+            return False
+        return await self._ota().handle(topic, payload)
 
     # ---- link -------------------------------------------------------------------------------
 
@@ -255,7 +275,7 @@ class App:
         sm = self.modem.family == "sm"
         sim800 = sm and getattr(self.driver, "sim800", False)
         ccfg = client_config(self.cfg, topics, self.dev, sm, not sim800)
-        ccfg["subscriptions"].append((self.ota.topic, 1))  # update offers and chunks
+        ccfg["subscriptions"].append((topics.base + "ota", 1))  # update offers and chunks
         c = MQTTClient(self.modem, self.driver, self.events, self.inbox, ccfg)
         up = self.uplink
         up.bind(c, topics.telemetry, self.dev)
@@ -271,7 +291,7 @@ class App:
         up.resize()
         st = Status(topics, c)
         cm = Commands(self, topics, c)
-        cm.other = self.ota.handle
+        cm.other = self._ota_message
         he = Health(self, topics, c)
         self.client, self.status, self.commands, self.health = c, st, cm, he
         return c, st, cm, he
@@ -353,7 +373,8 @@ class App:
             self._tasks.append(asyncio.create_task(coro))
         self._tasks.append(asyncio.create_task(self.uplink.run()))
         self._tasks.append(asyncio.create_task(self.link()))
-        self._tasks.append(asyncio.create_task(self.ota.run()))
+        if self._ota_pending:
+            self._ota()
         self._tasks.append(asyncio.create_task(wd.run(1000)))
         if self.opts.get("stdin_stop"):
             self._tasks.append(asyncio.create_task(self._stdin_stop()))

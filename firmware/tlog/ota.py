@@ -305,7 +305,7 @@ class Ota:
         else:
             q.append([text, progress])
         if len(q) > 8:  # the link has been down a while: keep the newest
-            del q[0]
+            del q[1 if self._busy else 0]
         self._wake.set()
 
     def progress_text(self):
