@@ -25,6 +25,8 @@ package("tlog", files=[
     "lastgood.py",
     "motion.py",
     "obd.py",
+    "ota.py",
+    "otastore.py",
     "platform.py",
     "probation.py",
     "readgap.py",
@@ -36,5 +38,6 @@ package("tlog", files=[
     "status.py",
     "timesrc.py",
     "uplink.py",
+    "version.py",
     "watchdog.py",
 ], base_path=".")

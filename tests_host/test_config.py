@@ -139,6 +139,7 @@ SECRETS = {
     "apn_pass": "apn-secret-9",
     "sim_pin": "4321",
     "tls_key": "client-key.pem",
+    "ota_key": "fleet-key-0123456789",
 }
 
 

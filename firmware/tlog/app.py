@@ -196,9 +196,12 @@ class App:
         if meter is not None:
             meter.watch(at.ring)
         self.events = EventQueue(32)
-        # commands are small JSON objects: 512 bytes each (4 KB at 1024 was the biggest
-        # preallocation of the app; a longer one is dropped and counted, rx_dropped)
-        self.inbox = Inbox(4, 128, 512)
+        # sized from the config: plain commands are small JSON objects (512 bytes each; 4 KB
+        # at 1024 was the biggest preallocation of the app), a signed command carrying link
+        # credentials (cmd_key) or an OTA chunk (ota_key, 984-byte chunks) needs 1024.  A
+        # longer message is dropped and counted (rx_dropped).
+        slot = 1024 if cfg.get("cmd_key") or cfg.get("ota_key") else 512
+        self.inbox = Inbox(4, 128, slot)
         self.modem = Modem(at, self.events, board=b, family=fam,
                            pin_factory=platform.pin_factory(), pin=cfg.get("sim_pin") or None,
                            apn=cfg.get("apn") or None, apn_user=cfg.get("apn_user") or None,
@@ -225,6 +228,9 @@ class App:
                                on_record=self.uplink.wake.set, link_up=self.link_up)
         self.capture = Capture(at, cfg, self.root + "/capture", meta=self._capture_meta,
                                spool=self.spool)  # the spool has priority on flash
+        self.ota = None  # tlog/ota.py: loaded when an update is pending on flash or arrives
+        self._ota_pending = any(fsutil.exists(self.root + "/ota/" + n)
+                                for n in ("probation", "result", "offer"))
         if cfg.get("device_id"):
             self._set_identity(cfg.get("device_id"))
 
@@ -287,6 +293,27 @@ class App:
         self.dev = dev
         self.topics = Topics(self.cfg.get("topic_prefix"), dev)
         self.uplink.bind(None, self.topics.telemetry, dev)
+        if self.ota is not None:
+            self.ota.bind(self.topics.base)
+
+    def _ota(self):
+        """The OTA task (tlog/ota.py, issue 15), imported on first need: its ~10 KB of code
+        stay out of RAM until an update is pending on flash or a message arrives."""
+        if self.ota is None:
+            from .ota import Ota
+
+            self.ota = o = Ota(self, self.root, self.board["name"],
+                               "b64" if self.modem.family == "sm" else "bin",
+                               self.inbox.payload_max, self.at.tok.line_max)
+            if self.topics is not None:
+                o.bind(self.topics.base)
+            self._tasks.append(asyncio.create_task(o.run()))
+        return self.ota
+
+    async def _ota_message(self, topic, payload):
+        if self.topics is None or bytes(topic) != (self.topics.base + "ota").encode():
+            return False
+        return await self._ota().handle(topic, payload)
 
     # ---- link -------------------------------------------------------------------------------
 
@@ -366,6 +393,7 @@ class App:
         sm = self.modem.family == "sm"
         sim800 = sm and getattr(self.driver, "sim800", False)
         ccfg = client_config(self.cfg, topics, self.dev, sm, not sim800)
+        ccfg["subscriptions"].append((topics.base + "ota", 1))  # update offers and chunks
         c = MQTTClient(self.modem, self.driver, self.events, self.inbox, ccfg,
                        link=self.link_owner)
         c.on_recovery = fieldlog.on_recovery
@@ -387,6 +415,7 @@ class App:
         up.resize()
         st = Status(topics, c)
         cm = Commands(self, topics, c)
+        cm.other = self._ota_message
         he = Health(self, topics, c)
         self.client, self.status, self.commands, self.health = c, st, cm, he
         return c, st, cm, he
@@ -477,6 +506,8 @@ class App:
             self._tasks.append(asyncio.create_task(coro))
         self._tasks.append(asyncio.create_task(self.uplink.run()))
         self._tasks.append(asyncio.create_task(self.link()))
+        if self._ota_pending:
+            self._ota()
         self._tasks.append(asyncio.create_task(wd.run(1000)))
         self._tasks.append(asyncio.create_task(self.flog.run()))
         if self.board["uart"]["baud"] > 115200:

@@ -45,6 +45,10 @@ _NAMES = ("ping", "get", "set", "reboot", "locate", "flush", "capture", "log")
 _LOG_ANSWER_MAX = 1536  # bytes of log lines in one answer: the oldest are left out
 
 
+async def _ignore(topic, payload):  # type: (bytes, bytes) -> bool
+    return False  # not handled
+
+
 def _err(cid, text):
     return {"id": cid, "ok": False, "error": text}
 
@@ -79,6 +83,7 @@ class Commands:
         self.escaped = 0  # commands refused for a backslash
         self.unanswered = 0  # commands overwritten in the inbox before they were read
         self._inbox_lost = self._inbox_count()
+        self.other = _ignore  # async (topic, payload): the device's other topics (tlog/ota.py)
 
     async def handle(self, topic, payload):
         """The answer dict for one message, or None when it is not addressed to us."""
@@ -277,6 +282,7 @@ class Commands:
         async for topic, payload in self.client.messages():
             reply = await self.handle(topic, payload)
             if reply is None:
+                await self.other(topic, payload)
                 continue
             await self.answer(reply)
             if self.reboot_pending:

@@ -90,6 +90,12 @@ SCHEMA = {
     "watchdog_timeout_s": (int, 120, (10, 3600), 0),
     "cmd_key": (str, "", (0, 64, _HEX), SECRET | LINK),
     "link_probation_s": (int, 600, (10, 86400), LINK),
+    # over-the-air update (tlog/ota.py, issue 15); an empty ota_key turns OTA off
+    # a link key: whoever sets it could sign their own code (only a signed command may)
+    "ota_key": (str, "", (0, 128, _TEXT), SECRET | LINK),
+    "ota_probation_s": (int, 300, (10, 86400), LIVE),
+    "ota_max_boots": (int, 3, (1, 20), LIVE),
+    "ota_spool_max_pct": (int, 50, (1, 100), LIVE),
 }
 
 
