@@ -93,7 +93,8 @@ def test_secrets_never_reach_a_line_the_ring_or_flash():
     fl.flush()
     text = "\n".join(alog.tail(32) + fl.tail(50))
     assert "s3cret-pw" not in text and "apn-pw-9" not in text, text
-    assert 'AT+CPIN="<redacted>"' in text and "4711" in alog.tail(1)[0], text
+    # the error's own mask (atmq.errors: the PIN argument) hides it before the log's redaction
+    assert "[AT+CPIN=***]" in text and '"4711"' not in text and "4711" in alog.tail(1)[0], text
     assert text.count("<redacted>") >= 4 and "internet" not in text
     tlogfs.rmtree(d)
     alog.reset()
