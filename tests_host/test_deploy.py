@@ -177,7 +177,7 @@ def test_missing_board_file_is_named(tmp_path):
 
 @pytest.mark.parametrize("text, says", [
     ('{"device_id": "x", "mqtt_prot": 1883}', "config key 'mqtt_prot': unknown key"),
-    ('{"mqtt_port": "1883"}', "config key 'mqtt_port': must be an integer, got '1883'"),
+    ('{"mqtt_port": "1883"}', "config key 'mqtt_port': must be an integer 1..65535, got '1883'"),
     ('[1, 2]', "must hold one JSON object"),
     # MicroPython's json alone would take it; the board refuses it too (atmq.jsonstrict)
     ('{"mqtt_port": 1883,\n}', "not valid JSON: Expecting property name enclosed in double "

@@ -67,7 +67,7 @@ def test_run_unix_refuses_a_config_the_firmware_would_refuse(tmp_path):
     cfg.write_text('{"mqtt_port": "1883"}')
     r = run_unix("--config", str(cfg), "--modem", "tcp:127.0.0.1:%d" % closed_port())
     assert r.returncode == 2
-    assert "config key 'mqtt_port': must be an integer, got '1883'" in r.stderr
+    assert "config key 'mqtt_port': must be an integer 1..65535, got '1883'" in r.stderr
 
 
 def test_the_modem_probe_names_the_address_the_port_answers_on():
