@@ -71,6 +71,16 @@ def _sync(f):
         fsync(f.fileno())
 
 
+def _commit(tmp, path):
+    """Rename the written ``tmp`` over ``path`` (a file system that refuses to rename over
+    an existing file gets it removed first: the old copy is gone only once the new is whole)."""
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        remove_quiet(path)
+        os.rename(tmp, path)
+
+
 def atomic_write(path, data):
     """Replace ``path`` with ``data`` (bytes, or an iterable of bytes chunks) so a reader
     sees the old or the new file, never a mix.
@@ -87,11 +97,7 @@ def atomic_write(path, data):
             for chunk in data:
                 f.write(chunk)
         _sync(f)
-    try:
-        os.rename(tmp, path)
-    except OSError:
-        remove_quiet(path)
-        os.rename(tmp, path)
+    _commit(tmp, path)
 
 
 def atomic_write_parts(path, parts):
@@ -105,11 +111,7 @@ def atomic_write_parts(path, parts):
             f.write(part)
         f.write(b"\n%08x\n" % (crc & 0xFFFFFFFF))
         _sync(f)
-    try:
-        os.rename(tmp, path)
-    except OSError:
-        remove_quiet(path)
-        os.rename(tmp, path)
+    _commit(tmp, path)
 
 
 def sealed_crc(path):
