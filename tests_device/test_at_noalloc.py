@@ -49,3 +49,48 @@ def test_one_byte_reads_same_outcome():
     got = d.got
     assert got[6] == 0
     assert got[0] == exp["ok"] and got[2] == exp["msgs"] and got[3] == exp["dropped"]
+
+
+def test_urc_mix_real_handlers_allocate_nothing():
+    # The URC-heavy mix of the benchmark through the real Engine with Modem's and
+    # CMQTTDriver's handlers (store-then-call entries, raw frames into the Inbox).
+    import io
+
+    from atmq.cmqtt import CMQTTDriver
+    from atmq.engine import Engine
+    from atmq.events import EventQueue
+    from atmq.inbox import Inbox
+    from atmq.modem import Modem
+    from traffic import build_urc
+
+    block, _lines = build_urc(seed=1)
+    stream = io.BytesIO(block)
+    at = Engine(stream, chunk_size=256)
+    events = EventQueue(1024)
+    inbox = Inbox(4, 64, 256)
+    Modem(at, events)
+    mqtt = CMQTTDriver(at, events, inbox)
+
+    def one_pass():
+        stream.seek(0)
+        while at.pump() > 0:
+            pass
+        while events.get() >= 0:
+            pass
+        while inbox.get() >= 0:
+            inbox.release()
+
+    one_pass()  # warm up
+    received = mqtt.stats["received"]
+    lines0 = at.tok.lines
+    gc.collect()
+    heap_lock()
+    try:
+        for _ in range(5):
+            one_pass()
+    finally:
+        heap_unlock()
+    per_pass = mqtt.stats["received"] - received
+    assert received > 0 and per_pass == 5 * received, (received, per_pass)
+    assert at.tok.lines - lines0 == 5 * lines0
+    assert at.reader.handler_errors == 0, at.reader.last_handler_error

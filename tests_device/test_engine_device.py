@@ -242,3 +242,32 @@ def test_store_entries_fill_slots_without_a_handler():
     at.feed(b"\r\n+CSQ: 21,99\r\n+CEREG: 5\r\n+CSQ: x\r\n")
     assert list(sig) == [-1, -1, 2] and list(reg) == [5, 1]
     assert at.tok.stores == 3 and at.urcs == 3 and at.unknown == 0
+
+
+def test_store_then_call_entries_hand_the_numbers_to_the_handler():
+    from array import array
+
+    from atmq.engine import Engine
+
+    at = Engine(None)
+    num = array("i", [0, 0, 0, 0])
+    seen = []
+
+    def handler(a):
+        # the numbers are stored before the call; the Args view is still the line's
+        seen.append((num[0], num[1], num[2], num[3], a.count(), a.arg_bytes(2)))
+        if num[0] == 13:
+            raise ValueError("a broken handler")
+
+    at.on_store(b"+RX:", num, 0, 2, 0, 3, then=handler)
+    at.feed(b"\r\n+RX: 12,-3,abc\r\n+RX: 7\r\n+RX: 13,1,2\r\n+RX: 1,2,3\r\n")
+    assert seen == [(12, -3, -1, 1, 3, b"abc"), (7, -1, -1, 2, 1, b""),
+                    (13, 1, 2, 3, 3, b"2"), (1, 2, 3, 4, 3, b"3")], seen
+    assert at.tok.stores == 4 and at.urcs == 4 and at.handler_errors == 1
+    for bad in ((b"+RX:", num, 0, 4, 0), (b"", num, 0, 0, 0)):
+        try:
+            at.on_store(*bad, then=handler)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("on_store%r accepted" % (bad,))

@@ -30,6 +30,9 @@ class FakeAt:
     def on(self, prefix, handler, nargs=-1):
         pass
 
+    def on_store(self, prefix, target, first, last, slot, seq=-1, nargs=-1, then=None):
+        pass
+
 
 class Spool:
     def stats(self):

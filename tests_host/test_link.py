@@ -205,6 +205,9 @@ def test_manual_timeouts_reach_the_engine():
         def on(self, *a, **k):
             pass
 
+        def on_store(self, *a, **k):  # Modem's CREG/CGREG/CEREG entries
+            pass
+
         async def cmd(self, cmd, timeout_ms=None, **kw):
             self.sent.append((cmd, timeout_ms))
 

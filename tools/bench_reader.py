@@ -118,9 +118,12 @@ def _mp_main(argv):
             self.modem = Modem(self.at, self.events)
             self.mqtt = CMQTTDriver(self.at, self.events, self.inbox)
             if noop:  # the reader's own cost: every handler replaced by one that returns
-                fns = self.at.reader.urc_fns
+                rd = self.at.reader
+                fns = rd.urc_fns
                 for i in range(len(fns)):
                     fns[i] = _noop
+                    if rd.e_kind[i] == 2:  # a store-then-call entry: the store is the
+                        rd.e_kind[i] = 0  # handler's work, not the reader's
 
         def run(self):
             s = self.stream

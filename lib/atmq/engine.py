@@ -186,14 +186,16 @@ class Engine:
             raise ValueError("on() needs a prefix and a handler")
         self.reader.add_urc(prefix, handler, nargs)
 
-    def on_store(self, prefix, target, first, last, slot, seq=-1, nargs=-1):
+    def on_store(self, prefix, target, first, last, slot, seq=-1, nargs=-1, then=None):
         """Route ``prefix`` lines to a store: arguments ``first..last`` as integers (-1 when
         absent or not a number) into ``target[slot:]`` (an ``array("i")``), and
-        ``target[seq] += 1`` when ``seq`` >= 0; done inside the reader, no Python call."""
+        ``target[seq] += 1`` when ``seq`` >= 0; done inside the reader, no Python call.
+        ``then``: a handler called after the store with the ``Args`` view, as for ``on``
+        (it reads the numbers from ``target``: no ``arg_int`` call per argument)."""
         if not prefix or first < 0 or last < first or slot < 0 or \
                 slot + last - first >= len(target) or seq >= len(target):
             raise ValueError("on_store(): slots out of the target")
-        self.reader.add_urc(prefix, None, nargs, store_spec(first, last, slot, seq), target)
+        self.reader.add_urc(prefix, then, nargs, store_spec(first, last, slot, seq), target)
 
     # ---- reader ----------------------------------------------------------------------------
 

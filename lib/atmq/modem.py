@@ -25,6 +25,7 @@ every command has a deadline taken from the manual's "Max Response Time".
 """
 
 import asyncio
+from array import array
 
 from . import log
 from . import power as _power
@@ -222,7 +223,9 @@ class Modem:
             if m.get("model"):
                 self.facts["model"] = m["model"]
         self.reg = [REG_UNKNOWN, REG_UNKNOWN, REG_UNKNOWN]  # CREG, CGREG, CEREG
-        self._reg_seq = [0, 0, 0]  # URCs seen per domain (a query answer must not undo one)
+        # Per domain d (CREG, CGREG, CEREG) at 3 * d: the URC's first two numbers, stored by
+        # the reader (Engine.on_store), and the URCs seen (a query answer must not undo one).
+        self._regn = array("i", bytes(4 * 9))
         self.boot_urcs = 0  # BOOT_* bits seen since the last reset_state()
         self.reboots = 0  # spontaneous reboots seen after init
         self.pin_attempts = 0  # PINs sent (one per need, never after a rejection)
@@ -286,9 +289,10 @@ class Modem:
         at.on(b"SMS DONE", self._on_sms_done)
         at.on(b"PB DONE", self._on_pb_done)
         at.on(b"+CPIN:", self._on_cpin)
-        at.on(b"+CREG:", self._on_creg)
-        at.on(b"+CGREG:", self._on_cgreg)
-        at.on(b"+CEREG:", self._on_cereg)
+        regn = self._regn
+        at.on_store(b"+CREG:", regn, 0, 1, 0, 2, then=self._on_creg)
+        at.on_store(b"+CGREG:", regn, 0, 1, 3, 5, then=self._on_cgreg)
+        at.on_store(b"+CEREG:", regn, 0, 1, 6, 8, then=self._on_cereg)
         for p in (b"+CGEV: NW DEACT", b"+CGEV: NW PDN DEACT", b"+CGEV: NW DETACH"):
             at.on(p, self._on_cgev)
         for p in (b"+CGEV: ME DEACT", b"+CGEV: ME PDN DEACT", b"+CGEV: ME DETACH"):
@@ -345,22 +349,37 @@ class Modem:
                 return
         self._set_sim("UNKNOWN")
 
+    # URC form is "<stat>[,<lac>,<ci>[,<act>]]"; a stray read answer "<n>,<stat>" has 2 args.
+
     def _on_reg(self, a, dom):
-        # URC form is "<stat>[,<lac>,<ci>[,<act>]]"; a stray read answer "<n>,<stat>" has 2 args.
-        stat = a.arg_int(1 if a.count() == 2 else 0)
-        self._reg_seq[dom] += 1
+        # a URC that crossed a query (registration()): parsed and counted here
+        self._regn[3 * dom + 2] += 1
+        self._set_reg(dom, a.arg_int(1 if a.count() == 2 else 0))
+
+    def _set_reg(self, dom, stat):
         if self.reg[dom] != stat:
             self.reg[dom] = stat
             self.events.put(EV_REG, stat, dom)
 
+    # From the reader: the numbers already stored and the URC counted (on_store); the
+    # common case, no change, costs one call.
     def _on_creg(self, a):
-        self._on_reg(a, 0)
+        n = self._regn
+        stat = n[1] if a.count() == 2 else n[0]
+        if self.reg[0] != stat:
+            self._set_reg(0, stat)
 
     def _on_cgreg(self, a):
-        self._on_reg(a, 1)
+        n = self._regn
+        stat = n[4] if a.count() == 2 else n[3]
+        if self.reg[1] != stat:
+            self._set_reg(1, stat)
 
     def _on_cereg(self, a):
-        self._on_reg(a, 2)
+        n = self._regn
+        stat = n[7] if a.count() == 2 else n[6]
+        if self.reg[2] != stat:
+            self._set_reg(2, stat)
 
     def _nonet(self, cause):
         if self._closing:
@@ -581,7 +600,7 @@ class Modem:
         registered; ``roaming`` says which.
         """
         for d in range(3):
-            seq = self._reg_seq[d]
+            seq = self._regn[3 * d + 2]
             # a module without that domain (SIM800: no CEREG) answers ERROR: skipped
             r = await self.at.cmd(_REG_QUERY[d], resp=_DOMAINS[d], check=False)
             if r.final != R_OK:
@@ -589,7 +608,7 @@ class Modem:
             for i in range(r.count):
                 a = r.line(i)
                 if a.count() == 2:  # the answer: "+CxREG: <n>,<stat>" (n=1 set by init)
-                    if self._reg_seq[d] == seq:  # else a URC after the answer is newer
+                    if self._regn[3 * d + 2] == seq:  # else a URC after the answer is newer
                         self.reg[d] = a.arg_int(1)
                 else:  # a URC "+CxREG: <stat>" that crossed the query: same prefix
                     self._on_reg(a, d)

@@ -32,7 +32,8 @@ One ``Reader`` owns everything between the stream and the handlers:
   A URC entry is either a handler (gets the ``Args`` view; may only record state
   or enqueue events) or a *store*: arguments ``first..last`` parsed as integers
   into slots of an int array, with an optional sequence slot bumped, done in
-  viper without a Python call.
+  viper without a Python call; or both: the store, then the handler, which
+  reads the numbers from its array instead of parsing them (one call per line).
 
 All shared state lives in one int array ``st`` read through the ``_R_*``
 (ring), ``_T_*`` (tokenizer), ``_W_*`` (raw frame) and ``_D_*`` (dispatch)
@@ -152,6 +153,11 @@ _RS_FINAL = const(2)
 _RS_CODE = const(3)
 _RS_DONE = const(4)
 _RS_OVERFLOW = const(5)
+
+# URC entry kinds (Reader.e_kind)
+_K_CALL = const(0)  # call the handler with the Args view
+_K_STORE = const(1)  # store integer arguments, no Python call
+_K_STORE_CALL = const(2)  # store them, then call the handler (it reads the stored numbers)
 
 # URC store entries: spec array per entry (first arg, last arg, first slot, sequence slot
 # plus 1, 0: none)
@@ -766,7 +772,8 @@ class Reader:
     # ---- URC table ---------------------------------------------------------------------
 
     def add_urc(self, prefix, handler, nargs=-1, spec=None, target=None):
-        """Append a table entry (``Engine.on``/``Engine.on_store`` check the arguments).
+        """Append a table entry (``Engine.on``/``Engine.on_store`` check the arguments):
+        a handler, a store (``spec``/``target``), or both (the store, then the handler).
 
         The table key is the head of ``prefix`` (up to ``:``); entries that share a
         head are tried in registration order."""
@@ -777,7 +784,8 @@ class Reader:
         self.blob.extend(prefix)
         self.e_nargs.append(nargs + 1 if nargs >= 0 else 0)
         self.e_next.append(0)
-        self.e_kind.append(1 if spec is not None else 0)
+        self.e_kind.append(_K_CALL if spec is None else
+                           _K_STORE if handler is None else _K_STORE_CALL)
         self.e_hash.append(h)
         self.urc_fns.append(handler)
         self.urc_specs.append(spec)
@@ -1108,9 +1116,12 @@ class Reader:
                 if e:  # entry e - 1 takes it
                     i = e - 1
                     st[_D_URCS] = st[_D_URCS] + 1
-                    if ekind[i]:  # a store entry: no Python call
+                    k = ekind[i]
+                    if k:  # a store entry: its integers parsed and stored in viper
                         _store(buf, av_o, urc_spec[i], urc_target[i])
                         st[_D_STORES] = st[_D_STORES] + 1
+                        if k == _K_STORE_CALL:  # then its handler, the numbers ready
+                            urc_fn[i](a)
                     else:
                         urc_fn[i](a)  # if it raises, pump() counts it and goes on
                     continue
