@@ -194,15 +194,13 @@ class Uplink:
                         continue
                     self._limit = 0
                     b.count = k  # the next batch starts after the records that went out
-                    task = asyncio.create_task(lanes[lane].publish(
-                        self.topic, memoryview(outs[lane])[:n], self.cfg.get("mqtt_qos")))
+                    task = asyncio.create_task(self._publish(lanes[lane], outs[lane], n))
                     flight.append([lane, b, k, task])
                 if not flight:
                     break
                 lane, b, k, task = flight.pop(0)
-                try:
-                    await task
-                except Exception as e:  # LinkDown, ModemError...: this batch and later stay
+                e = await task
+                if e is not None:  # LinkDown, ModemError...: this batch and later ones stay
                     if err is None:
                         err = e
                     continue
@@ -217,6 +215,16 @@ class Uplink:
         if err is not None:
             raise err
         return acked
+
+    async def _publish(self, client, out, n):
+        # The error is returned, not raised: a task that ends with an exception while nobody
+        # awaits it yet (the second batch, while the first one is awaited) would be
+        # reported by MicroPython's loop as "Task exception wasn't retrieved".
+        try:
+            await client.publish(self.topic, memoryview(out)[:n], self.cfg.get("mqtt_qos"))
+        except Exception as e:  # noqa: BLE001 - handed to send_two, which raises it
+            return e
+        return None
 
     async def _skip_bad(self, b, e):
         i = self._first_bad(b)
