@@ -168,7 +168,7 @@ class App:
         self.wd = Watchdog(platform.hw_watchdog(cfg.get("watchdog_timeout_s") * 1000))
         self.spool = _spool_from_config(self.root + "/spool", cfg)
         self.uplink = Uplink(self.spool, cfg, None, "", wd=self.wd)
-        self.lane = None  # the second publish session (uplink_inflight 2, CMQTT)
+        self.lane = None  # the second publish session (uplink_inflight 2 at boot, CMQTT)
         # the spool's highest seq is the floor: a lost lease file never restarts numbering
         # below records the broker has seen or will see (it would drop them as duplicates)
         self.seq = SeqNo(self.root + "/seqno", floor=self.spool.max_seq)
@@ -414,7 +414,8 @@ class App:
                 % cap)
         up.payload_cap = cap
         up.resize()
-        if not sm and self.cfg.get("uplink_inflight") > 1 and self.driver.peer is None:
+        if not sm and self.cfg.get("uplink_inflight") > 1 and \
+                getattr(self.driver, "peer", 1) is None:
             # a second session (client index 1): two batches in flight (tlog.lane)
             from .lane import PublishLane
 
