@@ -22,6 +22,7 @@ package("tlog", files=[
     "fsutil.py",
     "health.py",
     "imu.py",
+    "lane.py",
     "lastgood.py",
     "motion.py",
     "obd.py",

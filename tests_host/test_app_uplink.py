@@ -179,3 +179,184 @@ def test_modem_payload_cap_and_forced_format(tmp_path):
         body = p.rsplit(b"*", 1)[0].split(b"#", 1)[1]
         seqs += [int(f[2:]) for f in body.split(b",") if f.startswith(b"0:")]
     assert seqs == list(range(10))
+
+
+# ---- two batches in flight (issue 14): one per MQTT session, results taken in order ------
+
+
+class GateClient:
+    """A session whose publishes wait until the test settles them: ``pending`` holds
+    (payload, future) in the order they started; ``settle(i, err)`` ends one (the broker
+    got it when ``delivered``)."""
+
+    def __init__(self, name, broker):
+        self.name = name
+        self.broker = broker  # shared: (name, seqs) in the order the broker got them
+        self.pending = []
+        self.up = asyncio.Event()
+        self.up.set()
+
+    def isconnected(self):
+        return self.up.is_set()
+
+    async def publish(self, topic, payload, qos=1, retain=False):
+        fut = asyncio.get_running_loop().create_future()
+        self.pending.append((bytes(payload), fut))
+        await fut
+
+    def settle(self, err=None, delivered=True):
+        payload, fut = self.pending.pop(0)
+        if delivered:
+            self.broker.append((self.name, [r["seq"] for r in json.loads(payload)]))
+        if err is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(err)
+
+
+def make_two(tmp_path, inflight=2, **cfg):
+    c = Config(None, dict({"batch_max_records": 5, "uplink_inflight": inflight}, **cfg))
+    sp = from_config(str(tmp_path / "spool"), c)
+    up = Uplink(sp, c, TOPIC, "dev1", sleep=_no_sleep)
+    broker = []
+    a, b = GateClient("a", broker), GateClient("b", broker)
+    up.bind(a, TOPIC, "dev1")
+    up.bind_second(b)
+    return up, sp, a, b, broker
+
+
+async def _until(cond, what, steps=200):
+    for _ in range(steps):
+        if cond():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("never: " + what)
+
+
+def test_two_in_flight_overlap_and_in_order_ack(tmp_path):
+    up, sp, a, b, broker = make_two(tmp_path)
+    append_records(sp, 0, 12)
+    assert up.window() == 2
+
+    async def body():
+        t = asyncio.create_task(up.send_two())
+        # the second batch goes out on the other session while the first one waits
+        await _until(lambda: len(a.pending) == 1 and len(b.pending) == 1, "both in flight")
+        a.settle()
+        await _until(lambda: sp.depth() == 7, "first batch acked")
+        await _until(lambda: len(a.pending) == 1, "third batch on session a")
+        b.settle()
+        await _until(lambda: sp.depth() == 2, "second batch acked")
+        a.settle()
+        assert await asyncio.wait_for(t, 2) == 12
+
+    asyncio.run(body())
+    assert broker == [("a", [0, 1, 2, 3, 4]), ("b", [5, 6, 7, 8, 9]), ("a", [10, 11])]
+    assert sp.depth() == 0 and up.sent == 12 and up.batches == 3
+
+
+def test_second_result_first_waits_for_the_first(tmp_path):
+    up, sp, a, b, broker = make_two(tmp_path)
+    append_records(sp, 0, 10)
+
+    async def body():
+        t = asyncio.create_task(up.send_two())
+        await _until(lambda: a.pending and b.pending, "both in flight")
+        b.settle()  # B's PUBACK first: A is still owed, nothing may leave the spool
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert sp.depth() == 10 and up.sent == 0
+        a.settle()
+        assert await asyncio.wait_for(t, 2) == 10
+
+    asyncio.run(body())
+    assert sorted(s for _n, seqs in broker for s in seqs) == list(range(10))
+    assert sp.depth() == 0
+
+
+@pytest.mark.parametrize("order", ["a_first", "b_first"])
+def test_first_fails_second_delivered_both_resent(tmp_path, order):
+    up, sp, a, b, broker = make_two(tmp_path)
+    append_records(sp, 0, 10)
+
+    async def body():
+        t = asyncio.create_task(up.send_two())
+        await _until(lambda: a.pending and b.pending, "both in flight")
+        if order == "b_first":
+            b.settle()
+            a.settle(ModemError("CMQTT", 11, b"AT+CMQTTPUB=0,1,60"), delivered=False)
+        else:
+            a.settle(ModemError("CMQTT", 11, b"AT+CMQTTPUB=0,1,60"), delivered=False)
+            await _until(lambda: not a.pending, "a settled")
+            assert not a.pending  # nothing new goes out after a failure
+            b.settle()
+        with pytest.raises(ModemError):
+            await asyncio.wait_for(t, 2)
+        assert sp.depth() == 10  # B reached the broker but A did not: neither acked
+        t = asyncio.create_task(up.send_two())  # next round: both again
+        await _until(lambda: a.pending and b.pending, "both in flight again")
+        a.settle()
+        b.settle()
+        assert await asyncio.wait_for(t, 2) == 10
+
+    asyncio.run(body())
+    seqs = [s for _n, ss in broker for s in ss]
+    assert sorted(set(seqs)) == list(range(10))  # nothing lost
+    assert len(seqs) - 10 <= 10  # duplicates at most the two batches
+    assert sp.depth() == 0
+
+
+def test_second_fails_first_acked(tmp_path):
+    up, sp, a, b, broker = make_two(tmp_path)
+    append_records(sp, 0, 10)
+
+    async def body():
+        t = asyncio.create_task(up.send_two())
+        await _until(lambda: a.pending and b.pending, "both in flight")
+        b.settle(ModemError("CMQTT", 11, b"AT+CMQTTPUB=1,1,60"), delivered=False)
+        a.settle()
+        with pytest.raises(ModemError):
+            await asyncio.wait_for(t, 2)
+        assert sp.depth() == 5 and up.sent == 5
+
+    asyncio.run(body())
+
+
+def test_power_cut_with_two_in_flight_loses_nothing(tmp_path):
+    up, sp, a, b, broker = make_two(tmp_path)
+    append_records(sp, 0, 10)
+    sp.flush()
+
+    async def body():
+        t = asyncio.create_task(up.send_two())
+        await _until(lambda: a.pending and b.pending, "both in flight")
+        b.settle()  # delivered, but the board dies before A's result
+        for _ in range(5):
+            await asyncio.sleep(0)
+        t.cancel()
+
+    asyncio.run(body())
+    sp2 = from_config(str(tmp_path / "spool"), up.cfg)  # reboot: the spool from flash
+    assert sp2.depth() == 10
+    up2, _sp, a2, b2, broker2 = make_two(tmp_path / "x")
+    up2.spool = sp2
+    up2.bind_second(b2)
+
+    async def again():
+        t = asyncio.create_task(up2.send_two())
+        await _until(lambda: a2.pending and b2.pending, "both in flight after reboot")
+        a2.settle()
+        b2.settle()
+        assert await asyncio.wait_for(t, 2) == 10
+
+    asyncio.run(again())
+    assert sorted(s for _n, ss in broker2 for s in ss) == list(range(10))
+    assert sp2.depth() == 0
+
+
+def test_window_one_without_second_session_or_key(tmp_path):
+    up, sp, a, b, broker = make_two(tmp_path, inflight=1)
+    assert up.window() == 1
+    up2, _sp, _a, b2, _br = make_two(tmp_path / "y")
+    b2.up.clear()
+    assert up2.window() == 1  # the second session is down: one in flight

@@ -322,3 +322,43 @@ def test_end_to_end_largest_messages_both_ways(broker, mqtt_sub):  # noqa: F811
                 s.task.cancel()
 
     run(t())
+
+
+def test_peer_driver_gets_its_index_urcs_only():
+    """A second session on client index 1 (tlog.lane): the reader gives a URC to one
+    handler, so the main driver forwards index 1's result and loss URCs to its peer;
+    each driver's events go to its own queue."""
+    from atmq.events import EV_CONNLOST, EV_NONET, EV_PUBACK
+
+    at = Engine(Idle(), ring_size=256, chunk_size=64)
+    ev0, ev1 = EventQueue(8), EventQueue(8)
+    ib = Inbox(2, 32, 256)
+    main = CMQTTDriver(at, ev0, ib)
+    peer = CMQTTDriver(at, ev1, ib, client_index=1, peer_of=main)
+    with pytest.raises(ValueError):
+        CMQTTDriver(at, ev1, ib, client_index=1, peer_of=main)  # one peer
+
+    def put(data):
+        at.ring.put(data, len(data))
+        at.process()
+
+    def drain(q):
+        out = []
+        while (k := q.get()) >= 0:
+            out.append((k, q.a, q.b))
+        return out
+
+    main.connected = peer.connected = True
+    put(b"\r\n+CMQTTPUB: 1,0\r\n")  # nobody waits: a late result, reported by the peer
+    put(b"\r\n+CMQTTCONNLOST: 1,2\r\n")
+    assert drain(ev1) == [(EV_PUBACK, 1, 0), (EV_CONNLOST, 1, 2)] and drain(ev0) == []
+    assert main.connected and not peer.connected
+    peer.connected = True
+    put(b"\r\n+CMQTTCONNLOST: 0,1\r\n")
+    assert drain(ev0) == [(EV_CONNLOST, 0, 1)] and drain(ev1) == []
+    assert not main.connected and peer.connected
+    put(b"\r\n+CMQTTNONET\r\n")  # the service stopped: both sessions are gone
+    assert drain(ev0) == [(EV_NONET, 0, 0)] and drain(ev1) == [(EV_NONET, 1, 0)]
+    peer.connected, peer.acquired = True, (b"x-2", 0)
+    main.lost(True)  # a reboot seen by the link owner reaches the peer too
+    assert not peer.connected and peer.acquired is None and not peer.started

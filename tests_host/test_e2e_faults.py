@@ -55,6 +55,20 @@ SCENARIOS = {
                        {}),
     "echo_on": ({"faults": [{"kind": "echo_on"}]}, {}),
 }
+# Two publishes in flight (uplink_inflight 2: a second session on CMQTT client index 1,
+# tlog.lane): each fault fires right after a publish of the second session was accepted, so
+# both batches wait for their PUBACKs.  A 3 s round trip with 2 records per batch makes a
+# backlog at one record a second (the second session only publishes when a second batch
+# waits); duplicates are then bounded by two batches per disturbance.
+_TWO = {"config_extra": {"uplink_inflight": 2, "batch_max_records": 2},
+        "sim_kw": {"net_rtt": 3.0}, "persona": "A7600"}
+SCENARIOS.update({
+    "inflight2_connlost": ({"faults": [{"kind": "connlost", "match": "AT+CMQTTPUB=1",
+                                        "cause": 1}]}, _TWO),
+    "inflight2_reboot": ({"faults": [{"kind": "reboot", "match": "AT+CMQTTPUB=1"}]}, _TWO),
+    "inflight2_nonet": ({"faults": [{"kind": "nonet", "match": "AT+CMQTTPUB=1",
+                                     "duration_s": 4}]}, _TWO),
+})
 
 
 def _report(name, rig, a):
@@ -95,8 +109,16 @@ def test_fault_nothing_lost(broker, name):  # noqa: F811
         assert a["gaps"] == 0, "seq missing at the broker: %r" % a["missing"]
         assert counts is not None, "no 'stopped:' line; log:\n" + tail
         made, _sent, depth = counts
-        assert a["unique"] + depth == made, (a, counts)
-        assert a["dups"] <= BATCH * max(1, a["reconnects"] + a["faults"]), a
+        two = opts.get("config_extra", {}).get("uplink_inflight") == 2
+        if two:
+            # a batch the broker has may still be in the spool: the second one, delivered
+            # while the first one failed, or both still in flight at the stop (re-sent later)
+            n = 2 * opts["config_extra"]["batch_max_records"]
+            assert made <= a["unique"] + depth <= made + n, (a, counts)
+        else:
+            assert a["unique"] + depth == made, (a, counts)
+        per = 2 * BATCH if two else BATCH
+        assert a["dups"] <= per * max(1, a["reconnects"] + a["faults"]), a
 
 
 def test_old_firmware_sslversion_clear_error_no_retry_loop(broker):  # noqa: F811

@@ -234,3 +234,31 @@ def test_net_rtt_delays_the_qos1_publish_result_only(broker, mqtt_sub):  # noqa:
             await _publish(at, b"dev/r0", b"zero", 0)  # qos 0: nothing to wait for
             assert mqtt_sub.wait_for("dev/r0") == ("dev/r0", b"zero", 0, False)
     run(t())
+
+
+def test_pub_pending_busy_on_its_client_other_client_overlaps(broker, mqtt_sub):  # noqa: F811
+    """While client 0's PUB waits for the PUBACK (300 ms round trip) its next TOPIC is
+    refused with 14 "client is busy"; client 1 (its own ACCQ session) takes a whole
+    TOPIC/PAYLOAD/PUB meanwhile: two publishes in flight, one per client (issue 14)."""
+    mqtt_sub.subscribe("dev/#", qos=1)
+
+    async def t():
+        async with sim_session("SIM7600E", broker=broker, net_rtt=0.3) as (sim, at):
+            await at.cmd(b"AT+CMQTTSTART", b"\r\nOK\r\n\r\n+CMQTTSTART: 0\r\n")
+            for i in (0, 1):
+                await at.cmd(b'AT+CMQTTACCQ=%d,"two%d"' % (i, i), b"\r\nOK\r\n")
+                await at.cmd(b'AT+CMQTTCONNECT=%d,"tcp://broker:1883",60,1' % i,
+                             b"\r\nOK\r\n\r\n+CMQTTCONNECT: %d,0\r\n" % i)
+            await _prompt_send(at, b"AT+CMQTTTOPIC=0,6", b"dev/p0")
+            await _prompt_send(at, b"AT+CMQTTPAYLOAD=0,1", b"0")
+            await at.cmd(b"AT+CMQTTPUB=0,1,60", b"\r\nOK\r\n")
+            await at.cmd(b"AT+CMQTTTOPIC=0,6", b"\r\n+CMQTTTOPIC: 0,14\r\n\r\nERROR\r\n")
+            await _prompt_send(at, b"AT+CMQTTTOPIC=1,6", b"dev/p1")
+            await _prompt_send(at, b"AT+CMQTTPAYLOAD=1,1", b"1")
+            await at.cmd(b"AT+CMQTTPUB=1,1,60", b"\r\nOK\r\n")
+            await at.expect(b"\r\n+CMQTTPUB: 0,0\r\n")  # in the order they went out
+            await at.expect(b"\r\n+CMQTTPUB: 1,0\r\n")
+            await _publish(at, b"dev/p2", b"2", 1)  # client 0 free again
+            assert sorted(mqtt_sub.wait_for("dev/p%d" % k)[1] for k in range(3)) == \
+                [b"0", b"1", b"2"]
+    run(t())

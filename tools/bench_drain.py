@@ -16,8 +16,9 @@ baseline in the same run is the same firmware with one record per publish.
 One run makes a row per board ``uart.baud`` (115200, 921600: the simulated
 modem powers on at 115200 and the firmware switches with AT+IPR after
 bring-up, atmq.baud; a row whose line did not end at that speed fails the run),
-per round trip (0, 100, 300 ms) and per ``batch_max_bytes`` (4096; 10240, the
-A76xx limit of 002 s.2.1.11), one publish in flight, on the A7600 persona.
+per round trip (0, 100, 300 ms), per ``batch_max_bytes`` (4096; 10240, the
+A76xx limit of 002 s.2.1.11) and per publishes in flight (``uplink_inflight`` 1;
+2: a second CMQTT session on client index 1, tlog.lane), on the A7600 persona.
 Each row also carries the reader's gaps measured under the engine
 (firmware/tlog/readgap.py: after a read that returned data, the time until the
 next read, p99 and max) against the time ``uart.rxbuf`` (1024 bytes) takes to
@@ -32,7 +33,7 @@ per line:
     {"name": "drain_speedup", "batched_over_one_per_publish": ..., ...}
 
 Run: python3 tools/dev.py bench-drain [--bauds 115200,921600] [--net-rtts-ms 0,100,300]
-     [--batch-bytes 4096,10240] [--records 600] [--persona A7600]
+     [--batch-bytes 4096,10240] [--inflight 1,2] [--records 600] [--persona A7600]
 """
 
 import argparse
@@ -169,9 +170,10 @@ def read_gaps(path):
 
 
 def run_one(broker, impl, n, baud, batch_records, timeout_s, rtt_ms=0, batch_bytes=4096,
-            persona="A7600"):
+            persona="A7600", inflight=1):
     work = tempfile.mkdtemp(prefix="drain-")
     extra = {"batch_max_records": batch_records, "batch_max_bytes": batch_bytes,
+             "uplink_inflight": inflight,
              "health_interval_s": 3600, "interval_moving_s": 5, "interval_stationary_s": 5}
     gap_path = os.path.join(work, "read_gaps.json")
     try:
@@ -210,7 +212,7 @@ def run_one(broker, impl, n, baud, batch_records, timeout_s, rtt_ms=0, batch_byt
     line = baud / 10.0
     fill_ms = round(RXBUF * 10.0 / baud * 1000, 1)
     return {"name": "drain", "impl": impl, "persona": persona, "baud": baud,
-            "net_rtt_ms": rtt_ms, "records": n, "in_flight": 1,
+            "net_rtt_ms": rtt_ms, "records": n, "in_flight": inflight,
             "batch_max_records": batch_records, "batch_max_bytes": batch_bytes,
             "publishes": pubs,
             "records_per_publish": round(nrec / pubs, 1), "payload_bytes": nbytes,
@@ -247,6 +249,8 @@ def main(argv=None):
     ap.add_argument("--persona", default="A7600",
                     help="simulated modem (A7600: 921600 in its AT+IPR list, 10240-byte "
                          "payloads; SIM7600E: 460800 and 4096, manual 003)")
+    ap.add_argument("--inflight", default="1,2",
+                    help="uplink_inflight of the rows (2: a second CMQTT session, tlog.lane)")
     ap.add_argument("--records", type=int, default=600, help="backlog for the batched rows")
     ap.add_argument("--baseline-records", type=int, default=60,
                     help="backlog for the one-record-per-publish row (115200, no round trip)")
@@ -256,6 +260,7 @@ def main(argv=None):
     bauds = [a.baud] if a.baud else _ints(a.bauds)
     rtts = [a.net_rtt_ms] if a.net_rtt_ms is not None else _ints(a.net_rtts_ms)
     sizes = _ints(a.batch_bytes)
+    windows = _ints(a.inflight)
     from broker import Broker
 
     broker = Broker().start()
@@ -265,12 +270,14 @@ def main(argv=None):
         for baud in bauds:
             for rtt in rtts:
                 for size in sizes:
-                    # records per publish: enough to fill the bytes (~270 B per record)
-                    per = min(256, max(32, size // 128))
-                    row = run_one(broker, "batched", a.records, baud, per,
-                                  _limit_s(a.records, baud, rtt, size), rtt, size, a.persona)
-                    rows.append(row)
-                    print(json.dumps(row), flush=True)
+                    for win in windows:
+                        # records per publish: enough to fill the bytes (~270 B per record)
+                        per = min(256, max(32, size // 128))
+                        row = run_one(broker, "batched", a.records, baud, per,
+                                      _limit_s(a.records, baud, rtt, size), rtt, size,
+                                      a.persona, win)
+                        rows.append(row)
+                        print(json.dumps(row), flush=True)
         base_baud = min(bauds)
         base = run_one(broker, "one_per_publish", a.baseline_records, base_baud, 1,
                        _limit_s(a.baseline_records, base_baud, 0, 256) * 3, 0, 4096, a.persona)

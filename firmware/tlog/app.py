@@ -168,6 +168,7 @@ class App:
         self.wd = Watchdog(platform.hw_watchdog(cfg.get("watchdog_timeout_s") * 1000))
         self.spool = _spool_from_config(self.root + "/spool", cfg)
         self.uplink = Uplink(self.spool, cfg, None, "", wd=self.wd)
+        self.lane = None  # the second publish session (uplink_inflight 2 at boot, CMQTT)
         # the spool's highest seq is the floor: a lost lease file never restarts numbering
         # below records the broker has seen or will see (it would drop them as duplicates)
         self.seq = SeqNo(self.root + "/seqno", floor=self.spool.max_seq)
@@ -413,6 +414,13 @@ class App:
                 % cap)
         up.payload_cap = cap
         up.resize()
+        if not sm and self.cfg.get("uplink_inflight") > 1 and \
+                getattr(self.driver, "peer", 1) is None:
+            # a second session (client index 1): two batches in flight (tlog.lane)
+            from .lane import PublishLane
+
+            self.lane = PublishLane(c, self.at, self.inbox)
+            up.bind_second(self.lane)
         st = Status(topics, c)
         cm = Commands(self, topics, c)
         cm.other = self._ota_message
@@ -474,6 +482,8 @@ class App:
         c, st, cm, he = made
         for coro in (c.run(), st.run(), cm.run(), he.run(), self._link_state(c)):
             self._tasks.append(asyncio.create_task(coro))
+        if self.lane is not None:
+            self._tasks.append(asyncio.create_task(self.lane.run()))
         while True:
             wd.beat("link")
             await sleep_ms(10000)

@@ -76,6 +76,7 @@ SCHEMA = {
     "health_interval_s": (int, 300, (10, 86400), LIVE),
     "batch_max_records": (int, 32, (1, 256), LIVE),
     "batch_max_bytes": (int, 4096, (256, 10240), LIVE),  # capped by the modem (uplink)
+    "uplink_inflight": (int, 1, (1, 2), LIVE),  # 2: a second session (RAM, see CONFIG.md)
     "spool_max_bytes": (int, 262144, (16384, 16777216), 0),
     "spool_max_segments": (int, 16, (2, 256), 0),
     "spool_flush_records": (int, 1, (1, 64), LIVE),

@@ -360,7 +360,7 @@ class Spool:
 
     # ---- frame reader ---------------------------------------------------------------------
 
-    def _next_frame(self, f, off, end, dst, room):
+    def _next_frame(self, f, off, end, dst, room, mv=None):
         """Find the first valid frame at or after ``off`` that ends by ``end``.
 
         Its payload is read into the batch buffer at ``dst``.  Returns the payload
@@ -369,7 +369,8 @@ class Spool:
         tells whether bytes before it had to be skipped.
         """
         hdr = self._hdr
-        mv = self._batch.mv
+        if mv is None:
+            mv = self._batch.mv
         self._skipped = False
         while off + _OVH <= end:
             f.seek(off)
@@ -567,16 +568,24 @@ class Spool:
 
     # ---- reading and acknowledging ----------------------------------------------------
 
-    def peek_batch(self, max_records=0, max_bytes=0):
+    def spare_batch(self):
+        """A second ``Batch`` of the configured size, for ``peek_batch(into=...)`` (two
+        batches in flight)."""
+        b = self._batch
+        return Batch(len(b.offs) - 1, len(b.buf))
+
+    def peek_batch(self, max_records=0, max_bytes=0, after=None, into=None):
         """The oldest unacknowledged records, chronological, not removed (see ``ack``).
 
         Flushes staged records first.  At most ``max_records`` records and
         ``max_bytes`` payload bytes (0 or more than configured: the configured
-        batch limits).  Returns the spool's reused ``Batch``; an empty batch means
-        nothing is waiting.
+        batch limits).  Returns the spool's reused ``Batch`` (or ``into``, one from
+        ``spare_batch``); an empty batch means nothing is waiting.  ``after``: a batch
+        still in flight (not acknowledged): the records that follow it, so a second
+        batch can go out before the first one's result (``ack`` them in order).
         """
         self.flush()
-        b = self._batch
+        b = self._batch if into is None else into
         cap_n = len(b.offs) - 1
         cap_b = len(b.buf)
         if max_records <= 0 or max_records > cap_n:
@@ -587,6 +596,11 @@ class Spool:
         b.count = 0
         b.nbytes = 0
         segno, off, idx = c[0], c[1], c[2]
+        if after is not None and after.count:
+            k = after.count - 1
+            es, eo = after.end_segs[k], after.end_offs[k]
+            if es > segno or (es == segno and eo > off):  # else dropped meanwhile: cursor
+                segno, off, idx = es, eo, after.end_idxs[k]
         for seg in self._segs:
             if seg[_NO] < segno:
                 continue
@@ -605,7 +619,7 @@ class Spool:
                 continue
             with f:
                 while b.count < max_records and idx < seg[_COUNT]:
-                    n = self._next_frame(f, off, seg[_SIZE], b.nbytes, max_bytes - b.nbytes)
+                    n = self._next_frame(f, off, seg[_SIZE], b.nbytes, max_bytes - b.nbytes, b.mv)
                     if n < 0:
                         full = True
                         break

@@ -11,6 +11,17 @@ duplicate is at most one batch per failure (the receiver de-duplicates on
 dev+seq).  While records are waiting, batches go back to back: a drain after
 an outage keeps the UART busy instead of sending one record per interval (the
 anchor drains newest-first and frees a record before sending it).
+
+Two batches in flight (``uplink_inflight`` 2, issue 14): with a second MQTT session
+bound (``bind_second``: another client index, AT+CMQTTACCQ 0-1, 003 s.16.2.3) the
+next batch's TOPIC/PAYLOAD/PUB goes over the UART while the previous batch waits for
+its PUBACK.  Not on one client: a CMQTT client answers 14 "client is busy" to a
+command sent while its own operation's result is pending (seed 001) and
+``+CMQTTPUB: <idx>,<err>`` carries no packet id to match results by.  Batch B is
+peeked after batch A (``peek_batch(after=A)``) and results are taken in the order
+the batches went out: A is acknowledged first; B only after A.  If A fails, B is
+not acknowledged even if it was delivered: both go again (duplicates at most the two
+batches); records reach the broker at most one batch out of order (RECORDS.md).
 """
 
 import asyncio
@@ -49,6 +60,9 @@ class Uplink:
         self.wd = wd
         self._sleep = sleep
         self.client = None  # set once the MQTT client exists
+        self.client2 = None  # a second session (other client index): two batches in flight
+        self._out2 = None  # its payload buffer, and its Batch (``spool.spare_batch``)
+        self._batch2 = None
         self.wake = asyncio.Event()  # set by the sampler (new record) and by ``flush``
         self._rec = Record()
         self.payload_cap = 0  # the modem's own payload limit (0: none beyond the config)
@@ -69,6 +83,28 @@ class Uplink:
         self.topic = topic
         self.dev = dev.encode() if isinstance(dev, str) else dev
 
+    def bind_second(self, client):
+        """A second MQTT session (None: none) publishing to the same topic; its payload
+        buffer and batch are allocated here, once (RAM: one more ``batch_max_bytes``
+        and one more spool batch)."""
+        self.client2 = client
+        if client is None:
+            self._out2 = self._batch2 = None
+        else:
+            if self._out2 is None or len(self._out2) != len(self._out):
+                self._out2 = bytearray(len(self._out))
+            if self._batch2 is None:
+                self._batch2 = self.spool.spare_batch()
+
+    def window(self):
+        """Batches that may be in flight now: ``uplink_inflight`` when both sessions are
+        up, else 1."""
+        c2 = self.client2
+        if c2 is None or not c2.isconnected() or self.cfg.get("uplink_inflight") < 2:
+            return 1
+        c = self.client
+        return 2 if c is not None and c.isconnected() else 1
+
     def _beat(self):
         if self.wd is not None:
             self.wd.beat("uplink")
@@ -81,6 +117,8 @@ class Uplink:
             n = self.payload_cap
         if n != len(self._out):
             self._out = bytearray(n)
+            if self._out2 is not None:
+                self._out2 = bytearray(n)
 
     def fmt(self):
         return self.forced_format or self.cfg.get("payload_format")
@@ -124,6 +162,78 @@ class Uplink:
         self.sent += done
         return k
 
+    async def send_two(self):
+        """Drain with two batches in flight, one per session, until nothing waits or a
+        publish fails: the number of records acknowledged.  Results are taken in the
+        order the batches went out; after a failure nothing later is acknowledged, the
+        batches still in flight are awaited, then the first error is raised."""
+        lanes = (self.client, self.client2)
+        outs = (self._out, self._out2)
+        flight = []  # [lane, batch, k, task], oldest first
+        acked = 0
+        err = None
+        try:
+            while True:
+                self._beat()
+                while err is None and len(flight) < self.window():
+                    lane = 1 if flight and flight[0][0] == 0 else 0
+                    prev = flight[-1][1] if flight else None
+                    b = self.spool.peek_batch(self._limit or self.cfg.get("batch_max_records"),
+                                              after=prev,
+                                              into=self._batch2 if lane else None)
+                    if len(b) == 0:
+                        break
+                    try:
+                        n, k = encode_batch(b, self.fmt(), self.dev, outs[lane], self._rec)
+                    except ValueError as e:
+                        if flight:  # the single path deals with it once these settled
+                            break
+                        if self._first_bad(b) < 0:
+                            raise
+                        await self._skip_bad(b, e)
+                        continue
+                    self._limit = 0
+                    b.count = k  # the next batch starts after the records that went out
+                    task = asyncio.create_task(self._publish(lanes[lane], outs[lane], n))
+                    flight.append([lane, b, k, task])
+                if not flight:
+                    break
+                lane, b, k, task = flight.pop(0)
+                e = await task
+                if e is not None:  # LinkDown, ModemError...: this batch and later ones stay
+                    if err is None:
+                        err = e
+                    continue
+                if err is None:
+                    done = self.spool.ack(b, k)
+                    self.batches += 1
+                    self.sent += done
+                    acked += k
+        finally:
+            for f in flight:  # cancelled: the publishes go with us
+                f[3].cancel()
+        if err is not None:
+            raise err
+        return acked
+
+    async def _publish(self, client, out, n):
+        # The error is returned, not raised: a task that ends with an exception while nobody
+        # awaits it yet (the second batch, while the first one is awaited) would be
+        # reported by MicroPython's loop as "Task exception wasn't retrieved".
+        try:
+            await client.publish(self.topic, memoryview(out)[:n], self.cfg.get("mqtt_qos"))
+        except Exception as e:  # noqa: BLE001 - handed to send_two, which raises it
+            return e
+        return None
+
+    async def _skip_bad(self, b, e):
+        i = self._first_bad(b)
+        self.last_error = e
+        if i == 0:
+            self.bad_records += self.spool.ack(b, 1)
+        else:
+            self._limit = i
+
     async def run(self):
         """Forever: wait for the link and for records, publish, ack, back off on failure."""
         while True:
@@ -139,7 +249,7 @@ class Uplink:
                         pass
                 continue
             try:
-                k = await self.send_once()
+                k = await (self.send_two() if self.window() > 1 else self.send_once())
             except Exception as e:  # LinkDown, ModemError, ...: the batch stays in the spool
                 self.failures += 1
                 self.last_error = e

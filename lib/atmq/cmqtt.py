@@ -184,7 +184,8 @@ def _int_in(v, what, lo, hi):
 
 
 class CMQTTDriver:
-    def __init__(self, at, events, inbox, client_index=0, revision=None, payload_max=None):
+    def __init__(self, at, events, inbox, client_index=0, revision=None, payload_max=None,
+                 peer_of=None):
         if client_index not in (0, 1):
             raise ValueError("client_index must be 0 or 1 (manual 16.2.3)")
         self.at = at
@@ -228,6 +229,16 @@ class CMQTTDriver:
         self._rx_reported = False
         self._raw_kind = _RAW_NONE
         self._raw_n = 0
+        self.peer = None  # the driver of the other client index (``peer_of``)
+        if peer_of is not None:
+            # The other client index on the same engine (a second session, issue 14): the
+            # reader gives a URC to one handler, so ``peer_of``'s handlers forward the
+            # result/loss URCs of this index here; no handlers of its own (no inbound).
+            if peer_of.index == client_index or peer_of.peer is not None:
+                raise ValueError("peer_of: a driver of the other client index, once")
+            peer_of.peer = self
+            self.started = peer_of.started
+            return
         self._prev_raw = at.on_raw
         self._arm_raw = at.tok.arm_raw  # the reader's own method (one lookup, not three)
         at.on_raw = self._on_raw
@@ -408,6 +419,8 @@ class CMQTTDriver:
         """The link fell (called from the reader by ``link.Link.lost``: no allocation).  A
         command waiting for its result URC fails now; after a reboot the service, the client
         slot and its SSL/CFG settings are gone too (the task side calls ``reset``)."""
+        if self.peer is not None:
+            self.peer.lost(reboot)
         self.connected = False
         self._sslcfg_set = False
         if reboot:
@@ -417,8 +430,15 @@ class CMQTTDriver:
         self._lost_gen += 1
         self._fail_pending()
 
+    def _to_peer(self, a):
+        p = self.peer
+        return p if p is not None and a.arg_int(0) == p.index else None
+
     def _on_connlost(self, a):
         if a.arg_int(0) != self.index:
+            p = self._to_peer(a)
+            if p is not None:
+                p._on_connlost(a)
             return
         self.connected = False
         self._sslcfg_set = False
@@ -428,6 +448,8 @@ class CMQTTDriver:
         self._fail_pending()
 
     def _on_nonet(self, a):
+        if self.peer is not None:
+            self.peer._on_nonet(a)
         self.connected = False
         self.started = False  # 16.4: restart the service with AT+CMQTTSTART
         self.acquired = None
@@ -459,6 +481,10 @@ class CMQTTDriver:
         return err
 
     def _on_pub(self, a):
+        p = self._to_peer(a)
+        if p is not None:
+            p._on_pub(a)
+            return
         err = self._late(a, _K_PUB)
         if err is not None:
             self.events.put(EV_PUBACK, self.index, err)
@@ -474,6 +500,10 @@ class CMQTTDriver:
             self.events.put(EV_URC, LATE_UNSUB, err)
 
     def _on_disc(self, a):
+        p = self._to_peer(a)
+        if p is not None:
+            p._on_disc(a)
+            return
         err = self._late(a, _K_DISC)
         if err is not None:
             if err == 0:
@@ -481,6 +511,10 @@ class CMQTTDriver:
             self.events.put(EV_URC, LATE_DISC, err)
 
     def _on_connect(self, a):
+        p = self._to_peer(a)
+        if p is not None:
+            p._on_connect(a)
+            return
         err = self._late(a, _K_CONNECT)
         if err is not None:
             self.events.put(EV_URC, LATE_CONNECT, err)

@@ -3,9 +3,10 @@
 Result shapes follow the manuals: write commands answer OK and report the outcome
 later as "+CMQTTxxx: <client_index>,<err>", or answer "+CMQTTxxx: <idx>,<err>" then
 ERROR when refused at once.  Errors are the 16.3.1 codes (e.g. 11 no connection,
-14 client is busy while a CONNECT is in flight, 19 client is used, 20 client not
-acquired, 23 network is opened for a second CMQTTSTART).  Received messages come
-back as the +CMQTTRXSTART / RXTOPIC / RXPAYLOAD (chunked) / RXEND sequence (16.4).
+14 client is busy while a CONNECT or a PUB of that client is in flight, 19 client
+is used, 20 client not acquired, 23 network is opened for a second CMQTTSTART).
+Received messages come back as the +CMQTTRXSTART / RXTOPIC / RXPAYLOAD (chunked) /
+RXEND sequence (16.4).
 """
 
 from .atcmd import AtError
@@ -58,6 +59,7 @@ class Slot:
         self.bridge = None
         self.lost_cause = 1
         self.published = []          # (topic, payload, qos, retain) sent to the broker
+        self.pub_pending = 0         # PUBs whose +CMQTTPUB result is still to come
 
     def abort_silently(self):
         if self.bridge is not None:
@@ -85,11 +87,18 @@ def _slot(m, c, name, need="acquired"):
     s = m.st.mqtt[i]
     if need in ("acquired", "connected", "idle") and not s.acquired:
         raise AtError(lines=["%s: %d,20" % (name, i)])
-    if s.state == "connecting":
+    if s.state == "connecting" or (s.pub_pending and name in _BUSY_WHILE_PUB):
         raise AtError(lines=["%s: %d,14" % (name, i)])
     if need == "connected" and s.state != "connected":
         raise AtError(lines=["%s: %d,11" % (name, i)])
     return i, s
+
+
+# A client's next operation while its PUB awaits the PUBACK: 14 "client is busy" (as
+# SUBTOPIC during CONNECT in seed 001; +CMQTTPUB: <idx>,<err> has no packet id, so one
+# client has one operation in flight; the other client index is free, 003 s.16.2.3).
+_BUSY_WHILE_PUB = ("+CMQTTTOPIC", "+CMQTTPAYLOAD", "+CMQTTPUB", "+CMQTTSUBTOPIC",
+                   "+CMQTTSUB", "+CMQTTUNSUBTOPIC", "+CMQTTUNSUB")
 
 
 def _utf8_ok(s, data):
@@ -365,10 +374,14 @@ async def pub(m, c):
     b = s.bridge
 
     async def result():
-        err = await b.publish(t, p, qos, retain, timeout)
+        try:
+            err = await b.publish(t, p, qos, retain, timeout)
+        finally:
+            s.pub_pending = 0
         if err == 0:
             s.published.append((t, p, qos, retain))
         m.urc("+CMQTTPUB: %d,%d" % (i, err))
+    s.pub_pending = 1
     m.after_final(result)
 
 
