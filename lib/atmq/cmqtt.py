@@ -230,6 +230,10 @@ class CMQTTDriver:
         self._raw_kind = _RAW_NONE
         self._raw_n = 0
         self.peer = None  # the driver of the other client index (``peer_of``)
+        # The reader parses the numbers of the URCs below into _num itself (no arg_int call
+        # per argument); the handler then reads them from there (a peer: copied in by
+        # ``peer_of``'s handlers, see ``_to_peer``).
+        num = self._num = array("i", bytes(4 * _N_SIZE))
         if peer_of is not None:
             # The other client index on the same engine (a second session, issue 14): the
             # reader gives a URC to one handler, so ``peer_of``'s handlers forward the
@@ -242,9 +246,6 @@ class CMQTTDriver:
         self._prev_raw = at.on_raw
         self._arm_raw = at.tok.arm_raw  # the reader's own method (one lookup, not three)
         at.on_raw = self._on_raw
-        # The reader parses the numbers of these URCs into _num itself (no arg_int call per
-        # argument); the handler then reads them from there.
-        num = self._num = array("i", bytes(4 * _N_SIZE))
         at.on_store(b"+CMQTTRXSTART:", num, 0, 2, _N_START, then=self._on_rxstart)
         at.on_store(b"+CMQTTRXTOPIC:", num, 0, 1, _N_TOPIC, then=self._on_rxtopic)
         at.on_store(b"+CMQTTRXPAYLOAD:", num, 0, 1, _N_PAYLOAD, then=self._on_rxpayload)
@@ -431,8 +432,15 @@ class CMQTTDriver:
         self._fail_pending()
 
     def _to_peer(self, a):
+        """The peer driver when the line is its client index's, with the numbers the reader
+        stored for this line (``<idx>,<err>`` of a result URC) copied into its array."""
         p = self.peer
-        return p if p is not None and a.arg_int(0) == p.index else None
+        if p is None or a.arg_int(0) != p.index:
+            return None
+        src, dst = self._num, p._num
+        dst[_N_RESULT] = src[_N_RESULT]
+        dst[_N_RESULT + 1] = src[_N_RESULT + 1]
+        return p
 
     def _on_connlost(self, a):
         if a.arg_int(0) != self.index:
