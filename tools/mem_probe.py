@@ -28,11 +28,13 @@ BOOT = gc.mem_alloc()
 
 # Dependency order: each figure is what that module adds over the ones above it.
 MODULES = (
-    "asyncio", "atmq.compat", "atmq.errors", "atmq.errtab", "atmq.ring", "atmq.tokenizer",
-    "atmq.engine", "atmq.events", "atmq.inbox", "atmq.board", "atmq.power", "atmq.nmea",
-    "atmq.gnssparse", "atmq.fix", "atmq.modem", "tlog.platform", "tlog.fsutil", "tlog.config",
-    "tlog.records", "tlog.spool", "tlog.seqno", "tlog.timesrc", "tlog.motion", "tlog.watchdog",
-    "tlog.acquire", "tlog.uplink", "tlog.status", "tlog.commands", "tlog.health", "atmq.atx",
+    "asyncio", "atmq.compat", "atmq.log", "atmq.errors", "atmq.errtab", "atmq.ring",
+    "atmq.tokenizer", "atmq.reader", "atmq.engine", "atmq.events", "atmq.inbox", "atmq.limits",
+    "atmq.script", "atmq.recovery", "atmq.link", "atmq.board", "atmq.power", "atmq.nmea",
+    "atmq.gnssparse", "atmq.fix", "atmq.jsonstrict", "atmq.modem", "tlog.platform",
+    "tlog.fsutil", "tlog.config", "tlog.records", "tlog.spool", "tlog.seqno", "tlog.timesrc",
+    "tlog.motion", "tlog.watchdog", "tlog.acquire", "tlog.uplink", "tlog.status",
+    "tlog.commands", "tlog.health", "tlog.fieldlog", "tlog.lastgood", "atmq.atx",
     "tlog.rxredact", "tlog.capture", "tlog.app",
 )
 # Imported later, by what the board and config use (the family's driver, the client, OBD,
