@@ -184,14 +184,20 @@ class App:
 
             meter = from_env(stream)
         stream = stream if meter is None else meter
+        # the reader's ring, from the board: dispatch empties it after every read (at most a
+        # 256-byte chunk), so it holds only what a reader error left over; a burst waits in
+        # the UART driver's buffer (uart.rxbuf). A power of two >= rxbuf, 512..2048.
+        ring = 512
+        while ring < (b["uart"].get("rxbuf") or 1024) and ring < 2048:
+            ring <<= 1
         if fam == "sm":
             # SIM800 publishes inline (AT+SMPUB="<topic>",q,r,"<message>") and receives the
             # message inside the +SMPUBLISH line: 1024 bytes each way (seed 004 3.5/3.10)
             # plus the topic and the framing need more than the 600/512-byte defaults
-            at = Engine(stream, line_max=_SM_LINE_MAX, tx_max=_SM_LINE_MAX,
+            at = Engine(stream, ring_size=ring, line_max=_SM_LINE_MAX, tx_max=_SM_LINE_MAX,
                         baud=self.link_baud)
         else:
-            at = Engine(stream, baud=self.link_baud)  # raw-frame deadlines
+            at = Engine(stream, ring_size=ring, baud=self.link_baud)  # raw-frame deadlines
         self.at = at
         if meter is not None:
             meter.watch(at.ring)
