@@ -61,7 +61,7 @@ def _pyobd_pids():
     import obd as pyobd  # python-OBD, installed with elm327-emulator
 
     cmds: Any = pyobd.commands[1]
-    return [p for p in sorted(obd.PID_UNITS)
+    return [p for p in obd.pids()
             if p < len(cmds) and cmds[p] is not None and cmds[p].bytes - 2 == obd.pid_len(p)]
 
 
@@ -75,7 +75,8 @@ def test_formulas_against_python_obd(pid):
     cmd = cmds[pid]
     scale = {"0.1": 10, "0.01": 100, "0.001": 1000, "mV": 1000}
     mult = 1
-    unit = obd.PID_UNITS[pid]
+    unit = obd.pid_unit(pid)
+    assert unit is not None
     for k, v in scale.items():
         if k in unit:
             mult = v

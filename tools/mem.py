@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The firmware's RAM, measured on the board-like build: ``python3 tools/dev.py mem``.
 
-    python3 tools/dev.py mem [--json FILE] [--readme] [--no-run] [--search]
+    python3 tools/dev.py mem [--json FILE] [--readme] [--no-run] [--search [--search-range LO:HI]]
 
 Runs tools/mem_probe.py on the 32-bit unix port with the firmware frozen in
 (tools/build_port.py: bytecode outside the heap, 32-bit objects, as on an ESP32
@@ -307,6 +307,8 @@ def main(argv=None):
     p.add_argument("--no-run", action="store_true", help="static figures only (no e2e runs)")
     p.add_argument("--search", action="store_true",
                    help="bisect the lowest heapsize per e2e scenario (minutes)")
+    p.add_argument("--search-range", default="40:128", metavar="LO:HI",
+                   help="KiB: LO assumed to fail, HI checked to pass (default 40:128)")
     args = p.parse_args(argv)
     try:
         binary = build_port.ensure()
@@ -333,7 +335,8 @@ def main(argv=None):
                 if not args.no_run:
                     doc["peaks"] = peaks(b)
                 if args.search:
-                    doc["search"] = search(b)
+                    lo, hi = (int(x) for x in args.search_range.split(":"))
+                    doc["search"] = search(b, lo, hi)
         finally:
             FEATURES.close()
     text = json.dumps(doc, indent=1)

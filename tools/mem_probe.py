@@ -28,11 +28,13 @@ BOOT = gc.mem_alloc()
 
 # Dependency order: each figure is what that module adds over the ones above it.
 MODULES = (
-    "asyncio", "atmq.compat", "atmq.errors", "atmq.errtab", "atmq.ring", "atmq.tokenizer",
-    "atmq.engine", "atmq.events", "atmq.inbox", "atmq.board", "atmq.power", "atmq.nmea",
-    "atmq.gnssparse", "atmq.fix", "atmq.modem", "tlog.platform", "tlog.fsutil", "tlog.config",
-    "tlog.records", "tlog.spool", "tlog.seqno", "tlog.timesrc", "tlog.motion", "tlog.watchdog",
-    "tlog.acquire", "tlog.uplink", "tlog.status", "tlog.commands", "tlog.health", "atmq.atx",
+    "asyncio", "atmq.compat", "atmq.log", "atmq.errors", "atmq.errtab", "atmq.ring",
+    "atmq.tokenizer", "atmq.reader", "atmq.engine", "atmq.events", "atmq.inbox", "atmq.limits",
+    "atmq.script", "atmq.recovery", "atmq.link", "atmq.board", "atmq.power", "atmq.nmea",
+    "atmq.gnssparse", "atmq.fix", "atmq.jsonstrict", "atmq.modem", "tlog.platform",
+    "tlog.fsutil", "tlog.config", "tlog.records", "tlog.spool", "tlog.seqno", "tlog.timesrc",
+    "tlog.motion", "tlog.watchdog", "tlog.acquire", "tlog.uplink", "tlog.status",
+    "tlog.commands", "tlog.health", "tlog.fieldlog", "tlog.lastgood", "atmq.atx",
     "tlog.rxredact", "tlog.capture", "tlog.app",
 )
 # Imported later, by what the board and config use (the family's driver, the client, OBD,
@@ -146,8 +148,34 @@ def run():
     app = App(platform.options())
     peaks["built"] = alloc()
 
+    mods_built = set(sys.modules)
+
+    def heapmap(k):
+        """TLOG_MEMPROBE_MAP=1: the heap's block map (micropython.mem_info(1)) between two
+        marker lines; tools/mem.py --map turns it into bytes per object type."""
+        if os.getenv("TLOG_MEMPROBE_MAP"):
+            import micropython
+
+            gc.collect()
+            print("MEMMAP-BEGIN " + k)
+            micropython.mem_info(1)
+            print("MEMMAP-END " + k)
+
+    heapmap("built")
+
+    def dump(k):
+        """What the App holds once connected: modules imported since it was built, buffers."""
+        heapmap(k)
+        bufs = buffers(app)
+        print("MEMAT " + json.dumps({
+            "state": k, "alloc": alloc(),
+            "imported": sorted(m for m in sys.modules if m not in mods_built),
+            "buffers": sum(block(n) for _p, n in bufs),
+            "big": [(p, n) for p, n in bufs if n >= 256]}))
+
     async def sample():
         was_up = False
+        dumped = 0
         while True:
             used = alloc()
             free = gc.mem_free()
@@ -157,6 +185,9 @@ def run():
             k = "connected" if up else ("recovery" if was_up else "boot")
             if used > peaks[k]:
                 peaks[k] = used
+            if up and not dumped:
+                dumped = 1
+                dump(k)
             if free < low[0]:
                 low[0] = free
             await asyncio.sleep_ms(10)

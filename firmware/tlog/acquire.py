@@ -14,19 +14,19 @@ fresh enough (a fix older than ``fix_max_age_ms`` is left out: no stale or
 
 import asyncio
 
-from atmq.compat import sleep_ms, ticks_add, ticks_diff, ticks_ms
+from atmq.compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms
 from atmq.errors import ModemError
 from atmq.fix import Fix
 
 from .motion import STANDBY
 from .records import PACKED_MAX, Record, pack_into
 
-_SIGNAL_MS = 10000  # the anchor's SIGNAL_CHECK_INTERVAL
-_CLOCK_MS = 3600000
-_GNSS_RETRY_MS = 60000
-_OBD_RETRY_MS = 30000
-_BATT_MS = 5000
-_JUMP_RESET = 3
+_SIGNAL_MS = const(10000)  # the anchor's SIGNAL_CHECK_INTERVAL
+_CLOCK_MS = const(3600000)
+_GNSS_RETRY_MS = const(60000)
+_OBD_RETRY_MS = const(30000)
+_BATT_MS = const(5000)
+_JUMP_RESET = const(3)
 
 
 class Acquisition:

@@ -16,7 +16,7 @@ import asyncio
 import gc
 
 from atmq import log as alog
-from atmq.compat import IS_MICROPYTHON, sleep_ms, ticks_diff, ticks_ms
+from atmq.compat import IS_MICROPYTHON, const, sleep_ms, ticks_diff, ticks_ms
 from atmq.engine import Engine
 from atmq.errors import ConfigError, ModemError
 from atmq.events import EventQueue
@@ -39,11 +39,12 @@ from .timesrc import TimeSource
 from .uplink import Uplink, cmqtt_payload_max
 from .watchdog import DELIVERY_LIMIT_MS, DeliveryProbe, ReaderProbe, Watchdog
 
-_LINK_BACKOFF_MIN_MS = 2000  # then 4, 8, 16 s...: a short outage costs seconds, not 15 s
-_LINK_BACKOFF_MAX_MS = 300000  # the anchor blocks 180 s after a failed attach; we keep sampling
-_REG_WAIT_MS = 180000
-_FATAL_RETRY_MS = 1800000
-_SM_LINE_MAX = 1024 + 128 + 48  # message, topic (128: the Inbox's), +SMPUBLISH framing
+_LINK_BACKOFF_MIN_MS = const(2000)  # then 4, 8, 16 s...: a short outage costs seconds, not 15 s
+# the anchor blocks 180 s after a failed attach; we keep sampling
+_LINK_BACKOFF_MAX_MS = const(300000)
+_REG_WAIT_MS = const(180000)
+_FATAL_RETRY_MS = const(1800000)
+_SM_LINE_MAX = const(1024 + 128 + 48)  # message, topic (128: the Inbox's), +SMPUBLISH framing
 # keys whose change (a ``set``) gives a link parked in ``fatal`` its next try at once
 _LINK_KEYS = ("apn", "apn_user", "apn_pass", "sim_pin", "mqtt_host", "mqtt_port", "mqtt_tls",
               "mqtt_client_id", "mqtt_user", "mqtt_password", "mqtt_keepalive_s", "tls_ca",
@@ -185,14 +186,20 @@ class App:
 
             meter = from_env(stream)
         stream = stream if meter is None else meter
+        # the reader's ring, from the board: dispatch empties it after every read (at most a
+        # 256-byte chunk), so it holds only what a reader error left over; a burst waits in
+        # the UART driver's buffer (uart.rxbuf). A power of two >= rxbuf, 512..2048.
+        ring = 512
+        while ring < (b["uart"].get("rxbuf") or 1024) and ring < 2048:
+            ring <<= 1
         if fam == "sm":
             # SIM800 publishes inline (AT+SMPUB="<topic>",q,r,"<message>") and receives the
             # message inside the +SMPUBLISH line: 1024 bytes each way (seed 004 3.5/3.10)
             # plus the topic and the framing need more than the 600/512-byte defaults
-            at = Engine(stream, line_max=_SM_LINE_MAX, tx_max=_SM_LINE_MAX,
+            at = Engine(stream, ring_size=ring, line_max=_SM_LINE_MAX, tx_max=_SM_LINE_MAX,
                         baud=self.link_baud)
         else:
-            at = Engine(stream, baud=self.link_baud)  # raw-frame deadlines
+            at = Engine(stream, ring_size=ring, baud=self.link_baud)  # raw-frame deadlines
         self.at = at
         if meter is not None:
             meter.watch(at.ring)
@@ -388,6 +395,7 @@ class App:
         """The MQTT client and the session tasks' objects (once the device id is known)."""
         from atmq.client import MQTTClient
 
+        gc.collect()  # bring-up's garbage gone before the session's long-lived objects land
         topics = self.topics
         if topics is None:
             raise ValueError("no device id yet")

@@ -277,6 +277,9 @@ class Commands:
         except Exception as e:
             self.ack_failures += 1
             self.last_error = e
+            from atmq import log as alog
+
+            alog.warn("cmd", "answer to %s not published: %s", reply.get("id"), alog.exc(e))
 
     async def run(self):
         async for topic, payload in self.client.messages():

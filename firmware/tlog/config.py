@@ -1,10 +1,10 @@
 """The telelogger's configuration: one JSON file on flash, a schema, validation, redaction.
 
-Owns ``SCHEMA`` (every key with its type, default, range or choices, and
-flags: SECRET = never printed or logged, LIVE = applies without a reboot,
-LINK = changes where and how the device connects: remotely settable only by
-an authenticated command, see tlog.auth), the rules between keys
-(``check_all``: spool geometry, TLS pairs, and the modem family's limits from
+Owns the schema (``spec(key)``; the names in ``SCHEMA``: every key with its
+default, range or choices, and flags: SECRET = never printed or logged, LIVE =
+applies without a reboot, LINK = changes where and how the device connects:
+remotely settable only by an authenticated command, see tlog.auth), the rules
+between keys (``check_all``: spool geometry, TLS pairs, and the modem family's limits from
 atmq.limits), ``load(path)`` (defaults merged with the file; unknown keys and
 bad values are refused with a ``ConfigError`` that names the key, the value
 and what is allowed, with a "did you mean" for a typo'd key) and ``Config``
@@ -19,85 +19,99 @@ so ``"``, ``\\`` and control characters are refused everywhere.
 import json
 
 from atmq import jsonstrict
+from atmq.compat import const
 from atmq.errors import ConfigError
 
 from . import fsutil
 
-SECRET = 1  # never printed, logged or returned by redacted()
-LIVE = 2  # takes effect without a reboot
-LINK = 4  # link or security: remote set needs an authenticated command (tlog.auth)
+SECRET = const(1)  # never printed, logged or returned by redacted()
+LIVE = const(2)  # takes effect without a reboot
+LINK = const(4)  # link or security: remote set needs an authenticated command (tlog.auth)
 
-_MAX_FILE = 8192
-_REDACTED = "***"
+_MAX_FILE = const(8192)
+_REDACTED = const("***")
 
-# String classes: the characters a value may use.
-_ID = "id"  # A-Z a-z 0-9 _ - .
-_TOPIC = "topic"  # printable ASCII without + # and without leading/trailing /
-_DIGITS = "digits"
-_HOST = "host"  # A-Z a-z 0-9 . - : (names, IPv4, IPv6)
-_FILE = "file"  # a file name on the modem: id characters, no path
-_TEXT = "text"  # printable ASCII without " and \\
-_HEX = "hex"  # 0-9 a-f A-F
+# String classes: the characters a value may use (const: the table below stays constant).
+_ID = const("id")  # A-Z a-z 0-9 _ - .
+_TOPIC = const("topic")  # printable ASCII without + # and without leading/trailing /
+_DIGITS = const("digits")
+_HOST = const("host")  # A-Z a-z 0-9 . - : (names, IPv4, IPv6)
+_FILE = const("file")  # a file name on the modem: id characters, no path
+_TEXT = const("text")  # printable ASCII without " and \\
+_HEX = const("hex")  # 0-9 a-f A-F
 
 # The smallest spool segment: one packed record (records.PACKED_MAX = 128, what
 # spool.from_config uses) plus the 8-byte frame (tlog.spool).
-SEGMENT_MIN = 128 + 8
+SEGMENT_MIN = const(128 + 8)
 
-# key: (type, default, spec, flags)
-#   int:  spec = (lo, hi)
-#   bool: spec = None
-#   str:  spec = (min_len, max_len, class) or a tuple of allowed choices (all str)
-SCHEMA = {
-    "device_id": (str, "", (0, 32, _ID), LINK),
-    "topic_prefix": (str, "tlog", (1, 64, _TOPIC), LIVE | LINK),
-    "apn": (str, "", (0, 63, _TEXT), LINK),
-    "apn_user": (str, "", (0, 63, _TEXT), LINK),
-    "apn_pass": (str, "", (0, 63, _TEXT), SECRET | LINK),
-    "sim_pin": (str, "", (0, 8, _DIGITS), SECRET | LINK),
-    "mqtt_host": (str, "", (0, 128, _HOST), LINK),
-    "mqtt_port": (int, 8883, (1, 65535), LINK),
-    "mqtt_tls": (bool, True, None, LINK),
-    "mqtt_client_id": (str, "", (0, 128, _ID), LINK),
-    "mqtt_user": (str, "", (0, 256, _TEXT), LINK),
-    "mqtt_password": (str, "", (0, 256, _TEXT), SECRET | LINK),
-    "mqtt_keepalive_s": (int, 60, (1, 64800), LINK),
-    "mqtt_qos": (int, 1, (0, 2), LIVE | LINK),
-    "mqtt_version": (int, 4, (3, 4), LINK),
-    "mqtt_binary": (bool, False, None, LINK),
-    "link_fatal_retry_s": (int, 1800, (60, 86400), LIVE),
-    "tls_ca": (str, "ca.pem", (0, 64, _FILE), LINK),
-    "tls_cert": (str, "", (0, 64, _FILE), LINK),
-    "tls_key": (str, "", (0, 64, _FILE), SECRET | LINK),
-    "tls_version": (str, "default", ("default", "all", "tls1.2", "tls1.3"), LINK),
-    "interval_moving_s": (int, 1, (1, 3600), LIVE),
-    "interval_stationary_s": (int, 5, (1, 3600), LIVE),
-    "stationary_after_s": (int, 60, (0, 3600), LIVE),
-    "standby_after_s": (int, 180, (0, 86400), LIVE),
-    "health_interval_s": (int, 300, (10, 86400), LIVE),
-    "batch_max_records": (int, 32, (1, 256), LIVE),
-    "batch_max_bytes": (int, 4096, (256, 10240), LIVE),  # capped by the modem (uplink)
-    "uplink_inflight": (int, 1, (1, 2), LIVE),  # 2: a second session (RAM, see CONFIG.md)
-    "spool_max_bytes": (int, 262144, (16384, 16777216), 0),
-    "spool_max_segments": (int, 16, (2, 256), 0),
-    "spool_flush_records": (int, 1, (1, 64), LIVE),
-    "payload_format": (str, "json", ("json", "freematics"), LIVE),
-    "obd_enable": (bool, True, None, 0),
-    "obd_uart": (int, 2, (1, 2), 0),
-    "obd_baud": (int, 38400, (9600, 921600), 0),
-    "gnss_source": (str, "modem", ("modem", "external", "none"), 0),
-    "capture_enable": (bool, False, None, LIVE),
-    "capture_max_bytes": (int, 65536, (4096, 1048576), LIVE),
-    "capture_max_files": (int, 4, (1, 16), LIVE),
-    "watchdog_timeout_s": (int, 120, (10, 3600), 0),
-    "cmd_key": (str, "", (0, 64, _HEX), SECRET | LINK),
-    "link_probation_s": (int, 600, (10, 86400), LINK),
+# (key, default, rule, flags); the default's type is the key's type:
+#   int:  rule = (lo, hi)
+#   bool: rule = None
+#   str:  rule = (min_len, max_len, class) or a tuple of allowed choices (all str)
+# One tuple of constants: frozen, it lives in flash and costs no heap (a dict of tuples
+# built at import took ~2.6 KB). Looked up by ``spec`` (a linear scan: config paths only).
+_TABLE: tuple = (
+    ("device_id", "", (0, 32, _ID), LINK),
+    ("topic_prefix", "tlog", (1, 64, _TOPIC), LIVE | LINK),
+    ("apn", "", (0, 63, _TEXT), LINK),
+    ("apn_user", "", (0, 63, _TEXT), LINK),
+    ("apn_pass", "", (0, 63, _TEXT), SECRET | LINK),
+    ("sim_pin", "", (0, 8, _DIGITS), SECRET | LINK),
+    ("mqtt_host", "", (0, 128, _HOST), LINK),
+    ("mqtt_port", 8883, (1, 65535), LINK),
+    ("mqtt_tls", True, None, LINK),
+    ("mqtt_client_id", "", (0, 128, _ID), LINK),
+    ("mqtt_user", "", (0, 256, _TEXT), LINK),
+    ("mqtt_password", "", (0, 256, _TEXT), SECRET | LINK),
+    ("mqtt_keepalive_s", 60, (1, 64800), LINK),
+    ("mqtt_qos", 1, (0, 2), LIVE | LINK),
+    ("mqtt_version", 4, (3, 4), LINK),
+    ("mqtt_binary", False, None, LINK),
+    ("link_fatal_retry_s", 1800, (60, 86400), LIVE),
+    ("tls_ca", "ca.pem", (0, 64, _FILE), LINK),
+    ("tls_cert", "", (0, 64, _FILE), LINK),
+    ("tls_key", "", (0, 64, _FILE), SECRET | LINK),
+    ("tls_version", "default", ("default", "all", "tls1.2", "tls1.3"), LINK),
+    ("interval_moving_s", 1, (1, 3600), LIVE),
+    ("interval_stationary_s", 5, (1, 3600), LIVE),
+    ("stationary_after_s", 60, (0, 3600), LIVE),
+    ("standby_after_s", 180, (0, 86400), LIVE),
+    ("health_interval_s", 300, (10, 86400), LIVE),
+    ("batch_max_records", 32, (1, 256), LIVE),
+    ("batch_max_bytes", 4096, (256, 10240), LIVE),  # capped by the modem (uplink)
+    ("uplink_inflight", 1, (1, 2), LIVE),  # 2: a second session (RAM, see CONFIG.md)
+    ("spool_max_bytes", 262144, (16384, 16777216), 0),
+    ("spool_max_segments", 16, (2, 256), 0),
+    ("spool_flush_records", 1, (1, 64), LIVE),
+    ("payload_format", "json", ("json", "freematics"), LIVE),
+    ("obd_enable", True, None, 0),
+    ("obd_uart", 2, (1, 2), 0),
+    ("obd_baud", 38400, (9600, 921600), 0),
+    ("gnss_source", "modem", ("modem", "external", "none"), 0),
+    ("capture_enable", False, None, LIVE),
+    ("capture_max_bytes", 65536, (4096, 1048576), LIVE),
+    ("capture_max_files", 4, (1, 16), LIVE),
+    ("watchdog_timeout_s", 120, (10, 3600), 0),
+    ("cmd_key", "", (0, 64, _HEX), SECRET | LINK),
+    ("link_probation_s", 600, (10, 86400), LINK),
     # over-the-air update (tlog/ota.py, issue 15); an empty ota_key turns OTA off
     # a link key: whoever sets it could sign their own code (only a signed command may)
-    "ota_key": (str, "", (0, 128, _TEXT), SECRET | LINK),
-    "ota_probation_s": (int, 300, (10, 86400), LIVE),
-    "ota_max_boots": (int, 3, (1, 20), LIVE),
-    "ota_spool_max_pct": (int, 50, (1, 100), LIVE),
-}
+    ("ota_key", "", (0, 128, _TEXT), SECRET | LINK),
+    ("ota_probation_s", 300, (10, 86400), LIVE),
+    ("ota_max_boots", 3, (1, 20), LIVE),
+    ("ota_spool_max_pct", 50, (1, 100), LIVE),
+)
+
+
+SCHEMA = tuple(row[0] for row in _TABLE)  # every key name, in table order
+
+
+def spec(key):
+    """``(default, rule, flags)`` of ``key``, or None for an unknown key."""
+    for row in _TABLE:
+        if row[0] == key:
+            return row[1:]
+    return None
 
 
 def _is_class_char(c, cls):
@@ -131,8 +145,8 @@ def unknown_key(key):
 
 def _shown(key, value):
     """How a bad value appears in an error: secrets never (not even a wrong one)."""
-    spec = SCHEMA.get(key)
-    if spec is not None and spec[3] & SECRET:
+    row = spec(key)
+    if row is not None and row[2] & SECRET:
         return "(secret, not shown)"
     r = repr(value)
     return r if len(r) <= 40 else r[:37] + "..."
@@ -141,15 +155,15 @@ def _shown(key, value):
 def validate(key, value):
     """``value`` if it is valid for ``key``; else ConfigError naming the key, the value and
     what is allowed."""
-    spec = SCHEMA.get(key)
-    if spec is None:
+    row = spec(key)
+    if row is None:
         raise unknown_key(key)
-    typ, _default, rule, _flags = spec
-    if typ is bool:
+    default, rule, _flags = row
+    if default is True or default is False:
         if value is not True and value is not False:
             raise ConfigError(key, "must be true or false, got %s" % _shown(key, value))
         return value
-    if typ is int:
+    if isinstance(default, int):
         if not isinstance(value, int) or isinstance(value, bool):
             raise ConfigError(key, "must be an integer %d..%d, got %s"
                               % (rule[0], rule[1], _shown(key, value)))
@@ -223,35 +237,42 @@ def check_all(values, variant=None):
 
 def defaults():
     """A new dict of every key's default value."""
-    return {k: v[1] for k, v in SCHEMA.items()}
+    return {row[0]: row[1] for row in _TABLE}
+
+
+def _flags(key):
+    row = spec(key)
+    if row is None:
+        raise unknown_key(key)
+    return row[2]
 
 
 def is_secret(key):
-    return bool(SCHEMA[key][3] & SECRET)
+    return bool(_flags(key) & SECRET)
 
 
 def is_live(key):
-    return bool(SCHEMA[key][3] & LIVE)
+    return bool(_flags(key) & LIVE)
 
 
 def is_link(key):
-    return bool(SCHEMA[key][3] & LINK)
+    return bool(_flags(key) & LINK)
 
 
 def parse_text(key, text):
     """Turn console/BLE text into the key's type (then ``validate``)."""
-    spec = SCHEMA.get(key)
-    if spec is None:
+    row = spec(key)
+    if row is None:
         raise unknown_key(key)
-    typ = spec[0]
-    if typ is bool:
+    default = row[0]
+    if default is True or default is False:
         t = text.strip().lower()
         if t in ("1", "true", "on", "yes"):
             return True
         if t in ("0", "false", "off", "no"):
             return False
         raise ConfigError(key, "must be true or false, got %s" % _shown(key, text))
-    if typ is int:
+    if isinstance(default, int):
         try:
             n = int(text.strip())
         except ValueError:

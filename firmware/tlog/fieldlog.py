@@ -21,13 +21,13 @@ report), newest last, across both files.
 import os
 
 from atmq import log as alog
-from atmq.compat import sleep_ms
+from atmq.compat import const, sleep_ms
 from atmq.recovery import RUNG_NAMES, STEP_FAIL, STEP_NAMES, STEP_OK
 
 from . import fsutil
 
-FLUSH_MS = 10000
-_PENDING_MAX = 16  # warnings waiting for the next flush; one more writes them all
+FLUSH_MS = const(10000)
+_PENDING_MAX = const(16)  # warnings waiting for the next flush; one more writes them all
 # 3GPP 27.007 +CREG/+CGREG/+CEREG <stat> (003 s.4.2.1)
 _REG = ("none", "home", "searching", "denied", "unknown", "roaming", "sms-only")
 _NAME = "log.txt"

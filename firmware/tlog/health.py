@@ -11,13 +11,13 @@ effort: it is not spooled, and a failed publish is counted and skipped.
 import asyncio
 
 from atmq import log as alog
-from atmq.compat import sleep_ms, wait_for_ms
+from atmq.compat import const, sleep_ms, wait_for_ms
 from atmq.errors import ModemError
 
 from . import fsutil
 
 
-LOG_TAIL = 8  # log lines in a report after an error (atmq.log ring, redacted)
+LOG_TAIL = const(8)  # log lines in a report after an error (atmq.log ring, redacted)
 
 
 def _name(e):

@@ -14,7 +14,7 @@ adapter prints ``STOPPED``).  Status lines: ``SEARCHING...``, ``BUS INIT: ...``
 ``BUS ERROR``, ``BUS BUSY``, ``DATA ERROR``, ``BUFFER FULL``, ``FB ERROR``,
 ``<RX ERROR``, ``LV RESET``, ``ERRnn``, ``?`` (unknown command).
 
-Units of decoded values (``PID_UNITS``): temperatures degC, speed km/h, rpm,
+Units of decoded values (``pid_unit``): temperatures degC, speed km/h, rpm,
 percentages in 0.1 %, MAF 0.01 g/s, timing advance 0.1 deg, module voltage
 mV, fuel rate 0.01 L/h, pressures kPa, distances km, times s/min.
 """
@@ -71,31 +71,52 @@ _STATUS = (
     (b"?", R_UNKNOWN),
 )
 
-# Mode 01 PIDs decoded here: pid -> unit (documentation and to_dict keys).
-PID_UNITS = {
-    0x04: "load_0.1%", 0x05: "coolant_C", 0x06: "stft1_0.1%", 0x07: "ltft1_0.1%",
-    0x08: "stft2_0.1%", 0x09: "ltft2_0.1%", 0x0A: "fuel_pressure_kPa", 0x0B: "map_kPa",
-    0x0C: "rpm", 0x0D: "speed_kmh", 0x0E: "timing_0.1deg", 0x0F: "intake_C",
-    0x10: "maf_0.01gps", 0x11: "throttle_0.1%", 0x1F: "runtime_s", 0x21: "mil_distance_km",
-    0x22: "fuel_rail_rel_0.001kPa", 0x23: "fuel_rail_kPa", 0x2C: "egr_0.1%", 0x2F: "fuel_0.1%",
-    0x30: "warmups", 0x31: "clear_distance_km", 0x33: "baro_kPa", 0x3C: "cat_temp_0.1C",
-    0x42: "module_mV", 0x43: "abs_load_0.1%", 0x45: "rel_throttle_0.1%", 0x46: "ambient_C",
-    0x47: "throttle_b_0.1%", 0x49: "pedal_d_0.1%", 0x4A: "pedal_e_0.1%",
-    0x4C: "cmd_throttle_0.1%", 0x4D: "mil_time_min", 0x4E: "clear_time_min",
-    0x51: "fuel_type", 0x52: "ethanol_0.1%", 0x5A: "rel_pedal_0.1%",
-    0x5B: "hybrid_batt_0.1%", 0x5C: "oil_C", 0x5E: "fuel_rate_0.01Lph",
-    0x61: "demand_torque_%", 0x62: "actual_torque_%", 0x63: "ref_torque_Nm",
-    0xA6: "odometer_0.1km",
-}
+# Mode 01 PIDs decoded here: (pid, data bytes of its answer (SAE J1979 / ISO 15031-5 PID
+# table), unit of the decoded value).  One tuple of constants: frozen, it stays in flash (two
+# dicts built at import took ~1.2 KB of heap); looked up by a short scan, allocation free.
+_PIDS = (
+    (0x04, 1, "load_0.1%"), (0x05, 1, "coolant_C"),
+    (0x06, 1, "stft1_0.1%"), (0x07, 1, "ltft1_0.1%"),
+    (0x08, 1, "stft2_0.1%"), (0x09, 1, "ltft2_0.1%"),
+    (0x0A, 1, "fuel_pressure_kPa"), (0x0B, 1, "map_kPa"),
+    (0x0C, 2, "rpm"), (0x0D, 1, "speed_kmh"),
+    (0x0E, 1, "timing_0.1deg"), (0x0F, 1, "intake_C"),
+    (0x10, 2, "maf_0.01gps"), (0x11, 1, "throttle_0.1%"),
+    (0x1F, 2, "runtime_s"), (0x21, 2, "mil_distance_km"),
+    (0x22, 2, "fuel_rail_rel_0.001kPa"), (0x23, 2, "fuel_rail_kPa"),
+    (0x2C, 1, "egr_0.1%"), (0x2F, 1, "fuel_0.1%"),
+    (0x30, 1, "warmups"), (0x31, 2, "clear_distance_km"),
+    (0x33, 1, "baro_kPa"), (0x3C, 2, "cat_temp_0.1C"),
+    (0x42, 2, "module_mV"), (0x43, 2, "abs_load_0.1%"),
+    (0x45, 1, "rel_throttle_0.1%"), (0x46, 1, "ambient_C"),
+    (0x47, 1, "throttle_b_0.1%"), (0x49, 1, "pedal_d_0.1%"),
+    (0x4A, 1, "pedal_e_0.1%"), (0x4C, 1, "cmd_throttle_0.1%"),
+    (0x4D, 2, "mil_time_min"), (0x4E, 2, "clear_time_min"),
+    (0x51, 1, "fuel_type"), (0x52, 1, "ethanol_0.1%"),
+    (0x5A, 1, "rel_pedal_0.1%"), (0x5B, 1, "hybrid_batt_0.1%"),
+    (0x5C, 1, "oil_C"), (0x5E, 2, "fuel_rate_0.01Lph"),
+    (0x61, 1, "demand_torque_%"), (0x62, 1, "actual_torque_%"),
+    (0x63, 2, "ref_torque_Nm"), (0xA6, 4, "odometer_0.1km"),
+)
 
-# Data bytes of each decoded PID's answer (SAE J1979 / ISO 15031-5 PID table).
-_PID_LEN = {
-    0x04: 1, 0x05: 1, 0x06: 1, 0x07: 1, 0x08: 1, 0x09: 1, 0x0A: 1, 0x0B: 1, 0x0C: 2, 0x0D: 1,
-    0x0E: 1, 0x0F: 1, 0x10: 2, 0x11: 1, 0x1F: 2, 0x21: 2, 0x22: 2, 0x23: 2, 0x2C: 1, 0x2F: 1,
-    0x30: 1, 0x31: 2, 0x33: 1, 0x3C: 2, 0x42: 2, 0x43: 2, 0x45: 1, 0x46: 1, 0x47: 1, 0x49: 1,
-    0x4A: 1, 0x4C: 1, 0x4D: 2, 0x4E: 2, 0x51: 1, 0x52: 1, 0x5A: 1, 0x5B: 1, 0x5C: 1, 0x5E: 2,
-    0x61: 1, 0x62: 1, 0x63: 2, 0xA6: 4,
-}
+
+def _pid_row(pid):
+    for row in _PIDS:
+        if row[0] == pid:
+            return row
+    return None
+
+
+def pids():
+    """The decoded PIDs, ascending."""
+    return [row[0] for row in _PIDS]
+
+
+def pid_unit(pid):
+    """The unit of a decoded PID's value (e.g. "rpm", "coolant_C"), None if not decoded."""
+    row = _pid_row(pid)
+    return None if row is None else row[2]
+
 
 _PCT1 = (0x04, 0x11, 0x2C, 0x2F, 0x45, 0x47, 0x49, 0x4A, 0x4C, 0x52, 0x5A, 0x5B)
 _TEMP1 = (0x05, 0x0F, 0x46, 0x5C)
@@ -106,11 +127,12 @@ _RAW8 = (0x0B, 0x0D, 0x30, 0x33, 0x51)
 
 def pid_len(pid):
     """Data bytes of a decoded PID's answer, 0 for PIDs this module does not decode."""
-    return _PID_LEN.get(pid, 0)
+    row = _pid_row(pid)
+    return 0 if row is None else row[1]
 
 
 def decode_pid(pid, a, b=0, c=0, d=0):
-    """SAE J1979 mode 01 formula -> scaled int (units in ``PID_UNITS``); None if unknown."""
+    """SAE J1979 mode 01 formula -> scaled int (units: ``pid_unit``); None if unknown."""
     if pid in _PCT1:
         return (a * 1000 + 127) // 255  # A*100/255 %, in 0.1 %
     if pid in _TEMP1:
@@ -484,15 +506,15 @@ class Elm327:
     # ---- reads --------------------------------------------------------------------
 
     async def read_pid(self, pid):
-        """One mode 01 PID -> decoded int (see PID_UNITS), or None (``result`` says why)."""
-        if _PID_LEN.get(pid, 0) == 0:
+        """One mode 01 PID -> decoded int (unit: pid_unit), or None (``result`` says why)."""
+        if pid_len(pid) == 0:
             return None
         self._tx_pid(pid)
         return self._take_pid(pid, await self.command(self._cmd_pid, SHORT_MS))
 
     def _take_pid(self, pid, r):
         """Decode the answer to 01<pid> just received; counts failures; value or None."""
-        nb = _PID_LEN.get(pid, 0)
+        nb = pid_len(pid)
         data = self._data
         if r == R_OK:
             r = R_BAD_ANSWER

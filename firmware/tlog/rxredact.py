@@ -65,7 +65,8 @@ def _secret_spec():
     for k in _config.SCHEMA:
         if _config.is_secret(k):
             names.append(b'"' + k.encode() + b'"')
-            rule = _config.SCHEMA[k][2]
+            row = _config.spec(k)
+            rule = row[1] if row is not None else None
             if rule is not None and not isinstance(rule[0], str):
                 longest = max(longest, rule[1])
     return names, longest

@@ -757,7 +757,10 @@ def from_config(root, cfg, record_max=128):
         max_segments=cfg.get("spool_max_segments"),
         batch_max_records=n,
         batch_max_bytes=max(record_max, min(n * record_max, cfg.get("batch_max_bytes"))),
-        ram_bytes=max(2048, cfg.get("spool_flush_records") * (record_max + _OVH)),
+        # staging sized from spool_flush_records (read at boot; a larger live value flushes
+        # when the staging is full), one record more so that a failed flash write keeps a
+        # record staged while the next one comes: 272 bytes by default, was a 2 KB floor
+        ram_bytes=(max(1, cfg.get("spool_flush_records")) + 1) * (record_max + _OVH),
         flush_records=cfg.get("spool_flush_records"),
         max_record=record_max,
         seq_of=record_seq,
