@@ -598,7 +598,7 @@ class App:
                 except Exception:  # the task running this (the reboot command): it ends
                     pass
         self._tasks = [t for t in self._tasks if t is reader]
-        if held:
+        if held and lock is not None:
             lock.release()
         try:
             self.spool.close()
