@@ -320,7 +320,7 @@ def test_a_reboot_during_bring_up_restarts_it_from_booting_at_once():
     """A module that reboots while the link brings it up (its RDY after it answered AT)
     aborts the command in flight and the bring-up starts again from booting, with no
     deadline waited out and no backoff (issue 9 round 2: a reboot at AT+CGREG=1)."""
-    box = [None]
+    box = [None]  # type: list
     at = _BootAt(box, reboot_at=[b"AT+CGREG=1"])
     m = Modem(at, EventQueue(8))
     box[0] = m
@@ -341,7 +341,7 @@ def test_a_reboot_during_bring_up_restarts_it_from_booting_at_once():
         m.data_open = True
 
     m.registration = registration
-    m.data_up = data_up
+    m.data_up = data_up  # type: ignore[method-assign]
 
     async def go():
         await lk.up(first=True)
@@ -356,7 +356,7 @@ def test_a_reboot_during_bring_up_restarts_it_from_booting_at_once():
 def test_app_rdy_of_the_same_boot_is_not_a_reboot():
     """A76xx: "APP RDY" trails RDY/+CPIN/SMS DONE/PB DONE by seconds, often after the
     module answered AT: the first one of a boot is that boot's, not a new one."""
-    box = [None]
+    box = [None]  # type: list
     at = _BootAt(box)
     m = Modem(at, EventQueue(8))
     box[0] = m
