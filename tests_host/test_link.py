@@ -366,3 +366,55 @@ def test_app_rdy_of_the_same_boot_is_not_a_reboot():
     assert m.boots == 0 and at.aborted == 0
     m._boot(16)  # a second one: a new boot
     assert m.boots == 1 and at.aborted == 1 and not m.inited
+
+
+def test_operator_is_asked_only_when_connected_idle_and_the_registration_changed():
+    """AT+COPS? has one max response time for every form, 60 s (003 s.4.2.2): never
+    inside bring-up, never with records waiting, once per registration."""
+    from atmq.link import ST_CONNECTED
+
+    box = [None]  # type: list
+    at = _BootAt(box)
+    sent = []
+
+    async def cmd(c, resp=None, timeout_ms=None, **kw):
+        sent.append((c, timeout_ms))
+
+        class A:
+            def count(self):
+                return 3
+
+            def arg_str(self, i):
+                return "46001"
+
+        class R:
+            def find(self, p):
+                return A()
+        return R()
+
+    at.cmd = cmd  # type: ignore[method-assign]
+    m = Modem(at, EventQueue(8))
+    lk = Link(m)
+    assert asyncio.run(lk.query_operator()) is None and sent == []  # not connected
+    lk.mark(ST_CONNECTED)
+    assert asyncio.run(lk.query_operator(idle=False)) is None and sent == []  # busy
+    assert asyncio.run(lk.query_operator()) == "46001"
+    assert sent == [(b"AT+COPS?", 60000)]
+    assert asyncio.run(lk.query_operator()) == "46001" and len(sent) == 1  # cached
+    m.reg[2] = 5  # roaming now: asked again
+    asyncio.run(lk.query_operator())
+    assert len(sent) == 2
+
+
+def test_start_deadline_follows_the_models_manual():
+    from atmq.cmqtt import CMQTTDriver
+    from atmq.inbox import Inbox
+
+    d = CMQTTDriver(Engine(None), EventQueue(4), Inbox(1, 8, 8))
+    assert d.start_timeout_ms == 120000  # unknown model: the longer bound
+    d.set_model("SIMCOM_SIM7600E")
+    assert d.start_timeout_ms == 12000  # 003 s.16.2.1
+    d.set_model("SIM7670G-MNGV")
+    assert d.start_timeout_ms == 12000
+    d.set_model("A7600E-H")
+    assert d.start_timeout_ms == 120000  # 002 s.2.1.1
