@@ -361,7 +361,7 @@ class Link:
         """
         m = self.modem
         reg = (m.reg[0], m.reg[1], m.reg[2])
-        if self.operator is not None and reg == self._op_reg:
+        if reg == self._op_reg:  # asked since the last registration change
             return self.operator
         if not idle or not self.at_least(ST_CONNECTED):
             return self.operator
