@@ -274,3 +274,17 @@ def test_log_command_returns_the_last_lines_bounded_and_redacted(tmp_path):
         assert not r["ok"] and ("lines" in r["error"] or "source" in r["error"]), r
     assert "pw-secret-1" not in json.dumps(ask(lines=50))
     alog.reset()
+
+
+def test_an_answer_whose_publish_fails_is_sent_again_after_the_reconnect(tmp_path):
+    """The link drops just after a command arrived (a reboot or CONNLOST inside the
+    answer's publish): the answer is kept and published again, bounded (issue 9 round 2)."""
+    cm, ctx, client = make(tmp_path)
+    client.plan = ["modem", "linkdown", "ok"]
+    asyncio.run(cm.answer({"id": 7, "ok": True, "result": {"pong": True}}))
+    assert client.calls == 3 and cm.ack_failures == 2
+    assert [t for t, *_ in client.broker] == ["tlog/dev1/cmd/ack"]
+    client.plan = ["modem"] * 5
+    client.calls = 0
+    asyncio.run(cm.answer({"id": 8, "ok": True, "result": None}))
+    assert client.calls == 3  # bounded: three tries, then the answer is given up

@@ -30,6 +30,7 @@ JOBS = 4  # runs in parallel: each is mostly waiting (simulator pace, timeouts)
 CI_CELLS = (
     ("ATE0", "noanswer"),                   # bring-up: a lost command, the caller's timeout
     ("AT+CPIN?", "code"),                   # bring-up: CME 14 SIM busy
+    ("AT+CGREG=", "reboot"),                # bring-up: a reboot inside init restarts it
     ("AT+NETOPEN", "reboot"),               # data: reboot, NETOPEN unanswered
     ("AT+NETOPEN", "code"),                 # data: +NETOPEN: 1; "Network is already opened"
     ("AT+CMQTTSTART", "reboot_wait"),       # MQTT start: OK, reboot before +CMQTTSTART: 0

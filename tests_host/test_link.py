@@ -263,3 +263,161 @@ def test_script_runner_optional_and_must_steps():
     with pytest.raises(ATError):
         asyncio.run(script.run(at, steps))
     assert len(at.sent) == 1  # a MUST step stops the sequence
+
+
+class _BootAt:
+    """An engine stand-in: answers OK (CPIN READY, registered), and at the ``reboot_at``-th
+    command with that text the module reboots: its "RDY" reaches the URC handler, which
+    aborts the command in flight (as the reader does: ModemError AT -2)."""
+
+    def __init__(self, modem_box, reboot_at=(), answer_rdy_first=True):
+        self.box = modem_box
+        self.reboot_at = list(reboot_at)
+        self.sent = []
+        self.aborted = 0
+
+    def on(self, *a, **k):
+        pass
+
+    def abort(self):
+        self.aborted += 1
+
+    async def cmd(self, cmd, resp=None, **kw):
+        self.sent.append(cmd)
+        await asyncio.sleep(0)
+        if self.reboot_at and self.reboot_at[0] == cmd:
+            self.reboot_at.pop(0)
+            self.box[0]._boot(1)  # "RDY" (BOOT_RDY)
+            raise ModemError("AT", -2, cmd)
+        from atmq.engine import R_OK
+
+        class Line:
+            def __init__(self, text):
+                self.t = text
+
+            def arg_str(self, i):
+                return self.t
+
+            def arg_int(self, i, d=0):
+                return 1
+
+            def count(self):
+                return 2
+
+        class R:
+            final = R_OK
+            ok = True
+            count = 0
+
+            def find(self, p):
+                if p == b"+CPIN:":
+                    return Line("READY")
+                return None
+
+            def line(self, i):
+                return Line("")
+        return R()
+
+
+def test_a_reboot_during_bring_up_restarts_it_from_booting_at_once():
+    """A module that reboots while the link brings it up (its RDY after it answered AT)
+    aborts the command in flight and the bring-up starts again from booting, with no
+    deadline waited out and no backoff (issue 9 round 2: a reboot at AT+CGREG=1)."""
+    box = [None]  # type: list
+    at = _BootAt(box, reboot_at=[b"AT+CGREG=1"])
+    m = Modem(at, EventQueue(8))
+    box[0] = m
+    slept = []
+
+    async def sleep(ms):
+        slept.append(ms)
+
+    lk = Link(m, sleep=sleep)
+    m.boot_urcs = 1  # the cold boot's RDY was seen
+
+    async def registration():
+        await at.cmd(b"AT+CEREG?")
+        return 1
+
+    async def data_up():
+        await at.cmd(b"AT+NETOPEN")
+        m.data_open = True
+
+    m.registration = registration
+    m.data_up = data_up  # type: ignore[method-assign]
+
+    async def go():
+        await lk.up(first=True)
+
+    asyncio.run(go())
+    assert m.boots == 1 and m.reboots == 1 and at.aborted == 1
+    assert at.sent.count(b"ATE0") == 2 and at.sent.count(b"AT+CGREG=1") == 2
+    assert m.inited and lk.name == "data_up" and slept == []
+    assert any("rebooted during bring-up" in t for t in log.tail(20))
+
+
+def test_app_rdy_of_the_same_boot_is_not_a_reboot():
+    """A76xx: "APP RDY" trails RDY/+CPIN/SMS DONE/PB DONE by seconds, often after the
+    module answered AT: the first one of a boot is that boot's, not a new one."""
+    box = [None]  # type: list
+    at = _BootAt(box)
+    m = Modem(at, EventQueue(8))
+    box[0] = m
+    m.boot_urcs = 1
+    asyncio.run(m.wait_ready(1000))
+    m._boot(16)  # APP RDY, first of this boot
+    assert m.boots == 0 and at.aborted == 0
+    m._boot(16)  # a second one: a new boot
+    assert m.boots == 1 and at.aborted == 1 and not m.inited
+
+
+def test_operator_is_asked_only_when_connected_idle_and_the_registration_changed():
+    """AT+COPS? has one max response time for every form, 60 s (003 s.4.2.2): never
+    inside bring-up, never with records waiting, once per registration."""
+    from atmq.link import ST_CONNECTED
+
+    box = [None]  # type: list
+    at = _BootAt(box)
+    sent = []
+
+    async def cmd(c, resp=None, timeout_ms=None, **kw):
+        sent.append((c, timeout_ms))
+
+        class A:
+            def count(self):
+                return 3
+
+            def arg_str(self, i):
+                return "46001"
+
+        class R:
+            def find(self, p):
+                return A()
+        return R()
+
+    at.cmd = cmd  # type: ignore[method-assign]
+    m = Modem(at, EventQueue(8))
+    lk = Link(m)
+    assert asyncio.run(lk.query_operator()) is None and sent == []  # not connected
+    lk.mark(ST_CONNECTED)
+    assert asyncio.run(lk.query_operator(idle=False)) is None and sent == []  # busy
+    assert asyncio.run(lk.query_operator()) == "46001"
+    assert sent == [(b"AT+COPS?", 60000)]
+    assert asyncio.run(lk.query_operator()) == "46001" and len(sent) == 1  # cached
+    m.reg[2] = 5  # roaming now: asked again
+    asyncio.run(lk.query_operator())
+    assert len(sent) == 2
+
+
+def test_start_deadline_follows_the_models_manual():
+    from atmq.cmqtt import CMQTTDriver
+    from atmq.inbox import Inbox
+
+    d = CMQTTDriver(Engine(None), EventQueue(4), Inbox(1, 8, 8))
+    assert d.start_timeout_ms == 120000  # unknown model: the longer bound
+    d.set_model("SIMCOM_SIM7600E")
+    assert d.start_timeout_ms == 12000  # 003 s.16.2.1
+    d.set_model("SIM7670G-MNGV")
+    assert d.start_timeout_ms == 12000
+    d.set_model("A7600E-H")
+    assert d.start_timeout_ms == 120000  # 002 s.2.1.1

@@ -194,3 +194,22 @@ def test_stop_ends_the_episode_between_steps_not_inside_one():
     with pytest.raises(rc.Stopped):
         asyncio.run(rec.recover(rc.RUNG_SESSION))
     assert log == ["session", "session"] and lad.rung == -1 and not rec.running
+
+
+def test_first_timeout_of_an_episode_is_retried_at_once_then_backoff():
+    """quick(e): a failure that already waited its manual deadline (ATTimeout) is retried
+    without a backoff, once per episode; the next failure backs off as usual (issue 9
+    round 2: an unanswered AT+CMQTTSTART costs its 12 s, not 12 s + a backoff)."""
+    t1, t2 = ATTimeout(b"AT+CMQTTSTART", 12000), ATTimeout(b"AT+CMQTTSTART", 12000)
+    results = {0: [], 1: [t1, t2, True], 2: [], 3: [], 4: []}
+    rec, log, steps, clock = make(results, quick=lambda e: isinstance(e, ATTimeout))
+    assert asyncio.run(rec.recover(rc.RUNG_SESSION)) == rc.RUNG_SESSION
+    assert log == [1, 1, 1]
+    assert len(clock.slept) == 1 and 1000 <= clock.slept[0] <= 2000  # only the second
+    assert rec.quick_retries == 1
+    # a new episode gets its own quick retry (its first attempt still waits the backoff
+    # the ladder kept from the last episode: it is not calm yet)
+    results[1] = [ATTimeout(b"AT", 1000), True]
+    clock.slept.clear()
+    assert asyncio.run(rec.recover(rc.RUNG_SESSION)) == rc.RUNG_SESSION
+    assert rec.quick_retries == 2 and len(clock.slept) == 1

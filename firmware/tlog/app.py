@@ -16,9 +16,9 @@ import asyncio
 import gc
 
 from atmq import log as alog
-from atmq.compat import IS_MICROPYTHON, const, sleep_ms, ticks_diff, ticks_ms
+from atmq.compat import IS_MICROPYTHON, const, sleep_ms, ticks_diff, ticks_ms, wait_for_ms
 from atmq.engine import Engine
-from atmq.errors import ConfigError, ModemError
+from atmq.errors import ATTimeout, ConfigError, ModemError
 from atmq.events import EventQueue
 from atmq.inbox import Inbox
 from atmq.limits import variant as _limits_variant
@@ -43,6 +43,13 @@ _LINK_BACKOFF_MIN_MS = const(2000)  # then 4, 8, 16 s...: a short outage costs s
 # the anchor blocks 180 s after a failed attach; we keep sampling
 _LINK_BACKOFF_MAX_MS = const(300000)
 _REG_WAIT_MS = const(180000)
+# The clean stop's bounds: an AT command in flight may end (it is not cut mid-prompt),
+# then the retained "offline" and the DISCONNECT get these (a broker answers in well
+# under a second; past them the Last Will says "offline" for us)
+_STOP_HOLD_MS = const(2000)
+_STOP_DRAIN_MS = const(8000)  # the spool's last records: no new batch after 5 s (_final_drain)
+_STOP_ANNOUNCE_MS = const(3000)
+_STOP_DISC_MS = const(2000)
 _FATAL_RETRY_MS = const(1800000)
 _SM_LINE_MAX = const(1024 + 128 + 48)  # message, topic (128: the Inbox's), +SMPUBLISH framing
 # keys whose change (a ``set``) gives a link parked in ``fatal`` its next try at once
@@ -441,9 +448,11 @@ class App:
         backoff = _LINK_BACKOFF_MIN_MS
         wd = self.wd
         made = None
+        quick = True  # the next timeout / reboot is retried without a backoff
         while True:
             wd.beat("link")
             self.link_attempts += 1
+            boots = getattr(self.modem, "boots", 0)
             try:
                 await self._modem_up(self.link_attempts == 1)
                 await self._link_speed(False)
@@ -478,6 +487,15 @@ class App:
                     while not await lk.wait_retry(10000):
                         wd.beat("link")
                     continue
+                rebooted = getattr(self.modem, "boots", 0) != boots
+                if quick and (isinstance(e, ATTimeout) or rebooted):
+                    # a command past its manual deadline or a module that rebooted under
+                    # the attempt: the deadline was the wait, rebuild now (once in a row)
+                    quick = False
+                    log("link attempt %d failed: %s: %s; again now"
+                        % (self.link_attempts, type(e).__name__, e))
+                    continue
+                quick = True
                 wait = _retry_ms(e, backoff)
                 log("link attempt %d failed: %s: %s; next in %d s"
                     % (self.link_attempts, type(e).__name__, e, wait // 1000))
@@ -577,8 +595,20 @@ class App:
         """Flush the spool, publish "offline" (retained), leave the MQTT session cleanly."""
         log("stopping")
         # Sampling and sending stop first, so nothing is appended after the spool is saved;
-        # the reader stays for the last publish and DISCONNECT.
+        # the reader stays for the last publish and DISCONNECT.  A task is cancelled only
+        # between two AT commands (the engine's lock held here): one cancelled inside a
+        # command would leave the modem at a ">" prompt eating the next command as payload,
+        # or its late OK ending the next command, and the "offline" publish would wait
+        # that out.  A command that does not answer gets _STOP_HOLD_MS, then is cut.
         reader = self._reader
+        lock = getattr(self.at, "_lock", None)  # the engine's one-command-in-flight lock
+        held = False
+        if lock is not None:
+            try:
+                await wait_for_ms(lock.acquire(), _STOP_HOLD_MS)
+                held = True
+            except asyncio.TimeoutError:
+                log("stop: an AT command did not end within %d ms" % _STOP_HOLD_MS)
         for t in self._tasks:
             if t is not reader:
                 try:
@@ -586,6 +616,8 @@ class App:
                 except Exception:  # the task running this (the reboot command): it ends
                     pass
         self._tasks = [t for t in self._tasks if t is reader]
+        if held and lock is not None:
+            lock.release()
         try:
             self.spool.close()
             self.seq.close()  # a clean restart numbers on without a gap
@@ -596,12 +628,13 @@ class App:
         st = self.status
         if c is not None and st is not None and c.isconnected():
             try:
-                await asyncio.wait_for(self._final_drain(), 15)  # what sampling made last
+                await wait_for_ms(self._final_drain(), _STOP_DRAIN_MS)  # what sampling made last
             except Exception as e:  # the records stay in the spool for the next boot
                 log("final drain stopped:", repr(e))
             try:
-                await asyncio.wait_for(st.announce(online), 10)
-                await asyncio.wait_for(c.disconnect(), 10)
+                # bounded whatever the stop interrupted: the will says "offline" otherwise
+                await wait_for_ms(st.announce(online), _STOP_ANNOUNCE_MS)
+                await wait_for_ms(c.disconnect(), _STOP_DISC_MS)
             except Exception as e:
                 log("clean disconnect failed:", repr(e))
         if reader is not None:

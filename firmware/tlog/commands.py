@@ -42,6 +42,7 @@ from . import config as _config
 
 MAX_PAYLOAD = 1024  # the app's inbox slot (a signed set of a 256-byte password fits)
 _NAMES = ("ping", "get", "set", "reboot", "locate", "flush", "capture", "log")
+_ANSWER_TRIES = 3  # publishes of one answer (each waits for the link, bounded)
 _LOG_ANSWER_MAX = 1536  # bytes of log lines in one answer: the oldest are left out
 
 
@@ -272,14 +273,21 @@ class Commands:
             self.unanswered += lost - self._inbox_lost
             self._inbox_lost = lost
             reply["unanswered"] = self.unanswered
-        try:
-            await self.client.publish(self.topics.ack, json.dumps(reply), 1)
-        except Exception as e:
-            self.ack_failures += 1
-            self.last_error = e
-            from atmq import log as alog
+        text = json.dumps(reply)
+        for _ in range(_ANSWER_TRIES):
+            # A link that drops just after the command arrived fails the answer's publish
+            # (a reboot or CONNLOST inside it): the answer is kept and sent again once the
+            # link is back (client.publish waits for the reconnect, bounded), a few times
+            try:
+                await self.client.publish(self.topics.ack, text, 1)
+                return
+            except Exception as e:
+                self.ack_failures += 1
+                self.last_error = e
+        from atmq import log as alog
 
-            alog.warn("cmd", "answer to %s not published: %s", reply.get("id"), alog.exc(e))
+        alog.warn("cmd", "answer to %s not published after %d tries: %s", reply.get("id"),
+                  _ANSWER_TRIES, alog.exc(self.last_error))
 
     async def run(self):
         async for topic, payload in self.client.messages():

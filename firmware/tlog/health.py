@@ -44,7 +44,11 @@ class Health:
         try:
             lk = getattr(self.ctx, "link_owner", None)
             if lk is not None:
-                self.operator = await lk.query_operator()  # AT+COPS? is the link's
+                # AT+COPS? is the link's, asked only with nothing waiting to be sent (its
+                # manual deadline is 60 s: it must not hold the uplink)
+                sp = getattr(self.ctx, "spool", None)
+                idle = sp is None or sp.depth() == 0
+                self.operator = await lk.query_operator(idle)
             self.modem_mv = await m.battery_mv()
         except ModemError as e:
             self.last_error = e

@@ -249,7 +249,8 @@ class MQTTClient:
             ladder,
             (self._act_probe, self._act_session, self._act_data, self._act_reset,
              self._act_power),
-            on_step=self._step, sleep=self._sleep, clock=self._clock, fatal=is_fatal)
+            on_step=self._step, sleep=self._sleep, clock=self._clock, fatal=is_fatal,
+            quick=self._quick)
         # counters (health report)
         self.published = 0  # publishes the modem confirmed
         self.failed = 0  # publishes that raised to the caller
@@ -322,6 +323,9 @@ class MQTTClient:
             await lk.up(first=not m.inited)
         elif not lk.at_least(ST_DATA_UP):
             lk.mark(ST_DATA_UP, "found up")
+        f = getattr(self.driver, "set_model", None)
+        if f is not None:  # the model's manual gives the driver's deadlines
+            f(m.facts.get("model"))
         c = self.cfg
         if c["clean_init"] and not c["clean"]:
             # mqtt_as #40: drop the backlog of a long power-off (clean connect), then open
@@ -607,6 +611,11 @@ class MQTTClient:
                 self.link.fail(e)  # off the ladder: no CFUN/CRESET/power cycle for this
             return
         self.reconnects += 1
+
+    def _quick(self, e):
+        # Recovery: retry at once after a command that waited out its manual deadline, or
+        # an attempt the module's reboot cut short (it is up again: nothing to wait for)
+        return isinstance(e, ATTimeout) or not getattr(self.modem, "inited", True)
 
     def _step(self, step, rung, detail):
         f = self.on_recovery

@@ -88,7 +88,8 @@ KEEPALIVE_MAX = const(64800)
 # Timeouts (ms)
 T_CMD = const(10000)  # first phase (OK/ERROR) of every CMQTT command; the manual gives "-"
 T_PROMPT = const(5000)
-T_START = const(120000)  # A7600 note 2.1.1 (SIM767XX 16.2.1 says 12000)
+T_START = const(120000)  # 002 s.2.1.1 (A76xx): also the bound while the model is unknown
+T_START_SIM76 = const(12000)  # 003 s.16.2.1 (SIM7600/SIM767x series)
 T_STOP = const(12000)  # 16.2.2
 T_MARGIN = const(5000)
 T_ERR_GRACE = const(3000)  # after CONNECT's ERROR: how long its "+CMQTTCONNECT: i,err" may lag
@@ -204,6 +205,7 @@ class CMQTTDriver:
         self.busy_backoff_ms = 200
         self.sub_two_step = False  # True: AT+CMQTTSUBTOPIC + AT+CMQTTSUB=<idx> (A7600 note)
         self.optimeout_s = 120  # 16.2.15 default
+        self.start_timeout_ms = T_START  # set_model() narrows it to the model's manual
         self._cfg_utf8 = None
         self._cfg_optimeout = None
         self._cfg_version = None
@@ -666,13 +668,23 @@ class CMQTTDriver:
             if cid is not None:
                 await self._acquire(cid, 1 if tls else 0)
 
+    def set_model(self, model):
+        """The module's model (``ATI``): the manual whose max response times apply.
+        AT+CMQTTSTART: 120 s on the A76xx (002 s.2.1.1), 12 s on the SIM7600/SIM767x
+        series (003 s.16.2.1); unknown: the longer."""
+        m = (model or "").upper()
+        if "SIM76" in m or "SIM75" in m:
+            self.start_timeout_ms = T_START_SIM76
+        else:
+            self.start_timeout_ms = T_START
+
     async def _start(self):
         cmd = b"AT+CMQTTSTART"
         # 003 s.16.2.1 / 002 s.2.1.1: the OK itself may be late and come after the result
+        t = self.start_timeout_ms
         try:
             await self._retrying(lambda: self._exec(cmd, b"+CMQTTSTART:", kind=_K_START,
-                                                    timeout_ms=T_START,
-                                                    done_timeout_ms=T_START))
+                                                    timeout_ms=t, done_timeout_ms=t))
         except ModemError as e:
             err = self._code(e)
             if err == _E_NETOPENED:  # 23 "network is opened": already started

@@ -50,6 +50,7 @@ STATE_NAMES = ("off", "booting", "at_ready", "sim_ready", "registered", "data_up
                "mqtt_started", "client_acquired", "connected", "subscribed", "fatal")
 
 _REG_POLL_MS = const(2000)
+_BOOT_RESTARTS = const(3)  # reboots during one bring-up that restart it at once
 # AT+CPIN? states -> the CME code that names them (manual 25.3 / 27.007 9.2.1)
 _SIM_CODES = {"NOT INSERTED": 10, "SIM PIN": 11, "SIM PUK": 12, "BUSY": 14}
 _CNTP_IDLE = const(-2)
@@ -96,6 +97,7 @@ class Link:
         self._lost = -1  # the lowest state a reader handler recorded (-1: none)
         self._apn_sent = False  # CGDCONT/CGAUTH done since the last boot (issue 10 #9)
         self.operator = None
+        self._op_reg = None  # the registration (m.reg) when the operator was last asked
         self.last_reg = None
         self.ntp_synced = False
         self.last_time_error = None
@@ -225,7 +227,32 @@ class Link:
         ``reopen``: close and reopen the data path even when it looks open (a stuck PDP).
         ``first``: a cold start (power, boot wait).  Raises ``ModemError`` with the code
         that names the reason (CME 10/11/12/13/14 for the SIM, 30 no service, 111 denied).
+
+        A reboot of the module during any of it (its boot URCs abort the command in
+        flight, ``Modem._boot``) starts it again from ``booting`` at once, up to
+        ``_BOOT_RESTARTS`` times: the module lost every setting made so far, and waiting
+        out a deadline or a backoff for that would only delay the rebuild.
         """
+        m = self.modem
+        n = 0
+        while True:
+            seq = getattr(m, "boots", 0)
+            try:
+                await self._up(reopen, first)
+            except Exception:
+                if getattr(m, "boots", 0) == seq or n >= _BOOT_RESTARTS:
+                    raise
+            else:
+                if getattr(m, "boots", 0) == seq:
+                    return
+                if n >= _BOOT_RESTARTS:
+                    raise ModemError("AT", -2, b"RDY")  # rebooting faster than it comes up
+            n += 1
+            log.warn("link", "the module rebooted during bring-up: from booting again (%d)", n)
+            first = False  # powered: wait for it, no PWRKEY pulse (that would switch it off)
+            reopen = False  # a boot closed the data path
+
+    async def _up(self, reopen, first):
         m = self.modem
         self.sync()
         if first:
@@ -240,7 +267,9 @@ class Link:
         elif reopen and self.state > ST_REGISTERED:
             self._enter(ST_REGISTERED, "reopen data")
         await self._sim()
+        self._booted_check()
         await self._registered()
+        self._booted_check()
         apn = getattr(m, "apn", None)
         if apn and getattr(m, "family", "cmqtt") == "cmqtt" and not self._apn_sent:
             # CGDCONT + CGAUTH before data, after every boot: a failed CGAUTH leaves
@@ -254,8 +283,15 @@ class Link:
                 log.warn("link", "data_down before reopen: %s", e)
         if reopen or not m.data_open:
             await m.data_up()
+        self._booted_check()
         self.sync()
         self._enter(ST_DATA_UP)
+
+    def _booted_check(self):
+        # a reboot between two commands aborted none of them: do not go on with a module
+        # that lost its settings (``up`` starts again from booting)
+        if not self.modem.inited:
+            raise ModemError("AT", -2, b"RDY")
 
     async def _sim(self):
         m = self.modem
@@ -313,14 +349,27 @@ class Link:
 
     # ---- network facts (the only place that asks for them) ---------------------------------
 
-    async def query_operator(self):
-        """``AT+COPS?``: the operator name or None; kept in ``operator``.  The wait is
-        the manual's max response time of AT+COPS, 60 s (003 s.4.2.2)."""
-        at = self.modem.at
-        r = await at.cmd(b"AT+COPS?", resp=b"+COPS:", timeout_ms=60000)
+    async def query_operator(self, idle=True):
+        """``AT+COPS?``: the operator name or None; kept in ``operator``.
+
+        The manual gives AT+COPS one max response time, 60 s, for every form, the read
+        included (003 s.4.2.2): a module that does not answer holds the one AT channel
+        that long.  So it is asked only when it can cost nothing: the link is up
+        (connected; never inside bring-up or a rebuild), the caller is ``idle``
+        (nothing waiting to be sent), and the answer may have changed (first time, or the
+        registration changed since); else the last answer is returned.
+        """
+        m = self.modem
+        reg = (m.reg[0], m.reg[1], m.reg[2])
+        if reg == self._op_reg:  # asked since the last registration change
+            return self.operator
+        if not idle or not self.at_least(ST_CONNECTED):
+            return self.operator
+        r = await m.at.cmd(b"AT+COPS?", resp=b"+COPS:", timeout_ms=60000)  # 003 s.4.2.2
         a = r.find(b"+COPS:")
         if a is not None and a.count() >= 3:
             self.operator = a.arg_str(2)
+        self._op_reg = reg
         return self.operator
 
     def _on_cntp(self, a):

@@ -228,6 +228,7 @@ class Modem:
         self._regn = array("i", bytes(4 * 9))
         self.boot_urcs = 0  # BOOT_* bits seen since the last reset_state()
         self.reboots = 0  # spontaneous reboots seen after init
+        self.boots = 0  # reboots seen while the link used the module (asked for or not)
         self.pin_attempts = 0  # PINs sent (one per need, never after a rejection)
         self.pin_rejected = False
         self.netclose_ms = 120000  # AT+NETOPEN/NETCLOSE max response (manual 13.2.1)
@@ -256,6 +257,7 @@ class Modem:
         self.gnss_on = False
         self.inited = False
         self._session = False
+        self._awake = False  # wait_ready() returned since this boot: a RDY now is a new boot
 
     @property
     def model_key(self):
@@ -304,11 +306,23 @@ class Modem:
         at.on(b"+APP PDP:", self._on_app_pdp)
 
     def _boot(self, bit):
+        seen = self.boot_urcs & bit
         self.boot_urcs |= bit
         self._ready_ev.set()
-        if (bit == BOOT_RDY or bit == BOOT_APP) and self._session:
-            # init() had run: the module restarted under us (brown-out, watchdog, crash)
+        if self._session:
+            new = bit == BOOT_RDY or bit == BOOT_APP
+        else:
+            # Bring-up (the module answered, init not finished): "RDY" is the first line a
+            # booting module prints, before its UART takes commands, so one arriving now is
+            # a new boot; "APP RDY" (A76xx) trails the others by seconds and is a new boot
+            # only when this boot printed it already.  The command in flight would
+            # otherwise wait out its deadline on a module that lost our settings.
+            new = self._awake and (bit == BOOT_RDY or (bit == BOOT_APP and seen))
+        if new:
+            # the module restarted under us (brown-out, watchdog, crash)
             self.reset_state()
+            self.boot_urcs = bit  # this boot's URCs from here on
+            self.boots += 1
             if not self._expect_boot:
                 self.reboots += 1
                 self.events.put(EV_REBOOT, bit)
@@ -491,6 +505,10 @@ class Modem:
             if may_probe:
                 try:
                     await self.at.cmd(b"AT", timeout_ms=min(probe_ms, left))
+                    # booted and listening: a boot URC from now on is a new boot (_boot),
+                    # the one a reset asked for included
+                    self._awake = True
+                    self._expect_boot = False
                     return True
                 except ATTimeout:
                     pass

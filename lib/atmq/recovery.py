@@ -92,6 +92,7 @@ class Ladder:
         self.rung = -1  # -1: no episode in progress
         self.streak = 0  # consecutive failures on the current rung
         self.backoff_n = 0  # failures since the ladder was last calm
+        self.skip_next = False  # the next attempt follows at once (a quick failure)
         self.floor = 0  # lowest rung the next episode starts on
         self.last_ok = None  # now of the last successful recovery
         self.last_trouble = None  # now of the last begin()/failure
@@ -128,6 +129,7 @@ class Ladder:
         r = rung if rung > self.floor else self.floor
         self.rung = self._enabled_from(r)
         self.streak = 0
+        self.skip_next = False
         self.episodes += 1
         self.last_trouble = now
         return self.rung
@@ -135,6 +137,9 @@ class Ladder:
     def delay_ms(self):
         """Backoff before the next attempt: 0 on a calm ladder, else jittered and bounded."""
         k = self.backoff_n
+        if self.skip_next:
+            self.skip_next = False
+            return 0
         if k <= 0:
             return 0
         d = self.base_ms
@@ -149,12 +154,16 @@ class Ladder:
     def attempt(self):
         self.tries[self.rung] += 1
 
-    def failed(self, now, hint=-1):
-        """Count a failure; returns True when the ladder moved up (``rung`` is the new one)."""
+    def failed(self, now, hint=-1, quick=False):
+        """Count a failure; returns True when the ladder moved up (``rung`` is the new one).
+        ``quick``: the next attempt follows at once (no backoff counted for this one)."""
         r = self.rung
         self.fails[r] += 1
         self.streak += 1
-        self.backoff_n += 1
+        if quick:
+            self.skip_next = True
+        else:
+            self.backoff_n += 1
         self.last_trouble = now
         up = -1
         if hint > r:
@@ -199,10 +208,14 @@ class Recovery:
     (None: forever) bounds one episode; when reached ``recover`` raises the
     last error so the app can decide (reboot the ESP32, sleep, report).  ``fatal(e)``
     -> True ends the episode at once with ``e`` (a fatal error climbs no rung).
+    ``quick(e)`` -> True: the failure already waited its deadline (a command past the
+    manual's max response time) or met a module that rebooted under it: the next
+    attempt follows without a backoff, once per episode (a module that keeps doing it
+    gets the backoff after that).
     """
 
     def __init__(self, ladder, actions, on_step=None, sleep=None, clock=None, max_attempts=None,
-                 fatal=None):
+                 fatal=None, quick=None):
         if len(actions) != RUNGS:
             raise ValueError("actions needs %d entries (probe, session, data, reset, power)"
                              % RUNGS)
@@ -213,6 +226,8 @@ class Recovery:
         self.clock = clock or ticks_ms
         self.max_attempts = max_attempts
         self.fatal = fatal  # fatal(e) -> True: no rung can fix e, the episode ends with it
+        self.quick = quick  # quick(e) -> True: retry at once (once per episode)
+        self.quick_retries = 0
         self.last_error = None
         self.running = False
         self._stop = False
@@ -246,6 +261,7 @@ class Recovery:
         self._emit(STEP_BEGIN, r, rung)
         self.running = True
         n = 0
+        quick_left = 1
         try:
             while True:
                 if self._stop:
@@ -282,7 +298,13 @@ class Recovery:
                     return r
                 self.last_error = err
                 self._emit(STEP_FAIL, r, err)
-                if lad.failed(self.clock(), hint):
+                quick = False
+                if quick_left and err is not None and self.quick is not None and \
+                        self.quick(err):
+                    quick = True
+                    quick_left -= 1
+                    self.quick_retries += 1
+                if lad.failed(self.clock(), hint, quick):
                     self._emit(STEP_ESCALATE, lad.rung, r)
                 r = lad.rung
                 if self.max_attempts is not None and n >= self.max_attempts:
