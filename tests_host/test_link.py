@@ -279,6 +279,9 @@ class _BootAt:
     def on(self, *a, **k):
         pass
 
+    def on_store(self, *a, **k):  # Modem's CREG/CGREG/CEREG entries
+        pass
+
     def abort(self):
         self.aborted += 1
 
