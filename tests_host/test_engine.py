@@ -189,6 +189,51 @@ def test_abort_from_urc_handler_fails_the_command_fast():
     assert run(with_engine(m, body)) == ("AT", -2)
 
 
+def test_pause_waits_for_the_command_in_flight_and_holds_the_next():
+    """The clean stop's hold (tlog/app.py shutdown): pause() returns once the command in
+    flight ended; no command starts until resume()."""
+    m = replay(["> AT+CSQ\\r", "< \\r\\n+CSQ: 20,99\\r\\n\\r\\nOK\\r\\n", "> AT\\r",
+                "< \\r\\nOK\\r\\n"])
+
+    async def body(at):
+        order = []
+
+        async def csq():
+            await at.cmd(b"AT+CSQ", resp=b"+CSQ:")
+            order.append("csq")
+
+        first = asyncio.create_task(csq())
+        await asyncio.sleep(0)  # AT+CSQ in flight
+        assert await at.pause(1000)
+        order.append("paused")
+        nxt = asyncio.create_task(at.cmd(b"AT"))
+        await asyncio.sleep(0.05)
+        held = not nxt.done() and at.commands == 1
+        at.resume()
+        at.resume()  # a second resume is a no-op, not a release of someone else's hold
+        await nxt
+        await first
+        return order, held, at.commands
+
+    assert run(with_engine(m, body)) == (["csq", "paused"], True, 2)
+
+
+def test_pause_gives_up_on_a_command_that_does_not_end():
+    m = replay(["> AT+COPS=?\\r", "> AT\\r", "< \\r\\nOK\\r\\n"])
+
+    async def body(at):
+        slow = asyncio.create_task(at.cmd(b"AT+COPS=?", timeout_ms=300))
+        await asyncio.sleep(0)
+        paused = await at.pause(50)  # the command is still waiting for its answer
+        at.resume()  # nothing held: no-op
+        with pytest.raises(ATTimeout):
+            await slow
+        r = await at.cmd(b"AT")  # the engine was never left locked
+        return paused, r.final
+
+    assert run(with_engine(m, body)) == (False, R_OK)
+
+
 def test_bad_commands_refused_before_anything_is_written():
     m = replay([])
 

@@ -17,13 +17,10 @@ import gc
 
 from atmq import log as alog
 from atmq.compat import IS_MICROPYTHON, const, sleep_ms, ticks_diff, ticks_ms, wait_for_ms
-from atmq.engine import Engine
+from atmq import wiring
 from atmq.errors import ATTimeout, ConfigError, ModemError
-from atmq.events import EventQueue
-from atmq.inbox import Inbox
 from atmq.limits import variant as _limits_variant
-from atmq.link import ST_FATAL, Link, is_fatal
-from atmq.modem import Modem
+from atmq.link import ST_FATAL, is_fatal
 
 from . import fieldlog, fsutil, platform
 from .acquire import Acquisition, NmeaReader
@@ -101,17 +98,6 @@ def _retry_ms(e, backoff, fatal_ms=_FATAL_RETRY_MS):
     if is_fatal(e):
         return fatal_ms
     return backoff
-
-
-def _driver(family, model, at, events, inbox):
-    """The MQTT driver of the board's modem family (imported only when used: RAM)."""
-    if family == "cmqtt":
-        from atmq.cmqtt import CMQTTDriver
-
-        return CMQTTDriver(at, events, inbox)
-    from atmq import smmqtt  # the SM family (SIM800, SIM7000/7070/7080)
-
-    return smmqtt.SMDriver(at, events, inbox, variant=smmqtt.variant_for(model))
 
 
 def motion_from(cfg):
@@ -193,38 +179,32 @@ class App:
 
             meter = from_env(stream)
         stream = stream if meter is None else meter
-        # the reader's ring, from the board: dispatch empties it after every read (at most a
-        # 256-byte chunk), so it holds only what a reader error left over; a burst waits in
-        # the UART driver's buffer (uart.rxbuf). A power of two >= rxbuf, 512..2048.
-        ring = 512
-        while ring < (b["uart"].get("rxbuf") or 1024) and ring < 2048:
-            ring <<= 1
         if fam == "sm":
             # SIM800 publishes inline (AT+SMPUB="<topic>",q,r,"<message>") and receives the
             # message inside the +SMPUBLISH line: 1024 bytes each way (seed 004 3.5/3.10)
             # plus the topic and the framing need more than the 600/512-byte defaults
-            at = Engine(stream, ring_size=ring, line_max=_SM_LINE_MAX, tx_max=_SM_LINE_MAX,
-                        baud=self.link_baud)
+            line_max = _SM_LINE_MAX
         else:
-            at = Engine(stream, ring_size=ring, baud=self.link_baud)  # raw-frame deadlines
-        self.at = at
-        if meter is not None:
-            meter.watch(at.ring)
-        self.events = EventQueue(32)
+            line_max = None  # the engine's defaults
         # sized from the config: plain commands are small JSON objects (512 bytes each; 4 KB
         # at 1024 was the biggest preallocation of the app), a signed command carrying link
         # credentials (cmd_key) or an OTA chunk (ota_key, 984-byte chunks) needs 1024.  A
         # longer message is dropped and counted (rx_dropped).
         slot = 1024 if cfg.get("cmd_key") or cfg.get("ota_key") else 512
-        self.inbox = Inbox(4, 128, slot)
-        self.modem = Modem(at, self.events, board=b, family=fam,
-                           pin_factory=platform.pin_factory(), pin=cfg.get("sim_pin") or None,
-                           apn=cfg.get("apn") or None, apn_user=cfg.get("apn_user") or None,
-                           apn_password=cfg.get("apn_pass") or None)
-        self.driver = _driver(fam, b["modem"]["model"], at, self.events, self.inbox)
-        # the one owner of the link: bring-up, state, fatal parking, operator, network time
-        self.link_owner = Link(self.modem, self.driver, reg_timeout_ms=_REG_WAIT_MS,
-                               fatal_retry_ms=cfg.get("link_fatal_retry_s") * 1000)
+        # the library's one wiring (atmq.wiring), sized from the board and the config: the
+        # reader's ring from uart.rxbuf, raw-frame deadlines at the link's baud; the link
+        # owner: bring-up, state, fatal parking, operator, network time
+        self.session = wiring.parts(
+            stream, fam, b["modem"]["model"], b, platform.pin_factory(),
+            pin=cfg.get("sim_pin") or None, apn=cfg.get("apn") or None,
+            apn_user=cfg.get("apn_user") or None, apn_password=cfg.get("apn_pass") or None,
+            ring_size=wiring.ring_for(b), line_max=line_max, baud=self.link_baud,
+            events=32, inbox_slots=4, topic_max=128, payload_max=slot,
+            reg_timeout_ms=_REG_WAIT_MS, fatal_retry_ms=cfg.get("link_fatal_retry_s") * 1000)
+        at, self.events, self.inbox, self.modem, self.driver, self.link_owner = self.session
+        self.at = at
+        if meter is not None:
+            meter.watch(at.ring)
         self.elm = None
         if cfg.get("obd_enable") and b["obd"] is not None:
             try:
@@ -400,8 +380,6 @@ class App:
 
     def _make_client(self):
         """The MQTT client and the session tasks' objects (once the device id is known)."""
-        from atmq.client import MQTTClient
-
         gc.collect()  # bring-up's garbage gone before the session's long-lived objects land
         topics = self.topics
         if topics is None:
@@ -410,9 +388,7 @@ class App:
         sim800 = sm and getattr(self.driver, "sim800", False)
         ccfg = client_config(self.cfg, topics, self.dev, sm, not sim800)
         ccfg["subscriptions"].append((topics.base + "ota", 1))  # update offers and chunks
-        c = MQTTClient(self.modem, self.driver, self.events, self.inbox, ccfg,
-                       link=self.link_owner)
-        c.on_recovery = fieldlog.on_recovery
+        c = wiring.make_client(self.session, ccfg, on_recovery=fieldlog.on_recovery)
         up = self.uplink
         up.bind(c, topics.telemetry, self.dev)
         cap = getattr(self.driver, "payload_max", 0)
@@ -596,19 +572,13 @@ class App:
         log("stopping")
         # Sampling and sending stop first, so nothing is appended after the spool is saved;
         # the reader stays for the last publish and DISCONNECT.  A task is cancelled only
-        # between two AT commands (the engine's lock held here): one cancelled inside a
+        # between two AT commands (the engine paused here): one cancelled inside a
         # command would leave the modem at a ">" prompt eating the next command as payload,
         # or its late OK ending the next command, and the "offline" publish would wait
         # that out.  A command that does not answer gets _STOP_HOLD_MS, then is cut.
         reader = self._reader
-        lock = getattr(self.at, "_lock", None)  # the engine's one-command-in-flight lock
-        held = False
-        if lock is not None:
-            try:
-                await wait_for_ms(lock.acquire(), _STOP_HOLD_MS)
-                held = True
-            except asyncio.TimeoutError:
-                log("stop: an AT command did not end within %d ms" % _STOP_HOLD_MS)
+        if not await self.at.pause(_STOP_HOLD_MS):
+            log("stop: an AT command did not end within %d ms" % _STOP_HOLD_MS)
         for t in self._tasks:
             if t is not reader:
                 try:
@@ -616,8 +586,7 @@ class App:
                 except Exception:  # the task running this (the reboot command): it ends
                     pass
         self._tasks = [t for t in self._tasks if t is reader]
-        if held and lock is not None:
-            lock.release()
+        self.at.resume()
         try:
             self.spool.close()
             self.seq.close()  # a clean restart numbers on without a gap

@@ -103,6 +103,7 @@ class Engine:
         self._txmv = memoryview(self._tx)
         self.tx_max = tx_max
         self._lock = asyncio.Lock()
+        self._paused = False  # pause() holds the lock until resume()
         self.tx_bytes = 0
         self.commands = 0
         self.timeouts = 0
@@ -389,3 +390,21 @@ class Engine:
         """Write bytes outside any command (wake-up sequences, escape ``+++``)."""
         async with self._lock:
             await self._write(data, len(data))
+
+    async def pause(self, timeout_ms):
+        """Wait until the command in flight (if any) has ended and start no other until
+        ``resume()``: tasks can then be cancelled between two commands, never inside one
+        (which would leave the modem at a ``>`` prompt, or its late OK ending the next
+        command).  False, and nothing held, when it did not end within ``timeout_ms``."""
+        try:
+            await wait_for_ms(self._lock.acquire(), timeout_ms)
+        except asyncio.TimeoutError:
+            return False
+        self._paused = True
+        return True
+
+    def resume(self):
+        """Let commands run again after a ``pause()`` that returned True (else no-op)."""
+        if self._paused:
+            self._paused = False
+            self._lock.release()

@@ -34,6 +34,11 @@ files put on the modem before the first connect when it does not list them; the
 unknown key is a ``ConfigError`` naming it.
 ``on_message`` / ``on_recovery`` are the client's callbacks.
 
+``parts`` and ``make_client`` are the same wiring with the sizes as parameters, for
+the telelogger (tlog/app.py: sizes from the board and its config; the client made
+later, once the device id is known).  This module imports neither ``atmq.board``
+nor ``atmq.client`` until a function needs them (RAM: the app loads it at boot).
+
 The reader and supervisor tasks are started here and kept in ``client.tasks``;
 ``await atmq.close(client)`` leaves the session cleanly (MQTT DISCONNECT) and
 stops both.  The first connect's errors
@@ -43,11 +48,8 @@ tasks are stopped again: nothing is left running after a failed call.
 
 import asyncio
 
-from . import board as _board
 from . import log as alog
-from .client import _DEFAULTS as _CLIENT_KEYS
-from .client import MQTTClient
-from .compat import IS_MICROPYTHON
+from .compat import IS_MICROPYTHON, const
 from .engine import Engine
 from .errors import ConfigError
 from .events import EventQueue
@@ -58,6 +60,9 @@ from .modem import Modem
 _MODEM_KEYS = ("apn", "apn_user", "apn_password", "pin")
 # resources, allocated once: inbound messages kept until read, URC events in flight
 _SIZES = {"inbox_slots": 4, "topic_max": 128, "payload_max": 1024, "events": 32}
+# an SM-family line beyond the topic and the message: AT+SMPUB="<topic>",q,r,"<message>"
+# out, +SMSUB: "<topic>","<message>" in (seed 004 3.5, 3.10)
+_SM_FRAMING = const(48)
 
 TAKES = ("a stream with non-blocking readinto()/write(): machine.UART(..., timeout=0), "
          "a socket, a pty; on CPython also a socket.socket or a file descriptor; "
@@ -104,8 +109,86 @@ def stream_of(obj):
     raise TypeError("atmq takes %s; got %s" % (TAKES, type(obj).__name__))
 
 
+def ring_for(board):
+    """The reader's ring size for a board: dispatch empties it after every read (at most a
+    256-byte chunk), so it holds only what a reader error left over; a burst waits in the
+    UART driver's buffer (``uart.rxbuf``).  A power of two >= rxbuf, 512..2048."""
+    ring = 512
+    rxbuf = (board.get("uart") or {}).get("rxbuf") or 1024
+    while ring < rxbuf and ring < 2048:
+        ring <<= 1
+    return ring
+
+
+def driver(family, model, at, events, inbox):
+    """The MQTT driver of the modem family (its module imported only here: RAM): CMQTT
+    (SIM7600/A76xx/SIM767x, 003 ch.16) or SM (SIM800, seed 004; SIM70x0), whose variant
+    the model picks: without a model an SM modem is refused, not guessed."""
+    if family == "cmqtt":
+        from .cmqtt import CMQTTDriver
+
+        return CMQTTDriver(at, events, inbox)
+    if not model:
+        raise ConfigError("modem.model", "the SM family needs the model (SIM800, SIM7000, "
+                          "SIM7070, SIM7080): it picks the commands")
+    from . import smmqtt
+
+    return smmqtt.SMDriver(at, events, inbox, variant=smmqtt.variant_for(model))
+
+
+def parts(stream, family, model=None, board=None, pin_factory=None, pin=None, apn=None,
+          apn_user=None, apn_password=None, ring_size=2048, line_max=None, tx_max=None,
+          baud=115200, events=32, inbox_slots=4, topic_max=128, payload_max=1024,
+          reg_timeout_ms=180000, boot_timeout_ms=30000, fatal_retry_ms=1800000):
+    """Every object of a session below the client, nothing sent: the tuple ``(engine,
+    events, inbox, modem, driver, link)``.  The one wiring of the library (``connect``,
+    ``build``) and the telelogger (tlog/app.py, which passes the sizes it derives from the
+    board and its config); every buffer is allocated here, in this order.
+
+    ``stream``: already a stream the engine takes (``stream_of``).  ``family``: "cmqtt" or
+    "sm"; ``model`` picks the SM variant.  ``ring_size``: the reader's ring
+    (``ring_for(board)``); ``line_max``/``tx_max``: the longest line in and command out
+    (None: the engine's 512/600, and for the SM family, which carries a message inline,
+    ``payload_max + topic_max`` + framing); ``baud``: the UART speed the raw-frame
+    deadlines assume; ``events``: URC events in flight; ``inbox_slots`` x (``topic_max``,
+    ``payload_max``): inbound messages kept until read; the link's registration wait,
+    boot wait and fatal backoff."""
+    if family == "sm" and line_max is None:
+        line_max = payload_max + topic_max + _SM_FRAMING
+    if line_max is None:
+        at = Engine(stream, ring_size=ring_size, baud=baud)
+    else:
+        at = Engine(stream, ring_size=ring_size, line_max=line_max, tx_max=tx_max or line_max,
+                    baud=baud)
+    evq = EventQueue(events)
+    inbox = Inbox(inbox_slots, topic_max, payload_max)
+    modem = Modem(at, evq, board=board, family=family, pin_factory=pin_factory, pin=pin,
+                  apn=apn, apn_user=apn_user, apn_password=apn_password)
+    drv = driver(family, model, at, evq, inbox)
+    # the one owner of the bring-up, shared by connect() (IMEI first) and the client
+    link = Link(modem, drv, reg_timeout_ms=reg_timeout_ms, boot_timeout_ms=boot_timeout_ms,
+                fatal_retry_ms=fatal_retry_ms)
+    return at, evq, inbox, modem, drv, link
+
+
+def make_client(session, config, on_message=None, on_recovery=None):
+    """The ``MQTTClient`` over ``parts()``'s ``session`` (``atmq.client`` imported only now:
+    the telelogger makes it after its long-lived buffers), with ``client.at`` (the
+    engine) and ``client.tasks`` (those ``connect`` started)."""
+    from .client import MQTTClient
+
+    at, events, inbox, modem, drv, link = session
+    c = MQTTClient(modem, drv, events, inbox, config, on_message=on_message,
+                   on_recovery=on_recovery, link=link)
+    c.at = at  # type: ignore[attr-defined]
+    c.tasks = []  # type: ignore[attr-defined]
+    return c
+
+
 def _board_of(board_or_model):
     """(board dict or None, model, family) for a model name, board dict or board path."""
+    from . import board as _board
+
     b = board_or_model
     if isinstance(b, str) and b.endswith(".json"):
         b = _board.load(b)
@@ -123,11 +206,11 @@ def _board_of(board_or_model):
     raise TypeError("board_or_model: a model name, a board dict or a board .json path")
 
 
-def _split(config):
+def _split(config, keys):
     """(client config, modem options, sizes) from the flat keyword config."""
     cc, mo, sizes = {}, {}, dict(_SIZES)
     for k, v in config.items():
-        if k in _CLIENT_KEYS:
+        if k in keys:
             cc[k] = v
         elif k in _MODEM_KEYS:
             mo[k] = v
@@ -136,55 +219,38 @@ def _split(config):
                 raise ConfigError(k, "must be a positive integer, got %r" % (v,))
             sizes[k] = v
         else:
-            known = sorted(list(_CLIENT_KEYS) + list(_MODEM_KEYS) + list(_SIZES))
+            known = sorted(list(keys) + list(_MODEM_KEYS) + list(_SIZES))
             raise ConfigError(k, "unknown key (known: %s)" % ", ".join(known))
     return cc, mo, sizes
 
 
-def _driver(family, model, at, events, inbox):
-    if family == "cmqtt":
-        from .cmqtt import CMQTTDriver
+def _library_parts(stream, board_or_model, pin_factory, config):
+    """``parts()`` and the client config from ``connect``/``build``'s arguments."""
+    from .client import _DEFAULTS
 
-        return CMQTTDriver(at, events, inbox)
-    from . import smmqtt
-
-    return smmqtt.SMDriver(at, events, inbox, variant=smmqtt.variant_for(model or "SIM800"))
-
-
-def _parts(stream, board_or_model, pin_factory, config):
-    """(engine, events, inbox, modem, driver, client config): nothing sent yet."""
     board, model, family = _board_of(board_or_model)
-    cc, mo, sizes = _split(config)
+    cc, mo, sizes = _split(config, _DEFAULTS)
     for secret in (cc.get("password"), mo.get("apn_password")):
         if secret:
             alog.add_secret(secret)  # never in a log line (AT+CMQTTCONNECT carries it)
     s = stream_of(stream)
-    at = Engine(s)
-    events = EventQueue(sizes["events"])
-    inbox = Inbox(sizes["inbox_slots"], sizes["topic_max"], sizes["payload_max"])
     if pin_factory is None and board is not None and board.get("chip") == "esp32":
         from machine import Pin  # type: ignore
 
         pin_factory = Pin
-    modem = Modem(at, events, board=board, family=family, pin_factory=pin_factory,
-                  pin=mo.get("pin"), apn=mo.get("apn"), apn_user=mo.get("apn_user"),
-                  apn_password=mo.get("apn_password"))
+    baud = ((board or {}).get("uart") or {}).get("baud") or 115200  # raw-frame deadlines
+    d = _DEFAULTS
+    mo.update(sizes)
+    session = parts(s, family, model, board, pin_factory,
+                    ring_size=ring_for(board) if board else 2048, baud=baud,
+                    reg_timeout_ms=cc.get("reg_timeout_ms") or d["reg_timeout_ms"],
+                    boot_timeout_ms=cc.get("boot_timeout_ms") or d["boot_timeout_ms"],
+                    fatal_retry_ms=(cc.get("fatal_retry_s") or d["fatal_retry_s"]) * 1000,
+                    **mo)
+    modem = session[3]
     if model and not modem.facts.get("model"):
         modem.facts["model"] = model  # type: ignore
-    driver = _driver(family, model, at, events, inbox)
-    # the one owner of the bring-up, shared by connect() (IMEI first) and the client
-    link = Link(modem, driver,
-                reg_timeout_ms=cc.get("reg_timeout_ms") or _CLIENT_KEYS["reg_timeout_ms"])
-    return at, events, inbox, modem, driver, cc, link
-
-
-def _client(parts, on_message, on_recovery):
-    at, events, inbox, modem, driver, cc, link = parts
-    client = MQTTClient(modem, driver, events, inbox, cc, on_message=on_message,
-                        on_recovery=on_recovery, link=link)
-    client.at = at  # type: ignore[attr-defined]
-    client.tasks = []  # type: ignore[attr-defined]
-    return client
+    return session, cc
 
 
 def build(stream, board_or_model, on_message=None, on_recovery=None, pin_factory=None,
@@ -192,8 +258,8 @@ def build(stream, board_or_model, on_message=None, on_recovery=None, pin_factory
     """Every object of a session, nothing started and nothing sent: the ``MQTTClient``
     with ``client.at`` (the ``Engine``).  For callers that run their own tasks; needs
     ``client_id`` (``connect`` can take it from the IMEI instead)."""
-    return _client(_parts(stream, board_or_model, pin_factory, config), on_message,
-                   on_recovery)
+    session, cc = _library_parts(stream, board_or_model, pin_factory, config)
+    return make_client(session, cc, on_message, on_recovery)
 
 
 async def connect(stream, board_or_model, on_message=None, on_recovery=None, pin_factory=None,
@@ -202,22 +268,22 @@ async def connect(stream, board_or_model, on_message=None, on_recovery=None, pin
     Without ``client_id`` the modem is brought up first and its IMEI names the client
     ("atmq-<IMEI>")."""
     certs = config.pop("certs", None)
-    parts = _parts(stream, board_or_model, pin_factory, config)
-    at, cc, link = parts[0], parts[5], parts[6]
+    session, cc = _library_parts(stream, board_or_model, pin_factory, config)
+    at, link = session[0], session[5]
     tasks = [asyncio.create_task(at.run())]  # type: list
     try:
         if certs or not cc.get("client_id"):
             await link.up(first=True)  # identification gives the IMEI
         if certs:
             await install_certs(at, certs)
-        client = _client(parts, on_message, on_recovery)
-        client.tasks = tasks  # type: ignore[attr-defined]
-        await client.connect()
+        c = make_client(session, cc, on_message, on_recovery)
+        c.tasks = tasks  # type: ignore[attr-defined]
+        await c.connect()
     except BaseException:
         _cancel(tasks)
         raise
-    tasks.append(asyncio.create_task(client.run()))
-    return client
+    tasks.append(asyncio.create_task(c.run()))
+    return c
 
 
 async def install_certs(at, certs):
