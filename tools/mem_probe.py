@@ -35,7 +35,7 @@ MODULES = (
     "tlog.fsutil", "tlog.config", "tlog.records", "tlog.spool", "tlog.seqno", "tlog.timesrc",
     "tlog.motion", "tlog.watchdog", "tlog.acquire", "tlog.uplink", "tlog.status",
     "tlog.commands", "tlog.health", "tlog.fieldlog", "tlog.lastgood", "atmq.atx",
-    "tlog.rxredact", "tlog.capture", "atmq.wiring", "tlog.app",
+    "tlog.rxredact", "tlog.capture", "atmq.stack", "tlog.app",
 )
 # Imported later, by what the board and config use (the family's driver, the client, OBD,
 # capture's redaction) or not by the app at all (imu): measured after the App is built.

@@ -17,7 +17,7 @@ import gc
 
 from atmq import log as alog
 from atmq.compat import IS_MICROPYTHON, const, sleep_ms, ticks_diff, ticks_ms, wait_for_ms
-from atmq import wiring
+from atmq import stack
 from atmq.errors import ATTimeout, ConfigError, ModemError
 from atmq.limits import variant as _limits_variant
 from atmq.link import ST_FATAL, is_fatal
@@ -191,17 +191,17 @@ class App:
         # credentials (cmd_key) or an OTA chunk (ota_key, 984-byte chunks) needs 1024.  A
         # longer message is dropped and counted (rx_dropped).
         slot = 1024 if cfg.get("cmd_key") or cfg.get("ota_key") else 512
-        # the library's one wiring (atmq.wiring), sized from the board and the config: the
-        # reader's ring from uart.rxbuf, raw-frame deadlines at the link's baud; the link
-        # owner: bring-up, state, fatal parking, operator, network time
-        self.session = wiring.parts(
+        # the library's one wiring (atmq.stack, atmq.connect's too), sized from the board and
+        # the config: the reader's ring from uart.rxbuf, raw-frame deadlines at the link's
+        # baud; the link owner: bring-up, state, fatal parking, operator, network time
+        session = stack.parts(
             stream, fam, b["modem"]["model"], b, platform.pin_factory(),
             pin=cfg.get("sim_pin") or None, apn=cfg.get("apn") or None,
             apn_user=cfg.get("apn_user") or None, apn_password=cfg.get("apn_pass") or None,
-            ring_size=wiring.ring_for(b), line_max=line_max, baud=self.link_baud,
+            ring_size=stack.ring_for(b), line_max=line_max, baud=self.link_baud,
             events=32, inbox_slots=4, topic_max=128, payload_max=slot,
             reg_timeout_ms=_REG_WAIT_MS, fatal_retry_ms=cfg.get("link_fatal_retry_s") * 1000)
-        at, self.events, self.inbox, self.modem, self.driver, self.link_owner = self.session
+        at, self.events, self.inbox, self.modem, self.driver, self.link_owner = session
         self.at = at
         if meter is not None:
             meter.watch(at.ring)
@@ -388,7 +388,8 @@ class App:
         sim800 = sm and getattr(self.driver, "sim800", False)
         ccfg = client_config(self.cfg, topics, self.dev, sm, not sim800)
         ccfg["subscriptions"].append((topics.base + "ota", 1))  # update offers and chunks
-        c = wiring.make_client(self.session, ccfg, on_recovery=fieldlog.on_recovery)
+        c = stack.make_client((self.at, self.events, self.inbox, self.modem, self.driver,
+                               self.link_owner), ccfg, on_recovery=fieldlog.on_recovery)
         up = self.uplink
         up.bind(c, topics.telemetry, self.dev)
         cap = getattr(self.driver, "payload_max", 0)

@@ -38,6 +38,7 @@ package("atmq", files=[
     "recovery.py",
     "script.py",
     "smmqtt.py",
+    "stack.py",
     "tls.py",
     "tokenizer.py",
     "wiring.py",
