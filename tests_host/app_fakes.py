@@ -1,5 +1,6 @@
 """Fakes for the telelogger app tests: a fake clock, an MQTT client that fails on demand,
-records made and stored the way the sampler does it."""
+records made and stored the way the sampler does it; and the one Modem fake of the link
+and client tests (tests_host/test_link.py, test_client.py)."""
 
 import asyncio
 import json
@@ -18,6 +19,80 @@ class Clock:
 
     def advance(self, ms):
         self.t += ms
+
+
+class FakeModem:
+    """The Modem steps the link owner and the client's recovery run (atmq.link,
+    atmq.client), each recorded by name in ``calls``; ``apn_sets``: the arguments of every
+    ``set_apn``.  ``fail[name]``: exceptions that step raises, in order; ``reg``: the
+    ``registration()`` answers in order (the last one repeats); ``probe_ok``: what
+    ``probe()`` answers.  ``data_open``: the PDP context open at the start."""
+
+    def __init__(self, apn=None, user=None, password=None, data_open=False):
+        self.facts = {"imei": "861234050011223"}
+        self.family = "cmqtt"
+        self.board = None
+        self.pins = None
+        self.inited = True
+        self.data_open = data_open
+        self.apn, self.apn_user, self.apn_password = apn, user, password
+        self.calls = []
+        self.apn_sets = []
+        self.fail = {}
+        self.reg = [1]
+        self.probe_ok = True
+        self.on_lost = None
+
+    async def _c(self, name):
+        self.calls.append(name)
+        await asyncio.sleep(0)
+        f = self.fail.get(name)
+        if f:
+            raise f.pop(0)
+
+    async def power_on(self):
+        await self._c("power_on")
+
+    async def probe(self, tries=3):
+        await self._c("probe")
+        return self.probe_ok
+
+    async def wait_ready(self, timeout_ms=0, **kw):
+        await self._c("wait_ready")
+
+    async def init(self):
+        await self._c("init")
+        self.inited = True
+
+    async def sim_state(self):
+        await self._c("sim_state")
+        return "READY"
+
+    async def registration(self):
+        await self._c("registration")
+        return self.reg.pop(0) if len(self.reg) > 1 else self.reg[0]
+
+    async def set_apn(self, apn, user=None, password=None):
+        self.apn_sets.append((apn, user, password))
+        await self._c("set_apn")
+
+    async def data_up(self):
+        await self._c("data_up")
+        self.data_open = True
+
+    async def data_down(self):
+        await self._c("data_down")
+        self.data_open = False
+
+    async def restart(self, timeout_ms=0):
+        await self._c("restart")
+
+    async def radio_cycle(self):
+        await self._c("radio_cycle")
+        self.data_open = False
+
+    async def power_cycle(self):
+        await self._c("power_cycle")
 
 
 class FakeClient:

@@ -8,6 +8,7 @@ the clock is fake (recovery backoff and registration waits advance it, never sle
 import asyncio
 
 import pytest
+from app_fakes import FakeModem
 from atmq import recovery as rc
 from atmq.client import LinkDown, MQTTClient, normalize
 from atmq.errors import ATTimeout, ConfigError, ModemError
@@ -112,69 +113,14 @@ class FakeDriver:
         self.events.put(EV_MSG, ib.commit(), 0)
 
 
-class FakeModem:
-    def __init__(self):
-        self.facts = {"imei": "861234050011223"}
-        self.board = None
-        self.pins = None
-        self.inited = True
-        self.data_open = True
-        self.calls = []
-        self.probe_ok = True
-        self.reg = [2, 1]  # registration() answers, in order; the last one repeats
-
-    async def _c(self, name):
-        self.calls.append(name)
-        await asyncio.sleep(0)
-
-    async def power_on(self):
-        await self._c("power_on")
-
-    async def probe(self, tries=3):
-        await self._c("probe")
-        return self.probe_ok
-
-    async def wait_ready(self, timeout_ms=0, **kw):
-        await self._c("wait_ready")
-
-    async def init(self):
-        await self._c("init")
-        self.inited = True
-
-    async def sim_state(self):
-        await self._c("sim_state")
-        return "READY"
-
-    async def registration(self):
-        await self._c("registration")
-        return self.reg.pop(0) if len(self.reg) > 1 else self.reg[0]
-
-    async def data_up(self):
-        await self._c("data_up")
-        self.data_open = True
-
-    async def data_down(self):
-        await self._c("data_down")
-        self.data_open = False
-
-    async def restart(self, timeout_ms=0):
-        await self._c("restart")
-
-    async def radio_cycle(self):
-        await self._c("radio_cycle")
-        self.data_open = False
-
-    async def power_cycle(self):
-        await self._c("power_cycle")
-
-
 class Rig:
     def __init__(self, cfg=None, real_clock=False, **kw):
         self.clock = Clock()
         self.q = EventQueue(16)
         self.inbox = Inbox(slots=4, topic_max=64, payload_max=256)
         self.d = FakeDriver(self.q, self.inbox)
-        self.m = FakeModem()
+        self.m = FakeModem(data_open=True)
+        self.m.reg = [2, 1]
         self.steps = []
         self.c = MQTTClient(self.m, self.d, self.q, self.inbox, dict(cfg or CFG),
                             on_recovery=lambda s, r, d: self.steps.append((s, r)),

@@ -7,6 +7,7 @@ parameters (10 #11), and the manual's timeouts handed to the engine (003 s.3.2.1
 import asyncio
 
 import pytest
+from app_fakes import FakeModem
 from atmq import log
 from atmq.engine import Engine
 from atmq.errors import ATTimeout, ModemError, redact_command
@@ -23,60 +24,6 @@ from atmq.link import (
 from atmq.modem import Modem
 
 
-class FakeModem:
-    """The Modem steps the link runs; ``fail[name]``: exceptions to raise, in order."""
-
-    def __init__(self, apn=None, user=None, password=None):
-        self.facts = {"imei": "861234050011223"}
-        self.family = "cmqtt"
-        self.inited = True
-        self.data_open = False
-        self.apn, self.apn_user, self.apn_password = apn, user, password
-        self.calls = []
-        self.fail = {}
-        self.on_lost = None
-
-    async def _c(self, name, *args):
-        self.calls.append((name,) + args)
-        await asyncio.sleep(0)
-        f = self.fail.get(name)
-        if f:
-            raise f.pop(0)
-
-    async def power_on(self):
-        await self._c("power_on")
-
-    async def wait_ready(self, timeout_ms=0, **kw):
-        await self._c("wait_ready")
-
-    async def init(self):
-        await self._c("init")
-        self.inited = True
-
-    async def sim_state(self):
-        await self._c("sim_state")
-        return "READY"
-
-    async def registration(self):
-        await self._c("registration")
-        return 1
-
-    async def set_apn(self, apn, user=None, password=None):
-        await self._c("set_apn", apn, user, password)
-
-    async def data_up(self):
-        await self._c("data_up")
-        self.data_open = True
-
-    async def data_down(self):
-        await self._c("data_down")
-        self.data_open = False
-
-
-def names(m):
-    return [c[0] for c in m.calls]
-
-
 def test_every_state_has_a_name_and_transitions_are_logged():
     assert len(STATE_NAMES) == ST_FATAL + 1 and STATE_NAMES[ST_SUBSCRIBED] == "subscribed"
     m = FakeModem()
@@ -87,7 +34,7 @@ def test_every_state_has_a_name_and_transitions_are_logged():
     assert lines[-5:] == ["off -> booting (power on)", "booting -> at_ready",
                           "at_ready -> sim_ready", "sim_ready -> registered",
                           "registered -> data_up"]
-    assert names(m) == ["power_on", "wait_ready", "init", "sim_state", "registration",
+    assert m.calls == ["power_on", "wait_ready", "init", "sim_state", "registration",
                         "data_up"]
 
 
@@ -125,16 +72,16 @@ def test_apn_credentials_are_sent_again_after_a_failed_cgauth():
     lk = Link(m)
     with pytest.raises(ModemError):
         asyncio.run(lk.up())
-    assert "data_up" not in names(m)  # never data without the configured credentials
+    assert "data_up" not in m.calls  # never data without the configured credentials
     asyncio.run(lk.up())
-    assert names(m).count("set_apn") == 2 and names(m)[-1] == "data_up"
-    assert m.calls[-2] == ("set_apn", "internet", "u", "p4ss")
+    assert m.calls.count("set_apn") == 2 and m.calls[-1] == "data_up"
+    assert m.apn_sets[-1] == ("internet", "u", "p4ss")
     asyncio.run(lk.up())  # sent once per boot
-    assert names(m).count("set_apn") == 2
+    assert m.calls.count("set_apn") == 2
     lk.lost(ST_BOOTING)  # a reboot forgets the PDP context and its credentials
     m.inited = False
     asyncio.run(lk.up())
-    assert names(m).count("set_apn") == 3
+    assert m.calls.count("set_apn") == 3
 
 
 def test_fatal_classes():
