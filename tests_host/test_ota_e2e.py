@@ -164,6 +164,38 @@ def _more_records(sub, k):
     assert sub.wait(lambda: _telemetry_msgs(sub) > m, 30)
 
 
+def _outcome(final, want, version, sub, board):
+    """The update ended as ``want`` says (the sender's last status starts with it), the
+    collector saw that status too, naming ``version``; returns every status it saw."""
+    assert final.startswith(want), (final, _statuses(sub), board.text()[-4000:])
+    head = want.split(":")[0]
+    # the collector has its own connection: give it the last status too
+    assert sub.wait(lambda: any(p.startswith(head) for p in _statuses(sub)), 10)
+    st = _statuses(sub)
+    assert any(p.startswith(head) and "v=" + version in p for p in st), st
+    return st
+
+
+def _stop_with_every_record(sub, board, flash, version):
+    """Records keep arriving under the version that runs now, then a clean stop: every
+    record reached the broker and ``version`` is the one on flash."""
+    _more_records(sub, 3)
+    board.stop()
+    a, holes = _check_records(sub, board)
+    with open(os.path.join(flash, "lib", "tlog", "version.mpy"), "rb") as f:
+        assert version.encode() in f.read()
+    return a, holes
+
+
+def _teardown(tmp_path, sub, sender, board, sim):
+    (tmp_path / "statuses.txt").write_text("\n".join(map(str, _statuses(sub))))
+    if sender is not None:
+        sender.close()
+    board.stop()
+    sim.stop()
+    sub.close()
+
+
 def _rig(broker, tmp_path, flash):  # noqa: F811
     sim = e2erig.SimThread(persona="SIM7600E", broker=(broker.host, broker.port), fast=True)
     port = sim.start()
@@ -213,32 +245,18 @@ def test_update_with_corrupt_chunk_power_cut_and_link_loss(broker, tmp_path, bas
         t0 = time.monotonic()
         final = sender.run(timeout=150)
         took = time.monotonic() - t0
-        assert final.startswith("confirmed"), (final, _statuses(sub), board.text()[-4000:])
-        # the collector has its own connection: give it the last status too
-        assert sub.wait(lambda: any(p.startswith("confirmed") for p in _statuses(sub)), 10)
-        st = _statuses(sub)
+        st = _outcome(final, "confirmed", "1.1.0", sub, board)
         assert events == ["corrupt", "cut", "lost"], events
         heads = [otatool.parse_status(p)[0] for p in st]
         for want in ("verified", "switched", "confirmed"):
             assert want in heads, (want, heads)
-        assert any(p.startswith("confirmed") and "v=1.1.0" in p for p in st), st
-        # records made under the new version keep arriving, then a clean stop
-        _more_records(sub, 3)
-        board.stop()
-        a, holes = _check_records(sub, board)
-        with open(os.path.join(flash, "lib", "tlog", "version.mpy"), "rb") as f:
-            assert b"1.1.0" in f.read()
+        a, holes = _stop_with_every_record(sub, board, flash, "1.1.0")
         assert not os.path.exists(os.path.join(flash, "lib.old"))
         print("OTA_E2E " + json.dumps({"bytes": size, "seconds": round(took, 1),
                                        "boots": board.boots, "records": a["unique"],
                                        "lease_skips": len(holes), "dups": a["dups"]}))
     finally:
-        (tmp_path / "statuses.txt").write_text("\n".join(map(str, _statuses(sub))))
-        if sender is not None:
-            sender.close()
-        board.stop()
-        sim.stop()
-        sub.close()
+        _teardown(tmp_path, sub, sender, board, sim)
 
 
 def test_new_version_that_cannot_connect_is_rolled_back(broker, tmp_path, baseline):  # noqa: F811
@@ -262,22 +280,9 @@ def test_new_version_that_cannot_connect_is_rolled_back(broker, tmp_path, baseli
         sender = otatool.Sender(broker.host, broker.port, "tlog", DEV, KEY, hdr, stream,
                                 client_id="ota-e2e-sender2", log=lambda *a: None)
         final = sender.run(timeout=150)
-        assert final.startswith("rolled back: no MQTT connection within 12 s"), (
-            final, _statuses(sub), board.text()[-4000:])
-        assert sub.wait(lambda: any(p.startswith("rolled back") for p in _statuses(sub)), 10)
-        st = _statuses(sub)
-        assert any(p.startswith("rolled back") and "v=1.0.0" in p for p in st), st
+        st = _outcome(final, "rolled back: no MQTT connection within 12 s", "1.0.0", sub, board)
         assert "switched" not in [otatool.parse_status(p)[0] for p in st]  # never connected
         # the old version runs again and sends what the new one recorded meanwhile
-        _more_records(sub, 3)
-        board.stop()
-        _check_records(sub, board)
-        with open(os.path.join(flash, "lib", "tlog", "version.mpy"), "rb") as f:
-            assert b"1.0.0" in f.read()
+        _stop_with_every_record(sub, board, flash, "1.0.0")
     finally:
-        (tmp_path / "statuses.txt").write_text("\n".join(map(str, _statuses(sub))))
-        if sender is not None:
-            sender.close()
-        board.stop()
-        sim.stop()
-        sub.close()
+        _teardown(tmp_path, sub, sender, board, sim)
