@@ -42,6 +42,8 @@ def test_sm_family_lines_hold_a_whole_message_and_its_topic():
     at, _e, _i, _m, drv, _l = stack.parts(None, "sm", "SIM7070", line_max=900, payload_max=512)
     assert (at.tok.line_max, at.tx_max) == (900, 900)
     assert drv.variant == "sim70x0"  # pyright: ignore[reportAttributeAccessIssue]
+    at = stack.parts(None, "sm", "SIM7070", payload_max=4096)[0]  # the line, not the command
+    assert (at.tok.line_max, at.tx_max) == (4096 + 128 + 48, 3071)  # 003 s.4
 
 
 def test_sm_family_without_a_model_is_refused_not_guessed():

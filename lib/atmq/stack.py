@@ -14,7 +14,7 @@ so it loads neither ``atmq.board`` nor ``atmq.client`` (the client is made later
 """
 
 from .compat import const
-from .engine import Engine
+from .engine import CMD_LINE_MAX, Engine
 from .errors import ConfigError
 from .events import EventQueue
 from .inbox import Inbox
@@ -73,8 +73,9 @@ def parts(stream, family, model=None, board=None, pin_factory=None, pin=None, ap
     if line_max is None:
         at = Engine(stream, ring_size=ring_size, baud=baud)
     else:
-        at = Engine(stream, ring_size=ring_size, line_max=line_max, tx_max=tx_max or line_max,
-                    baud=baud)
+        # a command line never exceeds the modem's buffer (003 s.4), whatever the message
+        at = Engine(stream, ring_size=ring_size, line_max=line_max,
+                    tx_max=tx_max or min(line_max, CMD_LINE_MAX), baud=baud)
     evq = EventQueue(events)
     inbox = Inbox(inbox_slots, topic_max, payload_max)
     modem = Modem(at, evq, board=board, family=family, pin_factory=pin_factory, pin=pin,
