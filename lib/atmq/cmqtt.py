@@ -170,11 +170,10 @@ _A_LEN2 = const(14)  # the second prompt row of a run (WILLMSG)
 _A_DATA2 = const(15)
 _A_SIZE = const(16)
 
-_STARTED = (_E_NETOPENED, _BARE)  # 23 "network is opened"; ERROR when started (16.2.1 case 3)
-_START = ((b"AT+CMQTTSTART", b"+CMQTTSTART:", _K_START, T_START, MUST,
-           "002 s.2.1.1: 120 s (A76xx; also while the model is unknown)", _STARTED),)
-_START_SIM76 = ((b"AT+CMQTTSTART", b"+CMQTTSTART:", _K_START, T_START_SIM76, MUST,
-                 "003 s.16.2.1: 12 s (SIM7600/SIM767x)", _STARTED),)
+# the deadline is the model's (set_model): 12 s SIM7600/SIM767x, 120 s A76xx or unknown; a late
+# OK may follow the result.  23 "network is opened" or a plain ERROR (16.2.1 case 3): started
+_START = ((b"AT+CMQTTSTART", b"+CMQTTSTART:", _K_START, None, MUST,
+           "003 s.16.2.1: 12 s / 002 s.2.1.1: 120 s", (_E_NETOPENED, _BARE)),)
 _ACCQ = (((b'AT+CMQTTACCQ=%d,"%s"%s', _A_IDX, _A_CID, _A_SSL), b"+CMQTTACCQ:", 0, T_CMD, MUST,
           "003 s.16.2.3 / 002 s.2.1.3: no max given; 19 client is used", (_E_USED, _BARE)),)
 _CFG = (((b'AT+CMQTTCFG="checkUTF8",%d,%d', _A_IDX, _A_UTF8), b"+CMQTTCFG:", 0, T_CMD, MUST,
@@ -263,7 +262,7 @@ class CMQTTDriver:
         self.busy_backoff_ms = 200
         self.sub_two_step = False  # True: AT+CMQTTSUBTOPIC + AT+CMQTTSUB=<idx> (A7600 note)
         self.optimeout_s = 120  # 16.2.15 default
-        self._start_rows = _START  # set_model() narrows it to the model's manual
+        self.start_timeout_ms = T_START  # set_model() narrows it to the model's manual
         self._cfg_utf8 = None
         self._cfg_optimeout = None
         self._cfg_version = None
@@ -724,10 +723,10 @@ class CMQTTDriver:
         return _script.run(self.at, steps, "mqtt", args, self._send, self._confirm, self._code,
                            timeout_ms)
 
-    async def _flow(self, steps, args):
+    async def _flow(self, steps, args, timeout_ms=None):
         """Run a table with busy retried; a failure raised after ``_fail``'s bookkeeping."""
         try:
-            return await self._retrying(lambda: self._run(steps, args))
+            return await self._retrying(lambda: self._run(steps, args, timeout_ms))
         except ModemError as e:
             raise self._fail(e) from None
 
@@ -779,15 +778,14 @@ class CMQTTDriver:
         AT+CMQTTSTART: 120 s on the A76xx (002 s.2.1.1), 12 s on the SIM7600/SIM767x
         series (003 s.16.2.1); unknown: the longer."""
         m = (model or "").upper()
-        self._start_rows = _START_SIM76 if "SIM76" in m or "SIM75" in m else _START
-
-    @property
-    def start_timeout_ms(self):
-        return self._start_rows[0][3]
+        if "SIM76" in m or "SIM75" in m:
+            self.start_timeout_ms = T_START_SIM76
+        else:
+            self.start_timeout_ms = T_START
 
     async def _start(self):
         # 003 s.16.2.1 / 002 s.2.1.1: the OK itself may be late and come after the result
-        await self._flow(self._start_rows, ())
+        await self._flow(_START, (), self.start_timeout_ms)
         self.started = True
 
     async def _probe_acq(self):
