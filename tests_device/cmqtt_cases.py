@@ -449,6 +449,15 @@ async def seed003_disc(c):
     assert not d.connected
 
 
+async def cfg_version_refused(c):
+    d = c.drv
+    await d.configure(check_utf8=0, version=4)
+    await d.connect("broker.example.net", 1883, "tlog-0002")
+    assert d.connected and d.version_refused and d.optimeout_s == 120
+    assert d.stats["busy_retries"] == 1 and d.stats["connects"] == 1
+    assert c.events() == []
+
+
 CASES = (
     ("bringup_plain", "cmqtt/bringup_plain.atx", bringup_plain, {}),
     ("bringup_tls_mutual", "cmqtt/bringup_tls_mutual.atx", bringup_tls_mutual,
@@ -483,6 +492,7 @@ CASES = (
     ("seed002_3_4", "seed002_3_4_mqtts_verify_both.atx", seed002_3_4, {}),
     ("seed003_connect", "seed003_16_2_08_cmqttconnect.atx", seed003_connect, {}),
     ("seed003_disc", "seed003_16_2_09_cmqttdisc.atx", seed003_disc, {}),
+    ("cfg_version_refused", "cmqtt/cfg_version_refused.atx", cfg_version_refused, {}),
 )
 
 NAMES = tuple(c[0] for c in CASES)

@@ -14,6 +14,7 @@ from atmq.engine import Engine
 from atmq.errors import ConfigError, ModemError
 from atmq.events import EV_NONET, EV_REBOOT, EV_REG, EV_SIM, EventQueue
 from atmq.fix import Fix
+from atmq.link import Link
 from atmq.modem import BOOT_APP, BOOT_RDY, NONET_CGEV, NONET_PDP, Modem, reg_name
 from atxreplay import ReplayModem, drive
 
@@ -292,6 +293,16 @@ async def cgev_cid(m, q, meta):
     eq(kinds.count(EV_NONET), 3, "EV_NONET per loss of our context")
 
 
+async def a76_app_rdy_late(m, q, meta):
+    lk = Link(m)
+    await lk.up()
+    eq(lk.name, "data_up", "link state")
+    eq((m.boots, m.reboots), (0, 0), "the boot's own late APP RDY is not a reboot")
+    check(m.boot_urcs & BOOT_APP and m.inited and m.data_open, "one boot, one init")
+    check(EV_REBOOT not in [e[0] for e in events(q)], "no EV_REBOOT")
+    check(not m.settling, "data_up: a boot URC from here on is a new boot")
+
+
 SCENARIOS = {
     "netclose_closed": netclose_closed,
     "cgev_cid": cgev_cid,
@@ -300,6 +311,7 @@ SCENARIOS = {
     "resets": resets,
     "bringup": bringup,
     "bringup_a76": bringup_a76,
+    "a76_app_rdy_late": a76_app_rdy_late,
     "bearer": bearer,
     "sim_pin": sim_pin,
     "sim_pin_wrong": sim_pin_wrong,
@@ -323,7 +335,8 @@ async def run(path, chunk=None, timeout_ms=8000):
     q = EventQueue(16)
     m = Modem(at, q, family=meta.get("family", "cmqtt"), pin=meta.get("pin"),
               apn=meta.get("apn"))
-    if "model" in meta and meta["scenario"] not in ("bringup", "bringup_a76", "bearer"):
+    if "model" in meta and meta["scenario"] not in ("bringup", "bringup_a76", "bearer",
+                                                       "a76_app_rdy_late"):
         m.facts["model"] = meta["model"]  # scenarios that skip init(): ATI is not replayed
     reader = asyncio.create_task(at.run())
     try:

@@ -169,3 +169,36 @@ def test_variant_for_model():
     for m in ("SIM7600", "A7670", "SIM7020"):
         with pytest.raises(ValueError, match="no SM family variant"):
             variant_for(m)
+
+
+def test_smconf_table_refused_midway_resends_and_hides_the_password():
+    """The connect's SMCONF rows (atmq.script table): a tag the modem holds is not sent,
+    a refusal raises with the password masked, and every tag of the failed run is sent
+    again on the next connect (its value on the modem is unknown)."""
+    ok = "< \\r\\nOK\\r\\n"
+    first = ['> AT+SMCONF="URL","broker.example.net:1883"\\r', ok,
+             '> AT+SMCONF="CLIENTID","id1"\\r', ok,
+             '> AT+SMCONF="CLEANSS",1\\r', ok,  # KEEPALIVE 60 is the power-on default: held
+             '> AT+SMCONF="USERNAME","u"\\r', ok,
+             '> AT+SMCONF="PASSWORD","p4ss-secret"\\r', "< \\r\\nERROR\\r\\n"]
+    again = first[:-1] + [ok, "> AT+SMCONN\\r", ok]
+
+    async def go():
+        m = R.ReplayModem(first + again)
+        at = Engine(m)
+        d = SMDriver(at, EventQueue(4), Inbox(1, 8, 8), 0, None, "sim800")
+        d.reset()
+        task = asyncio.create_task(at.run())
+        try:
+            with pytest.raises(Exception) as ei:
+                await R.drive(m, d.connect("broker.example.net", 1883, "id1", user="u",
+                                           password="p4ss-secret"))
+            assert "p4ss-secret" not in str(ei.value) and "PASSWORD" in str(ei.value)
+            await R.drive(m, d.connect("broker.example.net", 1883, "id1", user="u",
+                                       password="p4ss-secret"))
+        finally:
+            task.cancel()
+        m.assert_done()
+        assert d.connected
+
+    asyncio.run(go())

@@ -447,7 +447,7 @@ class Timeline:
             idx, kind = len(p) - 1, "SM"
         else:
             return
-        if idx >= len(p):
+        if idx < 0 or idx >= len(p):  # "+SMxxx:" with no argument (a garbled line)
             return
         code = to_int(p[idx])
         if code is None:

@@ -54,7 +54,8 @@ after an ATTimeout the client should rebuild the session.  Echo must be off
 import asyncio
 from array import array
 
-from . import log
+from . import script as _script
+from .script import MUST, OPTIONAL
 from . import tls as _tls
 from .compat import const, sleep_ms
 from .engine import R_CME, R_CMS, R_OK
@@ -144,6 +145,62 @@ _N_END = const(7)  # +CMQTTRXEND: <client_index>
 _N_RESULT = const(8)  # +CMQTTPUB/SUB/UNSUB/DISC/CONNECT: <client_index>,<err>
 _N_SIZE = const(10)
 
+# ---- the session flows as data (atmq.script) --------------------------------------------------
+# One row per command: (command, response prefix, result URC kind, timeout ms, policy, manual
+# section[, codes that may mean "there already"[, prompt data]]).  Arguments come from the
+# run's args (slots _A_*, ``CMQTTDriver._args``); a row whose argument is None is not sent
+# (a CFG setting the caller left unset, no will).  The codes in the 7th field pass when
+# ``CMQTTDriver._confirm`` finds the state there (the read forms); busy (14) is retried by
+# ``_retrying`` around a whole run, nowhere else.
+_A_IDX = const(0)  # <client_index>
+_A_CID = const(1)  # <clientID>, checked quotable
+_A_SSL = const(2)  # ACCQ's ",1" (<server_type> SSL/TLS) or b""
+_A_UTF8 = const(3)  # CFG checkUTF8 / optimeout / version values
+_A_OPTO = const(4)
+_A_VER = const(5)
+_A_CTX = const(6)  # <ssl_ctx_index>
+_A_ADDR = const(7)  # "tcp://host:port"
+_A_KA = const(8)
+_A_CLEAN = const(9)
+_A_CRED = const(10)  # ',"user"[,"pass"]' or b""
+_A_LEN = const(11)  # a prompt row's <req_length>, its qos and the bytes after the ">"
+_A_QOS = const(12)
+_A_DATA = const(13)
+_A_LEN2 = const(14)  # the second prompt row of a run (WILLMSG)
+_A_DATA2 = const(15)
+_A_SIZE = const(16)
+
+# the deadline is the model's (set_model): 12 s SIM7600/SIM767x, 120 s A76xx or unknown; a late
+# OK may follow the result.  23 "network is opened" or a plain ERROR (16.2.1 case 3): started
+_START = ((b"AT+CMQTTSTART", b"+CMQTTSTART:", _K_START, None, MUST,
+           "003 s.16.2.1: 12 s / 002 s.2.1.1: 120 s", (_E_NETOPENED, _BARE)),)
+_ACCQ = (((b'AT+CMQTTACCQ=%d,"%s"%s', _A_IDX, _A_CID, _A_SSL), b"+CMQTTACCQ:", 0, T_CMD, MUST,
+          "003 s.16.2.3 / 002 s.2.1.3: no max given; 19 client is used", (_E_USED, _BARE)),)
+_CFG = (((b'AT+CMQTTCFG="checkUTF8",%d,%d', _A_IDX, _A_UTF8), b"+CMQTTCFG:", 0, T_CMD, MUST,
+         "003 s.16.2.15 / 002 s.2.1.17"),
+        ((b'AT+CMQTTCFG="optimeout",%d,%d', _A_IDX, _A_OPTO), b"+CMQTTCFG:", 0, T_CMD, MUST,
+         "003 s.16.2.15 / 002 s.2.1.17"),
+        # SIM767XX only: the A76xx note lists no "version" (002 s.2.1.17), the module keeps its own
+        ((b'AT+CMQTTCFG="version",%d,%d', _A_IDX, _A_VER), b"+CMQTTCFG:", 0, T_CMD, OPTIONAL,
+         "003 s.16.2.15: version, SIM767XX only"))
+_I_CFG_VERSION = const(2)
+_SSLCFG = (((b"AT+CMQTTSSLCFG=%d,%d", _A_IDX, _A_CTX), b"+CMQTTSSLCFG:", 0, T_CMD, MUST,
+            "003 s.16.2.5 / 002 s.2.1.5"),)
+_WILL = (((b"AT+CMQTTWILLTOPIC=%d,%d", _A_IDX, _A_LEN), b"+CMQTTWILLTOPIC:", 0, T_CMD, MUST,
+          "003 s.16.2.6", (), _A_DATA),
+         ((b"AT+CMQTTWILLMSG=%d,%d,%d", _A_IDX, _A_LEN2, _A_QOS), b"+CMQTTWILLMSG:", 0, T_CMD,
+          MUST, "003 s.16.2.7", (), _A_DATA2))
+# 16.2.8 gives no max response time: the run's deadline (the caller's budget plus the TLS
+# negotiatetime); 19 "client is used" is success when the read form lists our server
+_CONNECT = (((b'AT+CMQTTCONNECT=%d,"%s",%d,%d%s', _A_IDX, _A_ADDR, _A_KA, _A_CLEAN, _A_CRED),
+             b"+CMQTTCONNECT:", _K_CONNECT, None, MUST, "003 s.16.2.8 / 002 s.2.1.8",
+             (_E_USED,)),)
+_SUB = (((b"AT+CMQTTSUB=%d,%d,%d", _A_IDX, _A_LEN, _A_QOS), b"+CMQTTSUB:", _K_SUB, T_CMD, MUST,
+         "003 s.16.2.13", (), _A_DATA),)
+_SUBTOPIC = (((b"AT+CMQTTSUBTOPIC=%d,%d,%d", _A_IDX, _A_LEN, _A_QOS), b"+CMQTTSUBTOPIC:", 0,
+              T_CMD, MUST, "002 s.2.1.13", (), _A_DATA),)
+_SUB_TWO = (((b"AT+CMQTTSUB=%d", _A_IDX), b"+CMQTTSUB:", _K_SUB, T_CMD, MUST, "002 s.2.1.14"),)
+
 
 class _Aborted(ModemError):
     """The link went (CONNLOST, NONET, a reboot) while the command's result was awaited:
@@ -216,6 +273,9 @@ class CMQTTDriver:
         self._res = ResultWait()  # the _K_* command's result URC: 0, a CMQTT code or _ABORTED
         self._disc_done = False  # our own DISC succeeded since the last connect: stop skips it
         self._lost_gen = 0  # bumped by CONNLOST/NONET (a loss in the same read as CONNECT's 0)
+        self._conn_gen = 0  # _lost_gen when the CONNECT was sent
+        self._conn_held = False  # CONNECT answered 19 and the read form showed us connected
+        self._want = (b"", 0)  # (client id, server type) the ACCQ running asks for
         self._lock = asyncio.Lock()
         self.stats = {
             "published": 0, "pub_errors": 0, "received": 0, "rx_dropped": 0,
@@ -651,6 +711,51 @@ class CMQTTDriver:
             self.acquired = None
         return e
 
+    # ---- the flows' runner hooks (atmq.script) --------------------------------------------------
+
+    def _args(self):
+        """A fresh argument tuple of the flow tables (slots _A_*), the client index set."""
+        a = [None] * _A_SIZE  # type: list
+        a[_A_IDX] = self.index
+        return a
+
+    def _run(self, steps, args, timeout_ms=None):
+        return _script.run(self.at, steps, "mqtt", args, self._send, self._confirm, self._code,
+                           timeout_ms)
+
+    async def _flow(self, steps, args, timeout_ms=None):
+        """Run a table with busy retried; a failure raised after ``_fail``'s bookkeeping."""
+        try:
+            return await self._retrying(lambda: self._run(steps, args, timeout_ms))
+        except ModemError as e:
+            raise self._fail(e) from None
+
+    async def _send(self, cmd, step, data, timeout_ms):
+        kind = step[2]
+        grace = 0
+        if kind == _K_CONNECT:
+            self._conn_gen = self._lost_gen  # a CONNLOST read with the result shows as a bump
+            grace = T_ERR_GRACE  # 16.2.8 case 3: ERROR first, its code in a later read
+        await self._exec(cmd, step[1], payload=data, kind=kind, timeout_ms=timeout_ms,
+                         done_timeout_ms=timeout_ms, err_grace_ms=grace)
+
+    async def _confirm(self, step, code, cmd):
+        """Whether a code of a row's "already" list means the state is there (the read forms)."""
+        prefix = step[1]
+        if prefix == b"+CMQTTACCQ:":
+            return await self._acq_held(cmd)
+        if prefix == b"+CMQTTSTART:":
+            # a plain ERROR: 16.2.1 case 3 when AT+CMQTTACCQ? works (the service runs)
+            ok = code == _E_NETOPENED or await self._probe_acq()
+        else:  # CONNECT 19: connected already when the read form lists our server
+            ok = await self._is_connected()
+            if ok:
+                self._sslcfg_set = False
+                self._conn_held = True
+        if ok:
+            self.stats["state_ok"] += 1
+        return ok
+
     # ---- service and client slot -------------------------------------------------------------
 
     async def start(self, client_id=None, tls=None):
@@ -679,24 +784,8 @@ class CMQTTDriver:
             self.start_timeout_ms = T_START
 
     async def _start(self):
-        cmd = b"AT+CMQTTSTART"
         # 003 s.16.2.1 / 002 s.2.1.1: the OK itself may be late and come after the result
-        t = self.start_timeout_ms
-        try:
-            await self._retrying(lambda: self._exec(cmd, b"+CMQTTSTART:", kind=_K_START,
-                                                    timeout_ms=t, done_timeout_ms=t))
-        except ModemError as e:
-            err = self._code(e)
-            if err == _E_NETOPENED:  # 23 "network is opened": already started
-                self.stats["state_ok"] += 1
-                self.started = True
-                return
-            if err == _BARE and await self._probe_acq():
-                # 16.2.1 case 3: a second START answers ERROR; the read form confirms it
-                self.stats["state_ok"] += 1
-                self.started = True
-                return
-            raise self._fail(e) from None
+        await self._flow(_START, (), self.start_timeout_ms)
         self.started = True
 
     async def _probe_acq(self):
@@ -713,37 +802,33 @@ class CMQTTDriver:
         return True
 
     async def _acquire(self, cid, server_type):
-        if self.acquired is not None:
-            if self.acquired[0] == cid and self.acquired[1] == server_type:
+        acq = self.acquired
+        if acq is not None:
+            if acq[0] == cid and acq[1] == server_type:
                 return
             await self._release_slot()
-        cmd = b'AT+CMQTTACCQ=%d,"%s"' % (self.index, cid)
-        if server_type:
-            cmd += b",1"
-        try:
-            await self._retrying(lambda: self._exec(cmd, b"+CMQTTACCQ:"))
-        except ModemError as e:
-            err = self._code(e)
-            if err != _E_USED and err != _BARE:
-                raise self._fail(e) from None
-            # 19 "client is used" (or a bare ERROR): held already; keep it if it is ours
-            if not await self._probe_acq():
-                self.started = False  # the read form fails too: the service is not running
-                raise ATError(cmd) from None
-            acq = self.acquired
-            if acq is not None and acq[0] == cid and acq[1] == server_type:
-                self.stats["state_ok"] += 1
-                self._acquired(cid, server_type)
-                return
-            if acq is None:
-                raise self._fail(e) from None
-            # someone else's id or server type: release and take it
-            await self._release_slot()
-            try:
-                await self._exec(cmd, b"+CMQTTACCQ:")
-            except ModemError as e2:
-                raise self._fail(e2) from None
+        a = self._args()
+        a[_A_CID] = cid
+        a[_A_SSL] = b",1" if server_type else b""
+        self._want = (cid, server_type)
+        await self._flow(_ACCQ, a)
         self._acquired(cid, server_type)
+
+    async def _acq_held(self, cmd):
+        # 19 "client is used" (or a bare ERROR) at ACCQ: held already; keep it if it is ours
+        if not await self._probe_acq():
+            self.started = False  # the read form fails too: the service is not running
+            raise ATError(cmd)
+        acq = self.acquired
+        if acq is None:
+            return False
+        if acq == self._want:
+            self.stats["state_ok"] += 1
+            return True
+        # someone else's id or server type: release and take it
+        await self._release_slot()
+        await self._exec(cmd, b"+CMQTTACCQ:")
+        return True
 
     def _acquired(self, cid, server_type):
         self.acquired = (cid, server_type)
@@ -794,25 +879,14 @@ class CMQTTDriver:
     async def _apply_cfg(self):
         if self._cfg_done:
             return
-        i = self.index
-        for key, v in ((b"checkUTF8", self._cfg_utf8), (b"optimeout", self._cfg_optimeout),
-                       (b"version", self._cfg_version)):
-            if v is None:
-                continue
-            cmd = b'AT+CMQTTCFG="%s",%d,%d' % (key, i, v)
-            try:
-                await self._exec(cmd, b"+CMQTTCFG:")
-            except ModemError as e:
-                if self._code(e) == _BARE and key == b"version" and self.started and \
-                        self.acquired is not None:
-                    # 16.2.15 lists "version" for the SIM767XX; the A7600 note (002 2.1.15)
-                    # has no such setting: that module keeps its own protocol version
-                    self.version_refused = True
-                    log.warn("mqtt", "%s refused: the module keeps its MQTT version", cmd)
-                    continue
-                raise self._fail(e) from None
-            if key == b"optimeout":
-                self.optimeout_s = v
+        a = self._args()
+        a[_A_UTF8] = self._cfg_utf8
+        a[_A_OPTO] = self._cfg_optimeout
+        a[_A_VER] = self._cfg_version
+        if _I_CFG_VERSION in await self._flow(_CFG, a):
+            self.version_refused = True  # a plain ERROR: the module keeps its MQTT version
+        if self._cfg_optimeout is not None:
+            self.optimeout_s = self._cfg_optimeout
         self._cfg_done = True
 
     # ---- TLS -----------------------------------------------------------------------------------
@@ -840,11 +914,9 @@ class CMQTTDriver:
         p = self._tls
         if p is None or self._sslcfg_set:
             return
-        cmd = b"AT+CMQTTSSLCFG=%d,%d" % (self.index, p["ssl_ctx"])
-        try:
-            await self._exec(cmd, b"+CMQTTSSLCFG:")
-        except ModemError as e:
-            raise self._fail(e) from None
+        a = self._args()
+        a[_A_CTX] = p["ssl_ctx"]
+        await self._flow(_SSLCFG, a)
         self._sslcfg_set = True
 
     # ---- connection ----------------------------------------------------------------------------
@@ -859,48 +931,41 @@ class CMQTTDriver:
             addr = b"tcp://%s" % h
         else:
             addr = b"tcp://%s:%d" % (h, _int_in(port, "port", 1, 65535))
-        addr = _quotable(addr, "server address", ADDR_MIN, ADDR_MAX)
+        a = self._args()
+        a[_A_ADDR] = _quotable(addr, "server address", ADDR_MIN, ADDR_MAX)
         cid = _quotable(_bytes(client_id, "client_id"), "client_id", 1, CLIENT_ID_MAX)
-        ka = _int_in(keepalive_s, "keepalive_s", 1, KEEPALIVE_MAX)
-        cmd = b'AT+CMQTTCONNECT=%d,"%s",%d,%d' % (self.index, addr, ka, 1 if clean else 0)
+        a[_A_KA] = _int_in(keepalive_s, "keepalive_s", 1, KEEPALIVE_MAX)
+        a[_A_CLEAN] = 1 if clean else 0
+        cred = b""
         if user is not None:
-            u = _quotable(_bytes(user, "user"), "user", 1, CRED_MAX)
-            cmd += b',"%s"' % u
+            cred = b',"%s"' % _quotable(_bytes(user, "user"), "user", 1, CRED_MAX)
             if password is not None:
                 # errors name the command: ModemError masks the password (errors._MASKS)
                 pw = _quotable(_bytes(password, "password"), "password", 1, CRED_MAX)
-                cmd += b',"%s"' % pw
+                cred += b',"%s"' % pw
         elif password is not None:
             raise ValueError("a password needs a user name (16.2.8 [,<user>[,<pass>]])")
-        wills = None
+        a[_A_CRED] = cred
         if will is not None:
             wt, wm, wq, wr = will
             wt = _bytes(wt, "will topic")
-            _len_ok(wt, "will topic", 1, TOPIC_MAX)
+            a[_A_LEN] = _len_ok(wt, "will topic", 1, TOPIC_MAX)
             if bytes(wt).find(b"+") >= 0 or bytes(wt).find(b"#") >= 0:
                 raise ValueError("a will topic must not contain the wildcards + or #")
             wm = _bytes(wm, "will message")
-            _len_ok(wm, "will message", 1, WILL_MAX)
-            wq = _int_in(wq, "will qos", 0, 2)
+            a[_A_LEN2] = _len_ok(wm, "will message", 1, WILL_MAX)
+            a[_A_QOS] = _int_in(wq, "will qos", 0, 2)
             if wr:
                 raise ValueError("CMQTT cannot set the will retain flag (16.2.7 has no such "
                                  "parameter): use retain=False")
-            wills = ((b"AT+CMQTTWILLTOPIC=%d,%d" % (self.index, len(wt)), b"+CMQTTWILLTOPIC:", wt),
-                     (b"AT+CMQTTWILLMSG=%d,%d,%d" % (self.index, len(wm), wq), b"+CMQTTWILLMSG:",
-                      wm))
+            a[_A_DATA] = wt
+            a[_A_DATA2] = wm
         # 16.2.8 gives no limit: the caller's MQTT budget plus the TLS handshake limit
         # (CSSLCFG negotiatetime, 300 s by default, 17.2.1)
         nego = self._tls["negotiatetime"] if self._tls is not None else None
         nego = 300 if nego is None else nego
         t_done = timeout_ms + (nego * 1000 if tls else 0)
         st = 1 if tls else 0
-        gen = [0]  # _lost_gen when the CONNECT was sent
-
-        async def attempt():
-            gen[0] = self._lost_gen
-            # 16.2.8 case 4: the result, then ERROR, may take the whole wait
-            await self._exec(cmd, b"+CMQTTCONNECT:", kind=_K_CONNECT, timeout_ms=t_done,
-                             done_timeout_ms=t_done, err_grace_ms=T_ERR_GRACE)
 
         async with self._lock:
             fixed = False
@@ -918,9 +983,8 @@ class CMQTTDriver:
                     await self._apply_cfg()
                     if tls:
                         await self._sslcfg()
-                    if wills is not None:
-                        for c, prefix, data in wills:
-                            await self._prompted(c, prefix, data)
+                    if will is not None:
+                        await self._flow(_WILL, a)
                 except ModemError as e:
                     err = self._code(e)
                     if fixed or (err != _E_NOTACQ and err != _E_NETNOTOPEN and not (
@@ -931,8 +995,10 @@ class CMQTTDriver:
                     fixed = True
                     self.acquired = None
                     continue
+                self._conn_held = False
                 try:
-                    await self._retrying(attempt)
+                    # 16.2.8 case 4: the result, then ERROR, may take the whole wait
+                    await self._retrying(lambda: self._run(_CONNECT, a, t_done))
                 except ModemError as e:
                     # outcome unknown (timeout), or 16.2.5: SSLCFG is cleared after a failed
                     # CONNECT: send it again next time
@@ -940,10 +1006,6 @@ class CMQTTDriver:
                     err = self._code(e)
                     if err is None:
                         raise
-                    if err == _E_USED and await self._is_connected():
-                        self.stats["state_ok"] += 1  # 19: this client is connected already
-                        self._disc_done = False
-                        return
                     if not fixed and (err == _E_NOTACQ or err == _E_NETNOTOPEN):
                         fixed = True  # our picture of the modem was stale: redo the setup
                         self.acquired = None
@@ -951,17 +1013,13 @@ class CMQTTDriver:
                             self.started = False
                         continue
                     raise self._fail(e) from None
-                # a CONNLOST read together with the result was handled before we resumed
-                self.connected = gen[0] == self._lost_gen
                 self._disc_done = False
+                if self._conn_held:  # 19: this client is connected already
+                    return
+                # a CONNLOST read together with the result was handled before we resumed
+                self.connected = self._conn_gen == self._lost_gen
                 self.stats["connects"] += 1
                 return
-
-    async def _prompted(self, cmd, prefix, data):
-        try:
-            await self._retrying(lambda: self._exec(cmd, prefix, payload=data))
-        except ModemError as e:
-            raise self._fail(e) from None
 
     async def disconnect(self, timeout_s=60):
         """AT+CMQTTDISC=<idx>,<timeout> (0 or 60..180 s); "no connection" counts as done."""
@@ -1127,17 +1185,21 @@ class CMQTTDriver:
             raise ValueError("nothing to subscribe")
         if len(items) > 1 and not two_step:
             raise ValueError("several topics need the two-step form (AT+CMQTTSUBTOPIC)")
-        i = self.index
         async def attempt():
+            a = self._args()
             if two_step:
                 for t, q in items:
-                    await self._exec(b"AT+CMQTTSUBTOPIC=%d,%d,%d" % (i, len(t), q),
-                                     b"+CMQTTSUBTOPIC:", payload=t)
-                await self._exec(b"AT+CMQTTSUB=%d" % i, b"+CMQTTSUB:", kind=_K_SUB)
+                    a[_A_LEN] = len(t)
+                    a[_A_QOS] = q
+                    a[_A_DATA] = t
+                    await self._run(_SUBTOPIC, a)
+                await self._run(_SUB_TWO, a)
             else:
                 t, q = items[0]
-                await self._exec(b"AT+CMQTTSUB=%d,%d,%d" % (i, len(t), q), b"+CMQTTSUB:",
-                                 payload=t, kind=_K_SUB)
+                a[_A_LEN] = len(t)
+                a[_A_QOS] = q
+                a[_A_DATA] = t
+                await self._run(_SUB, a)
 
         async with self._lock:
             try:

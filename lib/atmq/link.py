@@ -123,6 +123,12 @@ class Link:
             return
         self.state = st
         self.transitions += 1
+        # Bringing one boot up: the URCs that boot prints late are its own, not a reboot.
+        # The A76xx prints "APP RDY" seconds after RDY/+CPIN/SMS DONE/PB DONE, often after
+        # init and while the SIM or registration is polled: counted as a reboot it cost a
+        # second init at every cold boot.  The modem then applies its bring-up rule (a RDY,
+        # or an "APP RDY" this boot printed already, is a new boot: Modem._boot).
+        self.modem.settling = ST_BOOTING <= st < ST_DATA_UP
         if st != ST_FATAL and old == ST_FATAL:
             self.fatal_error = None
         if st <= ST_BOOTING and old > ST_BOOTING and old != ST_FATAL:

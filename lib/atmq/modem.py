@@ -243,6 +243,9 @@ class Modem:
         self.cid = 1  # the PDP context the data path uses (NETOPEN's default, 003 s.13.2.1)
         self.cgerep = False  # +CGEV reporting is on (AT+CGEREP=1 answered OK)
         self.on_lost = None  # link.Link.lost(state): called from the handlers, records only
+        # set by atmq.link while it brings this boot up (init done, not yet data_up): the
+        # boot's own late URCs ("APP RDY") are not a reboot then (see _boot)
+        self.settling = False
         self.reset_state()
         self._register()
 
@@ -309,10 +312,11 @@ class Modem:
         seen = self.boot_urcs & bit
         self.boot_urcs |= bit
         self._ready_ev.set()
-        if self._session:
+        if self._session and not self.settling:
             new = bit == BOOT_RDY or bit == BOOT_APP
         else:
-            # Bring-up (the module answered, init not finished): "RDY" is the first line a
+            # Bring-up (the module answered, init not finished, or the link still brings
+            # this boot up: ``settling``): "RDY" is the first line a
             # booting module prints, before its UART takes commands, so one arriving now is
             # a new boot; "APP RDY" (A76xx) trails the others by seconds and is a new boot
             # only when this boot printed it already.  The command in flight would

@@ -63,6 +63,7 @@ final result code.
 
 import asyncio
 
+from . import script as _script
 from .compat import const
 from .engine import R_OK
 from .errors import ATTimeout, ConfigError, ModemError
@@ -111,6 +112,28 @@ _K_UNSUB = const(3)
 _DEFAULTS_SIM800 = (("KEEPALIVE", b"60"), ("CLEANSS", b"0"))
 _DEFAULTS_SIM70X0 = (("KEEPTIME", b"60"), ("CLEANSS", b"0"), ("QOS", b"0"), ("RETAIN", b"0"))
 _EMPTY = b'""'
+
+# The connect's AT+SMCONF settings as data (atmq.script), in the order they are sent: seed 004
+# 3.1 (SIM800: URL "server:port", KEEPALIVE, no will) and the SIM7080 manual's AT+SMCONF
+# (URL "server",port, KEEPTIME, the will tags).  args: the value bytes per tag, None for a
+# tag the modem holds already or that this variant has not (not sent).  Neither manual gives
+# a max response time: T_CMD.
+_SMCONF_TAGS = ("URL", "CLIENTID", "KEEPALIVE", "KEEPTIME", "CLEANSS", "USERNAME", "PASSWORD",
+                "TOPIC", "MESSAGE", "QOS", "RETAIN")
+_SMCONF = (
+    ((b'AT+SMCONF="URL",%s', 0), None, None, T_CMD, _script.MUST, "004 s.3.1 / 7080 SMCONF"),
+    ((b'AT+SMCONF="CLIENTID",%s', 1), None, None, T_CMD, _script.MUST, "004 s.3.1"),
+    ((b'AT+SMCONF="KEEPALIVE",%s', 2), None, None, T_CMD, _script.MUST, "004 s.3.1: SIM800"),
+    ((b'AT+SMCONF="KEEPTIME",%s', 3), None, None, T_CMD, _script.MUST, "7080 SMCONF: SIM70x0"),
+    ((b'AT+SMCONF="CLEANSS",%s', 4), None, None, T_CMD, _script.MUST, "004 s.3.1"),
+    # the engine's errors mask the user name and password (errors._MASKS)
+    ((b'AT+SMCONF="USERNAME",%s', 5), None, None, T_CMD, _script.MUST, "004 s.3.1"),
+    ((b'AT+SMCONF="PASSWORD",%s', 6), None, None, T_CMD, _script.MUST, "004 s.3.1"),
+    ((b'AT+SMCONF="TOPIC",%s', 7), None, None, T_CMD, _script.MUST, "7080 SMCONF: will"),
+    ((b'AT+SMCONF="MESSAGE",%s', 8), None, None, T_CMD, _script.MUST, "7080 SMCONF: will"),
+    ((b'AT+SMCONF="QOS",%s', 9), None, None, T_CMD, _script.MUST, "7080 SMCONF: will"),
+    ((b'AT+SMCONF="RETAIN",%s', 10), None, None, T_CMD, _script.MUST, "7080 SMCONF: will"),
+)
 
 _TLS_KEYS_SIM800 = ("root", "root_len", "verify", "client_auth", "port")
 _TLS_KEYS_SIM70X0 = ("ssl_ctx", "cacert", "clientcert", "clientkey", "sslversion", "sni",
@@ -589,28 +612,28 @@ class SMDriver:
     # ---- connection ----------------------------------------------------------------------------
 
     def _conf_plan(self, host, port, client_id, keepalive_s, clean, user, password, will):
-        """[(tag, value, shown value or b"")] in the order they are sent; validates all."""
+        """[(tag, value)] in the order they are sent; validates all."""
         h = _quotable(_bytes(host, "host"), "host", 1, 255)
         src = "seed 004 3.1" if self.sim800 else "SIM7080 manual AT+SMCONF"
         port = 1883 if port is None else _int_in(port, "port", 1, 65535, src)
         if self.sim800:
             url = _quotable(b"%s:%d" % (h, port), "URL", 1, 255)
-            plan = [("URL", b'"%s"' % url, b"")]  # [004] 3.1 "server:tcpPort"
+            plan = [("URL", b'"%s"' % url)]  # [004] 3.1 "server:tcpPort"
         else:
-            plan = [("URL", b'"%s",%d' % (h, port), b"")]  # [7080] "server",<port>
+            plan = [("URL", b'"%s",%d' % (h, port))]  # [7080] "server",<port>
         cid = b"" if client_id is None else _bytes(client_id, "client_id")
         if cid:
             _quotable(cid, "client_id", 1, 128)
-        plan.append(("CLIENTID", b'"%s"' % cid, b""))
+        plan.append(("CLIENTID", b'"%s"' % cid))
         if self.sim800:
             ka = _int_in(keepalive_s, "keepalive_s", KEEPALIVE_MIN_SIM800, KEEPALIVE_MAX_SIM800,
                          "seed 004 3.1 KEEPALIVE")
-            plan.append(("KEEPALIVE", b"%d" % ka, b""))
+            plan.append(("KEEPALIVE", b"%d" % ka))
         else:
             ka = _int_in(keepalive_s, "keepalive_s", 0, KEEPTIME_MAX_SIM70X0,
                          "SIM7080 manual KEEPTIME")
-            plan.append(("KEEPTIME", b"%d" % ka, b""))
-        plan.append(("CLEANSS", b"1" if clean else b"0", b""))
+            plan.append(("KEEPTIME", b"%d" % ka))
+        plan.append(("CLEANSS", b"1" if clean else b"0"))
         u = b"" if user is None else _bytes(user, "user")
         pw = b"" if password is None else _bytes(password, "password")
         if pw and not u:
@@ -619,8 +642,8 @@ class SMDriver:
             _quotable(u, "user", 1, 256)
         if pw:
             _quotable(pw, "password", 1, 256)
-        plan.append(("USERNAME", b'"%s"' % u, b""))
-        plan.append(("PASSWORD", b'"%s"' % pw, b'"***"'))  # errors never show it
+        plan.append(("USERNAME", b'"%s"' % u))
+        plan.append(("PASSWORD", b'"%s"' % pw))  # errors mask it (errors._MASKS)
         if will is not None:
             if self.sim800:
                 raise ValueError("SIM800 AT+SMCONF has no will (seed 004 3.1): use will=None")
@@ -629,24 +652,28 @@ class SMDriver:
             _no_wildcards(wt, "will topic")
             wm = _quotable(_bytes(wm, "will message"), "will message", 1, 1024)
             wq = _int_in(wq, "will qos", 0, 2, src)
-            plan.append(("TOPIC", b'"%s"' % wt, b""))
-            plan.append(("MESSAGE", b'"%s"' % wm, b""))
-            plan.append(("QOS", b"%d" % wq, b""))
-            plan.append(("RETAIN", b"1" if wr else b"0", b""))
+            plan.append(("TOPIC", b'"%s"' % wt))
+            plan.append(("MESSAGE", b'"%s"' % wm))
+            plan.append(("QOS", b"%d" % wq))
+            plan.append(("RETAIN", b"1" if wr else b"0"))
         return plan
 
     async def _apply_conf(self, plan):
         conf = self._conf
-        for tag, v, shown in plan:
+        args = [None] * len(_SMCONF_TAGS)  # type: list
+        sent = []
+        for tag, v in plan:
             have = conf.get(tag)
             if have == v:
                 continue
             if v == _EMPTY and have is None:
                 continue  # clearing what we never set: the modem may not take "" (unknown)
-            cmd = b'AT+SMCONF="%s",%s' % (tag.encode(), v)
-            conf.pop(tag, None)  # unknown until it is answered
-            # ``shown`` replaces a secret in the error text; b"": the command as sent
-            await self._cmd(cmd, b'AT+SMCONF="%s",%s' % (tag.encode(), shown) if shown else None)
+            args[_SMCONF_TAGS.index(tag)] = v
+            conf.pop(tag, None)  # unknown until it is answered (a failed run: sent again)
+            sent.append((tag, v))
+        if sent:
+            await _script.run(self.at, _SMCONF, "mqtt", args)
+        for tag, v in sent:
             conf[tag] = v
 
     async def connect(self, host, port, client_id, keepalive_s=60, clean=True, user=None,

@@ -25,7 +25,7 @@ remedy, class FATAL: no retry loop.
 
 from .errors import ATError, ConfigError, ModemError
 from . import errtab
-from . import log
+from . import script as _script
 
 # tls_version names -> <sslversion> per numbering (003 s.17.2.1): the classic table
 # (0 SSL3.0, 1 TLS1.0, 2 TLS1.1, 3 TLS1.2, 4 All; default 4) and the one of TLS 1.3
@@ -283,12 +283,40 @@ async def _revision(at, revision):
     return None
 
 
-async def _set(at, ctx, key, value, quoted=False):
-    if quoted:
-        cmd = b'AT+CSSLCFG="%s",%d,"%s"' % (key, ctx, value)
-    else:
-        cmd = b'AT+CSSLCFG="%s",%d,%d' % (key, ctx, value)
+async def _set(at, ctx, key, value):
+    cmd = b'AT+CSSLCFG="%s",%d,%d' % (key, ctx, value)
     return cmd, await at.cmd(cmd, timeout_ms=T_SSL_MS, check=False)
+
+
+def _name(v):
+    return None if v is None else check_name(v)
+
+
+# The settings of one SSL context after sslversion, as data (atmq.script), in the order of
+# the A7600 note 1.1 then enableSNI; args (ctx, authmode, ignorelocaltime, negotiatetime,
+# cacert, clientcert, clientkey, enableSNI, ignorecertCN), None: not sent (left as the
+# module has it).  sslversion itself stays code: its refusal decides between the TLS 1.3
+# numbering and a firmware without SSL contexts.
+_T = T_SSL_MS  # 17.2.1 "Max Response Time 120000ms"
+_CONTEXT = (
+    ((b'AT+CSSLCFG="authmode",%d,%d', 0, 1), None, None, _T, _script.MUST, "003 s.17.2.1"),
+    ((b'AT+CSSLCFG="ignorelocaltime",%d,%d', 0, 2), None, None, _T, _script.MUST,
+     "003 s.17.2.1"),
+    ((b'AT+CSSLCFG="negotiatetime",%d,%d', 0, 3), None, None, _T, _script.MUST,
+     "003 s.17.2.1"),
+    ((b'AT+CSSLCFG="cacert",%d,"%s"', 0, 4), None, None, _T, _script.MUST, "003 s.17.2.1"),
+    ((b'AT+CSSLCFG="clientcert",%d,"%s"', 0, 5), None, None, _T, _script.MUST,
+     "003 s.17.2.1"),
+    ((b'AT+CSSLCFG="clientkey",%d,"%s"', 0, 6), None, None, _T, _script.MUST,
+     "003 s.17.2.1"),
+    # not fatal when refused: seed 001's working AWS IoT session never sent it; a broker
+    # that needs SNI refuses the handshake, and that error names the cause
+    ((b'AT+CSSLCFG="enableSNI",%d,%d', 0, 7), None, None, _T, _script.OPTIONAL,
+     "003 s.17.2.1: enableSNI"),
+    ((b'AT+CSSLCFG="ignorecertCN",%d,%d', 0, 8), None, None, _T, _script.MUST,
+     "003 s.17.2.1 (manual V1.02 and later)"),
+)
+_I_SNI = 6
 
 
 async def configure_ssl(at, ctx, profile, revision=None):
@@ -331,31 +359,10 @@ async def configure_ssl(at, ctx, profile, revision=None):
                 raise at.error(cmd)
             want = alt
         p["sslversion"] = want
-    steps = ((b"authmode", p["authmode"], False),
-             (b"ignorelocaltime", p["ignorelocaltime"], False),
-             (b"negotiatetime", p["negotiatetime"], False),
-             (b"cacert", p["cacert"], True),
-             (b"clientcert", p["clientcert"], True),
-             (b"clientkey", p["clientkey"], True))
-    for key, v, quoted in steps:
-        if v is None:
-            continue
-        cmd, r = await _set(at, ctx, key, check_name(v) if quoted else v, quoted)
-        if not r.ok:
-            raise at.error(cmd)
     s = p["sni"]
-    if s is not None:
-        cmd, r = await _set(at, ctx, b"enableSNI", 0 if s is False else 1)
-        if not r.ok:
-            err = at.error(cmd)
-            if not isinstance(err, ATError):
-                raise err
-            # not fatal: seed 001's working AWS IoT session never sent it; a broker that
-            # needs SNI will refuse the handshake, and that error names the cause
-            p["sni"] = None
-            log.warn("tls", "%s refused (plain ERROR): going on without SNI", cmd)
-    if p["ignorecertcn"] is not None:
-        cmd, r = await _set(at, ctx, b"ignorecertCN", p["ignorecertcn"])
-        if not r.ok:
-            raise at.error(cmd)
+    args = (ctx, p["authmode"], p["ignorelocaltime"], p["negotiatetime"],
+            _name(p["cacert"]), _name(p["clientcert"]), _name(p["clientkey"]),
+            None if s is None else (0 if s is False else 1), p["ignorecertcn"])
+    if _I_SNI in await _script.run(at, _CONTEXT, "tls", args):
+        p["sni"] = None
     return p
