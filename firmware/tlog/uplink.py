@@ -38,6 +38,7 @@ uplink).
 import asyncio
 import gc
 
+from atmq import log as alog
 from atmq.compat import TYPE_CHECKING, const, sleep_ms, ticks_add, ticks_diff, ticks_ms, \
     wait_for_ms
 
@@ -72,6 +73,7 @@ _LANE_HEAP_ROOM = const(12288)
 _LANE_HEAP_LOW = const(6144)
 _LANE_IDLE_MS = const(30000)
 _LANE_RETRY_MS = const(30000)
+_LANE_BUF_MIN = const(1024)  # the second payload buffer, when the heap has no bigger block
 
 
 def _heap_free():
@@ -149,8 +151,7 @@ class Uplink:
         self.client2 = client
         if client is None:
             self._out2 = None
-        elif self._out2 is None or len(self._out2) != len(self._out):
-            self._out2 = None
+        elif self._out2 is None:
             self._out2 = bytearray(len(self._out))
 
     def _backlog(self):
@@ -167,7 +168,11 @@ class Uplink:
         if lane is not None:
             free = self.heap_free()
             if 0 <= free < _LANE_HEAP_LOW:
+                gc.collect()  # (only then: a collection is milliseconds of no UART reads)
+                free = self.heap_free()
+            if 0 <= free < _LANE_HEAP_LOW:
                 self.lane_degraded += 1
+                alog.warn("uplink", "heap low (%d B free): second session closed", free)
                 await self.close_lane()
                 return
             if self.cfg.get("uplink_inflight") < 2:
@@ -178,6 +183,7 @@ class Uplink:
             elif self._lane_idle is None:
                 self._lane_idle = now
             elif ticks_diff(now, self._lane_idle) >= _LANE_IDLE_MS:
+                alog.info("uplink", "no backlog: second session closed")
                 await self.close_lane()
             return
         nxt = self._lane_next
@@ -194,22 +200,40 @@ class Uplink:
         if 0 <= free < len(self._out) + _LANE_HEAP_ROOM:
             self.lane_degraded += 1
             self._lane_next = ticks_add(now, _LANE_RETRY_MS)
+            alog.warn("uplink", "heap low (%d B free): one batch in flight", free)
             return
         self._lane_next = ticks_add(now, _LANE_RETRY_MS)  # a failed one: not again soon
         try:
-            self._out2 = bytearray(len(self._out))  # first: the lane's driver peers last
+            # first (the lane's driver peers last); a heap in pieces may have no block the
+            # size of the first buffer: a smaller one still overlaps round trips
+            self._out2 = self._second_buffer()
             lane = self.lane_factory()
         except Exception as e:  # noqa: BLE001 - MemoryError above all: one in flight
             self._out2 = None
             if isinstance(e, MemoryError):
                 self.lane_degraded += 1
-            self.last_error = e
+                e = "no heap"  # (not a crash: the log says what happened, not its type)
+            else:
+                self.last_error = e
+            alog.warn("uplink", "second session not made: %s; one batch in flight", e)
             gc.collect()
             return
         self.client2 = lane
         self._lane_task = asyncio.create_task(lane.run())
         self.lane_opens += 1
         self._lane_idle = None
+        alog.info("uplink", "backlog of %d: second session (heap free %d B, buffer %d B)",
+                  self.spool.depth(), free, len(self._out2))
+
+    def _second_buffer(self):
+        n = len(self._out)
+        while True:
+            try:
+                return bytearray(n)
+            except MemoryError:
+                if n // 2 < _LANE_BUF_MIN:
+                    raise
+                n //= 2
 
     async def close_lane(self):
         """Close the second session (DISC/REL of its client index) and free its buffer."""
@@ -242,7 +266,9 @@ class Uplink:
         failures, reconnects)."""
         c2 = self.client2
         n = self.lane_connects + getattr(c2, "connects", 0)
+        b2 = self._out2
         return {"inflight": self._flying, "up": c2 is not None and c2.isconnected(),
+                "buffer": 0 if b2 is None else len(b2),
                 "opens": self.lane_opens, "degraded": self.lane_degraded,
                 "published": self.lane_published, "failures": self.lane_failures,
                 "reconnects": n - self.lane_opens if n > self.lane_opens else 0}
@@ -251,7 +277,8 @@ class Uplink:
         """Batches that may be in flight now: ``uplink_inflight`` when both sessions are
         up, else 1."""
         c2 = self.client2
-        if c2 is None or not c2.isconnected() or self.cfg.get("uplink_inflight") < 2:
+        if c2 is None or self._out2 is None or not c2.isconnected() or \
+                self.cfg.get("uplink_inflight") < 2:
             return 1
         c = self.client
         return 2 if c is not None and c.isconnected() else 1
@@ -267,9 +294,15 @@ class Uplink:
         if self.payload_cap and self.payload_cap < n:
             n = self.payload_cap
         if n != len(self._out):
+            had = self._out2 is not None
+            self._out2 = None  # the old ones go before the new ones are made
+            self._out = bytearray(0)
             self._out = bytearray(n)
-            if self._out2 is not None:
-                self._out2 = bytearray(n)
+            if had:
+                try:
+                    self._out2 = self._second_buffer()
+                except MemoryError:  # one in flight until the session is made again
+                    self.lane_degraded += 1
 
     def fmt(self):
         return self.forced_format or self.cfg.get("payload_format")
