@@ -189,3 +189,32 @@ def test_two_in_flight_share_the_spools_one_batch(tmp_path):
     asyncio.run(body())
     assert sorted(s for _n, ss in a.broker for s in ss) == list(range(12))
     assert sp.depth() == 0 and up.lane_published == 1
+
+
+def test_heap_low_mid_drain_stops_new_batches_then_the_session_closes(tmp_path):
+    """The heap runs low while both are in flight: no new batch starts, the two in flight
+    are acknowledged in order, send_two returns, and the next check closes the session;
+    the rest goes on one session."""
+    up, sp, a, made = make(tmp_path)
+    append_records(sp, 0, 20)
+
+    async def body():
+        await up._lane_check()
+        b = made[0]
+        t = asyncio.create_task(up.send_two())
+        while not (a.pending and b.pending):
+            await asyncio.sleep(0)
+        up.heap_free = lambda: 2000
+        a.settle()
+        b.settle()
+        assert await asyncio.wait_for(t, 2) == 10  # the two in flight, nothing new
+        assert not a.pending and sp.depth() == 10
+        await up._lane_check()
+        assert b.closed and up.window() == 1 and up.lane_degraded == 1
+        t = asyncio.create_task(up.send_once())
+        while not a.pending:
+            await asyncio.sleep(0)
+        a.settle()
+        assert await asyncio.wait_for(t, 2) == 5
+
+    asyncio.run(body())

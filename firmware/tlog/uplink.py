@@ -166,11 +166,8 @@ class Uplink:
             return
         now = ticks_ms()
         if lane is not None:
-            free = self.heap_free()
-            if 0 <= free < _LANE_HEAP_LOW:
-                gc.collect()  # (only then: a collection is milliseconds of no UART reads)
-                free = self.heap_free()
-            if 0 <= free < _LANE_HEAP_LOW:
+            free = self._heap_low()
+            if free >= 0:
                 self.lane_degraded += 1
                 alog.warn("uplink", "heap low (%d B free): second session closed", free)
                 await self.close_lane()
@@ -224,6 +221,14 @@ class Uplink:
         self._lane_idle = None
         alog.info("uplink", "backlog of %d: second session (heap free %d B, buffer %d B)",
                   self.spool.depth(), free, len(self._out2))
+
+    def _heap_low(self):
+        """The free heap when it is below _LANE_HEAP_LOW after a collection, else -1."""
+        free = self.heap_free()
+        if 0 <= free < _LANE_HEAP_LOW:
+            gc.collect()  # (only then: a collection is milliseconds of no UART reads)
+            free = self.heap_free()
+        return free if 0 <= free < _LANE_HEAP_LOW else -1
 
     def _second_buffer(self):
         n = len(self._out)
@@ -356,13 +361,14 @@ class Uplink:
         batches still in flight are awaited, then the first error is raised."""
         lanes = (self.client, self.client2)
         outs = (self._out, self._out2)
-        flight = []  # [lane, batch, k, task], oldest first
+        flight = []  # [lane, _Mark, k, task], oldest first
         acked = 0
         err = None
+        low = False  # the free heap fell below _LANE_HEAP_LOW
         try:
             while True:
                 self._beat()
-                while err is None and len(flight) < self.window():
+                while err is None and not low and len(flight) < self.window():
                     lane = 1 if flight and flight[0][0] == 0 else 0
                     prev = flight[-1][1] if flight else None
                     # into the spool's one Batch: the one in flight is encoded already and
@@ -405,6 +411,8 @@ class Uplink:
                     self.batches += 1
                     self.sent += done
                     acked += k
+                    if self._heap_low() >= 0:
+                        low = True  # no new batch: run() closes the second session
         finally:
             self._flying = 0
             for f in flight:  # cancelled: the publishes go with us
