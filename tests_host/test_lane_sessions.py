@@ -74,6 +74,28 @@ def test_two_sessions_publish_together_and_stop_releases_client_1_first(
                     got[topic] = (await asyncio.to_thread(mqtt_sub.wait_for, topic))[1]
                 assert got == {"two/a": b"from 0", "two/b": b"from 1"}
                 assert lane.published == 1 and d0.stats["published"] == 1
+                # closed when the backlog is gone: DISC/REL of index 1 only, the main
+                # session goes on; made again later, it connects by its own task
+                n0 = len(sim.modem.commands)
+                await lane.close()
+                assert [c.split(",")[0] for c in sim.modem.commands[n0:]] == [
+                    "AT+CMQTTDISC=1", "AT+CMQTTREL=1"]
+                assert d0.peer is None and d0.connected
+                await d0.publish("two/a", b"still", qos=1)
+                lane = PublishLane(Main(d0, cfg), at, ib)
+                task = asyncio.ensure_future(lane.run())
+                for _ in range(200):
+                    if lane.isconnected():
+                        break
+                    await asyncio.sleep(0.05)
+                assert lane.isconnected(), lane.last_error
+                await lane.publish("two/b", b"again", qos=1)
+                assert (await asyncio.to_thread(mqtt_sub.wait_for, "two/b"))[1] in (
+                    b"from 1", b"again")
+                await asyncio.wait_for(lane.close(task), 10)
+                assert task.done() and d0.peer is None
+                lane = PublishLane(Main(d0, cfg), at, ib)
+                await lane._connect()
                 n0 = len(sim.modem.commands)
                 await d0.stop()
                 tail = [c for c in sim.modem.commands[n0:]

@@ -53,6 +53,7 @@ class PublishLane:
         self.last_error = None
         self._wake = asyncio.Event()
         self._connecting = False  # inside _connect: close lets it finish (bounded)
+        self._closing = False  # close() asked ``run`` to end
         # last: a MemoryError before this leaves the main driver without a peer
         self.driver = CMQTTDriver(at, self.events, inbox, client_index=index,
                                   payload_max=main.driver.payload_max, peer_of=main.driver)
@@ -88,9 +89,9 @@ class PublishLane:
         self.connects += 1
 
     async def run(self):
-        """Forever: while the main client is up and this session is not, connect it."""
+        """Until ``close``: while the main client is up and this session is not, connect it."""
         ev = self.events
-        while True:
+        while not self._closing:
             k = ev.get()
             while k >= 0:  # its own CONNLOST/NONET (the driver marked itself down already)
                 if k == EV_CONNLOST or k == EV_NONET:
@@ -121,18 +122,20 @@ class PublishLane:
                 self.backoff_ms = _BACKOFF_MIN_MS if b == 0 else min(2 * b, _BACKOFF_MAX_MS)
             finally:
                 self._connecting = False
-            await sleep_ms(self.backoff_ms)
+            if not self._closing:
+                await sleep_ms(self.backoff_ms)
 
     async def close(self, task=None):
         """Stop ``task`` (this session's ``run``; a connect under way finishes first, within
         its own deadline), then DISC and REL its client index; the main driver's peer goes.
         Errors are kept in ``last_error``, not raised: the main session goes on."""
+        self._closing = True
         if task is not None:
-            if self._connecting:
+            if self._connecting:  # ``run`` ends once the connect is over
                 c = self.main.cfg
                 try:  # the CONNECT's own deadline (TLS handshake included) and a margin
                     await wait_for_ms(task, c["connect_timeout_ms"] + 15000)
-                except BaseException:  # noqa: BLE001 - timed out (cancelled) or failed
+                except Exception:  # noqa: BLE001 - timed out (then cancelled) or failed
                     pass
             task.cancel()
         d = self.driver
