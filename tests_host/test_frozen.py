@@ -84,6 +84,28 @@ def test_frozen_network_drop(broker, frozen_port):  # noqa: F811
         _check("network_drop", rig, ok)
 
 
+def test_frozen_two_in_flight_after_a_drop(broker, frozen_port):  # noqa: F811
+    """uplink_inflight 2 (the default) at 96K: the backlog a 15 s drop leaves opens the
+    second session (client index 1) when the heap has room, or says why it stays at one;
+    either way nothing is lost and no MemoryError stops the uplink."""
+    scenario = {"faults": [{"kind": "nonet", "at_s": 5, "duration_s": 15}]}
+    with Rig(broker, scenario=scenario, device_id="frz-two", heapsize=HEAP, frozen=True,
+             persona="A7600", config_extra={"batch_max_records": 4, "uplink_inflight": 2},
+             sim_kw={"net_rtt": 0.3}) as rig:
+        rig.start()
+
+        def drained():
+            end = rig.fault_end()
+            return end is not None and rig.records_after(end) >= 6 and any(
+                "AT+CMQTTPUB=1," in c for c in rig.sim_commands())
+        ok = rig.wait_until(drained, RUN_TIMEOUT_S)
+        assert rig.fault_times(), "the fault never fired:\n" + rig.fw.log_text()[-3000:]
+        log = rig.fw.log_text()
+        opened = "second session (heap free" in log
+        _check("two_in_flight", rig, ok, {"second_session": opened})
+        assert opened, "the second session never opened at %s:\n%s" % (HEAP, log[-3000:])
+
+
 def test_frozen_downlink_commands(broker, frozen_port):  # noqa: F811
     cmds = [{"id": "c1", "cmd": "ping"},
             {"id": "c2", "cmd": "get", "key": "interval_moving_s"},

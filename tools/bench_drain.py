@@ -202,6 +202,8 @@ def run_one(broker, impl, n, baud, batch_records, timeout_s, rtt_ms=0, batch_byt
                 raise SystemExit("%s: the line ran at %d baud, not %d (AT+IPR refused?)\n%s"
                                  % (impl, line_baud, baud, rig.fw.log_text()[-2000:]))
             time.sleep(0.5)  # the meter writes its file at the end of each burst
+            # publishes that went on the second session (client index 1, tlog.lane)
+            second = sum(1 for c in rig.sim_commands() if c.startswith("AT+CMQTTPUB=1,"))
         finally:
             rig.close()
         gaps = read_gaps(gap_path)
@@ -214,7 +216,7 @@ def run_one(broker, impl, n, baud, batch_records, timeout_s, rtt_ms=0, batch_byt
     return {"name": "drain", "impl": impl, "persona": persona, "baud": baud,
             "net_rtt_ms": rtt_ms, "records": n, "in_flight": inflight,
             "batch_max_records": batch_records, "batch_max_bytes": batch_bytes,
-            "publishes": pubs,
+            "publishes": pubs, "publishes_second_session": second,
             "records_per_publish": round(nrec / pubs, 1), "payload_bytes": nbytes,
             "seconds": round(secs, 3), "payload_bytes_per_s": round(nbytes / secs, 1),
             "line_rate_bytes_per_s": line,

@@ -162,7 +162,6 @@ class App:
         self.wd = Watchdog(platform.hw_watchdog(cfg.get("watchdog_timeout_s") * 1000))
         self.spool = _spool_from_config(self.root + "/spool", cfg)
         self.uplink = Uplink(self.spool, cfg, None, "", wd=self.wd)
-        self.lane = None  # the second publish session (uplink_inflight 2 at boot, CMQTT)
         # the spool's highest seq is the floor: a lost lease file never restarts numbering
         # below records the broker has seen or will see (it would drop them as duplicates)
         self.seq = SeqNo(self.root + "/seqno", floor=self.spool.max_seq)
@@ -406,19 +405,21 @@ class App:
                 % cap)
         up.payload_cap = cap
         up.resize()
-        if not sm and self.cfg.get("uplink_inflight") > 1 and \
-                getattr(self.driver, "peer", 1) is None:
-            # a second session (client index 1): two batches in flight (tlog.lane)
-            from .lane import PublishLane
-
-            self.lane = PublishLane(c, self.at, self.inbox)
-            up.bind_second(self.lane)
+        if not sm and getattr(self.driver, "peer", 1) is None:
+            # a second session (client index 1) for two batches in flight, made by the
+            # uplink when a backlog waits and the heap has room (tlog.lane, uplink_inflight)
+            up.lane_factory = self._make_lane
         st = Status(topics, c)
         cm = Commands(self, topics, c)
         cm.other = self._ota_message
         he = Health(self, topics, c)
         self.client, self.status, self.commands, self.health = c, st, cm, he
         return c, st, cm, he
+
+    def _make_lane(self):
+        from .lane import PublishLane
+
+        return PublishLane(self.client, self.at, self.inbox)
 
     async def link(self):
         """Bring-up and first connect, retried with a growing backoff; then the session tasks."""
@@ -485,8 +486,6 @@ class App:
         c, st, cm, he = made
         for coro in (c.run(), st.run(), cm.run(), he.run(), self._link_state(c)):
             self._tasks.append(asyncio.create_task(coro))
-        if self.lane is not None:
-            self._tasks.append(asyncio.create_task(self.lane.run()))
         while True:
             wd.beat("link")
             await sleep_ms(10000)
@@ -587,6 +586,7 @@ class App:
                 except Exception:  # the task running this (the reboot command): it ends
                     pass
         self._tasks = [t for t in self._tasks if t is reader]
+        self.uplink.drop_lane()  # the second session's task (the uplink made it) ends too
         self.at.resume()
         try:
             self.spool.close()
@@ -601,6 +601,10 @@ class App:
                 await wait_for_ms(self._final_drain(), _STOP_DRAIN_MS)  # what sampling made last
             except Exception as e:  # the records stay in the spool for the next boot
                 log("final drain stopped:", repr(e))
+            try:  # client index 1 (the second session) first: DISC/REL 1, then DISC 0
+                await wait_for_ms(self.uplink.close_lane(), _STOP_DISC_MS)
+            except Exception as e:
+                log("second session close failed:", repr(e))
             try:
                 # bounded whatever the stop interrupted: the will says "offline" otherwise
                 await wait_for_ms(st.announce(online), _STOP_ANNOUNCE_MS)

@@ -79,7 +79,7 @@ _TABLE: tuple = (
     ("health_interval_s", 300, (10, 86400), LIVE),
     ("batch_max_records", 32, (1, 256), LIVE),
     ("batch_max_bytes", 4096, (256, 10240), LIVE),  # capped by the modem (uplink)
-    ("uplink_inflight", 1, (1, 2), LIVE),  # 2: a second session (RAM, see CONFIG.md)
+    ("uplink_inflight", 2, (1, 2), LIVE),  # 2: CMQTT's second session on a backlog; SM: 1
     ("spool_max_bytes", 262144, (16384, 16777216), 0),
     ("spool_max_segments", 16, (2, 256), 0),
     ("spool_flush_records", 1, (1, 64), LIVE),

@@ -96,6 +96,9 @@ class Health:
         if up is not None:
             rep["uplink"] = {"batches": up.batches, "sent": up.sent, "failures": up.failures,
                              "bad_records": up.bad_records, "last_error": _name(up.last_error)}
+            two = getattr(up, "second_stats", None)
+            if two is not None:  # two in flight (tlog.lane): in flight now, its counters
+                rep["uplink2"] = two()
         a = c.acq
         if a is not None:
             rep["acq"] = {"records": a.records, "errors": a.errors, "gnss_jumps": a.jumps,

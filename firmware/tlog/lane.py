@@ -14,6 +14,10 @@ recovery (reboots, data, service) stays with the main client's ladder; the main
 driver forwards this index's result and loss URCs to the peer driver (the reader
 gives a URC to one handler) and its link losses (``lost``).  The peer's events go
 to a queue of its own, so the main client never sees this session's CONNLOST.
+
+The uplink makes it when a backlog waits and closes it (``close``: DISC and REL of
+its client index, 003 s.16.2.9/16.2.4, the service left to the main client) when
+the backlog is gone or the heap runs low; closed, the main driver has no peer.
 """
 
 import asyncio
@@ -42,14 +46,17 @@ class PublishLane:
 
         self.main = main  # the MQTTClient (its driver, config and ``up`` event)
         self.events = EventQueue(8)
-        self.driver = CMQTTDriver(at, self.events, inbox, client_index=index,
-                                  payload_max=main.driver.payload_max, peer_of=main.driver)
         self.backoff_ms = 0
         self.connects = 0
         self.failures = 0
         self.published = 0
         self.last_error = None
         self._wake = asyncio.Event()
+        self._connecting = False  # inside _connect: close lets it finish (bounded)
+        self._closing = False  # close() asked ``run`` to end
+        # last: a MemoryError before this leaves the main driver without a peer
+        self.driver = CMQTTDriver(at, self.events, inbox, client_index=index,
+                                  payload_max=main.driver.payload_max, peer_of=main.driver)
 
     def isconnected(self):
         return self.driver.connected and self.main.isconnected()
@@ -82,9 +89,9 @@ class PublishLane:
         self.connects += 1
 
     async def run(self):
-        """Forever: while the main client is up and this session is not, connect it."""
+        """Until ``close``: while the main client is up and this session is not, connect it."""
         ev = self.events
-        while True:
+        while not self._closing:
             k = ev.get()
             while k >= 0:  # its own CONNLOST/NONET (the driver marked itself down already)
                 if k == EV_CONNLOST or k == EV_NONET:
@@ -104,6 +111,7 @@ class PublishLane:
                 except asyncio.TimeoutError:
                     pass
                 continue
+            self._connecting = True
             try:
                 await self._connect()
                 self.backoff_ms = 0
@@ -112,9 +120,37 @@ class PublishLane:
                 self.last_error = e
                 b = self.backoff_ms
                 self.backoff_ms = _BACKOFF_MIN_MS if b == 0 else min(2 * b, _BACKOFF_MAX_MS)
-            await sleep_ms(self.backoff_ms)
+            finally:
+                self._connecting = False
+            if not self._closing:
+                await sleep_ms(self.backoff_ms)
+
+    async def close(self, task=None):
+        """Stop ``task`` (this session's ``run``; a connect under way finishes first, within
+        its own deadline), then DISC and REL its client index; the main driver's peer goes.
+        Errors are kept in ``last_error``, not raised: the main session goes on."""
+        self._closing = True
+        if task is not None:
+            if self._connecting:  # ``run`` ends once the connect is over
+                c = self.main.cfg
+                try:  # the CONNECT's own deadline (TLS handshake included) and a margin
+                    await wait_for_ms(task, c["connect_timeout_ms"] + 15000)
+                except Exception:  # noqa: BLE001 - timed out (then cancelled) or failed
+                    pass
+            task.cancel()
+        d = self.driver
+        try:
+            if d.connected or d.acquired is not None:
+                await d.release()
+        except Exception as e:  # noqa: BLE001 - a link already down: the slot goes with it
+            self.last_error = e
+        d.connected = False
+        m = self.main.driver
+        if m.peer is d:
+            m.peer = None
 
     def stats(self):
         return {"up": self.isconnected(), "connects": self.connects,
+                "reconnects": self.connects - 1 if self.connects > 1 else 0,
                 "published": self.published, "failures": self.failures,
                 "backoff_ms": self.backoff_ms}

@@ -22,13 +22,30 @@ peeked after batch A (``peek_batch(after=A)``) and results are taken in the orde
 the batches went out: A is acknowledged first; B only after A.  If A fails, B is
 not acknowledged even if it was delivered: both go again (duplicates at most the two
 batches); records reach the broker at most one batch out of order (RECORDS.md).
+
+RAM of the second session (a 96 KB heap without PSRAM): once a batch is encoded only
+where it ends in the spool is kept (``_Mark``, 3 numbers), so both batches are read
+into the spool's one ``Batch``; the second session's own cost is its payload buffer
+(the size of the first one: ``batch_max_bytes`` capped by the payload limit of the
+modem seen) and its driver.  It is made (``lane_factory``) only while the main
+session is up and a backlog of at least two batches waits, and only when the heap
+has room for it; it is closed (DISC/REL of its client index) when the spool has been
+empty for ``_LANE_IDLE_MS`` or the free heap falls below ``_LANE_HEAP_LOW``: one in
+flight again, counted in ``lane_degraded`` (never a MemoryError that stops the
+uplink).
 """
 
 import asyncio
+import gc
 
-from atmq.compat import sleep_ms, wait_for_ms
+from atmq import log as alog
+from atmq.compat import TYPE_CHECKING, const, sleep_ms, ticks_add, ticks_diff, ticks_ms, \
+    wait_for_ms
 
 from .records import Record, encode_batch
+
+if TYPE_CHECKING:  # never true at run time
+    from typing import Any  # noqa: F401
 
 # AT+CMQTTPAYLOAD <req_length> by the modem's identity (model, revision)
 _PAYLOAD_MAX_A76XX = 10240  # A76xx MQTT(S) note 2.1.11: 1..10240
@@ -49,6 +66,40 @@ def cmqtt_payload_max(model, revision=None):
 _BACKOFF_MIN_MS = 1000
 _BACKOFF_MAX_MS = 60000
 _IDLE_WAIT_MS = 5000  # wake at least this often while idle (watchdog beat)
+# The second session (see the module's docstring): made when this much heap stays free
+# beyond its payload buffer, closed below _LANE_HEAP_LOW or after the spool was empty
+# this long, not made again for _LANE_RETRY_MS after a close or a failed allocation.
+_LANE_HEAP_ROOM = const(12288)
+_LANE_HEAP_LOW = const(6144)
+_LANE_IDLE_MS = const(30000)
+_LANE_RETRY_MS = const(30000)
+_LANE_BUF_MIN = const(1024)  # the second payload buffer, when the heap has no bigger block
+
+
+def _heap_free():
+    f = getattr(gc, "mem_free", None)  # MicroPython; CPython has no heap limit to watch
+    return -1 if f is None else f()
+
+
+class _Mark:
+    """Where an in-flight batch ends in the spool: what ``Spool.ack`` and
+    ``Spool.peek_batch(after=)`` read of a ``Batch`` (its last record's segment, offset
+    and index, at position 0, ``count`` 1), so the batch's payloads can be overwritten by
+    the next ``peek_batch`` once they are encoded."""
+
+    def __init__(self):
+        self.count = 0
+        self.end_segs = [0]
+        self.end_offs = [0]
+        self.end_idxs = [0]
+
+    def take(self, batch, k):
+        i = k - 1
+        self.end_segs[0] = batch.end_segs[i]
+        self.end_offs[0] = batch.end_offs[i]
+        self.end_idxs[0] = batch.end_idxs[i]
+        self.count = 1
+        return self
 
 
 class Uplink:
@@ -60,15 +111,26 @@ class Uplink:
         self.wd = wd
         self._sleep = sleep
         self.client = None  # set once the MQTT client exists
-        self.client2 = None  # a second session (other client index): two batches in flight
-        self._out2 = None  # its payload buffer, and its Batch (``spool.spare_batch``)
-        self._batch2 = None
+        self.client2 = None  # type: Any  # a second session (other client index)
+        self._out2 = None  # type: Any  # its payload buffer
+        self._marks = (_Mark(), _Mark())  # where each session's batch in flight ends
+        self.lane_factory = None  # type: Any  # makes the second session (None: none)
+        self.heap_free = _heap_free  # -1: unknown (no limit)
+        self._lane_task = None
+        self._lane_next = None  # ticks_ms before which no second session is made again
+        self._lane_idle = None  # ticks_ms since when the spool is empty, with one open
+        self.lane_opens = 0  # second sessions made
+        self.lane_degraded = 0  # not made, or closed, for want of heap
+        self.lane_published = 0  # batches the second session delivered
+        self.lane_failures = 0  # its publishes that failed
+        self.lane_connects = 0  # its connects, of the sessions closed since
         self.wake = asyncio.Event()  # set by the sampler (new record) and by ``flush``
         self._rec = Record()
         self.payload_cap = 0  # the modem's own payload limit (0: none beyond the config)
         self.forced_format = ""  # a payload format the modem needs whatever the config says
         self._out = bytearray(cfg.get("batch_max_bytes"))
         self._limit = 0  # max records for the next peek (0: configured) after a bad record
+        self._flying = 0  # batches in flight now
         # counters (health)
         self.batches = 0
         self.sent = 0  # records acknowledged
@@ -85,22 +147,143 @@ class Uplink:
 
     def bind_second(self, client):
         """A second MQTT session (None: none) publishing to the same topic; its payload
-        buffer and batch are allocated here, once (RAM: one more ``batch_max_bytes``
-        and one more spool batch)."""
+        buffer (the size of the first one) is allocated here."""
         self.client2 = client
         if client is None:
-            self._out2 = self._batch2 = None
-        else:
-            if self._out2 is None or len(self._out2) != len(self._out):
-                self._out2 = bytearray(len(self._out))
-            if self._batch2 is None:
-                self._batch2 = self.spool.spare_batch()
+            self._out2 = None
+        elif self._out2 is None:
+            self._out2 = bytearray(len(self._out))
+
+    def _backlog(self):
+        """At least two batches wait (the second session has something to carry)."""
+        return self.spool.depth() >= 2 * self.cfg.get("batch_max_records")
+
+    async def _lane_check(self):
+        """Make the second session when it is wanted and fits; close it when it is idle or
+        the heap runs low (the drain loop calls this between batches, never mid-flight)."""
+        lane = self.client2
+        if self.lane_factory is None:
+            return
+        now = ticks_ms()
+        if lane is not None:
+            free = self._heap_low()
+            if free >= 0:
+                self.lane_degraded += 1
+                alog.warn("uplink", "heap low (%d B free): second session closed", free)
+                await self.close_lane()
+                return
+            if self.cfg.get("uplink_inflight") < 2:
+                await self.close_lane()
+                return
+            if self._backlog():
+                self._lane_idle = None
+            elif self._lane_idle is None:
+                self._lane_idle = now
+            elif ticks_diff(now, self._lane_idle) >= _LANE_IDLE_MS:
+                alog.info("uplink", "no backlog: second session closed")
+                await self.close_lane()
+            return
+        nxt = self._lane_next
+        if nxt is not None:
+            if ticks_diff(now, nxt) < 0:
+                return
+            self._lane_next = None  # (cleared: a stale one would read as future on wrap)
+        c = self.client
+        if self.cfg.get("uplink_inflight") < 2 or c is None or not c.isconnected() or \
+                not self._backlog():
+            return
+        gc.collect()
+        free = self.heap_free()
+        if 0 <= free < len(self._out) + _LANE_HEAP_ROOM:
+            self.lane_degraded += 1
+            self._lane_next = ticks_add(now, _LANE_RETRY_MS)
+            alog.warn("uplink", "heap low (%d B free): one batch in flight", free)
+            return
+        self._lane_next = ticks_add(now, _LANE_RETRY_MS)  # a failed one: not again soon
+        try:
+            # first (the lane's driver peers last); a heap in pieces may have no block the
+            # size of the first buffer: a smaller one still overlaps round trips
+            self._out2 = self._second_buffer()
+            lane = self.lane_factory()
+        except Exception as e:  # noqa: BLE001 - MemoryError above all: one in flight
+            self._out2 = None
+            if isinstance(e, MemoryError):
+                self.lane_degraded += 1
+                e = "no heap"  # (not a crash: the log says what happened, not its type)
+            else:
+                self.last_error = e
+            alog.warn("uplink", "second session not made: %s; one batch in flight", e)
+            gc.collect()
+            return
+        self.client2 = lane
+        self._lane_task = asyncio.create_task(lane.run())
+        self.lane_opens += 1
+        self._lane_idle = None
+        alog.info("uplink", "backlog of %d: second session (heap free %d B, buffer %d B)",
+                  self.spool.depth(), free, len(self._out2))
+
+    def _heap_low(self):
+        """The free heap when it is below _LANE_HEAP_LOW after a collection, else -1."""
+        free = self.heap_free()
+        if 0 <= free < _LANE_HEAP_LOW:
+            gc.collect()  # (only then: a collection is milliseconds of no UART reads)
+            free = self.heap_free()
+        return free if 0 <= free < _LANE_HEAP_LOW else -1
+
+    def _second_buffer(self):
+        n = len(self._out)
+        while True:
+            try:
+                return bytearray(n)
+            except MemoryError:
+                if n // 2 < _LANE_BUF_MIN:
+                    raise
+                n //= 2
+
+    async def close_lane(self):
+        """Close the second session (DISC/REL of its client index) and free its buffer."""
+        lane = self.client2
+        self.client2 = self._out2 = None
+        self._lane_idle = None
+        self._lane_next = ticks_add(ticks_ms(), _LANE_RETRY_MS)  # a backlog may come back
+        t = self._lane_task
+        self._lane_task = None
+        if lane is not None:
+            self.lane_connects += getattr(lane, "connects", 0)
+            close = getattr(lane, "close", None)
+            if close is not None:
+                await close(t)
+            elif t is not None:
+                t.cancel()
+        gc.collect()
+
+    def drop_lane(self):
+        """Cancel the second session's task (the app stops); ``close_lane`` then releases
+        its client index."""
+        t = self._lane_task
+        self._lane_task = None
+        if t is not None:
+            t.cancel()
+
+    def second_stats(self):
+        """/health's ``uplink2``: batches in flight now, the second session's opens and
+        closes for want of heap, and its own counters while it exists (publishes,
+        failures, reconnects)."""
+        c2 = self.client2
+        n = self.lane_connects + getattr(c2, "connects", 0)
+        b2 = self._out2
+        return {"inflight": self._flying, "up": c2 is not None and c2.isconnected(),
+                "buffer": 0 if b2 is None else len(b2),
+                "opens": self.lane_opens, "degraded": self.lane_degraded,
+                "published": self.lane_published, "failures": self.lane_failures,
+                "reconnects": n - self.lane_opens if n > self.lane_opens else 0}
 
     def window(self):
         """Batches that may be in flight now: ``uplink_inflight`` when both sessions are
         up, else 1."""
         c2 = self.client2
-        if c2 is None or not c2.isconnected() or self.cfg.get("uplink_inflight") < 2:
+        if c2 is None or self._out2 is None or not c2.isconnected() or \
+                self.cfg.get("uplink_inflight") < 2:
             return 1
         c = self.client
         return 2 if c is not None and c.isconnected() else 1
@@ -116,9 +299,15 @@ class Uplink:
         if self.payload_cap and self.payload_cap < n:
             n = self.payload_cap
         if n != len(self._out):
+            had = self._out2 is not None
+            self._out2 = None  # the old ones go before the new ones are made
+            self._out = bytearray(0)
             self._out = bytearray(n)
-            if self._out2 is not None:
-                self._out2 = bytearray(n)
+            if had:
+                try:
+                    self._out2 = self._second_buffer()
+                except MemoryError:  # one in flight until the session is made again
+                    self.lane_degraded += 1
 
     def fmt(self):
         return self.forced_format or self.cfg.get("payload_format")
@@ -155,8 +344,11 @@ class Uplink:
             else:
                 self._limit = i  # send the good ones before it first
             return 0
-        await c.publish(self.topic, memoryview(self._out)[:n],
-                                  self.cfg.get("mqtt_qos"))
+        self._flying = 1
+        try:
+            await c.publish(self.topic, memoryview(self._out)[:n], self.cfg.get("mqtt_qos"))
+        finally:
+            self._flying = 0
         done = self.spool.ack(b, k)
         self.batches += 1
         self.sent += done
@@ -169,18 +361,20 @@ class Uplink:
         batches still in flight are awaited, then the first error is raised."""
         lanes = (self.client, self.client2)
         outs = (self._out, self._out2)
-        flight = []  # [lane, batch, k, task], oldest first
+        flight = []  # [lane, _Mark, k, task], oldest first
         acked = 0
         err = None
+        low = False  # the free heap fell below _LANE_HEAP_LOW
         try:
             while True:
                 self._beat()
-                while err is None and len(flight) < self.window():
+                while err is None and not low and len(flight) < self.window():
                     lane = 1 if flight and flight[0][0] == 0 else 0
                     prev = flight[-1][1] if flight else None
+                    # into the spool's one Batch: the one in flight is encoded already and
+                    # only its end is kept (its _Mark)
                     b = self.spool.peek_batch(self._limit or self.cfg.get("batch_max_records"),
-                                              after=prev,
-                                              into=self._batch2 if lane else None)
+                                              after=prev)
                     if len(b) == 0:
                         break
                     try:
@@ -193,23 +387,34 @@ class Uplink:
                         await self._skip_bad(b, e)
                         continue
                     self._limit = 0
-                    b.count = k  # the next batch starts after the records that went out
+                    # the next batch starts after the records that went out
+                    mark = self._marks[lane].take(b, k)
                     task = asyncio.create_task(self._publish(lanes[lane], outs[lane], n))
-                    flight.append([lane, b, k, task])
+                    flight.append([lane, mark, k, task])
+                    self._flying = len(flight)
                 if not flight:
                     break
                 lane, b, k, task = flight.pop(0)
                 e = await task
+                self._flying = len(flight)
+                if lane:
+                    if e is None:
+                        self.lane_published += 1
+                    else:
+                        self.lane_failures += 1
                 if e is not None:  # LinkDown, ModemError...: this batch and later ones stay
                     if err is None:
                         err = e
                     continue
                 if err is None:
-                    done = self.spool.ack(b, k)
+                    done = self.spool.ack(b, 1)  # the _Mark: its end, as one position
                     self.batches += 1
                     self.sent += done
                     acked += k
+                    if self._heap_low() >= 0:
+                        low = True  # no new batch: run() closes the second session
         finally:
+            self._flying = 0
             for f in flight:  # cancelled: the publishes go with us
                 f[3].cancel()
         if err is not None:
@@ -238,6 +443,10 @@ class Uplink:
         """Forever: wait for the link and for records, publish, ack, back off on failure."""
         while True:
             self._beat()
+            try:
+                await self._lane_check()
+            except Exception as e:  # noqa: BLE001 - the second session only; one in flight
+                self.last_error = e
             c = self.client
             if c is None or not c.isconnected():
                 if c is None:

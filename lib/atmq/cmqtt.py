@@ -291,7 +291,7 @@ class CMQTTDriver:
         self._rx_reported = False
         self._raw_kind = _RAW_NONE
         self._raw_n = 0
-        self.peer = None  # the driver of the other client index (``peer_of``)
+        self.peer = None  # type: CMQTTDriver | None  # the other client index's (``peer_of``)
         # The reader parses the numbers of the URCs below into _num itself (no arg_int call
         # per argument); the handler then reads them from there (a peer: copied in by
         # ``peer_of``'s handlers, see ``_to_peer``).
@@ -1051,10 +1051,29 @@ class CMQTTDriver:
         self._sslcfg_set = False
         self._disc_done = True
 
+    async def release(self):
+        """DISC -> REL of this client index only, the service left running for the other
+        one (a second session no longer needed); "not connected / not acquired" pass."""
+        async with self._lock:
+            try:
+                await self._release_slot()
+            finally:
+                self.connected = False
+                self.acquired = None
+                self._sslcfg_set = False
+
     async def stop(self):
         """DISC -> REL -> STOP; idempotent: "not connected / not acquired / not started" pass.
+        A peer (the other client index) is disconnected and released first: STOP only
+        after every client's DISC and REL (003 s.16.2.2, 16.2.4).
         Every step runs; the first unexpected error is raised at the end."""
         first = None
+        p = self.peer
+        if p is not None and (p.connected or p.acquired is not None):
+            try:
+                await p.release()
+            except ModemError as e:
+                first = e
         async with self._lock:
             for step in (0, 1, 2):
                 try:
