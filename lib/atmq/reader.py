@@ -95,7 +95,7 @@ _R_DROPPED = const(5)  # bytes thrown away by them
 # tokenizer
 _T_LLEN = const(6)  # bytes of the line being assembled
 _T_FLAGS = const(7)  # _F_* below
-_T_HASH = const(8)  # head hash of the line being assembled
+# slot 8 is free (was the running head hash: the hash is now taken once per line)
 _T_LMAX = const(9)  # line buffer size
 _T_LEN = const(10)  # length of the last complete line
 _T_HEAD = const(11)  # its head hash
@@ -135,7 +135,6 @@ _F_PROMPT = const(1)  # a '>' at line start is a prompt
 _F_TRUNC = const(2)  # the current line overflowed the buffer
 _F_DISCARD = const(4)  # drop bytes up to the next LF (resync)
 _F_SKIPSP = const(8)  # eat one space after a prompt
-_F_COLON = const(16)  # the head of the current line (up to ':') is complete
 _H0 = const(0x811C9D)  # head hash seed
 
 # Args state, one int array per view: (start, end, argument count or -1 before the split,
@@ -215,86 +214,119 @@ def _put(st, ring, src, off: int, n: int) -> int:
 
 
 @micropython.viper
-def _scan(i: int, c: int, llen: int, ring, line, st) -> int:
+def _scan(i: int, c: int, d: int, ring, line, st) -> int:
     # Consume ring bytes until a line or a prompt is complete (T_LINE/T_PROMPT) or the
-    # ring is empty (T_NONE); the partial line stays in the line buffer.  The first
-    # three parameters are the loop's locals (pass 0): viper keeps the first three
-    # locals of a function in machine registers, the rest in memory.
+    # ring is empty (T_NONE); the partial line stays in the line buffer.  The ring is
+    # walked in contiguous runs (no mask per byte) and the common case, an ordinary byte
+    # of a line that still fits, is one tight loop: load, two compares, store.  The head
+    # hash is computed once per line, at its LF.  The first three parameters are the
+    # tight loop's locals (pass 0): viper keeps the first three locals in registers.
     rb = ptr8(ring)
     lb = ptr8(line)
     sp = ptr32(st)
     r = int(sp[_R_READ])
     n = int(sp[_R_HELD])
-    mask = int(sp[_R_MASK])
+    size = int(sp[_R_MASK]) + 1
     llen = int(sp[_T_LLEN])
     flags = int(sp[_T_FLAGS])
-    h = int(sp[_T_HASH])
     lmax = int(sp[_T_LMAX])
     t = T_NONE
-    while i < n:
-        c = int(rb[(r + i) & mask])
-        i += 1
-        if c > 13 and not (flags & (_F_SKIPSP | _F_DISCARD)) and (c != 62 or llen):
-            # an ordinary byte (most of them): keep it, hash the head
-            if llen < lmax:
-                lb[llen] = c
+    while n > 0:
+        end = r + n  # the contiguous run: up to the ring's end
+        if end > size:
+            end = size
+        i = r
+        if flags & (_F_SKIPSP | _F_DISCARD | _F_TRUNC) or (llen == 0 and flags & _F_PROMPT):
+            # the rare states, one byte at a time
+            c = int(rb[i])
+            i += 1
+            if flags & _F_SKIPSP:  # the byte right after a prompt: one space is eaten
+                flags = flags & (0xFFFF ^ _F_SKIPSP)
+                if c == 32:
+                    n -= 1
+                    r = i & (size - 1)
+                    continue
+            if c == 62 and llen == 0 and (flags & (_F_PROMPT | _F_DISCARD)) == _F_PROMPT:
+                flags = (flags & (0xFFFF ^ _F_PROMPT)) | _F_SKIPSP
+                sp[_T_PROMPTS] = sp[_T_PROMPTS] + 1
+                t = T_PROMPT
+                n -= 1
+                r = i & (size - 1)
+                break
+            if c != 10 and c != 13 and not (flags & (_F_DISCARD | _F_TRUNC)):
+                lb[llen] = c  # an ordinary byte (llen < lmax: _F_TRUNC is clear)
                 llen += 1
-                if not (flags & _F_COLON):
-                    if c == 58:
-                        flags = flags | _F_COLON
-                    else:
-                        h = ((h ^ c) * 0x01000193) & 0xFFFFFF
-            else:
-                flags = flags | _F_TRUNC
-            continue
-        if flags & _F_SKIPSP:  # the byte right after a prompt: one space is eaten
-            flags = flags & (0xFFFF ^ _F_SKIPSP)
-            if c == 32:
+                n -= 1
+                r = i & (size - 1)
                 continue
-        if c == 10:
-            if flags & _F_DISCARD:
-                flags = flags & (0xFFFF ^ (_F_DISCARD | _F_COLON))
-                llen = 0
-                h = _H0
-                continue
-            if llen == 0 and not (flags & _F_TRUNC):
-                continue  # empty line
-            sp[_T_LEN] = llen
-            sp[_T_HEAD] = h
-            sp[_T_LINES] = sp[_T_LINES] + 1
-            if flags & _F_TRUNC:
-                sp[_T_TRUNC] = 1
-                sp[_T_TRUNCS] = sp[_T_TRUNCS] + 1
-            else:
-                sp[_T_TRUNC] = 0
-            flags = flags & _F_PROMPT
-            llen = 0
-            h = _H0
-            t = T_LINE
-            break
-        if c == 13 or (flags & _F_DISCARD):
-            continue
-        if c == 62 and llen == 0 and (flags & _F_PROMPT):
-            flags = (flags & (0xFFFF ^ _F_PROMPT)) | _F_SKIPSP
-            sp[_T_PROMPTS] = sp[_T_PROMPTS] + 1
-            t = T_PROMPT
-            break
-        if llen < lmax:
-            lb[llen] = c
-            llen += 1
-            # head hash: FNV-1a of the bytes before the first ':' (see head_hash)
-            if not (flags & _F_COLON):
-                if c == 58:
-                    flags = flags | _F_COLON
-                else:
-                    h = ((h ^ c) * 0x01000193) & 0xFFFFFF
+            if c != 10:
+                n -= 1
+                r = i & (size - 1)
+                continue  # CR, or a byte of a discarded or cut line
         else:
-            flags = flags | _F_TRUNC
-    sp[_R_READ] = (r + i) & mask
-    sp[_R_HELD] = n - i
+            # the fast path: ordinary bytes into the line buffer up to CR, LF or the
+            # buffer's end; the line index is i + d
+            lim = end
+            if lim - i > lmax - llen:
+                lim = i + lmax - llen
+            d = llen - i
+            while i < lim:
+                c = int(rb[i])
+                if c == 10 or c == 13:
+                    break
+                lb[i + d] = c
+                i += 1
+            llen = i + d
+            if i == lim:
+                if i == end:  # the run's end: the next run (or read) goes on
+                    n -= i - r
+                    r = i & (size - 1)
+                    continue
+                c = int(rb[i])  # the line buffer is full
+                if c != 10 and c != 13:
+                    flags = flags | _F_TRUNC  # the line is cut: its tail goes, up to the LF
+                    n -= i - r
+                    r = i & (size - 1)
+                    continue
+            i += 1  # the CR or LF
+            if c == 13:
+                n -= i - r
+                r = i & (size - 1)
+                continue
+        # an LF: i is just past it
+        n -= i - r
+        r = i & (size - 1)
+        if flags & _F_DISCARD:
+            flags = flags & (0xFFFF ^ _F_DISCARD)
+            llen = 0
+            continue
+        if llen == 0 and not (flags & _F_TRUNC):
+            continue  # an empty line
+        # head hash: FNV-1a of the bytes before the first ':' (see head_hash)
+        h = _H0
+        j = 0
+        while j < llen:
+            c = int(lb[j])
+            if c == 58:
+                break
+            h = ((h ^ c) * 0x01000193) & 0xFFFFFF
+            j += 1
+        sp[_T_LEN] = llen
+        sp[_T_HEAD] = h
+        sp[_T_LINES] = sp[_T_LINES] + 1
+        if flags & _F_TRUNC:
+            sp[_T_TRUNC] = 1
+            sp[_T_TRUNCS] = sp[_T_TRUNCS] + 1
+        else:
+            sp[_T_TRUNC] = 0
+        flags = flags & _F_PROMPT
+        llen = 0
+        t = T_LINE
+        break
+    sp[_R_READ] = r
+    sp[_R_HELD] = n
     sp[_T_LLEN] = llen
     sp[_T_FLAGS] = flags
-    sp[_T_HASH] = h
     return t
 
 
@@ -336,7 +368,6 @@ def _resync(st) -> int:
     sp[_T_RESYNCS] = sp[_T_RESYNCS] + 1
     sp[_T_LLEN] = 0
     sp[_T_FLAGS] = (sp[_T_FLAGS] & _F_PROMPT) | _F_DISCARD
-    sp[_T_HASH] = _H0
     if sp[_W_EXPIRED]:
         sp[_W_EXPIRED] = 0
         sp[_W_ABANDONED] = sp[_W_ABANDONED] + 1
@@ -730,7 +761,6 @@ class Reader:
         self.baud = baud
         st = array("i", bytes(4 * _ST_SIZE))
         st[_R_MASK] = ring_size - 1
-        st[_T_HASH] = _H0
         st[_T_LMAX] = line_max
         self.st = st
         self.flag = flag  # set when a parked command coroutine has something to look at
