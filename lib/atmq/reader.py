@@ -95,7 +95,7 @@ _R_DROPPED = const(5)  # bytes thrown away by them
 # tokenizer
 _T_LLEN = const(6)  # bytes of the line being assembled
 _T_FLAGS = const(7)  # _F_* below
-# slot 8 is free (was the running head hash: the hash is now taken once per line)
+_W_FILL = const(8)  # a frame entry's frame: the target slot its end offset goes to
 _T_LMAX = const(9)  # line buffer size
 _T_LEN = const(10)  # length of the last complete line
 _T_HEAD = const(11)  # its head hash
@@ -113,6 +113,8 @@ _W_EXPIRED = const(21)  # 1: the armed frame missed its deadline; T_LOST next
 _W_ABANDONED = const(22)  # frames abandoned at their deadline
 _W_REFUSED = const(23)  # arm_raw() calls refused (length above RAW_MAX or negative)
 _W_SKIP = const(37)  # 1: the armed frame is skipped (no buffer)
+_W_MARK = const(38)  # a frame entry's frame: the target slot cleared when it completes
+_W_BAUD = const(39)  # the line rate, for the deadline of a frame armed in viper
 # dispatch
 _D_PHASE = const(24)  # PH_*
 _D_WAITING = const(25)  # 1: a command coroutine is parked on the flag
@@ -128,7 +130,7 @@ _D_URCS = const(33)
 _D_UNKNOWN = const(34)
 _D_ECHOES = const(35)
 _D_STORES = const(36)  # lines handled by store entries
-_ST_SIZE = const(38)
+_ST_SIZE = const(40)
 
 # tokenizer flags (st[_T_FLAGS])
 _F_PROMPT = const(1)  # a '>' at line start is a prompt
@@ -157,6 +159,8 @@ _RS_OVERFLOW = const(5)
 _K_CALL = const(0)  # call the handler with the Args view
 _K_STORE = const(1)  # store integer arguments, no Python call
 _K_STORE_CALL = const(2)  # store them, then call the handler (it reads the stored numbers)
+_K_STORE_FRAME = const(3)  # store them, then arm the announced raw frame; the handler only
+# when the frame cannot be armed as declared (see frame_spec)
 
 # URC store entries: spec array per entry (first arg, last arg, first slot, sequence slot
 # plus 1, 0: none)
@@ -164,6 +168,15 @@ _U_FIRST = const(0)
 _U_LAST = const(1)
 _U_SLOT = const(2)
 _U_SEQ = const(3)
+# frame entries (frame_spec), slots of the target array unless said otherwise
+_U_MATCH = const(4)  # value target[_U_SLOT] (the first stored number) must equal
+_U_GATE = const(5)  # slot that must hold _U_GATEV (the owner is keeping a message)
+_U_GATEV = const(6)
+_U_FILL = const(7)  # bytes of the destination filled so far: the frame goes there
+_U_TOTAL = const(8)  # bytes announced for the destination
+_U_MARK = const(9)  # set to 1 while the reader's own frame is in flight
+_U_LEN = const(10)  # slot of the frame's length (a stored argument)
+_U_SIZE = const(11)
 
 
 def store_spec(first, last, slot, seq=-1):
@@ -173,6 +186,25 @@ def store_spec(first, last, slot, seq=-1):
     spec[_U_LAST] = last
     spec[_U_SLOT] = slot
     spec[_U_SEQ] = seq + 1 if seq >= 0 else 0
+    return spec
+
+
+def frame_spec(first, last, slot, length, match, gate, gate_value, fill, total, mark):
+    """The spec of a frame entry (see ``Engine.on_frame``): a store, then, when
+    ``target[slot] == match``, ``target[gate] == gate_value`` and
+    ``0 < target[length] <= target[total] - target[fill]`` (and <= RAW_MAX and the
+    buffer), the next ``target[length]`` bytes are armed as a raw frame into the entry's
+    buffer at ``target[fill]``; at its end ``target[fill]`` is the new fill and
+    ``target[mark]`` (1 while it is in flight) is 0 again, with no Python call."""
+    spec = array("i", bytes(4 * _U_SIZE))
+    spec[_U_FIRST] = first
+    spec[_U_LAST] = last
+    spec[_U_SLOT] = slot
+    for k, v in ((_U_MATCH, match), (_U_GATE, gate), (_U_GATEV, gate_value), (_U_FILL, fill),
+                 (_U_TOTAL, total), (_U_MARK, mark), (_U_LEN, length)):
+        if v < 0:
+            raise ValueError("frame_spec: slots and values are >= 0")
+        spec[k] = v
     return spec
 
 
@@ -497,6 +529,34 @@ def _store(buf, v, spec, dst) -> int:
 
 
 @micropython.viper
+def _frame(st, spec, target, dst, raw) -> int:
+    # A frame entry after its store: arm the announced frame into dst when everything is
+    # as declared (1), else 0 and the entry's handler decides (skip, drop, count).
+    sp = ptr32(st)
+    u = ptr32(spec)
+    d = ptr32(target)
+    if not dst:  # no buffer (None; viper cannot compare with None)
+        return 0
+    n = int(d[u[_U_LEN]])  # (-1, "not a number", reads 0xFFFFFFFF on 64 bits: refused)
+    fill = int(d[u[_U_FILL]])
+    if d[u[_U_SLOT]] != u[_U_MATCH] or d[u[_U_GATE]] != u[_U_GATEV]:
+        return 0
+    if n <= 0 or n > RAW_MAX or fill + n > int(d[u[_U_TOTAL]]) or fill + n > int(len(dst)):
+        return 0
+    raw[0] = dst
+    raw[1] = ticks_add(ticks_ms(), 2 * n * BITS_PER_BYTE * 1000 // int(sp[_W_BAUD])
+                       + RAW_MARGIN_MS)  # as arm_raw
+    raw[2] = target
+    sp[_W_SKIP] = 0
+    sp[_W_OFF] = fill
+    sp[_W_LEFT] = n
+    sp[_W_FILL] = u[_U_FILL]
+    sp[_W_MARK] = u[_U_MARK]
+    d[u[_U_MARK]] = 1
+    return 1
+
+
+@micropython.viper
 def head_hash(buf, s: int, e: int) -> int:
     """24-bit FNV-1a of the line head: up to the first ':' (or the whole line)."""
     b = ptr8(buf)
@@ -762,13 +822,15 @@ class Reader:
         st = array("i", bytes(4 * _ST_SIZE))
         st[_R_MASK] = ring_size - 1
         st[_T_LMAX] = line_max
+        st[_W_BAUD] = baud
         self.st = st
         self.flag = flag  # set when a parked command coroutine has something to look at
         # Python objects the dispatcher reads per line, in lists (no attribute stores):
         # the command in flight's echo, response prefix and completion prefix ...
         self.cmd = [b"", b"", b""]
-        # ... the armed raw frame's buffer (None: skip) and its deadline (ticks_ms) ...
-        self.raw = [None, 0]
+        # ... the armed raw frame's buffer (None: skip), its deadline (ticks_ms) and, for
+        # a frame a frame entry armed, the target array its fill goes to ...
+        self.raw = [None, 0, None]
         # ... and the hooks: on_raw(kind) for T_RAW/T_LOST, on_unknown(args), tap.
         self.hooks = [None, None, None]
         # URC table, probed in viper without a Python call: an open-addressing hash table
@@ -786,6 +848,7 @@ class Reader:
         self.urc_fns = []
         self.urc_specs = []
         self.urc_targets = []
+        self.urc_frames = []  # per frame entry: a list whose item 0 is the buffer (or None)
         self._rehash(32)
         final_of = {}
         for kind in range(1, len(FINAL_TEXT)):
@@ -801,7 +864,7 @@ class Reader:
 
     # ---- URC table ---------------------------------------------------------------------
 
-    def add_urc(self, prefix, handler, nargs=-1, spec=None, target=None):
+    def add_urc(self, prefix, handler, nargs=-1, spec=None, target=None, frame=None):
         """Append a table entry (``Engine.on``/``Engine.on_store`` check the arguments):
         a handler, a store (``spec``/``target``), or both (the store, then the handler).
 
@@ -814,12 +877,13 @@ class Reader:
         self.blob.extend(prefix)
         self.e_nargs.append(nargs + 1 if nargs >= 0 else 0)
         self.e_next.append(0)
-        self.e_kind.append(_K_CALL if spec is None else
-                           _K_STORE if handler is None else _K_STORE_CALL)
+        self.e_kind.append(_K_CALL if spec is None else _K_STORE_FRAME if frame is not None
+                           else _K_STORE if handler is None else _K_STORE_CALL)
         self.e_hash.append(h)
         self.urc_fns.append(handler)
         self.urc_specs.append(spec)
         self.urc_targets.append(target)
+        self.urc_frames.append(frame)
         first = self._find(h)
         if first >= 0:
             while self.e_next[first]:
@@ -871,7 +935,7 @@ class Reader:
                      self.resp.st, self._final_of, self._final_len, self.cmd, self.raw,
                      self.hooks, self.flag, self._hk, self._hv, len(self._hk) - 1, self.blob,
                      self.e_off, self.e_len, self.e_nargs, self.e_next, self.e_kind,
-                     self.urc_fns, self.urc_specs, self.urc_targets)
+                     self.urc_fns, self.urc_specs, self.urc_targets, self.urc_frames)
 
     # ---- command state (set by the engine's coroutines, read by the dispatcher) ----------
 
@@ -953,6 +1017,7 @@ class Reader:
             return False
         raw = self.raw
         raw[0] = dst
+        raw[2] = None  # its owner's on_raw hook hears of its end
         st[_W_SKIP] = 1 if dst is None else 0
         raw[1] = ticks_add(ticks_ms(), 2 * n * BITS_PER_BYTE * 1000 // self.baud
                            + RAW_MARGIN_MS)
@@ -1049,7 +1114,7 @@ class Reader:
         """
         (st_o, ring, buf, a, av_o, r, rst_o, final_of, final_len_o, cmd, raw, hooks, flag,
          hk_o, hv_o, hmask_o, blob, eoff_o, elen_o, enargs_o, enext_o, ekind_o, urc_fn,
-         urc_spec, urc_target) = self._hot
+         urc_spec, urc_target, urc_frame) = self._hot
         st = ptr32(st_o)
         av = ptr32(av_o)
         rst = ptr32(rst_o)
@@ -1152,6 +1217,10 @@ class Reader:
                         st[_D_STORES] = st[_D_STORES] + 1
                         if k == _K_STORE_CALL:  # then its handler, the numbers ready
                             urc_fn[i](a)
+                        elif k == _K_STORE_FRAME:  # then its frame, or else its handler
+                            if not _frame(st_o, urc_spec[i], urc_target[i], urc_frame[i][0],
+                                          raw):
+                                urc_fn[i](a)
                     else:
                         urc_fn[i](a)  # if it raises, pump() counts it and goes on
                     continue
@@ -1170,6 +1239,14 @@ class Reader:
                     if st[_D_WAITING]:
                         flag.set()
             else:  # T_RAW or T_LOST
+                tgt = raw[2]
+                if tgt:  # a frame a frame entry armed (a non-empty array): its fill
+                    raw[2] = None
+                    if t == T_RAW:
+                        tp = ptr32(tgt)
+                        tp[st[_W_FILL]] = st[_W_OFF]
+                        tp[st[_W_MARK]] = 0
+                        continue
                 on_raw = hooks[0]
                 if on_raw:
                     on_raw(t)
