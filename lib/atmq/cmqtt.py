@@ -516,13 +516,23 @@ class CMQTTDriver:
         return err
 
     def _on_pub(self, a):
-        p = self._to_peer(a)
-        if p is not None:
-            p._on_pub(a)
+        # the most frequent result URC (one per QoS>0 publish): _to_peer and _late inlined
+        # for our own index, one Python call per line in the common case
+        num = self._num
+        if num[_N_RESULT] != self.index:
+            p = self._to_peer(a)
+            if p is not None:
+                p._on_pub(a)
             return
-        err = self._late(a, _K_PUB)
-        if err is not None:
-            self.events.put(EV_PUBACK, self.index, err)
+        err = num[_N_RESULT + 1]
+        if err == -1:  # absent or not a number: as _late
+            if a.count() < 2:
+                return
+            err = a.arg_int(1, 1)
+        if self._res.take(_K_PUB, err):
+            return
+        self.stats["late_results"] += 1
+        self.events.put(EV_PUBACK, self.index, err)
 
     def _on_sub(self, a):
         err = self._late(a, _K_SUB)
