@@ -8,7 +8,7 @@ One ``Reader`` owns everything between the stream and the handlers:
   given directly (``Engine.feed``).  Bytes that do not fit are dropped, counted
   (``overflows``/``dropped``) and flagged, so the tokenizer resynchronises at
   the next line end instead of gluing two half lines together.
-- **tokenizer** (viper ``_scan``): lines into a fixed line buffer (CR dropped,
+- **tokenizer** (the scanner in viper ``_dispatch``): lines into a fixed line buffer (CR dropped,
   LF ends a line, empty lines skipped; a line longer than the buffer is cut,
   flagged ``truncated`` and counted, its tail discarded up to the LF); the
   ``>`` prompt at a line start while one is armed, reported at once (the modem
@@ -243,123 +243,6 @@ def _put(st, ring, src, off: int, n: int) -> int:
         i += 1
     sp[_R_HELD] = held + n
     return n
-
-
-@micropython.viper
-def _scan(i: int, c: int, d: int, ring, line, st) -> int:
-    # Consume ring bytes until a line or a prompt is complete (T_LINE/T_PROMPT) or the
-    # ring is empty (T_NONE); the partial line stays in the line buffer.  The ring is
-    # walked in contiguous runs (no mask per byte) and the common case, an ordinary byte
-    # of a line that still fits, is one tight loop: load, two compares, store.  The head
-    # hash is computed once per line, at its LF.  The first three parameters are the
-    # tight loop's locals (pass 0): viper keeps the first three locals in registers.
-    rb = ptr8(ring)
-    lb = ptr8(line)
-    sp = ptr32(st)
-    r = int(sp[_R_READ])
-    n = int(sp[_R_HELD])
-    size = int(sp[_R_MASK]) + 1
-    llen = int(sp[_T_LLEN])
-    flags = int(sp[_T_FLAGS])
-    lmax = int(sp[_T_LMAX])
-    t = T_NONE
-    while n > 0:
-        end = r + n  # the contiguous run: up to the ring's end
-        if end > size:
-            end = size
-        i = r
-        if flags & (_F_SKIPSP | _F_DISCARD | _F_TRUNC) or (llen == 0 and flags & _F_PROMPT):
-            # the rare states, one byte at a time
-            c = int(rb[i])
-            i += 1
-            if flags & _F_SKIPSP:  # the byte right after a prompt: one space is eaten
-                flags = flags & (0xFFFF ^ _F_SKIPSP)
-                if c == 32:
-                    n -= 1
-                    r = i & (size - 1)
-                    continue
-            if c == 62 and llen == 0 and (flags & (_F_PROMPT | _F_DISCARD)) == _F_PROMPT:
-                flags = (flags & (0xFFFF ^ _F_PROMPT)) | _F_SKIPSP
-                sp[_T_PROMPTS] = sp[_T_PROMPTS] + 1
-                t = T_PROMPT
-                n -= 1
-                r = i & (size - 1)
-                break
-            if c != 10 and c != 13 and not (flags & (_F_DISCARD | _F_TRUNC)):
-                lb[llen] = c  # an ordinary byte (llen < lmax: _F_TRUNC is clear)
-                llen += 1
-                n -= 1
-                r = i & (size - 1)
-                continue
-            if c != 10:
-                n -= 1
-                r = i & (size - 1)
-                continue  # CR, or a byte of a discarded or cut line
-        else:
-            # the fast path: ordinary bytes into the line buffer up to CR, LF or the
-            # buffer's end; the line index is i + d
-            lim = end
-            if lim - i > lmax - llen:
-                lim = i + lmax - llen
-            d = llen - i
-            while i < lim:
-                c = int(rb[i])
-                if c == 10 or c == 13:
-                    break
-                lb[i + d] = c
-                i += 1
-            llen = i + d
-            if i == lim:
-                if i == end:  # the run's end: the next run (or read) goes on
-                    n -= i - r
-                    r = i & (size - 1)
-                    continue
-                c = int(rb[i])  # the line buffer is full
-                if c != 10 and c != 13:
-                    flags = flags | _F_TRUNC  # the line is cut: its tail goes, up to the LF
-                    n -= i - r
-                    r = i & (size - 1)
-                    continue
-            i += 1  # the CR or LF
-            if c == 13:
-                n -= i - r
-                r = i & (size - 1)
-                continue
-        # an LF: i is just past it
-        n -= i - r
-        r = i & (size - 1)
-        if flags & _F_DISCARD:
-            flags = flags & (0xFFFF ^ _F_DISCARD)
-            llen = 0
-            continue
-        if llen == 0 and not (flags & _F_TRUNC):
-            continue  # an empty line
-        # head hash: FNV-1a of the bytes before the first ':' (see head_hash)
-        h = _H0
-        j = 0
-        while j < llen:
-            c = int(lb[j])
-            if c == 58:
-                break
-            h = ((h ^ c) * 0x01000193) & 0xFFFFFF
-            j += 1
-        sp[_T_LEN] = llen
-        sp[_T_HEAD] = h
-        sp[_T_LINES] = sp[_T_LINES] + 1
-        if flags & _F_TRUNC:
-            sp[_T_TRUNC] = 1
-            sp[_T_TRUNCS] = sp[_T_TRUNCS] + 1
-        else:
-            sp[_T_TRUNC] = 0
-        flags = flags & _F_PROMPT
-        llen = 0
-        t = T_LINE
-        break
-    sp[_R_READ] = r
-    sp[_R_HELD] = n
-    sp[_T_LLEN] = llen
-    sp[_T_FLAGS] = flags
-    return t
 
 
 @micropython.viper
@@ -1124,6 +1007,7 @@ class Reader:
         hmask = int(hmask_o)
         bl = ptr8(blob)
         lb = ptr8(buf)
+        rb = ptr8(ring)
         eoff = ptr32(eoff_o)
         elen = ptr32(elen_o)
         enargs = ptr32(enargs_o)
@@ -1143,7 +1027,118 @@ class Reader:
                 else:
                     t = T_NONE
             elif st[_R_HELD]:
-                t = int(_scan(0, 0, 0, ring, buf, st_o))
+                # The scanner, inlined (a viper call per line costs ~700 instructions):
+                # ring bytes until a line or a prompt is complete (T_LINE/T_PROMPT) or
+                # the ring is empty (T_NONE; the partial line stays in the line buffer).
+                # The ring is walked in contiguous runs (no mask per byte); the common
+                # case, an ordinary byte of a line that still fits, is one tight loop:
+                # load, two compares, store.  The head hash is taken once per line.
+                sr = int(st[_R_READ])
+                sn = int(st[_R_HELD])
+                ssize = int(st[_R_MASK]) + 1
+                sllen = int(st[_T_LLEN])
+                sflags = int(st[_T_FLAGS])
+                slmax = int(st[_T_LMAX])
+                t = T_NONE
+                while sn > 0:
+                    send = sr + sn  # the contiguous run: up to the ring's end
+                    if send > ssize:
+                        send = ssize
+                    si = sr
+                    if sflags & (_F_SKIPSP | _F_DISCARD | _F_TRUNC) or \
+                            (sllen == 0 and sflags & _F_PROMPT):
+                        # the rare states, one byte at a time
+                        sc = int(rb[si])
+                        si += 1
+                        if sflags & _F_SKIPSP:  # the byte after a prompt: a space is eaten
+                            sflags = sflags & (0xFFFF ^ _F_SKIPSP)
+                            if sc == 32:
+                                sn -= 1
+                                sr = si & (ssize - 1)
+                                continue
+                        if sc == 62 and sllen == 0 and \
+                                (sflags & (_F_PROMPT | _F_DISCARD)) == _F_PROMPT:
+                            sflags = (sflags & (0xFFFF ^ _F_PROMPT)) | _F_SKIPSP
+                            st[_T_PROMPTS] = st[_T_PROMPTS] + 1
+                            t = T_PROMPT
+                            sn -= 1
+                            sr = si & (ssize - 1)
+                            break
+                        if sc != 10 and sc != 13 and not (sflags & (_F_DISCARD | _F_TRUNC)):
+                            lb[sllen] = sc  # an ordinary byte (_F_TRUNC clear: room)
+                            sllen += 1
+                            sn -= 1
+                            sr = si & (ssize - 1)
+                            continue
+                        if sc != 10:
+                            sn -= 1
+                            sr = si & (ssize - 1)
+                            continue  # CR, or a byte of a discarded or cut line
+                    else:
+                        # the fast path: ordinary bytes into the line buffer up to CR, LF or the
+                        # buffer's send; the line index is si + sd
+                        slim = send
+                        if slim - si > slmax - sllen:
+                            slim = si + slmax - sllen
+                        sd = sllen - si
+                        while si < slim:
+                            sc = int(rb[si])
+                            if sc == 10 or sc == 13:
+                                break
+                            lb[si + sd] = sc
+                            si += 1
+                        sllen = si + sd
+                        if si == slim:
+                            if si == send:  # the run's end: the next run (or read) goes on
+                                sn -= si - sr
+                                sr = si & (ssize - 1)
+                                continue
+                            sc = int(rb[si])  # the line buffer is full
+                            if sc != 10 and sc != 13:
+                                # the line is cut: its tail goes, up to the LF
+                                sflags = sflags | _F_TRUNC
+                                sn -= si - sr
+                                sr = si & (ssize - 1)
+                                continue
+                        si += 1  # the CR or LF
+                        if sc == 13:
+                            sn -= si - sr
+                            sr = si & (ssize - 1)
+                            continue
+                    # an LF: si is just past it
+                    sn -= si - sr
+                    sr = si & (ssize - 1)
+                    if sflags & _F_DISCARD:
+                        sflags = sflags & (0xFFFF ^ _F_DISCARD)
+                        sllen = 0
+                        continue
+                    if sllen == 0 and not (sflags & _F_TRUNC):
+                        continue  # an empty line
+                    # head hash: FNV-1a of the bytes before the first ':' (see head_hash)
+                    sh = _H0
+                    sj = 0
+                    while sj < sllen:
+                        sc = int(lb[sj])
+                        if sc == 58:
+                            break
+                        sh = ((sh ^ sc) * 0x01000193) & 0xFFFFFF
+                        sj += 1
+                    st[_T_LEN] = sllen
+                    st[_T_HEAD] = sh
+                    st[_T_LINES] = st[_T_LINES] + 1
+                    if sflags & _F_TRUNC:
+                        st[_T_TRUNC] = 1
+                        st[_T_TRUNCS] = st[_T_TRUNCS] + 1
+                    else:
+                        st[_T_TRUNC] = 0
+                    sflags = sflags & _F_PROMPT
+                    sllen = 0
+                    t = T_LINE
+                    break
+                st[_R_READ] = sr
+                st[_R_HELD] = sn
+                st[_T_LLEN] = sllen
+                st[_T_FLAGS] = sflags
             else:
                 t = T_NONE
             if t == T_LINE:
