@@ -371,47 +371,6 @@ def _atoi(buf, a: int, z: int, dflt: int) -> int:
 
 
 @micropython.viper
-def _store(buf, v, spec, dst) -> int:
-    # A store URC entry: arguments spec[_U_FIRST].._U_LAST as integers (-1 when absent or
-    # not a number) into dst[spec[_U_SLOT]...]; bump dst[spec[_U_SEQ] - 1] if given.
-    b = ptr8(buf)
-    vp = ptr32(v)
-    u = ptr32(spec)
-    d = ptr32(dst)
-    argc = int(_split(buf, v))  # (the -1 "not split" mark reads zero-extended on 64 bits)
-    i = u[_U_FIRST]
-    last = u[_U_LAST]
-    k = u[_U_SLOT]
-    while i <= last:
-        x = -1
-        if i < argc:
-            a = vp[_A_SPANS + 2 * i]
-            z = vp[_A_SPANS + 2 * i + 1]
-            neg = 0
-            if a < z and b[a] == 45:
-                neg = 1
-                a += 1
-            if a < z and z - a <= 9:
-                x = 0
-                while a < z:
-                    c = int(b[a]) - 48
-                    if c < 0 or c > 9:
-                        x = -1
-                        break
-                    x = x * 10 + c
-                    a += 1
-                if neg and x > 0:
-                    x = 0 - x
-        d[k] = x
-        k += 1
-        i += 1
-    q = u[_U_SEQ]
-    if q:
-        d[q - 1] = d[q - 1] + 1
-    return 1
-
-
-@micropython.viper
 def _frame(st, spec, target, dst, raw) -> int:
     # A frame entry after its store: arm the announced frame into dst when everything is
     # as declared (1), else 0 and the entry's handler decides (skip, drop, count).
@@ -1208,7 +1167,40 @@ class Reader:
                     st[_D_URCS] = st[_D_URCS] + 1
                     k = ekind[i]
                     if k:  # a store entry: its integers parsed and stored in viper
-                        _store(buf, av_o, urc_spec[i], urc_target[i])
+                        # arguments spec[_U_FIRST.._U_LAST] as integers (-1 when absent
+                        # or not a number: an optional '-' and 1..9 digits) into the
+                        # target from spec[_U_SLOT]; target[spec[_U_SEQ] - 1] += 1 if set.
+                        # Inline, not a viper call: ~1000 instructions less per line.
+                        argc = int(_split(buf, av_o))
+                        u = ptr32(urc_spec[i])
+                        d = ptr32(urc_target[i])
+                        ga = int(u[_U_FIRST])
+                        gk = int(u[_U_SLOT])
+                        while ga <= int(u[_U_LAST]):
+                            gx = -1
+                            if ga < argc:
+                                gs = int(av[_A_SPANS + 2 * ga])
+                                gz = int(av[_A_SPANS + 2 * ga + 1])
+                                gneg = 0
+                                if gs < gz and lb[gs] == 45:
+                                    gneg = 1
+                                    gs += 1
+                                if gs < gz and gz - gs <= 9:
+                                    gx = 0
+                                    while gs < gz:
+                                        sc = int(lb[gs]) - 48
+                                        if sc < 0 or sc > 9:
+                                            gx = -1
+                                            break
+                                        gx = gx * 10 + sc
+                                        gs += 1
+                                    if gneg and gx > 0:
+                                        gx = 0 - gx
+                            d[gk] = gx
+                            gk += 1
+                            ga += 1
+                        if u[_U_SEQ]:
+                            d[u[_U_SEQ] - 1] = d[u[_U_SEQ] - 1] + 1
                         st[_D_STORES] = st[_D_STORES] + 1
                         if k == _K_STORE_CALL:  # then its handler, the numbers ready
                             urc_fn[i](a)
