@@ -138,6 +138,10 @@ _F_TRUNC = const(2)  # the current line overflowed the buffer
 _F_DISCARD = const(4)  # drop bytes up to the next LF (resync)
 _F_SKIPSP = const(8)  # eat one space after a prompt
 _H0 = const(0x811C9D)  # head hash seed
+# The head hash covers the bytes before the first ':' but at most this many: a line with
+# no colon is not hashed whole.  A URC prefix's head must be shorter (add_urc checks), so a
+# line's capped head equals a prefix's head only when its whole head does.
+HEAD_MAX = const(16)
 
 # Args state, one int array per view: (start, end, argument count or -1 before the split,
 # the maximum, then (start, end) per argument).
@@ -400,10 +404,13 @@ def _frame(st, spec, target, dst, raw) -> int:
 
 @micropython.viper
 def head_hash(buf, s: int, e: int) -> int:
-    """24-bit FNV-1a of the line head: up to the first ':' (or the whole line)."""
+    """24-bit FNV-1a of the line head: up to the first ':' (or the line's end), at most
+    ``HEAD_MAX`` bytes."""
     b = ptr8(buf)
     h = _H0
     i = s
+    if e - s > HEAD_MAX:
+        e = s + HEAD_MAX
     while i < e:
         c = int(b[i])
         if c == 58:
@@ -713,6 +720,9 @@ class Reader:
         The table key is the head of ``prefix`` (up to ``:``); entries that share a
         head are tried in registration order."""
         h = head_hash(prefix, 0, len(prefix))
+        colon = bytes(prefix).find(b":")
+        if (len(prefix) if colon < 0 else colon) >= HEAD_MAX:
+            raise ValueError("a URC prefix's head (up to ':') must be under %d bytes" % HEAD_MAX)
         e = len(self.e_off)
         self.e_off.append(len(self.blob))
         self.e_len.append(len(prefix))
@@ -1076,7 +1086,8 @@ class Reader:
                     # head hash: FNV-1a of the bytes before the first ':' (see head_hash)
                     sh = _H0
                     sj = 0
-                    while sj < sllen:
+                    slim = sllen if sllen < HEAD_MAX else HEAD_MAX
+                    while sj < slim:
                         sc = int(lb[sj])
                         if sc == 58:
                             break
