@@ -33,7 +33,11 @@ One ``Reader`` owns everything between the stream and the handlers:
   or enqueue events) or a *store*: arguments ``first..last`` parsed as integers
   into slots of an int array, with an optional sequence slot bumped, done in
   viper without a Python call; or both: the store, then the handler, which
-  reads the numbers from its array instead of parsing them (one call per line).
+  reads the numbers from its array instead of parsing them (one call per line);
+  or a *frame entry* (``Engine.on_frame``): the store, then the raw frame the
+  line announces armed into the owner's buffer when it fits what the owner
+  declared (index, gate, announced total), its fill advanced at its end, all in
+  viper; anything else goes to the handler.
 
 All shared state lives in one int array ``st`` read through the ``_R_*``
 (ring), ``_T_*`` (tokenizer), ``_W_*`` (raw frame) and ``_D_*`` (dispatch)
