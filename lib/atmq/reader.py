@@ -1012,6 +1012,7 @@ class Reader:
                 sllen = int(st[_T_LLEN])
                 sflags = int(st[_T_FLAGS])
                 slmax = int(st[_T_LMAX])
+                sc = 0
                 t = T_NONE
                 while sn > 0:
                     send = sr + sn  # the contiguous run: up to the ring's end
