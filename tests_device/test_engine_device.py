@@ -323,3 +323,39 @@ def test_frame_entries_arm_declared_frames_and_hand_the_rest_to_the_handler():
             pass
         else:
             raise AssertionError("on_frame accepted %r" % (bad,))
+
+
+def test_cmqtt_chunk_armed_by_the_reader_abandoned_at_its_deadline():
+    """A +CMQTTRXPAYLOAD chunk armed by the reader itself (a frame entry) that the modem
+    never finishes: abandoned at its deadline (issue 10 #3), the message counted torn,
+    and the next message is received whole, with no Python call per chunk."""
+    import time
+
+    from atmq.cmqtt import CMQTTDriver
+    from atmq.engine import Engine
+    from atmq.events import EV_MSG, EV_MSG_DROPPED, EventQueue
+    from atmq.inbox import Inbox
+
+    s = _Idle()
+    at = Engine(s, chunk_size=64)
+    ev = EventQueue(8)
+    ib = Inbox(2, 16, 32)
+    d = CMQTTDriver(at, ev, ib)
+    s.q.append(b"\r\n+CMQTTRXSTART: 0,3,20\r\n+CMQTTRXTOPIC: 0,3\r\na/b\r\n")
+    s.q.append(b"+CMQTTRXPAYLOAD: 0,20\r\nabcd")
+    at.pump()
+    at.pump()
+    assert at.tok.raw_left == 16 and at.tok.raw_frames == 1  # the topic came whole
+    time.sleep(0.3)  # past 2 x 20 bytes at 115200 baud + 250 ms
+    at.pump()  # the idle read abandons the chunk: T_LOST, the driver drops the message
+    assert at.tok.raw_abandoned == 1 and d.stats["rx_torn"] == 1
+    assert ev.get() == EV_MSG_DROPPED and ev.get() == -1
+    s.q.extend((b"\r\n+CMQTTRXEND: 0\r\n\r\n+CMQTTRXSTART: 0,3,5\r\n",
+                b"+CMQTTRXTOPIC: 0,3\r\nc/d\r\n+CMQTTRXPAYLOAD: 0,5\r\nhello",
+                b"\r\n+CMQTTRXEND: 0\r\n"))
+    while s.q:
+        at.pump()
+    assert ev.get() == EV_MSG and d.stats["received"] == 1 and d.stats["rx_torn"] == 1
+    slot = ev.a
+    assert bytes(ib.topic(slot)) == b"c/d" and bytes(ib.payload(slot)) == b"hello"
+    assert at.reader.handler_errors == 0
