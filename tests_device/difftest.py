@@ -13,6 +13,8 @@ normal ``AT`` / ``OK`` exchange parses in both after every case.
 Runs on CPython (tests_host) and MicroPython (tests_device); allocates freely.
 """
 
+from array import array
+
 from atmq.engine import R_OK, Engine
 from refreader import RefReader
 
@@ -81,13 +83,23 @@ def _frame(rnd, n):
     return b"\r\n+RAWX: 0,%d\r\n" % n + rnd.bytes_from(_RAWY, n)
 
 
+_STOREY = (b"", b"-", b"0", b"-0", b"7", b"-42", b"123456789", b"1234567890", b"-999999999",
+           b'"5"', b" 12 ", b"x", b"1x", b"+3", b"\x00", b'"a,b"')
+
+
+def _store_line(rnd):
+    # "+STORE: ..." with 0..6 arguments: numbers, signs, 9 and 10 digits, quotes, junk
+    args = [rnd.pick(_STOREY) for _ in range(rnd.next(7))]
+    return b"\r\n+STORE:" + (b" " if rnd.next(2) else b"") + b",".join(args) + b"\r\n"
+
+
 def _idle(rnd, parts, frame_len):
     k = rnd.next(10)
     if k == 0:
         for b in BOOT:
             parts.append(b)
     elif k <= 3:
-        parts.append(rnd.pick(URCS))
+        parts.append(rnd.pick(URCS) if rnd.next(4) else _store_line(rnd))
     elif k == 4:
         parts.append(_frame(rnd, frame_len))
     elif k == 5:
@@ -185,11 +197,15 @@ class Pair:
                    (b"+CGEV: ME", "cgev_me", -1, None), (b"+CMQTTPUB:", "pub", 2, None),
                    (b"+RAWX:", "rawx", -1, _arm_rawx), (b"+XYZ:", "xyz", 5, None),
                    (b"+XYZ:", "xyz_any", -1, None), (b"+LONG:", "long", -1, None),
-                   (b"+CGNSSINFO:", "gnss", -1, None), (b"+STORE:", "store", -1, None),
+                   (b"+CGNSSINFO:", "gnss", -1, None),
                    (b"+CSQ:", "csq", 2, None), (b"+COPS:", "cops", -1, None))
         for prefix, name, nargs, arm in entries:
             ref.on(prefix, name, nargs, arm)
             at.on(prefix, self._handler(name, arm), nargs)
+        # a store entry (the reader parses arguments 0..3 itself, then calls the handler)
+        ref.on(b"+STORE:", "store", -1, None, (0, 3))
+        self.num = num = array("i", [0] * 5)
+        at.on_store(b"+STORE:", num, 0, 3, 0, 4, then=self._stored)
         at.on_unknown = self._unknown
         at.on_raw = self._raw
 
@@ -204,6 +220,11 @@ class Pair:
                 if n is not None and n >= 0:
                     at.tok.arm_raw(self.frame, 0, n)
         return h
+
+    def _stored(self, a):
+        n = self.num
+        self.events.append(("store", "store", a.bytes(), self.at.tok.truncated,
+                            (n[0], n[1], n[2], n[3])))
 
     def _unknown(self, a):
         self.events.append(("unknown", a.bytes(), self.at.tok.truncated))

@@ -81,7 +81,9 @@ class RefReader:
 
     URC entries: ``on(prefix, name, nargs, arm)``: a matching line records
     ``("urc", name, line, truncated, args)``; ``arm(args)`` returning n > 0 arms a
-    raw frame of n bytes, recorded as ``("raw", bytes)`` when complete.  A line
+    raw frame of n bytes, recorded as ``("raw", bytes)`` when complete; with
+    ``store=(first, last)`` the line records ``("store", name, line, truncated, numbers)``
+    instead: arguments first..last as ``to_int`` gives them, -1 when absent.  A line
     nobody takes records ``("unknown", line, truncated)``.  What belongs to the
     command in flight (``begin``) is collected in ``self.cmd`` (see ``begin``).
     """
@@ -102,8 +104,8 @@ class RefReader:
         self.raw = bytearray()
         self.cmd = None
 
-    def on(self, prefix, name, nargs=-1, arm=None):
-        self.table.append((prefix, name, nargs, arm))
+    def on(self, prefix, name, nargs=-1, arm=None, store=None):
+        self.table.append((prefix, name, nargs, arm, store))
 
     def begin(self, echo, resp, bare, done, done_arg, prompt):
         # What a command collects: echoes seen, prompts, stored lines (response lines and
@@ -184,12 +186,17 @@ class RefReader:
                         args = split_args(line, self.max_args)
                         cmd["code"] = to_int(args[0]) if args else -1
                     return
-        for prefix, name, nargs, arm in self.table:
+        for prefix, name, nargs, arm, store in self.table:
             if head(line) != head(prefix) or not line.startswith(prefix):
                 continue
             args = split_args(line, self.max_args)
             if nargs >= 0 and len(args) != nargs:
                 continue
+            if store is not None:
+                nums = tuple(to_int(args[i]) if i < len(args) else -1
+                             for i in range(store[0], store[1] + 1))
+                self.events.append(("store", name, line, trunc, nums))
+                return
             self.events.append(("urc", name, line, trunc, tuple(args)))
             if arm is not None:
                 n = arm(args)

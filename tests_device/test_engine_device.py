@@ -271,3 +271,91 @@ def test_store_then_call_entries_hand_the_numbers_to_the_handler():
             pass
         else:
             raise AssertionError("on_store%r accepted" % (bad,))
+
+
+def test_frame_entries_arm_declared_frames_and_hand_the_rest_to_the_handler():
+    """Engine.on_frame: a chunk that fits the announced total is copied by the reader (no
+    call); another index, a zero, negative, unreadable or too long length, or no gate go
+    to the handler; a lost frame reaches on_raw with the mark still set."""
+    from array import array
+
+    from atmq.engine import Engine
+    from atmq.reader import RAW_MAX, T_LOST
+
+    at = Engine(None)
+    # slots: 0 index, 1 length, 2 gate, 3 total, 4 fill, 5 mark
+    num = array("i", [0, 0, 1, 10, 0, 0])
+    buf = bytearray(10)
+    frame = [buf]
+    calls = []
+    raws = []
+    at.on_raw = raws.append
+    at.on_frame(b"+RXP:", num, 0, 1, 0, frame, lambda a: calls.append((num[0], num[1])),
+                length=1, match=0, gate=2, gate_value=1, fill=4, total=3, mark=5)
+    at.feed(b"\r\n+RXP: 0,4\r\nab\r\n+RXP: 0,3\r\nxyz\r\n+RXP: 0,4\r\n")
+    assert calls == [(0, 4)] and buf[:7] == b"ab\r\nxyz" and num[4] == 7 and num[5] == 0, \
+        (calls, buf, num)
+    assert raws == []  # the reader's own frames end without a call
+    del calls[:]
+    at.feed(b"+RXP: 1,2\r\n+RXP: 0,0\r\n+RXP: 0,-1\r\n+RXP: 0,x\r\n+RXP: 0,%d\r\n"
+            % (RAW_MAX + 1))
+    assert calls == [(1, 2), (0, 0), (0, -1), (0, -1), (0, RAW_MAX + 1)], calls
+    num[2] = 0  # the gate closed: the handler decides
+    del calls[:]
+    at.feed(b"+RXP: 0,1\r\n")
+    assert calls == [(0, 1)] and num[4] == 7
+    num[2] = 1
+    frame[0] = None  # no buffer: the handler too
+    at.feed(b"+RXP: 0,1\r\n")
+    assert len(calls) == 2
+    frame[0] = buf
+    # a frame lost to a ring overflow: T_LOST to on_raw, the mark still 1, resync at LF
+    at.feed(b"+RXP: 0,3\r\n")
+    assert num[5] == 1 and at.tok.raw_left == 3
+    at.reader.st[3] = 1  # _R_LOST: as put() flags an overflow
+    at.feed(b"\r\nOK\r\n")
+    assert raws == [T_LOST] and num[5] == 1 and num[4] == 7, (raws, num)
+    for bad in ((b"+RXP:", num, 0, 1, 0, frame, None), (b"+RXP:", num, 0, 1, 0, None, len)):
+        try:
+            at.on_frame(*bad, length=1, match=0, gate=2, gate_value=1, fill=4, total=3,
+                        mark=5)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("on_frame accepted %r" % (bad,))
+
+
+def test_cmqtt_chunk_armed_by_the_reader_abandoned_at_its_deadline():
+    """A +CMQTTRXPAYLOAD chunk armed by the reader itself (a frame entry) that the modem
+    never finishes: abandoned at its deadline (issue 10 #3), the message counted torn,
+    and the next message is received whole, with no Python call per chunk."""
+    import time
+
+    from atmq.cmqtt import CMQTTDriver
+    from atmq.engine import Engine
+    from atmq.events import EV_MSG, EV_MSG_DROPPED, EventQueue
+    from atmq.inbox import Inbox
+
+    s = _Idle()
+    at = Engine(s, chunk_size=64)
+    ev = EventQueue(8)
+    ib = Inbox(2, 16, 32)
+    d = CMQTTDriver(at, ev, ib)
+    s.q.append(b"\r\n+CMQTTRXSTART: 0,3,20\r\n+CMQTTRXTOPIC: 0,3\r\na/b\r\n")
+    s.q.append(b"+CMQTTRXPAYLOAD: 0,20\r\nabcd")
+    at.pump()
+    at.pump()
+    assert at.tok.raw_left == 16 and at.tok.raw_frames == 1  # the topic came whole
+    time.sleep(0.3)  # past 2 x 20 bytes at 115200 baud + 250 ms
+    at.pump()  # the idle read abandons the chunk: T_LOST, the driver drops the message
+    assert at.tok.raw_abandoned == 1 and d.stats["rx_torn"] == 1
+    assert ev.get() == EV_MSG_DROPPED and ev.get() == -1
+    s.q.extend((b"\r\n+CMQTTRXEND: 0\r\n\r\n+CMQTTRXSTART: 0,3,5\r\n",
+                b"+CMQTTRXTOPIC: 0,3\r\nc/d\r\n+CMQTTRXPAYLOAD: 0,5\r\nhello",
+                b"\r\n+CMQTTRXEND: 0\r\n"))
+    while s.q:
+        at.pump()
+    assert ev.get() == EV_MSG and d.stats["received"] == 1 and d.stats["rx_torn"] == 1
+    slot = ev.a
+    assert bytes(ib.topic(slot)) == b"c/d" and bytes(ib.payload(slot)) == b"hello"
+    assert at.reader.handler_errors == 0

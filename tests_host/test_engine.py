@@ -430,6 +430,8 @@ from test_engine_device import (  # noqa: E402
     test_an_error_of_the_reader_itself_is_raised_not_retried_forever,  # noqa: F401
     test_command_over_tx_max_gets_a_clear_error,  # noqa: F401
     test_feed_takes_more_than_the_ring_holds,  # noqa: F401
+    test_cmqtt_chunk_armed_by_the_reader_abandoned_at_its_deadline,  # noqa: F401
+    test_frame_entries_arm_declared_frames_and_hand_the_rest_to_the_handler,  # noqa: F401
     test_late_raw_frame_is_abandoned_counted_and_the_reader_resyncs,  # noqa: F401
     test_raw_frame_over_the_bound_is_refused_and_lines_go_on,  # noqa: F401
     test_store_entries_fill_slots_without_a_handler,  # noqa: F401

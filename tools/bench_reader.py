@@ -122,7 +122,7 @@ def _mp_main(argv):
                 fns = rd.urc_fns
                 for i in range(len(fns)):
                     fns[i] = _noop
-                    if rd.e_kind[i] == 2:  # a store-then-call entry: the store is the
+                    if rd.e_kind[i] >= 2:  # a store-then-call or frame entry: the store is the
                         rd.e_kind[i] = 0  # handler's work, not the reader's
 
         def run(self):

@@ -143,7 +143,15 @@ _N_TOPIC = const(3)  # +CMQTTRXTOPIC: <client_index>,<sub_topic_len>
 _N_PAYLOAD = const(5)  # +CMQTTRXPAYLOAD: <client_index>,<sub_payload_len>
 _N_END = const(7)  # +CMQTTRXEND: <client_index>
 _N_RESULT = const(8)  # +CMQTTPUB/SUB/UNSUB/DISC/CONNECT: <client_index>,<err>
-_N_SIZE = const(10)
+# The inbound message being assembled, in the same array: the reader arms a topic or payload
+# chunk itself when it fits what RXSTART announced (Engine.on_frame), with no Python call.
+_N_MODE = const(10)  # _RX_*
+_N_TTOTAL = const(11)  # topic and payload lengths RXSTART announced
+_N_PTOTAL = const(12)
+_N_TFILL = const(13)  # their bytes received so far
+_N_PFILL = const(14)
+_N_ARMED = const(15)  # 1 while a chunk the reader armed is in flight
+_N_SIZE = const(16)
 
 # ---- the session flows as data (atmq.script) --------------------------------------------------
 # One row per command: (command, response prefix, result URC kind, timeout ms, policy, manual
@@ -284,10 +292,7 @@ class CMQTTDriver:
             "subscribed": 0, "connects": 0, "rx_bad_len": 0,
         }
         # inbound message assembly (reader side)
-        self._rx_mode = _RX_IDLE
         self._rx_slot = -1
-        self._rx_tlen = 0
-        self._rx_plen = 0
         self._rx_reported = False
         self._raw_kind = _RAW_NONE
         self._raw_n = 0
@@ -295,7 +300,9 @@ class CMQTTDriver:
         # The reader parses the numbers of the URCs below into _num itself (no arg_int call
         # per argument); the handler then reads them from there (a peer: copied in by
         # ``peer_of``'s handlers, see ``_to_peer``).
-        num = self._num = array("i", bytes(4 * _N_SIZE))
+        num = self._num = array("i", bytes(4 * _N_SIZE))  # _rx mode _RX_IDLE (0)
+        self._tframe = [None]  # the slot's topic and payload buffers, for the reader
+        self._pframe = [None]
         if peer_of is not None:
             # The other client index on the same engine (a second session, issue 14): the
             # reader gives a URC to one handler, so ``peer_of``'s handlers forward the
@@ -309,8 +316,15 @@ class CMQTTDriver:
         self._arm_raw = at.tok.arm_raw  # the reader's own method (one lookup, not three)
         at.on_raw = self._on_raw
         at.on_store(b"+CMQTTRXSTART:", num, 0, 2, _N_START, then=self._on_rxstart)
-        at.on_store(b"+CMQTTRXTOPIC:", num, 0, 1, _N_TOPIC, then=self._on_rxtopic)
-        at.on_store(b"+CMQTTRXPAYLOAD:", num, 0, 1, _N_PAYLOAD, then=self._on_rxpayload)
+        # a chunk that fits what RXSTART announced is armed by the reader; the handler
+        # (_arm) sees the others: another client's, oversize, unannounced, unreadable
+        at.on_frame(b"+CMQTTRXTOPIC:", num, 0, 1, _N_TOPIC, self._tframe, self._on_rxtopic,
+                    length=_N_TOPIC + 1, match=client_index, gate=_N_MODE,
+                    gate_value=_RX_KEEP, fill=_N_TFILL, total=_N_TTOTAL, mark=_N_ARMED)
+        at.on_frame(b"+CMQTTRXPAYLOAD:", num, 0, 1, _N_PAYLOAD, self._pframe,
+                    self._on_rxpayload, length=_N_PAYLOAD + 1, match=client_index,
+                    gate=_N_MODE, gate_value=_RX_KEEP, fill=_N_PFILL, total=_N_PTOTAL,
+                    mark=_N_ARMED)
         at.on_store(b"+CMQTTRXEND:", num, 0, 0, _N_END, then=self._on_rxend)
         at.on(b"+CMQTTCONNLOST:", self._on_connlost)
         at.on(b"+CMQTTNONET", self._on_nonet)
@@ -329,10 +343,10 @@ class CMQTTDriver:
         # counted, the message dropped, NO blind skip of N bytes (a bogus 999999999 would
         # make the reader deaf): the bytes that follow are read as lines and resync.
         self.stats["rx_bad_len"] += 1
-        if self._rx_mode == _RX_KEEP:
+        if self._num[_N_MODE] == _RX_KEEP:
             self.inbox.abandon()
-        if self._rx_mode != _RX_IDLE:
-            self._rx_mode = _RX_BAD
+        if self._num[_N_MODE] != _RX_IDLE:
+            self._num[_N_MODE] = _RX_BAD
         self._drop(DROP_TORN, 0)
 
     def _on_rxstart(self, a):
@@ -342,29 +356,32 @@ class CMQTTDriver:
             if i != 0 and i != 1:
                 self._bad_len()
             return
-        if self._rx_mode != _RX_IDLE:  # the previous message never ended
+        if num[_N_MODE] != _RX_IDLE:  # the previous message never ended
             self._drop(DROP_TORN, 0)
         tl = num[_N_START + 1]
         pl = num[_N_START + 2]
         if tl > RX_TOPIC_MAX or pl > RX_PAYLOAD_MAX:
-            self._rx_mode = _RX_BAD
+            num[_N_MODE] = _RX_BAD
             self._rx_reported = False
             self.stats["rx_bad_len"] += 1
             return
-        self._rx_tlen = tl
-        self._rx_plen = pl
+        num[_N_TTOTAL] = tl
+        num[_N_PTOTAL] = pl
         self._rx_reported = False
         self._rx_slot = -1
         if tl < 0 or pl < 0:
-            self._rx_mode = _RX_BAD
+            num[_N_MODE] = _RX_BAD
             return
         ib = self.inbox
         ow = ib.overwritten
         slot = ib.start(tl, pl)
         if slot < 0:
-            self._rx_mode = _RX_OVERSIZE
+            num[_N_MODE] = _RX_OVERSIZE
             return
-        self._rx_mode = _RX_KEEP
+        num[_N_TFILL] = num[_N_PFILL] = 0
+        self._tframe[0] = ib.topic_buf(slot)
+        self._pframe[0] = ib.payload_buf(slot)
+        num[_N_MODE] = _RX_KEEP
         self._rx_slot = slot
         if ib.overwritten != ow:  # full inbox: the oldest unread message made room
             self.stats["rx_overwritten"] += 1
@@ -383,32 +400,32 @@ class CMQTTDriver:
                 self._raw_n = n
             return
         if n <= 0:
-            if n < 0 and self._rx_mode == _RX_KEEP:  # unreadable length: cannot stay in step
+            if n < 0 and self._num[_N_MODE] == _RX_KEEP:  # unreadable length: cannot stay in step
                 self.inbox.abandon()
-                self._rx_mode = _RX_BAD
+                self._num[_N_MODE] = _RX_BAD
             return
         arm_raw = self._arm_raw
-        if self._rx_mode == _RX_KEEP:
+        if self._num[_N_MODE] == _RX_KEEP:
             ib = self.inbox
             s = self._rx_slot
             if kind == _RAW_TOPIC:
-                fill = ib.topic_fill
-                if fill + n <= self._rx_tlen:
+                fill = self._num[_N_TFILL]
+                if fill + n <= self._num[_N_TTOTAL]:
                     arm_raw(ib.topic_buf(s), fill, n)
                     self._raw_kind = _RAW_TOPIC
                     self._raw_n = n
                     return
             else:
-                fill = ib.payload_fill
-                if fill + n <= self._rx_plen:
+                fill = self._num[_N_PFILL]
+                if fill + n <= self._num[_N_PTOTAL]:
                     arm_raw(ib.payload_buf(s), fill, n)
                     self._raw_kind = _RAW_PAYLOAD
                     self._raw_n = n
                     return
             ib.abandon()  # more bytes than announced: skip them, the message is torn
-            self._rx_mode = _RX_BAD
-        elif self._rx_mode == _RX_IDLE:
-            self._rx_mode = _RX_BAD  # a chunk without +CMQTTRXSTART: skip it in step
+            self._num[_N_MODE] = _RX_BAD
+        elif self._num[_N_MODE] == _RX_IDLE:
+            self._num[_N_MODE] = _RX_BAD  # a chunk without +CMQTTRXSTART: skip it in step
             self._rx_reported = False
         arm_raw(None, 0, n)
         self._raw_kind = _RAW_SKIP
@@ -424,6 +441,10 @@ class CMQTTDriver:
 
     def _on_raw(self, kind):
         k = self._raw_kind
+        num = self._num
+        if num[_N_ARMED]:  # a chunk the reader armed itself was lost (T_LOST)
+            num[_N_ARMED] = 0
+            k = _RAW_PAYLOAD
         if k == _RAW_NONE:
             h = self._prev_raw
             if h is not None:
@@ -432,15 +453,15 @@ class CMQTTDriver:
         self._raw_kind = _RAW_NONE
         if kind == T_RAW:
             if k == _RAW_TOPIC:
-                self.inbox.topic_fill += self._raw_n
+                num[_N_TFILL] += self._raw_n
             elif k == _RAW_PAYLOAD:
-                self.inbox.payload_fill += self._raw_n
+                num[_N_PFILL] += self._raw_n
             return
         # T_LOST: the ring overflowed inside the frame; the tokenizer resyncs at the next LF
-        if self._rx_mode == _RX_KEEP:
+        if num[_N_MODE] == _RX_KEEP:
             self.inbox.abandon()
-        if self._rx_mode != _RX_IDLE:
-            self._rx_mode = _RX_BAD
+        if num[_N_MODE] != _RX_IDLE:
+            num[_N_MODE] = _RX_BAD
             self._drop(DROP_TORN, 0)
 
     def _drop(self, why, n):
@@ -455,19 +476,23 @@ class CMQTTDriver:
         self._rx_reported = True
 
     def _on_rxend(self, a):
-        if self._num[_N_END] != self.index:
+        num = self._num
+        if num[_N_END] != self.index:
             return
-        m = self._rx_mode
-        self._rx_mode = _RX_IDLE
+        m = num[_N_MODE]
+        num[_N_MODE] = _RX_IDLE
         if m == _RX_KEEP:
-            s = self.inbox.commit()
+            ib = self.inbox
+            ib.topic_fill = num[_N_TFILL]  # what arrived, for commit's check
+            ib.payload_fill = num[_N_PFILL]
+            s = ib.commit()
             if s >= 0:
                 self.stats["received"] += 1
                 self.events.put(EV_MSG, s, self.index)
                 return
             self._drop(DROP_TORN, 0)
         elif m == _RX_OVERSIZE:
-            self._drop(DROP_OVERSIZE, self._rx_plen)
+            self._drop(DROP_OVERSIZE, num[_N_PTOTAL])
         elif m == _RX_BAD:
             self._drop(DROP_TORN, 0)
         self._rx_reported = False
@@ -551,13 +576,23 @@ class CMQTTDriver:
         return err
 
     def _on_pub(self, a):
-        p = self._to_peer(a)
-        if p is not None:
-            p._on_pub(a)
+        # the most frequent result URC (one per QoS>0 publish): _to_peer and _late inlined
+        # for our own index, one Python call per line in the common case
+        num = self._num
+        if num[_N_RESULT] != self.index:
+            p = self._to_peer(a)
+            if p is not None:
+                p._on_pub(a)
             return
-        err = self._late(a, _K_PUB)
-        if err is not None:
-            self.events.put(EV_PUBACK, self.index, err)
+        err = num[_N_RESULT + 1]
+        if err == -1:  # absent or not a number: as _late
+            if a.count() < 2:
+                return
+            err = a.arg_int(1, 1)
+        if self._res.take(_K_PUB, err):
+            return
+        self.stats["late_results"] += 1
+        self.events.put(EV_PUBACK, self.index, err)
 
     def _on_sub(self, a):
         err = self._late(a, _K_SUB)
@@ -1125,7 +1160,7 @@ class CMQTTDriver:
         self._sslcfg_set = False
         self._cfg_done = False
         self._disc_done = False
-        self._rx_mode = _RX_IDLE
+        self._num[_N_MODE] = _RX_IDLE
         self.inbox.abandon()
 
     async def is_connected(self):

@@ -56,6 +56,7 @@ from .reader import (  # noqa: F401  (R_*, Args, Response: the engine's public n
     Response,
     RingView,
     TokenizerView,
+    frame_spec,
     head_hash,
     store_spec,
 )
@@ -197,6 +198,27 @@ class Engine:
                 slot + last - first >= len(target) or seq >= len(target):
             raise ValueError("on_store(): slots out of the target")
         self.reader.add_urc(prefix, then, nargs, store_spec(first, last, slot, seq), target)
+
+    def on_frame(self, prefix, target, first, last, slot, frame, then, length, match, gate,
+                 gate_value, fill, total, mark):
+        """A store (as ``on_store``) that then arms the raw frame the line announces,
+        inside the reader: when ``target[slot] == match``, ``target[gate] == gate_value``
+        and ``0 < target[length] <= target[total] - target[fill]`` (and within
+        ``RAW_MAX`` and the buffer) the next ``target[length]`` bytes are copied into
+        ``frame[0]`` (a buffer, or None: no frame) at ``target[fill]``, and at their end
+        ``target[fill]`` is advanced and ``target[mark]`` (1 while in flight) cleared,
+        with no Python call.  Otherwise ``then`` (required) gets the line, as for
+        ``on_store``.  A frame of the reader's own that is lost (ring overflow, deadline)
+        reaches the ``on_raw`` hook as ``T_LOST`` with ``target[mark]`` still 1."""
+        for v in (slot + last - first, length, gate, fill, total, mark):
+            if v < 0 or v >= len(target):
+                raise ValueError("on_frame(): slots out of the target")
+        if not prefix or then is None or first < 0 or last < first or \
+                not isinstance(frame, list) or len(frame) != 1:
+            raise ValueError("on_frame(): a prefix, a handler and a one-item frame list")
+        self.reader.add_urc(prefix, then, -1,
+                            frame_spec(first, last, slot, length, match, gate, gate_value,
+                                       fill, total, mark), target, frame)
 
     # ---- reader ----------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ One ``Reader`` owns everything between the stream and the handlers:
   given directly (``Engine.feed``).  Bytes that do not fit are dropped, counted
   (``overflows``/``dropped``) and flagged, so the tokenizer resynchronises at
   the next line end instead of gluing two half lines together.
-- **tokenizer** (viper ``_scan``): lines into a fixed line buffer (CR dropped,
+- **tokenizer** (the scanner in viper ``_dispatch``): lines into a fixed line buffer (CR dropped,
   LF ends a line, empty lines skipped; a line longer than the buffer is cut,
   flagged ``truncated`` and counted, its tail discarded up to the LF); the
   ``>`` prompt at a line start while one is armed, reported at once (the modem
@@ -33,7 +33,11 @@ One ``Reader`` owns everything between the stream and the handlers:
   or enqueue events) or a *store*: arguments ``first..last`` parsed as integers
   into slots of an int array, with an optional sequence slot bumped, done in
   viper without a Python call; or both: the store, then the handler, which
-  reads the numbers from its array instead of parsing them (one call per line).
+  reads the numbers from its array instead of parsing them (one call per line);
+  or a *frame entry* (``Engine.on_frame``): the store, then the raw frame the
+  line announces armed into the owner's buffer when it fits what the owner
+  declared (index, gate, announced total), its fill advanced at its end, all in
+  viper; anything else goes to the handler.
 
 All shared state lives in one int array ``st`` read through the ``_R_*``
 (ring), ``_T_*`` (tokenizer), ``_W_*`` (raw frame) and ``_D_*`` (dispatch)
@@ -95,7 +99,7 @@ _R_DROPPED = const(5)  # bytes thrown away by them
 # tokenizer
 _T_LLEN = const(6)  # bytes of the line being assembled
 _T_FLAGS = const(7)  # _F_* below
-_T_HASH = const(8)  # head hash of the line being assembled
+_W_FILL = const(8)  # a frame entry's frame: the target slot its end offset goes to
 _T_LMAX = const(9)  # line buffer size
 _T_LEN = const(10)  # length of the last complete line
 _T_HEAD = const(11)  # its head hash
@@ -113,6 +117,8 @@ _W_EXPIRED = const(21)  # 1: the armed frame missed its deadline; T_LOST next
 _W_ABANDONED = const(22)  # frames abandoned at their deadline
 _W_REFUSED = const(23)  # arm_raw() calls refused (length above RAW_MAX or negative)
 _W_SKIP = const(37)  # 1: the armed frame is skipped (no buffer)
+_W_MARK = const(38)  # a frame entry's frame: the target slot cleared when it completes
+_W_BAUD = const(39)  # the line rate, for the deadline of a frame armed in viper
 # dispatch
 _D_PHASE = const(24)  # PH_*
 _D_WAITING = const(25)  # 1: a command coroutine is parked on the flag
@@ -128,15 +134,18 @@ _D_URCS = const(33)
 _D_UNKNOWN = const(34)
 _D_ECHOES = const(35)
 _D_STORES = const(36)  # lines handled by store entries
-_ST_SIZE = const(38)
+_ST_SIZE = const(40)
 
 # tokenizer flags (st[_T_FLAGS])
 _F_PROMPT = const(1)  # a '>' at line start is a prompt
 _F_TRUNC = const(2)  # the current line overflowed the buffer
 _F_DISCARD = const(4)  # drop bytes up to the next LF (resync)
 _F_SKIPSP = const(8)  # eat one space after a prompt
-_F_COLON = const(16)  # the head of the current line (up to ':') is complete
 _H0 = const(0x811C9D)  # head hash seed
+# The head hash covers the bytes before the first ':' but at most this many: a line with
+# no colon is not hashed whole.  A URC prefix's head must be shorter (add_urc checks), so a
+# line's capped head equals a prefix's head only when its whole head does.
+HEAD_MAX = const(16)
 
 # Args state, one int array per view: (start, end, argument count or -1 before the split,
 # the maximum, then (start, end) per argument).
@@ -158,6 +167,8 @@ _RS_OVERFLOW = const(5)
 _K_CALL = const(0)  # call the handler with the Args view
 _K_STORE = const(1)  # store integer arguments, no Python call
 _K_STORE_CALL = const(2)  # store them, then call the handler (it reads the stored numbers)
+_K_STORE_FRAME = const(3)  # store them, then arm the announced raw frame; the handler only
+# when the frame cannot be armed as declared (see frame_spec)
 
 # URC store entries: spec array per entry (first arg, last arg, first slot, sequence slot
 # plus 1, 0: none)
@@ -165,6 +176,15 @@ _U_FIRST = const(0)
 _U_LAST = const(1)
 _U_SLOT = const(2)
 _U_SEQ = const(3)
+# frame entries (frame_spec), slots of the target array unless said otherwise
+_U_MATCH = const(4)  # value target[_U_SLOT] (the first stored number) must equal
+_U_GATE = const(5)  # slot that must hold _U_GATEV (the owner is keeping a message)
+_U_GATEV = const(6)
+_U_FILL = const(7)  # bytes of the destination filled so far: the frame goes there
+_U_TOTAL = const(8)  # bytes announced for the destination
+_U_MARK = const(9)  # set to 1 while the reader's own frame is in flight
+_U_LEN = const(10)  # slot of the frame's length (a stored argument)
+_U_SIZE = const(11)
 
 
 def store_spec(first, last, slot, seq=-1):
@@ -174,6 +194,25 @@ def store_spec(first, last, slot, seq=-1):
     spec[_U_LAST] = last
     spec[_U_SLOT] = slot
     spec[_U_SEQ] = seq + 1 if seq >= 0 else 0
+    return spec
+
+
+def frame_spec(first, last, slot, length, match, gate, gate_value, fill, total, mark):
+    """The spec of a frame entry (see ``Engine.on_frame``): a store, then, when
+    ``target[slot] == match``, ``target[gate] == gate_value`` and
+    ``0 < target[length] <= target[total] - target[fill]`` (and <= RAW_MAX and the
+    buffer), the next ``target[length]`` bytes are armed as a raw frame into the entry's
+    buffer at ``target[fill]``; at its end ``target[fill]`` is the new fill and
+    ``target[mark]`` (1 while it is in flight) is 0 again, with no Python call."""
+    spec = array("i", bytes(4 * _U_SIZE))
+    spec[_U_FIRST] = first
+    spec[_U_LAST] = last
+    spec[_U_SLOT] = slot
+    for k, v in ((_U_MATCH, match), (_U_GATE, gate), (_U_GATEV, gate_value), (_U_FILL, fill),
+                 (_U_TOTAL, total), (_U_MARK, mark), (_U_LEN, length)):
+        if v < 0:
+            raise ValueError("frame_spec: slots and values are >= 0")
+        spec[k] = v
     return spec
 
 
@@ -215,90 +254,6 @@ def _put(st, ring, src, off: int, n: int) -> int:
 
 
 @micropython.viper
-def _scan(i: int, c: int, llen: int, ring, line, st) -> int:
-    # Consume ring bytes until a line or a prompt is complete (T_LINE/T_PROMPT) or the
-    # ring is empty (T_NONE); the partial line stays in the line buffer.  The first
-    # three parameters are the loop's locals (pass 0): viper keeps the first three
-    # locals of a function in machine registers, the rest in memory.
-    rb = ptr8(ring)
-    lb = ptr8(line)
-    sp = ptr32(st)
-    r = int(sp[_R_READ])
-    n = int(sp[_R_HELD])
-    mask = int(sp[_R_MASK])
-    llen = int(sp[_T_LLEN])
-    flags = int(sp[_T_FLAGS])
-    h = int(sp[_T_HASH])
-    lmax = int(sp[_T_LMAX])
-    t = T_NONE
-    while i < n:
-        c = int(rb[(r + i) & mask])
-        i += 1
-        if c > 13 and not (flags & (_F_SKIPSP | _F_DISCARD)) and (c != 62 or llen):
-            # an ordinary byte (most of them): keep it, hash the head
-            if llen < lmax:
-                lb[llen] = c
-                llen += 1
-                if not (flags & _F_COLON):
-                    if c == 58:
-                        flags = flags | _F_COLON
-                    else:
-                        h = ((h ^ c) * 0x01000193) & 0xFFFFFF
-            else:
-                flags = flags | _F_TRUNC
-            continue
-        if flags & _F_SKIPSP:  # the byte right after a prompt: one space is eaten
-            flags = flags & (0xFFFF ^ _F_SKIPSP)
-            if c == 32:
-                continue
-        if c == 10:
-            if flags & _F_DISCARD:
-                flags = flags & (0xFFFF ^ (_F_DISCARD | _F_COLON))
-                llen = 0
-                h = _H0
-                continue
-            if llen == 0 and not (flags & _F_TRUNC):
-                continue  # empty line
-            sp[_T_LEN] = llen
-            sp[_T_HEAD] = h
-            sp[_T_LINES] = sp[_T_LINES] + 1
-            if flags & _F_TRUNC:
-                sp[_T_TRUNC] = 1
-                sp[_T_TRUNCS] = sp[_T_TRUNCS] + 1
-            else:
-                sp[_T_TRUNC] = 0
-            flags = flags & _F_PROMPT
-            llen = 0
-            h = _H0
-            t = T_LINE
-            break
-        if c == 13 or (flags & _F_DISCARD):
-            continue
-        if c == 62 and llen == 0 and (flags & _F_PROMPT):
-            flags = (flags & (0xFFFF ^ _F_PROMPT)) | _F_SKIPSP
-            sp[_T_PROMPTS] = sp[_T_PROMPTS] + 1
-            t = T_PROMPT
-            break
-        if llen < lmax:
-            lb[llen] = c
-            llen += 1
-            # head hash: FNV-1a of the bytes before the first ':' (see head_hash)
-            if not (flags & _F_COLON):
-                if c == 58:
-                    flags = flags | _F_COLON
-                else:
-                    h = ((h ^ c) * 0x01000193) & 0xFFFFFF
-        else:
-            flags = flags | _F_TRUNC
-    sp[_R_READ] = (r + i) & mask
-    sp[_R_HELD] = n - i
-    sp[_T_LLEN] = llen
-    sp[_T_FLAGS] = flags
-    sp[_T_HASH] = h
-    return t
-
-
-@micropython.viper
 def _raw_take(ring, st, dst, skip: int) -> int:
     # Move up to the armed frame's remaining bytes from the ring to dst (skip: drop them);
     # T_RAW when the frame is complete, else T_NONE.
@@ -336,7 +291,6 @@ def _resync(st) -> int:
     sp[_T_RESYNCS] = sp[_T_RESYNCS] + 1
     sp[_T_LLEN] = 0
     sp[_T_FLAGS] = (sp[_T_FLAGS] & _F_PROMPT) | _F_DISCARD
-    sp[_T_HASH] = _H0
     if sp[_W_EXPIRED]:
         sp[_W_EXPIRED] = 0
         sp[_W_ABANDONED] = sp[_W_ABANDONED] + 1
@@ -425,52 +379,42 @@ def _atoi(buf, a: int, z: int, dflt: int) -> int:
 
 
 @micropython.viper
-def _store(buf, v, spec, dst) -> int:
-    # A store URC entry: arguments spec[_U_FIRST].._U_LAST as integers (-1 when absent or
-    # not a number) into dst[spec[_U_SLOT]...]; bump dst[spec[_U_SEQ] - 1] if given.
-    b = ptr8(buf)
-    vp = ptr32(v)
+def _frame(st, spec, target, dst, raw) -> int:
+    # A frame entry after its store: arm the announced frame into dst when everything is
+    # as declared (1), else 0 and the entry's handler decides (skip, drop, count).
+    sp = ptr32(st)
     u = ptr32(spec)
-    d = ptr32(dst)
-    argc = int(_split(buf, v))  # (the -1 "not split" mark reads zero-extended on 64 bits)
-    i = u[_U_FIRST]
-    last = u[_U_LAST]
-    k = u[_U_SLOT]
-    while i <= last:
-        x = -1
-        if i < argc:
-            a = vp[_A_SPANS + 2 * i]
-            z = vp[_A_SPANS + 2 * i + 1]
-            neg = 0
-            if a < z and b[a] == 45:
-                neg = 1
-                a += 1
-            if a < z and z - a <= 9:
-                x = 0
-                while a < z:
-                    c = int(b[a]) - 48
-                    if c < 0 or c > 9:
-                        x = -1
-                        break
-                    x = x * 10 + c
-                    a += 1
-                if neg and x > 0:
-                    x = 0 - x
-        d[k] = x
-        k += 1
-        i += 1
-    q = u[_U_SEQ]
-    if q:
-        d[q - 1] = d[q - 1] + 1
+    d = ptr32(target)
+    if not dst:  # no buffer (None; viper cannot compare with None)
+        return 0
+    n = int(d[u[_U_LEN]])  # (-1, "not a number", reads 0xFFFFFFFF on 64 bits: refused)
+    fill = int(d[u[_U_FILL]])
+    if d[u[_U_SLOT]] != u[_U_MATCH] or d[u[_U_GATE]] != u[_U_GATEV]:
+        return 0
+    if n <= 0 or n > RAW_MAX or fill + n > int(d[u[_U_TOTAL]]) or fill + n > int(len(dst)):
+        return 0
+    raw[0] = dst
+    raw[1] = ticks_add(ticks_ms(), 2 * n * BITS_PER_BYTE * 1000 // int(sp[_W_BAUD])
+                       + RAW_MARGIN_MS)  # as arm_raw
+    raw[2] = target
+    sp[_W_SKIP] = 0
+    sp[_W_OFF] = fill
+    sp[_W_LEFT] = n
+    sp[_W_FILL] = u[_U_FILL]
+    sp[_W_MARK] = u[_U_MARK]
+    d[u[_U_MARK]] = 1
     return 1
 
 
 @micropython.viper
 def head_hash(buf, s: int, e: int) -> int:
-    """24-bit FNV-1a of the line head: up to the first ':' (or the whole line)."""
+    """24-bit FNV-1a of the line head: up to the first ':' (or the line's end), at most
+    ``HEAD_MAX`` bytes."""
     b = ptr8(buf)
     h = _H0
     i = s
+    if e - s > HEAD_MAX:
+        e = s + HEAD_MAX
     while i < e:
         c = int(b[i])
         if c == 58:
@@ -730,15 +674,16 @@ class Reader:
         self.baud = baud
         st = array("i", bytes(4 * _ST_SIZE))
         st[_R_MASK] = ring_size - 1
-        st[_T_HASH] = _H0
         st[_T_LMAX] = line_max
+        st[_W_BAUD] = baud
         self.st = st
         self.flag = flag  # set when a parked command coroutine has something to look at
         # Python objects the dispatcher reads per line, in lists (no attribute stores):
         # the command in flight's echo, response prefix and completion prefix ...
         self.cmd = [b"", b"", b""]
-        # ... the armed raw frame's buffer (None: skip) and its deadline (ticks_ms) ...
-        self.raw = [None, 0]
+        # ... the armed raw frame's buffer (None: skip), its deadline (ticks_ms) and, for
+        # a frame a frame entry armed, the target array its fill goes to ...
+        self.raw = [None, 0, None]
         # ... and the hooks: on_raw(kind) for T_RAW/T_LOST, on_unknown(args), tap.
         self.hooks = [None, None, None]
         # URC table, probed in viper without a Python call: an open-addressing hash table
@@ -756,6 +701,7 @@ class Reader:
         self.urc_fns = []
         self.urc_specs = []
         self.urc_targets = []
+        self.urc_frames = []  # per frame entry: a list whose item 0 is the buffer (or None)
         self._rehash(32)
         final_of = {}
         for kind in range(1, len(FINAL_TEXT)):
@@ -771,25 +717,29 @@ class Reader:
 
     # ---- URC table ---------------------------------------------------------------------
 
-    def add_urc(self, prefix, handler, nargs=-1, spec=None, target=None):
+    def add_urc(self, prefix, handler, nargs=-1, spec=None, target=None, frame=None):
         """Append a table entry (``Engine.on``/``Engine.on_store`` check the arguments):
         a handler, a store (``spec``/``target``), or both (the store, then the handler).
 
         The table key is the head of ``prefix`` (up to ``:``); entries that share a
         head are tried in registration order."""
         h = head_hash(prefix, 0, len(prefix))
+        colon = bytes(prefix).find(b":")
+        if (len(prefix) if colon < 0 else colon) >= HEAD_MAX:
+            raise ValueError("a URC prefix's head (up to ':') must be under %d bytes" % HEAD_MAX)
         e = len(self.e_off)
         self.e_off.append(len(self.blob))
         self.e_len.append(len(prefix))
         self.blob.extend(prefix)
         self.e_nargs.append(nargs + 1 if nargs >= 0 else 0)
         self.e_next.append(0)
-        self.e_kind.append(_K_CALL if spec is None else
-                           _K_STORE if handler is None else _K_STORE_CALL)
+        self.e_kind.append(_K_CALL if spec is None else _K_STORE_FRAME if frame is not None
+                           else _K_STORE if handler is None else _K_STORE_CALL)
         self.e_hash.append(h)
         self.urc_fns.append(handler)
         self.urc_specs.append(spec)
         self.urc_targets.append(target)
+        self.urc_frames.append(frame)
         first = self._find(h)
         if first >= 0:
             while self.e_next[first]:
@@ -841,7 +791,7 @@ class Reader:
                      self.resp.st, self._final_of, self._final_len, self.cmd, self.raw,
                      self.hooks, self.flag, self._hk, self._hv, len(self._hk) - 1, self.blob,
                      self.e_off, self.e_len, self.e_nargs, self.e_next, self.e_kind,
-                     self.urc_fns, self.urc_specs, self.urc_targets)
+                     self.urc_fns, self.urc_specs, self.urc_targets, self.urc_frames)
 
     # ---- command state (set by the engine's coroutines, read by the dispatcher) ----------
 
@@ -923,6 +873,7 @@ class Reader:
             return False
         raw = self.raw
         raw[0] = dst
+        raw[2] = None  # its owner's on_raw hook hears of its end
         st[_W_SKIP] = 1 if dst is None else 0
         raw[1] = ticks_add(ticks_ms(), 2 * n * BITS_PER_BYTE * 1000 // self.baud
                            + RAW_MARGIN_MS)
@@ -1019,7 +970,7 @@ class Reader:
         """
         (st_o, ring, buf, a, av_o, r, rst_o, final_of, final_len_o, cmd, raw, hooks, flag,
          hk_o, hv_o, hmask_o, blob, eoff_o, elen_o, enargs_o, enext_o, ekind_o, urc_fn,
-         urc_spec, urc_target) = self._hot
+         urc_spec, urc_target, urc_frame) = self._hot
         st = ptr32(st_o)
         av = ptr32(av_o)
         rst = ptr32(rst_o)
@@ -1029,6 +980,7 @@ class Reader:
         hmask = int(hmask_o)
         bl = ptr8(blob)
         lb = ptr8(buf)
+        rb = ptr8(ring)
         eoff = ptr32(eoff_o)
         elen = ptr32(elen_o)
         enargs = ptr32(enargs_o)
@@ -1048,7 +1000,120 @@ class Reader:
                 else:
                     t = T_NONE
             elif st[_R_HELD]:
-                t = int(_scan(0, 0, 0, ring, buf, st_o))
+                # The scanner, inlined (a viper call per line costs ~700 instructions):
+                # ring bytes until a line or a prompt is complete (T_LINE/T_PROMPT) or
+                # the ring is empty (T_NONE; the partial line stays in the line buffer).
+                # The ring is walked in contiguous runs (no mask per byte); the common
+                # case, an ordinary byte of a line that still fits, is one tight loop:
+                # load, two compares, store.  The head hash is taken once per line.
+                sr = int(st[_R_READ])
+                sn = int(st[_R_HELD])
+                ssize = int(st[_R_MASK]) + 1
+                sllen = int(st[_T_LLEN])
+                sflags = int(st[_T_FLAGS])
+                slmax = int(st[_T_LMAX])
+                sc = 0
+                t = T_NONE
+                while sn > 0:
+                    send = sr + sn  # the contiguous run: up to the ring's end
+                    if send > ssize:
+                        send = ssize
+                    si = sr
+                    if sflags & (_F_SKIPSP | _F_DISCARD | _F_TRUNC) or \
+                            (sllen == 0 and sflags & _F_PROMPT):
+                        # the rare states, one byte at a time
+                        sc = int(rb[si])
+                        si += 1
+                        if sflags & _F_SKIPSP:  # the byte after a prompt: a space is eaten
+                            sflags = sflags & (0xFFFF ^ _F_SKIPSP)
+                            if sc == 32:
+                                sn -= 1
+                                sr = si & (ssize - 1)
+                                continue
+                        if sc == 62 and sllen == 0 and \
+                                (sflags & (_F_PROMPT | _F_DISCARD)) == _F_PROMPT:
+                            sflags = (sflags & (0xFFFF ^ _F_PROMPT)) | _F_SKIPSP
+                            st[_T_PROMPTS] = st[_T_PROMPTS] + 1
+                            t = T_PROMPT
+                            sn -= 1
+                            sr = si & (ssize - 1)
+                            break
+                        if sc != 10 and sc != 13 and not (sflags & (_F_DISCARD | _F_TRUNC)):
+                            lb[sllen] = sc  # an ordinary byte (_F_TRUNC clear: room)
+                            sllen += 1
+                            sn -= 1
+                            sr = si & (ssize - 1)
+                            continue
+                        if sc != 10:
+                            sn -= 1
+                            sr = si & (ssize - 1)
+                            continue  # CR, or a byte of a discarded or cut line
+                    else:
+                        # the fast path: ordinary bytes into the line buffer up to CR, LF or the
+                        # buffer's send; the line index is si + sd
+                        slim = send
+                        if slim - si > slmax - sllen:
+                            slim = si + slmax - sllen
+                        sd = sllen - si
+                        while si < slim:
+                            sc = int(rb[si])
+                            if sc == 10 or sc == 13:
+                                break
+                            lb[si + sd] = sc
+                            si += 1
+                        sllen = si + sd
+                        if si == slim:
+                            if si == send:  # the run's end: the next run (or read) goes on
+                                sn -= si - sr
+                                sr = si & (ssize - 1)
+                                continue
+                            sc = int(rb[si])  # the line buffer is full
+                            if sc != 10 and sc != 13:
+                                # the line is cut: its tail goes, up to the LF
+                                sflags = sflags | _F_TRUNC
+                                sn -= si - sr
+                                sr = si & (ssize - 1)
+                                continue
+                        si += 1  # the CR or LF
+                        if sc == 13:
+                            sn -= si - sr
+                            sr = si & (ssize - 1)
+                            continue
+                    # an LF: si is just past it
+                    sn -= si - sr
+                    sr = si & (ssize - 1)
+                    if sflags & _F_DISCARD:
+                        sflags = sflags & (0xFFFF ^ _F_DISCARD)
+                        sllen = 0
+                        continue
+                    if sllen == 0 and not (sflags & _F_TRUNC):
+                        continue  # an empty line
+                    # head hash: FNV-1a of the bytes before the first ':' (see head_hash)
+                    sh = _H0
+                    sj = 0
+                    slim = sllen if sllen < HEAD_MAX else HEAD_MAX
+                    while sj < slim:
+                        sc = int(lb[sj])
+                        if sc == 58:
+                            break
+                        sh = ((sh ^ sc) * 0x01000193) & 0xFFFFFF
+                        sj += 1
+                    st[_T_LEN] = sllen
+                    st[_T_HEAD] = sh
+                    st[_T_LINES] = st[_T_LINES] + 1
+                    if sflags & _F_TRUNC:
+                        st[_T_TRUNC] = 1
+                        st[_T_TRUNCS] = st[_T_TRUNCS] + 1
+                    else:
+                        st[_T_TRUNC] = 0
+                    sflags = sflags & _F_PROMPT
+                    sllen = 0
+                    t = T_LINE
+                    break
+                st[_R_READ] = sr
+                st[_R_HELD] = sn
+                st[_T_LLEN] = sllen
+                st[_T_FLAGS] = sflags
             else:
                 t = T_NONE
             if t == T_LINE:
@@ -1118,10 +1183,47 @@ class Reader:
                     st[_D_URCS] = st[_D_URCS] + 1
                     k = ekind[i]
                     if k:  # a store entry: its integers parsed and stored in viper
-                        _store(buf, av_o, urc_spec[i], urc_target[i])
+                        # arguments spec[_U_FIRST.._U_LAST] as integers (-1 when absent
+                        # or not a number: an optional '-' and 1..9 digits) into the
+                        # target from spec[_U_SLOT]; target[spec[_U_SEQ] - 1] += 1 if set.
+                        # Inline, not a viper call: ~1000 instructions less per line.
+                        argc = int(_split(buf, av_o))
+                        u = ptr32(urc_spec[i])
+                        d = ptr32(urc_target[i])
+                        ga = int(u[_U_FIRST])
+                        gk = int(u[_U_SLOT])
+                        while ga <= int(u[_U_LAST]):
+                            gx = -1
+                            if ga < argc:
+                                gs = int(av[_A_SPANS + 2 * ga])
+                                gz = int(av[_A_SPANS + 2 * ga + 1])
+                                gneg = 0
+                                if gs < gz and lb[gs] == 45:
+                                    gneg = 1
+                                    gs += 1
+                                if gs < gz and gz - gs <= 9:
+                                    gx = 0
+                                    while gs < gz:
+                                        sc = int(lb[gs]) - 48
+                                        if sc < 0 or sc > 9:
+                                            gx = -1
+                                            break
+                                        gx = gx * 10 + sc
+                                        gs += 1
+                                    if gneg and gx > 0:
+                                        gx = 0 - gx
+                            d[gk] = gx
+                            gk += 1
+                            ga += 1
+                        if u[_U_SEQ]:
+                            d[u[_U_SEQ] - 1] = d[u[_U_SEQ] - 1] + 1
                         st[_D_STORES] = st[_D_STORES] + 1
                         if k == _K_STORE_CALL:  # then its handler, the numbers ready
                             urc_fn[i](a)
+                        elif k == _K_STORE_FRAME:  # then its frame, or else its handler
+                            if not _frame(st_o, urc_spec[i], urc_target[i], urc_frame[i][0],
+                                          raw):
+                                urc_fn[i](a)
                     else:
                         urc_fn[i](a)  # if it raises, pump() counts it and goes on
                     continue
@@ -1140,6 +1242,14 @@ class Reader:
                     if st[_D_WAITING]:
                         flag.set()
             else:  # T_RAW or T_LOST
+                tgt = raw[2]
+                if tgt:  # a frame a frame entry armed (a non-empty array): its fill
+                    raw[2] = None
+                    if t == T_RAW:
+                        tp = ptr32(tgt)
+                        tp[st[_W_FILL]] = st[_W_OFF]
+                        tp[st[_W_MARK]] = 0
+                        continue
                 on_raw = hooks[0]
                 if on_raw:
                     on_raw(t)
