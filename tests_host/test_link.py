@@ -321,6 +321,35 @@ def test_app_rdy_of_the_same_boot_is_not_a_reboot():
     assert m.boots == 1 and at.aborted == 1 and not m.inited
 
 
+def test_a_reboot_during_registration_is_one_reboot_while_settling():
+    """``settling`` does not hide a reboot during registration: its "RDY" is a new boot
+    (one reboot, init again), and the new boot's own late "APP RDY" is not a second one."""
+    box = [None]  # type: list
+    at = _BootAt(box, reboot_at=[b"AT+CEREG?"])
+    m = Modem(at, EventQueue(8))
+    box[0] = m
+    lk = Link(m)
+    m.boot_urcs = 1  # the cold boot's RDY was seen
+    seen = []
+
+    async def registration():
+        seen.append(m.settling)
+        await at.cmd(b"AT+CEREG?")
+        return 1
+
+    async def data_up():
+        m._boot(16)  # the new boot's late APP RDY, its first: that boot's own
+        await at.cmd(b"AT+NETOPEN")
+        m.data_open = True
+
+    m.registration = registration
+    m.data_up = data_up  # type: ignore[method-assign]
+    asyncio.run(lk.up(first=True))
+    assert seen == [True, True]  # settling both times: the RDY was still taken as a boot
+    assert m.boots == 1 and m.reboots == 1 and at.sent.count(b"ATE0") == 2
+    assert lk.name == "data_up" and not m.settling
+
+
 def test_app_rdy_after_the_link_fell_below_data_up_is_a_reboot():
     """``settling`` covers the climb of one boot to data_up only: a link that falls to
     registered later (the PDP went) brings no boot up, so an "APP RDY" this boot never
