@@ -31,7 +31,9 @@ Why the driver looks the way it does (manual, seed 001, modem-stacks.md E):
   EV_CONNLOST (b = cause 1..3) and fails a PUB/SUB/UNSUB waiting for its result.
 - ``AT+CMQTTCONNECT?`` lists ``+CMQTTCONNECT: 0`` for a client that is NOT
   connected (seed 001 read that as connected); only a line with the server
-  address means connected.
+  address means connected.  CONNECT's 19 "client is used" is "connected already"
+  only when that address is ours; a session with another server is ended (DISC)
+  and ours connected after the setup again.
 - CMQTTSSLCFG is cleared by a failed CONNECT and by DISC (16.2.5): it is sent
   again before every TLS connect that needs it.  CFG is cleared by REL (16.2.15):
   it is sent after every ACCQ.
