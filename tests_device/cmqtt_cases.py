@@ -309,6 +309,15 @@ async def reinit_started(c):
     assert d.connected and d.stats["state_ok"] == 2
 
 
+async def connect_19_other_server(c):
+    d = c.drv
+    await d.start(client_id="tlog-0001")
+    await d.connect("broker.example.net", 1883, "tlog-0001")
+    assert d.connected and d.stats["connects"] == 1 and d.stats["state_ok"] == 1
+    await d.connect("broker.example.net", None, "tlog-0001")  # 16.2.8: no port is 1883
+    assert d.connected and d.stats["connects"] == 1 and d.stats["state_ok"] == 2
+
+
 async def reinit_23_19(c):
     d = c.drv
     await d.start(client_id="tlog-0001")
@@ -479,6 +488,8 @@ CASES = (
      {}),
     ("busy_retry", "cmqtt/busy_retry.atx", busy_retry, {}),
     ("reinit_started", "cmqtt/reinit_started.atx", reinit_started, {}),
+    ("connect_19_other_server", "cmqtt/connect_19_other_server.atx",
+     connect_19_other_server, {}),
     ("reinit_23_19", "cmqtt/reinit_23_19.atx", reinit_23_19, {}),
     ("reinit_foreign", "cmqtt/reinit_foreign.atx", reinit_foreign, {}),
     ("stale_started", "cmqtt/stale_started.atx", stale_started, {}),

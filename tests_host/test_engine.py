@@ -234,6 +234,34 @@ def test_pause_gives_up_on_a_command_that_does_not_end():
     assert run(with_engine(m, body)) == (False, R_OK)
 
 
+def test_pause_keeps_a_lock_that_came_just_as_the_deadline_ran_out(monkeypatch):
+    """MicroPython's wait_for: when the lock is handed over in the same scheduler pass as
+    the deadline, the acquiring task has already ended, its cancel is a no-op and
+    TimeoutError is raised anyway.  pause() must then keep (and resume() release) that
+    lock: dropped, the engine stayed locked for ever and the clean stop's last publish
+    and DISCONNECT waited out their bounds."""
+    import atmq.engine as engine_mod
+
+    async def late(aw, timeout_ms):  # that outcome, made deterministic
+        await aw
+        raise asyncio.TimeoutError
+
+    m = replay(["> AT\\r", "< \\r\\nOK\\r\\n"])
+
+    async def body(at):
+        monkeypatch.setattr(engine_mod, "wait_for_ms", late)
+        try:
+            paused = await at.pause(50)
+        finally:
+            monkeypatch.undo()
+        at.resume()
+        locked = at._lock.locked()
+        r = await asyncio.wait_for(at.cmd(b"AT"), 2)
+        return paused, locked, r.final
+
+    assert run(with_engine(m, body)) == (True, False, R_OK)
+
+
 def test_bad_commands_refused_before_anything_is_written():
     m = replay([])
 

@@ -321,6 +321,72 @@ def test_app_rdy_of_the_same_boot_is_not_a_reboot():
     assert m.boots == 1 and at.aborted == 1 and not m.inited
 
 
+def test_a_reboot_during_registration_is_one_reboot_while_settling():
+    """``settling`` does not hide a reboot during registration: its "RDY" is a new boot
+    (one reboot, init again), and the new boot's own late "APP RDY" is not a second one."""
+    box = [None]  # type: list
+    at = _BootAt(box, reboot_at=[b"AT+CEREG?"])
+    m = Modem(at, EventQueue(8))
+    box[0] = m
+    lk = Link(m)
+    m.boot_urcs = 1  # the cold boot's RDY was seen
+    seen = []
+
+    async def registration():
+        seen.append(m.settling)
+        await at.cmd(b"AT+CEREG?")
+        return 1
+
+    async def data_up():
+        m._boot(16)  # the new boot's late APP RDY, its first: that boot's own
+        await at.cmd(b"AT+NETOPEN")
+        m.data_open = True
+
+    m.registration = registration
+    m.data_up = data_up  # type: ignore[method-assign]
+    asyncio.run(lk.up(first=True))
+    assert seen == [True, True]  # settling both times: the RDY was still taken as a boot
+    assert m.boots == 1 and m.reboots == 1 and at.sent.count(b"ATE0") == 2
+    assert lk.name == "data_up" and not m.settling
+
+
+def test_app_rdy_after_the_link_fell_below_data_up_is_a_reboot():
+    """``settling`` covers the climb of one boot to data_up only: a link that falls to
+    registered later (the PDP went) brings no boot up, so an "APP RDY" this boot never
+    printed is a new boot, its RDY lost in the reset's garbage (TinyGSM#358).  Here the
+    host found the module running (no boot URC seen), as after an ESP32-only restart."""
+    from atmq.link import ST_CONNECTED, ST_REGISTERED
+
+    box = [None]  # type: list
+    at = _BootAt(box)
+    m = Modem(at, EventQueue(8))
+    box[0] = m
+
+    async def sleep(ms):
+        pass
+
+    lk = Link(m, sleep=sleep)
+
+    async def registration():
+        await at.cmd(b"AT+CEREG?")
+        return 1
+
+    async def data_up():
+        await at.cmd(b"AT+NETOPEN")
+        m.data_open = True
+
+    m.registration = registration
+    m.data_up = data_up  # type: ignore[method-assign]
+    asyncio.run(lk.up(first=True))
+    assert lk.name == "data_up" and not m.settling and m.boots == 0
+    lk.mark(ST_CONNECTED)
+    lk.lost(ST_REGISTERED)  # the PDP went: down to registered, the module did not reboot
+    lk.sync()
+    assert lk.name == "registered" and m.reboots == 0
+    m._boot(16)  # "APP RDY", no RDY before it
+    assert m.boots == 1 and m.reboots == 1 and at.aborted == 1 and not m.inited
+
+
 def test_operator_is_asked_only_when_connected_idle_and_the_registration_changed():
     """AT+COPS? has one max response time for every form, 60 s (003 s.4.2.2): never
     inside bring-up, never with records waiting, once per registration."""

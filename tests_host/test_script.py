@@ -47,6 +47,15 @@ def test_engine_path_builds_skips_and_sends_prompt_data():
     assert at.sent[0][1]["payload"] is None and at.sent[0][1]["timeout_ms"] == 5000
 
 
+def test_a_prompt_row_without_its_data_sends_nothing():
+    """A row whose command is complete but whose prompt data is unset is refused before
+    anything is written: sent, the modem would wait at ">" and eat the next command."""
+    at = FakeAt([R_OK])
+    with pytest.raises(ValueError, match="prompt"):
+        asyncio.run(S.run(at, ROWS[2:], args=(1, b"cid", None, 5, None), timeout_ms=777))
+    assert at.sent == []
+
+
 def test_engine_path_must_raises():
     at = FakeAt([R_ERROR])
     with pytest.raises(ATError):

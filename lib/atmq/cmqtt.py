@@ -31,7 +31,9 @@ Why the driver looks the way it does (manual, seed 001, modem-stacks.md E):
   EV_CONNLOST (b = cause 1..3) and fails a PUB/SUB/UNSUB waiting for its result.
 - ``AT+CMQTTCONNECT?`` lists ``+CMQTTCONNECT: 0`` for a client that is NOT
   connected (seed 001 read that as connected); only a line with the server
-  address means connected.
+  address means connected.  CONNECT's 19 "client is used" is "connected already"
+  only when that address is ours; a session with another server is ended (DISC)
+  and ours connected after the setup again.
 - CMQTTSSLCFG is cleared by a failed CONNECT and by DISC (16.2.5): it is sent
   again before every TLS connect that needs it.  CFG is cleared by REL (16.2.15):
   it is sent after every ACCQ.
@@ -210,6 +212,16 @@ _SUBTOPIC = (((b"AT+CMQTTSUBTOPIC=%d,%d,%d", _A_IDX, _A_LEN, _A_QOS), b"+CMQTTSU
 _SUB_TWO = (((b"AT+CMQTTSUB=%d", _A_IDX), b"+CMQTTSUB:", _K_SUB, T_CMD, MUST, "002 s.2.1.14"),)
 
 
+def _lists(a, addr):
+    """Whether read-form line ``a`` (16.2.8 ``<idx>,<server_addr>,...``) has server ``addr``;
+    without a port the server is at 1883, which the module may list either way."""
+    if a.arg_eq(1, addr):
+        return True
+    if addr.find(b":", 6) < 0:  # "tcp://" and no port
+        return a.arg_eq(1, addr + b":1883")
+    return addr.endswith(b":1883") and a.arg_eq(1, addr[:-5])
+
+
 class _Aborted(ModemError):
     """The link went (CONNLOST, NONET, a reboot) while the command's result was awaited:
     CMQTT 11 "no connection" to the caller."""
@@ -283,6 +295,9 @@ class CMQTTDriver:
         self._lost_gen = 0  # bumped by CONNLOST/NONET (a loss in the same read as CONNECT's 0)
         self._conn_gen = 0  # _lost_gen when the CONNECT was sent
         self._conn_held = False  # CONNECT answered 19 and the read form showed us connected
+        self._conn_addr = b""  # the <server_addr> the CONNECT running asks for
+        self._conn_moved = False  # 19 while connected to another server: DISC sent, redo
+        self._conn_other = False  # the last AT+CMQTTCONNECT?(server) listed another server
         self._want = (b"", 0)  # (client id, server type) the ACCQ running asks for
         self._lock = asyncio.Lock()
         self.stats = {
@@ -783,7 +798,14 @@ class CMQTTDriver:
             # a plain ERROR: 16.2.1 case 3 when AT+CMQTTACCQ? works (the service runs)
             ok = code == _E_NETOPENED or await self._probe_acq()
         else:  # CONNECT 19: connected already when the read form lists our server
-            ok = await self._is_connected()
+            ok = await self._is_connected(self._conn_addr)
+            if ok and self._conn_other:
+                # connected, but to another server (the host restarted with a new broker
+                # while the module kept its session): leave it, the setup again (DISC
+                # clears SSLCFG, 16.2.5), then CONNECT to ours (``connect``)
+                await self._disc(60, tolerant=True)
+                self._conn_moved = True
+                return False
             if ok:
                 self._sslcfg_set = False
                 self._conn_held = True
@@ -1031,6 +1053,8 @@ class CMQTTDriver:
                     self.acquired = None
                     continue
                 self._conn_held = False
+                self._conn_moved = False
+                self._conn_addr = a[_A_ADDR]
                 try:
                     # 16.2.8 case 4: the result, then ERROR, may take the whole wait
                     await self._retrying(lambda: self._run(_CONNECT, a, t_done))
@@ -1041,6 +1065,9 @@ class CMQTTDriver:
                     err = self._code(e)
                     if err is None:
                         raise
+                    if not fixed and err == _E_USED and self._conn_moved:
+                        fixed = True  # 19 from a session to another server, now ended: again
+                        continue
                     if not fixed and (err == _E_NOTACQ or err == _E_NETNOTOPEN):
                         fixed = True  # our picture of the modem was stale: redo the setup
                         self.acquired = None
@@ -1168,9 +1195,11 @@ class CMQTTDriver:
         async with self._lock:
             return await self._is_connected()
 
-    async def _is_connected(self):
+    async def _is_connected(self, server=None):
+        # ``server``: also note (``_conn_other``) whether our line lists another server
         r = await self.at.cmd(b"AT+CMQTTCONNECT?", resp=b"+CMQTTCONNECT:", timeout_ms=T_CMD,
                               check=False)
+        self._conn_other = False
         if not r.ok:  # ERROR: the service is not started (16.2.1 note)
             self.connected = False
             return False
@@ -1179,6 +1208,8 @@ class CMQTTDriver:
             a = r.line(i)
             if a.arg_int(0) == self.index:
                 c = a.count() >= 2 and a.arg_len(1) > 0
+                if c and server is not None:
+                    self._conn_other = not _lists(a, server)
         self.connected = c
         return c
 

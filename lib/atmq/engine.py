@@ -418,10 +418,19 @@ class Engine:
         ``resume()``: tasks can then be cancelled between two commands, never inside one
         (which would leave the modem at a ``>`` prompt, or its late OK ending the next
         command).  False, and nothing held, when it did not end within ``timeout_ms``."""
+        took = [False]
+
+        async def take():
+            await self._lock.acquire()
+            took[0] = True
+
         try:
-            await wait_for_ms(self._lock.acquire(), timeout_ms)
+            await wait_for_ms(take(), timeout_ms)
         except asyncio.TimeoutError:
-            return False
+            if not took[0]:
+                return False
+            # the lock came in the same pass as the deadline: MicroPython's wait_for cannot
+            # cancel a task that already ended, so the lock is ours (else held for ever)
         self._paused = True
         return True
 

@@ -127,8 +127,14 @@ class Link:
         # The A76xx prints "APP RDY" seconds after RDY/+CPIN/SMS DONE/PB DONE, often after
         # init and while the SIM or registration is polled: counted as a reboot it cost a
         # second init at every cold boot.  The modem then applies its bring-up rule (a RDY,
-        # or an "APP RDY" this boot printed already, is a new boot: Modem._boot).
-        self.modem.settling = ST_BOOTING <= st < ST_DATA_UP
+        # or an "APP RDY" this boot printed already, is a new boot: Modem._boot).  Only on
+        # the climb from booting: a link that falls below data_up later (PDP or registration
+        # lost) brings no boot up, and an "APP RDY" then is a new boot (its RDY may be lost
+        # in the garbage a module prints as it resets).
+        if st <= ST_BOOTING:
+            self.modem.settling = st == ST_BOOTING
+        elif st >= ST_DATA_UP:
+            self.modem.settling = False
         if st != ST_FATAL and old == ST_FATAL:
             self.fatal_error = None
         if st <= ST_BOOTING and old > ST_BOOTING and old != ST_FATAL:

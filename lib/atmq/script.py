@@ -26,7 +26,9 @@ A step is a tuple ``(command, response prefix, done, timeout ms, policy, source
   command)`` says so (it may ask the module: ``AT+CMQTTACCQ?``), without a ``confirm``
   these codes pass as they are;
 - ``data`` (optional): the index in ``args`` of the bytes sent after the ``>`` prompt
-  (TOPIC/PAYLOAD-like commands: the exact bytes, the engine waits for the prompt).
+  (TOPIC/PAYLOAD-like commands: the exact bytes, the engine waits for the prompt); unset
+  (None) while the command is not is a ValueError, nothing sent: the modem would wait
+  at its prompt and take the next command as the data.
 
 ``run(at, steps)`` sends them in order on an ``Engine`` and returns the indexes of the
 optional steps that failed.  A driver whose commands end in its own result URCs passes
@@ -82,7 +84,11 @@ async def run(at, steps, tag="link", args=(), send=None, confirm=None, code_of=N
             t = timeout_ms
         n = len(step)
         already = step[6] if n > 6 else ()
-        data = args[step[7]] if n > 7 and step[7] is not None else None
+        data = None
+        if n > 7 and step[7] is not None:
+            data = args[step[7]]
+            if data is None:  # sent, the modem would take the next command as the data
+                raise ValueError("%r: the data for its '>' prompt is unset" % (cmd,))
         if send is None:
             # MUST: the engine raises (and counts) the error with the manual's code
             r = await at.cmd(cmd, resp=resp, done=done, payload=data, timeout_ms=t,
