@@ -172,12 +172,14 @@ def _run(broker, scenario, heapsize, probe=True, commands=False, timeout=60):
                 c["id"] = cid
                 rig.sub.publish(rig.prefix + "cmd", json.dumps(c))
                 def ack(cid=cid):
+                    """The answer (a result in parts: its last part) once complete."""
+                    last = None
                     for m in rig.sub.snapshot():
                         p = m["payload"]
                         if m["topic"].endswith("/cmd/ack") and isinstance(p, dict) \
                                 and p.get("id") == cid:
-                            return p
-                    return None
+                            last = p
+                    return None if last is None or last.get("more") is True else last
                 rig.wait_until(lambda: ack() is not None, 20)
                 got = ack()
                 if not (got and got.get("ok")):

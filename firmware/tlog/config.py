@@ -362,12 +362,16 @@ class Config:
         """The whole configuration as JSON text, one key per line, secrets included."""
         return b"".join(self._json_lines()).decode()
 
+    def shown(self, key):
+        """``key``'s value as it may be printed or sent: a secret that is set is "***"."""
+        v = self.get(key)
+        return _REDACTED if (v != "" and is_secret(key)) else v
+
     def redacted(self):
         """A dict safe to print or log: secret values set are replaced by "***"."""
         out = {}
         for k in self._v:
-            v = self._v[k]
-            out[k] = _REDACTED if (is_secret(k) and v != "") else v
+            out[k] = self.shown(k)
         return out
 
     def __repr__(self):
