@@ -307,10 +307,11 @@ def test_log_command_returns_the_last_lines_bounded_and_redacted(tmp_path):
     lines = res["lines"]
     assert len(lines) == 5 and lines[-1].endswith("line 29 <redacted> " + "y" * 60)
     assert res["warnings"] == 30 and res["left_out"] == 0
-    # 30 lines of ~100 bytes: the newest 1536 bytes of them, in parts under the slot
+    # 30 lines of ~120 bytes, the RAM ring keeps log_ram_lines (16) of them: the newest
+    # 1536 bytes of those, in parts under the slot
     res = merged(answers(cm, _client, dict(id=1, cmd="log", lines=50)))
     assert sum(len(x) + 4 for x in res["lines"]) <= 1536 and res["left_out"] > 0
-    assert res["left_out"] + len(res["lines"]) == 30 and res["warnings"] == 30
+    assert res["left_out"] + len(res["lines"]) == 16 and res["warnings"] == 30
     assert res["lines"][-1].endswith("line 29 <redacted> " + "y" * 60)
     res = merged(answers(cm, _client, dict(id=1, cmd="log", lines=3, source="flash")))
     assert [x.split(": ", 1)[1][:7] for x in res["lines"]] == ["line 27", "line 28",

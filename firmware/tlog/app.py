@@ -214,9 +214,11 @@ class App:
         # sized from the config: plain commands are small JSON objects (512 bytes each; 4 KB
         # at 1024 was the biggest preallocation of the app), a signed command carrying link
         # credentials (cmd_key) or an OTA chunk (ota_key, 984-byte chunks) needs 1024.  A
-        # longer message is dropped and counted (rx_dropped).
+        # longer message is dropped and counted (rx_dropped).  Slots: OTA's host keeps 3
+        # chunks in flight (tlog/ota.py) + the one being read; commands come one at a time
+        # (one answered, one waiting; a burst's overwritten ones are said in "unanswered")
         slot = 1024 if cfg.get("cmd_key") or cfg.get("ota_key") else 512
-        self.inbox = Inbox(4, 128, slot)
+        self.inbox = Inbox(4 if cfg.get("ota_key") else 2, 128, slot)
         self.modem = Modem(at, self.events, board=b, family=fam,
                            pin_factory=platform.pin_factory(), pin=cfg.get("sim_pin") or None,
                            apn=cfg.get("apn") or None, apn_user=cfg.get("apn_user") or None,

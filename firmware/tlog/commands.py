@@ -14,8 +14,9 @@ Owns parsing, validation and dispatch.  A command is a JSON object with an
   flush                                 -> staged records to flash, uplink woken
   capture  action: start | stop | status -> AT traffic to rotating .atx files
   log      [lines: 1..50] [source: ram | flash] -> the last lines of the field log
-                                           (ram: this boot, every level; flash:
-                                           warnings and errors across reboots)
+                                           (ram: this boot, every level, at most
+                                           log_ram_lines; flash: warnings and
+                                           errors across reboots)
 
 The answer is ``{"id": ..., "ok": true, "result": ...}`` or ``{"id": ...,
 "ok": false, "error": "<what was wrong>"}``.  A result larger than ``PART_MAX``

@@ -92,6 +92,7 @@ _TABLE: tuple = (
     ("capture_max_bytes", 65536, (4096, 1048576), LIVE),
     ("capture_max_files", 4, (1, 16), LIVE),
     ("watchdog_timeout_s", 120, (10, 3600), 0),
+    ("log_ram_lines", 16, (4, 64), 0),  # the field log's RAM ring (atmq.log), ~100 B a line
     ("cmd_key", "", (0, 64, _HEX), SECRET | LINK),
     ("link_probation_s", 600, (10, 86400), LINK),
     # over-the-air update (tlog/ota.py, issue 15); an empty ota_key turns OTA off
