@@ -335,3 +335,46 @@ def test_an_answer_whose_publish_fails_is_sent_again_after_the_reconnect(tmp_pat
     client.calls = 0
     asyncio.run(cm.answer({"id": 8, "ok": True, "result": None}))
     assert client.calls == 3  # bounded: three tries, then the answer is given up
+
+
+def test_a_memory_error_loses_one_try_or_one_command_never_the_task(tmp_path):
+    """At the heap's peak (the 32-bit frozen build at its floor) an answer's encoding or a
+    command's handling can raise MemoryError: the try is counted and made again after a
+    pause; a command that fails outright is counted and logged, and the next is answered
+    (the task once died there and no command was answered for the rest of the boot)."""
+    cm, _ctx, client = make(tmp_path)
+    real = client.publish
+    fails = [1]
+
+    async def publish(topic, payload, qos=1, retain=False):
+        if fails[0]:
+            fails[0] -= 1
+            raise MemoryError("memory allocation failed, allocating 320 bytes")
+        await real(topic, payload, qos, retain)
+    client.publish = publish
+    asyncio.run(cm.answer({"id": 1, "ok": True, "result": {"pong": True}}))
+    assert [json.loads(p)["id"] for _t, p, _q, _r in client.broker] == [1]
+    assert cm.ack_failures == 1
+
+    handle = cm.handle
+    boom = [1]
+
+    async def flaky(topic, payload):
+        if boom[0]:
+            boom[0] -= 1
+            raise MemoryError("memory allocation failed, allocating 96 bytes")
+        return await handle(topic, payload)
+    cm.handle = flaky
+
+    async def go():
+        t = asyncio.create_task(cm.run())
+        await client.inbound.put((OWN, b'{"id":2,"cmd":"ping"}'))
+        await client.inbound.put((OWN, b'{"id":3,"cmd":"ping"}'))
+        for _ in range(200):
+            if len(client.broker) == 2:
+                break
+            await asyncio.sleep(0)
+        t.cancel()
+    asyncio.run(go())
+    assert [json.loads(p)["id"] for _t, p, _q, _r in client.broker] == [1, 3]
+    assert cm.errors == 1 and isinstance(cm.last_error, MemoryError)

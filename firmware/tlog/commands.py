@@ -42,13 +42,16 @@ be read (a flood) are counted in ``unanswered`` and said in the next answer.
 
 import json
 
+from atmq.compat import sleep_ms
 from atmq.errors import ConfigError
 
 from . import config as _config
+from .health import encode as _encode
 
 MAX_PAYLOAD = 1024  # the app's inbox slot (a signed set of a 256-byte password fits)
 _NAMES = ("ping", "get", "set", "reboot", "locate", "flush", "capture", "log")
 _ANSWER_TRIES = 3  # publishes of one answer (each waits for the link, bounded)
+_NOMEM_WAIT_MS = 200  # after a MemoryError: the other tasks free theirs meanwhile
 _LOG_ANSWER_MAX = 1536  # bytes of log lines in one log answer (all parts): the oldest go
 PART_MAX = 384  # bytes of result JSON per answer: with the envelope (a 64-character id),
 # under the 512-byte command slot; one item larger than this goes alone in its part
@@ -336,17 +339,19 @@ class Commands:
 
     async def _send(self, reply):
         """Publish one answer (a few tries); False when it could not be delivered."""
-        text = json.dumps(reply)
         for _ in range(_ANSWER_TRIES):
             # A link that drops just after the command arrived fails the answer's publish
             # (a reboot or CONNLOST inside it): the answer is kept and sent again once the
-            # link is back (client.publish waits for the reconnect, bounded), a few times
+            # link is back (client.publish waits for the reconnect, bounded), a few times.
+            # The JSON goes in one buffer of its exact size, made per try (health.encode).
             try:
-                await self.client.publish(self.topics.ack, text, 1)
+                await self.client.publish(self.topics.ack, _encode(reply), 1)
                 return True
             except Exception as e:
                 self.ack_failures += 1
                 self.last_error = e
+                if isinstance(e, MemoryError):  # a heap at its peak: wait, then again
+                    await sleep_ms(_NOMEM_WAIT_MS)
         from atmq import log as alog
 
         alog.warn("cmd", "answer to %s not published after %d tries: %s", reply.get("id"),
@@ -355,10 +360,17 @@ class Commands:
 
     async def run(self):
         async for topic, payload in self.client.messages():
-            reply = await self.handle(topic, payload)
-            if reply is None:
-                await self.other(topic, payload)
-                continue
-            await self.answer(reply)
+            try:
+                reply = await self.handle(topic, payload)
+                if reply is None:
+                    await self.other(topic, payload)
+                    continue
+                await self.answer(reply)
+            except Exception as e:  # a MemoryError at the heap's peak: this command is
+                self.errors += 1  # lost (logged, counted), the commands task lives on
+                self.last_error = e
+                from atmq import log as alog
+
+                alog.warn("cmd", "command not handled: %s", alog.exc(e))
             if self.reboot_pending:
                 await self.ctx.reboot()
