@@ -53,7 +53,7 @@ _NAMES = ("ping", "get", "set", "reboot", "locate", "flush", "capture", "log")
 _ANSWER_TRIES = 3  # publishes of one answer (each waits for the link, bounded)
 _NOMEM_WAIT_MS = 200  # after a MemoryError: the other tasks free theirs meanwhile
 _LOG_ANSWER_MAX = 1536  # bytes of log lines in one log answer (all parts): the oldest go
-PART_MAX = 384  # bytes of result JSON per answer: with the envelope (a 64-character id),
+PART_MAX = 256  # bytes of result JSON per answer: with the envelope (a 64-character id),
 # under the 512-byte command slot; one item larger than this goes alone in its part
 
 

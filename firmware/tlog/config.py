@@ -198,12 +198,18 @@ def validate(key, value):
     return value
 
 
+# every key check_all reads: a change is checked against these alone, not against a copy
+# of the whole config (a 60-key dict is a 472-byte block a fragmented heap may not have)
+_CROSS = ("spool_max_bytes", "spool_max_segments", "mqtt_keepalive_s", "mqtt_host",
+          "mqtt_port", "mqtt_client_id", "mqtt_user", "mqtt_password")
+
+
 def check_all(values, variant=None):
     """The rules between keys, and the modem family's limits (``variant``: an
     atmq.limits.LIMITS key, or None when the modem is not known yet).
 
-    ``values``: a complete dict of valid single values.  Raises ConfigError naming
-    the key to change.
+    ``values``: valid single values of at least the keys in ``_CROSS``.  Raises
+    ConfigError naming the key to change.
     """
     seg = values["spool_max_bytes"] // values["spool_max_segments"]
     if seg < SEGMENT_MIN:
@@ -320,9 +326,8 @@ class Config:
         checked = {}
         for k in changes:
             checked[k] = validate(k, changes[k])
-        new = dict(self._v)
-        new.update(checked)
-        check_all(new, self.variant)
+        v = self._v
+        check_all({k: checked[k] if k in checked else v[k] for k in _CROSS}, self.variant)
         return checked
 
     def update(self, changes):
@@ -331,14 +336,13 @@ class Config:
         Returns the keys whose new value needs a reboot to take effect.
         """
         checked = self.check(changes)
-        old = self._v
-        new = dict(old)
-        new.update(checked)
-        self._v = new
+        v = self._v
+        old = {k: v[k] for k in checked}  # the changed keys' values only, not a full copy
+        v.update(checked)
         try:
             self.save()
-        except OSError:
-            self._v = old  # not on flash: do not pretend it is set
+        except Exception:  # OSError, or MemoryError while writing
+            v.update(old)  # not on flash: do not pretend it is set
             raise
         return [k for k in checked if not is_live(k) and old[k] != checked[k]]
 
