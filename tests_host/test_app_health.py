@@ -209,3 +209,25 @@ def test_health_json_written_once_at_its_exact_size():
     rep = {"a": [1, 2, {"b": None}], "c": "x\u00e9\"y", "d": True, "e": -3}
     out = encode(rep)
     assert isinstance(out, bytearray) and bytes(out) == json.dumps(rep).encode()
+
+
+def test_a_memory_error_skips_one_report_never_the_task():
+    """refresh() at the heap's peak (a MemoryError reading the supply voltage) skips that
+    report, counted; the task lives on (it died there at 88K on the frozen build)."""
+    ctx = Ctx()
+    h = Health(ctx, Topics("tlog", "dev1"), ctx.client)
+
+    async def refresh():
+        raise MemoryError("memory allocation failed, allocating 176 bytes")
+    h.refresh = refresh
+
+    async def one_round():
+        task = asyncio.create_task(h.run())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        done = task.done()
+        task.cancel()
+        return done
+
+    assert asyncio.run(one_round()) is False  # still running (sleeping until the next one)
+    assert h.failures == 1 and isinstance(h.last_error, MemoryError) and h.sent == 0

@@ -17,6 +17,8 @@ import gc
 
 from atmq import log as alog
 from atmq.compat import IS_MICROPYTHON, const, sleep_ms, ticks_diff, ticks_ms, wait_for_ms
+from atmq.client import MQTTClient  # at boot: every boot connects, and its 51-name globals
+# table (a 472-byte block) imported at the first connect failed there at 88K, every attempt
 from atmq.engine import Engine
 from atmq.errors import ATTimeout, ConfigError, ModemError
 from atmq.events import EventQueue
@@ -402,8 +404,6 @@ class App:
 
     def _make_client(self):
         """The MQTT client and the session tasks' objects (once the device id is known)."""
-        from atmq.client import MQTTClient
-
         gc.collect()  # bring-up's garbage gone before the session's long-lived objects land
         topics = self.topics
         if topics is None:

@@ -29,18 +29,19 @@ def _name(e):
 
 
 class _JsonOut(IOBase):
-    """``json.dump``'s stream: counts the bytes, then (``buf`` set) copies them into it."""
+    """``json.dump``'s stream: counts the bytes, then (``dst`` set) copies them into it."""
 
     def __init__(self):
         self.n = 0
-        self.buf = None
+        self.dst = None  # type: bytearray | None
 
     def write(self, b):
         if isinstance(b, str):  # CPython writes str pieces; MicroPython bytes
             b = b.encode()
         n = len(b)
-        if self.buf is not None:
-            self.buf[self.n : self.n + n] = b
+        dst = self.dst
+        if dst is not None:
+            dst[self.n : self.n + n] = b
         self.n += n
         return n
 
@@ -51,10 +52,10 @@ def encode(obj):
 
     out = _JsonOut()
     json.dump(obj, out)
-    out.buf = bytearray(out.n)
+    dst = out.dst = bytearray(out.n)
     out.n = 0
     json.dump(obj, out)
-    return out.buf
+    return dst
 
 
 class Health:
@@ -161,10 +162,10 @@ class Health:
                 await wait_for_ms(c.up.wait(), 60000)
             except asyncio.TimeoutError:
                 continue
-            await self.refresh()
             try:
+                await self.refresh()
                 await self.publish()
-            except Exception as e:
-                self.failures += 1
+            except Exception as e:  # a failed publish, or a MemoryError at the heap's peak:
+                self.failures += 1  # this report is skipped, the next one comes
                 self.last_error = e
             await sleep_ms(self.ctx.cfg.get("health_interval_s") * 1000)
