@@ -385,6 +385,16 @@ class Config:
     __str__ = __repr__
 
 
+def _read(path):
+    """The file's bytes (one more than _MAX_FILE at most, to see it is too long), read
+    into a block of the file's size: an 8 KB read buffer for a ~2 KB file is a block the
+    heap may not have at boot (the 64-bit port from .mpy at its low heap failed there)."""
+    n = fsutil.size(path)
+    if n < 0:
+        return None
+    return fsutil.read_bytes(path, (n if n < _MAX_FILE else _MAX_FILE) + 1)
+
+
 def load(path, variant=None):
     """Defaults merged with the JSON file at ``path`` (missing file: all defaults).
 
@@ -392,9 +402,9 @@ def load(path, variant=None):
     ``path.tmp``.  Bad JSON, a non-object, unknown keys and bad values raise
     ConfigError (the key, or "file" for the file as a whole).
     """
-    data = fsutil.read_bytes(path, _MAX_FILE + 1)
+    data = _read(path)
     if data is None:
-        data = fsutil.read_bytes(path + fsutil.TMP_SUFFIX, _MAX_FILE + 1)
+        data = _read(path + fsutil.TMP_SUFFIX)
     if data is None:
         return Config(path, None, variant)
     if len(data) > _MAX_FILE:
