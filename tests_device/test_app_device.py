@@ -187,6 +187,17 @@ def test_time_source_choice():
     assert ts.now() == (t + 6, TS_GNSS)
 
 
+def test_health_json_written_once_at_its_exact_size():
+    from tlog.health import encode
+
+    rep = {"uptime_s": 5, "modem": {"model": "SIM7600E", "operator": None, "reg": 1},
+           "log": {"errors": 1, "tail": ["12 E link [link=down]: x \u00e9" * 3] * 8},
+           "ok": True, "list": [1, -2, "a\"b"]}
+    out = encode(rep)
+    assert isinstance(out, bytearray) and bytes(out) == json.dumps(rep).encode()
+    assert json.loads(out) == rep
+
+
 def test_capture_redaction():
     line, what = redact_command(b'AT+CMQTTCONNECT=0,"tcp://h:1883",60,1,"u","secret"\r')
     assert line == b'AT+CMQTTCONNECT=0,"tcp://h:1883",60,1,"' + REDACTED + b'","' + \

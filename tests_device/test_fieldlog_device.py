@@ -51,10 +51,17 @@ def test_levels_ring_and_counts():
     assert len(lines) == 3 and lines[0].endswith(" I t: hello 1"), lines
     assert [x.split(" ", 2)[1] for x in got] == ["W", "E"], got
     assert alog.counts() == (1, 1)
-    for i in range(40):  # the ring keeps the last 32 lines only
+    for i in range(40):  # the ring keeps the last KEEP (16) lines only
         alog.info("t", "n%d", i)
     last = alog.tail(100)
-    assert len(last) == 32 and last[-1].endswith("n39") and last[0].endswith("n8")
+    assert len(last) == alog.KEEP == 16 and last[-1].endswith("n39") and last[0].endswith("n24")
+    alog.set_keep(4)  # smaller (config log_ram_lines): the newest stay, in order
+    assert alog.tail(100) == last[-4:]
+    alog.info("t", "n40")
+    assert alog.tail(100) == last[-3:] + [alog.tail(1)[0]] and alog.tail(1)[0].endswith("n40")
+    alog.set_keep(8)  # larger: nothing lost, room for more
+    alog.info("t", "n41")
+    assert [x.split(": ")[1] for x in alog.tail(100)] == ["n37", "n38", "n39", "n40", "n41"]
     alog.info("t", "a literal %d without args")  # no args: not a format string
     assert alog.tail(1)[0].endswith("a literal %d without args")
     alog.reset()

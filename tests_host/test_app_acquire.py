@@ -235,3 +235,35 @@ def test_gnss_jump_filter(tmp_path):
         assert not offer(-338688000, 1512093000)
     clock.advance(1000)
     assert offer(-338688000, 1512093000) and a.jumps == 4
+
+
+def test_the_modem_poller_outlives_a_memory_error(tmp_path, monkeypatch):
+    """A MemoryError inside one poll (the heap at its peak: a URC entry that could not be
+    added) is counted; the poller goes on and the next poll reads the signal."""
+    import tlog.acquire
+
+    async def no_wait(ms):
+        await asyncio.sleep(0)
+    monkeypatch.setattr(tlog.acquire, "sleep_ms", no_wait)
+    m = FakeModem()
+    calls = []
+
+    async def signal():
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError("memory allocation failed, allocating 256 bytes")
+        return -71, 0
+    m.signal = signal
+    a, _sp, clock, _w = make(tmp_path, modem=m, gnss_source="none")
+
+    async def go():
+        t = asyncio.create_task(a.run_modem())
+        for _ in range(100):  # bounded: each turn advances the fake clock past _SIGNAL_MS
+            await asyncio.sleep(0)
+            clock.t += 60000
+            if a.rssi_dbm is not None:
+                break
+        t.cancel()
+    asyncio.run(go())
+    assert a.modem_errors == 1 and isinstance(a.last_error, MemoryError)
+    assert a.rssi_dbm == -71 and len(calls) >= 2

@@ -119,14 +119,60 @@ def test_ping(tmp_path):
         "id": "a1", "ok": True, "result": {"pong": True, "uptime_s": 42}}
 
 
+def answers(cm, client, payload):
+    """handle + answer as run() does: the answers that reached the broker, parsed."""
+    client.broker.clear()
+
+    async def go():
+        r = await cm.handle(OWN, json.dumps(payload).encode())
+        assert r is not None
+        await cm.answer(r)
+    asyncio.run(go())
+    return [json.loads(p) for _t, p, _q, _r in client.broker]
+
+
+def merged(acks):
+    """The parts of one answer checked (numbered, "more" on all but the last, each under
+    the 512-byte command slot) and their results joined; one plain answer as it is."""
+    if len(acks) == 1 and "part" not in acks[0]:
+        return acks[0]["result"]
+    assert [a["part"] for a in acks] == list(range(1, len(acks) + 1)), acks
+    assert [a["more"] for a in acks] == [True] * (len(acks) - 1) + [False]
+    assert all(len(json.dumps(a)) <= 512 for a in acks), [len(json.dumps(a)) for a in acks]
+    out = {}
+    for a in acks:
+        assert a["ok"] is True
+        for k, v in a["result"].items():
+            out[k] = out.get(k, []) + v if isinstance(v, list) else v
+    return out
+
+
 def test_get_one_all_and_secret_redacted(tmp_path):
-    cm, _ctx, _c = make(tmp_path)
+    cm, ctx, client = make(tmp_path)
     r = ask(cm, {"id": 1, "cmd": "get", "key": "mqtt_port"})
     assert r == {"id": 1, "ok": True, "result": {"mqtt_port": 8883}}
-    r = ask(cm, {"id": 2, "cmd": "get"})
-    assert r["ok"] and r["result"]["mqtt_password"] == "***" and "s3cret" not in json.dumps(r)
     r = ask(cm, {"id": 3, "cmd": "get", "keys": ["nope"]})
     assert not r["ok"] and "nope" in r["error"] and "unknown key" in r["error"]
+    # every key: in parts (each answer under the inbox slot), the schema's order, secrets ***
+    acks = answers(cm, client, {"id": "x" * 64, "cmd": "get"})
+    assert len(acks) > 2 and all(a["id"] == "x" * 64 for a in acks)
+    got = merged(acks)
+    assert list(got) == list(config_mod.SCHEMA) and got == ctx.cfg.redacted()
+    assert got["mqtt_password"] == "***" and all(b"s3cret" not in p for *_x, p, _q, _r
+                                                  in [("",) + m for m in client.broker])
+    # a few keys that fit one answer: one plain answer, no part numbers
+    acks = answers(cm, client, {"id": 4, "cmd": "get", "keys": ["mqtt_port", "mqtt_qos"]})
+    assert acks == [{"id": 4, "ok": True, "result": {"mqtt_port": 8883, "mqtt_qos": 1}}]
+
+
+def test_a_part_not_delivered_ends_the_answer(tmp_path):
+    """A part whose publish fails every try is the last one sent (logged, counted): the
+    operator sees "more": true without a next part and asks again."""
+    cm, _ctx, client = make(tmp_path)
+    client.plan = ["ok"] + ["modem"] * 3
+    acks = answers(cm, client, {"id": 5, "cmd": "get"})
+    assert [a["part"] for a in acks] == [1] and acks[0]["more"] is True
+    assert client.calls == 4 and cm.ack_failures == 3
 
 
 def test_set_validates_persists_and_applies_live(tmp_path):
@@ -257,22 +303,23 @@ def test_log_command_returns_the_last_lines_bounded_and_redacted(tmp_path):
         assert r is not None
         return r
 
-    r = ask(lines=5)
-    assert r["ok"], r
-    lines = r["result"]["lines"]
+    res = merged(answers(cm, _client, dict(id=1, cmd="log", lines=5)))
+    lines = res["lines"]
     assert len(lines) == 5 and lines[-1].endswith("line 29 <redacted> " + "y" * 60)
-    assert r["result"]["warnings"] == 30 and r["result"]["left_out"] == 0
-    r = ask(lines=50)  # 30 lines of ~100 bytes do not fit one answer: the oldest go
-    res = r["result"]
+    assert res["warnings"] == 30 and res["left_out"] == 0
+    # 30 lines of ~120 bytes, the RAM ring keeps log_ram_lines (16) of them: the newest
+    # 1536 bytes of those, in parts under the slot
+    res = merged(answers(cm, _client, dict(id=1, cmd="log", lines=50)))
     assert sum(len(x) + 4 for x in res["lines"]) <= 1536 and res["left_out"] > 0
-    assert len(json.dumps(r)) < 2048
-    r = ask(lines=3, source="flash")
-    assert [x.split(": ", 1)[1][:7] for x in r["result"]["lines"]] == ["line 27", "line 28",
-                                                                       "line 29"]
+    assert res["left_out"] + len(res["lines"]) == 16 and res["warnings"] == 30
+    assert res["lines"][-1].endswith("line 29 <redacted> " + "y" * 60)
+    res = merged(answers(cm, _client, dict(id=1, cmd="log", lines=3, source="flash")))
+    assert [x.split(": ", 1)[1][:7] for x in res["lines"]] == ["line 27", "line 28",
+                                                               "line 29"]
     for bad in ({"lines": 0}, {"lines": "5"}, {"source": "disk"}):
         r = ask(**bad)
         assert not r["ok"] and ("lines" in r["error"] or "source" in r["error"]), r
-    assert "pw-secret-1" not in json.dumps(ask(lines=50))
+    assert all(b"pw-secret-1" not in m[1] for m in _client.broker)
     alog.reset()
 
 
@@ -288,3 +335,46 @@ def test_an_answer_whose_publish_fails_is_sent_again_after_the_reconnect(tmp_pat
     client.calls = 0
     asyncio.run(cm.answer({"id": 8, "ok": True, "result": None}))
     assert client.calls == 3  # bounded: three tries, then the answer is given up
+
+
+def test_a_memory_error_loses_one_try_or_one_command_never_the_task(tmp_path):
+    """At the heap's peak (the 32-bit frozen build at its floor) an answer's encoding or a
+    command's handling can raise MemoryError: the try is counted and made again after a
+    pause; a command that fails outright is counted and logged, and the next is answered
+    (the task once died there and no command was answered for the rest of the boot)."""
+    cm, _ctx, client = make(tmp_path)
+    real = client.publish
+    fails = [1]
+
+    async def publish(topic, payload, qos=1, retain=False):
+        if fails[0]:
+            fails[0] -= 1
+            raise MemoryError("memory allocation failed, allocating 320 bytes")
+        await real(topic, payload, qos, retain)
+    client.publish = publish
+    asyncio.run(cm.answer({"id": 1, "ok": True, "result": {"pong": True}}))
+    assert [json.loads(p)["id"] for _t, p, _q, _r in client.broker] == [1]
+    assert cm.ack_failures == 1
+
+    handle = cm.handle
+    boom = [1]
+
+    async def flaky(topic, payload):
+        if boom[0]:
+            boom[0] -= 1
+            raise MemoryError("memory allocation failed, allocating 96 bytes")
+        return await handle(topic, payload)
+    cm.handle = flaky
+
+    async def go():
+        t = asyncio.create_task(cm.run())
+        await client.inbound.put((OWN, b'{"id":2,"cmd":"ping"}'))
+        await client.inbound.put((OWN, b'{"id":3,"cmd":"ping"}'))
+        for _ in range(200):
+            if len(client.broker) == 2:
+                break
+            await asyncio.sleep(0)
+        t.cancel()
+    asyncio.run(go())
+    assert [json.loads(p)["id"] for _t, p, _q, _r in client.broker] == [1, 3]
+    assert cm.errors == 1 and isinstance(cm.last_error, MemoryError)

@@ -12,7 +12,7 @@ from atmq.modem import Modem
 from tlog.app import client_config, motion_from
 from tlog.commands import Commands
 from tlog.config import Config
-from tlog.health import Health
+from tlog.health import Health, encode
 from tlog.platform import NoWDT
 from tlog.status import Topics
 from tlog.timesrc import TimeSource
@@ -202,3 +202,32 @@ def test_report_carries_the_log_tail_once_after_an_error():
     assert len(rep["log"]["tail"]) == 2
     assert "tail" not in h.report()["log"]  # reported once; the next error brings it again
     alog.reset()
+
+
+def test_health_json_written_once_at_its_exact_size():
+    """encode: the report's JSON in a bytearray of exactly its length, as json.dumps."""
+    rep = {"a": [1, 2, {"b": None}], "c": "x\u00e9\"y", "d": True, "e": -3}
+    out = encode(rep)
+    assert isinstance(out, bytearray) and bytes(out) == json.dumps(rep).encode()
+
+
+def test_a_memory_error_skips_one_report_never_the_task():
+    """refresh() at the heap's peak (a MemoryError reading the supply voltage) skips that
+    report, counted; the task lives on (it died there at 88K on the frozen build)."""
+    ctx = Ctx()
+    h = Health(ctx, Topics("tlog", "dev1"), ctx.client)
+
+    async def refresh():
+        raise MemoryError("memory allocation failed, allocating 176 bytes")
+    h.refresh = refresh
+
+    async def one_round():
+        task = asyncio.create_task(h.run())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        done = task.done()
+        task.cancel()
+        return done
+
+    assert asyncio.run(one_round()) is False  # still running (sleeping until the next one)
+    assert h.failures == 1 and isinstance(h.last_error, MemoryError) and h.sent == 0

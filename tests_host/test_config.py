@@ -174,3 +174,22 @@ def test_parse_text_for_console_commands():
         C.parse_text("mqtt_port", "abc")
     with pytest.raises(ConfigError, match="unknown"):
         C.parse_text("nope", "1")
+
+
+def test_cross_checks_read_only_the_keys_they_name():
+    """Config.check hands check_all the _CROSS keys alone (no copy of the whole config):
+    every rule, with every modem variant, must find what it reads there."""
+    from atmq import limits
+
+    v = C.defaults()
+    v.update(mqtt_host="broker.example.net", mqtt_user="u", mqtt_password="p")
+    sub = {k: v[k] for k in C._CROSS}
+    for variant in [None] + sorted(limits.LIMITS):
+        C.check_all(sub, variant)  # a KeyError here: a rule reads a key not in _CROSS
+    cfg = C.Config(None, {"mqtt_host": "h"})
+    try:
+        cfg.update({"spool_max_segments": 256, "spool_max_bytes": 16384})
+        raise AssertionError("a spool geometry below one record per segment was accepted")
+    except C.ConfigError as e:
+        assert e.key == "spool_max_segments"
+    assert cfg.get("spool_max_segments") == 16  # nothing changed

@@ -146,7 +146,7 @@ TEST_STEPS = 7
 
 def step_build_port(env):
     """The board-like build (tools/build_port.py) for tests_host/test_frozen.py, which runs
-    the e2e cases on it at -X heapsize=96K; skipped, with the reason, where it cannot be
+    the e2e cases on it at -X heapsize=88K; skipped, with the reason, where it cannot be
     built (no MicroPython source, no 32-bit libc): test_frozen.py then skips too."""
     rc = run([sys.executable, os.path.join(ROOT, "tools", "build_port.py"), "--quiet"], env=env)
     if rc == 3:  # build_port.SKIP_RC: the reason is printed above

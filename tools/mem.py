@@ -2,6 +2,7 @@
 """The firmware's RAM, measured on the board-like build: ``python3 tools/dev.py mem``.
 
     python3 tools/dev.py mem [--json FILE] [--readme] [--no-run] [--search [--search-range LO:HI]]
+                             [--map]
 
 Runs tools/mem_probe.py on the 32-bit unix port with the firmware frozen in
 (tools/build_port.py: bytecode outside the heap, 32-bit objects, as on an ESP32
@@ -16,6 +17,10 @@ without PSRAM) and prints one JSON document:
            Mosquitto, every feature on.
   search   (--search) the lowest -X heapsize at which each e2e scenario delivers every
            record (bisection in 4 KiB steps; a few minutes).
+  heapmap  (--map) the live heap by object kind once the App is built and once connected
+           (one clean run; micropython.mem_info(1)'s block map: function objects, dicts,
+           str/bytes, tuples, lists, bytearray/array headers, modules; "other" is instances,
+           dict and list storage, buffers' data, closures, bound methods, types).
 
 ``--readme`` prints the Markdown tables of README.md's memory section from the same run.
 Figures: bytes, ``gc.mem_alloc()`` after ``gc.collect()``.
@@ -172,12 +177,14 @@ def _run(broker, scenario, heapsize, probe=True, commands=False, timeout=60):
                 c["id"] = cid
                 rig.sub.publish(rig.prefix + "cmd", json.dumps(c))
                 def ack(cid=cid):
+                    """The answer (a result in parts: its last part) once complete."""
+                    last = None
                     for m in rig.sub.snapshot():
                         p = m["payload"]
                         if m["topic"].endswith("/cmd/ack") and isinstance(p, dict) \
                                 and p.get("id") == cid:
-                            return p
-                    return None
+                            last = p
+                    return None if last is None or last.get("more") is True else last
                 rig.wait_until(lambda: ack() is not None, 20)
                 got = ack()
                 if not (got and got.get("ok")):
@@ -245,6 +252,51 @@ def search(broker, lo_k=40, hi_k=128):
     return out
 
 
+MAP_KINDS = {"B": "function objects", "D": "dicts (object)", "S": "str/bytes", "T": "tuples",
+             "L": "lists (object)", "A": "bytearray/array (object)", "M": "modules",
+             "F": "floats", "h": "other"}
+
+
+def parse_heapmap(log):
+    """{state: {kind: [objects, bytes]}} from the MEMMAP-BEGIN/END blocks of a probe run
+    (gc.c's gc_dump_alloc_table: one character per 16-byte block, '=' a tail, '.' free)."""
+    out = {}
+    cur = None
+    kind = None
+    for line in log.splitlines():
+        if line.startswith("MEMMAP-BEGIN "):
+            cur = out.setdefault(line.split()[1], {})
+            kind = None
+            continue
+        if line.startswith("MEMMAP-END"):
+            cur = None
+            continue
+        if cur is None or len(line) < 10 or line[8:10] != ": ":
+            kind = None  # "(n lines all free)" and the header lines
+            continue
+        for ch in line[10:]:
+            if ch == "=":
+                if kind is not None:
+                    cur[kind][1] += 16
+            elif ch in ". ":
+                kind = None
+            else:
+                kind = MAP_KINDS.get(ch, "other")
+                cur.setdefault(kind, [0, 0])
+                cur[kind][0] += 1
+                cur[kind][1] += 16
+    return out
+
+
+def heapmap(broker):
+    os.environ["TLOG_MEMPROBE_MAP"] = "1"
+    try:
+        _a, _c, _p, good, log = _run(broker, None, HEAP)
+    finally:
+        del os.environ["TLOG_MEMPROBE_MAP"]
+    return {"ok": good, "states": parse_heapmap(log)}
+
+
 def firmware_total(doc, d):
     """The firmware's heap with its real main.py: the probe script's own compiled code
     (d["boot"] - boot_bare) left out."""
@@ -292,6 +344,17 @@ def readme(doc):
             lines.append("| %s%s | %s | %s | %s |" % (
                 name, "" if v["ok"] else " (FAILED)", live(p.get("boot", 0)),
                 live(p.get("connected", 0)), live(p.get("recovery", 0))))
+    hm = (doc.get("heapmap") or {}).get("states")
+    if hm:
+        states = [k for k in ("built", "connected") if k in hm]
+        lines.append("")
+        lines.append("| live heap by kind, KiB (objects) | " + " | ".join(states) + " |")
+        lines.append("|---|" + "---|" * len(states))
+        for kind in MAP_KINDS.values():
+            if any(kind in hm[s] for s in states):
+                lines.append("| %s | %s |" % (kind, " | ".join(
+                    "%s (%d)" % (k(hm[s].get(kind, [0, 0])[1]), hm[s].get(kind, [0, 0])[0])
+                    for s in states)))
     if doc.get("search"):
         lines.append("")
         lines.append("Lowest `-X heapsize` at which every record arrives (4 KiB steps): "
@@ -307,6 +370,8 @@ def main(argv=None):
     p.add_argument("--no-run", action="store_true", help="static figures only (no e2e runs)")
     p.add_argument("--search", action="store_true",
                    help="bisect the lowest heapsize per e2e scenario (minutes)")
+    p.add_argument("--map", action="store_true",
+                   help="the live heap by object kind, built and connected (one e2e run)")
     p.add_argument("--search-range", default="40:128", metavar="LO:HI",
                    help="KiB: LO assumed to fail, HI checked to pass (default 40:128)")
     args = p.parse_args(argv)
@@ -324,7 +389,7 @@ def main(argv=None):
            "static": [static(binary, "all"), static(binary, "obd off", obd=False),
                       static(binary, "capture off", capture=False),
                       static(binary, "sm family", family="sm")]}
-    if not args.no_run or args.search:
+    if not args.no_run or args.search or args.map:
         from broker import Broker
 
         global FEATURES
@@ -334,6 +399,8 @@ def main(argv=None):
             with Broker().start() as b:
                 if not args.no_run:
                     doc["peaks"] = peaks(b)
+                if args.map:
+                    doc["heapmap"] = heapmap(b)
                 if args.search:
                     lo, hi = (int(x) for x in args.search_range.split(":"))
                     doc["search"] = search(b, lo, hi)

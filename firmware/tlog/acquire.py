@@ -238,7 +238,9 @@ class Acquisition:
                         if m.gnss_on and self.motion.state != STANDBY:
                             if await m.gnss_fix(self.fix):
                                 self._got_fix()
-                except ModemError as e:  # timeouts while the modem reboots: try again later
+                except (ModemError, MemoryError) as e:
+                    # timeouts while the modem reboots, or a heap at its peak: again later
+                    # (the poller must outlive both: it keeps signal, clock and fix fresh)
                     self.modem_errors += 1
                     self.last_error = e
             if self.wd is not None:

@@ -18,6 +18,8 @@ import gc
 from atmq import log as alog
 from atmq.compat import IS_MICROPYTHON, const, sleep_ms, ticks_diff, ticks_ms, wait_for_ms
 from atmq import stack
+import atmq.client  # noqa: F401  at boot: every boot connects, and its 51-name globals
+# table (a 472-byte block) imported at the first connect failed there at 88K, every attempt
 from atmq.errors import ATTimeout, ConfigError, ModemError
 from atmq.limits import variant as _limits_variant
 from atmq.link import ST_FATAL, is_fatal
@@ -188,7 +190,9 @@ class App:
         # sized from the config: plain commands are small JSON objects (512 bytes each; 4 KB
         # at 1024 was the biggest preallocation of the app), a signed command carrying link
         # credentials (cmd_key) or an OTA chunk (ota_key, 984-byte chunks) needs 1024.  A
-        # longer message is dropped and counted (rx_dropped).
+        # longer message is dropped and counted (rx_dropped).  Slots: OTA's host keeps 3
+        # chunks in flight (tlog/ota.py) + the one being read; commands come one at a time
+        # (one answered, one waiting; a burst's overwritten ones are said in "unanswered")
         slot = 1024 if cfg.get("cmd_key") or cfg.get("ota_key") else 512
         # the library's one wiring (atmq.stack, atmq.connect's too), sized from the board and
         # the config: the reader's ring from uart.rxbuf, raw-frame deadlines at the link's
@@ -198,7 +202,7 @@ class App:
             pin=cfg.get("sim_pin") or None, apn=cfg.get("apn") or None,
             apn_user=cfg.get("apn_user") or None, apn_password=cfg.get("apn_pass") or None,
             ring_size=stack.ring_for(b), line_max=line_max, baud=self.link_baud,
-            events=32, inbox_slots=4, topic_max=128, payload_max=slot,
+            events=32, inbox_slots=4 if cfg.get("ota_key") else 2, topic_max=128, payload_max=slot,
             reg_timeout_ms=_REG_WAIT_MS, fatal_retry_ms=cfg.get("link_fatal_retry_s") * 1000)
         at, self.events, self.inbox, self.modem, self.driver, self.link_owner = session
         self.at = at

@@ -143,6 +143,17 @@ class Capture:
         self._rx_delay = 0  # ms since the last record, for the next RX bytes written
         self._rx_last = 0  # ticks of the last RX chunk
         self._seq = self._next_index()
+        if cfg.get("capture_enable"):
+            # on at boot: its ~1 KB window now, while the heap is in one piece (made at
+            # start(), after the tasks, it failed at 88K with 15 KB free in pieces)
+            self._make_rx()
+
+    def _make_rx(self):
+        from . import rxredact
+
+        self._rx_marker = rxredact.REDACTED
+        rx = self._rx = rxredact.RxRedactor(self._rx_out)
+        return rx
 
     def _names(self):
         try:
@@ -228,12 +239,8 @@ class Capture:
 
     def start(self):
         if not self.active:
-            if self._rx is None:
-                from . import rxredact
-
-                self._rx_marker = rxredact.REDACTED
-                self._rx = rxredact.RxRedactor(self._rx_out)
-            self._rx.reset()
+            rx = self._rx if self._rx is not None else self._make_rx()
+            rx.reset()
             self._rx_delay = 0
             try:
                 self._open()

@@ -4,7 +4,8 @@ Owns parsing, validation and dispatch.  A command is a JSON object with an
 ``"id"`` (string or integer, echoed in the answer) and a ``"cmd"``:
 
   ping                                  -> "pong", uptime
-  get      [key | keys: [...]]          -> values (secrets as "***")
+  get      [key | keys: [...]]          -> values (secrets as "***"); no key: every key,
+                                           in schema order, answered in parts
   set      key + value | values: {...}  -> validated all-or-nothing, persisted,
                                            live keys applied now, others listed
                                            in "reboot" (take effect after one)
@@ -13,15 +14,20 @@ Owns parsing, validation and dispatch.  A command is a JSON object with an
   flush                                 -> staged records to flash, uplink woken
   capture  action: start | stop | status -> AT traffic to rotating .atx files
   log      [lines: 1..50] [source: ram | flash] -> the last lines of the field log
-                                           (ram: this boot, every level; flash:
-                                           warnings and errors across reboots)
+                                           (ram: this boot, every level, at most
+                                           log_ram_lines; flash: warnings and
+                                           errors across reboots)
 
 The answer is ``{"id": ..., "ok": true, "result": ...}`` or ``{"id": ...,
-"ok": false, "error": "<what was wrong>"}``.  Malformed JSON, a missing id,
-an unknown command, a bad value or a payload over ``MAX_PAYLOAD`` bytes get an
-error answer (id null when it could not be read) and never an exception.  Only
-the device's own command topic is obeyed; anything else is counted and ignored
-(answering another device's command would confuse its owner).
+"ok": false, "error": "<what was wrong>"}``.  A result larger than ``PART_MAX``
+bytes of JSON (a ``get`` of every key, a long ``log``) is sent as several
+answers with the same id, ``"part": 1, 2...`` and ``"more": true`` on all but
+the last: each answer stays under the inbox slot, so no answer needs a large
+contiguous block of a fragmented heap (the merged result is the one answer).
+Malformed JSON, a missing id, an unknown command, a bad value or a payload over
+``MAX_PAYLOAD`` bytes get an error answer (id null when it could not be read) and
+never an exception.  Only the device's own command topic is obeyed; anything else
+is counted and ignored (answering another device's command would confuse its owner).
 
 Hostile input (README, *Security model*): a backslash anywhere in a command is
 refused (a JSON escape such as ``"mqtt_passwo\\u0072d"`` would hide a key from
@@ -36,14 +42,19 @@ be read (a flood) are counted in ``unanswered`` and said in the next answer.
 
 import json
 
+from atmq.compat import sleep_ms
 from atmq.errors import ConfigError
 
 from . import config as _config
+from .health import encode as _encode
 
 MAX_PAYLOAD = 1024  # the app's inbox slot (a signed set of a 256-byte password fits)
 _NAMES = ("ping", "get", "set", "reboot", "locate", "flush", "capture", "log")
 _ANSWER_TRIES = 3  # publishes of one answer (each waits for the link, bounded)
-_LOG_ANSWER_MAX = 1536  # bytes of log lines in one answer: the oldest are left out
+_NOMEM_WAIT_MS = 200  # after a MemoryError: the other tasks free theirs meanwhile
+_LOG_ANSWER_MAX = 1536  # bytes of log lines in one log answer (all parts): the oldest go
+PART_MAX = 256  # bytes of result JSON per answer: with the envelope (a 64-character id),
+# under the 512-byte command slot; one item larger than this goes alone in its part
 
 
 async def _ignore(topic, payload):  # type: (bytes, bytes) -> bool
@@ -56,6 +67,26 @@ def _err(cid, text):
 
 def _ok(cid, result):
     return {"id": cid, "ok": True, "result": result}
+
+
+def _groups(items, size_of):
+    """``items`` cut into runs [(start, end)] of at most about ``PART_MAX`` bytes each."""
+    out = []
+    start = size = 0
+    for i in range(len(items)):
+        n = size_of(items[i])
+        if i > start and size + n > PART_MAX:
+            out.append((start, i))
+            start, size = i, 0
+        size += n
+    out.append((start, len(items)))
+    return out
+
+
+def _parts(groups, make):
+    """The result of each run: the answers of a result sent in parts (``Commands.answer``)."""
+    for start, end in groups:
+        yield make(start, end)
 
 
 def _text(b):
@@ -151,20 +182,25 @@ class Commands:
 
     async def _c_get(self, msg):
         cfg = self.ctx.cfg
-        red = cfg.redacted()
         keys = msg.get("keys")
         if "key" in msg:
             keys = [msg["key"]]
         if keys is None:
-            return red
-        if not isinstance(keys, list):
+            keys = _config.SCHEMA  # every key, in the schema's order
+        if not isinstance(keys, (list, tuple)):
             raise ValueError('"keys" must be a list of key names')
-        out = {}
         for k in keys:
-            if not isinstance(k, str) or k not in red:
+            if not isinstance(k, str) or k not in _config.SCHEMA:
                 raise ConfigError(str(k), "unknown key")
-            out[k] = red[k]
-        return out
+        # no dict of every value, no 1.6 KB string: runs of keys, one answer each
+        groups = _groups(keys, lambda k: len(k) + len(json.dumps(cfg.shown(k))) + 6)
+
+        def make(start, end):
+            out = {}
+            for i in range(start, end):
+                out[keys[i]] = cfg.shown(keys[i])
+            return out
+        return make(0, len(keys)) if len(groups) == 1 else _parts(groups, make)
 
     def _auth(self):
         cfg = self.ctx.cfg
@@ -262,7 +298,15 @@ class Commands:
             keep -= 1
             size += len(lines[keep]) + 4
         errs, warns = alog.counts()
-        return {"lines": lines[keep:], "left_out": keep, "errors": errs, "warnings": warns}
+        lines = lines[keep:]
+        groups = _groups(lines, lambda line: len(line) + 4)
+
+        def make(start, end):
+            out = {"lines": lines[start:end]}
+            if end == len(lines):  # the counts once, in the last part
+                out.update(left_out=keep, errors=errs, warnings=warns)
+            return out
+        return make(0, len(lines)) if len(groups) == 1 else _parts(groups, make)
 
     # ---- the task ---------------------------------------------------------------------------
 
@@ -273,28 +317,60 @@ class Commands:
             self.unanswered += lost - self._inbox_lost
             self._inbox_lost = lost
             reply["unanswered"] = self.unanswered
-        text = json.dumps(reply)
+        parts = reply.get("result")
+        if not hasattr(parts, "send"):
+            await self._send(reply)
+            return
+        # a result in parts (a generator of dicts): one answer each, "more" on all but the
+        # last (one part made ahead to know); a part not delivered ends the answer
+        part = 1
+        reply["result"] = next(parts)
+        for nxt in parts:
+            reply["part"] = part
+            reply["more"] = True
+            if not await self._send(reply):
+                return
+            reply.pop("unanswered", None)  # said once, in the first part
+            reply["result"] = nxt
+            part += 1
+        reply["part"] = part
+        reply["more"] = False
+        await self._send(reply)
+
+    async def _send(self, reply):
+        """Publish one answer (a few tries); False when it could not be delivered."""
         for _ in range(_ANSWER_TRIES):
             # A link that drops just after the command arrived fails the answer's publish
             # (a reboot or CONNLOST inside it): the answer is kept and sent again once the
-            # link is back (client.publish waits for the reconnect, bounded), a few times
+            # link is back (client.publish waits for the reconnect, bounded), a few times.
+            # The JSON goes in one buffer of its exact size, made per try (health.encode).
             try:
-                await self.client.publish(self.topics.ack, text, 1)
-                return
+                await self.client.publish(self.topics.ack, _encode(reply), 1)
+                return True
             except Exception as e:
                 self.ack_failures += 1
                 self.last_error = e
+                if isinstance(e, MemoryError):  # a heap at its peak: wait, then again
+                    await sleep_ms(_NOMEM_WAIT_MS)
         from atmq import log as alog
 
         alog.warn("cmd", "answer to %s not published after %d tries: %s", reply.get("id"),
                   _ANSWER_TRIES, alog.exc(self.last_error))
+        return False
 
     async def run(self):
         async for topic, payload in self.client.messages():
-            reply = await self.handle(topic, payload)
-            if reply is None:
-                await self.other(topic, payload)
-                continue
-            await self.answer(reply)
+            try:
+                reply = await self.handle(topic, payload)
+                if reply is None:
+                    await self.other(topic, payload)
+                    continue
+                await self.answer(reply)
+            except Exception as e:  # a MemoryError at the heap's peak: this command is
+                self.errors += 1  # lost (logged, counted), the commands task lives on
+                self.last_error = e
+                from atmq import log as alog
+
+                alog.warn("cmd", "command not handled: %s", alog.exc(e))
             if self.reboot_pending:
                 await self.ctx.reboot()

@@ -92,6 +92,7 @@ _TABLE: tuple = (
     ("capture_max_bytes", 65536, (4096, 1048576), LIVE),
     ("capture_max_files", 4, (1, 16), LIVE),
     ("watchdog_timeout_s", 120, (10, 3600), 0),
+    ("log_ram_lines", 16, (4, 64), 0),  # the field log's RAM ring (atmq.log), ~100 B a line
     ("cmd_key", "", (0, 64, _HEX), SECRET | LINK),
     ("link_probation_s", 600, (10, 86400), LINK),
     # over-the-air update (tlog/ota.py, issue 15); an empty ota_key turns OTA off
@@ -197,12 +198,18 @@ def validate(key, value):
     return value
 
 
+# every key check_all reads: a change is checked against these alone, not against a copy
+# of the whole config (a 60-key dict is a 472-byte block a fragmented heap may not have)
+_CROSS = ("spool_max_bytes", "spool_max_segments", "mqtt_keepalive_s", "mqtt_host",
+          "mqtt_port", "mqtt_client_id", "mqtt_user", "mqtt_password")
+
+
 def check_all(values, variant=None):
     """The rules between keys, and the modem family's limits (``variant``: an
     atmq.limits.LIMITS key, or None when the modem is not known yet).
 
-    ``values``: a complete dict of valid single values.  Raises ConfigError naming
-    the key to change.
+    ``values``: valid single values of at least the keys in ``_CROSS``.  Raises
+    ConfigError naming the key to change.
     """
     seg = values["spool_max_bytes"] // values["spool_max_segments"]
     if seg < SEGMENT_MIN:
@@ -319,9 +326,8 @@ class Config:
         checked = {}
         for k in changes:
             checked[k] = validate(k, changes[k])
-        new = dict(self._v)
-        new.update(checked)
-        check_all(new, self.variant)
+        v = self._v
+        check_all({k: checked[k] if k in checked else v[k] for k in _CROSS}, self.variant)
         return checked
 
     def update(self, changes):
@@ -330,14 +336,13 @@ class Config:
         Returns the keys whose new value needs a reboot to take effect.
         """
         checked = self.check(changes)
-        old = self._v
-        new = dict(old)
-        new.update(checked)
-        self._v = new
+        v = self._v
+        old = {k: v[k] for k in checked}  # the changed keys' values only, not a full copy
+        v.update(checked)
         try:
             self.save()
-        except OSError:
-            self._v = old  # not on flash: do not pretend it is set
+        except Exception:  # OSError, or MemoryError while writing
+            v.update(old)  # not on flash: do not pretend it is set
             raise
         return [k for k in checked if not is_live(k) and old[k] != checked[k]]
 
@@ -362,18 +367,32 @@ class Config:
         """The whole configuration as JSON text, one key per line, secrets included."""
         return b"".join(self._json_lines()).decode()
 
+    def shown(self, key):
+        """``key``'s value as it may be printed or sent: a secret that is set is "***"."""
+        v = self.get(key)
+        return _REDACTED if (v != "" and is_secret(key)) else v
+
     def redacted(self):
         """A dict safe to print or log: secret values set are replaced by "***"."""
         out = {}
         for k in self._v:
-            v = self._v[k]
-            out[k] = _REDACTED if (is_secret(k) and v != "") else v
+            out[k] = self.shown(k)
         return out
 
     def __repr__(self):
         return "Config(%r)" % (self.redacted(),)
 
     __str__ = __repr__
+
+
+def _read(path):
+    """The file's bytes (one more than _MAX_FILE at most, to see it is too long), read
+    into a block of the file's size: an 8 KB read buffer for a ~2 KB file is a block the
+    heap may not have at boot (the 64-bit port from .mpy at its low heap failed there)."""
+    n = fsutil.size(path)
+    if n < 0:
+        return None
+    return fsutil.read_bytes(path, (n if n < _MAX_FILE else _MAX_FILE) + 1)
 
 
 def load(path, variant=None):
@@ -383,9 +402,9 @@ def load(path, variant=None):
     ``path.tmp``.  Bad JSON, a non-object, unknown keys and bad values raise
     ConfigError (the key, or "file" for the file as a whole).
     """
-    data = fsutil.read_bytes(path, _MAX_FILE + 1)
+    data = _read(path)
     if data is None:
-        data = fsutil.read_bytes(path + fsutil.TMP_SUFFIX, _MAX_FILE + 1)
+        data = _read(path + fsutil.TMP_SUFFIX)
     if data is None:
         return Config(path, None, variant)
     if len(data) > _MAX_FILE:

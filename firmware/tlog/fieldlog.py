@@ -121,6 +121,7 @@ def install(app, root, cfg=None):
     if cfg is not None:
         from . import config as _config
 
+        alog.set_keep(cfg.get("log_ram_lines") or alog.KEEP)  # RAM: ~100 bytes a line
         for key in _config.SCHEMA:
             # the SIM PIN is 4-8 digits: blanked inside AT+CPIN=... by atmq.log instead of
             # replaced wherever those digits occur

@@ -5,10 +5,14 @@ modem's facts (model, revision, IMEI), signal, operator and registration,
 error counters of every layer (AT engine, MQTT client, uplink, acquisition,
 commands, OBD), reconnects, time source, watchdog state, and the field log's
 counts, with its last lines when an error was logged since the last report.  A report is best
-effort: it is not spooled, and a failed publish is counted and skipped.
+effort: it is not spooled, and a failed publish is counted and skipped.  The JSON (1-3 KB)
+is written into one buffer of exactly its size (``_JsonOut``), not grown piece by piece
+as ``json.dumps`` does: each growth is a reallocation that a fragmented heap may not have
+contiguous room for, and the report comes just after the connect, at the heap's peak.
 """
 
 import asyncio
+from io import IOBase
 
 from atmq import log as alog
 from atmq.compat import const, sleep_ms, wait_for_ms
@@ -22,6 +26,36 @@ LOG_TAIL = const(8)  # log lines in a report after an error (atmq.log ring, reda
 
 def _name(e):
     return None if e is None else "%s: %s" % (type(e).__name__, e)
+
+
+class _JsonOut(IOBase):
+    """``json.dump``'s stream: counts the bytes, then (``dst`` set) copies them into it."""
+
+    def __init__(self):
+        self.n = 0
+        self.dst = None  # type: bytearray | None
+
+    def write(self, b):
+        if isinstance(b, str):  # CPython writes str pieces; MicroPython bytes
+            b = b.encode()
+        n = len(b)
+        dst = self.dst
+        if dst is not None:
+            dst[self.n : self.n + n] = b
+        self.n += n
+        return n
+
+
+def encode(obj):
+    """``obj`` as JSON in a bytearray of exactly its length (two passes, no regrowth)."""
+    import json
+
+    out = _JsonOut()
+    json.dump(obj, out)
+    dst = out.dst = bytearray(out.n)
+    out.n = 0
+    json.dump(obj, out)
+    return dst
 
 
 class Health:
@@ -121,9 +155,7 @@ class Health:
         return rep
 
     async def publish(self):
-        import json
-
-        await self.client.publish(self.topics.health, json.dumps(self.report()), 1)
+        await self.client.publish(self.topics.health, encode(self.report()), 1)
         self.sent += 1
 
     async def run(self):
@@ -133,10 +165,10 @@ class Health:
                 await wait_for_ms(c.up.wait(), 60000)
             except asyncio.TimeoutError:
                 continue
-            await self.refresh()
             try:
+                await self.refresh()
                 await self.publish()
-            except Exception as e:
-                self.failures += 1
+            except Exception as e:  # a failed publish, or a MemoryError at the heap's peak:
+                self.failures += 1  # this report is skipped, the next one comes
                 self.last_error = e
             await sleep_ms(self.ctx.cfg.get("health_interval_s") * 1000)

@@ -205,7 +205,7 @@ class Elm327:
 
     def __init__(self, stream, tier1=(0x0D, 0x0C, 0x11, 0x04), tier2=(0x0A, 0x0E, 0x10, 0x2F),
                  tier3=(0x05, 0x0F, 0x33, 0x42, 0x46, 0x1F, 0x21, 0x5E), every2=3, every3=9,
-                 max_failures=3, spaces=False, rx_size=512, max_retry_ms=60000,
+                 max_failures=3, spaces=False, rx_size=256, max_retry_ms=60000,
                  clock=ticks_ms):
         self.stream = stream
         self.tier1 = tier1
@@ -215,6 +215,8 @@ class Elm327:
         self.every3 = every3
         self.max_failures = max_failures
         self.spaces = spaces  # ATS0 (default) halves the bytes on the wire
+        # one answer up to the prompt: 8 ECUs answering a PID with headers are ~170 bytes,
+        # a VIN (0902, three CAN frames) ~60; longer is R_OVERFLOW, counted, never cut
         self._rx = bytearray(rx_size)
         self._chunk = bytearray(64)
         self._rxn = 0

@@ -1,6 +1,6 @@
 """The field log: one small leveled log shared by atmq and the telelogger.
 
-Owns the levels, the last lines kept in RAM (a fixed ring of ``_KEEP`` lines),
+Owns the levels, the last lines kept in RAM (a ring of ``KEEP`` lines, ``set_keep``),
 the console echo, the one redaction every logged line goes through (secrets
 registered with ``add_secret`` become ``<redacted>``), and the optional sink
 that persists warning and error lines (the telelogger points it at a rotating
@@ -24,9 +24,9 @@ WARN = const(30)
 INFO = const(20)
 DEBUG = const(10)
 _NAMES = {ERROR: "E", WARN: "W", INFO: "I", DEBUG: "D"}
-_KEEP = const(32)
+KEEP = const(16)  # lines kept in RAM by default (~100 bytes each; the ``log`` command)
 
-_ring = [""] * _KEEP  # "" = never written
+_ring = [""] * KEEP  # "" = never written
 _state = [0, INFO, WARN]  # next ring slot, console level, sink level
 _secrets = []
 _sink = [None]
@@ -40,6 +40,17 @@ def set_level(console=None, sink=None):
         _state[1] = console
     if sink is not None:
         _state[2] = sink
+
+
+def set_keep(count):
+    """Keep the last ``count`` (>= 1) lines in RAM from now on; the newest stay."""
+    count = max(1, count)
+    if count != len(_ring):
+        lines = tail(count)
+        del _ring[:]
+        for i in range(count):
+            _ring.append(lines[i] if i < len(lines) else "")
+        _state[0] = len(lines) % count
 
 
 def set_sink(fn):
@@ -120,7 +131,7 @@ def _emit(level, tag, fmt, args):
     line = redact("%d %s %s%s: %s" % (ticks_ms(), _NAMES.get(level, "?"), tag, ctx, msg))
     slot = _state[0]
     _ring[slot] = line
-    _state[0] = (slot + 1) % _KEEP
+    _state[0] = (slot + 1) % len(_ring)
     if level in _counts:
         _counts[level] += 1
     if level >= _state[1]:
@@ -152,13 +163,14 @@ def debug(tag, fmt, *args):
     return None
 
 
-def tail(count=_KEEP):
-    """The last ``count`` lines, oldest first."""
-    count = min(count, _KEEP)
+def tail(count=64):
+    """The last ``count`` lines, oldest first (at most the ring's)."""
+    keep = len(_ring)
+    count = min(count, keep)
     out = []
     start = _state[0] - count
     for i in range(count):
-        line = _ring[(start + i) % _KEEP]
+        line = _ring[(start + i) % keep]
         if line:
             out.append(line)
     return out
@@ -171,8 +183,9 @@ def counts():
 
 def reset():
     """Forget lines, counts, secrets, sink and context (tests; a fresh start)."""
-    for i in range(_KEEP):
+    for i in range(len(_ring)):
         _ring[i] = ""
+    set_keep(KEEP)
     _state[0] = 0
     _counts[ERROR] = 0
     _counts[WARN] = 0
