@@ -25,6 +25,10 @@ import build_port
 HEAP = os.environ.get("ATMQ_FROZEN_HEAP", "88K")  # this config's floor (84K, all three) + 4K
 BATCH = 16  # batch_max_records in e2erig.make_config
 RUN_TIMEOUT_S = 60
+# The second session's own case runs at the heap an ESP32 without PSRAM gives (about 100 KB,
+# README memory section), a step below it: at 88K the uplink rightly declines the second
+# session (its buffer + tlog.uplink's _LANE_HEAP_ROOM do not fit) and stays at one in flight.
+HEAP_TWO = os.environ.get("ATMQ_FROZEN_HEAP_TWO", "96K")
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +39,13 @@ def frozen_port():
         pytest.skip("32-bit frozen port not buildable here: %s" % e)
 
 
-def _check(name, rig, ok, extra=None):
+def _check(name, rig, ok, extra=None, heap=HEAP):
     rc = rig.stop_firmware()
     log = rig.fw.log_text()
     tail = log[-3000:]
     a = rig.summary()
     counts = rig.fw.final_counts()
-    line = {"scenario": "frozen_" + name, "heapsize": HEAP, "records": a["records"],
+    line = {"scenario": "frozen_" + name, "heapsize": heap, "records": a["records"],
             "gaps": a["gaps"], "dups": a["dups"], "recovery_ms": a["recovery_ms"]}
     line.update(extra or {})
     print("E2E " + json.dumps(line))
@@ -86,11 +90,11 @@ def test_frozen_network_drop(broker, frozen_port):  # noqa: F811
 
 
 def test_frozen_two_in_flight_after_a_drop(broker, frozen_port):  # noqa: F811
-    """uplink_inflight 2 (the default) at 96K: the backlog a 15 s drop leaves opens the
+    """uplink_inflight 2 (the default) at HEAP_TWO: the backlog a 15 s drop leaves opens the
     second session (client index 1) when the heap has room, or says why it stays at one;
     either way nothing is lost and no MemoryError stops the uplink."""
     scenario = {"faults": [{"kind": "nonet", "at_s": 5, "duration_s": 15}]}
-    with Rig(broker, scenario=scenario, device_id="frz-two", heapsize=HEAP, frozen=True,
+    with Rig(broker, scenario=scenario, device_id="frz-two", heapsize=HEAP_TWO, frozen=True,
              persona="A7600", config_extra={"batch_max_records": 4, "uplink_inflight": 2},
              sim_kw={"net_rtt": 0.3}) as rig:
         rig.start()
@@ -103,8 +107,8 @@ def test_frozen_two_in_flight_after_a_drop(broker, frozen_port):  # noqa: F811
         assert rig.fault_times(), "the fault never fired:\n" + rig.fw.log_text()[-3000:]
         log = rig.fw.log_text()
         opened = "second session (heap free" in log
-        _check("two_in_flight", rig, ok, {"second_session": opened})
-        assert opened, "the second session never opened at %s:\n%s" % (HEAP, log[-3000:])
+        _check("two_in_flight", rig, ok, {"second_session": opened}, heap=HEAP_TWO)
+        assert opened, "the second session never opened at %s:\n%s" % (HEAP_TWO, log[-3000:])
 
 
 def test_frozen_downlink_commands(broker, frozen_port):  # noqa: F811

@@ -69,7 +69,10 @@ _IDLE_WAIT_MS = 5000  # wake at least this often while idle (watchdog beat)
 # The second session (see the module's docstring): made when this much heap stays free
 # beyond its payload buffer, closed below _LANE_HEAP_LOW or after the spool was empty
 # this long, not made again for _LANE_RETRY_MS after a close or a failed allocation.
-_LANE_HEAP_ROOM = const(12288)
+# ROOM: the lane's objects (~1.6 KB) + a publish's and a recovery's peak above the idle
+# heap (2-5 KB, README memory section) + a margin, so it opens at 96K (14.9 KB free after a
+# drop, frozen 32-bit build) and not at 88K (6.6 KB), where it would stall the uplink.
+_LANE_HEAP_ROOM = const(8192)
 _LANE_HEAP_LOW = const(6144)
 _LANE_IDLE_MS = const(30000)
 _LANE_RETRY_MS = const(30000)
