@@ -568,24 +568,18 @@ class Spool:
 
     # ---- reading and acknowledging ----------------------------------------------------
 
-    def spare_batch(self):
-        """A second ``Batch`` of the configured size, for ``peek_batch(into=...)`` (two
-        batches in flight)."""
-        b = self._batch
-        return Batch(len(b.offs) - 1, len(b.buf))
-
-    def peek_batch(self, max_records=0, max_bytes=0, after=None, into=None):
+    def peek_batch(self, max_records=0, max_bytes=0, after=None):
         """The oldest unacknowledged records, chronological, not removed (see ``ack``).
 
         Flushes staged records first.  At most ``max_records`` records and
         ``max_bytes`` payload bytes (0 or more than configured: the configured
-        batch limits).  Returns the spool's reused ``Batch`` (or ``into``, one from
-        ``spare_batch``); an empty batch means nothing is waiting.  ``after``: a batch
+        batch limits).  Returns the spool's reused ``Batch``; an empty batch means
+        nothing is waiting.  ``after``: a batch
         still in flight (not acknowledged): the records that follow it, so a second
         batch can go out before the first one's result (``ack`` them in order).
         """
         self.flush()
-        b = self._batch if into is None else into
+        b = self._batch
         cap_n = len(b.offs) - 1
         cap_b = len(b.buf)
         if max_records <= 0 or max_records > cap_n:
