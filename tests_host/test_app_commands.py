@@ -192,6 +192,26 @@ def test_set_live_key_the_app_cannot_apply_now_is_reported(tmp_path):
     assert r["result"] == {"applied": [], "reboot": ["topic_prefix"], "probation_s": 600}
 
 
+def test_a_signed_link_set_that_cannot_be_written_leaves_no_probation(tmp_path, monkeypatch):
+    """The probation is written before the config (a cut between them rolls back to the same
+    link); a write that fails changes nothing, so it must not leave a probation behind (the
+    next boot would roll back to the last good after a coverage gap).  A probation already
+    pending (an earlier change of this boot) stays."""
+    cm, ctx, _c = make(tmp_path)
+    ctx.cfg.set("cmd_key", KEY)
+
+    def broken():
+        raise OSError(28, "ENOSPC")
+    monkeypatch.setattr(ctx.cfg, "save", broken)
+    r = ask(cm, signed({"id": 1, "cmd": "set", "key": "mqtt_host", "value": "b.example"}))
+    assert not r["ok"] and "set failed" in r["error"]
+    assert ctx.cfg.get("mqtt_host") == "" and ctx.lastgood.probation_s() == 0
+    ctx.lastgood.start_probation(600)  # an earlier link change waits for its proof
+    r = ask(cm, signed({"id": 2, "cmd": "set", "key": "mqtt_host", "value": "b.example"},
+                       ctr=2))
+    assert not r["ok"] and ctx.lastgood.probation_s() == 600
+
+
 def test_set_bad_value_changes_nothing(tmp_path):
     cm, ctx, _c = make(tmp_path)
     r = ask(cm, {"id": 8, "cmd": "set", "values": {"interval_moving_s": 3, "mqtt_qos": 7}})

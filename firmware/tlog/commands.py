@@ -235,12 +235,21 @@ class Commands:
             self.auth_refused += 1
             raise ConfigError(link[0], "a link key: set only by a command signed with the"
                               " device's cmd_key (tools/signcmd.py), or locally")
+        lg = self.ctx.lastgood if link else None
+        pending = lg is not None and lg.probation_s()  # an earlier change, not proven yet
         if link:
             # probation first: a cut before the config is written rolls back to the same link
-            self.ctx.lastgood.start_probation(cfg.get("link_probation_s")
-                                              if "link_probation_s" not in changes
-                                              else changes["link_probation_s"])
-        reboot = cfg.update(changes)  # validated all-or-nothing, then persisted
+            lg.start_probation(cfg.get("link_probation_s")
+                               if "link_probation_s" not in changes
+                               else changes["link_probation_s"])
+        try:
+            reboot = cfg.update(changes)  # validated all-or-nothing, then persisted
+        except Exception as e:
+            if lg is not None and not pending:
+                # nothing changed: no probation left behind (the next boot would roll back
+                # to the last good after a coverage gap, undoing local changes since)
+                lg.end_probation()
+            raise e
         live = [k for k in changes if k not in reboot and before[k] != cfg.get(k)]
         applied = self.ctx.apply(live)
         later = [k for k in live if k not in applied]  # live in the schema, not yet here
