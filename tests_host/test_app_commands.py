@@ -343,6 +343,28 @@ def test_log_command_returns_the_last_lines_bounded_and_redacted(tmp_path):
     alog.reset()
 
 
+def test_log_lines_long_or_full_of_escapes_stay_within_the_parts(tmp_path):
+    """Parts are sized by the lines' JSON (a '"' is two bytes there, a control character
+    six), and a line too long for one part is cut with "..." instead of leaving it and
+    every older line out: the newest line of 2000 bytes used to empty the answer."""
+    from atmq import log as alog
+
+    alog.reset()
+    alog.set_level(console=alog.ERROR + 1)
+    cm, _ctx, client = make(tmp_path)
+    for i in range(6):
+        alog.warn("at", "line %d %s", i, '"\x01' * 40)  # AT traffic: quotes, controls
+    alog.warn("t", "newest %s %s", "z" * 2000, "\u00e9" * 300)
+    acks = answers(cm, client, dict(id="i" * 64, cmd="log", lines=10))
+    res = merged(acks)  # every answer under 512 bytes
+    lines = res["lines"]
+    assert len(lines) >= 2 and lines[-1].endswith("...") and "newest zzz" in lines[-1]
+    assert lines[-2].split(": ", 1)[1].startswith("line 5 ")
+    assert res["left_out"] + len(lines) == 7
+    assert sum(len(json.dumps(x)) + 2 for x in lines) <= 1536
+    alog.reset()
+
+
 def test_an_answer_whose_publish_fails_is_sent_again_after_the_reconnect(tmp_path):
     """The link drops just after a command arrived (a reboot or CONNLOST inside the
     answer's publish): the answer is kept and published again, bounded (issue 9 round 2)."""

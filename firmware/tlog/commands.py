@@ -16,7 +16,8 @@ Owns parsing, validation and dispatch.  A command is a JSON object with an
   log      [lines: 1..50] [source: ram | flash] -> the last lines of the field log
                                            (ram: this boot, every level, at most
                                            log_ram_lines; flash: warnings and
-                                           errors across reboots)
+                                           errors across reboots; a line longer
+                                           than a part is cut, "..." at its end)
 
 The answer is ``{"id": ..., "ok": true, "result": ...}`` or ``{"id": ...,
 "ok": false, "error": "<what was wrong>"}``.  A result larger than ``PART_MAX``
@@ -52,7 +53,7 @@ MAX_PAYLOAD = 1024  # the app's inbox slot (a signed set of a 256-byte password 
 _NAMES = ("ping", "get", "set", "reboot", "locate", "flush", "capture", "log")
 _ANSWER_TRIES = 3  # publishes of one answer (each waits for the link, bounded)
 _NOMEM_WAIT_MS = 200  # after a MemoryError: the other tasks free theirs meanwhile
-_LOG_ANSWER_MAX = 1536  # bytes of log lines in one log answer (all parts): the oldest go
+_LOG_ANSWER_MAX = 1536  # bytes of log lines' JSON in one log answer (all parts): the oldest go
 PART_MAX = 256  # bytes of result JSON per answer: with the envelope (a 64-character id),
 # under the 512-byte command slot; one item larger than this goes alone in its part
 
@@ -87,6 +88,28 @@ def _parts(groups, make):
     """The result of each run: the answers of a result sent in parts (``Commands.answer``)."""
     for start, end in groups:
         yield make(start, end)
+
+
+def _jlen(text):
+    """Bytes of ``text`` as JSON and a separator (MicroPython keeps non-ASCII as UTF-8)."""
+    return len(json.dumps(text).encode()) + 2
+
+
+def _fit(lines, i):
+    """Cut ``lines[i]`` (in place, "..." at its end) so that its JSON and a separator fit
+    one part; the bytes it then takes in an answer."""
+    line = lines[i]
+    n = _jlen(line)
+    if n <= PART_MAX:
+        return n
+    keep = len(line) * PART_MAX // n - 4  # escapes spread evenly: about right, then less
+    while True:
+        cut = line[:keep if keep > 0 else 0] + "..."
+        n = _jlen(cut)
+        if n <= PART_MAX or keep <= 0:
+            lines[i] = cut
+            return n
+        keep = keep * 3 // 4
 
 
 def _text(b):
@@ -301,14 +324,20 @@ class Commands:
             lines = flog.tail(n)
         else:
             raise ValueError('"source" must be ram or flash')
+        # sized as JSON (a quote or control character is escaped, and CPython escapes
+        # non-ASCII); a line too long for a part alone is cut, never left out with every
+        # older one behind it
         size = 0
         keep = len(lines)
-        while keep > 0 and size + len(lines[keep - 1]) + 4 <= _LOG_ANSWER_MAX:
+        while keep > 0:
+            n = _fit(lines, keep - 1)
+            if size + n > _LOG_ANSWER_MAX:
+                break
             keep -= 1
-            size += len(lines[keep]) + 4
+            size += n
         errs, warns = alog.counts()
         lines = lines[keep:]
-        groups = _groups(lines, lambda line: len(line) + 4)
+        groups = _groups(lines, _jlen)
 
         def make(start, end):
             out = {"lines": lines[start:end]}
