@@ -4,7 +4,7 @@ Owns the schema (``spec(key)``; the names in ``SCHEMA``: every key with its
 default, range or choices, and flags: SECRET = never printed or logged, LIVE =
 applies without a reboot, LINK = changes where and how the device connects:
 remotely settable only by an authenticated command, see tlog.auth), the rules
-between keys (``check_all``: spool geometry, TLS pairs, and the modem family's limits from
+between keys (``check_all``: spool geometry, and the modem family's limits from
 atmq.limits), ``load(path)`` (defaults merged with the file; unknown keys and
 bad values are refused with a ``ConfigError`` that names the key, the value
 and what is allowed, with a "did you mean" for a typo'd key) and ``Config``
