@@ -212,6 +212,19 @@ def test_a_signed_link_set_that_cannot_be_written_leaves_no_probation(tmp_path, 
     assert not r["ok"] and ctx.lastgood.probation_s() == 600
 
 
+def test_a_set_stored_but_not_applied_now_is_answered_as_needing_a_reboot(tmp_path):
+    """apply() failing (a MemoryError making the uplink's new buffer) after the values were
+    written: the answer is not "set failed" (they are set, for the next boot)."""
+    cm, ctx, _c = make(tmp_path)
+
+    def apply(keys):
+        raise MemoryError("memory allocation failed, allocating 4096 bytes")
+    ctx.apply = apply  # pyright: ignore
+    r = ask(cm, {"id": 9, "cmd": "set", "key": "batch_max_bytes", "value": 2048})
+    assert r == {"id": 9, "ok": True, "result": {"applied": [], "reboot": ["batch_max_bytes"]}}
+    assert config_mod.load(ctx.path).get("batch_max_bytes") == 2048
+
+
 def test_set_bad_value_changes_nothing(tmp_path):
     cm, ctx, _c = make(tmp_path)
     r = ask(cm, {"id": 8, "cmd": "set", "values": {"interval_moving_s": 3, "mqtt_qos": 7}})

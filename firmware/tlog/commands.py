@@ -274,7 +274,14 @@ class Commands:
                 lg.end_probation()
             raise e
         live = [k for k in changes if k not in reboot and before[k] != cfg.get(k)]
-        applied = self.ctx.apply(live)
+        try:
+            applied = self.ctx.apply(live)
+        except Exception as e:  # a MemoryError making a buffer...: the values are on flash,
+            self.last_error = e  # so the answer says "reboot" for them, not "set failed"
+            from atmq import log as alog
+
+            alog.warn("cmd", "set stored, not applied now: %s", alog.exc(e))
+            applied = []
         later = [k for k in live if k not in applied]  # live in the schema, not yet here
         out = {"applied": applied, "reboot": reboot + later}
         if link:
