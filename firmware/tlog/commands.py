@@ -260,7 +260,7 @@ class Commands:
                               " device's cmd_key (tools/signcmd.py), or locally")
         lg = self.ctx.lastgood if link else None
         pending = lg is not None and lg.probation_s()  # an earlier change, not proven yet
-        if link:
+        if lg is not None:
             # probation first: a cut before the config is written rolls back to the same link
             lg.start_probation(cfg.get("link_probation_s")
                                if "link_probation_s" not in changes
