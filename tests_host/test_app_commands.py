@@ -270,6 +270,19 @@ def test_oversize_payload_refused_before_parsing(tmp_path):
                  "error": "payload of %d bytes is larger than %d" % (len(big), MAX_PAYLOAD)}
 
 
+def test_a_command_too_large_for_the_inbox_slot_is_said_in_the_next_answer(tmp_path):
+    """The app's inbox slot is 512 bytes without cmd_key/ota_key: a longer command is dropped
+    by the inbox before its id could be read; the next answer counts it in "unanswered"."""
+    from atmq.inbox import Inbox
+
+    cm, ctx, client = make(tmp_path)
+    ctx.inbox = ib = Inbox(2, 128, 512)  # pyright: ignore
+    cm._inbox_lost = cm._inbox_count()
+    assert ib.start(len(OWN), 600) == -1  # a 600-byte get of many keys: not kept
+    acks = answers(cm, client, {"id": 2, "cmd": "ping"})
+    assert acks[0]["id"] == 2 and acks[0]["unanswered"] == 1
+
+
 def test_other_topics_are_ignored(tmp_path):
     cm, _ctx, _c = make(tmp_path)
     for t in (b"tlog/dev2/cmd", b"tlog/dev1/cmd/ack", b"tlog/dev1", b"other/dev1/cmd"):

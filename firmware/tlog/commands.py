@@ -27,8 +27,10 @@ the last: each answer stays under the inbox slot, so no answer needs a large
 contiguous block of a fragmented heap (the merged result is the one answer).
 Malformed JSON, a missing id, an unknown command, a bad value or a payload over
 ``MAX_PAYLOAD`` bytes get an error answer (id null when it could not be read) and
-never an exception.  Only the device's own command topic is obeyed; anything else
-is counted and ignored (answering another device's command would confuse its owner).
+never an exception; a payload over the inbox slot (512 bytes, 1024 with ``cmd_key``
+or ``ota_key`` set: tlog.app) is dropped by the inbox unread and counted below.
+Only the device's own command topic is obeyed; anything else is counted and
+ignored (answering another device's command would confuse its owner).
 
 Hostile input (README, *Security model*): a backslash anywhere in a command is
 refused (a JSON escape such as ``"mqtt_passwo\\u0072d"`` would hide a key from
@@ -38,7 +40,8 @@ signed with the device's ``cmd_key`` (tlog.auth: HMAC-SHA256, replay counter);
 such a change is stored under probation (tlog.lastgood): if the next boot does
 not reach the broker within ``link_probation_s`` the last good link comes back.
 Commands that arrived but were overwritten in the full inbox before they could
-be read (a flood) are counted in ``unanswered`` and said in the next answer.
+be read (a flood), or were too large for its slot, are counted in ``unanswered``
+and said in the next answer.
 """
 
 import json
@@ -49,7 +52,7 @@ from atmq.errors import ConfigError
 from . import config as _config
 from .health import encode as _encode
 
-MAX_PAYLOAD = 1024  # the app's inbox slot (a signed set of a 256-byte password fits)
+MAX_PAYLOAD = 1024  # the app's largest inbox slot (a signed set of a 256-byte password fits)
 _NAMES = ("ping", "get", "set", "reboot", "locate", "flush", "capture", "log")
 _ANSWER_TRIES = 3  # publishes of one answer (each waits for the link, bounded)
 _NOMEM_WAIT_MS = 200  # after a MemoryError: the other tasks free theirs meanwhile
@@ -153,7 +156,9 @@ class Commands:
 
     def _inbox_count(self):
         ib = getattr(self.ctx, "inbox", None)
-        return 0 if ib is None else ib.overwritten
+        # overwritten by a flood, or too large for the slot (dropped before a byte of it was
+        # kept: no id to answer; its silence would otherwise go unexplained)
+        return 0 if ib is None else ib.overwritten + ib.oversize
 
     async def _handle(self, payload):
         n = len(payload)
