@@ -41,3 +41,37 @@ def test_bad_values_name_the_key():
         else:
             raise AssertionError("accepted " + text)
     tlogfs.rmtree(d)
+
+
+class _RenameRefused:
+    """The os module with a rename that always fails (a flash refusing every rename)."""
+
+    def __init__(self, real):
+        self._real = real
+
+    def rename(self, a, b):
+        raise OSError(5)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+def test_a_set_whose_write_fails_keeps_the_old_values_in_ram_and_on_flash():
+    from tlog import fsutil
+
+    d = tlogfs.tmpdir("cfgfail")
+    p = d + "/config.json"
+    cfg = C.Config(p, {"mqtt_keepalive_s": 30})
+    cfg.save()
+    real = fsutil.os
+    fsutil.os = _RenameRefused(real)
+    try:
+        cfg.update({"mqtt_keepalive_s": 90})
+        raise AssertionError("a write that failed was reported as set")
+    except OSError:
+        pass
+    finally:
+        fsutil.os = real
+    assert cfg.get("mqtt_keepalive_s") == 30
+    assert C.load(p).get("mqtt_keepalive_s") == 30  # config.json was removed: .tmp is old
+    tlogfs.rmtree(d)

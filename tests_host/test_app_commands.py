@@ -192,6 +192,39 @@ def test_set_live_key_the_app_cannot_apply_now_is_reported(tmp_path):
     assert r["result"] == {"applied": [], "reboot": ["topic_prefix"], "probation_s": 600}
 
 
+def test_a_signed_link_set_that_cannot_be_written_leaves_no_probation(tmp_path, monkeypatch):
+    """The probation is written before the config (a cut between them rolls back to the same
+    link); a write that fails changes nothing, so it must not leave a probation behind (the
+    next boot would roll back to the last good after a coverage gap).  A probation already
+    pending (an earlier change of this boot) stays."""
+    cm, ctx, _c = make(tmp_path)
+    ctx.cfg.set("cmd_key", KEY)
+
+    def broken():
+        raise OSError(28, "ENOSPC")
+    monkeypatch.setattr(ctx.cfg, "save", broken)
+    r = ask(cm, signed({"id": 1, "cmd": "set", "key": "mqtt_host", "value": "b.example"}))
+    assert not r["ok"] and "set failed" in r["error"]
+    assert ctx.cfg.get("mqtt_host") == "" and ctx.lastgood.probation_s() == 0
+    ctx.lastgood.start_probation(600)  # an earlier link change waits for its proof
+    r = ask(cm, signed({"id": 2, "cmd": "set", "key": "mqtt_host", "value": "b.example"},
+                       ctr=2))
+    assert not r["ok"] and ctx.lastgood.probation_s() == 600
+
+
+def test_a_set_stored_but_not_applied_now_is_answered_as_needing_a_reboot(tmp_path):
+    """apply() failing (a MemoryError making the uplink's new buffer) after the values were
+    written: the answer is not "set failed" (they are set, for the next boot)."""
+    cm, ctx, _c = make(tmp_path)
+
+    def apply(keys):
+        raise MemoryError("memory allocation failed, allocating 4096 bytes")
+    ctx.apply = apply  # pyright: ignore
+    r = ask(cm, {"id": 9, "cmd": "set", "key": "batch_max_bytes", "value": 2048})
+    assert r == {"id": 9, "ok": True, "result": {"applied": [], "reboot": ["batch_max_bytes"]}}
+    assert config_mod.load(ctx.path).get("batch_max_bytes") == 2048
+
+
 def test_set_bad_value_changes_nothing(tmp_path):
     cm, ctx, _c = make(tmp_path)
     r = ask(cm, {"id": 8, "cmd": "set", "values": {"interval_moving_s": 3, "mqtt_qos": 7}})
@@ -235,6 +268,19 @@ def test_oversize_payload_refused_before_parsing(tmp_path):
     r = ask(cm, big)
     assert r == {"id": None, "ok": False,
                  "error": "payload of %d bytes is larger than %d" % (len(big), MAX_PAYLOAD)}
+
+
+def test_a_command_too_large_for_the_inbox_slot_is_said_in_the_next_answer(tmp_path):
+    """The app's inbox slot is 512 bytes without cmd_key/ota_key: a longer command is dropped
+    by the inbox before its id could be read; the next answer counts it in "unanswered"."""
+    from atmq.inbox import Inbox
+
+    cm, ctx, client = make(tmp_path)
+    ctx.inbox = ib = Inbox(2, 128, 512)  # pyright: ignore
+    cm._inbox_lost = cm._inbox_count()
+    assert ib.start(len(OWN), 600) == -1  # a 600-byte get of many keys: not kept
+    acks = answers(cm, client, {"id": 2, "cmd": "ping"})
+    assert acks[0]["id"] == 2 and acks[0]["unanswered"] == 1
 
 
 def test_other_topics_are_ignored(tmp_path):
@@ -320,6 +366,28 @@ def test_log_command_returns_the_last_lines_bounded_and_redacted(tmp_path):
         r = ask(**bad)
         assert not r["ok"] and ("lines" in r["error"] or "source" in r["error"]), r
     assert all(b"pw-secret-1" not in m[1] for m in _client.broker)
+    alog.reset()
+
+
+def test_log_lines_long_or_full_of_escapes_stay_within_the_parts(tmp_path):
+    """Parts are sized by the lines' JSON (a '"' is two bytes there, a control character
+    six), and a line too long for one part is cut with "..." instead of leaving it and
+    every older line out: the newest line of 2000 bytes used to empty the answer."""
+    from atmq import log as alog
+
+    alog.reset()
+    alog.set_level(console=alog.ERROR + 1)
+    cm, _ctx, client = make(tmp_path)
+    for i in range(6):
+        alog.warn("at", "line %d %s", i, '"\x01' * 40)  # AT traffic: quotes, controls
+    alog.warn("t", "newest %s %s", "z" * 2000, "\u00e9" * 300)
+    acks = answers(cm, client, dict(id="i" * 64, cmd="log", lines=10))
+    res = merged(acks)  # every answer under 512 bytes
+    lines = res["lines"]
+    assert len(lines) >= 2 and lines[-1].endswith("...") and "newest zzz" in lines[-1]
+    assert lines[-2].split(": ", 1)[1].startswith("line 5 ")
+    assert res["left_out"] + len(lines) == 7
+    assert sum(len(json.dumps(x)) + 2 for x in lines) <= 1536
     alog.reset()
 
 

@@ -193,3 +193,44 @@ def test_cross_checks_read_only_the_keys_they_name():
     except C.ConfigError as e:
         assert e.key == "spool_max_segments"
     assert cfg.get("spool_max_segments") == 16  # nothing changed
+
+
+def test_a_set_whose_write_fails_leaves_ram_and_flash_on_the_old_values(tmp_path, monkeypatch):
+    """update's rollback at every step where the write can fail: a MemoryError at each line
+    of the file (a fresh device: no config.json yet, so a torn config.json.tmp is what the
+    next boot reads) and a rename refused twice (the old config.json removed first): the
+    set is refused, RAM keeps the old values and so does what the next boot loads."""
+    change = {"mqtt_keepalive_s": 90, "interval_moving_s": 7}
+    lines = len(C.Config(None).to_json().splitlines())
+    real_dumps = json.dumps
+    for step in range(2 * (lines - 2)):  # two json.dumps per key line
+        path = str(tmp_path / ("m%d.json" % step))
+        cfg = C.Config(path, {"mqtt_keepalive_s": 30})
+        calls = [0]
+
+        def dumps(obj, *a, _step=step, _calls=calls, **kw):
+            _calls[0] += 1
+            if _calls[0] == _step + 1:
+                raise MemoryError
+            return real_dumps(obj, *a, **kw)
+        monkeypatch.setattr(C.json, "dumps", dumps)
+        with pytest.raises(MemoryError):
+            cfg.update(change)
+        monkeypatch.setattr(C.json, "dumps", real_dumps)
+        assert cfg.get("mqtt_keepalive_s") == 30 and cfg.get("interval_moving_s") == 1
+        again = C.load(path)  # what the next boot runs on
+        assert again.get("mqtt_keepalive_s") == 30 and again.get("interval_moving_s") == 1, step
+    # the flash refuses every rename: _commit removed config.json before its second try
+    path = str(tmp_path / "r.json")
+    cfg = C.Config(path, {"mqtt_keepalive_s": 30})
+    cfg.save()
+
+    def refuse(src, dst):
+        raise OSError(5, "EIO")
+    monkeypatch.setattr(C.fsutil.os, "rename", refuse)
+    with pytest.raises(OSError):
+        cfg.update(change)
+    monkeypatch.undo()
+    assert cfg.get("mqtt_keepalive_s") == 30
+    again = C.load(path)
+    assert again.get("mqtt_keepalive_s") == 30 and again.get("interval_moving_s") == 1

@@ -16,7 +16,8 @@ Owns parsing, validation and dispatch.  A command is a JSON object with an
   log      [lines: 1..50] [source: ram | flash] -> the last lines of the field log
                                            (ram: this boot, every level, at most
                                            log_ram_lines; flash: warnings and
-                                           errors across reboots)
+                                           errors across reboots; a line longer
+                                           than a part is cut, "..." at its end)
 
 The answer is ``{"id": ..., "ok": true, "result": ...}`` or ``{"id": ...,
 "ok": false, "error": "<what was wrong>"}``.  A result larger than ``PART_MAX``
@@ -26,8 +27,10 @@ the last: each answer stays under the inbox slot, so no answer needs a large
 contiguous block of a fragmented heap (the merged result is the one answer).
 Malformed JSON, a missing id, an unknown command, a bad value or a payload over
 ``MAX_PAYLOAD`` bytes get an error answer (id null when it could not be read) and
-never an exception.  Only the device's own command topic is obeyed; anything else
-is counted and ignored (answering another device's command would confuse its owner).
+never an exception; a payload over the inbox slot (512 bytes, 1024 with ``cmd_key``
+or ``ota_key`` set: tlog.app) is dropped by the inbox unread and counted below.
+Only the device's own command topic is obeyed; anything else is counted and
+ignored (answering another device's command would confuse its owner).
 
 Hostile input (README, *Security model*): a backslash anywhere in a command is
 refused (a JSON escape such as ``"mqtt_passwo\\u0072d"`` would hide a key from
@@ -37,7 +40,8 @@ signed with the device's ``cmd_key`` (tlog.auth: HMAC-SHA256, replay counter);
 such a change is stored under probation (tlog.lastgood): if the next boot does
 not reach the broker within ``link_probation_s`` the last good link comes back.
 Commands that arrived but were overwritten in the full inbox before they could
-be read (a flood) are counted in ``unanswered`` and said in the next answer.
+be read (a flood), or were too large for its slot, are counted in ``unanswered``
+and said in the next answer.
 """
 
 import json
@@ -48,11 +52,11 @@ from atmq.errors import ConfigError
 from . import config as _config
 from .health import encode as _encode
 
-MAX_PAYLOAD = 1024  # the app's inbox slot (a signed set of a 256-byte password fits)
+MAX_PAYLOAD = 1024  # the app's largest inbox slot (a signed set of a 256-byte password fits)
 _NAMES = ("ping", "get", "set", "reboot", "locate", "flush", "capture", "log")
 _ANSWER_TRIES = 3  # publishes of one answer (each waits for the link, bounded)
 _NOMEM_WAIT_MS = 200  # after a MemoryError: the other tasks free theirs meanwhile
-_LOG_ANSWER_MAX = 1536  # bytes of log lines in one log answer (all parts): the oldest go
+_LOG_ANSWER_MAX = 1536  # bytes of log lines' JSON in one log answer (all parts): the oldest go
 PART_MAX = 256  # bytes of result JSON per answer: with the envelope (a 64-character id),
 # under the 512-byte command slot; one item larger than this goes alone in its part
 
@@ -87,6 +91,28 @@ def _parts(groups, make):
     """The result of each run: the answers of a result sent in parts (``Commands.answer``)."""
     for start, end in groups:
         yield make(start, end)
+
+
+def _jlen(text):
+    """Bytes of ``text`` as JSON and a separator (MicroPython keeps non-ASCII as UTF-8)."""
+    return len(json.dumps(text).encode()) + 2
+
+
+def _fit(lines, i):
+    """Cut ``lines[i]`` (in place, "..." at its end) so that its JSON and a separator fit
+    one part; the bytes it then takes in an answer."""
+    line = lines[i]
+    n = _jlen(line)
+    if n <= PART_MAX:
+        return n
+    keep = len(line) * PART_MAX // n - 4  # escapes spread evenly: about right, then less
+    while True:
+        cut = line[:keep if keep > 0 else 0] + "..."
+        n = _jlen(cut)
+        if n <= PART_MAX or keep <= 0:
+            lines[i] = cut
+            return n
+        keep = keep * 3 // 4
 
 
 def _text(b):
@@ -130,7 +156,9 @@ class Commands:
 
     def _inbox_count(self):
         ib = getattr(self.ctx, "inbox", None)
-        return 0 if ib is None else ib.overwritten
+        # overwritten by a flood, or too large for the slot (dropped before a byte of it was
+        # kept: no id to answer; its silence would otherwise go unexplained)
+        return 0 if ib is None else ib.overwritten + ib.oversize
 
     async def _handle(self, payload):
         n = len(payload)
@@ -235,14 +263,30 @@ class Commands:
             self.auth_refused += 1
             raise ConfigError(link[0], "a link key: set only by a command signed with the"
                               " device's cmd_key (tools/signcmd.py), or locally")
-        if link:
+        lg = self.ctx.lastgood if link else None
+        pending = lg is not None and lg.probation_s()  # an earlier change, not proven yet
+        if lg is not None:
             # probation first: a cut before the config is written rolls back to the same link
-            self.ctx.lastgood.start_probation(cfg.get("link_probation_s")
-                                              if "link_probation_s" not in changes
-                                              else changes["link_probation_s"])
-        reboot = cfg.update(changes)  # validated all-or-nothing, then persisted
+            lg.start_probation(cfg.get("link_probation_s")
+                               if "link_probation_s" not in changes
+                               else changes["link_probation_s"])
+        try:
+            reboot = cfg.update(changes)  # validated all-or-nothing, then persisted
+        except Exception as e:
+            if lg is not None and not pending:
+                # nothing changed: no probation left behind (the next boot would roll back
+                # to the last good after a coverage gap, undoing local changes since)
+                lg.end_probation()
+            raise e
         live = [k for k in changes if k not in reboot and before[k] != cfg.get(k)]
-        applied = self.ctx.apply(live)
+        try:
+            applied = self.ctx.apply(live)
+        except Exception as e:  # a MemoryError making a buffer...: the values are on flash,
+            self.last_error = e  # so the answer says "reboot" for them, not "set failed"
+            from atmq import log as alog
+
+            alog.warn("cmd", "set stored, not applied now: %s", alog.exc(e))
+            applied = []
         later = [k for k in live if k not in applied]  # live in the schema, not yet here
         out = {"applied": applied, "reboot": reboot + later}
         if link:
@@ -292,14 +336,20 @@ class Commands:
             lines = flog.tail(n)
         else:
             raise ValueError('"source" must be ram or flash')
+        # sized as JSON (a quote or control character is escaped, and CPython escapes
+        # non-ASCII); a line too long for a part alone is cut, never left out with every
+        # older one behind it
         size = 0
         keep = len(lines)
-        while keep > 0 and size + len(lines[keep - 1]) + 4 <= _LOG_ANSWER_MAX:
+        while keep > 0:
+            n = _fit(lines, keep - 1)
+            if size + n > _LOG_ANSWER_MAX:
+                break
             keep -= 1
-            size += len(lines[keep]) + 4
+            size += n
         errs, warns = alog.counts()
         lines = lines[keep:]
-        groups = _groups(lines, lambda line: len(line) + 4)
+        groups = _groups(lines, _jlen)
 
         def make(start, end):
             out = {"lines": lines[start:end]}

@@ -4,7 +4,7 @@ Owns the schema (``spec(key)``; the names in ``SCHEMA``: every key with its
 default, range or choices, and flags: SECRET = never printed or logged, LIVE =
 applies without a reboot, LINK = changes where and how the device connects:
 remotely settable only by an authenticated command, see tlog.auth), the rules
-between keys (``check_all``: spool geometry, TLS pairs, and the modem family's limits from
+between keys (``check_all``: spool geometry, and the modem family's limits from
 atmq.limits), ``load(path)`` (defaults merged with the file; unknown keys and
 bad values are refused with a ``ConfigError`` that names the key, the value
 and what is allowed, with a "did you mean" for a typo'd key) and ``Config``
@@ -338,13 +338,23 @@ class Config:
         checked = self.check(changes)
         v = self._v
         old = {k: v[k] for k in checked}  # the changed keys' values only, not a full copy
-        v.update(checked)
+        # made before the write: a MemoryError after a good write would report a set that
+        # is on flash as failed (and its live keys never applied)
+        reboot = [k for k in checked if not is_live(k) and old[k] != checked[k]]
+        v.update(checked)  # every key exists: values replaced in place, nothing allocated
         try:
             self.save()
-        except Exception:  # OSError, or MemoryError while writing
-            v.update(old)  # not on flash: do not pretend it is set
-            raise
-        return [k for k in checked if not is_live(k) and old[k] != checked[k]]
+        except Exception as e:  # OSError, or MemoryError while writing
+            v.update(old)  # not set: do not pretend it is
+            # a write that failed after the old file was removed (rename refused twice) or
+            # that left a torn config.json.tmp where no config.json exists would boot with
+            # the new or no values: put the old values back on flash (best effort)
+            try:
+                self.save()
+            except Exception:  # the first error is the one to report
+                pass
+            raise e
+        return reboot
 
     def save(self):
         """Write the file atomically (tmp + rename); readers see the old or the new file."""
