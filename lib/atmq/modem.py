@@ -194,6 +194,30 @@ def _model_key(model):
     return ""
 
 
+def _need_gnss(m):
+    s = m.gnss_set
+    if s is None:
+        raise ConfigError("modem.model", "no modem GNSS command set known for %r"
+                          % (m.facts["model"],))
+    return s
+
+
+async def _cpin(at):
+    try:
+        r = await at.cmd(b"AT+CPIN?", resp=b"+CPIN:", timeout_ms=5000)
+    except ModemError as e:
+        if e.kind == "CME":
+            if e.code == 10:
+                return "NOT INSERTED"
+            if e.code == 14:
+                return "BUSY"
+            if e.code == 13 or e.code == 15:
+                return "FAILURE"
+        raise
+    a = r.find(b"+CPIN:")
+    return a.arg_str(0) if a is not None else "UNKNOWN"
+
+
 class Modem:
     """Bring-up and facts of one SIMCom module on an ``Engine`` (see the module docstring).
 
@@ -277,13 +301,13 @@ class Modem:
             return "cgnss"
         return None
 
-    def registered(self):
-        """True when a packet domain (CGREG or CEREG) is registered, home or roaming."""
-        return reg_ok(self.reg[1]) or reg_ok(self.reg[2])
+    def __getattr__(self, name):
+        # Only for names not found: serving_cell(), data_is_open(), registered(),
+        # roaming, expect_reboot() live in atmq.modemq, imported on first use (issue 11:
+        # each method here costs heap for the whole boot); AttributeError for the rest.
+        from . import modemq
 
-    def expect_reboot(self, on=True):
-        """Say that a reset is on purpose (recovery): boot URCs then raise no EV_REBOOT."""
-        self._expect_boot = on
+        return modemq.attr(self, name)
 
     # ---- URC handlers (inside the reader: record and enqueue only) -----------------------
 
@@ -532,13 +556,6 @@ class Modem:
         """Idempotent set-up after every boot: echo off, numeric errors, URC modes, facts."""
         failed = await _script.run(self.at, _INIT)
         self.cgerep = _I_CGEREP not in failed
-        await self._identify()
-        self.inited = True
-        self._session = True
-        self._expect_boot = False
-        return self.facts
-
-    async def _identify(self):
         at = self.at
         f = self.facts
         r = await at.cmd(b"ATI", bare=True, timeout_ms=_T5)
@@ -574,6 +591,10 @@ class Modem:
             f["iccid"] = a.arg_str(0) if a.startswith(b"+") else a.text().strip()
         else:
             f["iccid"] = None  # no SIM (CME 10) is reported by sim_state()
+        self.inited = True
+        self._session = True
+        self._expect_boot = False
+        return self.facts
 
     # ---- SIM and network -----------------------------------------------------------------
 
@@ -583,7 +604,7 @@ class Modem:
         On "SIM PIN" with a configured PIN the PIN is sent once; a rejected PIN
         is never sent again (three wrong PINs lock the SIM behind its PUK).
         """
-        st = await self._cpin()
+        st = await _cpin(self.at)
         self._set_sim(st)
         if st == "SIM PIN" and self.pin and not self.pin_rejected:
             pin = _quoted("modem.pin", self.pin)
@@ -595,24 +616,9 @@ class Modem:
                 if e.kind == "CME" and e.code in (16, 12):  # incorrect password / PUK now
                     self.pin_rejected = True
                 raise
-            st = await self._cpin()
+            st = await _cpin(self.at)
             self._set_sim(st)
         return st
-
-    async def _cpin(self):
-        try:
-            r = await self.at.cmd(b"AT+CPIN?", resp=b"+CPIN:", timeout_ms=5000)
-        except ModemError as e:
-            if e.kind == "CME":
-                if e.code == 10:
-                    return "NOT INSERTED"
-                if e.code == 14:
-                    return "BUSY"
-                if e.code == 13 or e.code == 15:
-                    return "FAILURE"
-            raise
-        a = r.find(b"+CPIN:")
-        return a.arg_str(0) if a is not None else "UNKNOWN"
 
     async def registration(self):
         """Query CREG/CGREG/CEREG; returns the best data stat (see ``reg``/``reg_name``).
@@ -650,10 +656,6 @@ class Modem:
                 return reg[d]
         return REG_UNKNOWN
 
-    @property
-    def roaming(self):
-        return reg_roaming(self.best_stat())
-
     async def signal(self):
         """``AT+CSQ`` -> (dBm or None, ber 0..7 or None) (manual 3.2.2)."""
         r = await self.at.cmd(b"AT+CSQ", resp=b"+CSQ:", timeout_ms=5000)
@@ -662,50 +664,6 @@ class Modem:
             return None, None
         ber = a.arg_int(1)
         return csq_dbm(a.arg_int(0)), (ber if 0 <= ber <= 7 else None)
-
-    async def serving_cell(self):
-        """``AT+CPSI?`` (manual 4.2.6) as a dict: mode, op_mode, mcc, mnc, lac/tac, cell_id...
-
-        LTE adds band, earfcn, rsrq, rsrp, rssi, rssnr (the module's units);
-        GSM arfcn, rxlev; WCDMA band, psc, freq, ecio, rscp.  "NO SERVICE" gives
-        only mode and op_mode.
-        """
-        r = await self.at.cmd(b"AT+CPSI?", resp=b"+CPSI:", timeout_ms=5000)
-        a = r.find(b"+CPSI:")
-        if a is None:
-            return None
-        n = a.count()
-        mode = a.arg_str(0)
-        d = {"mode": mode, "op_mode": a.arg_str(1) if n > 1 else ""}
-        if n < 5:
-            return d
-        plmn = a.arg_str(2)
-        k = plmn.find("-")
-        try:
-            d["mcc"] = int(plmn[:k])
-            d["mnc"] = int(plmn[k + 1:])
-        except ValueError:
-            d["mcc"] = d["mnc"] = None
-        area = a.arg_str(3)
-        try:
-            area = int(area, 16)
-        except ValueError:
-            area = None
-        d["tac" if mode == "LTE" else "lac"] = area
-        d["cell_id"] = _int_or_none(a.arg_int(4, _NOINT))
-        if mode == "LTE":
-            keys = ("pci", "band", "earfcn", "dlbw", "ulbw", "rsrq", "rsrp", "rssi", "rssnr")
-        elif mode == "GSM":
-            keys = ("arfcn", "rxlev", "track_lo", "c1c2")
-        else:
-            keys = ("band", "psc", "freq", "ssc", "ecio", "rscp", "qual", "rxlev", "txpwr")
-        for i in range(len(keys)):
-            j = 5 + i
-            if j >= n:
-                break
-            v = a.arg_int(j, _NOINT)
-            d[keys[i]] = v if v != _NOINT else a.arg_str(j)
-        return d
 
     async def set_apn(self, apn, user=None, password=None, cid=1, pdp_type="IP"):
         """``AT+CGDCONT`` (manual 5.2.6) and, with credentials, ``AT+CGAUTH`` PAP (5.2.11).
@@ -733,10 +691,13 @@ class Modem:
         """Open the data path; returns the IP address string (None if the module hides it)."""
         if self.family == "cmqtt":
             await self._netopen(timeout_ms or self.netclose_ms)
-        elif self.model_key in ("SIM7000", "SIM7070", "SIM7080"):
-            await self._cnact_up(timeout_ms or 60000)
         else:
-            await self._sapbr_up(timeout_ms or 85000)
+            from . import modemq  # the sm family's bearer: imported on an sm board only
+
+            if self.model_key in ("SIM7000", "SIM7070", "SIM7080"):
+                await modemq.cnact_up(self, timeout_ms or 60000)
+            else:
+                await modemq.sapbr_up(self, timeout_ms or 85000)
         ip = self.ip
         # a PDP-loss URC decoded after the final check is newer than it: it wins
         still = self._nonet_seq == self._checked_seq
@@ -762,63 +723,6 @@ class Modem:
         r = await at.cmd(b"AT+IPADDR", resp=b"+IPADDR:", timeout_ms=5000)  # 13.2.7
         a = r.find(b"+IPADDR:")
         self.ip = a.arg_str(0) if a is not None else None
-
-    async def _sapbr_up(self, timeout_ms):
-        # SIM800 MQTT note 4.1: profile 1 as GPRS with the APN, open, query
-        at = self.at
-        st = await self._sapbr_query()
-        if st == 1:
-            return
-        await at.cmd(b'AT+SAPBR=3,1,"Contype","GPRS"')
-        if self.apn:
-            await at.cmd(('AT+SAPBR=3,1,"APN","%s"' % _quoted("apn", self.apn)).encode())
-        if self.apn_user:
-            await at.cmd(('AT+SAPBR=3,1,"USER","%s"' % _quoted("apn_user",
-                                                                self.apn_user)).encode())
-        if self.apn_password:
-            await at.cmd(('AT+SAPBR=3,1,"PWD","%s"' % _quoted("apn_password",
-                                                               self.apn_password)).encode())
-        await at.cmd(b"AT+SAPBR=1,1", timeout_ms=timeout_ms)
-        if await self._sapbr_query() != 1:
-            raise ModemError("AT", -1, b"AT+SAPBR=2,1")
-
-    async def _sapbr_query(self):
-        self._checked_seq = self._nonet_seq
-        r = await self.at.cmd(b"AT+SAPBR=2,1", resp=b"+SAPBR:", check=False)
-        a = r.find(b"+SAPBR:")
-        if r.final != R_OK or a is None:
-            return -1
-        st = a.arg_int(1)  # <cid>,<Status 0 connecting 1 connected 2 closing 3 closed>,<IP>
-        self.ip = a.arg_str(2) if st == 1 else None
-        return st
-
-    async def _cnact_up(self, timeout_ms):
-        at = self.at
-        new = self.model_key != "SIM7000"  # SIM7070/SIM7080: <pdpidx>,<statusx>,<addr>
-        if await self._cnact_query(new):
-            return
-        if new:
-            cmd = b"AT+CNACT=0,1"
-        else:
-            cmd = ('AT+CNACT=1,"%s"' % _quoted("apn", self.apn or "")).encode()
-        await at.cmd(cmd, done=b"+APP PDP:", done_timeout_ms=timeout_ms)
-        if not await self._cnact_query(new):
-            raise ModemError("AT", -1, cmd)
-
-    async def _cnact_query(self, new):
-        self._checked_seq = self._nonet_seq
-        r = await self.at.cmd(b"AT+CNACT?", resp=b"+CNACT:", check=False)
-        if r.final != R_OK:
-            return False
-        for i in range(r.count):
-            a = r.line(i)
-            if new and a.arg_int(0) == 0 and a.arg_int(1) == 1:
-                self.ip = a.arg_str(2)
-                return True
-            if not new and a.arg_int(0) == 1:
-                self.ip = a.arg_str(1)
-                return True
-        return False
 
     async def data_down(self, timeout_ms=None):
         """Close the data path; "already closed" counts as success."""
@@ -847,19 +751,6 @@ class Modem:
             self.data_open = False
             self.ip = None
 
-    async def data_is_open(self):
-        """Ask the module whether the PDP for data is up (NETOPEN? / SAPBR=2,1 / CNACT?)."""
-        if self.family == "cmqtt":
-            r = await self.at.cmd(b"AT+NETOPEN?", resp=b"+NETOPEN:", timeout_ms=5000)
-            a = r.find(b"+NETOPEN:")
-            up = a is not None and a.arg_int(0) == 1
-        elif self.model_key in ("SIM7000", "SIM7070", "SIM7080"):
-            up = await self._cnact_query(self.model_key != "SIM7000")
-        else:
-            up = await self._sapbr_query() == 1
-        self.data_open = up
-        return up
-
     # ---- resets ----------------------------------------------------------------------------
 
     async def radio_cycle(self):
@@ -874,7 +765,7 @@ class Modem:
     async def restart(self, timeout_ms=30000):
         """Software reboot and re-init: ``AT+CRESET`` (cmqtt, manual 3.2.4) or
         ``AT+CFUN=1,1`` (sm), then wait for the boot URCs and run ``init``."""
-        self.expect_reboot(True)
+        self._expect_boot = True  # boot URCs of this reset raise no EV_REBOOT
         try:
             self.reset_state()
             self.boot_urcs = 0
@@ -887,7 +778,7 @@ class Modem:
             await self.wait_ready(timeout_ms, need_boot=True)
             await self.init()
         finally:
-            self.expect_reboot(False)
+            self._expect_boot = False
 
     # ---- clock, battery, GNSS --------------------------------------------------------------
 
@@ -919,16 +810,9 @@ class Modem:
         except ValueError:
             return None
 
-    def _need_gnss(self):
-        s = self.gnss_set
-        if s is None:
-            raise ConfigError("modem.model", "no modem GNSS command set known for %r"
-                              % (self.facts["model"],))
-        return s
-
     async def gnss(self, on):
         """Switch the modem's GNSS: ``AT+CGPS=1/0`` (SIM7600) or ``AT+CGNSSPWR=1/0`` (21.2.1)."""
-        s = self._need_gnss()
+        s = _need_gnss(self)
         at = self.at
         if s == "cgps":
             r = await at.cmd(b"AT+CGPS=1" if on else b"AT+CGPS=0", timeout_ms=9000, check=False)
@@ -948,7 +832,7 @@ class Modem:
         True with ``fix`` filled when the module has a fix; False (``fix.valid``
         False, the rest kept) when it has none or the answer is malformed.
         """
-        s = self._need_gnss()
+        s = _need_gnss(self)
         if s == "cgps":
             cmd, p, parse = b"AT+CGPSINFO", b"+CGPSINFO:", parse_cgpsinfo
         else:
