@@ -30,7 +30,6 @@ a ``reconnect`` command); never by power cycling the modem.
 
 import asyncio
 
-from . import errtab
 from . import log
 from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms
 from .errors import ModemError
@@ -51,8 +50,7 @@ STATE_NAMES = ("off", "booting", "at_ready", "sim_ready", "registered", "data_up
 
 _REG_POLL_MS = const(2000)
 _BOOT_RESTARTS = const(3)  # reboots during one bring-up that restart it at once
-# AT+CPIN? states -> the CME code that names them (manual 25.3 / 27.007 9.2.1)
-_SIM_CODES = {"NOT INSERTED": 10, "SIM PIN": 11, "SIM PUK": 12, "BUSY": 14}
+_FATAL = const(3)  # = atmq.errtab.FATAL (mirrored: no global each, issue 11)
 _CNTP_IDLE = const(-2)
 _CNTP_WAIT = const(-1)
 _CNTP_UNHOOKED = const(-3)  # the +CNTP: handler is not registered yet
@@ -67,7 +65,7 @@ def is_fatal(e):
     """True for an error no retry of the recovery ladder can fix (errtab FATAL class,
     ``tls.FirmwareError``, a ``ConfigError``/``ValueError`` from a setting)."""
     if isinstance(e, ModemError):
-        return e.cls == errtab.FATAL
+        return e.cls == _FATAL
     return isinstance(e, (ValueError, TypeError))
 
 
@@ -302,7 +300,10 @@ class Link:
             if st == "READY":
                 break
             if st != "BUSY" or ticks_diff(deadline, self._clock()) <= 0:
-                raise ModemError("CME", _SIM_CODES.get(st, 13), b"AT+CPIN?")
+                # the CME code that names the state (manual 25.3 / 27.007 9.2.1)
+                code = (10 if st == "NOT INSERTED" else 11 if st == "SIM PIN"
+                        else 12 if st == "SIM PUK" else 14 if st == "BUSY" else 13)
+                raise ModemError("CME", code, b"AT+CPIN?")
             await self._sleep(_REG_POLL_MS)
         if self.state < ST_SIM_READY:
             self._enter(ST_SIM_READY)
