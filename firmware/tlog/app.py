@@ -312,13 +312,6 @@ class App:
             self._tasks.append(asyncio.create_task(o.run()))
         return self.ota
 
-    async def _ota_message(self, topic, payload):
-        if self.topics is None or bytes(topic) != (self.topics.base + "ota").encode():
-            return False
-        return await self._ota().handle(topic, payload)
-
-    # ---- link -------------------------------------------------------------------------------
-
     async def _link_speed(self, find):
         """Board ``uart.baud`` above 115200 (atmq.baud): ``find`` the speed the modem answers
         at (it keeps AT+IPR across a host reset, a power cycle ends it), else switch to it."""
@@ -365,26 +358,6 @@ class App:
         steps = sum(c.recovery.ladder.tries) if c is not None else 0
         return self.link_attempts + lk.transitions + steps
 
-    async def _modem_up(self, first):
-        """The link owner's bring-up; a module that does not answer ``AT`` is powered on
-        (no blind PWRKEY pulse to a live module: that would switch it off)."""
-        m = self.modem
-        await self._link_speed(True)
-        if not first and not await m.probe(3):
-            first = True
-        await self.link_owner.up(first=first)
-
-    async def _configure_driver(self):
-        """The MQTT settings of the CMQTT family (AT+CMQTTCFG, manual 16.2.15), sent by the
-        driver after every ACCQ: the protocol version (the SIM767XX default is 3 = MQTT 3.1,
-        which AWS IoT Core refuses) and, for binary payloads, no UTF-8 check."""
-        f = getattr(self.driver, "configure", None)
-        if f is None or self.modem.family != "cmqtt":
-            return
-        cfg = self.cfg
-        await f(check_utf8=0 if cfg.get("mqtt_binary") else None,
-                version=cfg.get("mqtt_version"))
-
     def _make_client(self):
         """The MQTT client and the session tasks' objects (once the device id is known)."""
         gc.collect()  # bring-up's garbage gone before the session's long-lived objects land
@@ -421,7 +394,7 @@ class App:
             up.lane_factory = self._make_lane
         st = Status(topics, c)
         cm = Commands(self, topics, c)
-        cm.other = self._ota_message
+        cm.other = lambda topic, payload: self._ota().handle(topic, payload)  # a coroutine
         he = Health(self, topics, c)
         self.client, self.status, self.commands, self.health = c, st, cm, he
         return c, st, cm, he
@@ -445,7 +418,13 @@ class App:
             self.link_attempts += 1
             boots = getattr(self.modem, "boots", 0)
             try:
-                await self._modem_up(self.link_attempts == 1)
+                # the link owner's bring-up; a module that does not answer ``AT`` is
+                # powered on (no blind PWRKEY pulse to a live module: it would switch off)
+                await self._link_speed(True)
+                first = self.link_attempts == 1
+                if not first and not await self.modem.probe(3):
+                    first = True
+                await self.link_owner.up(first=first)
                 await self._link_speed(False)
                 if self.dev is None:
                     imei = self.modem.facts.get("imei")
@@ -459,7 +438,14 @@ class App:
                         await sleep_ms(10000)
                 if made is None:
                     made = self._make_client()
-                    await self._configure_driver()
+                    # CMQTT's MQTT settings (AT+CMQTTCFG, manual 16.2.15), sent by the driver
+                    # after every ACCQ: the protocol version (the SIM767XX default is 3 =
+                    # MQTT 3.1, which AWS IoT Core refuses) and, for binary payloads, no
+                    # UTF-8 check
+                    f = getattr(self.driver, "configure", None)
+                    if f is not None and self.modem.family == "cmqtt":
+                        await f(check_utf8=0 if self.cfg.get("mqtt_binary") else None,
+                                version=self.cfg.get("mqtt_version"))
                 await made[0].connect()
                 self.lastgood.reached(self.cfg)  # keeps it, ends a probation
                 break

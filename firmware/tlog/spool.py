@@ -60,8 +60,8 @@ _HDR = const(7)  # magic, len u16, crc32 u32
 _OVH = const(8)  # header + commit byte
 _CHUNK = const(64)  # resync search window
 _MAXLEN = const(0xFFFF)
-_SEG_EXT = ".seg"
-_CURSOR = "cursor"
+_SEG_EXT = const(".seg")
+_CURSOR = const("cursor")
 
 # _segs entries: [segno, size in bytes, valid frames]
 _NO = const(0)

@@ -480,7 +480,12 @@ class MQTTClient:
                 continue
             k = q.get()
             if k < 0:
-                wait = self._next_check_ms()
+                # the idle health check is due when nothing came or went for health_s
+                now = self._clock()
+                h = self.cfg["health_s"] * 1000
+                since = ticks_diff(now, self._last_activity)
+                since_h = ticks_diff(now, self._last_health)
+                wait = 0 if since >= h and since_h >= h else h - min(since, since_h)
                 if wait > 0:
                     try:
                         await wait_for_ms(q.wait(), wait)
@@ -511,7 +516,21 @@ class MQTTClient:
         if k == _EV_MSG:
             self.rx += 1
             self._last_activity = self._clock()
-            self._deliver()
+            cb = self.on_message
+            if cb is None:
+                self._msg_ev.set()  # messages() takes it
+                return -1
+            inbox = self.inbox
+            while True:
+                s = inbox.get()
+                if s < 0:
+                    break
+                try:
+                    cb(inbox.topic(s), inbox.payload(s))
+                    self.delivered += 1
+                except Exception as e:  # the app's bug must not stop the supervisor
+                    self.last_error = e
+                inbox.release()
         elif k == _EV_MSG_DROPPED:
             self.rx_dropped += 1
         elif k == _EV_CONNLOST:
@@ -541,32 +560,6 @@ class MQTTClient:
                 self._suspect = False
                 return _HEALTH_NOW  # a publish failed while the link looked up: check it
         return -1
-
-    def _deliver(self):
-        cb = self.on_message
-        inbox = self.inbox
-        if cb is None:
-            self._msg_ev.set()  # messages() takes it
-            return
-        while True:
-            s = inbox.get()
-            if s < 0:
-                return
-            try:
-                cb(inbox.topic(s), inbox.payload(s))
-                self.delivered += 1
-            except Exception as e:  # the app's bug must not stop the supervisor
-                self.last_error = e
-            inbox.release()
-
-    def _next_check_ms(self):
-        now = self._clock()
-        h = self.cfg["health_s"] * 1000
-        since = ticks_diff(now, self._last_activity)
-        since_h = ticks_diff(now, self._last_health)
-        if since >= h and since_h >= h:
-            return 0
-        return h - (since if since < since_h else since_h)
 
     async def _health(self):
         """Idle check: is the broker session alive (and, rarely, the registration)?"""
@@ -627,14 +620,11 @@ class MQTTClient:
                 raise Escalate(_RUNG_RESET) from None
             raise
 
-    def _need_data_rung(self):
+    async def _act_probe(self):
         # The link fell below data_up while this episode ran (a reboot or a PDP loss that
         # the reader saw): a session rebuild cannot work, rebuild from the data rung
         if self.link.sync() < _ST_DATA_UP or not self.modem.inited:
             raise Escalate(_RUNG_DATA)
-
-    async def _act_probe(self):
-        self._need_data_rung()
         if not await self.modem.probe(3):
             raise Escalate(_RUNG_RESET)
         if self.driver.connected and await self.driver.is_connected():
@@ -644,7 +634,10 @@ class MQTTClient:
         return True
 
     async def _act_session(self):
-        self._need_data_rung()
+        # The link fell below data_up while this episode ran (a reboot or a PDP loss that
+        # the reader saw): a session rebuild cannot work, rebuild from the data rung
+        if self.link.sync() < _ST_DATA_UP or not self.modem.inited:
+            raise Escalate(_RUNG_DATA)
         await self._guarded(self._session(self.cfg["clean"]))
         return True
 

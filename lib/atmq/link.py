@@ -50,7 +50,8 @@ STATE_NAMES = ("off", "booting", "at_ready", "sim_ready", "registered", "data_up
 
 _REG_POLL_MS = const(2000)
 _BOOT_RESTARTS = const(3)  # reboots during one bring-up that restart it at once
-_FATAL = const(3)  # = atmq.errtab.FATAL (mirrored: no global each, issue 11)
+# mirrored (folded at compile time: no global each, issue 11)
+_FATAL = const(3)  # = atmq.errtab.FATAL
 _CNTP_IDLE = const(-2)
 _CNTP_WAIT = const(-1)
 _CNTP_UNHOOKED = const(-3)  # the +CNTP: handler is not registered yet

@@ -31,12 +31,18 @@ from . import log
 from . import power as _power
 from . import script as _script
 from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms, wait_for_ms
-from .engine import R_ERROR, R_OK
 from .errors import ATTimeout, ConfigError, ModemError
-from .errtab import code_for
-from .events import EV_NONET, EV_REBOOT, EV_REG, EV_SIM
-from .fix import Fix, days_since_2000
-from .gnssparse import parse_cgnssinfo, parse_cgpsinfo
+from .fix import Fix
+from . import gnssparse as _gnssparse
+
+# Other modules' constants, mirrored (folded at compile time: no global-dict entry each,
+# issue 11; tests_host/test_const_mirrors.py checks them)
+_R_OK = const(1)  # = atmq.engine.R_OK
+_R_ERROR = const(2)  # = atmq.engine.R_ERROR
+_EV_NONET = const(4)  # = atmq.events.EV_NONET
+_EV_REBOOT = const(5)  # = atmq.events.EV_REBOOT
+_EV_SIM = const(6)  # = atmq.events.EV_SIM
+_EV_REG = const(7)  # = atmq.events.EV_REG
 
 # Boot URC bits (Modem.boot_urcs; the a of EV_REBOOT)
 BOOT_RDY = const(1)
@@ -70,10 +76,10 @@ REG_UNKNOWN = const(-1)  # not asked yet / domain not supported
 _LOST_BOOTING = const(1)  # link.ST_BOOTING: what on_lost is told after a reboot
 _LOST_NODATA = const(4)  # link.ST_REGISTERED: the data path is gone
 # +CPIN: <code> values (003 s.6.2.2) the URC handler maps without allocating
-_CPIN_CODES = (b"READY", b"SIM PIN", b"SIM PUK", b"PH-SIM PIN", b"SIM PIN2", b"SIM PUK2",
-               b"PH-NET PIN", b"NOT INSERTED", b"NOT READY")
-_CPIN_NAMES = ("READY", "SIM PIN", "SIM PUK", "PH-SIM PIN", "SIM PIN2", "SIM PUK2",
-               "PH-NET PIN", "NOT INSERTED", "NOT READY")
+_CPIN_CODES = const((b"READY", b"SIM PIN", b"SIM PUK", b"PH-SIM PIN", b"SIM PIN2", b"SIM PUK2",
+               b"PH-NET PIN", b"NOT INSERTED", b"NOT READY"))
+_CPIN_NAMES = const(("READY", "SIM PIN", "SIM PUK", "PH-SIM PIN", "SIM PIN2", "SIM PUK2",
+               "PH-NET PIN", "NOT INSERTED", "NOT READY"))
 # init() as data (atmq.script): echo off (a payload echo would read as lines), numeric
 # errors, registration URCs, packet domain events; timeouts: the 003 manual's max times.
 _INIT = (
@@ -95,8 +101,8 @@ _T5 = const(5000)  # 003: the max response time of most set/read commands (ATI 2
 # CGDCONT 5.2.5, CGAUTH 5.2.11, CICCID 6.2.1, CPIN 6.2.2, CCLK 3.2.7, CSQ 3.2.2)
 _T_CFUN = const(25000)  # 3.2.1 AT+CFUN: 25 s
 _OWN_TEARDOWN_MS = const(5000)  # "+CGEV: ME ..." after our own NETCLOSE/CFUN=0 is ours
-_DOMAINS = (b"+CREG:", b"+CGREG:", b"+CEREG:")
-_REG_QUERY = (b"AT+CREG?", b"AT+CGREG?", b"AT+CEREG?")
+_DOMAINS = const((b"+CREG:", b"+CGREG:", b"+CEREG:"))
+_REG_QUERY = const((b"AT+CREG?", b"AT+CGREG?", b"AT+CEREG?"))
 _NOINT = const(-0x3FFFFFFF)  # arg_int default that no field value reaches
 
 
@@ -176,22 +182,14 @@ def parse_cclk(text):
         return None
     if sign == 45:
         tz = -tz
+    from .fix import days_since_2000
+
     local = days_since_2000(2000 + yy, mo, dd) * 86400 + hh * 3600 + mi * 60 + ss
     return local - tz * 900, tz
 
 
 def _int_or_none(v):
     return None if v == _NOINT else v
-
-
-def _model_key(model):
-    # The product family inside a model string ("SIMCOM_SIM7600E" -> "SIM7600").
-    m = model.upper()
-    for k in ("SIM7600", "SIM7500", "SIM7670", "SIM7672", "A7670", "A7672", "A7608", "A7600",
-              "SIM7000", "SIM7070", "SIM7080", "SIM800"):
-        if k in m:
-            return k
-    return ""
 
 
 def _need_gnss(m):
@@ -288,7 +286,13 @@ class Modem:
 
     @property
     def model_key(self):
-        return _model_key(self.facts["model"] or "")
+        # the product family inside the model string ("SIMCOM_SIM7600E" -> "SIM7600")
+        m = (self.facts["model"] or "").upper()
+        for k in ("SIM7600", "SIM7500", "SIM7670", "SIM7672", "A7670", "A7672", "A7608",
+                  "A7600", "SIM7000", "SIM7070", "SIM7080", "SIM800"):
+            if k in m:
+                return k
+        return ""
 
     @property
     def gnss_set(self):
@@ -353,7 +357,7 @@ class Modem:
             self.boots += 1
             if not self._expect_boot:
                 self.reboots += 1
-                self.events.put(EV_REBOOT, bit)
+                self.events.put(_EV_REBOOT, bit)
                 self.at.abort()
                 f = self.on_lost
                 if f is not None:
@@ -375,7 +379,7 @@ class Modem:
         # EV_SIM on every change of the known state, whether a URC or a query saw it
         if st != self.sim:
             self.sim = st
-            self.events.put(EV_SIM, 1 if st == "READY" else 0)
+            self.events.put(_EV_SIM, 1 if st == "READY" else 0)
 
     def _on_cpin(self, a):
         # inside the reader: no allocation (issue 10 #11), the state is one of the manual's
@@ -401,7 +405,7 @@ class Modem:
     def _set_reg(self, dom, stat):
         if self.reg[dom] != stat:
             self.reg[dom] = stat
-            self.events.put(EV_REG, stat, dom)
+            self.events.put(_EV_REG, stat, dom)
 
     # From the reader: the numbers already stored and the URC counted (on_store); the
     # common case, no change, costs one call.
@@ -429,7 +433,7 @@ class Modem:
         self._nonet_seq += 1
         self.data_open = False
         self.ip = None
-        self.events.put(EV_NONET, cause)
+        self.events.put(_EV_NONET, cause)
         f = self.on_lost
         if f is not None:
             f(_LOST_NODATA)
@@ -572,21 +576,21 @@ class Modem:
                 if sp > 0:
                     f["revision"] = v[sp + 1:]
         r = await at.cmd(b"AT+CGMR", bare=True, check=False)
-        if r.final == R_OK and r.count:
+        if r.final == _R_OK and r.count:
             t = r.line(0).text()
             k = t.find(":")
             f["firmware"] = (t[k + 1:] if k >= 0 else t).strip()
             if f["revision"] is None:
                 f["revision"] = f["firmware"]
         r = await at.cmd(b"AT+CGSN", bare=True, check=False)
-        if r.final == R_OK and r.count:
+        if r.final == _R_OK and r.count:
             f["imei"] = r.line(0).text().strip()
         if self.family == "sm":
             r = await at.cmd(b"AT+CCID", bare=True, check=False)  # SIM800/SIM7000: bare digits
         else:
             r = await at.cmd(b"AT+CICCID", resp=b"+ICCID:", timeout_ms=_T5,
                              check=False)  # manual 6.2.1
-        if r.final == R_OK and r.count:
+        if r.final == _R_OK and r.count:
             a = r.line(0)
             f["iccid"] = a.arg_str(0) if a.startswith(b"+") else a.text().strip()
         else:
@@ -631,7 +635,7 @@ class Modem:
             seq = self._regn[3 * d + 2]
             # a module without that domain (SIM800: no CEREG) answers ERROR: skipped
             r = await self.at.cmd(_REG_QUERY[d], resp=_DOMAINS[d], check=False)
-            if r.final != R_OK:
+            if r.final != _R_OK:
                 continue
             for i in range(r.count):
                 a = r.line(i)
@@ -709,12 +713,14 @@ class Modem:
         at = self.at
         r = await at.cmd(b"AT+NETOPEN", resp=b"+IP ERROR:", done=b"+NETOPEN:",
                          done_timeout_ms=timeout_ms, check=False)
-        if r.final == R_OK:
+        if r.final == _R_OK:
             err = r.line(r.done).arg_int(0)
             if err != 0:
                 raise ModemError("NET", err, b"AT+NETOPEN")
-        elif r.final == R_ERROR and r.find(b"+IP ERROR:") is not None:
+        elif r.final == _R_ERROR and r.find(b"+IP ERROR:") is not None:
             t = r.find(b"+IP ERROR:").arg_str(0)
+            from .errtab import code_for
+
             if code_for("IP", t) != 4:  # 4: "Network is already opened" (manual 13.2.1)
                 raise ModemError("IP", code_for("IP", t) or -1, b"AT+NETOPEN")
         else:
@@ -732,13 +738,13 @@ class Modem:
             if self.family == "cmqtt":
                 r = await at.cmd(b"AT+NETCLOSE", resp=b"+IP ERROR:", done=b"+NETCLOSE:",
                                  done_timeout_ms=timeout_ms or self.netclose_ms, check=False)
-                if r.final != R_OK and r.find(b"+IP ERROR:") is None:
+                if r.final != _R_OK and r.find(b"+IP ERROR:") is None:
                     # 003 s.13.2.2 case 5: not activated answers "+NETCLOSE: <err>" then
                     # ERROR.  Closed is what we want: confirm with the read form (13.2.1)
                     r = await at.cmd(b"AT+NETOPEN?", resp=b"+NETOPEN:", timeout_ms=_T5,
                                      check=False)
                     a = r.find(b"+NETOPEN:")
-                    if r.final != R_OK or a is None or a.arg_int(0) != 0:
+                    if r.final != _R_OK or a is None or a.arg_int(0) != 0:
                         raise at.error(b"AT+NETCLOSE")
             elif self.model_key in ("SIM7000", "SIM7070", "SIM7080"):
                 cmd = b"AT+CNACT=0,0" if self.model_key != "SIM7000" else b"AT+CNACT=0"
@@ -816,7 +822,7 @@ class Modem:
         at = self.at
         if s == "cgps":
             r = await at.cmd(b"AT+CGPS=1" if on else b"AT+CGPS=0", timeout_ms=9000, check=False)
-            if r.final != R_OK:
+            if r.final != _R_OK:
                 # SIM7600 answers ERROR when already in that state: ask it
                 r = await at.cmd(b"AT+CGPS?", resp=b"+CGPS:", timeout_ms=9000)
                 a = r.find(b"+CGPS:")
@@ -834,9 +840,9 @@ class Modem:
         """
         s = _need_gnss(self)
         if s == "cgps":
-            cmd, p, parse = b"AT+CGPSINFO", b"+CGPSINFO:", parse_cgpsinfo
+            cmd, p, parse = b"AT+CGPSINFO", b"+CGPSINFO:", _gnssparse.parse_cgpsinfo
         else:
-            cmd, p, parse = b"AT+CGNSSINFO", b"+CGNSSINFO:", parse_cgnssinfo
+            cmd, p, parse = b"AT+CGNSSINFO", b"+CGNSSINFO:", _gnssparse.parse_cgnssinfo
         r = await self.at.cmd(cmd, resp=p, timeout_ms=10000)
         a = r.find(p)
         tmp = self._fix

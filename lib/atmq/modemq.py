@@ -18,7 +18,7 @@ from .modem import _int_or_none, _quoted, reg_ok, reg_roaming
 
 _NOINT = const(-0x3FFFFFFF)  # arg_int default that no field value reaches (as in atmq.modem)
 
-_METHODS = ("serving_cell", "data_is_open", "registered", "expect_reboot")
+_METHODS = const(("serving_cell", "data_is_open", "registered", "expect_reboot"))
 
 
 def attr(m, name):
