@@ -40,8 +40,8 @@ MODULES = (
 )
 # Imported later, by what the board and config use (the family's driver, the client, OBD,
 # capture's redaction) or not by the app at all (imu): measured after the App is built.
-LATER = ("atmq.cmqtt", "atmq.smmqtt", "atmq.client", "atmq.recovery", "atmq.tls", "tlog.obd",
-         "tlog.rxredact", "tlog.imu")
+LATER = ("atmq.cmqtt", "atmq.smmqtt", "atmq.modemq", "atmq.client", "atmq.recovery", "atmq.tls",
+         "tlog.obd", "tlog.rxredact", "tlog.imu")
 
 
 def alloc():

@@ -177,11 +177,14 @@ class Acquisition:
                 return None
             await sleep_ms(1000)
 
-    def _plausible(self, now):
-        """The anchor's GNSS jump filter, by speed instead of a fixed 0.001 degree: a fix
+    def _got_fix(self):
+        """A valid fix arrived in ``self.fix``: keep it (and its time) unless it jumped.
+
+        The anchor's GNSS jump filter, by speed instead of a fixed 0.001 degree: a fix
         farther from the last accepted one than 100 m/s could travel (+200 m) is dropped;
         after ``_JUMP_RESET`` drops in a row it is taken as the new reference (the receiver
         was right and the reference was the outlier)."""
+        now = self.clock()
         f = self.fix
         if self._ref_tick:
             dt = ticks_diff(now, self._ref_tick)
@@ -193,19 +196,12 @@ class Acquisition:
             if d // 9 > dt + 2000 and self._rejects < _JUMP_RESET:  # in 10 cm units
                 self._rejects += 1
                 self.jumps += 1
+                f.valid = False
                 return False
         self._rejects = 0
         self._ref_lat = f.lat_e7
         self._ref_lon = f.lon_e7
         self._ref_tick = now or 1
-        return True
-
-    def _got_fix(self):
-        """A valid fix arrived in ``self.fix``: keep it (and its time) unless it jumped."""
-        now = self.clock()
-        if not self._plausible(now):
-            self.fix.valid = False
-            return False
         self.fix_tick = now or 1
         self.time.offer_fix(self.fix)
         return True

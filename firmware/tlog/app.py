@@ -15,14 +15,12 @@ commands, health, watchdog.  The unix port stops cleanly on SIGINT or after
 import asyncio
 import gc
 
-from atmq import log as alog
-from atmq.compat import IS_MICROPYTHON, const, sleep_ms, ticks_diff, ticks_ms, wait_for_ms
+from atmq.compat import const, sleep_ms, ticks_ms, wait_for_ms
 from atmq import stack
-import atmq.client  # noqa: F401  at boot: every boot connects, and its 51-name globals
-# table (a 472-byte block) imported at the first connect failed there at 88K, every attempt
-from atmq.errors import ATTimeout, ConfigError, ModemError
+import atmq.client  # noqa: F401  at boot: every boot connects, and its globals table
+# (then a 472-byte block) imported at the first connect failed there at 88K, every attempt
 from atmq.limits import variant as _limits_variant
-from atmq.link import ST_FATAL, is_fatal
+from atmq.link import is_fatal
 
 from . import fieldlog, fsutil, platform
 from .acquire import Acquisition, NmeaReader
@@ -35,8 +33,8 @@ from .seqno import SeqNo
 from .spool import from_config as _spool_from_config
 from .status import Status, Topics, will
 from .timesrc import TimeSource
-from .uplink import Uplink, cmqtt_payload_max
-from .watchdog import DELIVERY_LIMIT_MS, DeliveryProbe, ReaderProbe, Watchdog
+from .uplink import Uplink
+from .watchdog import DeliveryProbe, ReaderProbe, Watchdog
 
 _LINK_BACKOFF_MIN_MS = const(2000)  # then 4, 8, 16 s...: a short outage costs seconds, not 15 s
 # the anchor blocks 180 s after a failed attach; we keep sampling
@@ -51,10 +49,11 @@ _STOP_ANNOUNCE_MS = const(3000)
 _STOP_DISC_MS = const(2000)
 _FATAL_RETRY_MS = const(1800000)
 _SM_LINE_MAX = const(1024 + 128 + 48)  # message, topic (128: the Inbox's), +SMPUBLISH framing
-# keys whose change (a ``set``) gives a link parked in ``fatal`` its next try at once
-_LINK_KEYS = ("apn", "apn_user", "apn_pass", "sim_pin", "mqtt_host", "mqtt_port", "mqtt_tls",
-              "mqtt_client_id", "mqtt_user", "mqtt_password", "mqtt_keepalive_s", "tls_ca",
-              "tls_cert", "tls_key", "mqtt_version", "mqtt_binary", "tls_version")
+# Other modules' names used once, off the hot paths, are imported where used and these
+# mirrored (folded at compile time): each module global is a slot in a table on the heap
+# for the whole boot (issue 11; tests_host/test_const_mirrors.py checks the mirrors)
+_ST_FATAL = const(10)  # = atmq.link.ST_FATAL
+_DELIVERY_LIMIT_MS = const(3600000)  # = tlog.watchdog.DELIVERY_LIMIT_MS
 
 
 def log(*args):
@@ -117,6 +116,8 @@ def _load_board(path):
     b = board.load(path)
     for k in ("description", "sources", "notes"):
         b.pop(k, None)
+    from atmq.compat import IS_MICROPYTHON
+
     if IS_MICROPYTHON:
         import sys
 
@@ -267,8 +268,11 @@ class App:
                 self.spool.flush_records = self.cfg.get(k)
             elif k == "topic_prefix":
                 continue  # topics are fixed for the session: they change at the next boot
-            elif k in _LINK_KEYS:
-                # applied at the next boot; a link parked in "fatal" (say, refused
+            elif k in ("apn", "apn_user", "apn_pass", "sim_pin", "mqtt_host", "mqtt_port",
+                       "mqtt_tls", "mqtt_client_id", "mqtt_user", "mqtt_password",
+                       "mqtt_keepalive_s", "tls_ca", "tls_cert", "tls_key", "mqtt_version",
+                       "mqtt_binary", "tls_version"):
+                # a link key: applied at the next boot; a link parked in "fatal" (say, refused
                 # credentials) gets its next try now instead of after the long backoff
                 self.link_owner.retry()
                 continue
@@ -307,13 +311,6 @@ class App:
                 o.bind(self.topics.base)
             self._tasks.append(asyncio.create_task(o.run()))
         return self.ota
-
-    async def _ota_message(self, topic, payload):
-        if self.topics is None or bytes(topic) != (self.topics.base + "ota").encode():
-            return False
-        return await self._ota().handle(topic, payload)
-
-    # ---- link -------------------------------------------------------------------------------
 
     async def _link_speed(self, find):
         """Board ``uart.baud`` above 115200 (atmq.baud): ``find`` the speed the modem answers
@@ -355,31 +352,11 @@ class App:
         attempts, state transitions, the client's recovery steps); None while parked in
         ``fatal`` (no reset can fix it)."""
         lk = self.link_owner
-        if lk.state == ST_FATAL:
+        if lk.state == _ST_FATAL:
             return None
         c = self.client
         steps = sum(c.recovery.ladder.tries) if c is not None else 0
         return self.link_attempts + lk.transitions + steps
-
-    async def _modem_up(self, first):
-        """The link owner's bring-up; a module that does not answer ``AT`` is powered on
-        (no blind PWRKEY pulse to a live module: that would switch it off)."""
-        m = self.modem
-        await self._link_speed(True)
-        if not first and not await m.probe(3):
-            first = True
-        await self.link_owner.up(first=first)
-
-    async def _configure_driver(self):
-        """The MQTT settings of the CMQTT family (AT+CMQTTCFG, manual 16.2.15), sent by the
-        driver after every ACCQ: the protocol version (the SIM767XX default is 3 = MQTT 3.1,
-        which AWS IoT Core refuses) and, for binary payloads, no UTF-8 check."""
-        f = getattr(self.driver, "configure", None)
-        if f is None or self.modem.family != "cmqtt":
-            return
-        cfg = self.cfg
-        await f(check_utf8=0 if cfg.get("mqtt_binary") else None,
-                version=cfg.get("mqtt_version"))
 
     def _make_client(self):
         """The MQTT client and the session tasks' objects (once the device id is known)."""
@@ -397,6 +374,8 @@ class App:
         up.bind(c, topics.telemetry, self.dev)
         cap = getattr(self.driver, "payload_max", 0)
         if not sm:  # CMQTT: the limit of the model the modem says it is (not a constant)
+            from .uplink import cmqtt_payload_max
+
             facts = self.modem.facts
             cap = self.driver.payload_max = cmqtt_payload_max(facts.get("model"),
                                                               facts.get("revision"))
@@ -415,7 +394,7 @@ class App:
             up.lane_factory = self._make_lane
         st = Status(topics, c)
         cm = Commands(self, topics, c)
-        cm.other = self._ota_message
+        cm.other = lambda topic, payload: self._ota().handle(topic, payload)  # a coroutine
         he = Health(self, topics, c)
         self.client, self.status, self.commands, self.health = c, st, cm, he
         return c, st, cm, he
@@ -427,6 +406,9 @@ class App:
 
     async def link(self):
         """Bring-up and first connect, retried with a growing backoff; then the session tasks."""
+        from atmq import log as alog
+        from atmq.errors import ATTimeout, ModemError
+
         backoff = _LINK_BACKOFF_MIN_MS
         wd = self.wd
         made = None
@@ -436,7 +418,13 @@ class App:
             self.link_attempts += 1
             boots = getattr(self.modem, "boots", 0)
             try:
-                await self._modem_up(self.link_attempts == 1)
+                # the link owner's bring-up; a module that does not answer ``AT`` is
+                # powered on (no blind PWRKEY pulse to a live module: it would switch off)
+                await self._link_speed(True)
+                first = self.link_attempts == 1
+                if not first and not await self.modem.probe(3):
+                    first = True
+                await self.link_owner.up(first=first)
                 await self._link_speed(False)
                 if self.dev is None:
                     imei = self.modem.facts.get("imei")
@@ -450,7 +438,14 @@ class App:
                         await sleep_ms(10000)
                 if made is None:
                     made = self._make_client()
-                    await self._configure_driver()
+                    # CMQTT's MQTT settings (AT+CMQTTCFG, manual 16.2.15), sent by the driver
+                    # after every ACCQ: the protocol version (the SIM767XX default is 3 =
+                    # MQTT 3.1, which AWS IoT Core refuses) and, for binary payloads, no
+                    # UTF-8 check
+                    f = getattr(self.driver, "configure", None)
+                    if f is not None and self.modem.family == "cmqtt":
+                        await f(check_utf8=0 if self.cfg.get("mqtt_binary") else None,
+                                version=self.cfg.get("mqtt_version"))
                 await made[0].connect()
                 self.lastgood.reached(self.cfg)  # keeps it, ends a probation
                 break
@@ -515,7 +510,7 @@ class App:
         wd.register("modem_poll", 600000)
         wd.register("uplink", 600000)
         wd.register("link", 900000)
-        wd.register("delivery", DELIVERY_LIMIT_MS,
+        wd.register("delivery", _DELIVERY_LIMIT_MS,
                     DeliveryProbe(self.uplink, self.spool, self.cfg, self._link_progress))
         self._tasks.append(reader)
         for coro in self.acq.tasks():
@@ -625,6 +620,8 @@ class App:
     async def _final_drain(self, ms=5000):
         """Clean stop with the link up: the records still in the spool go out now, not at
         the next boot; no new batch starts after ``ms``."""
+        from atmq.compat import ticks_diff
+
         t0 = ticks_ms()
         while self.client is not None and self.client.isconnected() \
                 and ticks_diff(ticks_ms(), t0) < ms:
@@ -635,6 +632,8 @@ class App:
 def _build(opts):
     """The App, falling back to the last good config, then the defaults, when the setup
     fails with a value error (a config the checks let through must not brick the board)."""
+    from atmq.errors import ConfigError
+
     why = None
     for level in (0, 1, 2):
         try:

@@ -47,7 +47,7 @@ FLASH_MARGIN = const(16384)  # kept free for config, cursor, lease and littlefs 
 MIN_FILE = const(2048)  # a capture file smaller than this tells nothing: refuse instead
 _CHECK_EVERY = const(4096)  # bytes written between two free-flash checks
 # command prefix -> index of the first quoted argument to hide (all later quoted ones too)
-_SECRET_ARGS = (
+_SECRET_ARGS = const((
     (b"AT+CMQTTCONNECT=", 1),  # "tcp://host:port",ka,clean,"user","password"
     (b"AT+CGAUTH=", 0),
     (b"AT+CSOCKAUTH=", 0),
@@ -58,7 +58,7 @@ _SECRET_ARGS = (
     (b"AT+CPIN=", 0),
     (b'AT+CSSLCFG="clientkey"', 1),
     (b'AT+CSSLCFG="psktable"', 1),
-)
+))
 
 
 def redact_command(line):

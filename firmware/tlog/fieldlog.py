@@ -22,16 +22,19 @@ import os
 
 from atmq import log as alog
 from atmq.compat import const, sleep_ms
-from atmq.recovery import RUNG_NAMES, STEP_FAIL, STEP_NAMES, STEP_OK
+from atmq.recovery import RUNG_NAMES, STEP_NAMES
 
 from . import fsutil
 
 FLUSH_MS = const(10000)
+# mirrored (folded at compile time: no global each, issue 11)
+_STEP_OK = const(2)  # = atmq.recovery.STEP_OK
+_STEP_FAIL = const(3)  # = atmq.recovery.STEP_FAIL
 _PENDING_MAX = const(16)  # warnings waiting for the next flush; one more writes them all
 # 3GPP 27.007 +CREG/+CGREG/+CEREG <stat> (003 s.4.2.1)
-_REG = ("none", "home", "searching", "denied", "unknown", "roaming", "sms-only")
-_NAME = "log.txt"
-_OLD = "log.1.txt"
+_REG = const(("none", "home", "searching", "denied", "unknown", "roaming", "sms-only"))
+_NAME = const("log.txt")
+_OLD = const("log.1.txt")
 
 
 class FieldLog:
@@ -136,10 +139,10 @@ def on_recovery(step, rung, detail):
     """``MQTTClient(on_recovery=...)``: the recovery steps worth reading later: a failed
     attempt (a warning with the modem error) and the one that restored service (info)."""
     name = RUNG_NAMES[rung] if 0 <= rung < len(RUNG_NAMES) else str(rung)
-    if step == STEP_FAIL:
+    if step == _STEP_FAIL:
         alog.warn("recovery", "%s failed: %s", name,
                   alog.exc(detail) if isinstance(detail, Exception) else detail)
-    elif step == STEP_OK:
+    elif step == _STEP_OK:
         alog.info("recovery", "%s restored the link (attempt %s)", name, detail)
     elif 0 <= step < len(STEP_NAMES):
         alog.debug("recovery", "%s %s %s", STEP_NAMES[step], name, detail)

@@ -46,7 +46,7 @@ _LF = const(10)
 _SPACE = const(32)
 _COLON = const(58)
 _MAX_LINES = const(24)
-_HEX = b"0123456789ABCDEF"
+_HEX = const(b"0123456789ABCDEF")
 _POLL_MAX_MS = const(8)
 _FIRST_RETRY_MS = const(2000)
 
@@ -55,7 +55,7 @@ LONG_MS = const(10000)  # protocol search after ATSP0 and multi-frame answers
 RESET_MS = const(3000)
 
 # Status lines -> result, matched as prefixes (ELM327 data sheet "Messages").
-_STATUS = (
+_STATUS = const((
     (b"NO DATA", R_NO_DATA),
     (b"UNABLE TO CONNECT", R_UNABLE),
     (b"CAN ERROR", R_CAN_ERROR),
@@ -69,12 +69,12 @@ _STATUS = (
     (b"LV RESET", R_BUS),
     (b"ERR", R_BUS),
     (b"?", R_UNKNOWN),
-)
+))
 
 # Mode 01 PIDs decoded here: (pid, data bytes of its answer (SAE J1979 / ISO 15031-5 PID
 # table), unit of the decoded value).  One tuple of constants: frozen, it stays in flash (two
 # dicts built at import took ~1.2 KB of heap); looked up by a short scan, allocation free.
-_PIDS = (
+_PIDS = const((
     (0x04, 1, "load_0.1%"), (0x05, 1, "coolant_C"),
     (0x06, 1, "stft1_0.1%"), (0x07, 1, "ltft1_0.1%"),
     (0x08, 1, "stft2_0.1%"), (0x09, 1, "ltft2_0.1%"),
@@ -97,7 +97,7 @@ _PIDS = (
     (0x5C, 1, "oil_C"), (0x5E, 2, "fuel_rate_0.01Lph"),
     (0x61, 1, "demand_torque_%"), (0x62, 1, "actual_torque_%"),
     (0x63, 2, "ref_torque_Nm"), (0xA6, 4, "odometer_0.1km"),
-)
+))
 
 
 def _pid_row(pid):
@@ -118,11 +118,11 @@ def pid_unit(pid):
     return None if row is None else row[2]
 
 
-_PCT1 = (0x04, 0x11, 0x2C, 0x2F, 0x45, 0x47, 0x49, 0x4A, 0x4C, 0x52, 0x5A, 0x5B)
-_TEMP1 = (0x05, 0x0F, 0x46, 0x5C)
-_TRIM = (0x06, 0x07, 0x08, 0x09)
-_RAW16 = (0x10, 0x1F, 0x21, 0x31, 0x42, 0x4D, 0x4E, 0x63)
-_RAW8 = (0x0B, 0x0D, 0x30, 0x33, 0x51)
+_PCT1 = const((0x04, 0x11, 0x2C, 0x2F, 0x45, 0x47, 0x49, 0x4A, 0x4C, 0x52, 0x5A, 0x5B))
+_TEMP1 = const((0x05, 0x0F, 0x46, 0x5C))
+_TRIM = const((0x06, 0x07, 0x08, 0x09))
+_RAW16 = const((0x10, 0x1F, 0x21, 0x31, 0x42, 0x4D, 0x4E, 0x63))
+_RAW8 = const((0x0B, 0x0D, 0x30, 0x33, 0x51))
 
 
 def pid_len(pid):

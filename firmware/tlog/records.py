@@ -30,7 +30,7 @@ TS_MODEM = const(1)
 TS_NTP = const(2)
 TS_UPTIME = const(3)  # no wall clock yet: ts is seconds since boot, and the record says so
 TS_SRC_NAMES = ("gnss", "modem", "ntp", "uptime")
-_TS_SRC_B = (b"gnss", b"modem", b"ntp", b"uptime")
+_TS_SRC_B = const((b"gnss", b"modem", b"ntp", b"uptime"))
 
 MAX_OBD = const(16)
 FORMAT_VERSION = const(1)

@@ -52,16 +52,16 @@ import struct
 from atmq.compat import const
 
 from . import fsutil
-from .records import FORMAT_VERSION
 
+_FORMAT_VERSION = const(1)  # = tlog.records.FORMAT_VERSION
 _MAGIC = const(0xA5)
 _COMMIT = const(0x5A)
 _HDR = const(7)  # magic, len u16, crc32 u32
 _OVH = const(8)  # header + commit byte
 _CHUNK = const(64)  # resync search window
 _MAXLEN = const(0xFFFF)
-_SEG_EXT = ".seg"
-_CURSOR = "cursor"
+_SEG_EXT = const(".seg")
+_CURSOR = const("cursor")
 
 # _segs entries: [segno, size in bytes, valid frames]
 _NO = const(0)
@@ -731,7 +731,7 @@ class Spool:
 def record_seq(payload):
     """The seq of a packed ``tlog.records`` record (-1 for anything else): format
     version byte, flags byte, then seq as u32 LE (``records.pack_into``)."""
-    if len(payload) < 10 or payload[0] != FORMAT_VERSION:
+    if len(payload) < 10 or payload[0] != _FORMAT_VERSION:
         return -1
     return payload[2] | (payload[3] << 8) | (payload[4] << 16) | (payload[5] << 24)
 

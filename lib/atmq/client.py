@@ -31,42 +31,36 @@ import asyncio
 
 from . import errtab
 from . import power as _power
-from .compat import sleep_ms, ticks_add, ticks_diff, ticks_ms, wait_for_ms
+from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms, wait_for_ms
 from .errors import ATTimeout, ConfigError, ModemError
-from .events import (
-    EV_CONNLOST,
-    EV_MSG,
-    EV_MSG_DROPPED,
-    EV_NONET,
-    EV_REBOOT,
-    EV_REG,
-    EV_SIM,
-    EV_URC,
-)
-from .link import (
-    ST_BOOTING,
-    ST_CLIENT_ACQUIRED,
-    ST_CONNECTED,
-    ST_DATA_UP,
-    ST_FATAL,
-    ST_MQTT_STARTED,
-    ST_REGISTERED,
-    ST_SUBSCRIBED,
-    Link,
-    is_fatal,
-)
-from .recovery import (
-    RUNG_DATA,
-    RUNG_PROBE,
-    RUNG_RESET,
-    RUNG_SESSION,
-    Escalate,
-    Ladder,
-    Recovery,
-)
+from .link import Link, is_fatal
+from .recovery import Escalate, Ladder, Recovery
+
+# Other modules' constants, mirrored (folded at compile time: no global-dict entry each,
+# issue 11; tests_host/test_const_mirrors.py checks every "# = module.NAME" below)
+_EV_MSG = const(1)  # = atmq.events.EV_MSG
+_EV_MSG_DROPPED = const(2)  # = atmq.events.EV_MSG_DROPPED
+_EV_CONNLOST = const(3)  # = atmq.events.EV_CONNLOST
+_EV_NONET = const(4)  # = atmq.events.EV_NONET
+_EV_REBOOT = const(5)  # = atmq.events.EV_REBOOT
+_EV_SIM = const(6)  # = atmq.events.EV_SIM
+_EV_REG = const(7)  # = atmq.events.EV_REG
+_EV_URC = const(10)  # = atmq.events.EV_URC
+_ST_BOOTING = const(1)  # = atmq.link.ST_BOOTING
+_ST_REGISTERED = const(4)  # = atmq.link.ST_REGISTERED
+_ST_DATA_UP = const(5)  # = atmq.link.ST_DATA_UP
+_ST_MQTT_STARTED = const(6)  # = atmq.link.ST_MQTT_STARTED
+_ST_CLIENT_ACQUIRED = const(7)  # = atmq.link.ST_CLIENT_ACQUIRED
+_ST_CONNECTED = const(8)  # = atmq.link.ST_CONNECTED
+_ST_SUBSCRIBED = const(9)  # = atmq.link.ST_SUBSCRIBED
+_ST_FATAL = const(10)  # = atmq.link.ST_FATAL
+_RUNG_PROBE = const(0)  # = atmq.recovery.RUNG_PROBE
+_RUNG_SESSION = const(1)  # = atmq.recovery.RUNG_SESSION
+_RUNG_DATA = const(2)  # = atmq.recovery.RUNG_DATA
+_RUNG_RESET = const(3)  # = atmq.recovery.RUNG_RESET
 
 KICK = -0x7FF  # EV_URC a-value the client posts to wake its own supervisor
-_HEALTH_NOW = -2
+_HEALTH_NOW = const(-2)
 
 _DEFAULTS = {
     "host": None,
@@ -285,7 +279,7 @@ class MQTTClient:
 
     def _kick(self):
         self._suspect = True
-        self.events.put(EV_URC, KICK, 0)
+        self.events.put(_EV_URC, KICK, 0)
 
     def stats(self):
         """Counters for the health report (plain ints; ``ladder`` holds per-rung counts)."""
@@ -321,8 +315,8 @@ class MQTTClient:
         lk.sync()
         if not m.inited or not m.data_open:
             await lk.up(first=not m.inited)
-        elif not lk.at_least(ST_DATA_UP):
-            lk.mark(ST_DATA_UP, "found up")
+        elif not lk.at_least(_ST_DATA_UP):
+            lk.mark(_ST_DATA_UP, "found up")
         f = getattr(self.driver, "set_model", None)
         if f is not None:  # the model's manual gives the driver's deadlines
             f(m.facts.get("model"))
@@ -351,17 +345,17 @@ class MQTTClient:
             except ModemError as e:  # stale state is what a rebuild is for
                 self.last_error = e
         await d.start()
-        lk.mark(ST_MQTT_STARTED)
+        lk.mark(_ST_MQTT_STARTED)
         await d.configure_tls(c["tls"])
         await d.connect(c["host"], c["port"], c["client_id"], keepalive_s=c["keepalive_s"],
                         clean=clean, user=c["user"], password=c["password"], will=c["will"],
                         tls=c["tls"] is not None, timeout_ms=c["connect_timeout_ms"])
-        lk.mark(ST_CONNECTED)
+        lk.mark(_ST_CONNECTED)
         if subscribe:
             for t, q in self._subs:
                 await d.subscribe(t, q)
             if self._subs:
-                lk.mark(ST_SUBSCRIBED)
+                lk.mark(_ST_SUBSCRIBED)
         self._set_up()
 
     async def disconnect(self):
@@ -369,7 +363,7 @@ class MQTTClient:
         self._closing = True
         self.recovery.stop()  # a recovery in progress ends after its current step
         self._set_down()
-        self.events.put(EV_URC, KICK, 0)  # wake the supervisor so that it ends
+        self.events.put(_EV_URC, KICK, 0)  # wake the supervisor so that it ends
         await self.driver.disconnect()
 
     # ---- publish / subscribe -------------------------------------------------------------
@@ -474,7 +468,7 @@ class MQTTClient:
         q = self.events
         lk = self.link
         while not self._closing:
-            if lk.state == ST_FATAL:
+            if lk.state == _ST_FATAL:
                 # parked: only the long backoff or retry() (set/reconnect) tries again
                 while True:
                     k = q.get()
@@ -482,11 +476,16 @@ class MQTTClient:
                         break
                     self._dispatch(k, q.a, q.b)
                 if await lk.wait_retry():
-                    await self._recover(RUNG_DATA)
+                    await self._recover(_RUNG_DATA)
                 continue
             k = q.get()
             if k < 0:
-                wait = self._next_check_ms()
+                # the idle health check is due when nothing came or went for health_s
+                now = self._clock()
+                h = self.cfg["health_s"] * 1000
+                since = ticks_diff(now, self._last_activity)
+                since_h = ticks_diff(now, self._last_health)
+                wait = 0 if since >= h and since_h >= h else h - min(since, since_h)
                 if wait > 0:
                     try:
                         await wait_for_ms(q.wait(), wait)
@@ -514,65 +513,53 @@ class MQTTClient:
         """One event -> a rung to recover from, or -1."""
         d = self.driver
         m = self.modem
-        if k == EV_MSG:
+        if k == _EV_MSG:
             self.rx += 1
             self._last_activity = self._clock()
-            self._deliver()
-        elif k == EV_MSG_DROPPED:
+            cb = self.on_message
+            if cb is None:
+                self._msg_ev.set()  # messages() takes it
+                return -1
+            inbox = self.inbox
+            while True:
+                s = inbox.get()
+                if s < 0:
+                    break
+                try:
+                    cb(inbox.topic(s), inbox.payload(s))
+                    self.delivered += 1
+                except Exception as e:  # the app's bug must not stop the supervisor
+                    self.last_error = e
+                inbox.release()
+        elif k == _EV_MSG_DROPPED:
             self.rx_dropped += 1
-        elif k == EV_CONNLOST:
+        elif k == _EV_CONNLOST:
             self.connlost += 1
             if not d.connected:  # a CONNLOST from before the last recovery is stale
-                self.link.lost(ST_CLIENT_ACQUIRED)
-                return RUNG_SESSION
-        elif k == EV_NONET:
+                self.link.lost(_ST_CLIENT_ACQUIRED)
+                return _RUNG_SESSION
+        elif k == _EV_NONET:
             self.nonet += 1
             if not m.data_open:
-                self.link.lost(ST_REGISTERED)
-                return RUNG_DATA
+                self.link.lost(_ST_REGISTERED)
+                return _RUNG_DATA
             if not d.connected:
-                self.link.lost(ST_DATA_UP)  # +CMQTTNONET: the MQTT service stopped (16.4)
-                return RUNG_SESSION
-        elif k == EV_REBOOT:
+                self.link.lost(_ST_DATA_UP)  # +CMQTTNONET: the MQTT service stopped (16.4)
+                return _RUNG_SESSION
+        elif k == _EV_REBOOT:
             self.reboots += 1
             if not m.inited:
-                self.link.lost(ST_BOOTING)  # (the modem's handler told it already)
-                return RUNG_DATA  # re-init, SIM, registration, data, session
-        elif k == EV_SIM:
+                self.link.lost(_ST_BOOTING)  # (the modem's handler told it already)
+                return _RUNG_DATA  # re-init, SIM, registration, data, session
+        elif k == _EV_SIM:
             self.sim_events += 1
-        elif k == EV_REG:
+        elif k == _EV_REG:
             self.reg_events += 1
-        elif k == EV_URC and a == KICK:
+        elif k == _EV_URC and a == KICK:
             if self._suspect and self.up.is_set():
                 self._suspect = False
                 return _HEALTH_NOW  # a publish failed while the link looked up: check it
         return -1
-
-    def _deliver(self):
-        cb = self.on_message
-        inbox = self.inbox
-        if cb is None:
-            self._msg_ev.set()  # messages() takes it
-            return
-        while True:
-            s = inbox.get()
-            if s < 0:
-                return
-            try:
-                cb(inbox.topic(s), inbox.payload(s))
-                self.delivered += 1
-            except Exception as e:  # the app's bug must not stop the supervisor
-                self.last_error = e
-            inbox.release()
-
-    def _next_check_ms(self):
-        now = self._clock()
-        h = self.cfg["health_s"] * 1000
-        since = ticks_diff(now, self._last_activity)
-        since_h = ticks_diff(now, self._last_health)
-        if since >= h and since_h >= h:
-            return 0
-        return h - (since if since < since_h else since_h)
 
     async def _health(self):
         """Idle check: is the broker session alive (and, rarely, the registration)?"""
@@ -590,7 +577,7 @@ class MQTTClient:
         except ATTimeout as e:
             self.last_error = e
             self.health_failures += 1
-            return RUNG_PROBE
+            return _RUNG_PROBE
         except ModemError as e:
             self.last_error = e
             ok = False
@@ -599,7 +586,7 @@ class MQTTClient:
                 self._set_up()
             return -1
         self.health_failures += 1
-        return RUNG_SESSION
+        return _RUNG_SESSION
 
     async def _recover(self, rung):
         self._set_down()
@@ -630,19 +617,16 @@ class MQTTClient:
             await coro
         except ATTimeout:
             if not await self.modem.probe(3):
-                raise Escalate(RUNG_RESET) from None
+                raise Escalate(_RUNG_RESET) from None
             raise
 
-    def _need_data_rung(self):
+    async def _act_probe(self):
         # The link fell below data_up while this episode ran (a reboot or a PDP loss that
         # the reader saw): a session rebuild cannot work, rebuild from the data rung
-        if self.link.sync() < ST_DATA_UP or not self.modem.inited:
-            raise Escalate(RUNG_DATA)
-
-    async def _act_probe(self):
-        self._need_data_rung()
+        if self.link.sync() < _ST_DATA_UP or not self.modem.inited:
+            raise Escalate(_RUNG_DATA)
         if not await self.modem.probe(3):
-            raise Escalate(RUNG_RESET)
+            raise Escalate(_RUNG_RESET)
         if self.driver.connected and await self.driver.is_connected():
             self._set_up()  # a false alarm (a timeout that passed)
             return True
@@ -650,7 +634,10 @@ class MQTTClient:
         return True
 
     async def _act_session(self):
-        self._need_data_rung()
+        # The link fell below data_up while this episode ran (a reboot or a PDP loss that
+        # the reader saw): a session rebuild cannot work, rebuild from the data rung
+        if self.link.sync() < _ST_DATA_UP or not self.modem.inited:
+            raise Escalate(_RUNG_DATA)
         await self._guarded(self._session(self.cfg["clean"]))
         return True
 

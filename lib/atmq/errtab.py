@@ -35,13 +35,13 @@ FATAL = const(3)
 UNKNOWN = const(4)
 
 CLASS_NAMES = ("SUCCESS", "TRANSIENT", "STATE", "FATAL", "UNKNOWN")
-_LETTERS = "OTSF"  # index = class
+_LETTERS = const("OTSF")  # index = class
 
 # SIM767XX AT manual, 25.3 "Summary of CME ERROR Codes" (3GPP 27.007 list as
 # SIMCom gives it).  PIN/PUK, barring and subscription rejects are FATAL;
 # registration rejects tied to the current cell/PLMN (111-115) are TRANSIENT
 # because a vehicle moves; CFUN/PDP-context state problems are STATE.
-_CME = """
+_CME = const("""
 1 T no connection to phone
 2 T phone-adaptor link reserved
 3 S operation not allowed
@@ -198,10 +198,10 @@ _CME = """
 538 S CID defined count > 0|CID defined counter value greater than ZERO
 539 S CID not defined
 540 S CID active count > 0|CID active counter value greater than ZERO
-"""
+""")
 
 # SIM767XX AT manual, 25.4 "Summary of CMS ERROR Codes".
-_CMS = """
+_CMS = const("""
 300 T ME failure
 301 T SMS service of ME reserved
 302 S operation not allowed
@@ -225,7 +225,7 @@ _CMS = """
 332 T network timeout
 340 S no CNMA expected|no +CNMA acknowledgement expected
 500 T unknown error
-"""
+""")
 
 # SIM767XX AT manual, 16.3.1 "Description of <err>" (MQTT(S)); the A7600
 # MQTT(S) application note 2.2.1 has the identical list, 0-35.  Client-slot
@@ -233,7 +233,7 @@ _CMS = """
 # broker refusals for credentials/identity/protocol and missing certificates
 # are FATAL; 32 (handshake) stays TRANSIENT: on a lossy cellular link it
 # happens without any configuration fault, and the app sees the count.
-_CMQTT = """
+_CMQTT = const("""
 0 O operation succeeded
 1 T failed
 2 F bad UTF-8 string
@@ -270,19 +270,19 @@ _CMQTT = """
 33 F not set certificate
 34 F Open session failed
 35 S Disconnect from server failed
-"""
+""")
 
 # SIM767XX AT manual, 16.4: <cause> of "+CMQTTCONNLOST: <client_index>,<cause>"
 # (A7600 MQTT(S) note 2.2.2.1).  All mean "connect again"; 3 needs the
 # network (CMQTTSTART) back first, hence STATE.
-_CONNLOST = """
+_CONNLOST = const("""
 1 T Socket is closed passively.
 2 T Socket is reset.
 3 S Network is closed.
-"""
+""")
 
 # SIM767XX AT manual, 17.3.1 "Description of <err>" (SSL, AT+CCH*).
-_SSL = """
+_SSL = const("""
 0 O Operation succeeded
 1 S Alerting state(reserved)
 2 T Unknown error
@@ -303,11 +303,11 @@ _SSL = """
 17 S Nonet
 18 T Send data timeout
 19 F Not set certificates
-"""
+""")
 
 # SIM767XX AT manual, 13.3.2 "Description of <err>": the result of
 # "+NETOPEN: <err>", "+CIPOPEN: <link_num>,<err>", "+CIPCLOSE: ..." etc.
-_NET = """
+_NET = const("""
 0 O operation succeeded
 1 T Network failure
 2 S Network not opened
@@ -321,12 +321,12 @@ _NET = """
 10 T Timeout
 11 T DNS parse failed|DNS parse failed for AT+CIPOPEN
 12 T Unknown error
-"""
+""")
 
 # SIM767XX AT manual, 13.3.1 "Description of <err_info>": "+IP ERROR: <err_info>",
 # a string by default (AT+CIPCCFG errMode 1), the number with errMode 0;
 # code_for("IP", text) maps the string back.
-_IP = """
+_IP = const("""
 0 T Connection time out
 1 T Bind port failed
 2 T Port overflow
@@ -350,19 +350,19 @@ _IP = """
 20 S Server is already listening
 21 T Operation failed
 22 S No data
-"""
+""")
 
 # SIM800 Series MQTT Application Note V1.03, 3.4-3.6: <status> of the
 # "+SMSUB/+SMPUB/+SMUNSUB: <packet_id>,<status>" URCs.  The note gives no
 # other MQTT result codes (failures are "+CME ERROR: <err>", see CME).
-_SM = """
+_SM = const("""
 0 O Success
 1 T Time Out
 2 T Other Error
-"""
+""")
 
 KINDS = ("CME", "CMS", "CMQTT", "CONNLOST", "SSL", "NET", "IP", "SM")
-_TABLES = (_CME, _CMS, _CMQTT, _CONNLOST, _SSL, _NET, _IP, _SM)
+_TABLES = const((_CME, _CMS, _CMQTT, _CONNLOST, _SSL, _NET, _IP, _SM))
 
 
 def _table(kind):

@@ -30,7 +30,6 @@ a ``reconnect`` command); never by power cycling the modem.
 
 import asyncio
 
-from . import errtab
 from . import log
 from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms
 from .errors import ModemError
@@ -51,10 +50,11 @@ STATE_NAMES = ("off", "booting", "at_ready", "sim_ready", "registered", "data_up
 
 _REG_POLL_MS = const(2000)
 _BOOT_RESTARTS = const(3)  # reboots during one bring-up that restart it at once
-# AT+CPIN? states -> the CME code that names them (manual 25.3 / 27.007 9.2.1)
-_SIM_CODES = {"NOT INSERTED": 10, "SIM PIN": 11, "SIM PUK": 12, "BUSY": 14}
+# mirrored (folded at compile time: no global each, issue 11)
+_FATAL = const(3)  # = atmq.errtab.FATAL
 _CNTP_IDLE = const(-2)
 _CNTP_WAIT = const(-1)
+_CNTP_UNHOOKED = const(-3)  # the +CNTP: handler is not registered yet
 NTP_HOST = b"pool.ntp.org"
 
 
@@ -66,7 +66,7 @@ def is_fatal(e):
     """True for an error no retry of the recovery ladder can fix (errtab FATAL class,
     ``tls.FirmwareError``, a ``ConfigError``/``ValueError`` from a setting)."""
     if isinstance(e, ModemError):
-        return e.cls == errtab.FATAL
+        return e.cls == _FATAL
     return isinstance(e, (ValueError, TypeError))
 
 
@@ -102,8 +102,7 @@ class Link:
         self.ntp_synced = False
         self.last_time_error = None
         self.mqtt_fresh = False  # the module booted since the MQTT service last started
-        self._cntp = _CNTP_IDLE
-        self._cntp_hooked = False
+        self._cntp = _CNTP_UNHOOKED
         self._drv_lost = getattr(driver, "lost", None) if driver is not None else None
         modem.on_lost = self.lost
 
@@ -194,12 +193,6 @@ class Link:
             return log.redact(str(e))  # the manual's code and meaning, the command masked
         return "%s: %s" % (type(e).__name__, log.redact(str(e)))
 
-    def fatal_left_ms(self):
-        if self.state != ST_FATAL:
-            return 0
-        left = self.fatal_retry_ms - ticks_diff(self._clock(), self._fatal_at)
-        return left if left > 0 else 0
-
     def retry(self):
         """Leave ``fatal`` now (a ``set``/``reconnect`` command): the next attempt runs at once."""
         self._retry.set()
@@ -210,27 +203,19 @@ class Link:
         True when it is time to try again."""
         if self.state != ST_FATAL:
             return True
-        left = self.fatal_left_ms()
+        left = self.fatal_retry_ms - ticks_diff(self._clock(), self._fatal_at)
         if not self._retry.is_set() and left > 0:
             # in steps of at most 1 s on the link's own sleep (a fake clock in tests)
             step = min(left, step_ms, 1000)
             await self._sleep(step)
-        if self._retry.is_set() or self.fatal_left_ms() <= 0:
+            left = self.fatal_retry_ms - ticks_diff(self._clock(), self._fatal_at)
+        if self._retry.is_set() or self.state != ST_FATAL or left <= 0:
             self._retry.clear()
             self._enter(ST_OFF if not self.modem.inited else ST_AT_READY, "retry after fatal")
             return True
         return False
 
     # ---- bring-up --------------------------------------------------------------------------
-
-    async def power_up(self):
-        """Cold start: PWRKEY, the boot URCs or an ``AT`` answer, ``init``."""
-        m = self.modem
-        self._enter(ST_BOOTING, "power on")
-        await m.power_on()
-        await m.wait_ready(min(self.reg_timeout_ms, self.boot_timeout_ms))
-        await m.init()
-        self._enter(ST_AT_READY)
 
     async def up(self, reopen=False, first=False):
         """From wherever the link is to ``data_up``: init after a reboot, SIM (PIN once),
@@ -267,8 +252,12 @@ class Link:
     async def _up(self, reopen, first):
         m = self.modem
         self.sync()
-        if first:
-            await self.power_up()
+        if first:  # cold start: PWRKEY, the boot URCs or an ``AT`` answer, ``init``
+            self._enter(ST_BOOTING, "power on")
+            await m.power_on()
+            await m.wait_ready(min(self.reg_timeout_ms, self.boot_timeout_ms))
+            await m.init()
+            self._enter(ST_AT_READY)
         elif not m.inited:
             self._enter(ST_BOOTING, "module not initialised")
             await m.wait_ready(self.boot_timeout_ms)
@@ -279,9 +268,13 @@ class Link:
         elif reopen and self.state > ST_REGISTERED:
             self._enter(ST_REGISTERED, "reopen data")
         await self._sim()
-        self._booted_check()
+        # a reboot between two commands aborted none of them: do not go on with a module
+        # that lost its settings (``up`` starts again from booting)
+        if not m.inited:
+            raise ModemError("AT", -2, b"RDY")
         await self._registered()
-        self._booted_check()
+        if not m.inited:
+            raise ModemError("AT", -2, b"RDY")
         apn = getattr(m, "apn", None)
         if apn and getattr(m, "family", "cmqtt") == "cmqtt" and not self._apn_sent:
             # CGDCONT + CGAUTH before data, after every boot: a failed CGAUTH leaves
@@ -295,15 +288,10 @@ class Link:
                 log.warn("link", "data_down before reopen: %s", e)
         if reopen or not m.data_open:
             await m.data_up()
-        self._booted_check()
+        if not m.inited:
+            raise ModemError("AT", -2, b"RDY")
         self.sync()
         self._enter(ST_DATA_UP)
-
-    def _booted_check(self):
-        # a reboot between two commands aborted none of them: do not go on with a module
-        # that lost its settings (``up`` starts again from booting)
-        if not self.modem.inited:
-            raise ModemError("AT", -2, b"RDY")
 
     async def _sim(self):
         m = self.modem
@@ -313,7 +301,10 @@ class Link:
             if st == "READY":
                 break
             if st != "BUSY" or ticks_diff(deadline, self._clock()) <= 0:
-                raise ModemError("CME", _SIM_CODES.get(st, 13), b"AT+CPIN?")
+                # the CME code that names the state (manual 25.3 / 27.007 9.2.1)
+                code = (10 if st == "NOT INSERTED" else 11 if st == "SIM PIN"
+                        else 12 if st == "SIM PUK" else 14 if st == "BUSY" else 13)
+                raise ModemError("CME", code, b"AT+CPIN?")
             await self._sleep(_REG_POLL_MS)
         if self.state < ST_SIM_READY:
             self._enter(ST_SIM_READY)
@@ -404,9 +395,8 @@ class Link:
         err = None
         if use_ntp:
             try:
-                if not self._cntp_hooked:
+                if self._cntp == _CNTP_UNHOOKED:
                     at.on(b"+CNTP:", self._on_cntp, 1)
-                    self._cntp_hooked = True
                 await at.cmd(b'AT+CNTP="' + ntp_host + b'",0', timeout_ms=5000)
                 self._cntp = _CNTP_WAIT
                 await at.cmd(b"AT+CNTP")

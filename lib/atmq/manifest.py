@@ -32,6 +32,7 @@ package("atmq", files=[
     "link.py",
     "log.py",
     "modem.py",
+    "modemq.py",
     "nmea.py",
     "power.py",
     "reader.py",

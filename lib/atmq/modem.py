@@ -31,12 +31,18 @@ from . import log
 from . import power as _power
 from . import script as _script
 from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms, wait_for_ms
-from .engine import R_ERROR, R_OK
 from .errors import ATTimeout, ConfigError, ModemError
-from .errtab import code_for
-from .events import EV_NONET, EV_REBOOT, EV_REG, EV_SIM
-from .fix import Fix, days_since_2000
-from .gnssparse import parse_cgnssinfo, parse_cgpsinfo
+from .fix import Fix
+from . import gnssparse as _gnssparse
+
+# Other modules' constants, mirrored (folded at compile time: no global-dict entry each,
+# issue 11; tests_host/test_const_mirrors.py checks them)
+_R_OK = const(1)  # = atmq.engine.R_OK
+_R_ERROR = const(2)  # = atmq.engine.R_ERROR
+_EV_NONET = const(4)  # = atmq.events.EV_NONET
+_EV_REBOOT = const(5)  # = atmq.events.EV_REBOOT
+_EV_SIM = const(6)  # = atmq.events.EV_SIM
+_EV_REG = const(7)  # = atmq.events.EV_REG
 
 # Boot URC bits (Modem.boot_urcs; the a of EV_REBOOT)
 BOOT_RDY = const(1)
@@ -70,10 +76,10 @@ REG_UNKNOWN = const(-1)  # not asked yet / domain not supported
 _LOST_BOOTING = const(1)  # link.ST_BOOTING: what on_lost is told after a reboot
 _LOST_NODATA = const(4)  # link.ST_REGISTERED: the data path is gone
 # +CPIN: <code> values (003 s.6.2.2) the URC handler maps without allocating
-_CPIN_CODES = (b"READY", b"SIM PIN", b"SIM PUK", b"PH-SIM PIN", b"SIM PIN2", b"SIM PUK2",
-               b"PH-NET PIN", b"NOT INSERTED", b"NOT READY")
-_CPIN_NAMES = ("READY", "SIM PIN", "SIM PUK", "PH-SIM PIN", "SIM PIN2", "SIM PUK2",
-               "PH-NET PIN", "NOT INSERTED", "NOT READY")
+_CPIN_CODES = const((b"READY", b"SIM PIN", b"SIM PUK", b"PH-SIM PIN", b"SIM PIN2", b"SIM PUK2",
+               b"PH-NET PIN", b"NOT INSERTED", b"NOT READY"))
+_CPIN_NAMES = const(("READY", "SIM PIN", "SIM PUK", "PH-SIM PIN", "SIM PIN2", "SIM PUK2",
+               "PH-NET PIN", "NOT INSERTED", "NOT READY"))
 # init() as data (atmq.script): echo off (a payload echo would read as lines), numeric
 # errors, registration URCs, packet domain events; timeouts: the 003 manual's max times.
 _INIT = (
@@ -95,8 +101,8 @@ _T5 = const(5000)  # 003: the max response time of most set/read commands (ATI 2
 # CGDCONT 5.2.5, CGAUTH 5.2.11, CICCID 6.2.1, CPIN 6.2.2, CCLK 3.2.7, CSQ 3.2.2)
 _T_CFUN = const(25000)  # 3.2.1 AT+CFUN: 25 s
 _OWN_TEARDOWN_MS = const(5000)  # "+CGEV: ME ..." after our own NETCLOSE/CFUN=0 is ours
-_DOMAINS = (b"+CREG:", b"+CGREG:", b"+CEREG:")
-_REG_QUERY = (b"AT+CREG?", b"AT+CGREG?", b"AT+CEREG?")
+_DOMAINS = const((b"+CREG:", b"+CGREG:", b"+CEREG:"))
+_REG_QUERY = const((b"AT+CREG?", b"AT+CGREG?", b"AT+CEREG?"))
 _NOINT = const(-0x3FFFFFFF)  # arg_int default that no field value reaches
 
 
@@ -176,6 +182,8 @@ def parse_cclk(text):
         return None
     if sign == 45:
         tz = -tz
+    from .fix import days_since_2000
+
     local = days_since_2000(2000 + yy, mo, dd) * 86400 + hh * 3600 + mi * 60 + ss
     return local - tz * 900, tz
 
@@ -184,14 +192,28 @@ def _int_or_none(v):
     return None if v == _NOINT else v
 
 
-def _model_key(model):
-    # The product family inside a model string ("SIMCOM_SIM7600E" -> "SIM7600").
-    m = model.upper()
-    for k in ("SIM7600", "SIM7500", "SIM7670", "SIM7672", "A7670", "A7672", "A7608", "A7600",
-              "SIM7000", "SIM7070", "SIM7080", "SIM800"):
-        if k in m:
-            return k
-    return ""
+def _need_gnss(m):
+    s = m.gnss_set
+    if s is None:
+        raise ConfigError("modem.model", "no modem GNSS command set known for %r"
+                          % (m.facts["model"],))
+    return s
+
+
+async def _cpin(at):
+    try:
+        r = await at.cmd(b"AT+CPIN?", resp=b"+CPIN:", timeout_ms=5000)
+    except ModemError as e:
+        if e.kind == "CME":
+            if e.code == 10:
+                return "NOT INSERTED"
+            if e.code == 14:
+                return "BUSY"
+            if e.code == 13 or e.code == 15:
+                return "FAILURE"
+        raise
+    a = r.find(b"+CPIN:")
+    return a.arg_str(0) if a is not None else "UNKNOWN"
 
 
 class Modem:
@@ -264,7 +286,13 @@ class Modem:
 
     @property
     def model_key(self):
-        return _model_key(self.facts["model"] or "")
+        # the product family inside the model string ("SIMCOM_SIM7600E" -> "SIM7600")
+        m = (self.facts["model"] or "").upper()
+        for k in ("SIM7600", "SIM7500", "SIM7670", "SIM7672", "A7670", "A7672", "A7608",
+                  "A7600", "SIM7000", "SIM7070", "SIM7080", "SIM800"):
+            if k in m:
+                return k
+        return ""
 
     @property
     def gnss_set(self):
@@ -277,13 +305,13 @@ class Modem:
             return "cgnss"
         return None
 
-    def registered(self):
-        """True when a packet domain (CGREG or CEREG) is registered, home or roaming."""
-        return reg_ok(self.reg[1]) or reg_ok(self.reg[2])
+    def __getattr__(self, name):
+        # Only for names not found: serving_cell(), data_is_open(), registered(),
+        # roaming, expect_reboot() live in atmq.modemq, imported on first use (issue 11:
+        # each method here costs heap for the whole boot); AttributeError for the rest.
+        from . import modemq
 
-    def expect_reboot(self, on=True):
-        """Say that a reset is on purpose (recovery): boot URCs then raise no EV_REBOOT."""
-        self._expect_boot = on
+        return modemq.attr(self, name)
 
     # ---- URC handlers (inside the reader: record and enqueue only) -----------------------
 
@@ -329,7 +357,7 @@ class Modem:
             self.boots += 1
             if not self._expect_boot:
                 self.reboots += 1
-                self.events.put(EV_REBOOT, bit)
+                self.events.put(_EV_REBOOT, bit)
                 self.at.abort()
                 f = self.on_lost
                 if f is not None:
@@ -351,7 +379,7 @@ class Modem:
         # EV_SIM on every change of the known state, whether a URC or a query saw it
         if st != self.sim:
             self.sim = st
-            self.events.put(EV_SIM, 1 if st == "READY" else 0)
+            self.events.put(_EV_SIM, 1 if st == "READY" else 0)
 
     def _on_cpin(self, a):
         # inside the reader: no allocation (issue 10 #11), the state is one of the manual's
@@ -377,7 +405,7 @@ class Modem:
     def _set_reg(self, dom, stat):
         if self.reg[dom] != stat:
             self.reg[dom] = stat
-            self.events.put(EV_REG, stat, dom)
+            self.events.put(_EV_REG, stat, dom)
 
     # From the reader: the numbers already stored and the URC counted (on_store); the
     # common case, no change, costs one call.
@@ -405,7 +433,7 @@ class Modem:
         self._nonet_seq += 1
         self.data_open = False
         self.ip = None
-        self.events.put(EV_NONET, cause)
+        self.events.put(_EV_NONET, cause)
         f = self.on_lost
         if f is not None:
             f(_LOST_NODATA)
@@ -532,13 +560,6 @@ class Modem:
         """Idempotent set-up after every boot: echo off, numeric errors, URC modes, facts."""
         failed = await _script.run(self.at, _INIT)
         self.cgerep = _I_CGEREP not in failed
-        await self._identify()
-        self.inited = True
-        self._session = True
-        self._expect_boot = False
-        return self.facts
-
-    async def _identify(self):
         at = self.at
         f = self.facts
         r = await at.cmd(b"ATI", bare=True, timeout_ms=_T5)
@@ -555,25 +576,29 @@ class Modem:
                 if sp > 0:
                     f["revision"] = v[sp + 1:]
         r = await at.cmd(b"AT+CGMR", bare=True, check=False)
-        if r.final == R_OK and r.count:
+        if r.final == _R_OK and r.count:
             t = r.line(0).text()
             k = t.find(":")
             f["firmware"] = (t[k + 1:] if k >= 0 else t).strip()
             if f["revision"] is None:
                 f["revision"] = f["firmware"]
         r = await at.cmd(b"AT+CGSN", bare=True, check=False)
-        if r.final == R_OK and r.count:
+        if r.final == _R_OK and r.count:
             f["imei"] = r.line(0).text().strip()
         if self.family == "sm":
             r = await at.cmd(b"AT+CCID", bare=True, check=False)  # SIM800/SIM7000: bare digits
         else:
             r = await at.cmd(b"AT+CICCID", resp=b"+ICCID:", timeout_ms=_T5,
                              check=False)  # manual 6.2.1
-        if r.final == R_OK and r.count:
+        if r.final == _R_OK and r.count:
             a = r.line(0)
             f["iccid"] = a.arg_str(0) if a.startswith(b"+") else a.text().strip()
         else:
             f["iccid"] = None  # no SIM (CME 10) is reported by sim_state()
+        self.inited = True
+        self._session = True
+        self._expect_boot = False
+        return self.facts
 
     # ---- SIM and network -----------------------------------------------------------------
 
@@ -583,7 +608,7 @@ class Modem:
         On "SIM PIN" with a configured PIN the PIN is sent once; a rejected PIN
         is never sent again (three wrong PINs lock the SIM behind its PUK).
         """
-        st = await self._cpin()
+        st = await _cpin(self.at)
         self._set_sim(st)
         if st == "SIM PIN" and self.pin and not self.pin_rejected:
             pin = _quoted("modem.pin", self.pin)
@@ -595,24 +620,9 @@ class Modem:
                 if e.kind == "CME" and e.code in (16, 12):  # incorrect password / PUK now
                     self.pin_rejected = True
                 raise
-            st = await self._cpin()
+            st = await _cpin(self.at)
             self._set_sim(st)
         return st
-
-    async def _cpin(self):
-        try:
-            r = await self.at.cmd(b"AT+CPIN?", resp=b"+CPIN:", timeout_ms=5000)
-        except ModemError as e:
-            if e.kind == "CME":
-                if e.code == 10:
-                    return "NOT INSERTED"
-                if e.code == 14:
-                    return "BUSY"
-                if e.code == 13 or e.code == 15:
-                    return "FAILURE"
-            raise
-        a = r.find(b"+CPIN:")
-        return a.arg_str(0) if a is not None else "UNKNOWN"
 
     async def registration(self):
         """Query CREG/CGREG/CEREG; returns the best data stat (see ``reg``/``reg_name``).
@@ -625,7 +635,7 @@ class Modem:
             seq = self._regn[3 * d + 2]
             # a module without that domain (SIM800: no CEREG) answers ERROR: skipped
             r = await self.at.cmd(_REG_QUERY[d], resp=_DOMAINS[d], check=False)
-            if r.final != R_OK:
+            if r.final != _R_OK:
                 continue
             for i in range(r.count):
                 a = r.line(i)
@@ -650,10 +660,6 @@ class Modem:
                 return reg[d]
         return REG_UNKNOWN
 
-    @property
-    def roaming(self):
-        return reg_roaming(self.best_stat())
-
     async def signal(self):
         """``AT+CSQ`` -> (dBm or None, ber 0..7 or None) (manual 3.2.2)."""
         r = await self.at.cmd(b"AT+CSQ", resp=b"+CSQ:", timeout_ms=5000)
@@ -662,50 +668,6 @@ class Modem:
             return None, None
         ber = a.arg_int(1)
         return csq_dbm(a.arg_int(0)), (ber if 0 <= ber <= 7 else None)
-
-    async def serving_cell(self):
-        """``AT+CPSI?`` (manual 4.2.6) as a dict: mode, op_mode, mcc, mnc, lac/tac, cell_id...
-
-        LTE adds band, earfcn, rsrq, rsrp, rssi, rssnr (the module's units);
-        GSM arfcn, rxlev; WCDMA band, psc, freq, ecio, rscp.  "NO SERVICE" gives
-        only mode and op_mode.
-        """
-        r = await self.at.cmd(b"AT+CPSI?", resp=b"+CPSI:", timeout_ms=5000)
-        a = r.find(b"+CPSI:")
-        if a is None:
-            return None
-        n = a.count()
-        mode = a.arg_str(0)
-        d = {"mode": mode, "op_mode": a.arg_str(1) if n > 1 else ""}
-        if n < 5:
-            return d
-        plmn = a.arg_str(2)
-        k = plmn.find("-")
-        try:
-            d["mcc"] = int(plmn[:k])
-            d["mnc"] = int(plmn[k + 1:])
-        except ValueError:
-            d["mcc"] = d["mnc"] = None
-        area = a.arg_str(3)
-        try:
-            area = int(area, 16)
-        except ValueError:
-            area = None
-        d["tac" if mode == "LTE" else "lac"] = area
-        d["cell_id"] = _int_or_none(a.arg_int(4, _NOINT))
-        if mode == "LTE":
-            keys = ("pci", "band", "earfcn", "dlbw", "ulbw", "rsrq", "rsrp", "rssi", "rssnr")
-        elif mode == "GSM":
-            keys = ("arfcn", "rxlev", "track_lo", "c1c2")
-        else:
-            keys = ("band", "psc", "freq", "ssc", "ecio", "rscp", "qual", "rxlev", "txpwr")
-        for i in range(len(keys)):
-            j = 5 + i
-            if j >= n:
-                break
-            v = a.arg_int(j, _NOINT)
-            d[keys[i]] = v if v != _NOINT else a.arg_str(j)
-        return d
 
     async def set_apn(self, apn, user=None, password=None, cid=1, pdp_type="IP"):
         """``AT+CGDCONT`` (manual 5.2.6) and, with credentials, ``AT+CGAUTH`` PAP (5.2.11).
@@ -733,10 +695,13 @@ class Modem:
         """Open the data path; returns the IP address string (None if the module hides it)."""
         if self.family == "cmqtt":
             await self._netopen(timeout_ms or self.netclose_ms)
-        elif self.model_key in ("SIM7000", "SIM7070", "SIM7080"):
-            await self._cnact_up(timeout_ms or 60000)
         else:
-            await self._sapbr_up(timeout_ms or 85000)
+            from . import modemq  # the sm family's bearer: imported on an sm board only
+
+            if self.model_key in ("SIM7000", "SIM7070", "SIM7080"):
+                await modemq.cnact_up(self, timeout_ms or 60000)
+            else:
+                await modemq.sapbr_up(self, timeout_ms or 85000)
         ip = self.ip
         # a PDP-loss URC decoded after the final check is newer than it: it wins
         still = self._nonet_seq == self._checked_seq
@@ -748,12 +713,14 @@ class Modem:
         at = self.at
         r = await at.cmd(b"AT+NETOPEN", resp=b"+IP ERROR:", done=b"+NETOPEN:",
                          done_timeout_ms=timeout_ms, check=False)
-        if r.final == R_OK:
+        if r.final == _R_OK:
             err = r.line(r.done).arg_int(0)
             if err != 0:
                 raise ModemError("NET", err, b"AT+NETOPEN")
-        elif r.final == R_ERROR and r.find(b"+IP ERROR:") is not None:
+        elif r.final == _R_ERROR and r.find(b"+IP ERROR:") is not None:
             t = r.find(b"+IP ERROR:").arg_str(0)
+            from .errtab import code_for
+
             if code_for("IP", t) != 4:  # 4: "Network is already opened" (manual 13.2.1)
                 raise ModemError("IP", code_for("IP", t) or -1, b"AT+NETOPEN")
         else:
@@ -763,63 +730,6 @@ class Modem:
         a = r.find(b"+IPADDR:")
         self.ip = a.arg_str(0) if a is not None else None
 
-    async def _sapbr_up(self, timeout_ms):
-        # SIM800 MQTT note 4.1: profile 1 as GPRS with the APN, open, query
-        at = self.at
-        st = await self._sapbr_query()
-        if st == 1:
-            return
-        await at.cmd(b'AT+SAPBR=3,1,"Contype","GPRS"')
-        if self.apn:
-            await at.cmd(('AT+SAPBR=3,1,"APN","%s"' % _quoted("apn", self.apn)).encode())
-        if self.apn_user:
-            await at.cmd(('AT+SAPBR=3,1,"USER","%s"' % _quoted("apn_user",
-                                                                self.apn_user)).encode())
-        if self.apn_password:
-            await at.cmd(('AT+SAPBR=3,1,"PWD","%s"' % _quoted("apn_password",
-                                                               self.apn_password)).encode())
-        await at.cmd(b"AT+SAPBR=1,1", timeout_ms=timeout_ms)
-        if await self._sapbr_query() != 1:
-            raise ModemError("AT", -1, b"AT+SAPBR=2,1")
-
-    async def _sapbr_query(self):
-        self._checked_seq = self._nonet_seq
-        r = await self.at.cmd(b"AT+SAPBR=2,1", resp=b"+SAPBR:", check=False)
-        a = r.find(b"+SAPBR:")
-        if r.final != R_OK or a is None:
-            return -1
-        st = a.arg_int(1)  # <cid>,<Status 0 connecting 1 connected 2 closing 3 closed>,<IP>
-        self.ip = a.arg_str(2) if st == 1 else None
-        return st
-
-    async def _cnact_up(self, timeout_ms):
-        at = self.at
-        new = self.model_key != "SIM7000"  # SIM7070/SIM7080: <pdpidx>,<statusx>,<addr>
-        if await self._cnact_query(new):
-            return
-        if new:
-            cmd = b"AT+CNACT=0,1"
-        else:
-            cmd = ('AT+CNACT=1,"%s"' % _quoted("apn", self.apn or "")).encode()
-        await at.cmd(cmd, done=b"+APP PDP:", done_timeout_ms=timeout_ms)
-        if not await self._cnact_query(new):
-            raise ModemError("AT", -1, cmd)
-
-    async def _cnact_query(self, new):
-        self._checked_seq = self._nonet_seq
-        r = await self.at.cmd(b"AT+CNACT?", resp=b"+CNACT:", check=False)
-        if r.final != R_OK:
-            return False
-        for i in range(r.count):
-            a = r.line(i)
-            if new and a.arg_int(0) == 0 and a.arg_int(1) == 1:
-                self.ip = a.arg_str(2)
-                return True
-            if not new and a.arg_int(0) == 1:
-                self.ip = a.arg_str(1)
-                return True
-        return False
-
     async def data_down(self, timeout_ms=None):
         """Close the data path; "already closed" counts as success."""
         at = self.at
@@ -828,13 +738,13 @@ class Modem:
             if self.family == "cmqtt":
                 r = await at.cmd(b"AT+NETCLOSE", resp=b"+IP ERROR:", done=b"+NETCLOSE:",
                                  done_timeout_ms=timeout_ms or self.netclose_ms, check=False)
-                if r.final != R_OK and r.find(b"+IP ERROR:") is None:
+                if r.final != _R_OK and r.find(b"+IP ERROR:") is None:
                     # 003 s.13.2.2 case 5: not activated answers "+NETCLOSE: <err>" then
                     # ERROR.  Closed is what we want: confirm with the read form (13.2.1)
                     r = await at.cmd(b"AT+NETOPEN?", resp=b"+NETOPEN:", timeout_ms=_T5,
                                      check=False)
                     a = r.find(b"+NETOPEN:")
-                    if r.final != R_OK or a is None or a.arg_int(0) != 0:
+                    if r.final != _R_OK or a is None or a.arg_int(0) != 0:
                         raise at.error(b"AT+NETCLOSE")
             elif self.model_key in ("SIM7000", "SIM7070", "SIM7080"):
                 cmd = b"AT+CNACT=0,0" if self.model_key != "SIM7000" else b"AT+CNACT=0"
@@ -846,19 +756,6 @@ class Modem:
             self._own_teardown = ticks_add(ticks_ms(), _OWN_TEARDOWN_MS)
             self.data_open = False
             self.ip = None
-
-    async def data_is_open(self):
-        """Ask the module whether the PDP for data is up (NETOPEN? / SAPBR=2,1 / CNACT?)."""
-        if self.family == "cmqtt":
-            r = await self.at.cmd(b"AT+NETOPEN?", resp=b"+NETOPEN:", timeout_ms=5000)
-            a = r.find(b"+NETOPEN:")
-            up = a is not None and a.arg_int(0) == 1
-        elif self.model_key in ("SIM7000", "SIM7070", "SIM7080"):
-            up = await self._cnact_query(self.model_key != "SIM7000")
-        else:
-            up = await self._sapbr_query() == 1
-        self.data_open = up
-        return up
 
     # ---- resets ----------------------------------------------------------------------------
 
@@ -874,7 +771,7 @@ class Modem:
     async def restart(self, timeout_ms=30000):
         """Software reboot and re-init: ``AT+CRESET`` (cmqtt, manual 3.2.4) or
         ``AT+CFUN=1,1`` (sm), then wait for the boot URCs and run ``init``."""
-        self.expect_reboot(True)
+        self._expect_boot = True  # boot URCs of this reset raise no EV_REBOOT
         try:
             self.reset_state()
             self.boot_urcs = 0
@@ -887,7 +784,7 @@ class Modem:
             await self.wait_ready(timeout_ms, need_boot=True)
             await self.init()
         finally:
-            self.expect_reboot(False)
+            self._expect_boot = False
 
     # ---- clock, battery, GNSS --------------------------------------------------------------
 
@@ -919,20 +816,13 @@ class Modem:
         except ValueError:
             return None
 
-    def _need_gnss(self):
-        s = self.gnss_set
-        if s is None:
-            raise ConfigError("modem.model", "no modem GNSS command set known for %r"
-                              % (self.facts["model"],))
-        return s
-
     async def gnss(self, on):
         """Switch the modem's GNSS: ``AT+CGPS=1/0`` (SIM7600) or ``AT+CGNSSPWR=1/0`` (21.2.1)."""
-        s = self._need_gnss()
+        s = _need_gnss(self)
         at = self.at
         if s == "cgps":
             r = await at.cmd(b"AT+CGPS=1" if on else b"AT+CGPS=0", timeout_ms=9000, check=False)
-            if r.final != R_OK:
+            if r.final != _R_OK:
                 # SIM7600 answers ERROR when already in that state: ask it
                 r = await at.cmd(b"AT+CGPS?", resp=b"+CGPS:", timeout_ms=9000)
                 a = r.find(b"+CGPS:")
@@ -948,11 +838,11 @@ class Modem:
         True with ``fix`` filled when the module has a fix; False (``fix.valid``
         False, the rest kept) when it has none or the answer is malformed.
         """
-        s = self._need_gnss()
+        s = _need_gnss(self)
         if s == "cgps":
-            cmd, p, parse = b"AT+CGPSINFO", b"+CGPSINFO:", parse_cgpsinfo
+            cmd, p, parse = b"AT+CGPSINFO", b"+CGPSINFO:", _gnssparse.parse_cgpsinfo
         else:
-            cmd, p, parse = b"AT+CGNSSINFO", b"+CGNSSINFO:", parse_cgnssinfo
+            cmd, p, parse = b"AT+CGNSSINFO", b"+CGNSSINFO:", _gnssparse.parse_cgnssinfo
         r = await self.at.cmd(cmd, resp=p, timeout_ms=10000)
         a = r.find(p)
         tmp = self._fix
