@@ -376,31 +376,31 @@ class Modem:
     def _on_reg(self, a, dom):
         # a URC that crossed a query (registration()): parsed and counted here
         self._regn[3 * dom + 2] += 1
+        self._regn[9 + dom] = -1  # reg[dom] moved outside the store: the next URC is heard
         self._set_reg(dom, a.arg_int(1 if a.count() == 2 else 0))
 
     def _set_reg(self, dom, stat):
-        self._regn[9 + dom] = -1  # the next URC is heard (on_change in _register)
         if self.reg[dom] != stat:
             self.reg[dom] = stat
             self.events.put(EV_REG, stat, dom)
 
-    # From the reader: the numbers already stored and the URC counted (on_store); the
-    # common case, no change, costs one call.
+    # From the reader: the numbers and their count already stored and the URC counted
+    # (on_store); called only when they changed (on_change), a repeated report costs none.
     def _on_creg(self, a):
         n = self._regn
-        stat = n[1] if a.count() == 2 else n[0]
+        stat = n[1] if n[9] == 2 else n[0]  # the reader stored the argument count
         if self.reg[0] != stat:
             self._set_reg(0, stat)
 
     def _on_cgreg(self, a):
         n = self._regn
-        stat = n[4] if a.count() == 2 else n[3]
+        stat = n[4] if n[10] == 2 else n[3]  # the reader stored the argument count
         if self.reg[1] != stat:
             self._set_reg(1, stat)
 
     def _on_cereg(self, a):
         n = self._regn
-        stat = n[7] if a.count() == 2 else n[6]
+        stat = n[7] if n[11] == 2 else n[6]  # the reader stored the argument count
         if self.reg[2] != stat:
             self._set_reg(2, stat)
 
