@@ -659,7 +659,8 @@ class CMQTTDriver:
             if a.count() < 2:
                 return
             err = a.arg_int(1, 1)
-        if self._res.take(_K_PUB, err):
+        res = self._res
+        if res.kind == _K_PUB and res.take(_K_PUB, err):  # (no call when nobody waits)
             return
         self.stats["late_results"] += 1
         self.events.put(EV_PUBACK, self.index, err)
