@@ -10,7 +10,9 @@ the project's reader and by two baselines fed the same bytes:
 - ``urc`` mix (issue 12): no command in flight; signal, registration, serving
   cell, GNSS, inbound messages with JSON payloads, publish results, boot URCs,
   stray prompts; the project reader is the real ``Engine`` with the URC
-  handlers of ``Modem`` and ``CMQTTDriver`` registered; ``reader_only`` is the
+  handlers of ``Modem`` and ``CMQTTDriver`` registered and an inbox that holds a
+  pass's messages; ``project_inbox_full`` the same with a 4-slot inbox (most
+  messages then overwrite the oldest: the handler's slow path); ``reader_only`` the
   same with every handler replaced by a no-op (what the reader itself costs).
 
 Readers: ``project`` (``Engine.pump`` from a C-level ``io.BytesIO`` in reads of
