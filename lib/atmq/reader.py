@@ -37,7 +37,11 @@ One ``Reader`` owns everything between the stream and the handlers:
   or a *frame entry* (``Engine.on_frame``): the store, then the raw frame the
   line announces armed into the owner's buffer when it fits what the owner
   declared (index, gate, announced total), its fill advanced at its end, all in
-  viper; anything else goes to the handler.
+  viper; anything else goes to the handler; or a *change entry* (``Engine.on_store``
+  with ``on_change``): the store and the argument count, the handler only when one
+  of them changed; or a *start entry* (``Engine.on_start``): the store, then the
+  owner's message started in its array (gate, announced lengths within its limits,
+  fills zeroed) when it prepared a destination, else the handler.
 
 All shared state lives in one int array ``st`` read through the ``_R_*``
 (ring), ``_T_*`` (tokenizer), ``_W_*`` (raw frame) and ``_D_*`` (dispatch)
