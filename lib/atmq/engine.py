@@ -222,11 +222,10 @@ class Engine:
         own bookkeeping later, from its next handler).  Otherwise ``then`` (required) gets
         the line, as for ``on_store``."""
         n = last - first
-        for v in (slot + n, gate, ready, limit + n - 1, fill + n - 1, total + n - 1):
-            if v < 0 or v >= len(target):
-                raise ValueError("on_start(): slots out of the target")
-        if not prefix or then is None or first < 0 or n < 1:
-            raise ValueError("on_start(): a prefix, a handler and at least one length")
+        if not prefix or then is None or first < 0 or n < 1 or \
+                max(slot + n, gate, ready, limit + n - 1, fill + n - 1, total + n - 1) >= \
+                len(target):
+            raise ValueError("on_start(): a prefix, a handler, slots in the target")
         self.reader.add_urc(prefix, then, -1,
                             start_spec(first, last, slot, match, gate, gate_value, set_value,
                                        ready, limit, fill, total), target,
