@@ -4,7 +4,8 @@
 banners, URCs with quoted commas, commands with echo, response lines, every
 final code and two-phase completions before and after OK, prompts, raw frames
 of every length with CR LF ``OK`` ``>`` inside, overlong lines, NUL and 0xFF
-bytes, lone CR, pure random bytes), reads each through both readers in random
+bytes, lone CR, pure random bytes, store entries and change entries whose
+handler runs only when the numbers change), reads each through both readers in random
 chunks of 1..N bytes (N cycling through 1..512), and asserts the same handler
 calls, raw frames and unknown lines in the same order, the same outcome of each
 command (echoes, prompts, stored lines, completion, final code), and that a
@@ -93,13 +94,20 @@ def _store_line(rnd):
     return b"\r\n+STORE:" + (b" " if rnd.next(2) else b"") + b",".join(args) + b"\r\n"
 
 
+def _change_line(rnd):
+    # "+CHG: ..." with 0..3 arguments from a small set: repeats are common, as CREG's are
+    args = [rnd.pick((b"1", b"5", b"x", b"")) for _ in range(rnd.next(4))]
+    return b"\r\n+CHG: " + b",".join(args) + b"\r\n"
+
+
 def _idle(rnd, parts, frame_len):
     k = rnd.next(10)
     if k == 0:
         for b in BOOT:
             parts.append(b)
     elif k <= 3:
-        parts.append(rnd.pick(URCS) if rnd.next(4) else _store_line(rnd))
+        k = rnd.next(8)
+        parts.append(rnd.pick(URCS) if k > 2 else _store_line(rnd) if k else _change_line(rnd))
     elif k == 4:
         parts.append(_frame(rnd, frame_len))
     elif k == 5:
@@ -206,6 +214,10 @@ class Pair:
         ref.on(b"+STORE:", "store", -1, None, (0, 3))
         self.num = num = array("i", [0] * 5)
         at.on_store(b"+STORE:", num, 0, 3, 0, 4, then=self._stored)
+        # a change entry: arguments 0..1 and the count stored, the handler only on a change
+        ref.on(b"+CHG:", "chg", -1, None, (0, 1), change=True)
+        self.chg = chg = array("i", [0] * 3)
+        at.on_store(b"+CHG:", chg, 0, 1, 0, then=self._changed, on_change=2)
         at.on_unknown = self._unknown
         at.on_raw = self._raw
 
@@ -225,6 +237,10 @@ class Pair:
         n = self.num
         self.events.append(("store", "store", a.bytes(), self.at.tok.truncated,
                             (n[0], n[1], n[2], n[3])))
+
+    def _changed(self, a):
+        n = self.chg
+        self.events.append(("store", "chg", a.bytes(), self.at.tok.truncated, (n[0], n[1])))
 
     def _unknown(self, a):
         self.events.append(("unknown", a.bytes(), self.at.tok.truncated))

@@ -83,7 +83,9 @@ class RefReader:
     ``("urc", name, line, truncated, args)``; ``arm(args)`` returning n > 0 arms a
     raw frame of n bytes, recorded as ``("raw", bytes)`` when complete; with
     ``store=(first, last)`` the line records ``("store", name, line, truncated, numbers)``
-    instead: arguments first..last as ``to_int`` gives them, -1 when absent.  A line
+    instead: arguments first..last as ``to_int`` gives them, -1 when absent; with
+    ``change=True`` as well, only when those numbers or the argument count differ
+    from the previous line of that entry (``Engine.on_store(on_change=)``).  A line
     nobody takes records ``("unknown", line, truncated)``.  What belongs to the
     command in flight (``begin``) is collected in ``self.cmd`` (see ``begin``).
     """
@@ -104,8 +106,8 @@ class RefReader:
         self.raw = bytearray()
         self.cmd = None
 
-    def on(self, prefix, name, nargs=-1, arm=None, store=None):
-        self.table.append((prefix, name, nargs, arm, store))
+    def on(self, prefix, name, nargs=-1, arm=None, store=None, change=False):
+        self.table.append((prefix, name, nargs, arm, store, [change, None]))
 
     def begin(self, echo, resp, bare, done, done_arg, prompt):
         # What a command collects: echoes seen, prompts, stored lines (response lines and
@@ -186,7 +188,7 @@ class RefReader:
                         args = split_args(line, self.max_args)
                         cmd["code"] = to_int(args[0]) if args else -1
                     return
-        for prefix, name, nargs, arm, store in self.table:
+        for prefix, name, nargs, arm, store, last in self.table:
             if head(line) != head(prefix) or not line.startswith(prefix):
                 continue
             args = split_args(line, self.max_args)
@@ -195,6 +197,10 @@ class RefReader:
             if store is not None:
                 nums = tuple(to_int(args[i]) if i < len(args) else -1
                              for i in range(store[0], store[1] + 1))
+                if last[0]:  # a change entry: heard only when something changed
+                    if last[1] == (nums, len(args)):
+                        return
+                    last[1] = (nums, len(args))
                 self.events.append(("store", name, line, trunc, nums))
                 return
             self.events.append(("urc", name, line, trunc, tuple(args)))

@@ -30,7 +30,8 @@ class FakeAt:
     def on(self, prefix, handler, nargs=-1):
         pass
 
-    def on_store(self, prefix, target, first, last, slot, seq=-1, nargs=-1, then=None):
+    def on_store(self, prefix, target, first, last, slot, seq=-1, nargs=-1, then=None,
+                 on_change=-1):
         pass
 
 

@@ -28,7 +28,8 @@ def test_bench_prints_every_reader_per_mix_and_instruction_counts():
     by = {(r["mix"], r["impl"]): r for r in recs if r["name"] == "at_reader"}
     assert set(by) == {("command", "project"), ("command", "project_chunked"),
                        ("command", "project_no_command"), ("command", "floor"),
-                       ("command", "naive"), ("urc", "project"), ("urc", "reader_only"),
+                       ("command", "naive"), ("urc", "project"), ("urc", "project_inbox_full"),
+                       ("urc", "reader_only"),
                        ("urc", "floor"), ("urc", "naive")}
     for key, r in by.items():
         assert r["mb_per_s"] > 0 and r["impl_platform"] == "micropython"

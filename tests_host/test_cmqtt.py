@@ -61,6 +61,58 @@ def test_ring_overflow_inside_a_frame_drops_that_message_only():
     assert drv.stats["rx_torn"] == 1 and drv.stats["received"] == 1
 
 
+def _msg(i, topic, payload):
+    return (b"\r\n+CMQTTRXSTART: %d,%d,%d\r\n+CMQTTRXTOPIC: %d,%d\r\n%s\r\n"
+            b"+CMQTTRXPAYLOAD: %d,%d\r\n%s\r\n+CMQTTRXEND: %d\r\n"
+            % (i, len(topic), len(payload), i, len(topic), topic, i, len(payload), payload, i))
+
+
+def test_reader_starts_messages_itself_and_leaves_the_odd_ones_to_the_handler():
+    # RXSTART of a message that fits the prepared inbox slot: no Python call (on_start);
+    # restarted (torn), oversize, another client's, inbox full: the handler, as before
+    at = Engine(Idle())
+    ev = EventQueue(16)
+    ib = Inbox(2, 8, 16)
+    drv = CMQTTDriver(at, ev, ib)
+    calls = []
+    rd = at.reader
+    i = [k for k in range(len(rd.urc_fns)) if rd.urc_fns[k] == drv._on_rxstart][0]
+    rd.urc_fns[i] = lambda a: (calls.append(a.bytes()), drv._on_rxstart(a))
+
+    def put(data):
+        at.feed(data)
+
+    put(_msg(0, b"t/a", b"one"))
+    assert calls == [] and drv.stats["received"] == 1 and ib.torn == 0
+    put(b"\r\n+CMQTTRXSTART: 0,3,5\r\n+CMQTTRXTOPIC: 0,3\r\nt/x\r\n")  # never ends ...
+    put(_msg(0, b"t/b", b"two"))  # ... restarted: torn, counted by the inbox and the driver
+    assert calls == [b"+CMQTTRXSTART: 0,3,3"] and ib.torn == 1 and drv.stats["rx_torn"] == 1
+    put(_msg(0, b"t/c", b"x" * 17))  # over the inbox's payload size: the handler drops it
+    put(_msg(1, b"t/d", b"four"))  # client 1's: skipped in step
+    put(_msg(0, b"t/e", b"five"))  # inbox full (2 unread): the handler overwrites the oldest
+    assert len(calls) == 4 and drv.stats["rx_oversize"] == 1
+    assert drv.stats["rx_overwritten"] == 1 and drv.stats["received"] == 3
+    ib.get()
+    ib.release()
+    put(_msg(0, b"t/f", b"six"))  # a slot is free, but t/e ended on a full inbox: handler
+    assert len(calls) == 5 and drv.stats["received"] == 4
+    put(_msg(0, b"t/g", b"seven"))  # full again (t/e, t/f): overwrite via the handler
+    got = []
+    while (s := ib.get()) >= 0:
+        got.append((bytes(ib.topic(s)), bytes(ib.payload(s))))
+        ib.release()
+    assert got == [(b"t/f", b"six"), (b"t/g", b"seven")]
+    put(_msg(0, b"t/h", b"eight"))  # emptied, but prepared only at a message's end: handler
+    put(_msg(0, b"t/i", b"nine"))  # prepared at t/h's end: the reader's own again
+    assert len(calls) == 7
+    got = []
+    while (s := ib.get()) >= 0:
+        got.append((bytes(ib.topic(s)), bytes(ib.payload(s))))
+        ib.release()
+    assert got == [(b"t/h", b"eight"), (b"t/i", b"nine")]
+    assert drv.stats["rx_torn"] == 1 and drv.stats["rx_bad_len"] == 0
+
+
 def _idle_driver(revision=None):
     m = R.ReplayModem([])  # an empty transcript: any byte written fails the replay
     at = Engine(m)

@@ -103,3 +103,44 @@ def test_bad_apn_is_refused_before_anything_is_sent():
     assert e.value.key == "apn"
     with pytest.raises(ConfigError):
         modem_mod.Modem(Engine(NoStream()), EventQueue(4), family="wifi")
+
+
+def test_registration_urcs_heard_on_change_and_after_state_set_elsewhere():
+    # CREG/CGREG/CEREG handlers run only when the stored numbers or their count change
+    # (Engine.on_store on_change); a reboot (reset_state) or a query answer sets reg[d]
+    # outside them, so the next URC must be heard even when it repeats the last one
+    from atmq.engine import Engine
+    from atmq.events import EV_REG, EventQueue
+
+    class Idle:
+        def readinto(self, buf):
+            return None
+
+        def write(self, data):
+            return len(data)
+
+    at = Engine(Idle())
+    ev = EventQueue(16)
+    m = modem_mod.Modem(at, ev)
+
+    def regs():
+        got = []
+        while (k := ev.get()) >= 0:
+            if k == EV_REG:
+                got.append((ev.a, ev.b))
+        return got
+
+    at.feed(b"\r\n+CREG: 1\r\n\r\n+CEREG: 5,\"1A2B\",\"01C3D4E5\",7\r\n")
+    assert m.reg[0] == 1 and m.reg[2] == 5 and regs() == [(1, 0), (5, 2)]
+    stores = at.tok.stores  # every line stored and counted, its handler or not
+    at.feed(b"\r\n+CREG: 1\r\n" * 5)
+    assert at.tok.stores == stores + 5 and regs() == [] and m._regn[2] == 6
+    at.feed(b"\r\n+CREG: 0,5\r\n")  # a read answer that crossed a query: two arguments
+    assert m.reg[0] == 5 and regs() == [(5, 0)]
+    at.feed(b"\r\n+CREG: 1\r\n")
+    assert m.reg[0] == 1 and regs() == [(1, 0)]
+    m.reset_state()  # a reboot: reg unknown, the snapshot invalidated
+    at.feed(b"\r\n+CREG: 1\r\n")
+    assert m.reg[0] == 1 and regs() == [(1, 0)]
+    m._on_reg(at.reader.args, 0)  # (the query path's crossing URC: the same invalidation)
+    assert m._regn[9] == -1

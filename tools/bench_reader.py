@@ -10,7 +10,9 @@ the project's reader and by two baselines fed the same bytes:
 - ``urc`` mix (issue 12): no command in flight; signal, registration, serving
   cell, GNSS, inbound messages with JSON payloads, publish results, boot URCs,
   stray prompts; the project reader is the real ``Engine`` with the URC
-  handlers of ``Modem`` and ``CMQTTDriver`` registered; ``reader_only`` is the
+  handlers of ``Modem`` and ``CMQTTDriver`` registered and an inbox that holds a
+  pass's messages; ``project_inbox_full`` the same with a 4-slot inbox (most
+  messages then overwrite the oldest: the handler's slow path); ``reader_only`` the
   same with every handler replaced by a no-op (what the reader itself costs).
 
 Readers: ``project`` (``Engine.pump`` from a C-level ``io.BytesIO`` in reads of
@@ -48,7 +50,8 @@ else:
 
     ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMPLS_CG = (("command", "floor"), ("command", "project"), ("command", "naive"),
-            ("urc", "floor"), ("urc", "project"), ("urc", "reader_only"), ("urc", "naive"))
+            ("urc", "floor"), ("urc", "project"), ("urc", "project_inbox_full"),
+            ("urc", "reader_only"), ("urc", "naive"))
 
 
 # ---- the MicroPython side ---------------------------------------------------------------------
@@ -104,7 +107,7 @@ def _mp_main(argv):
     class UrcReader:
         """The real Engine with Modem's and CMQTTDriver's URC handlers, no command in flight."""
 
-        def __init__(self, block, noop=False):
+        def __init__(self, block, noop=False, slots=96):
             from atmq.cmqtt import CMQTTDriver
             from atmq.engine import Engine
             from atmq.events import EventQueue
@@ -114,7 +117,10 @@ def _mp_main(argv):
             self.stream = io.BytesIO(block)
             self.at = Engine(self.stream, chunk_size=256)
             self.events = EventQueue(1024)
-            self.inbox = Inbox(4, 64, 256)
+            # ``slots``: room for a pass's 82 messages (the application takes messages as
+            # they come; a full inbox, the overwrite path with an event per message, is the
+            # exception); ``project_inbox_full`` keeps round 3's 4 slots: 78 of 82 overwrite
+            self.inbox = Inbox(slots, 64, 256)
             self.modem = Modem(self.at, self.events)
             self.mqtt = CMQTTDriver(self.at, self.events, self.inbox)
             if noop:  # the reader's own cost: every handler replaced by one that returns
@@ -189,6 +195,15 @@ def _mp_main(argv):
                 return u.at.tok.lines - l0
 
             add("urc", "project", u.run, u_lines, ublock)
+        if one is None or one[0] == "project_inbox_full":
+            uf = UrcReader(ublock, False, 4)
+
+            def uf_lines(f):
+                l0 = uf.at.tok.lines
+                f()
+                return uf.at.tok.lines - l0
+
+            add("urc", "project_inbox_full", uf.run, uf_lines, ublock)
         if one is None or one[0] == "reader_only":
             u0 = UrcReader(ublock, True)
 

@@ -153,7 +153,13 @@ _N_PTOTAL = const(12)
 _N_TFILL = const(13)  # their bytes received so far
 _N_PFILL = const(14)
 _N_ARMED = const(15)  # 1 while a chunk the reader armed is in flight
-_N_SIZE = const(16)
+# RXSTART is taken by the reader too (Engine.on_start) when the message fits the next free
+# inbox slot, prepared by _prepare after each message: 1 prepared, 2 the reader started the
+# message there (the inbox's own start is due: _catch_up), 0 none (the handler decides)
+_N_READY = const(16)
+_N_TLIMIT = const(17)  # the largest topic and payload the reader may start on its own
+_N_PLIMIT = const(18)
+_N_SIZE = const(19)
 
 # ---- the session flows as data (atmq.script) --------------------------------------------------
 # One row per command: (command, response prefix, result URC kind, timeout ms, policy, manual
@@ -330,7 +336,15 @@ class CMQTTDriver:
         self._prev_raw = at.on_raw
         self._arm_raw = at.tok.arm_raw  # the reader's own method (one lookup, not three)
         at.on_raw = self._on_raw
-        at.on_store(b"+CMQTTRXSTART:", num, 0, 2, _N_START, then=self._on_rxstart)
+        num[_N_TLIMIT] = min(RX_TOPIC_MAX, inbox.topic_max)
+        num[_N_PLIMIT] = min(RX_PAYLOAD_MAX, inbox.payload_max)
+        self._prepare()
+        # a message that fits the prepared slot is started by the reader; the handler sees
+        # the others: another client's, torn, oversize, unreadable, inbox full
+        at.on_start(b"+CMQTTRXSTART:", num, 0, 2, _N_START, self._on_rxstart,
+                    match=client_index, gate=_N_MODE, gate_value=_RX_IDLE,
+                    set_value=_RX_KEEP, ready=_N_READY, limit=_N_TLIMIT, fill=_N_TFILL,
+                    total=_N_TTOTAL)
         # a chunk that fits what RXSTART announced is armed by the reader; the handler
         # (_arm) sees the others: another client's, oversize, unannounced, unreadable
         at.on_frame(b"+CMQTTRXTOPIC:", num, 0, 1, _N_TOPIC, self._tframe, self._on_rxtopic,
@@ -353,10 +367,33 @@ class CMQTTDriver:
 
     # ---- URC handlers (run inside the reader: no await, no allocation) -------------------------
 
+    def _prepare(self):
+        # Between messages: the next free inbox slot's buffers go to the reader, which
+        # starts the next message there itself (on_start); none free: the handler decides.
+        ib = self.inbox
+        s = ib.next_slot()
+        self._rx_reported = False
+        self._rx_slot = s
+        if s < 0:
+            self._num[_N_READY] = 0
+            return
+        self._tframe[0] = ib.topic_buf(s)
+        self._pframe[0] = ib.payload_buf(s)
+        self._num[_N_READY] = 1
+
+    def _catch_up(self):
+        # The reader started a message in the prepared slot: the inbox's start, now (it
+        # gives that slot: only start/commit move it, and both run here, after this).
+        num = self._num
+        if num[_N_READY] == 2:
+            num[_N_READY] = 0
+            self.inbox.start(num[_N_TTOTAL], num[_N_PTOTAL])
+
     def _bad_len(self):
         # An announced length or client index outside the manual's ranges (issue 10 #3):
         # counted, the message dropped, NO blind skip of N bytes (a bogus 999999999 would
         # make the reader deaf): the bytes that follow are read as lines and resync.
+        self._catch_up()
         self.stats["rx_bad_len"] += 1
         if self._num[_N_MODE] == _RX_KEEP:
             self.inbox.abandon()
@@ -365,7 +402,9 @@ class CMQTTDriver:
         self._drop(DROP_TORN, 0)
 
     def _on_rxstart(self, a):
+        # (the reader took this one itself unless something is off: see on_start above)
         num = self._num
+        self._catch_up()
         i = num[_N_START]
         if i != self.index:
             if i != 0 and i != 1:
@@ -389,6 +428,7 @@ class CMQTTDriver:
             return
         ib = self.inbox
         ow = ib.overwritten
+        num[_N_READY] = 0  # the prepared slot is the inbox's business again
         slot = ib.start(tl, pl)
         if slot < 0:
             num[_N_MODE] = _RX_OVERSIZE
@@ -405,6 +445,7 @@ class CMQTTDriver:
 
     def _arm(self, kind, i, n):
         # "+CMQTTRXTOPIC|RXPAYLOAD: <client_index>,<len>" (16.4): i and n as the reader stored them
+        self._catch_up()
         if (i != 0 and i != 1) or n > (RX_TOPIC_MAX if kind == _RAW_TOPIC else RX_PAYLOAD_MAX):
             self._bad_len()  # unparseable index or a length over 16.4's: no skip
             return
@@ -473,6 +514,7 @@ class CMQTTDriver:
                 num[_N_PFILL] += self._raw_n
             return
         # T_LOST: the ring overflowed inside the frame; the tokenizer resyncs at the next LF
+        self._catch_up()
         if num[_N_MODE] == _RX_KEEP:
             self.inbox.abandon()
         if num[_N_MODE] != _RX_IDLE:
@@ -491,26 +533,39 @@ class CMQTTDriver:
         self._rx_reported = True
 
     def _on_rxend(self, a):
+        # the one Python call of an inbound message that went as announced
         num = self._num
         if num[_N_END] != self.index:
             return
         m = num[_N_MODE]
         num[_N_MODE] = _RX_IDLE
+        ib = self.inbox
         if m == _RX_KEEP:
-            ib = self.inbox
+            if num[_N_READY] == 2:  # the reader started it: the inbox's start (_catch_up)
+                num[_N_READY] = 0
+                ib.start(num[_N_TTOTAL], num[_N_PTOTAL])
             ib.topic_fill = num[_N_TFILL]  # what arrived, for commit's check
             ib.payload_fill = num[_N_PFILL]
             s = ib.commit()
             if s >= 0:
                 self.stats["received"] += 1
                 self.events.put(EV_MSG, s, self.index)
-                return
-            self._drop(DROP_TORN, 0)
+            else:
+                self._drop(DROP_TORN, 0)
         elif m == _RX_OVERSIZE:
             self._drop(DROP_OVERSIZE, num[_N_PTOTAL])
         elif m == _RX_BAD:
             self._drop(DROP_TORN, 0)
+        # _prepare inlined (one call less per message): the next free slot for the reader
+        s = ib.next_slot()
         self._rx_reported = False
+        self._rx_slot = s
+        if s < 0:
+            num[_N_READY] = 0
+            return
+        self._tframe[0] = ib.topic_buf(s)
+        self._pframe[0] = ib.payload_buf(s)
+        num[_N_READY] = 1
 
     def _fail_pending(self):
         # A PUB/SUB/UNSUB/DISC/CONNECT waiting for its result URC fails now: the link is
@@ -604,7 +659,8 @@ class CMQTTDriver:
             if a.count() < 2:
                 return
             err = a.arg_int(1, 1)
-        if self._res.take(_K_PUB, err):
+        res = self._res
+        if res.kind == _K_PUB and res.take(_K_PUB, err):  # (no call when nobody waits)
             return
         self.stats["late_results"] += 1
         self.events.put(EV_PUBACK, self.index, err)
@@ -1187,8 +1243,10 @@ class CMQTTDriver:
         self._sslcfg_set = False
         self._cfg_done = False
         self._disc_done = False
+        self._catch_up()
         self._num[_N_MODE] = _RX_IDLE
         self.inbox.abandon()
+        self._prepare()
 
     async def is_connected(self):
         """AT+CMQTTCONNECT? read form: connected only when our line has the server address."""

@@ -37,6 +37,8 @@ from . import log as alog
 from .errors import ATError, ATTimeout, ModemError
 from .reader import (  # noqa: F401  (R_*, Args, Response: the engine's public names)
     FINAL_NAMES,
+    K_STORE_CHANGE,
+    K_STORE_START,
     PH_DONE,
     PH_FINAL,
     PH_IDLE,
@@ -58,6 +60,7 @@ from .reader import (  # noqa: F401  (R_*, Args, Response: the engine's public n
     TokenizerView,
     frame_spec,
     head_hash,
+    start_spec,
     store_spec,
 )
 
@@ -188,16 +191,45 @@ class Engine:
             raise ValueError("on() needs a prefix and a handler")
         self.reader.add_urc(prefix, handler, nargs)
 
-    def on_store(self, prefix, target, first, last, slot, seq=-1, nargs=-1, then=None):
+    def on_store(self, prefix, target, first, last, slot, seq=-1, nargs=-1, then=None,
+                 on_change=-1):
         """Route ``prefix`` lines to a store: arguments ``first..last`` as integers (-1 when
         absent or not a number) into ``target[slot:]`` (an ``array("i")``), and
         ``target[seq] += 1`` when ``seq`` >= 0; done inside the reader, no Python call.
         ``then``: a handler called after the store with the ``Args`` view, as for ``on``
-        (it reads the numbers from ``target``: no ``arg_int`` call per argument)."""
+        (it reads the numbers from ``target``: no ``arg_int`` call per argument).
+        ``on_change`` >= 0 (with ``then``): the line's argument count goes to
+        ``target[on_change]`` and ``then`` runs only when it or a stored number differs
+        from the previous line's (state reports that mostly repeat: CREG, CSQ...); an owner
+        that changes the derived state by other means writes -1 there, so the next line
+        is heard."""
         if not prefix or first < 0 or last < first or slot < 0 or \
-                slot + last - first >= len(target) or seq >= len(target):
-            raise ValueError("on_store(): slots out of the target")
-        self.reader.add_urc(prefix, then, nargs, store_spec(first, last, slot, seq), target)
+                slot + last - first >= len(target) or seq >= len(target) or \
+                on_change >= len(target) or (on_change >= 0 and then is None):
+            raise ValueError("on_store(): slots out of the target (on_change needs then)")
+        self.reader.add_urc(prefix, then, nargs,
+                            store_spec(first, last, slot, seq, on_change), target,
+                            kind=K_STORE_CHANGE if on_change >= 0 else -1)
+
+    def on_start(self, prefix, target, first, last, slot, then, match, gate, gate_value,
+                 set_value, ready, limit, fill, total):
+        """A store (as ``on_store``) that then starts the owner's message inside the
+        reader, with no Python call: when ``target[slot] == match`` (the first stored
+        number), ``target[gate] == gate_value``, ``target[ready] == 1`` and every announced
+        length (stored arguments ``first + 1..last``, the k-th from 0) is within
+        ``0..target[limit + k]``: ``target[total + k]`` = that length, ``target[fill + k]``
+        = 0, ``target[gate]`` = ``set_value`` and ``target[ready]`` = 2 (the owner does its
+        own bookkeeping later, from its next handler).  Otherwise ``then`` (required) gets
+        the line, as for ``on_store``."""
+        n = last - first
+        if not prefix or then is None or first < 0 or n < 1 or \
+                max(slot + n, gate, ready, limit + n - 1, fill + n - 1, total + n - 1) >= \
+                len(target):
+            raise ValueError("on_start(): a prefix, a handler, slots in the target")
+        self.reader.add_urc(prefix, then, -1,
+                            start_spec(first, last, slot, match, gate, gate_value, set_value,
+                                       ready, limit, fill, total), target,
+                            kind=K_STORE_START)
 
     def on_frame(self, prefix, target, first, last, slot, frame, then, length, match, gate,
                  gate_value, fill, total, mark):

@@ -69,6 +69,15 @@ class Inbox:
         return self._w
 
     @micropython.native
+    def next_slot(self):
+        """The slot the next ``start`` takes without overwriting anything, or -1 (full, or a
+        message is being written).  Only ``start``/``commit`` move it (``release`` frees a
+        slot but leaves it): a driver may fill it before it calls ``start``."""
+        if self._w >= 0 or self._n == self._slots:
+            return -1
+        return (self._r + self._n) % self._slots
+
+    @micropython.native
     def topic_buf(self, slot):
         return self._topics[slot]
 

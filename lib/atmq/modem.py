@@ -246,8 +246,9 @@ class Modem:
                 self.facts["model"] = m["model"]
         self.reg = [REG_UNKNOWN, REG_UNKNOWN, REG_UNKNOWN]  # CREG, CGREG, CEREG
         # Per domain d (CREG, CGREG, CEREG) at 3 * d: the URC's first two numbers, stored by
-        # the reader (Engine.on_store), and the URCs seen (a query answer must not undo one).
-        self._regn = array("i", bytes(4 * 9))
+        # the reader (Engine.on_store), and the URCs seen (a query answer must not undo one);
+        # at 9 + d the URC's argument count (its handler runs only on a change: on_change).
+        self._regn = array("i", bytes(4 * 12))
         self.boot_urcs = 0  # BOOT_* bits seen since the last reset_state()
         self.reboots = 0  # spontaneous reboots seen after init
         self.boots = 0  # reboots seen while the link used the module (asked for or not)
@@ -277,6 +278,7 @@ class Modem:
         """Forget what a reboot invalidates (echo is back on, PDP and GNSS are off)."""
         self.sim = None  # "READY", "SIM PIN", "SIM PUK", "NOT INSERTED", ... or None
         self.reg[0] = self.reg[1] = self.reg[2] = REG_UNKNOWN
+        self._regn[9] = self._regn[10] = self._regn[11] = -1  # the next URCs are heard
         self.data_open = False
         self.ip = None
         self.gnss_on = False
@@ -323,9 +325,11 @@ class Modem:
         at.on(b"PB DONE", self._on_pb_done)
         at.on(b"+CPIN:", self._on_cpin)
         regn = self._regn
-        at.on_store(b"+CREG:", regn, 0, 1, 0, 2, then=self._on_creg)
-        at.on_store(b"+CGREG:", regn, 0, 1, 3, 5, then=self._on_cgreg)
-        at.on_store(b"+CEREG:", regn, 0, 1, 6, 8, then=self._on_cereg)
+        # the handlers run only when the numbers or their count changed (a repeated report
+        # costs no Python call); whatever sets reg[d] otherwise writes -1 to _regn[9 + d]
+        at.on_store(b"+CREG:", regn, 0, 1, 0, 2, then=self._on_creg, on_change=9)
+        at.on_store(b"+CGREG:", regn, 0, 1, 3, 5, then=self._on_cgreg, on_change=10)
+        at.on_store(b"+CEREG:", regn, 0, 1, 6, 8, then=self._on_cereg, on_change=11)
         for p in (b"+CGEV: NW DEACT", b"+CGEV: NW PDN DEACT", b"+CGEV: NW DETACH"):
             at.on(p, self._on_cgev)
         for p in (b"+CGEV: ME DEACT", b"+CGEV: ME PDN DEACT", b"+CGEV: ME DETACH"):
@@ -400,6 +404,7 @@ class Modem:
     def _on_reg(self, a, dom):
         # a URC that crossed a query (registration()): parsed and counted here
         self._regn[3 * dom + 2] += 1
+        self._regn[9 + dom] = -1  # reg[dom] moved outside the store: the next URC is heard
         self._set_reg(dom, a.arg_int(1 if a.count() == 2 else 0))
 
     def _set_reg(self, dom, stat):
@@ -407,23 +412,23 @@ class Modem:
             self.reg[dom] = stat
             self.events.put(_EV_REG, stat, dom)
 
-    # From the reader: the numbers already stored and the URC counted (on_store); the
-    # common case, no change, costs one call.
+    # From the reader: the numbers and their count already stored and the URC counted
+    # (on_store); called only when they changed (on_change), a repeated report costs none.
     def _on_creg(self, a):
         n = self._regn
-        stat = n[1] if a.count() == 2 else n[0]
+        stat = n[1] if n[9] == 2 else n[0]  # the reader stored the argument count
         if self.reg[0] != stat:
             self._set_reg(0, stat)
 
     def _on_cgreg(self, a):
         n = self._regn
-        stat = n[4] if a.count() == 2 else n[3]
+        stat = n[4] if n[10] == 2 else n[3]  # the reader stored the argument count
         if self.reg[1] != stat:
             self._set_reg(1, stat)
 
     def _on_cereg(self, a):
         n = self._regn
-        stat = n[7] if a.count() == 2 else n[6]
+        stat = n[7] if n[11] == 2 else n[6]  # the reader stored the argument count
         if self.reg[2] != stat:
             self._set_reg(2, stat)
 
@@ -642,6 +647,7 @@ class Modem:
                 if a.count() == 2:  # the answer: "+CxREG: <n>,<stat>" (n=1 set by init)
                     if self._regn[3 * d + 2] == seq:  # else a URC after the answer is newer
                         self.reg[d] = a.arg_int(1)
+                        self._regn[9 + d] = -1  # the next URC is heard (on_change)
                 else:  # a URC "+CxREG: <stat>" that crossed the query: same prefix
                     self._on_reg(a, d)
         return self.best_stat()

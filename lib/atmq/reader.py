@@ -37,7 +37,11 @@ One ``Reader`` owns everything between the stream and the handlers:
   or a *frame entry* (``Engine.on_frame``): the store, then the raw frame the
   line announces armed into the owner's buffer when it fits what the owner
   declared (index, gate, announced total), its fill advanced at its end, all in
-  viper; anything else goes to the handler.
+  viper; anything else goes to the handler; or a *change entry* (``Engine.on_store``
+  with ``on_change``): the store and the argument count, the handler only when one
+  of them changed; or a *start entry* (``Engine.on_start``): the store, then the
+  owner's message started in its array (gate, announced lengths within its limits,
+  fills zeroed) when it prepared a destination, else the handler.
 
 All shared state lives in one int array ``st`` read through the ``_R_*``
 (ring), ``_T_*`` (tokenizer), ``_W_*`` (raw frame) and ``_D_*`` (dispatch)
@@ -169,6 +173,10 @@ _K_STORE = const(1)  # store integer arguments, no Python call
 _K_STORE_CALL = const(2)  # store them, then call the handler (it reads the stored numbers)
 _K_STORE_FRAME = const(3)  # store them, then arm the announced raw frame; the handler only
 # when the frame cannot be armed as declared (see frame_spec)
+K_STORE_CHANGE = const(4)  # store them and the argument count; the handler only when one of
+# them changed (see store_spec's ``count``)
+K_STORE_START = const(5)  # store them, then start the owner's message in its array; the
+# handler only when it cannot be started as declared (see start_spec)
 
 # URC store entries: spec array per entry (first arg, last arg, first slot, sequence slot
 # plus 1, 0: none)
@@ -176,6 +184,7 @@ _U_FIRST = const(0)
 _U_LAST = const(1)
 _U_SLOT = const(2)
 _U_SEQ = const(3)
+_U_ARGC = const(4)  # change entries: slot of the argument count
 # frame entries (frame_spec), slots of the target array unless said otherwise
 _U_MATCH = const(4)  # value target[_U_SLOT] (the first stored number) must equal
 _U_GATE = const(5)  # slot that must hold _U_GATEV (the owner is keeping a message)
@@ -184,16 +193,45 @@ _U_FILL = const(7)  # bytes of the destination filled so far: the frame goes the
 _U_TOTAL = const(8)  # bytes announced for the destination
 _U_MARK = const(9)  # set to 1 while the reader's own frame is in flight
 _U_LEN = const(10)  # slot of the frame's length (a stored argument)
-_U_SIZE = const(11)
+# start entries (start_spec): _U_MATCH, _U_GATE, _U_GATEV as above, then per announced length
+# k (stored arguments 1.. after the matched first) _U_FILL + k set to 0, _U_TOTAL + k to it
+_U_READY = const(9)  # slot that must hold 1 (the owner prepared a destination); 2 after
+_U_LIMIT = const(10)  # first slot of the lengths' upper bounds (one per length)
+_U_SETV = const(11)  # the value the gate slot gets
+_U_SIZE = const(12)
 
 
-def store_spec(first, last, slot, seq=-1):
-    """The spec of a store URC entry (see ``Engine.on_store``)."""
-    spec = array("i", (0, 0, 0, 0))
+def store_spec(first, last, slot, seq=-1, count=-1):
+    """The spec of a store URC entry (see ``Engine.on_store``); ``count`` >= 0: the slot
+    the argument count goes to, and the handler runs only when it or a stored number
+    changed (a change entry)."""
+    spec = array("i", (0, 0, 0, 0, 0))
     spec[_U_FIRST] = first
     spec[_U_LAST] = last
     spec[_U_SLOT] = slot
     spec[_U_SEQ] = seq + 1 if seq >= 0 else 0
+    spec[_U_ARGC] = count if count >= 0 else 0
+    return spec
+
+
+def start_spec(first, last, slot, match, gate, gate_value, set_value, ready, limit, fill,
+               total):
+    """The spec of a start entry (see ``Engine.on_start``): a store, then, when
+    ``target[slot] == match``, ``target[gate] == gate_value``, ``target[ready] == 1`` and
+    each announced length (stored arguments ``first + 1..last``, the k-th at
+    ``target[slot + 1 + k]``) is within ``0..target[limit + k]``: ``target[total + k]``
+    takes it, ``target[fill + k]`` is 0, ``target[gate]`` becomes ``set_value`` and
+    ``target[ready]`` 2 (the owner's own bookkeeping is due), with no Python call."""
+    spec = array("i", bytes(4 * _U_SIZE))
+    spec[_U_FIRST] = first
+    spec[_U_LAST] = last
+    spec[_U_SLOT] = slot
+    for k, v in ((_U_MATCH, match), (_U_GATE, gate), (_U_GATEV, gate_value),
+                 (_U_SETV, set_value), (_U_READY, ready), (_U_LIMIT, limit), (_U_FILL, fill),
+                 (_U_TOTAL, total)):
+        if v < 0:
+            raise ValueError("start_spec: slots and values are >= 0")
+        spec[k] = v
     return spec
 
 
@@ -717,7 +755,8 @@ class Reader:
 
     # ---- URC table ---------------------------------------------------------------------
 
-    def add_urc(self, prefix, handler, nargs=-1, spec=None, target=None, frame=None):
+    def add_urc(self, prefix, handler, nargs=-1, spec=None, target=None, frame=None,
+                kind=-1):
         """Append a table entry (``Engine.on``/``Engine.on_store`` check the arguments):
         a handler, a store (``spec``/``target``), or both (the store, then the handler).
 
@@ -733,8 +772,10 @@ class Reader:
         self.blob.extend(prefix)
         self.e_nargs.append(nargs + 1 if nargs >= 0 else 0)
         self.e_next.append(0)
-        self.e_kind.append(_K_CALL if spec is None else _K_STORE_FRAME if frame is not None
-                           else _K_STORE if handler is None else _K_STORE_CALL)
+        if kind < 0:
+            kind = (_K_CALL if spec is None else _K_STORE_FRAME if frame is not None
+                    else _K_STORE if handler is None else _K_STORE_CALL)
+        self.e_kind.append(kind)
         self.e_hash.append(h)
         self.urc_fns.append(handler)
         self.urc_specs.append(spec)
@@ -1192,6 +1233,7 @@ class Reader:
                         d = ptr32(urc_target[i])
                         ga = int(u[_U_FIRST])
                         gk = int(u[_U_SLOT])
+                        gchg = 0  # a stored number changed (read back: ptr32 zero-extends)
                         while ga <= int(u[_U_LAST]):
                             gx = -1
                             if ga < argc:
@@ -1212,7 +1254,10 @@ class Reader:
                                         gs += 1
                                     if gneg and gx > 0:
                                         gx = 0 - gx
+                            gs = int(d[gk])
                             d[gk] = gx
+                            if int(d[gk]) != gs:
+                                gchg = 1
                             gk += 1
                             ga += 1
                         if u[_U_SEQ]:
@@ -1223,6 +1268,36 @@ class Reader:
                         elif k == _K_STORE_FRAME:  # then its frame, or else its handler
                             if not _frame(st_o, urc_spec[i], urc_target[i], urc_frame[i][0],
                                           raw):
+                                urc_fn[i](a)
+                        elif k == K_STORE_CHANGE:  # its handler only on a change
+                            gk = int(u[_U_ARGC])
+                            gs = int(d[gk])
+                            d[gk] = argc
+                            if gchg or int(d[gk]) != gs:
+                                urc_fn[i](a)
+                        elif k == K_STORE_START:  # start the owner's message, or its handler
+                            gk = int(u[_U_SLOT])
+                            gn = int(u[_U_LAST]) - int(u[_U_FIRST])  # announced lengths
+                            gx = 0
+                            if d[gk] == u[_U_MATCH] and d[u[_U_GATE]] == u[_U_GATEV] and \
+                                    d[u[_U_READY]] == 1:
+                                gx = 1
+                                ga = 1
+                                while ga <= gn:  # (-1 reads 0xFFFFFFFF on 64 bits: refused)
+                                    gs = int(d[gk + ga])
+                                    if gs < 0 or gs > int(d[int(u[_U_LIMIT]) + ga - 1]):
+                                        gx = 0
+                                        break
+                                    ga += 1
+                            if gx:
+                                ga = 1
+                                while ga <= gn:
+                                    d[int(u[_U_TOTAL]) + ga - 1] = d[gk + ga]
+                                    d[int(u[_U_FILL]) + ga - 1] = 0
+                                    ga += 1
+                                d[u[_U_GATE]] = u[_U_SETV]
+                                d[u[_U_READY]] = 2
+                            else:
                                 urc_fn[i](a)
                     else:
                         urc_fn[i](a)  # if it raises, pump() counts it and goes on
