@@ -204,6 +204,11 @@ def run_one(broker, impl, n, baud, batch_records, timeout_s, rtt_ms=0, batch_byt
             time.sleep(0.5)  # the meter writes its file at the end of each burst
             # publishes that went on the second session (client index 1, tlog.lane)
             second = sum(1 for c in rig.sim_commands() if c.startswith("AT+CMQTTPUB=1,"))
+            trace = os.environ.get("BENCH_DRAIN_TRACE")  # the modem side's timeline (phases)
+            if trace:
+                log = rig.sim.call(lambda: list(rig.sim.sim.modem.log))
+                with open("%s.%s.%d.%d" % (trace, impl, baud, inflight), "w") as f:
+                    json.dump(log, f)
         finally:
             rig.close()
         gaps = read_gaps(gap_path)
