@@ -32,6 +32,11 @@ per line:
      "ring_overflows": 0, ...}
     {"name": "drain_speedup", "batched_over_one_per_publish": ..., ...}
 
+``BENCH_DRAIN_TRACE=FILE`` also writes each batched row's simulator timeline (the
+commands and URCs with their times, JSON) to ``FILE.batched.<baud>.<in flight>``: where
+a publish's time goes (TOPIC, PAYLOAD, PUB, the wait for +CMQTTPUB, the firmware's
+turnaround).
+
 Run: python3 tools/dev.py bench-drain [--bauds 115200,921600] [--net-rtts-ms 0,100,300]
      [--batch-bytes 4096,10240] [--inflight 1,2] [--records 600] [--persona A7600]
 """

@@ -21,7 +21,11 @@ command sent while its own operation's result is pending (seed 001) and
 peeked after batch A (``peek_batch(after=A)``) and results are taken in the order
 the batches went out: A is acknowledged first; B only after A.  If A fails, B is
 not acknowledged even if it was delivered: both go again (duplicates at most the two
-batches); records reach the broker at most one batch out of order (RECORDS.md).
+batches); records reach the broker at most one batch out of order (RECORDS.md).  While
+the second session connects the drain goes on with one batch and hands the next one to
+it as soon as it is up.  Each publish crosses the UART whole (atmq.cmqtt's lock shared
+by both client indexes, released at PUB's OK), so one batch's round trip overlaps the
+next one's bytes.
 
 RAM of the second session (a 96 KB heap without PSRAM): once a batch is encoded only
 where it ends in the spool is kept (``_Mark``, 3 numbers), so both batches are read
