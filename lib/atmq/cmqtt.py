@@ -16,12 +16,13 @@ Why the driver looks the way it does (manual, seed 001, modem-stacks.md E):
   modules once the final result code is in (a TLS CONNECT may take minutes);
   the driver's lock is held across a whole operation (TOPIC+PAYLOAD+PUB,
   SUBTOPIC+SUB) and until the result URC, so no new CMQTT operation is issued
-  while one is pending (a lock shared with the other client index's driver spans
-  only the UART part, TOPIC to PUB's OK: two sessions' publishes never interleave
-  command by command): that is the likely cause
+  while one is pending: that is the likely cause
   of ``+CMQTTSUBTOPIC: 0,14`` "client is busy" in seed 001 (SUBTOPIC sent after
   CONNECT's OK but before ``+CMQTTCONNECT: 0,0``).  14 is still retried with
-  a bounded exponential backoff (``busy_retries``, ``busy_backoff_ms``).
+  a bounded exponential backoff (``busy_retries``, ``busy_backoff_ms``).  A second
+  lock, shared with the other client index's driver, spans only a publish's UART
+  part (TOPIC to PUB's OK): two sessions' publishes never interleave command by
+  command, so one's round trip runs while the other's payload crosses.
 - Errors carry the CMQTT code: ``+CMQTTSUBTOPIC: 0,14`` then ``ERROR`` raises
   ``ModemError("CMQTT", 14, cmd)``, never a bare ERROR.
 - Re-initialisation is idempotent: START answered 23 (or a bare ERROR while
