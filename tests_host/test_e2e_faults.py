@@ -23,7 +23,7 @@ from e2erig import Rig
 # 64-bit build as .mpy: tlog.app + atmq imported, gc.mem_alloc() delta); frozen on the
 # ESP32 it does not.  A 96 KB heap for the app's data is therefore code + 96K here, run
 # from precompiled .mpy as on a board (from source the compiler needs more: 416K boots).
-CODE_HEAP_K = 300  # floor 292 K before reader4 (+3.4 KB of x64 code) + 4 K
+CODE_HEAP_K = 304  # floor 292 K before reader4 and drain4 (+3.4 and +2 KB of x64 code) + 4 K
 LOW_HEAP = "%dK" % (CODE_HEAP_K + 96)
 BATCH = 16  # batch_max_records in e2erig.make_config
 AFTER = 3  # telemetry messages wanted after the fault's end

@@ -218,3 +218,41 @@ def test_heap_low_mid_drain_stops_new_batches_then_the_session_closes(tmp_path):
         assert await asyncio.wait_for(t, 2) == 5
 
     asyncio.run(body())
+
+
+def test_second_session_up_mid_flight_takes_the_next_batch_at_once(tmp_path):
+    """The second session connects while the first batch flies alone: the next batch goes
+    on it before the first one's result (not one round trip later); acknowledgements stay
+    in order and every record arrives once."""
+    up, sp, a, made = make(tmp_path)
+    append_records(sp, 0, 12)
+
+    async def body():
+        await up._lane_check()
+        b = made[0]
+        b.up.clear()  # made, still connecting
+        assert up.window() == 1
+        t = asyncio.create_task(up.send_two())
+        for _ in range(200):
+            if a.pending:
+                break
+            await asyncio.sleep(0.01)
+        assert len(a.pending) == 1 and not b.pending
+        b.up.set()  # CONNECT answered while batch 1 waits for its PUBACK
+        for _ in range(200):
+            if b.pending:
+                break
+            await asyncio.sleep(0.01)
+        assert len(a.pending) == 1 and len(b.pending) == 1
+        b.settle()  # the second's result first: nothing acknowledged before the first
+        assert sp.depth() == 12
+        a.settle()
+        while not a.pending:
+            await asyncio.sleep(0.01)
+        a.settle()
+        assert await asyncio.wait_for(t, 2) == 12
+        await up.close_lane()
+
+    asyncio.run(body())
+    assert sorted(s for _n, ss in a.broker for s in ss) == list(range(12))
+    assert sp.depth() == 0 and up.lane_published == 1

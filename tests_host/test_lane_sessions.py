@@ -66,9 +66,18 @@ def test_two_sessions_publish_together_and_stop_releases_client_1_first(
                 lane = PublishLane(Main(d0, cfg), at, ib)
                 await lane._connect()
                 assert lane.isconnected() and lane.connects == 1
+                n0 = len(sim.modem.commands)
                 await asyncio.wait_for(asyncio.gather(
                     d0.publish("two/a", b"from 0", qos=1),
                     lane.publish("two/b", b"from 1", qos=1)), 20)
+                # each publish crosses the UART whole (the drivers' shared ``_xfer``): the
+                # first one's round trip starts before the second one's bytes go, never
+                # TOPIC 0, TOPIC 1, PAYLOAD 0... with both round trips at the end
+                steps = [c.split("=")[0][8:] + c.split("=")[1][:1]
+                         for c in sim.modem.commands[n0:] if c.startswith("AT+CMQTT")]
+                assert steps == ["TOPIC0", "PAYLOAD0", "PUB0", "TOPIC1", "PAYLOAD1", "PUB1"], \
+                    steps
+                assert not d0._xfer.locked()
                 got = {}
                 for topic in ("two/a", "two/b"):
                     got[topic] = (await asyncio.to_thread(mqtt_sub.wait_for, topic))[1]

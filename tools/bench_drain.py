@@ -32,6 +32,11 @@ per line:
      "ring_overflows": 0, ...}
     {"name": "drain_speedup", "batched_over_one_per_publish": ..., ...}
 
+``BENCH_DRAIN_TRACE=FILE`` also writes each batched row's simulator timeline (the
+commands and URCs with their times, JSON) to ``FILE.batched.<baud>.<in flight>``: where
+a publish's time goes (TOPIC, PAYLOAD, PUB, the wait for +CMQTTPUB, the firmware's
+turnaround).
+
 Run: python3 tools/dev.py bench-drain [--bauds 115200,921600] [--net-rtts-ms 0,100,300]
      [--batch-bytes 4096,10240] [--inflight 1,2] [--records 600] [--persona A7600]
 """
@@ -204,6 +209,11 @@ def run_one(broker, impl, n, baud, batch_records, timeout_s, rtt_ms=0, batch_byt
             time.sleep(0.5)  # the meter writes its file at the end of each burst
             # publishes that went on the second session (client index 1, tlog.lane)
             second = sum(1 for c in rig.sim_commands() if c.startswith("AT+CMQTTPUB=1,"))
+            trace = os.environ.get("BENCH_DRAIN_TRACE")  # the modem side's timeline (phases)
+            if trace:
+                log = rig.sim.call(lambda: list(rig.sim.sim.modem.log))
+                with open("%s.%s.%d.%d" % (trace, impl, baud, inflight), "w") as f:
+                    json.dump(log, f)
         finally:
             rig.close()
         gaps = read_gaps(gap_path)

@@ -21,7 +21,11 @@ command sent while its own operation's result is pending (seed 001) and
 peeked after batch A (``peek_batch(after=A)``) and results are taken in the order
 the batches went out: A is acknowledged first; B only after A.  If A fails, B is
 not acknowledged even if it was delivered: both go again (duplicates at most the two
-batches); records reach the broker at most one batch out of order (RECORDS.md).
+batches); records reach the broker at most one batch out of order (RECORDS.md).  While
+the second session connects the drain goes on with one batch and hands the next one to
+it as soon as it is up.  Each publish crosses the UART whole (atmq.cmqtt's lock shared
+by both client indexes, released at PUB's OK), so one batch's round trip overlaps the
+next one's bytes.
 
 RAM of the second session (a 96 KB heap without PSRAM): once a batch is encoded only
 where it ends in the spool is kept (``_Mark``, 3 numbers), so both batches are read
@@ -76,6 +80,7 @@ _LANE_HEAP_ROOM = const(8192)
 _LANE_HEAP_LOW = const(6144)
 _LANE_IDLE_MS = const(30000)
 _LANE_RETRY_MS = const(30000)
+_LANE_POLL_MS = const(20)  # one batch in flight, the second session not up yet: look again
 _LANE_BUF_MIN = const(1024)  # the second payload buffer, when the heap has no bigger block
 
 
@@ -397,6 +402,15 @@ class Uplink:
                     self._flying = len(flight)
                 if not flight:
                     break
+                task = flight[0][3]
+                if len(flight) == 1 and self.client2 is not None and err is None and not low \
+                        and self.window() == 1:
+                    # the second session is being made (or reconnects): once it is up, the
+                    # next batch goes on it at once, not after this one's round trip
+                    while not task.done() and self.window() == 1:
+                        await sleep_ms(_LANE_POLL_MS)
+                    if not task.done():
+                        continue  # the window grew: the next batch on the second session
                 lane, b, k, task = flight.pop(0)
                 e = await task
                 self._flying = len(flight)
@@ -461,7 +475,9 @@ class Uplink:
                         pass
                 continue
             try:
-                k = await (self.send_two() if self.window() > 1 else self.send_once())
+                # send_two also while the second session connects: it joins mid-drain
+                two = self.window() > 1 or self.client2 is not None
+                k = await (self.send_two() if two else self.send_once())
             except Exception as e:  # LinkDown, ModemError, ...: the batch stays in the spool
                 self.failures += 1
                 self.last_error = e

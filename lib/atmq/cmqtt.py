@@ -19,7 +19,10 @@ Why the driver looks the way it does (manual, seed 001, modem-stacks.md E):
   while one is pending: that is the likely cause
   of ``+CMQTTSUBTOPIC: 0,14`` "client is busy" in seed 001 (SUBTOPIC sent after
   CONNECT's OK but before ``+CMQTTCONNECT: 0,0``).  14 is still retried with
-  a bounded exponential backoff (``busy_retries``, ``busy_backoff_ms``).
+  a bounded exponential backoff (``busy_retries``, ``busy_backoff_ms``).  A second
+  lock, shared with the other client index's driver, spans only a publish's UART
+  part (TOPIC to PUB's OK): two sessions' publishes never interleave command by
+  command, so one's round trip runs while the other's payload crosses.
 - Errors carry the CMQTT code: ``+CMQTTSUBTOPIC: 0,14`` then ``ERROR`` raises
   ``ModemError("CMQTT", 14, cmd)``, never a bare ERROR.
 - Re-initialisation is idempotent: START answered 23 (or a bare ERROR while
@@ -306,6 +309,12 @@ class CMQTTDriver:
         self._conn_other = False  # the last AT+CMQTTCONNECT?(server) listed another server
         self._want = (b"", 0)  # (client id, server type) the ACCQ running asks for
         self._lock = asyncio.Lock()
+        # The UART phase of a publish (TOPIC, PAYLOAD, PUB up to its OK), shared with the
+        # other client index's driver (``peer_of``): one publish crosses the line whole, so
+        # its round trip starts while the other session's payload goes; not held across
+        # the +CMQTTPUB wait (the engine runs one command at a time, 003 s.4, either way).
+        self._xfer = asyncio.Lock() if peer_of is None else peer_of._xfer
+        self._xfer_held = False
         self.stats = {
             "published": 0, "pub_errors": 0, "received": 0, "rx_dropped": 0,
             "rx_oversize": 0, "rx_torn": 0, "rx_overwritten": 0, "connlost": 0,
@@ -719,7 +728,7 @@ class CMQTTDriver:
         return code if code > 0 else _BARE
 
     async def _exec(self, cmd, prefix, payload=None, kind=0, timeout_ms=T_CMD,
-                    done_timeout_ms=T_CMD, err_grace_ms=0):
+                    done_timeout_ms=T_CMD, err_grace_ms=0, on_final=None):
         """Run one CMQTT command; returns when it succeeded, else raises ``ModemError``:
         ("CMQTT", <err>) from ``+<cmd>: <idx>,<err>``, ``ATError`` for a plain ERROR,
         ``_Aborted`` (CMQTT 11) when the link went while the result was awaited, or the
@@ -729,9 +738,10 @@ class CMQTTDriver:
         ``kind``: a two-phase command whose result URC (before or after OK) the driver's
         handlers catch.  The engine is free again once the final result came, so other
         modules' commands (GNSS, CSQ) are not held up while the broker takes its time.
+        ``on_final``: called once the final result code is in, before that wait.
         """
         err = await self._once(cmd, prefix, payload, kind, timeout_ms, done_timeout_ms,
-                               err_grace_ms)
+                               err_grace_ms, on_final)
         if err == 0:
             return
         if err == _BARE:
@@ -741,7 +751,7 @@ class CMQTTDriver:
         raise ModemError("CMQTT", err, cmd)
 
     async def _once(self, cmd, prefix, payload, kind, timeout_ms, done_timeout_ms,
-                    err_grace_ms):
+                    err_grace_ms, on_final=None):
         # 0, the CMQTT code, _BARE or _ABORTED (only _exec sees these)
         at = self.at
         if not kind:
@@ -754,6 +764,8 @@ class CMQTTDriver:
             r = await at.cmd(cmd, payload=payload, timeout_ms=timeout_ms,
                              prompt_timeout_ms=T_PROMPT, check=False)
             f = r.final
+            if on_final is not None:
+                on_final()
             if f == R_CME or f == R_CMS:
                 raise at.error(cmd)
             got = res.got
@@ -1297,10 +1309,19 @@ class CMQTTDriver:
                 c_pub += b",1"
         t_done = (pub_s if pub_s > self.optimeout_s else self.optimeout_s) * 1000 + T_MARGIN
         async def attempt():  # a busy step starts the whole publish again from TOPIC
-            await self._exec(c_topic, b"+CMQTTTOPIC:", payload=t)
-            if pn:  # an empty payload: no PAYLOAD step (note 3.5)
-                await self._exec(c_payload, b"+CMQTTPAYLOAD:", payload=p)
-            await self._exec(c_pub, b"+CMQTTPUB:", kind=_K_PUB, done_timeout_ms=t_done)
+            # the three commands cross the UART as one unit (``_xfer``, shared with the
+            # other client index), released at PUB's final code: the next publish's bytes
+            # go while this one waits for its +CMQTTPUB
+            await self._xfer.acquire()
+            self._xfer_held = True
+            try:
+                await self._exec(c_topic, b"+CMQTTTOPIC:", payload=t)
+                if pn:  # an empty payload: no PAYLOAD step (note 3.5)
+                    await self._exec(c_payload, b"+CMQTTPAYLOAD:", payload=p)
+                await self._exec(c_pub, b"+CMQTTPUB:", kind=_K_PUB, done_timeout_ms=t_done,
+                                 on_final=self._xfer_release)
+            finally:
+                self._xfer_release()
 
         async with self._lock:
             try:
@@ -1309,6 +1330,11 @@ class CMQTTDriver:
                 self.stats["pub_errors"] += 1
                 raise self._fail(e) from None
             self.stats["published"] += 1
+
+    def _xfer_release(self):
+        if self._xfer_held:
+            self._xfer_held = False
+            self._xfer.release()
 
     async def subscribe(self, topic, qos=1):
         """Subscribe one topic filter; returns on ``+CMQTTSUB: <idx>,0``.
