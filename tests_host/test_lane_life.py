@@ -256,3 +256,77 @@ def test_second_session_up_mid_flight_takes_the_next_batch_at_once(tmp_path):
     asyncio.run(body())
     assert sorted(s for _n, ss in a.broker for s in ss) == list(range(12))
     assert sp.depth() == 0 and up.lane_published == 1
+
+
+def test_an_error_reading_the_next_batch_lets_the_one_in_flight_finish(tmp_path):
+    """A MemoryError (or a flash read error) reading the second batch while the first one
+    flies: the first publish is not cancelled mid-command (the modem would be left at its
+    ">" prompt); it finishes and is acknowledged, then the error is raised."""
+    up, sp, a, made = make(tmp_path)
+    append_records(sp, 0, 12)
+    real_peek = sp.peek_batch
+    calls = []
+
+    def peek(*args, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("the heap, once")
+        return real_peek(*args, **kw)
+    sp.peek_batch = peek
+
+    async def body():
+        await up._lane_check()
+        t = asyncio.create_task(up.send_two())
+        while not a.pending:
+            await asyncio.sleep(0)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not t.done() and len(a.pending) == 1  # still waiting for its result
+        a.settle()
+        try:
+            await asyncio.wait_for(t, 2)
+            raise AssertionError("the fill error was swallowed")
+        except MemoryError:
+            pass
+        await up.close_lane()
+
+    asyncio.run(body())
+    assert sp.depth() == 7  # the first batch (5) acknowledged, nothing lost or skipped
+    assert [s for _n, ss in a.broker for s in ss] == list(range(5))
+
+
+def test_resize_falls_back_to_a_smaller_buffer_and_retries_at_the_next_drain(tmp_path,
+                                                                            monkeypatch):
+    """A MemoryError making the new payload buffer (a heap in pieces) leaves a smaller one
+    that still sends, never a 0-byte one that stalls the uplink; the full size is tried
+    again at the next drain.  A resize while a batch flies waits for the drain's end."""
+    up, sp, a, _made = make(tmp_path, batch_max_bytes=4096)
+    up.resize()
+    assert len(up._out) == 4096
+    real = bytearray
+
+    def tight(n=0):
+        if n > 2048:
+            raise MemoryError("no block of %d" % n)
+        return real(n)
+    monkeypatch.setattr(uplink_mod, "bytearray", tight, raising=False)
+    up.cfg._v["batch_max_bytes"] = 8192  # (a live set of the key, without its checks)
+    up.resize()
+    assert len(up._out) == 2048 and up._resize_due
+    monkeypatch.undo()
+    append_records(sp, 0, 3)
+
+    async def body():
+        t = asyncio.create_task(up.send_once())
+        while not a.pending:
+            await asyncio.sleep(0)
+        assert len(up._out) == 8192 and not up._resize_due  # remade before this batch
+        up.cfg._v["batch_max_bytes"] = 1024
+        up.resize()  # mid-flight: deferred, the buffer in flight is kept
+        assert len(up._out) == 8192 and up._resize_due
+        a.settle()
+        assert await asyncio.wait_for(t, 2) == 3
+
+    asyncio.run(body())
+    up.resize()
+    assert len(up._out) == 1024 and not up._resize_due

@@ -139,6 +139,7 @@ class Uplink:
         self._out = bytearray(cfg.get("batch_max_bytes"))
         self._limit = 0  # max records for the next peek (0: configured) after a bad record
         self._flying = 0  # batches in flight now
+        self._resize_due = False  # resize() was deferred or got less than it wanted
         # counters (health)
         self.batches = 0
         self.sent = 0  # records acknowledged
@@ -180,7 +181,8 @@ class Uplink:
                 alog.warn("uplink", "heap low (%d B free): second session closed", free)
                 await self.close_lane()
                 return
-            if self.cfg.get("uplink_inflight") < 2:
+            if self.cfg.get("uplink_inflight") < 2 or self._out2 is None:
+                # (no second buffer: resize() could not remake it; made again with the lane)
                 await self.close_lane()
                 return
             if self._backlog():
@@ -306,11 +308,25 @@ class Uplink:
         n = self.cfg.get("batch_max_bytes")
         if self.payload_cap and self.payload_cap < n:
             n = self.payload_cap
+        if self._flying:
+            # the batches in flight hold the old buffers: a new pair now would double the
+            # RAM; the next drain makes it (``_resize_due``)
+            self._resize_due = True
+            return
+        self._resize_due = False
         if n != len(self._out):
             had = self._out2 is not None
             self._out2 = None  # the old ones go before the new ones are made
             self._out = bytearray(0)
-            self._out = bytearray(n)
+            while True:  # a heap in pieces: a smaller buffer still sends (smaller batches)
+                try:
+                    self._out = bytearray(n)
+                    break
+                except MemoryError:
+                    if n // 2 < _LANE_BUF_MIN:
+                        raise
+                    n //= 2
+                    self._resize_due = True  # the full size is tried again at the next drain
             if had:
                 try:
                     self._out2 = self._second_buffer()
@@ -336,6 +352,8 @@ class Uplink:
         c = self.client
         if c is None:
             return 0
+        if self._resize_due:
+            self.resize()
         b = self.spool.peek_batch(self._limit or self.cfg.get("batch_max_records"))
         self._limit = 0
         if len(b) == 0:
@@ -367,43 +385,58 @@ class Uplink:
         publish fails: the number of records acknowledged.  Results are taken in the
         order the batches went out; after a failure nothing later is acknowledged, the
         batches still in flight are awaited, then the first error is raised."""
+        if self._resize_due:
+            self.resize()
         lanes = (self.client, self.client2)
         outs = (self._out, self._out2)
         flight = []  # [lane, _Mark, k, task], oldest first
         acked = 0
         err = None
+        halt = None  # reading the next batch failed: the ones in flight are still acked
         low = False  # the free heap fell below _LANE_HEAP_LOW
         try:
             while True:
                 self._beat()
-                while err is None and not low and len(flight) < self.window():
+                while err is None and halt is None and not low and \
+                        len(flight) < self.window():
                     lane = 1 if flight and flight[0][0] == 0 else 0
-                    prev = flight[-1][1] if flight else None
-                    # into the spool's one Batch: the one in flight is encoded already and
-                    # only its end is kept (its _Mark)
-                    b = self.spool.peek_batch(self._limit or self.cfg.get("batch_max_records"),
-                                              after=prev)
-                    if len(b) == 0:
+                    if outs[lane] is None:  # the second buffer could not be remade
                         break
+                    prev = flight[-1][1] if flight else None
                     try:
-                        n, k = encode_batch(b, self.fmt(), self.dev, outs[lane], self._rec)
-                    except ValueError as e:
-                        if flight:  # the single path deals with it once these settled
+                        # into the spool's one Batch: the one in flight is encoded already
+                        # and only its end is kept (its _Mark)
+                        b = self.spool.peek_batch(
+                            self._limit or self.cfg.get("batch_max_records"), after=prev)
+                        if len(b) == 0:
                             break
-                        if self._first_bad(b) < 0:
+                        try:
+                            n, k = encode_batch(b, self.fmt(), self.dev, outs[lane], self._rec)
+                        except ValueError as e:
+                            if flight:  # the single path deals with it once these settled
+                                break
+                            if self._first_bad(b) < 0:
+                                raise
+                            await self._skip_bad(b, e)
+                            continue
+                        self._limit = 0
+                        # the next batch starts after the records that went out
+                        mark = self._marks[lane].take(b, k)
+                        task = asyncio.create_task(self._publish(lanes[lane], outs[lane], n))
+                    except Exception as e:  # noqa: BLE001 - MemoryError, a flash read...
+                        if not flight:
                             raise
-                        await self._skip_bad(b, e)
-                        continue
-                    self._limit = 0
-                    # the next batch starts after the records that went out
-                    mark = self._marks[lane].take(b, k)
-                    task = asyncio.create_task(self._publish(lanes[lane], outs[lane], n))
+                        # never cancel a publish mid-command (the modem would be left at
+                        # its ">" prompt): the ones in flight finish, then this is raised
+                        halt = e
+                        break
                     flight.append([lane, mark, k, task])
                     self._flying = len(flight)
                 if not flight:
                     break
                 task = flight[0][3]
-                if len(flight) == 1 and self.client2 is not None and err is None and not low \
+                if len(flight) == 1 and self.client2 is not None and err is None and \
+                        halt is None and not low \
                         and self.window() == 1:
                     # the second session is being made (or reconnects): once it is up, the
                     # next batch goes on it at once, not after this one's round trip
@@ -424,7 +457,11 @@ class Uplink:
                         err = e
                     continue
                 if err is None:
-                    done = self.spool.ack(b, 1)  # the _Mark: its end, as one position
+                    try:
+                        done = self.spool.ack(b, 1)  # the _Mark: its end, as one position
+                    except Exception as e:  # noqa: BLE001 - a flash write: sent again later
+                        err = e
+                        continue
                     self.batches += 1
                     self.sent += done
                     acked += k
@@ -436,6 +473,8 @@ class Uplink:
                 f[3].cancel()
         if err is not None:
             raise err
+        if halt is not None:
+            raise halt
         return acked
 
     async def _publish(self, client, out, n):
