@@ -165,6 +165,24 @@ def test_closed_when_heap_runs_low_and_when_the_backlog_is_gone(tmp_path, monkey
     asyncio.run(body())
 
 
+async def _second_then_first_then_the_rest(up, sp, a, b, t):
+    """Both of 12 records' first two batches fly: the second's result comes first (nothing
+    is acknowledged before the first's), then the first's, then the last batch on ``a``."""
+    b.settle()
+    assert sp.depth() == 12
+    a.settle()
+    while not a.pending:
+        await asyncio.sleep(0.01)
+    a.settle()
+    assert await asyncio.wait_for(t, 2) == 12
+    await up.close_lane()
+
+
+def _all_twelve_once(up, sp, a):
+    assert sorted(s for _n, ss in a.broker for s in ss) == list(range(12))
+    assert sp.depth() == 0 and up.lane_published == 1
+
+
 def test_two_in_flight_share_the_spools_one_batch(tmp_path):
     """Both batches are read into the spool's Batch; each in-flight one keeps only its end,
     and the acknowledgements move the cursor exactly (no spare batch is allocated)."""
@@ -178,17 +196,10 @@ def test_two_in_flight_share_the_spools_one_batch(tmp_path):
         while not (a.pending and b.pending):
             await asyncio.sleep(0)
         assert up.second_stats()["inflight"] == 2
-        b.settle()
-        a.settle()
-        while not a.pending:
-            await asyncio.sleep(0)
-        a.settle()
-        assert await asyncio.wait_for(t, 2) == 12
-        await up.close_lane()
+        await _second_then_first_then_the_rest(up, sp, a, b, t)
 
     asyncio.run(body())
-    assert sorted(s for _n, ss in a.broker for s in ss) == list(range(12))
-    assert sp.depth() == 0 and up.lane_published == 1
+    _all_twelve_once(up, sp, a)
 
 
 def test_heap_low_mid_drain_stops_new_batches_then_the_session_closes(tmp_path):
@@ -244,18 +255,10 @@ def test_second_session_up_mid_flight_takes_the_next_batch_at_once(tmp_path):
                 break
             await asyncio.sleep(0.01)
         assert len(a.pending) == 1 and len(b.pending) == 1
-        b.settle()  # the second's result first: nothing acknowledged before the first
-        assert sp.depth() == 12
-        a.settle()
-        while not a.pending:
-            await asyncio.sleep(0.01)
-        a.settle()
-        assert await asyncio.wait_for(t, 2) == 12
-        await up.close_lane()
+        await _second_then_first_then_the_rest(up, sp, a, b, t)
 
     asyncio.run(body())
-    assert sorted(s for _n, ss in a.broker for s in ss) == list(range(12))
-    assert sp.depth() == 0 and up.lane_published == 1
+    _all_twelve_once(up, sp, a)
 
 
 def test_an_error_reading_the_next_batch_lets_the_one_in_flight_finish(tmp_path):

@@ -269,6 +269,21 @@ class _BootAt:
         return R()
 
 
+def _register_and_open(m, at):
+    """The bring-up's registration and data steps as one command each (the CEREG? and
+    NETOPEN the scripted engine answers), so the link climbs to data_up."""
+    async def registration():
+        await at.cmd(b"AT+CEREG?")
+        return 1
+
+    async def data_up():
+        await at.cmd(b"AT+NETOPEN")
+        m.data_open = True
+
+    m.registration = registration
+    m.data_up = data_up  # type: ignore[method-assign]
+
+
 def test_a_reboot_during_bring_up_restarts_it_from_booting_at_once():
     """A module that reboots while the link brings it up (its RDY after it answered AT)
     aborts the command in flight and the bring-up starts again from booting, with no
@@ -285,16 +300,7 @@ def test_a_reboot_during_bring_up_restarts_it_from_booting_at_once():
     lk = Link(m, sleep=sleep)
     m.boot_urcs = 1  # the cold boot's RDY was seen
 
-    async def registration():
-        await at.cmd(b"AT+CEREG?")
-        return 1
-
-    async def data_up():
-        await at.cmd(b"AT+NETOPEN")
-        m.data_open = True
-
-    m.registration = registration
-    m.data_up = data_up  # type: ignore[method-assign]
+    _register_and_open(m, at)
 
     async def go():
         await lk.up(first=True)
@@ -367,16 +373,7 @@ def test_app_rdy_after_the_link_fell_below_data_up_is_a_reboot():
 
     lk = Link(m, sleep=sleep)
 
-    async def registration():
-        await at.cmd(b"AT+CEREG?")
-        return 1
-
-    async def data_up():
-        await at.cmd(b"AT+NETOPEN")
-        m.data_open = True
-
-    m.registration = registration
-    m.data_up = data_up  # type: ignore[method-assign]
+    _register_and_open(m, at)
     asyncio.run(lk.up(first=True))
     assert lk.name == "data_up" and not m.settling and m.boots == 0
     lk.mark(ST_CONNECTED)
