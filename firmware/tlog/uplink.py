@@ -81,7 +81,19 @@ _LANE_HEAP_LOW = const(6144)
 _LANE_IDLE_MS = const(30000)
 _LANE_RETRY_MS = const(30000)
 _LANE_POLL_MS = const(20)  # one batch in flight, the second session not up yet: look again
-_LANE_BUF_MIN = const(1024)  # the second payload buffer, when the heap has no bigger block
+_LANE_BUF_MIN = const(1024)  # the least payload buffer made when the heap has no bigger block
+
+
+def _buffer_at_most(n):
+    """A payload buffer of ``n`` bytes, or the largest half of it a heap in pieces still
+    has (not below _LANE_BUF_MIN: then the MemoryError is raised)."""
+    while True:
+        try:
+            return bytearray(n)
+        except MemoryError:
+            if n // 2 < _LANE_BUF_MIN:
+                raise
+            n //= 2
 
 
 def _heap_free():
@@ -241,14 +253,7 @@ class Uplink:
         return free if 0 <= free < _LANE_HEAP_LOW else -1
 
     def _second_buffer(self):
-        n = len(self._out)
-        while True:
-            try:
-                return bytearray(n)
-            except MemoryError:
-                if n // 2 < _LANE_BUF_MIN:
-                    raise
-                n //= 2
+        return _buffer_at_most(len(self._out))
 
     async def close_lane(self):
         """Close the second session (DISC/REL of its client index) and free its buffer."""
@@ -318,15 +323,10 @@ class Uplink:
             had = self._out2 is not None
             self._out2 = None  # the old ones go before the new ones are made
             self._out = bytearray(0)
-            while True:  # a heap in pieces: a smaller buffer still sends (smaller batches)
-                try:
-                    self._out = bytearray(n)
-                    break
-                except MemoryError:
-                    if n // 2 < _LANE_BUF_MIN:
-                        raise
-                    n //= 2
-                    self._resize_due = True  # the full size is tried again at the next drain
+            self._out = _buffer_at_most(n)
+            # a smaller one (a heap in pieces) still sends, in smaller batches; the full
+            # size is tried again at the next drain
+            self._resize_due = len(self._out) < n
             if had:
                 try:
                     self._out2 = self._second_buffer()
