@@ -42,6 +42,15 @@ async def _no_sleep(ms):
     await asyncio.sleep(0)
 
 
+async def _one_batch_on_the_main_session(up, a):
+    """``send_once`` with its publish answered: the number of records acknowledged."""
+    t = asyncio.create_task(up.send_once())
+    while not a.pending:
+        await asyncio.sleep(0)
+    a.settle()
+    return await asyncio.wait_for(t, 2)
+
+
 def make(tmp_path, free=-1, factory_error=None, **cfg):
     c = Config(None, dict({"batch_max_records": 5, "uplink_inflight": 2}, **cfg))
     sp = from_config(str(tmp_path / "spool"), c)
@@ -103,11 +112,7 @@ def test_low_heap_not_made_counted_one_in_flight(tmp_path):
         append_records(sp, 0, 20)
         await up._lane_check()
         assert not made and up.lane_degraded == 1 and up.window() == 1
-        t = asyncio.create_task(up.send_once())
-        while not a.pending:
-            await asyncio.sleep(0)
-        a.settle()
-        assert await asyncio.wait_for(t, 2) == 5
+        assert await _one_batch_on_the_main_session(up, a) == 5
 
     asyncio.run(body())
 
@@ -121,11 +126,7 @@ def test_memory_error_while_making_it_is_counted_and_the_drain_goes_on(tmp_path)
         assert up.client2 is None and up._out2 is None and up.lane_degraded == 1
         await up._lane_check()  # not tried again at once
         assert up.lane_degraded == 1
-        t = asyncio.create_task(up.send_once())
-        while not a.pending:
-            await asyncio.sleep(0)
-        a.settle()
-        assert await asyncio.wait_for(t, 2) == 5
+        assert await _one_batch_on_the_main_session(up, a) == 5
 
     asyncio.run(body())
 
@@ -222,11 +223,7 @@ def test_heap_low_mid_drain_stops_new_batches_then_the_session_closes(tmp_path):
         assert not a.pending and sp.depth() == 10
         await up._lane_check()
         assert b.closed and up.window() == 1 and up.lane_degraded == 1
-        t = asyncio.create_task(up.send_once())
-        while not a.pending:
-            await asyncio.sleep(0)
-        a.settle()
-        assert await asyncio.wait_for(t, 2) == 5
+        assert await _one_batch_on_the_main_session(up, a) == 5
 
     asyncio.run(body())
 
