@@ -162,7 +162,11 @@ _N_ARMED = const(15)  # 1 while a chunk the reader armed is in flight
 _N_READY = const(16)
 _N_TLIMIT = const(17)  # the largest topic and payload the reader may start on its own
 _N_PLIMIT = const(18)
-_N_SIZE = const(19)
+_N_WAIT = const(19)  # the _K_* kind whose result URC a command awaits (ResultWait.mirror), 0
+_N_LATE = const(20)  # result URCs the reader posted as events itself (after_read folds them)
+_N_SLOT = const(21)  # the inbox slot prepared for the next message (-1: none)
+_N_RECV = const(22)  # messages the reader committed itself (on_commit; after_read folds them)
+_N_SIZE = const(23)
 
 # ---- the session flows as data (atmq.script) --------------------------------------------------
 # One row per command: (command, response prefix, result URC kind, timeout ms, policy, manual
@@ -322,7 +326,6 @@ class CMQTTDriver:
             "subscribed": 0, "connects": 0, "rx_bad_len": 0,
         }
         # inbound message assembly (reader side)
-        self._rx_slot = -1
         self._rx_reported = False
         self._raw_kind = _RAW_NONE
         self._raw_n = 0
@@ -363,10 +366,20 @@ class CMQTTDriver:
                     self._on_rxpayload, length=_N_PAYLOAD + 1, match=client_index,
                     gate=_N_MODE, gate_value=_RX_KEEP, fill=_N_PFILL, total=_N_PTOTAL,
                     mark=_N_ARMED)
-        at.on_store(b"+CMQTTRXEND:", num, 0, 0, _N_END, then=self._on_rxend)
+        # a message the reader started and filled as announced is committed by it too (the
+        # inbox slot, EV_MSG, the next slot prepared): no Python call per message
+        at.on_commit(b"+CMQTTRXEND:", num, 0, 0, _N_END, self._on_rxend, inbox, self.events,
+                     EV_MSG, (self._tframe, self._pframe), match=client_index, gate=_N_MODE,
+                     gate_value=_RX_KEEP, set_value=_RX_IDLE, ready=_N_READY, fill=_N_TFILL,
+                     total=_N_TTOTAL, at=_N_SLOT, count=_N_RECV, owner=self)
         at.on(b"+CMQTTCONNLOST:", self._on_connlost)
         at.on(b"+CMQTTNONET", self._on_nonet)
-        at.on_store(b"+CMQTTPUB:", num, 0, 1, _N_RESULT, then=self._on_pub)
+        # a publish result nobody awaits (QoS>0 results after their wait gave up, or of a
+        # pipelined publish) is posted by the reader: EV_PUBACK (index, err), no Python call
+        self._res.mirror(num, _N_WAIT)
+        at.on_event(b"+CMQTTPUB:", num, 0, 1, _N_RESULT, self.events, EV_PUBACK,
+                    self._on_pub, match=client_index, gate=_N_WAIT, gate_value=0,
+                    count=_N_LATE, owner=self)
         at.on_store(b"+CMQTTSUB:", num, 0, 1, _N_RESULT, then=self._on_sub)
         at.on_store(b"+CMQTTUNSUB:", num, 0, 1, _N_RESULT, then=self._on_unsub)
         at.on_store(b"+CMQTTDISC:", num, 0, 1, _N_RESULT, then=self._on_disc)
@@ -382,7 +395,7 @@ class CMQTTDriver:
         ib = self.inbox
         s = ib.next_slot()
         self._rx_reported = False
-        self._rx_slot = s
+        self._num[_N_SLOT] = s
         if s < 0:
             self._num[_N_READY] = 0
             return
@@ -431,7 +444,7 @@ class CMQTTDriver:
         num[_N_TTOTAL] = tl
         num[_N_PTOTAL] = pl
         self._rx_reported = False
-        self._rx_slot = -1
+        num[_N_SLOT] = -1
         if tl < 0 or pl < 0:
             num[_N_MODE] = _RX_BAD
             return
@@ -446,7 +459,7 @@ class CMQTTDriver:
         self._tframe[0] = ib.topic_buf(slot)
         self._pframe[0] = ib.payload_buf(slot)
         num[_N_MODE] = _RX_KEEP
-        self._rx_slot = slot
+        num[_N_SLOT] = slot
         if ib.overwritten != ow:  # full inbox: the oldest unread message made room
             self.stats["rx_overwritten"] += 1
             self.stats["rx_dropped"] += 1
@@ -472,7 +485,7 @@ class CMQTTDriver:
         arm_raw = self._arm_raw
         if self._num[_N_MODE] == _RX_KEEP:
             ib = self.inbox
-            s = self._rx_slot
+            s = self._num[_N_SLOT]
             if kind == _RAW_TOPIC:
                 fill = self._num[_N_TFILL]
                 if fill + n <= self._num[_N_TTOTAL]:
@@ -568,7 +581,7 @@ class CMQTTDriver:
         # _prepare inlined (one call less per message): the next free slot for the reader
         s = ib.next_slot()
         self._rx_reported = False
-        self._rx_slot = s
+        num[_N_SLOT] = s
         if s < 0:
             num[_N_READY] = 0
             return
@@ -673,6 +686,18 @@ class CMQTTDriver:
             return
         self.stats["late_results"] += 1
         self.events.put(EV_PUBACK, self.index, err)
+
+    def after_read(self):
+        # once per read in which the reader posted result events itself (on_event)
+        num = self._num
+        n = num[_N_RECV]
+        if n:
+            num[_N_RECV] = 0
+            self.stats["received"] += n
+        n = num[_N_LATE]
+        if n:
+            num[_N_LATE] = 0
+            self.stats["late_results"] += n
 
     def _on_sub(self, a):
         err = self._late(a, _K_SUB)

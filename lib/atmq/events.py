@@ -22,64 +22,69 @@ from .compat import (
     wait_for_ms,
 )
 from .errors import ATTimeout
+from .reader import Q_A, Q_B, Q_DISCARDS, Q_N, Q_READ, Q_SIZE, Q_SIZE_OF, Q_WAITING, post, take
 
 
 class EventQueue:
+    """The queue's state is one int array (``Q_*`` slots of ``atmq.reader``) so the reader's
+    *event entries* (``Engine.on_event``) post into it in viper, with no Python call, in
+    arrival order with the handlers' ``put``s; a waiter is woken once per read."""
+
     def __init__(self, size=32):
+        if size < 1:
+            raise ValueError("EventQueue size must be >= 1")
         self._q = array("i", bytes(12 * size))
-        self._size = size
-        self._r = 0
-        self._n = 0
+        st = self._st = array("i", bytes(4 * Q_SIZE_OF))
+        st[Q_SIZE] = size
         self._flag = ThreadSafeFlag()
-        self._waiting = False
-        self.discards = 0
-        self.a = 0  # arguments of the event returned by the last get()
-        self.b = 0
+
+    # arguments of the event returned by the last get(); events overwritten when full
+    @property
+    def a(self):
+        return self._st[Q_A]
+
+    @property
+    def b(self):
+        return self._st[Q_B]
+
+    @property
+    def discards(self):
+        return self._st[Q_DISCARDS]
 
     @micropython.native
     def put(self, kind, a=0, b=0):
-        q = self._q
-        if self._n == self._size:
-            self._r = (self._r + 1) % self._size
-            self._n -= 1
-            self.discards += 1
-        i = 3 * ((self._r + self._n) % self._size)
-        q[i] = kind
-        q[i + 1] = a
-        q[i + 2] = b
-        self._n += 1
-        if self._waiting:  # ThreadSafeFlag.set is interpreted Python: only when needed
+        if post(self._q, self._st, kind, a, b):
+            self._flag.set()  # a task waits (ThreadSafeFlag.set is interpreted Python)
+
+    def after_read(self):
+        """Wake the waiting task, if any (the reader calls it once per read after its event
+        entries posted here; see ``Engine.on_event``)."""
+        if self._st[Q_WAITING]:
             self._flag.set()
 
     @micropython.native
     def get(self):
         """Oldest event kind (its arguments in ``.a``/``.b``), or -1 when empty."""
-        if self._n == 0:
-            return -1
-        q = self._q
-        i = 3 * self._r
-        self.a = q[i + 1]
-        self.b = q[i + 2]
-        self._r = (self._r + 1) % self._size
-        self._n -= 1
-        return q[i]
+        return take(self._q, self._st)
 
     def __len__(self):
-        return self._n
+        return self._st[Q_N]
 
     def clear(self):
-        self._r = 0
-        self._n = 0
+        st = self._st
+        st[Q_READ] = 0
+        st[Q_N] = 0
 
     async def wait(self):
         """Return once at least one event is queued."""
-        while self._n == 0:
+        st = self._st
+        while st[Q_N] == 0:
             self._flag.clear()
-            self._waiting = True
+            st[Q_WAITING] = 1
             try:
                 await self._flag.wait()
             finally:
-                self._waiting = False
+                st[Q_WAITING] = 0
 
 
 # Event kinds shared by the drivers and the client (a, b: meaning per kind).
@@ -113,14 +118,27 @@ class ResultWait:
         self.kind = 0  # the command kind awaited (0: none)
         self.got = RESULT_NONE
         self._flag = ThreadSafeFlag()
+        self._mirror = None  # an int array whose slot _mirror_at holds ``kind`` (mirror())
+        self._mirror_at = 0
+
+    def mirror(self, target, slot):
+        """Keep ``kind`` in ``target[slot]`` too, for the reader's event entries to gate on
+        (``Engine.on_event(gate=...)``: a result nobody awaits is posted in viper)."""
+        self._mirror = target
+        self._mirror_at = slot
+        target[slot] = self.kind
 
     def expect(self, kind):
         self.got = RESULT_NONE
         self._flag.clear()
         self.kind = kind
+        if self._mirror is not None:
+            self._mirror[self._mirror_at] = kind
 
     def done(self):
         self.kind = 0
+        if self._mirror is not None:
+            self._mirror[self._mirror_at] = 0
 
     def take(self, kind, value):
         if self.kind == kind and self.got == RESULT_NONE:

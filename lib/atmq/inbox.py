@@ -11,71 +11,121 @@ slot is full the oldest unread message is overwritten and counted
 The one exception is the slot the application is reading (between ``get``
 and ``release``): it is never overwritten; the incoming message is dropped
 and counted in ``overwritten`` instead.
+
+The state is one int array (``I_*`` slots of ``atmq.reader``): the reader's *commit
+entry* (``Engine.on_commit``) ends a message that went as announced in viper, with no
+Python call.
 """
 
 from array import array
 
 from .compat import micropython
+from .reader import (
+    I_HELD,
+    I_N,
+    I_OVERSIZE,
+    I_OVERWRITTEN,
+    I_PFILL,
+    I_READ,
+    I_RECEIVED,
+    I_SIZE_OF,
+    I_SLOTS,
+    I_TFILL,
+    I_TORN,
+    I_WANT_P,
+    I_WANT_T,
+    I_WRITE,
+)
 
 
 class Inbox:
     def __init__(self, slots=4, topic_max=128, payload_max=2048):
+        if slots < 1:
+            raise ValueError("Inbox needs at least one slot")
         self.topic_max = topic_max
         self.payload_max = payload_max
         self._topics = [bytearray(topic_max) for _ in range(slots)]
         self._payloads = [bytearray(payload_max) for _ in range(slots)]
         self._tlen = array("H", bytes(2 * slots))
         self._plen = array("H", bytes(2 * slots))
-        self._slots = slots
-        self._r = 0  # oldest committed slot
-        self._n = 0  # committed slots
-        self._w = -1  # slot being written, -1 when none
-        self._held = False  # the oldest slot is being read (get() without release())
-        self._want_t = 0
-        self._want_p = 0
-        self.topic_fill = 0  # bytes received so far for the slot being written
-        self.payload_fill = 0
-        self.received = 0
-        self.oversize = 0
-        self.overwritten = 0
-        self.torn = 0
+        # read index, committed count, the slot being written + 1 (0: none), the oldest slot
+        # held by its reader (get() without release()), announced and received lengths of
+        # the slot being written, counters
+        st = self.st = array("i", bytes(4 * I_SIZE_OF))
+        st[I_SLOTS] = slots
+
+    # counters and the fill of the slot being written (drivers set the fills before commit)
+    @property
+    def received(self):
+        return self.st[I_RECEIVED]
+
+    @property
+    def oversize(self):
+        return self.st[I_OVERSIZE]
+
+    @property
+    def overwritten(self):
+        return self.st[I_OVERWRITTEN]
+
+    @property
+    def torn(self):
+        return self.st[I_TORN]
+
+    @property
+    def topic_fill(self):
+        return self.st[I_TFILL]
+
+    @topic_fill.setter
+    def topic_fill(self, n):
+        self.st[I_TFILL] = n
+
+    @property
+    def payload_fill(self):
+        return self.st[I_PFILL]
+
+    @payload_fill.setter
+    def payload_fill(self, n):
+        self.st[I_PFILL] = n
 
     # ---- writer side (URC handlers, inside the reader) ----
 
     @micropython.native
     def start(self, topic_len, payload_len):
         """Reserve a slot for a message of the given total lengths; -1 if it cannot be kept."""
-        if self._w >= 0:  # previous message never ended: the modem restarted it
-            self.torn += 1
-            self._w = -1
+        st = self.st
+        if st[I_WRITE]:  # previous message never ended: the modem restarted it
+            st[I_TORN] += 1
+            st[I_WRITE] = 0
         if topic_len > self.topic_max or payload_len > self.payload_max or topic_len < 0:
-            self.oversize += 1
+            st[I_OVERSIZE] += 1
             return -1
-        if self._n == self._slots:
-            self.overwritten += 1
-            if self._held:  # never pull the slot out from under its reader
+        slots = st[I_SLOTS]
+        if st[I_N] == slots:
+            st[I_OVERWRITTEN] += 1
+            if st[I_HELD]:  # never pull the slot out from under its reader
                 return -1
-            self._r = (self._r + 1) % self._slots
-            self._n -= 1
-        w = (self._r + self._n) % self._slots
-        self._w = w
-        self._want_t = topic_len
-        self._want_p = payload_len
-        self.topic_fill = 0
-        self.payload_fill = 0
+            st[I_READ] = (st[I_READ] + 1) % slots
+            st[I_N] -= 1
+        w = (st[I_READ] + st[I_N]) % slots
+        st[I_WRITE] = w + 1
+        st[I_WANT_T] = topic_len
+        st[I_WANT_P] = payload_len
+        st[I_TFILL] = 0
+        st[I_PFILL] = 0
         return w
 
     def writing(self):
-        return self._w
+        return self.st[I_WRITE] - 1
 
     @micropython.native
     def next_slot(self):
         """The slot the next ``start`` takes without overwriting anything, or -1 (full, or a
         message is being written).  Only ``start``/``commit`` move it (``release`` frees a
         slot but leaves it): a driver may fill it before it calls ``start``."""
-        if self._w >= 0 or self._n == self._slots:
+        st = self.st
+        if st[I_WRITE] or st[I_N] == st[I_SLOTS]:
             return -1
-        return (self._r + self._n) % self._slots
+        return (st[I_READ] + st[I_N]) % st[I_SLOTS]
 
     @micropython.native
     def topic_buf(self, slot):
@@ -88,37 +138,40 @@ class Inbox:
     @micropython.native
     def commit(self):
         """End of message: keep it if every announced byte arrived; returns the slot or -1."""
-        w = self._w
+        st = self.st
+        w = st[I_WRITE] - 1
         if w < 0:
             return -1
-        self._w = -1
-        if self.topic_fill != self._want_t or self.payload_fill != self._want_p:
-            self.torn += 1
+        st[I_WRITE] = 0
+        if st[I_TFILL] != st[I_WANT_T] or st[I_PFILL] != st[I_WANT_P]:
+            st[I_TORN] += 1
             return -1
-        self._tlen[w] = self.topic_fill
-        self._plen[w] = self.payload_fill
-        self._n += 1
-        self.received += 1
+        self._tlen[w] = st[I_TFILL]
+        self._plen[w] = st[I_PFILL]
+        st[I_N] += 1
+        st[I_RECEIVED] += 1
         return w
 
     @micropython.native
     def abandon(self):
-        if self._w >= 0:
-            self._w = -1
-            self.torn += 1
+        st = self.st
+        if st[I_WRITE]:
+            st[I_WRITE] = 0
+            st[I_TORN] += 1
 
     # ---- reader side (the application) ----
 
     def __len__(self):
-        return self._n
+        return self.st[I_N]
 
     @micropython.native
     def get(self):
         """Slot of the oldest message, or -1; valid until ``release``."""
-        if self._n == 0:
+        st = self.st
+        if st[I_N] == 0:
             return -1
-        self._held = True
-        return self._r
+        st[I_HELD] = 1
+        return st[I_READ]
 
     def topic(self, slot):
         return memoryview(self._topics[slot])[: self._tlen[slot]]
@@ -136,7 +189,9 @@ class Inbox:
 
     @micropython.native
     def release(self):
-        self._held = False
-        if self._n:
-            self._r = (self._r + 1) % self._slots
-            self._n -= 1
+        st = self.st
+        st[I_HELD] = 0
+        if st[I_N]:
+            r = st[I_READ] + 1
+            st[I_READ] = 0 if r == st[I_SLOTS] else r
+            st[I_N] -= 1

@@ -51,7 +51,7 @@ path stores no Python attribute.  Nothing here allocates after construction.
 
 from array import array
 
-from .compat import const, micropython, ptr8, ptr32, ticks_add, ticks_diff, ticks_ms
+from .compat import const, micropython, ptr8, ptr16, ptr32, ticks_add, ticks_diff, ticks_ms
 
 # ---- token kinds ----------------------------------------------------------------------------
 T_NONE = const(0)
@@ -138,7 +138,8 @@ _D_URCS = const(33)
 _D_UNKNOWN = const(34)
 _D_ECHOES = const(35)
 _D_STORES = const(36)  # lines handled by store entries
-_ST_SIZE = const(40)
+_D_AFTER = const(40)  # bits of Reader.after_objs whose after_read() is due after this read
+_ST_SIZE = const(41)
 
 # tokenizer flags (st[_T_FLAGS])
 _F_PROMPT = const(1)  # a '>' at line start is a prompt
@@ -177,6 +178,10 @@ K_STORE_CHANGE = const(4)  # store them and the argument count; the handler only
 # them changed (see store_spec's ``count``)
 K_STORE_START = const(5)  # store them, then start the owner's message in its array; the
 # handler only when it cannot be started as declared (see start_spec)
+K_STORE_EVENT = const(6)  # store them, then post an event into an EventQueue; the handler
+# only when the line is not what the entry declares (see event_spec)
+K_STORE_COMMIT = const(7)  # store them, then commit the owner's message into its Inbox slot,
+# post its event and prepare the next slot; the handler otherwise (see commit_spec)
 
 # URC store entries: spec array per entry (first arg, last arg, first slot, sequence slot
 # plus 1, 0: none)
@@ -198,7 +203,50 @@ _U_LEN = const(10)  # slot of the frame's length (a stored argument)
 _U_READY = const(9)  # slot that must hold 1 (the owner prepared a destination); 2 after
 _U_LIMIT = const(10)  # first slot of the lengths' upper bounds (one per length)
 _U_SETV = const(11)  # the value the gate slot gets
-_U_SIZE = const(12)
+# event entries (event_spec): _U_FIRST.._U_SEQ as a store, then
+_U_EMATCH = const(4)  # the first stored number must equal this minus 1 (0: any)
+_U_EGATE = const(5)  # slot + 1 that must hold _U_EGATEV (0: none)
+_U_EGATEV = const(6)
+_U_ECODE = const(7)  # the event's kind; its a, b are the first two stored numbers
+_U_ECOUNT = const(8)  # slot + 1 bumped per event posted (0: none)
+_U_EAFTER = const(9)  # Reader.after_objs bits due once per read: the owner's ...
+_U_EQAFTER = const(10)  # ... and the queue's (only while a task waits on it)
+_U_EMAX = const(11)  # every stored number must be within 0..this
+# commit entries (commit_spec): _U_MATCH, _U_GATE, _U_GATEV, _U_READY as start entries, the
+# two fills at _U_FILL (+1) must equal the two totals at _U_TOTAL (+1), then
+_U_CAT = const(10)  # slot of the inbox slot the owner prepared (-1: none)
+_U_CSETV = const(11)  # the value the gate slot gets (the owner is idle again)
+_U_CCODE = const(12)  # the event posted: (code, inbox slot, the matched first number)
+_U_CCOUNT = const(13)  # slot + 1 bumped per message committed (0: none)
+_U_CAFTER = const(14)  # Reader.after_objs bits: the owner's and (while a task waits) the
+_U_CQAFTER = const(15)  # queue's
+_U_SIZE = const(16)
+
+# ---- EventQueue state (atmq.events), here so the reader's viper posts into it -----------------
+Q_READ = const(0)  # oldest event
+Q_N = const(1)  # events held
+Q_SIZE = const(2)  # capacity (events)
+Q_DISCARDS = const(3)  # events overwritten because the queue was full
+Q_WAITING = const(4)  # 1 while a task waits (wait())
+Q_A = const(5)  # the arguments of the event the last take() returned
+Q_B = const(6)
+Q_SIZE_OF = const(7)
+
+# ---- Inbox state (atmq.inbox), here so the reader's viper commits into it ----------------------
+I_READ = const(0)  # oldest committed slot
+I_N = const(1)  # committed slots
+I_WRITE = const(2)  # the slot being written + 1 (0: none)
+I_HELD = const(3)  # 1: the oldest slot is being read (get() without release())
+I_WANT_T = const(4)  # announced lengths of the slot being written
+I_WANT_P = const(5)
+I_TFILL = const(6)  # bytes received so far for it
+I_PFILL = const(7)
+I_RECEIVED = const(8)
+I_OVERSIZE = const(9)
+I_OVERWRITTEN = const(10)
+I_TORN = const(11)
+I_SLOTS = const(12)
+I_SIZE_OF = const(13)
 
 
 def store_spec(first, last, slot, seq=-1, count=-1):
@@ -254,7 +302,98 @@ def frame_spec(first, last, slot, length, match, gate, gate_value, fill, total, 
     return spec
 
 
+def event_spec(first, last, slot, code, match=-1, gate=-1, gate_value=0, count=-1, after=0,
+               queue_after=0, max_value=0x7FFFFFFF):
+    """The spec of an event entry (see ``Engine.on_event``): a store, then, when every
+    stored number is within ``0..max_value``, the first equals ``match`` (if >= 0) and
+    ``target[gate] == gate_value`` (if ``gate`` >= 0): the event ``(code, first stored
+    number, second or 0)`` is posted and ``target[count]`` (if >= 0) bumped, with no
+    Python call; ``after``/``queue_after`` are the ``Reader.after_objs`` bits due then."""
+    if code < 0 or max_value < 0 or slot < 0:
+        raise ValueError("event_spec: code, slot and max_value are >= 0")
+    spec = array("i", bytes(4 * _U_SIZE))
+    spec[_U_FIRST] = first
+    spec[_U_LAST] = last
+    spec[_U_SLOT] = slot
+    spec[_U_EMATCH] = match + 1 if match >= 0 else 0
+    spec[_U_EGATE] = gate + 1 if gate >= 0 else 0
+    spec[_U_EGATEV] = gate_value
+    spec[_U_ECODE] = code
+    spec[_U_ECOUNT] = count + 1 if count >= 0 else 0
+    spec[_U_EAFTER] = after
+    spec[_U_EQAFTER] = queue_after
+    spec[_U_EMAX] = max_value
+    return spec
+
+
+def commit_spec(first, last, slot, match, gate, gate_value, set_value, ready, fill, total, at,
+                code, count=-1, after=0, queue_after=0):
+    """The spec of a commit entry (see ``Engine.on_commit``)."""
+    spec = array("i", bytes(4 * _U_SIZE))
+    spec[_U_FIRST] = first
+    spec[_U_LAST] = last
+    spec[_U_SLOT] = slot
+    for k, v in ((_U_MATCH, match), (_U_GATE, gate), (_U_GATEV, gate_value),
+                 (_U_CSETV, set_value), (_U_READY, ready), (_U_FILL, fill), (_U_TOTAL, total),
+                 (_U_CAT, at), (_U_CCODE, code)):
+        if v < 0:
+            raise ValueError("commit_spec: slots and values are >= 0")
+        spec[k] = v
+    spec[_U_CCOUNT] = count + 1 if count >= 0 else 0
+    spec[_U_CAFTER] = after
+    spec[_U_CQAFTER] = queue_after
+    return spec
+
+
 # ---- viper kernels --------------------------------------------------------------------------
+
+
+@micropython.viper
+def post(q, qst, kind: int, a: int, b: int) -> int:
+    """Append the event (kind, a, b) to an EventQueue's arrays (``q``: 3 ints per event,
+    ``qst``: its ``Q_*`` state); full: the oldest is overwritten and counted.  Returns 1
+    when a task waits on the queue (the caller wakes it)."""
+    s = ptr32(qst)
+    d = ptr32(q)
+    size = int(s[Q_SIZE])
+    n = int(s[Q_N])
+    r = int(s[Q_READ])
+    if n == size:
+        r += 1
+        if r == size:
+            r = 0
+        s[Q_READ] = r
+        n -= 1
+        s[Q_DISCARDS] = s[Q_DISCARDS] + 1
+    j = r + n
+    if j >= size:
+        j -= size
+    j = 3 * j
+    d[j] = kind
+    d[j + 1] = a
+    d[j + 2] = b
+    s[Q_N] = n + 1
+    return int(s[Q_WAITING])
+
+
+@micropython.viper
+def take(q, qst) -> int:
+    """The oldest event's kind (its a, b into ``qst[Q_A]``/``qst[Q_B]``), or -1 when empty."""
+    s = ptr32(qst)
+    n = int(s[Q_N])
+    if n == 0:
+        return -1
+    d = ptr32(q)
+    r = int(s[Q_READ])
+    j = 3 * r
+    s[Q_A] = d[j + 1]
+    s[Q_B] = d[j + 2]
+    r += 1
+    if r == int(s[Q_SIZE]):
+        r = 0
+    s[Q_READ] = r
+    s[Q_N] = n - 1
+    return int(d[j])
 
 
 @micropython.viper
@@ -739,7 +878,9 @@ class Reader:
         self.urc_fns = []
         self.urc_specs = []
         self.urc_targets = []
-        self.urc_frames = []  # per frame entry: a list whose item 0 is the buffer (or None)
+        self.urc_frames = []  # per frame entry: a list whose item 0 is the buffer (or None);
+        # per event entry: the queue's (events array, state array)
+        self.after_objs = []  # objects whose after_read() a read's event entries made due
         self._rehash(32)
         final_of = {}
         for kind in range(1, len(FINAL_TEXT)):
@@ -990,7 +1131,7 @@ class Reader:
         while True:
             try:
                 self._dispatch()
-                return ns
+                break
             except Exception as e:  # a broken handler must not stop the reader
                 held = st[_R_HELD]
                 if held == left:
@@ -998,6 +1139,36 @@ class Reader:
                 left = held
                 self.handler_errors += 1
                 self.last_handler_error = e
+        if st[_D_AFTER]:
+            self._after()
+        return ns
+
+    def _after(self):
+        # Once per read, not per line: the owners of the event entries that posted fold
+        # their counters, the queues they posted to wake their waiting task.
+        st = self.st
+        bits = st[_D_AFTER]
+        st[_D_AFTER] = 0
+        objs = self.after_objs
+        for i in range(len(objs)):
+            if bits & (1 << i):
+                try:
+                    objs[i].after_read()
+                except Exception as e:  # as a handler's: counted, the reader goes on
+                    self.handler_errors += 1
+                    self.last_handler_error = e
+
+    def after_bit(self, obj):
+        """The ``st[_D_AFTER]`` bit whose ``obj.after_read()`` runs after a read in which an
+        event entry set it (one per object, at most 30)."""
+        objs = self.after_objs
+        for i in range(len(objs)):
+            if objs[i] is obj:
+                return 1 << i
+        if len(objs) >= 30:
+            raise ValueError("at most 30 after_read() owners")
+        objs.append(obj)
+        return 1 << (len(objs) - 1)
 
     @micropython.viper
     def _dispatch(self):
@@ -1297,6 +1468,125 @@ class Reader:
                                     ga += 1
                                 d[u[_U_GATE]] = u[_U_SETV]
                                 d[u[_U_READY]] = 2
+                            else:
+                                urc_fn[i](a)
+                        elif k == K_STORE_EVENT:  # post its event, or else its handler
+                            gx = 1
+                            gn = int(u[_U_EMAX])
+                            ga = int(u[_U_SLOT])
+                            gk = ga + int(u[_U_LAST]) - int(u[_U_FIRST])
+                            while ga <= gk:  # (-1 reads 0xFFFFFFFF on 64 bits: refused)
+                                gs = int(d[ga])
+                                if gs < 0 or gs > gn:
+                                    gx = 0
+                                    break
+                                ga += 1
+                            ga = int(u[_U_SLOT])
+                            if u[_U_EMATCH] and int(d[ga]) + 1 != int(u[_U_EMATCH]):
+                                gx = 0
+                            gs = int(u[_U_EGATE])
+                            if gs and d[gs - 1] != u[_U_EGATEV]:
+                                gx = 0
+                            if gx:  # post (code, d[ga], d[ga + 1] or 0): post() inlined
+                                gq = urc_frame[i]
+                                qs = ptr32(gq[1])
+                                qd = ptr32(gq[0])
+                                gn = int(qs[Q_SIZE])
+                                gs = int(qs[Q_N])
+                                gz = int(qs[Q_READ])
+                                if gs == gn:
+                                    gz += 1
+                                    if gz == gn:
+                                        gz = 0
+                                    qs[Q_READ] = gz
+                                    gs -= 1
+                                    qs[Q_DISCARDS] = qs[Q_DISCARDS] + 1
+                                qs[Q_N] = gs + 1
+                                gs += gz
+                                if gs >= gn:
+                                    gs -= gn
+                                gs = 3 * gs
+                                qd[gs] = u[_U_ECODE]
+                                qd[gs + 1] = d[ga]
+                                if gk > ga:
+                                    qd[gs + 2] = d[ga + 1]
+                                else:
+                                    qd[gs + 2] = 0
+                                gs = int(u[_U_ECOUNT])
+                                if gs:
+                                    d[gs - 1] = d[gs - 1] + 1
+                                gs = int(st[_D_AFTER]) | int(u[_U_EAFTER])
+                                if qs[Q_WAITING]:
+                                    gs = gs | int(u[_U_EQAFTER])
+                                st[_D_AFTER] = gs
+                            else:
+                                urc_fn[i](a)
+                        elif k == K_STORE_COMMIT:  # commit the owner's message, or its handler
+                            gx = 0
+                            gk = int(u[_U_SLOT])
+                            gf = int(u[_U_FILL])
+                            gt = int(u[_U_TOTAL])
+                            gq = urc_frame[i]
+                            ist = ptr32(gq[2])
+                            gn = int(ist[I_SLOTS])
+                            gs = int(ist[I_N])
+                            ga = int(ist[I_READ]) + gs  # the slot the inbox's start gives
+                            if ga >= gn:
+                                ga -= gn
+                            if d[gk] == u[_U_MATCH] and d[u[_U_GATE]] == u[_U_GATEV] and \
+                                    d[u[_U_READY]] == 2 and d[gf] == d[gt] and \
+                                    d[gf + 1] == d[gt + 1] and ist[I_WRITE] == 0 and \
+                                    gs < gn and ga == int(d[u[_U_CAT]]):
+                                gx = 1
+                            if gx:  # as Inbox.start then commit, the fills as announced
+                                tlen = ptr16(gq[3])
+                                plen = ptr16(gq[4])
+                                tlen[ga] = d[gf]
+                                plen[ga] = d[gf + 1]
+                                gs += 1
+                                ist[I_N] = gs
+                                ist[I_RECEIVED] = ist[I_RECEIVED] + 1
+                                d[u[_U_GATE]] = u[_U_CSETV]
+                                # post (code, slot, the matched number): post() inlined
+                                qs = ptr32(gq[1])
+                                qd = ptr32(gq[0])
+                                gm = int(qs[Q_SIZE])
+                                gz = int(qs[Q_N])
+                                gr = int(qs[Q_READ])
+                                if gz == gm:
+                                    gr += 1
+                                    if gr == gm:
+                                        gr = 0
+                                    qs[Q_READ] = gr
+                                    gz -= 1
+                                    qs[Q_DISCARDS] = qs[Q_DISCARDS] + 1
+                                qs[Q_N] = gz + 1
+                                gz += gr
+                                if gz >= gm:
+                                    gz -= gm
+                                gz = 3 * gz
+                                qd[gz] = u[_U_CCODE]
+                                qd[gz + 1] = ga
+                                qd[gz + 2] = d[gk]
+                                gz = int(u[_U_CCOUNT])
+                                if gz:
+                                    d[gz - 1] = d[gz - 1] + 1
+                                gz = int(st[_D_AFTER]) | int(u[_U_CAFTER])
+                                if qs[Q_WAITING]:
+                                    gz = gz | int(u[_U_CQAFTER])
+                                st[_D_AFTER] = gz
+                                # the next slot for the reader's next message (next_slot)
+                                if gs == gn:
+                                    d[u[_U_READY]] = 0
+                                    d[u[_U_CAT]] = -1
+                                else:
+                                    ga += 1
+                                    if ga >= gn:
+                                        ga -= gn
+                                    gq[7][0] = gq[5][ga]
+                                    gq[8][0] = gq[6][ga]
+                                    d[u[_U_CAT]] = ga
+                                    d[u[_U_READY]] = 1
                             else:
                                 urc_fn[i](a)
                     else:
