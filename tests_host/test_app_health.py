@@ -34,6 +34,9 @@ class FakeAt:
                  on_change=-1):
         pass
 
+    def on_seen(self, prefix, handler, target, slot, bits, nargs=-1):
+        pass
+
 
 class Spool:
     def stats(self):

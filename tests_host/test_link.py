@@ -155,6 +155,8 @@ def test_manual_timeouts_reach_the_engine():
         def on_store(self, *a, **k):  # Modem's CREG/CGREG/CEREG entries
             pass
 
+        on_seen = on_store  # Modem's boot URC entries
+
         async def cmd(self, cmd, timeout_ms=None, **kw):
             self.sent.append((cmd, timeout_ms))
 
@@ -228,6 +230,8 @@ class _BootAt:
 
     def on_store(self, *a, **k):  # Modem's CREG/CGREG/CEREG entries
         pass
+
+    on_seen = on_store  # Modem's boot URC entries
 
     def abort(self):
         self.aborted += 1

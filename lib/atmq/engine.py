@@ -38,6 +38,7 @@ from .errors import ATError, ATTimeout, ModemError
 from .reader import (  # noqa: F401  (R_*, Args, Response: the engine's public names)
     FINAL_NAMES,
     K_STORE_CHANGE,
+    K_SEEN,
     K_STORE_COMMIT,
     K_STORE_EVENT,
     K_STORE_START,
@@ -64,6 +65,7 @@ from .reader import (  # noqa: F401  (R_*, Args, Response: the engine's public n
     event_spec,
     frame_spec,
     head_hash,
+    seen_spec,
     start_spec,
     store_spec,
 )
@@ -194,6 +196,17 @@ class Engine:
         if not prefix or handler is None:
             raise ValueError("on() needs a prefix and a handler")
         self.reader.add_urc(prefix, handler, nargs)
+
+    def on_seen(self, prefix, handler, target, slot, bits, nargs=-1):
+        """Route ``prefix`` lines to ``handler`` as ``on`` does, except when
+        ``target[slot]`` (an ``array("i")``) holds every bit of ``bits``: then the line is
+        counted and nothing runs (a boot report whose every effect the owner recorded
+        already: ``SMS DONE`` again, ``+CPIN: READY`` while the SIM is known ready).  The
+        owner keeps those bits true (it clears one when the effect must happen again)."""
+        if not prefix or handler is None or slot < 0 or slot >= len(target) or bits <= 0:
+            raise ValueError("on_seen(): a prefix, a handler, a slot in the target, bits")
+        self.reader.add_urc(prefix, handler, nargs, seen_spec(slot, bits), target,
+                            kind=K_SEEN)
 
     def on_store(self, prefix, target, first, last, slot, seq=-1, nargs=-1, then=None,
                  on_change=-1):

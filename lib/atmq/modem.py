@@ -50,6 +50,11 @@ BOOT_CPIN = const(2)  # +CPIN: READY
 BOOT_SMS = const(4)  # SMS DONE
 BOOT_PB = const(8)  # PB DONE
 BOOT_APP = const(16)  # APP RDY (A76xx)
+# Modem._regn[_B_SEEN]: the boot URC bits (boot_urcs) and _B_SIM_READY while sim is "READY";
+# the reader skips SMS DONE, PB DONE and +CPIN: READY when their bits are there already
+# (Engine.on_seen): a repeat would change nothing (RDY and APP RDY always run: a new boot)
+_B_SEEN = const(12)
+_B_SIM_READY = const(256)
 
 # EV_NONET causes (a) raised here; drivers use their own (CMQTTNONET...)
 NONET_CGEV = const(1)  # +CGEV: ... DEACT / DETACH (27.007 packet domain events)
@@ -248,7 +253,7 @@ class Modem:
         # Per domain d (CREG, CGREG, CEREG) at 3 * d: the URC's first two numbers, stored by
         # the reader (Engine.on_store), and the URCs seen (a query answer must not undo one);
         # at 9 + d the URC's argument count (its handler runs only on a change: on_change).
-        self._regn = array("i", bytes(4 * 12))
+        self._regn = array("i", bytes(4 * 13))  # 12: boot_urcs (see _B_SEEN)
         self.boot_urcs = 0  # BOOT_* bits seen since the last reset_state()
         self.reboots = 0  # spontaneous reboots seen after init
         self.boots = 0  # reboots seen while the link used the module (asked for or not)
@@ -277,6 +282,7 @@ class Modem:
     def reset_state(self):
         """Forget what a reboot invalidates (echo is back on, PDP and GNSS are off)."""
         self.sim = None  # "READY", "SIM PIN", "SIM PUK", "NOT INSERTED", ... or None
+        self._regn[_B_SEEN] &= ~_B_SIM_READY
         self.reg[0] = self.reg[1] = self.reg[2] = REG_UNKNOWN
         self._regn[9] = self._regn[10] = self._regn[11] = -1  # the next URCs are heard
         self.data_open = False
@@ -317,14 +323,26 @@ class Modem:
 
     # ---- URC handlers (inside the reader: record and enqueue only) -----------------------
 
+    @property
+    def boot_urcs(self):
+        """BOOT_* bits seen since the last reset_state() (kept where the reader reads them)."""
+        return self._regn[_B_SEEN] & (_B_SIM_READY - 1)
+
+    @boot_urcs.setter
+    def boot_urcs(self, bits):
+        n = self._regn
+        n[_B_SEEN] = (n[_B_SEEN] & _B_SIM_READY) | bits
+
     def _register(self):
         at = self.at
+        regn = self._regn
         at.on(b"RDY", self._on_rdy)
         at.on(b"APP RDY", self._on_app_rdy)
-        at.on(b"SMS DONE", self._on_sms_done)
-        at.on(b"PB DONE", self._on_pb_done)
+        at.on_seen(b"SMS DONE", self._on_sms_done, regn, _B_SEEN, BOOT_SMS)
+        at.on_seen(b"PB DONE", self._on_pb_done, regn, _B_SEEN, BOOT_PB)
+        at.on_seen(b"+CPIN: READY", self._on_cpin, regn, _B_SEEN, BOOT_CPIN | _B_SIM_READY,
+                   nargs=1)
         at.on(b"+CPIN:", self._on_cpin)
-        regn = self._regn
         # the handlers run only when the numbers or their count changed (a repeated report
         # costs no Python call); whatever sets reg[d] otherwise writes -1 to _regn[9 + d]
         at.on_store(b"+CREG:", regn, 0, 1, 0, 2, then=self._on_creg, on_change=9)
@@ -383,6 +401,9 @@ class Modem:
         # EV_SIM on every change of the known state, whether a URC or a query saw it
         if st != self.sim:
             self.sim = st
+            n = self._regn
+            n[_B_SEEN] = (n[_B_SEEN] | _B_SIM_READY) if st == "READY" else \
+                (n[_B_SEEN] & ~_B_SIM_READY)
             self.events.put(_EV_SIM, 1 if st == "READY" else 0)
 
     def _on_cpin(self, a):

@@ -180,6 +180,8 @@ K_STORE_START = const(5)  # store them, then start the owner's message in its ar
 # handler only when it cannot be started as declared (see start_spec)
 K_STORE_EVENT = const(6)  # store them, then post an event into an EventQueue; the handler
 # only when the line is not what the entry declares (see event_spec)
+K_SEEN = const(8)  # no store: the handler only when target[slot] lacks one of the entry's
+# bits (see seen_spec): a report whose every effect is recorded already costs no call
 K_STORE_COMMIT = const(7)  # store them, then commit the owner's message into its Inbox slot,
 # post its event and prepare the next slot; the handler otherwise (see commit_spec)
 
@@ -221,6 +223,8 @@ _U_CCOUNT = const(13)  # slot + 1 bumped per message committed (0: none)
 _U_CAFTER = const(14)  # Reader.after_objs bits: the owner's and (while a task waits) the
 _U_CQAFTER = const(15)  # queue's
 _U_SIZE = const(16)
+# seen entries (seen_spec): _U_SLOT, then
+_U_BITS = const(4)  # the bits target[_U_SLOT] must all hold for the line to be skipped
 
 # ---- EventQueue state (atmq.events), here so the reader's viper posts into it -----------------
 Q_READ = const(0)  # oldest event
@@ -323,6 +327,16 @@ def event_spec(first, last, slot, code, match=-1, gate=-1, gate_value=0, count=-
     spec[_U_EAFTER] = after
     spec[_U_EQAFTER] = queue_after
     spec[_U_EMAX] = max_value
+    return spec
+
+
+def seen_spec(slot, bits):
+    """The spec of a seen entry (see ``Engine.on_seen``)."""
+    if slot < 0 or bits <= 0:
+        raise ValueError("seen_spec: a slot and bits")
+    spec = array("i", bytes(4 * _U_SIZE))
+    spec[_U_SLOT] = slot
+    spec[_U_BITS] = bits
     return spec
 
 
@@ -1394,7 +1408,13 @@ class Reader:
                     i = e - 1
                     st[_D_URCS] = st[_D_URCS] + 1
                     k = ekind[i]
-                    if k:  # a store entry: its integers parsed and stored in viper
+                    if k == K_SEEN:  # the handler only when one of the bits is not recorded
+                        u = ptr32(urc_spec[i])
+                        d = ptr32(urc_target[i])
+                        gs = int(u[_U_BITS])
+                        if (int(d[u[_U_SLOT]]) & gs) != gs:
+                            urc_fn[i](a)
+                    elif k:  # a store entry: its integers parsed and stored in viper
                         # arguments spec[_U_FIRST.._U_LAST] as integers (-1 when absent
                         # or not a number: an optional '-' and 1..9 digits) into the
                         # target from spec[_U_SLOT]; target[spec[_U_SEQ] - 1] += 1 if set.
