@@ -22,7 +22,18 @@ from .compat import (
     wait_for_ms,
 )
 from .errors import ATTimeout
-from .reader import Q_A, Q_B, Q_DISCARDS, Q_N, Q_READ, Q_SIZE, Q_SIZE_OF, Q_WAITING, post, take
+from .reader import (
+    Q_A,
+    Q_B,
+    Q_DISCARDS,
+    Q_N,
+    Q_READ,
+    Q_SIZE,
+    Q_SIZE_OF,
+    Q_WAITING,
+    post,
+    queue_get,
+)
 
 
 class EventQueue:
@@ -62,10 +73,7 @@ class EventQueue:
         if self._st[Q_WAITING]:
             self._flag.set()
 
-    @micropython.native
-    def get(self):
-        """Oldest event kind (its arguments in ``.a``/``.b``), or -1 when empty."""
-        return take(self._q, self._st)
+    get = queue_get  # (viper, in atmq.reader) oldest event kind (.a/.b its arguments), or -1
 
     def __len__(self):
         return self._st[Q_N]

@@ -35,6 +35,8 @@ from .reader import (
     I_WANT_P,
     I_WANT_T,
     I_WRITE,
+    inbox_get,
+    inbox_release,
 )
 
 
@@ -164,14 +166,8 @@ class Inbox:
     def __len__(self):
         return self.st[I_N]
 
-    @micropython.native
-    def get(self):
-        """Slot of the oldest message, or -1; valid until ``release``."""
-        st = self.st
-        if st[I_N] == 0:
-            return -1
-        st[I_HELD] = 1
-        return st[I_READ]
+    get = inbox_get  # (viper, in atmq.reader) slot of the oldest message, or -1; valid
+    # until release() (= inbox_release)
 
     def topic(self, slot):
         return memoryview(self._topics[slot])[: self._tlen[slot]]
@@ -187,11 +183,4 @@ class Inbox:
     def payload_len(self, slot):
         return self._plen[slot]
 
-    @micropython.native
-    def release(self):
-        st = self.st
-        st[I_HELD] = 0
-        if st[I_N]:
-            r = st[I_READ] + 1
-            st[I_READ] = 0 if r == st[I_SLOTS] else r
-            st[I_N] -= 1
+    release = inbox_release

@@ -232,7 +232,7 @@ Q_N = const(1)  # events held
 Q_SIZE = const(2)  # capacity (events)
 Q_DISCARDS = const(3)  # events overwritten because the queue was full
 Q_WAITING = const(4)  # 1 while a task waits (wait())
-Q_A = const(5)  # the arguments of the event the last take() returned
+Q_A = const(5)  # the arguments of the event the last get() returned
 Q_B = const(6)
 Q_SIZE_OF = const(7)
 
@@ -391,13 +391,14 @@ def post(q, qst, kind: int, a: int, b: int) -> int:
 
 
 @micropython.viper
-def take(q, qst) -> int:
-    """The oldest event's kind (its a, b into ``qst[Q_A]``/``qst[Q_B]``), or -1 when empty."""
-    s = ptr32(qst)
+def queue_get(self) -> int:
+    """``EventQueue.get``: the oldest event's kind (its arguments in ``.a``/``.b``), or -1
+    when empty."""
+    s = ptr32(self._st)
     n = int(s[Q_N])
     if n == 0:
         return -1
-    d = ptr32(q)
+    d = ptr32(self._q)
     r = int(s[Q_READ])
     j = 3 * r
     s[Q_A] = d[j + 1]
@@ -408,6 +409,30 @@ def take(q, qst) -> int:
     s[Q_READ] = r
     s[Q_N] = n - 1
     return int(d[j])
+
+
+@micropython.viper
+def inbox_get(self) -> int:
+    """``Inbox.get``: the slot of the oldest message, or -1; valid until ``release``."""
+    st = ptr32(self.st)
+    if st[I_N] == 0:
+        return -1
+    st[I_HELD] = 1
+    return int(st[I_READ])
+
+
+@micropython.viper
+def inbox_release(self):
+    """``Inbox.release``: the oldest message is read; its slot is free again."""
+    st = ptr32(self.st)
+    st[I_HELD] = 0
+    n = int(st[I_N])
+    if n:
+        r = int(st[I_READ]) + 1
+        if r == int(st[I_SLOTS]):
+            r = 0
+        st[I_READ] = r
+        st[I_N] = n - 1
 
 
 @micropython.viper
