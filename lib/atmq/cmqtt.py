@@ -163,10 +163,8 @@ _N_READY = const(16)
 _N_TLIMIT = const(17)  # the largest topic and payload the reader may start on its own
 _N_PLIMIT = const(18)
 _N_WAIT = const(19)  # the _K_* kind whose result URC a command awaits (ResultWait.mirror), 0
-_N_LATE = const(20)  # result URCs the reader posted as events itself (after_read folds them)
-_N_SLOT = const(21)  # the inbox slot prepared for the next message (-1: none)
-_N_RECV = const(22)  # messages the reader committed itself (on_commit; after_read folds them)
-_N_SIZE = const(23)
+_N_SLOT = const(20)  # the inbox slot prepared for the next message (-1: none)
+_N_SIZE = const(21)
 
 # ---- the session flows as data (atmq.script) --------------------------------------------------
 # One row per command: (command, response prefix, result URC kind, timeout ms, policy, manual
@@ -371,7 +369,7 @@ class CMQTTDriver:
         at.on_commit(b"+CMQTTRXEND:", num, 0, 0, _N_END, self._on_rxend, inbox, self.events,
                      EV_MSG, (self._tframe, self._pframe), match=client_index, gate=_N_MODE,
                      gate_value=_RX_KEEP, set_value=_RX_IDLE, ready=_N_READY, fill=_N_TFILL,
-                     total=_N_TTOTAL, at=_N_SLOT, count=_N_RECV, owner=self)
+                     total=_N_TTOTAL, at=_N_SLOT, count=(self.stats, "received"))
         at.on(b"+CMQTTCONNLOST:", self._on_connlost)
         at.on(b"+CMQTTNONET", self._on_nonet)
         # a publish result nobody awaits (QoS>0 results after their wait gave up, or of a
@@ -379,7 +377,7 @@ class CMQTTDriver:
         self._res.mirror(num, _N_WAIT)
         at.on_event(b"+CMQTTPUB:", num, 0, 1, _N_RESULT, self.events, EV_PUBACK,
                     self._on_pub, match=client_index, gate=_N_WAIT, gate_value=0,
-                    count=_N_LATE, owner=self)
+                    count=(self.stats, "late_results"))
         at.on_store(b"+CMQTTSUB:", num, 0, 1, _N_RESULT, then=self._on_sub)
         at.on_store(b"+CMQTTUNSUB:", num, 0, 1, _N_RESULT, then=self._on_unsub)
         at.on_store(b"+CMQTTDISC:", num, 0, 1, _N_RESULT, then=self._on_disc)
@@ -686,18 +684,6 @@ class CMQTTDriver:
             return
         self.stats["late_results"] += 1
         self.events.put(EV_PUBACK, self.index, err)
-
-    def after_read(self):
-        # once per read in which the reader posted result events itself (on_event)
-        num = self._num
-        n = num[_N_RECV]
-        if n:
-            num[_N_RECV] = 0
-            self.stats["received"] += n
-        n = num[_N_LATE]
-        if n:
-            num[_N_LATE] = 0
-            self.stats["late_results"] += n
 
     def _on_sub(self, a):
         err = self._late(a, _K_SUB)

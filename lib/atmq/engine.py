@@ -249,36 +249,37 @@ class Engine:
                             kind=K_STORE_START)
 
     def on_event(self, prefix, target, first, last, slot, queue, code, then, match=-1,
-                 gate=-1, gate_value=0, count=-1, owner=None, max_value=0x7FFFFFFF):
+                 gate=-1, gate_value=0, count=None, max_value=0x7FFFFFFF):
         """A store (as ``on_store``) that then posts an event into ``queue`` (an
         ``EventQueue``) inside the reader, with no Python call (aioble's "handlers only
         record"): when every stored number is within ``0..max_value``, the first equals
         ``match`` (if >= 0) and ``target[gate] == gate_value`` (if ``gate`` >= 0), the
-        event ``(code, first stored number, second or 0)`` is posted and ``target[count]``
-        (if >= 0) bumped; after that read (once per read, not per line) ``owner``'s
-        ``after_read()`` runs (it folds the count into its statistics) and the queue wakes
-        its waiting task.  Otherwise ``then`` (required) gets the line, as for
-        ``on_store``.  A queue that is not an ``EventQueue`` makes this ``on_store(...,
-        then=then)``: the handler posts."""
+        event ``(code, first stored number, second or 0)`` is posted and ``count`` (a
+        ``(dict, key)`` pair: the owner's statistics) bumped; after that read (once per
+        read, not per line) the queue wakes its waiting task.  Otherwise ``then``
+        (required) gets the line, as for ``on_store``.  A queue that is not an
+        ``EventQueue`` makes this ``on_store(..., then=then)``: the handler posts."""
         from .events import EventQueue
 
-        for v in (slot + last - first, gate, count):
+        for v in (slot + last - first, gate):
             if v >= len(target):
                 raise ValueError("on_event(): slots out of the target")
+        if count is not None and (len(count) != 2 or count[1] not in count[0]):
+            raise ValueError("on_event(): count is a (dict, key) pair")
         if not prefix or then is None or first < 0 or last < first or slot < 0:
             raise ValueError("on_event(): a prefix, a handler and slots in the target")
         if not isinstance(queue, EventQueue):
             self.on_store(prefix, target, first, last, slot, then=then)
             return
         rd = self.reader
-        after = rd.after_bit(owner) if owner is not None else 0
-        spec = event_spec(first, last, slot, code, match, gate, gate_value, count, after,
+        spec = event_spec(first, last, slot, code, match, gate, gate_value, count is not None,
                           rd.after_bit(queue), max_value)
-        rd.add_urc(prefix, then, -1, spec, target, [queue._q, queue._st], kind=K_STORE_EVENT)
+        c = count or (None, None)
+        rd.add_urc(prefix, then, -1, spec, target, [queue._q, queue._st, c[0], c[1]],
+                   kind=K_STORE_EVENT)
 
     def on_commit(self, prefix, target, first, last, slot, then, inbox, queue, code, frames,
-                  match, gate, gate_value, set_value, ready, fill, total, at, count=-1,
-                  owner=None):
+                  match, gate, gate_value, set_value, ready, fill, total, at, count=None):
         """A store (as ``on_store``) that then ends the owner's message inside the reader,
         with no Python call, when it went as announced: ``target[slot] == match``,
         ``target[gate] == gate_value``, ``target[ready] == 2`` (the reader started it, see
@@ -286,30 +287,33 @@ class Engine:
         (``target[total]``, ``+ 1``), and ``inbox`` (an ``Inbox``) would give the slot
         ``target[at]`` to its ``start``: the message is committed there (as ``start`` then
         ``commit``), ``target[gate]`` becomes ``set_value``, the event ``(code, slot,
-        match)`` is posted into ``queue`` (an ``EventQueue``), ``target[count]`` (if >= 0)
-        bumped, and the next free slot prepared: its buffers into ``frames[0]`` (topic)
-        and ``frames[1]`` (payload) lists (the frame entries' ``frame``), its index into
-        ``target[at]``, ``target[ready]`` 1 (0 and -1 when the inbox is full).  After that
-        read ``owner.after_read()`` runs and the queue wakes its waiting task (as
-        ``on_event``).  Otherwise ``then`` (required) gets the line, as for ``on_store``."""
+        match)`` is posted into ``queue`` (an ``EventQueue``), ``count`` (a ``(dict,
+        key)`` pair) bumped, and the next free slot prepared: its buffers into
+        ``frames[0]`` (topic) and ``frames[1]`` (payload) lists (the frame entries'
+        ``frame``), its index into ``target[at]``, ``target[ready]`` 1 (0 and -1 when the
+        inbox is full).  After that read the queue wakes its waiting task (as
+        ``on_event``).  Otherwise ``then`` (required) gets the line, as for
+        ``on_store``."""
         from .events import EventQueue
         from .inbox import Inbox
 
-        for v in (slot + last - first, gate, ready, fill + 1, total + 1, at, count):
+        for v in (slot + last - first, gate, ready, fill + 1, total + 1, at):
             if v >= len(target):
                 raise ValueError("on_commit(): slots out of the target")
+        if count is not None and (len(count) != 2 or count[1] not in count[0]):
+            raise ValueError("on_commit(): count is a (dict, key) pair")
         if not prefix or then is None or first < 0 or last < first or slot < 0:
             raise ValueError("on_commit(): a prefix, a handler and slots in the target")
         if not isinstance(queue, EventQueue) or not isinstance(inbox, Inbox):
             self.on_store(prefix, target, first, last, slot, then=then)
             return
         rd = self.reader
-        after = rd.after_bit(owner) if owner is not None else 0
         spec = commit_spec(first, last, slot, match, gate, gate_value, set_value, ready, fill,
-                           total, at, code, count, after, rd.after_bit(queue))
+                           total, at, code, count is not None, rd.after_bit(queue))
+        c = count or (None, None)
         rd.add_urc(prefix, then, -1, spec, target,
                    [queue._q, queue._st, inbox.st, inbox._tlen, inbox._plen, inbox._topics,
-                    inbox._payloads, frames[0], frames[1]], kind=K_STORE_COMMIT)
+                    inbox._payloads, frames[0], frames[1], c[0], c[1]], kind=K_STORE_COMMIT)
 
     def on_frame(self, prefix, target, first, last, slot, frame, then, length, match, gate,
                  gate_value, fill, total, mark):

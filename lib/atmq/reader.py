@@ -139,6 +139,7 @@ _D_UNKNOWN = const(34)
 _D_ECHOES = const(35)
 _D_STORES = const(36)  # lines handled by store entries
 _D_AFTER = const(40)  # bits of Reader.after_objs whose after_read() is due after this read
+# (the EventQueues an event or commit entry posted to while a task waits on them)
 _ST_SIZE = const(41)
 
 # tokenizer flags (st[_T_FLAGS])
@@ -210,18 +211,16 @@ _U_EMATCH = const(4)  # the first stored number must equal this minus 1 (0: any)
 _U_EGATE = const(5)  # slot + 1 that must hold _U_EGATEV (0: none)
 _U_EGATEV = const(6)
 _U_ECODE = const(7)  # the event's kind; its a, b are the first two stored numbers
-_U_ECOUNT = const(8)  # slot + 1 bumped per event posted (0: none)
-_U_EAFTER = const(9)  # Reader.after_objs bits due once per read: the owner's ...
-_U_EQAFTER = const(10)  # ... and the queue's (only while a task waits on it)
+_U_ECOUNT = const(8)  # 1: a counter (a dict and its key) is bumped per event posted
+_U_EQAFTER = const(10)  # the queue's Reader.after_objs bit (due while a task waits on it)
 _U_EMAX = const(11)  # every stored number must be within 0..this
 # commit entries (commit_spec): _U_MATCH, _U_GATE, _U_GATEV, _U_READY as start entries, the
 # two fills at _U_FILL (+1) must equal the two totals at _U_TOTAL (+1), then
 _U_CAT = const(10)  # slot of the inbox slot the owner prepared (-1: none)
 _U_CSETV = const(11)  # the value the gate slot gets (the owner is idle again)
 _U_CCODE = const(12)  # the event posted: (code, inbox slot, the matched first number)
-_U_CCOUNT = const(13)  # slot + 1 bumped per message committed (0: none)
-_U_CAFTER = const(14)  # Reader.after_objs bits: the owner's and (while a task waits) the
-_U_CQAFTER = const(15)  # queue's
+_U_CCOUNT = const(13)  # 1: a counter (a dict and its key) is bumped per message committed
+_U_CQAFTER = const(15)  # the queue's Reader.after_objs bit (due while a task waits on it)
 _U_SIZE = const(16)
 # seen entries (seen_spec): _U_SLOT, then
 _U_BITS = const(4)  # the bits target[_U_SLOT] must all hold for the line to be skipped
@@ -306,13 +305,13 @@ def frame_spec(first, last, slot, length, match, gate, gate_value, fill, total, 
     return spec
 
 
-def event_spec(first, last, slot, code, match=-1, gate=-1, gate_value=0, count=-1, after=0,
+def event_spec(first, last, slot, code, match=-1, gate=-1, gate_value=0, count=False,
                queue_after=0, max_value=0x7FFFFFFF):
     """The spec of an event entry (see ``Engine.on_event``): a store, then, when every
     stored number is within ``0..max_value``, the first equals ``match`` (if >= 0) and
     ``target[gate] == gate_value`` (if ``gate`` >= 0): the event ``(code, first stored
-    number, second or 0)`` is posted and ``target[count]`` (if >= 0) bumped, with no
-    Python call; ``after``/``queue_after`` are the ``Reader.after_objs`` bits due then."""
+    number, second or 0)`` is posted and (``count``) the entry's counter bumped, with no
+    Python call; ``queue_after`` is the queue's ``Reader.after_objs`` bit."""
     if code < 0 or max_value < 0 or slot < 0:
         raise ValueError("event_spec: code, slot and max_value are >= 0")
     spec = array("i", bytes(4 * _U_SIZE))
@@ -323,8 +322,7 @@ def event_spec(first, last, slot, code, match=-1, gate=-1, gate_value=0, count=-
     spec[_U_EGATE] = gate + 1 if gate >= 0 else 0
     spec[_U_EGATEV] = gate_value
     spec[_U_ECODE] = code
-    spec[_U_ECOUNT] = count + 1 if count >= 0 else 0
-    spec[_U_EAFTER] = after
+    spec[_U_ECOUNT] = 1 if count else 0
     spec[_U_EQAFTER] = queue_after
     spec[_U_EMAX] = max_value
     return spec
@@ -341,7 +339,7 @@ def seen_spec(slot, bits):
 
 
 def commit_spec(first, last, slot, match, gate, gate_value, set_value, ready, fill, total, at,
-                code, count=-1, after=0, queue_after=0):
+                code, count=False, queue_after=0):
     """The spec of a commit entry (see ``Engine.on_commit``)."""
     spec = array("i", bytes(4 * _U_SIZE))
     spec[_U_FIRST] = first
@@ -353,8 +351,7 @@ def commit_spec(first, last, slot, match, gate, gate_value, set_value, ready, fi
         if v < 0:
             raise ValueError("commit_spec: slots and values are >= 0")
         spec[k] = v
-    spec[_U_CCOUNT] = count + 1 if count >= 0 else 0
-    spec[_U_CAFTER] = after
+    spec[_U_CCOUNT] = 1 if count else 0
     spec[_U_CQAFTER] = queue_after
     return spec
 
@@ -919,7 +916,7 @@ class Reader:
         self.urc_targets = []
         self.urc_frames = []  # per frame entry: a list whose item 0 is the buffer (or None);
         # per event entry: the queue's (events array, state array)
-        self.after_objs = []  # objects whose after_read() a read's event entries made due
+        self.after_objs = []  # queues whose after_read() a read's event entries made due
         self._rehash(32)
         final_of = {}
         for kind in range(1, len(FINAL_TEXT)):
@@ -1183,8 +1180,8 @@ class Reader:
         return ns
 
     def _after(self):
-        # Once per read, not per line: the owners of the event entries that posted fold
-        # their counters, the queues they posted to wake their waiting task.
+        # Once per read, not per line: the queues event entries posted to while a task
+        # waits on them wake it (ThreadSafeFlag.set is interpreted Python).
         st = self.st
         bits = st[_D_AFTER]
         st[_D_AFTER] = 0
@@ -1557,13 +1554,11 @@ class Reader:
                                     qd[gs + 2] = d[ga + 1]
                                 else:
                                     qd[gs + 2] = 0
-                                gs = int(u[_U_ECOUNT])
-                                if gs:
-                                    d[gs - 1] = d[gs - 1] + 1
-                                gs = int(st[_D_AFTER]) | int(u[_U_EAFTER])
-                                if qs[Q_WAITING]:
-                                    gs = gs | int(u[_U_EQAFTER])
-                                st[_D_AFTER] = gs
+                                if u[_U_ECOUNT]:  # the owner's counter: a dict's value
+                                    gd = gq[2]
+                                    gd[gq[3]] = int(gd[gq[3]]) + 1
+                                if qs[Q_WAITING]:  # its task is woken after this read
+                                    st[_D_AFTER] = int(st[_D_AFTER]) | int(u[_U_EQAFTER])
                             else:
                                 urc_fn[i](a)
                         elif k == K_STORE_COMMIT:  # commit the owner's message, or its handler
@@ -1613,13 +1608,11 @@ class Reader:
                                 qd[gz] = u[_U_CCODE]
                                 qd[gz + 1] = ga
                                 qd[gz + 2] = d[gk]
-                                gz = int(u[_U_CCOUNT])
-                                if gz:
-                                    d[gz - 1] = d[gz - 1] + 1
-                                gz = int(st[_D_AFTER]) | int(u[_U_CAFTER])
-                                if qs[Q_WAITING]:
-                                    gz = gz | int(u[_U_CQAFTER])
-                                st[_D_AFTER] = gz
+                                if u[_U_CCOUNT]:  # the owner's counter: a dict's value
+                                    gd = gq[9]
+                                    gd[gq[10]] = int(gd[gq[10]]) + 1
+                                if qs[Q_WAITING]:  # its task is woken after this read
+                                    st[_D_AFTER] = int(st[_D_AFTER]) | int(u[_U_CQAFTER])
                                 # the next slot for the reader's next message (next_slot)
                                 if gs == gn:
                                     d[u[_U_READY]] = 0
