@@ -37,6 +37,9 @@ class FakeAt:
     def on_seen(self, prefix, handler, target, slot, bits, nargs=-1):
         pass
 
+    def on_state(self, *a, **k):
+        pass
+
 
 class Spool:
     def stats(self):

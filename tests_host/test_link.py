@@ -155,7 +155,7 @@ def test_manual_timeouts_reach_the_engine():
         def on_store(self, *a, **k):  # Modem's CREG/CGREG/CEREG entries
             pass
 
-        on_seen = on_store  # Modem's boot URC entries
+        on_seen = on_state = on_store  # Modem's boot URC and CREG/CGREG/CEREG entries
 
         async def cmd(self, cmd, timeout_ms=None, **kw):
             self.sent.append((cmd, timeout_ms))
@@ -231,7 +231,7 @@ class _BootAt:
     def on_store(self, *a, **k):  # Modem's CREG/CGREG/CEREG entries
         pass
 
-    on_seen = on_store  # Modem's boot URC entries
+    on_seen = on_state = on_store  # Modem's boot URC and CREG/CGREG/CEREG entries
 
     def abort(self):
         self.aborted += 1

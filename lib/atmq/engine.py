@@ -41,6 +41,7 @@ from .reader import (  # noqa: F401  (R_*, Args, Response: the engine's public n
     K_SEEN,
     K_STORE_COMMIT,
     K_STORE_EVENT,
+    K_STORE_STATE,
     K_STORE_START,
     PH_DONE,
     PH_FINAL,
@@ -67,6 +68,7 @@ from .reader import (  # noqa: F401  (R_*, Args, Response: the engine's public n
     head_hash,
     seen_spec,
     start_spec,
+    state_spec,
     store_spec,
 )
 
@@ -277,6 +279,33 @@ class Engine:
         c = count or (None, None)
         rd.add_urc(prefix, then, -1, spec, target, [queue._q, queue._st, c[0], c[1]],
                    kind=K_STORE_EVENT)
+
+    def on_state(self, prefix, target, first, last, slot, then, count, queue, code, state,
+                 index, alt_count=-1, max_value=0x7FFFFFFF, seq=-1):
+        """A change entry (``on_store(..., on_change=count)``) whose handler's work the
+        reader does itself: on a change, the value (the first stored number, or the
+        second when the line has ``alt_count`` arguments), when within ``0..max_value``,
+        goes to ``state[index]`` (a list item: the owner's public value) and, when that
+        differs, the event ``(code, value, index)`` is posted into ``queue`` (an
+        ``EventQueue``; its waiting task woken after the read), with no Python call.
+        A value out of range goes to ``then`` (required), as for ``on_store``.  A queue
+        that is not an ``EventQueue`` makes this ``on_store(..., on_change=count)``."""
+        from .events import EventQueue
+
+        if not isinstance(queue, EventQueue):
+            self.on_store(prefix, target, first, last, slot, seq, then=then,
+                          on_change=count)
+            return
+        if not prefix or then is None or first < 0 or last < first or slot < 0 or \
+                slot + last - first >= len(target) or count < 0 or count >= len(target) or \
+                seq >= len(target) or not isinstance(state, list) or \
+                not 0 <= index < len(state):
+            raise ValueError("on_state(): a prefix, a handler, slots in the target, a list")
+        rd = self.reader
+        spec = state_spec(first, last, slot, count, index, code, alt_count, max_value, seq,
+                          rd.after_bit(queue))
+        rd.add_urc(prefix, then, -1, spec, target, [queue._q, queue._st, state],
+                   kind=K_STORE_STATE)
 
     def on_commit(self, prefix, target, first, last, slot, then, inbox, queue, code, frames,
                   match, gate, gate_value, set_value, ready, fill, total, at, count=None):

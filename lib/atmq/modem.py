@@ -345,9 +345,15 @@ class Modem:
         at.on(b"+CPIN:", self._on_cpin)
         # the handlers run only when the numbers or their count changed (a repeated report
         # costs no Python call); whatever sets reg[d] otherwise writes -1 to _regn[9 + d]
-        at.on_store(b"+CREG:", regn, 0, 1, 0, 2, then=self._on_creg, on_change=9)
-        at.on_store(b"+CGREG:", regn, 0, 1, 3, 5, then=self._on_cgreg, on_change=10)
-        at.on_store(b"+CEREG:", regn, 0, 1, 6, 8, then=self._on_cereg, on_change=11)
+        # and the reader sets reg[d] and posts EV_REG itself (on_state): <stat> first, the
+        # second number of a stray read answer "<n>,<stat>" (2 arguments); a stat that is
+        # not a number goes to the handler
+        at.on_state(b"+CREG:", regn, 0, 1, 0, self._on_creg, 9, self.events, _EV_REG,
+                    self.reg, 0, alt_count=2, seq=2)
+        at.on_state(b"+CGREG:", regn, 0, 1, 3, self._on_cgreg, 10, self.events, _EV_REG,
+                    self.reg, 1, alt_count=2, seq=5)
+        at.on_state(b"+CEREG:", regn, 0, 1, 6, self._on_cereg, 11, self.events, _EV_REG,
+                    self.reg, 2, alt_count=2, seq=8)
         for p in (b"+CGEV: NW DEACT", b"+CGEV: NW PDN DEACT", b"+CGEV: NW DETACH"):
             at.on(p, self._on_cgev)
         for p in (b"+CGEV: ME DEACT", b"+CGEV: ME PDN DEACT", b"+CGEV: ME DETACH"):

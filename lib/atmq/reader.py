@@ -181,6 +181,8 @@ K_STORE_START = const(5)  # store them, then start the owner's message in its ar
 # handler only when it cannot be started as declared (see start_spec)
 K_STORE_EVENT = const(6)  # store them, then post an event into an EventQueue; the handler
 # only when the line is not what the entry declares (see event_spec)
+K_STORE_STATE = const(9)  # a change entry that, on a change, sets the owner's state (a list
+# item) from a stored number and posts an event when it differs; the handler otherwise
 K_SEEN = const(8)  # no store: the handler only when target[slot] lacks one of the entry's
 # bits (see seen_spec): a report whose every effect is recorded already costs no call
 K_STORE_COMMIT = const(7)  # store them, then commit the owner's message into its Inbox slot,
@@ -222,6 +224,12 @@ _U_CCODE = const(12)  # the event posted: (code, inbox slot, the matched first n
 _U_CCOUNT = const(13)  # 1: a counter (a dict and its key) is bumped per message committed
 _U_CQAFTER = const(15)  # the queue's Reader.after_objs bit (due while a task waits on it)
 _U_SIZE = const(16)
+# state entries (state_spec): _U_FIRST.._U_ARGC as a change entry, then
+_U_SALT = const(5)  # argument count + 1 whose line gives the second stored number (0: none)
+_U_SINDEX = const(6)  # the item of the owner's state list
+_U_SCODE = const(7)  # the event posted on a change: (code, value, _U_SINDEX)
+_U_SMAX = const(8)  # the value must be within 0..this, else the handler
+_U_SQAFTER = const(10)  # the queue's Reader.after_objs bit
 # seen entries (seen_spec): _U_SLOT, then
 _U_BITS = const(4)  # the bits target[_U_SLOT] must all hold for the line to be skipped
 
@@ -325,6 +333,21 @@ def event_spec(first, last, slot, code, match=-1, gate=-1, gate_value=0, count=F
     spec[_U_ECOUNT] = 1 if count else 0
     spec[_U_EQAFTER] = queue_after
     spec[_U_EMAX] = max_value
+    return spec
+
+
+def state_spec(first, last, slot, count, index, code, alt_count=-1, max_value=0x7FFFFFFF,
+               seq=-1, queue_after=0):
+    """The spec of a state entry (see ``Engine.on_state``)."""
+    if count < 0 or index < 0 or code < 0 or max_value < 0:
+        raise ValueError("state_spec: count slot, index, code, max_value are >= 0")
+    spec = store_spec(first, last, slot, seq, count)
+    spec = array("i", list(spec) + [0] * (_U_SIZE - len(spec)))
+    spec[_U_SALT] = alt_count + 1 if alt_count >= 0 else 0
+    spec[_U_SINDEX] = index
+    spec[_U_SCODE] = code
+    spec[_U_SMAX] = max_value
+    spec[_U_SQAFTER] = queue_after
     return spec
 
 
@@ -1488,6 +1511,26 @@ class Reader:
                             d[gk] = argc
                             if gchg or int(d[gk]) != gs:
                                 urc_fn[i](a)
+                        elif k == K_STORE_STATE:  # on a change: the owner's state and event
+                            gk = int(u[_U_ARGC])
+                            gs = int(d[gk])
+                            d[gk] = argc
+                            if gchg or int(d[gk]) != gs:
+                                gk = int(u[_U_SLOT])
+                                if argc + 1 == int(u[_U_SALT]):
+                                    gk += 1  # (a query's answer form: its second number)
+                                gx = int(d[gk])
+                                if gx < 0 or gx > int(u[_U_SMAX]):  # (-1 reads 0xFFFFFFFF)
+                                    urc_fn[i](a)
+                                else:
+                                    gq = urc_frame[i]
+                                    gl = gq[2]
+                                    gk = int(u[_U_SINDEX])
+                                    if int(gl[gk]) != gx:
+                                        gl[gk] = gx
+                                        if post(gq[0], gq[1], u[_U_SCODE], gx, gk):
+                                            st[_D_AFTER] = int(st[_D_AFTER]) | \
+                                                int(u[_U_SQAFTER])
                         elif k == K_STORE_START:  # start the owner's message, or its handler
                             gk = int(u[_U_SLOT])
                             gn = int(u[_U_LAST]) - int(u[_U_FIRST])  # announced lengths
