@@ -5,7 +5,8 @@ banners, URCs with quoted commas, commands with echo, response lines, every
 final code and two-phase completions before and after OK, prompts, raw frames
 of every length with CR LF ``OK`` ``>`` inside, overlong lines, NUL and 0xFF
 bytes, lone CR, pure random bytes, store entries and change entries whose
-handler runs only when the numbers change), reads each through both readers in random
+handler runs only when the numbers change, event, state and seen entries that post
+events or skip lines with no Python call), reads each through both readers in random
 chunks of 1..N bytes (N cycling through 1..512), and asserts the same handler
 calls, raw frames and unknown lines in the same order, the same outcome of each
 command (echoes, prompts, stored lines, completion, final code), and that a
@@ -17,6 +18,7 @@ Runs on CPython (tests_host) and MicroPython (tests_device); allocates freely.
 from array import array
 
 from atmq.engine import R_OK, Engine
+from atmq.events import EventQueue
 from refreader import RefReader
 
 LINE_MAX = 128
@@ -100,14 +102,31 @@ def _change_line(rnd):
     return b"\r\n+CHG: " + b",".join(args) + b"\r\n"
 
 
+_EVENTY = (b"0", b"1", b"", b"-1", b"7", b"x", b"123456789", b"1234567890", b'"0"')
+
+
+def _event_line(rnd):
+    # "+EVT: ..." (an event entry, as +CMQTTPUB: <idx>,<err>): 0..3 arguments
+    args = [rnd.pick(_EVENTY) for _ in range(rnd.next(4))]
+    return b"\r\n+EVT: " + b",".join(args) + b"\r\n"
+
+
+def _state_line(rnd):
+    # "+STA: ..." (a state entry, as +CREG: <stat> or the read form <n>,<stat>)
+    args = [rnd.pick((b"1", b"5", b"2", b"x", b"", b"9", b"-3")) for _ in range(rnd.next(4))]
+    return b"\r\n+STA: " + b",".join(args) + b"\r\n"
+
+
 def _idle(rnd, parts, frame_len):
     k = rnd.next(10)
     if k == 0:
         for b in BOOT:
             parts.append(b)
     elif k <= 3:
-        k = rnd.next(8)
-        parts.append(rnd.pick(URCS) if k > 2 else _store_line(rnd) if k else _change_line(rnd))
+        k = rnd.next(11)
+        parts.append(rnd.pick(URCS) if k > 5 else _store_line(rnd) if k > 2 else
+                     _change_line(rnd) if k == 0 else _event_line(rnd) if k == 1 else
+                     _state_line(rnd) if k == 2 else b"\r\n+SEEN: %d\r\n" % rnd.next(3))
     elif k == 4:
         parts.append(_frame(rnd, frame_len))
     elif k == 5:
@@ -218,6 +237,24 @@ class Pair:
         ref.on(b"+CHG:", "chg", -1, None, (0, 1), change=True)
         self.chg = chg = array("i", [0] * 3)
         at.on_store(b"+CHG:", chg, 0, 1, 0, then=self._changed, on_change=2)
+        # event, state and seen entries: what they post is compared in ``posted``
+        self.queue = EventQueue(4096)
+        self.posted = []
+        self.count = {"evt": 0}
+        self.evn = evn = array("i", [0] * 3)  # evn[2]: the event entry's gate
+        ref.on(b"+EVT:", "evt", -1, None, (0, 1), event=(11, 0, 0x7FFFFFFF))
+        at.on_event(b"+EVT:", evn, 0, 1, 0, self.queue, 11, self._evt, match=0, gate=2,
+                    gate_value=0, count=(self.count, "evt"))
+        self.values = [-1]  # the engine's state list and the reference's
+        self.ref_values = [-1]
+        ref.on(b"+STA:", "sta", -1, None, (0, 1), change=True,
+               state=(12, 2, 5, self.ref_values, 0))
+        self.sta = sta = array("i", [0] * 3)
+        at.on_state(b"+STA:", sta, 0, 1, 0, self._sta, 2, self.queue, 12, self.values, 0,
+                    alt_count=2, max_value=5)
+        self.seen = array("i", [0])
+        ref.on(b"+SEEN:", "seen", -1, None, seen=6)
+        at.on_seen(b"+SEEN:", self._handler("seen", None), self.seen, 0, 6)
         at.on_unknown = self._unknown
         at.on_raw = self._raw
 
@@ -242,6 +279,20 @@ class Pair:
         n = self.chg
         self.events.append(("store", "chg", a.bytes(), self.at.tok.truncated, (n[0], n[1])))
 
+    def _evt(self, a):
+        n = self.evn
+        self.events.append(("store", "evt", a.bytes(), self.at.tok.truncated, (n[0], n[1])))
+
+    def _sta(self, a):
+        n = self.sta
+        self.events.append(("store", "sta", a.bytes(), self.at.tok.truncated, (n[0], n[1])))
+
+    def set_world(self, k):
+        """What the entries test, per case: the event gate and the seen word (both readers)."""
+        self.evn[2] = 1 if k == 3 else 0
+        self.ref.gate_open = k != 3
+        self.seen[0] = self.ref.seen_word = (0, 6, 2, 7)[k]
+
     def _unknown(self, a):
         self.events.append(("unknown", a.bytes(), self.at.tok.truncated))
 
@@ -262,6 +313,12 @@ class Pair:
         st.max_chunk = max_chunk
         while st.pos < len(data):
             at.pump()
+        q = self.queue
+        while True:
+            k = q.get()
+            if k < 0:
+                break
+            self.posted.append((k, q.a, q.b))
         ref.feed(data)
         got = None
         want = None
@@ -283,8 +340,10 @@ def run(seed, total_bytes, log=None):
     p = Pair(Rand(seed + 1))
     done = 0
     cases = 0
+    evts = 0
     frame_len = 0
     while done < total_bytes:
+        p.set_world(cases % 4)
         max_chunk = CHUNK_MAX[cases % len(CHUNK_MAX)]
         if cases % 97 == 96:
             max_chunk = 1 + rnd.next(512)
@@ -306,6 +365,16 @@ def run(seed, total_bytes, log=None):
             raise AssertionError("seed %d case %d chunk %d: event %d differs: engine %r "
                                  "reference %r" % (seed, cases, max_chunk, i,
                                                    p.events[i:i + 2], p.ref.events[i:i + 2]))
+        if p.posted != p.ref.posted or p.values != p.ref_values:
+            raise AssertionError("seed %d case %d: posted events differ: engine %r %r "
+                                 "reference %r %r" % (seed, cases, p.posted, p.values,
+                                                      p.ref.posted, p.ref_values))
+        evts += sum(1 for e in p.posted if e[0] == 11)
+        if p.count["evt"] != evts:
+            raise AssertionError("seed %d case %d: event count %d, %d posted"
+                                 % (seed, cases, p.count["evt"], evts))
+        p.posted = []
+        p.ref.posted = []
         # every case ends on a line boundary with no frame armed: a plain OK parses in both
         got, want = p.segment((b"AT", None, False, None, -1, False), b"AT\r\r\nOK\r\n", max_chunk)
         if got != want or got[4] != R_OK:

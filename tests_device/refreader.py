@@ -85,8 +85,17 @@ class RefReader:
     ``store=(first, last)`` the line records ``("store", name, line, truncated, numbers)``
     instead: arguments first..last as ``to_int`` gives them, -1 when absent; with
     ``change=True`` as well, only when those numbers or the argument count differ
-    from the previous line of that entry (``Engine.on_store(on_change=)``).  A line
-    nobody takes records ``("unknown", line, truncated)``.  What belongs to the
+    from the previous line of that entry (``Engine.on_store(on_change=)``).  With
+    ``event=(code, match, max)`` (``Engine.on_event``): when every number is within
+    0..max, the first equals match (if >= 0) and ``self.gate_open``, ``(code, first,
+    second or 0)`` goes to ``self.posted`` instead (else the "store" record);
+    ``state=(code, alt_count, max, state_list, index)`` with ``change=True``
+    (``Engine.on_state``): on a change the value (the second number when the line has
+    alt_count arguments, else the first) within 0..max goes to ``state_list[index]`` and,
+    when it differs, ``(code, value, index)`` to ``self.posted`` (out of range: the
+    "store" record); ``seen=bits`` (``Engine.on_seen``): the line is skipped when
+    ``self.seen_word`` holds every bit, else a "urc" record.  A line nobody takes
+    records ``("unknown", line, truncated)``.  What belongs to the
     command in flight (``begin``) is collected in ``self.cmd`` (see ``begin``).
     """
 
@@ -96,6 +105,9 @@ class RefReader:
         self.resp_size = resp_size
         self.resp_lines = resp_lines
         self.events = []
+        self.posted = []  # events the reader posts itself (event and state entries)
+        self.gate_open = True  # an event entry's gate
+        self.seen_word = 0  # what seen entries test
         self.table = []
         self.line = bytearray()
         self.truncated = False
@@ -106,8 +118,9 @@ class RefReader:
         self.raw = bytearray()
         self.cmd = None
 
-    def on(self, prefix, name, nargs=-1, arm=None, store=None, change=False):
-        self.table.append((prefix, name, nargs, arm, store, [change, None]))
+    def on(self, prefix, name, nargs=-1, arm=None, store=None, change=False, event=None,
+           state=None, seen=0):
+        self.table.append((prefix, name, nargs, arm, store, [change, None, event, state, seen]))
 
     def begin(self, echo, resp, bare, done, done_arg, prompt):
         # What a command collects: echoes seen, prompts, stored lines (response lines and
@@ -194,6 +207,8 @@ class RefReader:
             args = split_args(line, self.max_args)
             if nargs >= 0 and len(args) != nargs:
                 continue
+            if last[4] and (self.seen_word & last[4]) == last[4]:
+                return  # a seen entry whose bits are all recorded: nothing runs
             if store is not None:
                 nums = tuple(to_int(args[i]) if i < len(args) else -1
                              for i in range(store[0], store[1] + 1))
@@ -201,6 +216,21 @@ class RefReader:
                     if last[1] == (nums, len(args)):
                         return
                     last[1] = (nums, len(args))
+                event, state = last[2], last[3]
+                if event is not None:
+                    code, match, top = event
+                    if all(0 <= x <= top for x in nums) and self.gate_open and \
+                            (match < 0 or nums[0] == match):
+                        self.posted.append((code, nums[0], nums[1] if len(nums) > 1 else 0))
+                        return
+                if state is not None:
+                    code, alt, top, values, index = state
+                    v = nums[1] if len(args) == alt else nums[0]
+                    if 0 <= v <= top:
+                        if values[index] != v:
+                            values[index] = v
+                            self.posted.append((code, v, index))
+                        return
                 self.events.append(("store", name, line, trunc, nums))
                 return
             self.events.append(("urc", name, line, trunc, tuple(args)))
