@@ -615,19 +615,19 @@ def _atoi(buf, a: int, z: int, dflt: int) -> int:
 
 
 @micropython.viper
-def _frame(st, spec, target, dst, raw) -> int:
+def _frame(st, spec, uo: int, target, dst, raw) -> int:
     # A frame entry after its store: arm the announced frame into dst when everything is
     # as declared (1), else 0 and the entry's handler decides (skip, drop, count).
     sp = ptr32(st)
-    u = ptr32(spec)
+    u = ptr32(spec)  # the entry's spec at uo
     d = ptr32(target)
     if not dst:  # no buffer (None; viper cannot compare with None)
         return 0
-    n = int(d[u[_U_LEN]])  # (-1, "not a number", reads 0xFFFFFFFF on 64 bits: refused)
-    fill = int(d[u[_U_FILL]])
-    if d[u[_U_SLOT]] != u[_U_MATCH] or d[u[_U_GATE]] != u[_U_GATEV]:
+    n = int(d[u[uo + _U_LEN]])  # (-1, "not a number", reads 0xFFFFFFFF on 64 bits: refused)
+    fill = int(d[u[uo + _U_FILL]])
+    if d[u[uo + _U_SLOT]] != u[uo + _U_MATCH] or d[u[uo + _U_GATE]] != u[uo + _U_GATEV]:
         return 0
-    if n <= 0 or n > RAW_MAX or fill + n > int(d[u[_U_TOTAL]]) or fill + n > int(len(dst)):
+    if n <= 0 or n > RAW_MAX or fill + n > int(d[u[uo + _U_TOTAL]]) or fill + n > int(len(dst)):
         return 0
     raw[0] = dst
     raw[1] = ticks_add(ticks_ms(), 2 * n * BITS_PER_BYTE * 1000 // int(sp[_W_BAUD])
@@ -636,9 +636,9 @@ def _frame(st, spec, target, dst, raw) -> int:
     sp[_W_SKIP] = 0
     sp[_W_OFF] = fill
     sp[_W_LEFT] = n
-    sp[_W_FILL] = u[_U_FILL]
-    sp[_W_MARK] = u[_U_MARK]
-    d[u[_U_MARK]] = 1
+    sp[_W_FILL] = u[uo + _U_FILL]
+    sp[_W_MARK] = u[uo + _U_MARK]
+    d[u[uo + _U_MARK]] = 1
     return 1
 
 
@@ -935,7 +935,7 @@ class Reader:
         self.e_kind = array("i")
         self.e_hash = array("i")
         self.urc_fns = []
-        self.urc_specs = []
+        self.e_spec = array("i")  # the entries' specs, _U_SIZE slots each (zeros: none)
         self.urc_targets = []
         self.urc_frames = []  # per frame entry: a list whose item 0 is the buffer (or None);
         # per event entry: the queue's (events array, state array)
@@ -978,7 +978,10 @@ class Reader:
         self.e_kind.append(kind)
         self.e_hash.append(h)
         self.urc_fns.append(handler)
-        self.urc_specs.append(spec)
+        spec = spec if spec is not None else ()
+        if len(spec) > _U_SIZE:
+            raise ValueError("a URC entry's spec has at most %d slots" % _U_SIZE)
+        self.e_spec.extend(array("i", list(spec) + [0] * (_U_SIZE - len(spec))))
         self.urc_targets.append(target)
         self.urc_frames.append(frame)
         first = self._find(h)
@@ -1032,7 +1035,7 @@ class Reader:
                      self.resp.st, self._final_of, self._final_len, self.cmd, self.raw,
                      self.hooks, self.flag, self._hk, self._hv, len(self._hk) - 1, self.blob,
                      self.e_off, self.e_len, self.e_nargs, self.e_next, self.e_kind,
-                     self.urc_fns, self.urc_specs, self.urc_targets, self.urc_frames)
+                     self.urc_fns, self.e_spec, self.urc_targets, self.urc_frames)
 
     # ---- command state (set by the engine's coroutines, read by the dispatcher) ----------
 
@@ -1241,7 +1244,7 @@ class Reader:
         """
         (st_o, ring, buf, a, av_o, r, rst_o, final_of, final_len_o, cmd, raw, hooks, flag,
          hk_o, hv_o, hmask_o, blob, eoff_o, elen_o, enargs_o, enext_o, ekind_o, urc_fn,
-         urc_spec, urc_target, urc_frame) = self._hot
+         espec_o, urc_target, urc_frame) = self._hot
         st = ptr32(st_o)
         av = ptr32(av_o)
         rst = ptr32(rst_o)
@@ -1257,6 +1260,7 @@ class Reader:
         enargs = ptr32(enargs_o)
         enext = ptr32(enext_o)
         ekind = ptr32(ekind_o)
+        u = ptr32(espec_o)  # every entry's spec, _U_SIZE slots each: entry i's at uo
         while True:
             if st[_W_LEFT] or st[_R_LOST] or st[_W_EXPIRED]:
                 if st[_R_LOST] or st[_W_EXPIRED]:
@@ -1454,10 +1458,10 @@ class Reader:
                     st[_D_URCS] = st[_D_URCS] + 1
                     k = ekind[i]
                     if k == K_SEEN:  # the handler only when one of the bits is not recorded
-                        u = ptr32(urc_spec[i])
+                        uo = i * _U_SIZE
                         d = ptr32(urc_target[i])
-                        gs = int(u[_U_BITS])
-                        if (int(d[u[_U_SLOT]]) & gs) != gs:
+                        gs = int(u[uo + _U_BITS])
+                        if (int(d[u[uo + _U_SLOT]]) & gs) != gs:
                             urc_fn[i](a)
                     elif k:  # a store entry: its integers parsed and stored in viper
                         # arguments spec[_U_FIRST.._U_LAST] as integers (-1 when absent
@@ -1465,12 +1469,12 @@ class Reader:
                         # target from spec[_U_SLOT]; target[spec[_U_SEQ] - 1] += 1 if set.
                         # Inline, not a viper call: ~1000 instructions less per line.
                         argc = int(_split(buf, av_o))
-                        u = ptr32(urc_spec[i])
+                        uo = i * _U_SIZE
                         d = ptr32(urc_target[i])
-                        ga = int(u[_U_FIRST])
-                        gk = int(u[_U_SLOT])
+                        ga = int(u[uo + _U_FIRST])
+                        gk = int(u[uo + _U_SLOT])
                         gchg = 0  # a stored number changed (read back: ptr32 zero-extends)
-                        while ga <= int(u[_U_LAST]):
+                        while ga <= int(u[uo + _U_LAST]):
                             gx = -1
                             if ga < argc:
                                 gs = int(av[_A_SPANS + 2 * ga])
@@ -1496,81 +1500,82 @@ class Reader:
                                 gchg = 1
                             gk += 1
                             ga += 1
-                        if u[_U_SEQ]:
-                            d[u[_U_SEQ] - 1] = d[u[_U_SEQ] - 1] + 1
+                        if u[uo + _U_SEQ]:
+                            d[u[uo + _U_SEQ] - 1] = d[u[uo + _U_SEQ] - 1] + 1
                         st[_D_STORES] = st[_D_STORES] + 1
                         if k == _K_STORE_CALL:  # then its handler, the numbers ready
                             urc_fn[i](a)
                         elif k == _K_STORE_FRAME:  # then its frame, or else its handler
-                            if not _frame(st_o, urc_spec[i], urc_target[i], urc_frame[i][0],
+                            if not _frame(st_o, espec_o, uo, urc_target[i], urc_frame[i][0],
                                           raw):
                                 urc_fn[i](a)
                         elif k == K_STORE_CHANGE:  # its handler only on a change
-                            gk = int(u[_U_ARGC])
+                            gk = int(u[uo + _U_ARGC])
                             gs = int(d[gk])
                             d[gk] = argc
                             if gchg or int(d[gk]) != gs:
                                 urc_fn[i](a)
                         elif k == K_STORE_STATE:  # on a change: the owner's state and event
-                            gk = int(u[_U_ARGC])
+                            gk = int(u[uo + _U_ARGC])
                             gs = int(d[gk])
                             d[gk] = argc
                             if gchg or int(d[gk]) != gs:
-                                gk = int(u[_U_SLOT])
-                                if argc + 1 == int(u[_U_SALT]):
+                                gk = int(u[uo + _U_SLOT])
+                                if argc + 1 == int(u[uo + _U_SALT]):
                                     gk += 1  # (a query's answer form: its second number)
                                 gx = int(d[gk])
-                                if gx < 0 or gx > int(u[_U_SMAX]):  # (-1 reads 0xFFFFFFFF)
+                                if gx < 0 or gx > int(u[uo + _U_SMAX]):  # (-1 reads 0xFFFFFFFF)
                                     urc_fn[i](a)
                                 else:
                                     gq = urc_frame[i]
                                     gl = gq[2]
-                                    gk = int(u[_U_SINDEX])
+                                    gk = int(u[uo + _U_SINDEX])
                                     if int(gl[gk]) != gx:
                                         gl[gk] = gx
-                                        if post(gq[0], gq[1], u[_U_SCODE], gx, gk):
+                                        if post(gq[0], gq[1], u[uo + _U_SCODE], gx, gk):
                                             st[_D_AFTER] = int(st[_D_AFTER]) | \
-                                                int(u[_U_SQAFTER])
+                                                int(u[uo + _U_SQAFTER])
                         elif k == K_STORE_START:  # start the owner's message, or its handler
-                            gk = int(u[_U_SLOT])
-                            gn = int(u[_U_LAST]) - int(u[_U_FIRST])  # announced lengths
+                            gk = int(u[uo + _U_SLOT])
+                            gn = int(u[uo + _U_LAST]) - int(u[uo + _U_FIRST])  # lengths
                             gx = 0
-                            if d[gk] == u[_U_MATCH] and d[u[_U_GATE]] == u[_U_GATEV] and \
-                                    d[u[_U_READY]] == 1:
+                            if d[gk] == u[uo + _U_MATCH] and \
+                                    d[u[uo + _U_GATE]] == u[uo + _U_GATEV] and \
+                                    d[u[uo + _U_READY]] == 1:
                                 gx = 1
                                 ga = 1
                                 while ga <= gn:  # (-1 reads 0xFFFFFFFF on 64 bits: refused)
                                     gs = int(d[gk + ga])
-                                    if gs < 0 or gs > int(d[int(u[_U_LIMIT]) + ga - 1]):
+                                    if gs < 0 or gs > int(d[int(u[uo + _U_LIMIT]) + ga - 1]):
                                         gx = 0
                                         break
                                     ga += 1
                             if gx:
                                 ga = 1
                                 while ga <= gn:
-                                    d[int(u[_U_TOTAL]) + ga - 1] = d[gk + ga]
-                                    d[int(u[_U_FILL]) + ga - 1] = 0
+                                    d[int(u[uo + _U_TOTAL]) + ga - 1] = d[gk + ga]
+                                    d[int(u[uo + _U_FILL]) + ga - 1] = 0
                                     ga += 1
-                                d[u[_U_GATE]] = u[_U_SETV]
-                                d[u[_U_READY]] = 2
+                                d[u[uo + _U_GATE]] = u[uo + _U_SETV]
+                                d[u[uo + _U_READY]] = 2
                             else:
                                 urc_fn[i](a)
                         elif k == K_STORE_EVENT:  # post its event, or else its handler
                             gx = 1
-                            gn = int(u[_U_EMAX])
-                            ga = int(u[_U_SLOT])
-                            gk = ga + int(u[_U_LAST]) - int(u[_U_FIRST])
+                            gn = int(u[uo + _U_EMAX])
+                            ga = int(u[uo + _U_SLOT])
+                            gk = ga + int(u[uo + _U_LAST]) - int(u[uo + _U_FIRST])
                             while ga <= gk:  # (-1 reads 0xFFFFFFFF on 64 bits: refused)
                                 gs = int(d[ga])
                                 if gs < 0 or gs > gn:
                                     gx = 0
                                     break
                                 ga += 1
-                            ga = int(u[_U_SLOT])
-                            if u[_U_EMATCH] and int(d[ga]) + 1 != int(u[_U_EMATCH]):
+                            ga = int(u[uo + _U_SLOT])
+                            if u[uo + _U_EMATCH] and int(d[ga]) + 1 != int(u[uo + _U_EMATCH]):
                                 gx = 0
-                            gs = int(u[_U_EGATE])
-                            if gs and d[gs - 1] != u[_U_EGATEV]:
+                            gs = int(u[uo + _U_EGATE])
+                            if gs and d[gs - 1] != u[uo + _U_EGATEV]:
                                 gx = 0
                             if gx:  # post (code, d[ga], d[ga + 1] or 0): post() inlined
                                 gq = urc_frame[i]
@@ -1591,24 +1596,24 @@ class Reader:
                                 if gs >= gn:
                                     gs -= gn
                                 gs = 3 * gs
-                                qd[gs] = u[_U_ECODE]
+                                qd[gs] = u[uo + _U_ECODE]
                                 qd[gs + 1] = d[ga]
                                 if gk > ga:
                                     qd[gs + 2] = d[ga + 1]
                                 else:
                                     qd[gs + 2] = 0
-                                if u[_U_ECOUNT]:  # the owner's counter: a dict's value
+                                if u[uo + _U_ECOUNT]:  # the owner's counter: a dict's value
                                     gd = gq[2]
                                     gd[gq[3]] = int(gd[gq[3]]) + 1
                                 if qs[Q_WAITING]:  # its task is woken after this read
-                                    st[_D_AFTER] = int(st[_D_AFTER]) | int(u[_U_EQAFTER])
+                                    st[_D_AFTER] = int(st[_D_AFTER]) | int(u[uo + _U_EQAFTER])
                             else:
                                 urc_fn[i](a)
                         elif k == K_STORE_COMMIT:  # commit the owner's message, or its handler
                             gx = 0
-                            gk = int(u[_U_SLOT])
-                            gf = int(u[_U_FILL])
-                            gt = int(u[_U_TOTAL])
+                            gk = int(u[uo + _U_SLOT])
+                            gf = int(u[uo + _U_FILL])
+                            gt = int(u[uo + _U_TOTAL])
                             gq = urc_frame[i]
                             ist = ptr32(gq[2])
                             gn = int(ist[I_SLOTS])
@@ -1616,10 +1621,11 @@ class Reader:
                             ga = int(ist[I_READ]) + gs  # the slot the inbox's start gives
                             if ga >= gn:
                                 ga -= gn
-                            if d[gk] == u[_U_MATCH] and d[u[_U_GATE]] == u[_U_GATEV] and \
-                                    d[u[_U_READY]] == 2 and d[gf] == d[gt] and \
+                            if d[gk] == u[uo + _U_MATCH] and \
+                                    d[u[uo + _U_GATE]] == u[uo + _U_GATEV] and \
+                                    d[u[uo + _U_READY]] == 2 and d[gf] == d[gt] and \
                                     d[gf + 1] == d[gt + 1] and ist[I_WRITE] == 0 and \
-                                    gs < gn and ga == int(d[u[_U_CAT]]):
+                                    gs < gn and ga == int(d[u[uo + _U_CAT]]):
                                 gx = 1
                             if gx:  # as Inbox.start then commit, the fills as announced
                                 tlen = ptr16(gq[3])
@@ -1629,7 +1635,7 @@ class Reader:
                                 gs += 1
                                 ist[I_N] = gs
                                 ist[I_RECEIVED] = ist[I_RECEIVED] + 1
-                                d[u[_U_GATE]] = u[_U_CSETV]
+                                d[u[uo + _U_GATE]] = u[uo + _U_CSETV]
                                 # post (code, slot, the matched number): post() inlined
                                 qs = ptr32(gq[1])
                                 qd = ptr32(gq[0])
@@ -1648,26 +1654,26 @@ class Reader:
                                 if gz >= gm:
                                     gz -= gm
                                 gz = 3 * gz
-                                qd[gz] = u[_U_CCODE]
+                                qd[gz] = u[uo + _U_CCODE]
                                 qd[gz + 1] = ga
                                 qd[gz + 2] = d[gk]
-                                if u[_U_CCOUNT]:  # the owner's counter: a dict's value
+                                if u[uo + _U_CCOUNT]:  # the owner's counter: a dict's value
                                     gd = gq[9]
                                     gd[gq[10]] = int(gd[gq[10]]) + 1
                                 if qs[Q_WAITING]:  # its task is woken after this read
-                                    st[_D_AFTER] = int(st[_D_AFTER]) | int(u[_U_CQAFTER])
+                                    st[_D_AFTER] = int(st[_D_AFTER]) | int(u[uo + _U_CQAFTER])
                                 # the next slot for the reader's next message (next_slot)
                                 if gs == gn:
-                                    d[u[_U_READY]] = 0
-                                    d[u[_U_CAT]] = -1
+                                    d[u[uo + _U_READY]] = 0
+                                    d[u[uo + _U_CAT]] = -1
                                 else:
                                     ga += 1
                                     if ga >= gn:
                                         ga -= gn
                                     gq[7][0] = gq[5][ga]
                                     gq[8][0] = gq[6][ga]
-                                    d[u[_U_CAT]] = ga
-                                    d[u[_U_READY]] = 1
+                                    d[u[uo + _U_CAT]] = ga
+                                    d[u[uo + _U_READY]] = 1
                             else:
                                 urc_fn[i](a)
                     else:
