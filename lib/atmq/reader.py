@@ -490,35 +490,6 @@ def _put(st, ring, src, off: int, n: int) -> int:
 
 
 @micropython.viper
-def _raw_take(ring, st, dst, skip: int) -> int:
-    # Move up to the armed frame's remaining bytes from the ring to dst (skip: drop them);
-    # T_RAW when the frame is complete, else T_NONE.
-    sp = ptr32(st)
-    n = sp[_R_HELD]
-    left = sp[_W_LEFT]
-    k = n if n < left else left
-    r = sp[_R_READ]
-    mask = sp[_R_MASK]
-    if not skip:
-        rb = ptr8(ring)
-        d = ptr8(dst)
-        off = sp[_W_OFF]
-        i = 0
-        while i < k:
-            d[off + i] = rb[(r + i) & mask]
-            i += 1
-    sp[_R_READ] = (r + k) & mask
-    sp[_R_HELD] = n - k
-    sp[_W_BYTES] = sp[_W_BYTES] + k
-    sp[_W_OFF] = sp[_W_OFF] + k
-    sp[_W_LEFT] = left - k
-    if left - k:
-        return T_NONE
-    sp[_W_FRAMES] = sp[_W_FRAMES] + 1
-    return T_RAW
-
-
-@micropython.viper
 def _resync(st) -> int:
     # Ring overflow or an expired frame: drop the partial line, discard up to the next LF.
     # T_LOST when a raw frame was in progress (its owner must abandon it), else T_NONE.
@@ -612,34 +583,6 @@ def _atoi(buf, a: int, z: int, dflt: int) -> int:
     if neg:
         return 0 - v
     return v
-
-
-@micropython.viper
-def _frame(st, spec, uo: int, target, dst, raw) -> int:
-    # A frame entry after its store: arm the announced frame into dst when everything is
-    # as declared (1), else 0 and the entry's handler decides (skip, drop, count).
-    sp = ptr32(st)
-    u = ptr32(spec)  # the entry's spec at uo
-    d = ptr32(target)
-    if not dst:  # no buffer (None; viper cannot compare with None)
-        return 0
-    n = int(d[u[uo + _U_LEN]])  # (-1, "not a number", reads 0xFFFFFFFF on 64 bits: refused)
-    fill = int(d[u[uo + _U_FILL]])
-    if d[u[uo + _U_SLOT]] != u[uo + _U_MATCH] or d[u[uo + _U_GATE]] != u[uo + _U_GATEV]:
-        return 0
-    if n <= 0 or n > RAW_MAX or fill + n > int(d[u[uo + _U_TOTAL]]) or fill + n > int(len(dst)):
-        return 0
-    raw[0] = dst
-    raw[1] = ticks_add(ticks_ms(), 2 * n * BITS_PER_BYTE * 1000 // int(sp[_W_BAUD])
-                       + RAW_MARGIN_MS)  # as arm_raw
-    raw[2] = target
-    sp[_W_SKIP] = 0
-    sp[_W_OFF] = fill
-    sp[_W_LEFT] = n
-    sp[_W_FILL] = u[uo + _U_FILL]
-    sp[_W_MARK] = u[uo + _U_MARK]
-    d[u[uo + _U_MARK]] = 1
-    return 1
 
 
 @micropython.viper
@@ -1269,8 +1212,41 @@ class Reader:
                         continue  # no frame was in progress: scan on
                     raw[0] = None
                 elif st[_R_HELD]:
-                    t = int(_raw_take(ring, st_o, raw[0], st[_W_SKIP]))
-                    if t == T_RAW:
+                    # the armed frame's bytes from the ring (dropped when skipped), in
+                    # contiguous runs (no mask per byte); T_RAW when it is complete
+                    wn = int(st[_R_HELD])
+                    wl = int(st[_W_LEFT])
+                    wk = wn
+                    if wk > wl:
+                        wk = wl
+                    wr = int(st[_R_READ])
+                    wm = int(st[_R_MASK])
+                    if not st[_W_SKIP]:
+                        wd = ptr8(raw[0])
+                        wq = int(st[_W_OFF])
+                        wp = wr
+                        wleft = wk
+                        while wleft > 0:
+                            we = wm + 1 - wp  # up to the ring's end
+                            if we > wleft:
+                                we = wleft
+                            wleft -= we
+                            we += wp
+                            while wp < we:
+                                wd[wq] = rb[wp]
+                                wp += 1
+                                wq += 1
+                            wp = wp & wm
+                    st[_R_READ] = (wr + wk) & wm
+                    st[_R_HELD] = wn - wk
+                    st[_W_BYTES] = st[_W_BYTES] + wk
+                    st[_W_OFF] = st[_W_OFF] + wk
+                    st[_W_LEFT] = wl - wk
+                    if wl - wk:
+                        t = T_NONE
+                    else:
+                        st[_W_FRAMES] = st[_W_FRAMES] + 1
+                        t = T_RAW
                         raw[0] = None
                 else:
                     t = T_NONE
@@ -1552,8 +1528,31 @@ class Reader:
                         if k == _K_STORE_CALL:  # then its handler, the numbers ready
                             urc_fn[i](a)
                         elif k == _K_STORE_FRAME:  # then its frame, or else its handler
-                            if not _frame(st_o, espec_o, uo, urc_target[i], urc_frame[i][0],
-                                          raw):
+                            # arm the announced frame into the entry's buffer when all is
+                            # as declared (see frame_spec), else the handler decides (skip,
+                            # drop, count)
+                            gx = 0
+                            gbuf = urc_frame[i][0]
+                            if gbuf:  # (None: no buffer; viper cannot compare with None)
+                                gn = int(d[u[uo + _U_LEN]])  # (-1 reads 0xFFFFFFFF: refused)
+                                gs = int(d[u[uo + _U_FILL]])
+                                if d[u[uo + _U_SLOT]] == u[uo + _U_MATCH] and \
+                                        d[u[uo + _U_GATE]] == u[uo + _U_GATEV] and gn > 0 and \
+                                        gn <= RAW_MAX and gs + gn <= int(d[u[uo + _U_TOTAL]]) \
+                                        and gs + gn <= int(len(gbuf)):
+                                    gx = 1
+                            if gx:
+                                raw[0] = gbuf
+                                raw[1] = ticks_add(ticks_ms(), 2 * gn * BITS_PER_BYTE * 1000 //
+                                                   int(st[_W_BAUD]) + RAW_MARGIN_MS)  # arm_raw's
+                                raw[2] = urc_target[i]
+                                st[_W_SKIP] = 0
+                                st[_W_OFF] = gs
+                                st[_W_LEFT] = gn
+                                st[_W_FILL] = u[uo + _U_FILL]
+                                st[_W_MARK] = u[uo + _U_MARK]
+                                d[u[uo + _U_MARK]] = 1
+                            else:
                                 urc_fn[i](a)
                         elif k == K_STORE_CHANGE:  # its handler only on a change
                             gk = int(u[uo + _U_ARGC])
