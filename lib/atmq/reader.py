@@ -1233,7 +1233,7 @@ class Reader:
                             wleft -= we
                             we += wp
                             while wp < we:
-                                wd[wq] = rb[wp]
+                                wd[wq] = rb[wp]  # pyright: ignore[reportOptionalSubscript]
                                 wp += 1
                                 wq += 1
                             wp = wp & wm
@@ -1465,6 +1465,7 @@ class Reader:
                             pst = ps  # the argument's start
                             pq = 0  # inside quotes
                             pend = 0
+                            sc = 0
                             while True:
                                 if ps >= pe:
                                     pend = 1
@@ -1532,6 +1533,8 @@ class Reader:
                             # as declared (see frame_spec), else the handler decides (skip,
                             # drop, count)
                             gx = 0
+                            gn = 0
+                            gs = 0
                             gbuf = urc_frame[i][0]
                             if gbuf:  # (None: no buffer; viper cannot compare with None)
                                 gn = int(d[u[uo + _U_LEN]])  # (-1 reads 0xFFFFFFFF: refused)
