@@ -163,7 +163,9 @@ class App:
         # the small objects and garbage of the rest of the boot, a 4 KB buffer found no
         # contiguous room in a 72 KB heap that had 19 KB free (32-bit frozen build).
         self.wd = Watchdog(platform.hw_watchdog(cfg.get("watchdog_timeout_s") * 1000))
-        self.spool = _spool_from_config(self.root + "/spool", cfg)
+        # the uplink reads each batch into the end of its own payload buffer: the spool's
+        # batch buffer holds one record (the scan at open), not a second 2-4 KB block
+        self.spool = _spool_from_config(self.root + "/spool", cfg, lent=True)
         self.uplink = Uplink(self.spool, cfg, None, "", wd=self.wd)
         # the spool's highest seq is the floor: a lost lease file never restarts numbering
         # below records the broker has seen or will see (it would drop them as duplicates)
