@@ -178,10 +178,10 @@ class App:
         self.link_baud = min(b["uart"]["baud"], 115200)
         stream = platform.open_stream(dict(b["uart"], baud=self.link_baud), opts.get("modem"))
         meter = None
-        if not platform.IS_ESP32:  # TLOG_READ_GAPS: the drain bench's read-gap meter
-            from .readgap import from_env
+        if opts.get("read_gaps"):  # TLOG_READ_GAPS: the drain bench's read-gap meter (its
+            from .readgap import ReadGapMeter  # module only then: 0.5 KB of heap)
 
-            meter = from_env(stream)
+            meter = ReadGapMeter(stream, opts["read_gaps"])
         stream = stream if meter is None else meter
         if fam == "sm":
             # SIM800 publishes inline (AT+SMPUB="<topic>",q,r,"<message>") and receives the
