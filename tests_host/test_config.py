@@ -234,3 +234,9 @@ def test_a_set_whose_write_fails_leaves_ram_and_flash_on_the_old_values(tmp_path
     assert cfg.get("mqtt_keepalive_s") == 30
     again = C.load(path)
     assert again.get("mqtt_keepalive_s") == 30 and again.get("interval_moving_s") == 1
+
+
+def test_schema_names_every_table_row_in_order():
+    """SCHEMA is a literal (frozen in flash, no heap: issue 11): the table's keys, in order."""
+    assert C.SCHEMA == tuple(row[0] for row in C._TABLE)
+    assert len(set(C.SCHEMA)) == len(C.SCHEMA)

@@ -104,7 +104,21 @@ _TABLE: tuple = (
 )
 
 
-SCHEMA = tuple(row[0] for row in _TABLE)  # every key name, in table order
+# every key name, in table order: a literal (frozen, it lives in flash; built from _TABLE at
+# import it was a 208-byte tuple on the heap); tests_host/test_config.py checks it
+SCHEMA = (
+    "device_id", "topic_prefix", "apn", "apn_user", "apn_pass", "sim_pin", "mqtt_host",
+    "mqtt_port", "mqtt_tls", "mqtt_client_id", "mqtt_user", "mqtt_password",
+    "mqtt_keepalive_s", "mqtt_qos", "mqtt_version", "mqtt_binary", "link_fatal_retry_s",
+    "tls_ca", "tls_cert", "tls_key", "tls_version", "interval_moving_s",
+    "interval_stationary_s", "stationary_after_s", "standby_after_s",
+    "health_interval_s", "batch_max_records", "batch_max_bytes", "uplink_inflight",
+    "spool_max_bytes", "spool_max_segments", "spool_flush_records", "payload_format",
+    "obd_enable", "obd_uart", "obd_baud", "gnss_source", "capture_enable",
+    "capture_max_bytes", "capture_max_files", "watchdog_timeout_s", "log_ram_lines",
+    "cmd_key", "link_probation_s", "ota_key", "ota_probation_s", "ota_max_boots",
+    "ota_spool_max_pct",
+)
 
 
 def spec(key):
