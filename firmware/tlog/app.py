@@ -226,7 +226,8 @@ class App:
         self.acq = Acquisition(cfg, self.spool, self.seq, self.timesrc, motion_from(cfg),
                                modem=self.modem, link=self.link_owner, elm=self.elm, nmea=nmea,
                                temp=platform.device_temp_dc, wd=self.wd,
-                               on_record=self.uplink.wake.set, link_up=self.link_up)
+                               on_record=self.uplink.wake.set, link_up=self.link_up,
+                               rec=self.uplink.rec)
         self.capture = Capture(at, cfg, self.root + "/capture", meta=self._capture_meta,
                                spool=self.spool)  # the spool has priority on flash
         self.ota = None  # tlog/ota.py: loaded when an update is pending on flash or arrives

@@ -169,7 +169,7 @@ class Uplink:
         self.lane_failures = 0  # its publishes that failed
         self.lane_connects = 0  # its connects, of the sessions closed since
         self.wake = asyncio.Event()  # set by the sampler (new record) and by ``flush``
-        self._rec = Record()
+        self.rec = Record()  # scratch for decoding (shared with tlog.acquire's sampler)
         self.payload_cap = 0  # the modem's own payload limit (0: none beyond the config)
         self.forced_format = ""  # a payload format the modem needs whatever the config says
         self._out = bytearray(cfg.get("batch_max_bytes"))
@@ -375,7 +375,7 @@ class Uplink:
     def _encode(self, b, out):
         """``encode_batch`` of ``b`` into ``out``; what it took is kept for the next read."""
         fmt = self.fmt()
-        n, k = encode_batch(b, fmt, self.dev, out, self._rec, _tail(b, out))
+        n, k = encode_batch(b, fmt, self.dev, out, self.rec, _tail(b, out))
         r = self._ratio
         r[0] = b.offs[k]
         r[1] = n
@@ -389,7 +389,7 @@ class Uplink:
         batch = self._peek(out)
         for i in range(len(batch)):
             try:
-                self._rec.unpack(batch.payload(i))
+                self.rec.unpack(batch.payload(i))
             except ValueError:
                 return i
         return -1
