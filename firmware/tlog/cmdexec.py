@@ -114,7 +114,7 @@ async def handle(cm, payload):
     try:
         if name == "set":
             return _ok(cid, await _c_set(cm, msg, signed))
-        return _ok(cid, await globals()["_c_" + name](cm, msg))
+        return _ok(cid, await globals()["_c_" + str(name)](cm, msg))
     except ConfigError as e:
         return _err(cid, str(e))
     except (ValueError, TypeError, KeyError) as e:

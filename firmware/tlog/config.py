@@ -324,7 +324,8 @@ class Config:
     def _put(self, key, value):
         """Hold ``value`` for ``key`` (a valid key), or nothing when it is the default."""
         v = self._v
-        d = spec(key)[0]
+        row = spec(key)
+        d = None if row is None else row[0]
         if value == d and type(value) is type(d):
             v.pop(key, None)
         else:

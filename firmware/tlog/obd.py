@@ -224,7 +224,7 @@ class Elm327:
         # exact-length views of _tx, each made the first time its length is sent (a few
         # lengths are: "010C\r", the AT commands of init), then reused: no slice per
         # exchange, and not 25 views (~0.5 KB) made ahead (issue 11)
-        self._txv = [None] * (len(self._tx) + 1)
+        self._txv = [None] * (len(self._tx) + 1)  # type: list
         self._overflow = False
         self._cmd_pid = bytearray(4)
         self._data = bytearray(64)
