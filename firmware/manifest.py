@@ -15,6 +15,7 @@ package("tlog", files=[
     "app.py",
     "auth.py",
     "capture.py",
+    "cmdexec.py",
     "commands.py",
     "config.py",
     "confighelp.py",

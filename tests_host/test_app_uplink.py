@@ -360,3 +360,29 @@ def test_window_one_without_second_session_or_key(tmp_path):
     up2, _sp, _a, b2, _br = make_two(tmp_path / "y")
     b2.up.clear()
     assert up2.window() == 1  # the second session is down: one in flight
+
+
+def test_batches_read_into_the_payload_buffer_lose_and_corrupt_nothing(tmp_path):
+    """The app's spool lends the batch to the uplink (issue 11): its own buffer holds one
+    record and each batch is read into the end of the payload buffer it is encoded into.
+    OBD-heavy records in a small buffer (the encoder runs into the unread records), an
+    unreadable record among them and failed publishes: every good record arrives once
+    acknowledged, in order, intact; the bad one is counted."""
+    c = Config(None, {"batch_max_records": 8, "batch_max_bytes": 1024})
+    sp = from_config(str(tmp_path / "spool"), c, lent=True)
+    assert len(sp._batch.buf) == 128  # one packed record (the scan at open)
+    up = Uplink(sp, c, TOPIC, "dev1", sleep=_no_sleep)
+    client = FakeClient(["ok", "linkdown", "ok", "modem", "ok"] + ["ok"] * 40)
+    up.bind(client, TOPIC, "dev1")
+    append_records(sp, 0, 7, with_obd=16)
+    sp.append(b"\x07garbage-not-a-record")
+    append_records(sp, 7, 9, with_obd=3)
+    append_records(sp, 16, 20)
+    asyncio.run(drain(up))
+    assert sorted(set(client.telemetry_seqs())) == list(range(36))
+    objs = [o for _t, p, _q, _r in client.broker for o in json.loads(p)]
+    assert sum(1 for o in objs if o.get("obd")) >= 16
+    for o in objs:  # the values the records were made with (append_records: value = seq)
+        assert set((o.get("obd") or {}).values()) <= {o["seq"]} and o["ts"] == o["seq"]
+    assert up.bad_records == 1 and sp.depth() == 0
+    assert all(len(p) <= 1024 for _t, p, _q, _r in client.broker)

@@ -234,3 +234,32 @@ def test_a_set_whose_write_fails_leaves_ram_and_flash_on_the_old_values(tmp_path
     assert cfg.get("mqtt_keepalive_s") == 30
     again = C.load(path)
     assert again.get("mqtt_keepalive_s") == 30 and again.get("interval_moving_s") == 1
+
+
+def test_schema_names_every_table_row_in_order():
+    """SCHEMA is a literal (frozen in flash, no heap: issue 11): the table's keys, in order."""
+    assert C.SCHEMA == tuple(row[0] for row in C._TABLE)
+    assert len(set(C.SCHEMA)) == len(C.SCHEMA)
+
+
+def test_only_values_off_their_default_are_held_and_the_file_has_every_key(tmp_path):
+    """Config holds the values that differ from the defaults (issue 11: a dict of every key
+    was a 472-byte block for the whole boot); get, values, redacted and the file still
+    say every key, in the same order as before."""
+    path = str(tmp_path / "config.json")
+    c = C.Config(path, {"mqtt_host": "h.example", "batch_max_records": 32, "mqtt_tls": True,
+                        "mqtt_password": "pw"})
+    assert sorted(c._v) == ["mqtt_host", "mqtt_password"]  # the others are their defaults
+    assert c.get("batch_max_records") == 32 and c.get("mqtt_tls") is True
+    assert list(c.values()) == list(C.SCHEMA) and list(c.redacted()) == list(C.SCHEMA)
+    assert c.redacted()["mqtt_password"] == "***"
+    c.set("batch_max_records", 8)
+    assert c._v["batch_max_records"] == 8
+    c.set("batch_max_records", 32)  # back to its default: not held
+    assert "batch_max_records" not in c._v and c.get("batch_max_records") == 32
+    text = open(path).read()
+    assert sorted(json.loads(text)) == sorted(C.SCHEMA)
+    d = C.load(path)
+    assert d.values() == c.values() and sorted(d._v) == ["mqtt_host", "mqtt_password"]
+    with pytest.raises(ConfigError, match="unknown key"):
+        c.get("mqtt_hots")

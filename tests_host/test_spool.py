@@ -479,3 +479,20 @@ def test_plain_spool_keeps_no_max_seq(tmp_path):
     sp = open_spool(tmp_path)
     sp.append(b"\x01\x00\xff\xff\xff\x7f....")  # looks like a record; no seq_of given
     assert sp.max_seq == -1
+
+
+def test_peek_into_a_callers_buffer_leaves_the_records_at_its_end(tmp_path):
+    """``peek_batch(into=)`` (the uplink's payload buffer, issue 11): at most ``max_bytes``
+    of records read, left packed at the end of ``into``; the same positions to ack; the
+    next plain peek reads into the batch's own buffer again."""
+    sp = Spool(str(tmp_path), max_bytes=16384, max_segments=4, batch_max_records=8,
+               batch_max_bytes=128)
+    for i in range(6):
+        sp.append(rec(i))
+    out = bytearray(b"\xee" * 200)
+    b = sp.peek_batch(0, 3 * len(rec(0)) + 2, None, memoryview(out))
+    assert [bytes(p) for p in b] == [rec(i) for i in range(3)]
+    assert bytes(out[200 - b.nbytes:]) == b"".join(rec(i) for i in range(3))
+    assert sp.ack(b, 2) == 2
+    b = sp.peek_batch(2)
+    assert [bytes(p) for p in b] == [rec(2), rec(3)] and b.mv.obj is b.buf

@@ -41,7 +41,7 @@ MODULES = (
 # Imported later, by what the board and config use (the family's driver, the client, OBD,
 # capture's redaction) or not by the app at all (imu): measured after the App is built.
 LATER = ("atmq.cmqtt", "atmq.smmqtt", "atmq.modemq", "atmq.client", "atmq.recovery", "atmq.tls",
-         "tlog.obd", "tlog.rxredact", "tlog.imu")
+         "tlog.obd", "tlog.rxredact", "tlog.imu", "tlog.cmdexec")
 
 
 def alloc():

@@ -33,7 +33,8 @@ class Acquisition:
     """Readings cache + sampler; ``tasks()`` lists the coroutines the app starts."""
 
     def __init__(self, cfg, spool, seq, clock_src, motion, modem=None, elm=None, nmea=None,
-                 temp=None, wd=None, clock=ticks_ms, on_record=None, link_up=None, link=None):
+                 temp=None, wd=None, clock=ticks_ms, on_record=None, link_up=None, link=None,
+                 rec=None):
         self.cfg = cfg
         self.spool = spool
         self.seq = seq
@@ -64,7 +65,9 @@ class Acquisition:
         self._rejects = 0
         self.jumps = 0  # fixes dropped as implausible jumps
         self.link_up = link_up  # asyncio.Event set while the data link is up (NTP needs it)
-        self._rec = Record()
+        # the Record filled by sample(): the uplink's scratch one when given (tlog.app; both
+        # fill it within one synchronous step, never across an await: ~0.3 KB, issue 11)
+        self._rec = Record() if rec is None else rec
         self._buf = bytearray(PACKED_MAX)
         self._mv = memoryview(self._buf)
         # counters (health)

@@ -163,7 +163,9 @@ class App:
         # the small objects and garbage of the rest of the boot, a 4 KB buffer found no
         # contiguous room in a 72 KB heap that had 19 KB free (32-bit frozen build).
         self.wd = Watchdog(platform.hw_watchdog(cfg.get("watchdog_timeout_s") * 1000))
-        self.spool = _spool_from_config(self.root + "/spool", cfg)
+        # the uplink reads each batch into the end of its own payload buffer: the spool's
+        # batch buffer holds one record (the scan at open), not a second 2-4 KB block
+        self.spool = _spool_from_config(self.root + "/spool", cfg, lent=True)
         self.uplink = Uplink(self.spool, cfg, None, "", wd=self.wd)
         # the spool's highest seq is the floor: a lost lease file never restarts numbering
         # below records the broker has seen or will see (it would drop them as duplicates)
@@ -176,10 +178,10 @@ class App:
         self.link_baud = min(b["uart"]["baud"], 115200)
         stream = platform.open_stream(dict(b["uart"], baud=self.link_baud), opts.get("modem"))
         meter = None
-        if not platform.IS_ESP32:  # TLOG_READ_GAPS: the drain bench's read-gap meter
-            from .readgap import from_env
+        if opts.get("read_gaps"):  # TLOG_READ_GAPS: the drain bench's read-gap meter (its
+            from .readgap import ReadGapMeter  # module only then: 0.5 KB of heap)
 
-            meter = from_env(stream)
+            meter = ReadGapMeter(stream, opts["read_gaps"])
         stream = stream if meter is None else meter
         if fam == "sm":
             # SIM800 publishes inline (AT+SMPUB="<topic>",q,r,"<message>") and receives the
@@ -224,7 +226,8 @@ class App:
         self.acq = Acquisition(cfg, self.spool, self.seq, self.timesrc, motion_from(cfg),
                                modem=self.modem, link=self.link_owner, elm=self.elm, nmea=nmea,
                                temp=platform.device_temp_dc, wd=self.wd,
-                               on_record=self.uplink.wake.set, link_up=self.link_up)
+                               on_record=self.uplink.wake.set, link_up=self.link_up,
+                               rec=self.uplink.rec)
         self.capture = Capture(at, cfg, self.root + "/capture", meta=self._capture_meta,
                                spool=self.spool)  # the spool has priority on flash
         self.ota = None  # tlog/ota.py: loaded when an update is pending on flash or arrives

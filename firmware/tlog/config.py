@@ -104,7 +104,21 @@ _TABLE: tuple = (
 )
 
 
-SCHEMA = tuple(row[0] for row in _TABLE)  # every key name, in table order
+# every key name, in table order: a literal (frozen, it lives in flash; built from _TABLE at
+# import it was a 208-byte tuple on the heap); tests_host/test_config.py checks it
+SCHEMA = (
+    "device_id", "topic_prefix", "apn", "apn_user", "apn_pass", "sim_pin", "mqtt_host",
+    "mqtt_port", "mqtt_tls", "mqtt_client_id", "mqtt_user", "mqtt_password",
+    "mqtt_keepalive_s", "mqtt_qos", "mqtt_version", "mqtt_binary", "link_fatal_retry_s",
+    "tls_ca", "tls_cert", "tls_key", "tls_version", "interval_moving_s",
+    "interval_stationary_s", "stationary_after_s", "standby_after_s",
+    "health_interval_s", "batch_max_records", "batch_max_bytes", "uplink_inflight",
+    "spool_max_bytes", "spool_max_segments", "spool_flush_records", "payload_format",
+    "obd_enable", "obd_uart", "obd_baud", "gnss_source", "capture_enable",
+    "capture_max_bytes", "capture_max_files", "watchdog_timeout_s", "log_ram_lines",
+    "cmd_key", "link_probation_s", "ota_key", "ota_probation_s", "ota_max_boots",
+    "ota_spool_max_pct",
+)
 
 
 def spec(key):
@@ -292,25 +306,43 @@ class Config:
     """Validated settings backed by one JSON file (``path``; None keeps them in RAM only).
 
     ``variant``: the modem's atmq.limits key, checked by ``check_all`` with every change.
+
+    Only the values that differ from their default are held (``_v``); a default is read
+    from the table (in flash): a dict of every key was a 472-byte block for the whole
+    boot, the values a config sets are a few (issue 11).
     """
 
     def __init__(self, path=None, values=None, variant=None):
         self.path = path
         self.variant = variant
-        self._v = defaults()
+        self._v = {}
         if values:
             for k in values:
-                self._v[k] = validate(k, values[k])
-            check_all(self._v, variant)
+                self._put(k, validate(k, values[k]))
+            check_all({k: self.get(k) for k in _CROSS}, variant)
+
+    def _put(self, key, value):
+        """Hold ``value`` for ``key`` (a valid key), or nothing when it is the default."""
+        v = self._v
+        row = spec(key)
+        d = None if row is None else row[0]
+        if value == d and type(value) is type(d):
+            v.pop(key, None)
+        else:
+            v[key] = value
 
     def get(self, key):
-        if key not in self._v:
+        v = self._v
+        if key in v:
+            return v[key]
+        row = spec(key)
+        if row is None:
             raise unknown_key(key)
-        return self._v[key]
+        return row[0]
 
     def values(self):
         """A copy of every key's value (secrets included: for lastgood, never for output)."""
-        return dict(self._v)
+        return {k: self.get(k) for k in SCHEMA}
 
     def __getitem__(self, key):
         return self.get(key)
@@ -326,8 +358,8 @@ class Config:
         checked = {}
         for k in changes:
             checked[k] = validate(k, changes[k])
-        v = self._v
-        check_all({k: checked[k] if k in checked else v[k] for k in _CROSS}, self.variant)
+        check_all({k: checked[k] if k in checked else self.get(k) for k in _CROSS},
+                  self.variant)
         return checked
 
     def update(self, changes):
@@ -336,16 +368,17 @@ class Config:
         Returns the keys whose new value needs a reboot to take effect.
         """
         checked = self.check(changes)
-        v = self._v
-        old = {k: v[k] for k in checked}  # the changed keys' values only, not a full copy
+        old = {k: self.get(k) for k in checked}  # the changed keys' values only
         # made before the write: a MemoryError after a good write would report a set that
         # is on flash as failed (and its live keys never applied)
         reboot = [k for k in checked if not is_live(k) and old[k] != checked[k]]
-        v.update(checked)  # every key exists: values replaced in place, nothing allocated
         try:
+            for k in checked:
+                self._put(k, checked[k])
             self.save()
-        except Exception as e:  # OSError, or MemoryError while writing
-            v.update(old)  # not set: do not pretend it is
+        except Exception as e:  # OSError, or MemoryError while writing or holding a value
+            for k in old:
+                self._put(k, old[k])  # not set: do not pretend it is
             # a write that failed after the old file was removed (rename refused twice) or
             # that left a torn config.json.tmp where no config.json exists would boot with
             # the new or no values: put the old values back on flash (best effort)
@@ -365,11 +398,11 @@ class Config:
         fsutil.atomic_write(self.path, self._json_lines())
 
     def _json_lines(self):
-        keys = sorted(self._v)
+        keys = sorted(SCHEMA)  # every key, defaults too: the file says the whole config
         last = len(keys) - 1
         yield b"{\n"
         for i, k in enumerate(keys):
-            yield ("  %s: %s%s\n" % (json.dumps(k), json.dumps(self._v[k]),
+            yield ("  %s: %s%s\n" % (json.dumps(k), json.dumps(self.get(k)),
                                       "," if i < last else "")).encode()
         yield b"}\n"
 
@@ -385,7 +418,7 @@ class Config:
     def redacted(self):
         """A dict safe to print or log: secret values set are replaced by "***"."""
         out = {}
-        for k in self._v:
+        for k in SCHEMA:
             out[k] = self.shown(k)
         return out
 

@@ -221,8 +221,10 @@ class Elm327:
         self._chunk = bytearray(64)
         self._rxn = 0
         self._tx = bytearray(24)
-        whole = memoryview(self._tx)
-        self._txv = [whole[:i] for i in range(len(self._tx) + 1)]
+        # exact-length views of _tx, each made the first time its length is sent (a few
+        # lengths are: "010C\r", the AT commands of init), then reused: no slice per
+        # exchange, and not 25 views (~0.5 KB) made ahead (issue 11)
+        self._txv = [None] * (len(self._tx) + 1)  # type: list
         self._overflow = False
         self._cmd_pid = bytearray(4)
         self._data = bytearray(64)
@@ -329,7 +331,7 @@ class Elm327:
             i += 1
         tx[n] = _CR
         n += 1
-        k = self.stream.write(self._txv[n])  # exact-length views made once: no slice
+        k = self.stream.write(self._view(n))
         if k is None:
             k = 0
         r = R_OK
@@ -357,10 +359,17 @@ class Elm327:
         self.result = r
         return r
 
+    def _view(self, n):
+        """The first ``n`` bytes of ``_tx`` (a view made once per length)."""
+        v = self._txv[n]
+        if v is None:
+            v = self._txv[n] = memoryview(self._tx)[:n]
+        return v
+
     async def _resync(self):
         # Any byte aborts a running command (the adapter answers STOPPED and '>').
         self._tx[0] = _CR
-        self.stream.write(self._txv[1])
+        self.stream.write(self._view(1))
         self._rxn = 0
         deadline = ticks_add(ticks_ms(), 300)
         while not self._pump() and ticks_diff(deadline, ticks_ms()) > 0:

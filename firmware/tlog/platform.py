@@ -28,7 +28,8 @@ def options():
     Unix port: ``TLOG_BOARD``, ``TLOG_CONFIG``, ``TLOG_FLASH``, ``TLOG_MODEM``
     (overrides ``uart.device``), ``TLOG_SECONDS`` (stop after N s, 0 = never),
     ``TLOG_STDIN_STOP=1`` (stop cleanly when stdin reaches end of file: how the
-    launcher asks, since a SIGINT ends MicroPython's event loop with it).
+    launcher asks, since a SIGINT ends MicroPython's event loop with it),
+    ``TLOG_READ_GAPS=<file>`` (the drain bench's read-gap meter, tlog/readgap.py).
     """
     if IS_ESP32:
         return {"board": "/board.json", "config": "/config.json", "flash": None,
@@ -41,6 +42,7 @@ def options():
         "modem": g("TLOG_MODEM") or None,
         "seconds": int(g("TLOG_SECONDS") or "0"),
         "stdin_stop": g("TLOG_STDIN_STOP") == "1",
+        "read_gaps": g("TLOG_READ_GAPS") or None,  # tlog/readgap.py (tools/bench_drain.py)
     }
 
 

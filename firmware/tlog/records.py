@@ -527,13 +527,17 @@ def _fits_one(k, payloads):
         raise ValueError("record batch: output buffer too small for one record")
 
 
-def encode_batch(payloads, fmt, dev, out, rec=None):
+def encode_batch(payloads, fmt, dev, out, rec=None, tail=0):
     """Encode packed records (oldest first) into ``out`` as one message.
 
     ``fmt`` is "json" (an array of objects) or "freematics" (one
     ``DEVID#...*CS`` line).  Stops before the first record that would not fit;
     returns ``(nbytes, nrecords)`` so the caller publishes ``out[:nbytes]`` and
     acknowledges exactly ``nrecords``.  ``rec`` is a scratch Record to reuse.
+
+    ``tail``: the payloads' bytes are the last ``tail`` bytes of ``out`` itself
+    (``Spool.peek_batch(into=)``): each record is unpacked before its bytes can be
+    overwritten; one that fits only over the payloads not read yet is the last one.
     """
     if rec is None:
         rec = Record()
@@ -546,13 +550,19 @@ def encode_batch(payloads, fmt, dev, out, rec=None):
         out[0] = 91  # '['
         for pl in payloads:
             rec.unpack(pl)
-            if cap - p - 2 < json_max(rec, dev):
+            if tail:
+                tail -= len(pl)  # read: its bytes are free now
+            room = cap - p - 2
+            need = json_max(rec, dev)
+            if room < need:
                 break
             if k:
                 out[p] = 44
                 p += 1
             p = encode_json(rec, out, p, dev)
             k += 1
+            if room - tail < need:
+                break  # written over the payloads after it: they go in the next batch
         _fits_one(k, payloads)
         out[p] = 93
         return p + 1, k
@@ -560,13 +570,19 @@ def encode_batch(payloads, fmt, dev, out, rec=None):
         p = freematics_begin(out, dev)
         for pl in payloads:
             rec.unpack(pl)
-            if cap - p - 4 < freematics_max(rec):
+            if tail:
+                tail -= len(pl)
+            room = cap - p - 4
+            need = freematics_max(rec)
+            if room < need:
                 break
             if k:
                 out[p] = 44
                 p += 1
             p = encode_freematics(rec, out, p)
             k += 1
+            if room - tail < need:
+                break
         _fits_one(k, payloads)
         return freematics_end(out, p, 0), k
     raise ValueError("payload_format %r: must be 'json' or 'freematics'" % (fmt,))

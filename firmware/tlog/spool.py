@@ -74,12 +74,13 @@ class Batch:
 
     ``len(batch)`` records; ``batch.payload(i)`` is a memoryview into the
     buffer (valid until the next ``peek_batch``); iterating yields them oldest
-    first.  ``nbytes`` is the sum of the payload lengths.
+    first.  ``nbytes`` is the sum of the payload lengths.  The buffer is the batch's own
+    (``own``) or, for a peek ``into`` a caller's buffer, the end of that one.
     """
 
     def __init__(self, max_records, max_bytes):
         self.buf = bytearray(max_bytes)
-        self.mv = memoryview(self.buf)
+        self.own = self.mv = memoryview(self.buf)
         self.offs = [0] * (max_records + 1)
         self.count = 0
         self.nbytes = 0
@@ -328,7 +329,7 @@ class Spool:
                 if self._skipped:
                     middle += 1
                 if self._seq_of is not None:  # the payload is in the batch buffer at 0
-                    q = self._seq_of(self._batch.mv[:n])
+                    q = self._seq_of(self._batch.own[:n])
                     if q > self.max_seq:
                         self.max_seq = q
                 count += 1
@@ -341,7 +342,7 @@ class Spool:
             fsutil.remove_quiet(path)
             return
         tmp = path + fsutil.TMP_SUFFIX
-        buf = self._batch.mv
+        buf = self._batch.own
         step = len(buf)
         with open(path, "rb") as src, open(tmp, "wb") as dst:
             left = end
@@ -370,7 +371,7 @@ class Spool:
         """
         hdr = self._hdr
         if mv is None:
-            mv = self._batch.mv
+            mv = self._batch.own
         self._skipped = False
         while off + _OVH <= end:
             f.seek(off)
@@ -568,7 +569,7 @@ class Spool:
 
     # ---- reading and acknowledging ----------------------------------------------------
 
-    def peek_batch(self, max_records=0, max_bytes=0, after=None):
+    def peek_batch(self, max_records=0, max_bytes=0, after=None, into=None):
         """The oldest unacknowledged records, chronological, not removed (see ``ack``).
 
         Flushes staged records first.  At most ``max_records`` records and
@@ -577,11 +578,21 @@ class Spool:
         nothing is waiting.  ``after``: a batch
         still in flight (not acknowledged): the records that follow it, so a second
         batch can go out before the first one's result (``ack`` them in order).
+
+        ``into``: a memoryview the payloads are read into instead of the batch's own
+        buffer (``max_bytes`` of it at most, 0: all of it), left packed at its end: the
+        uplink encodes a batch into the front of the same buffer, each record read
+        before its bytes can be overwritten (``records.encode_batch``'s ``tail``), so
+        its payload buffer and the packed batch are one block (issue 11).
         """
         self.flush()
         b = self._batch
         cap_n = len(b.offs) - 1
-        cap_b = len(b.buf)
+        if into is None:
+            b.mv = b.own
+        else:
+            b.mv = into
+        cap_b = len(b.mv)
         if max_records <= 0 or max_records > cap_n:
             max_records = cap_n
         if max_bytes <= 0 or max_bytes > cap_b:
@@ -633,6 +644,12 @@ class Spool:
                     b.offs[i + 1] = b.nbytes
             if full or b.count >= max_records:
                 break
+        if into is not None:
+            n = b.nbytes
+            end = len(into)
+            if n < end:  # (a memmove: the two ranges may overlap)
+                into[end - n : end] = into[:n]
+            b.mv = into[end - n : end]
         return b
 
     def ack(self, batch, count=-1):
@@ -736,20 +753,24 @@ def record_seq(payload):
     return payload[2] | (payload[3] << 8) | (payload[4] << 16) | (payload[5] << 24)
 
 
-def from_config(root, cfg, record_max=128):
+def from_config(root, cfg, record_max=128, lent=False):
     """A Spool sized from a ``tlog.config.Config``.
 
     The batch buffer holds packed records (``record_max`` bytes at most each, the
     packed form is <= records.PACKED_MAX), at most ``batch_max_records`` of them
     and never more bytes than one publish may carry; the encoded batch is cut to
     ``batch_max_bytes`` by ``records.encode_batch`` and acknowledged partially.
+    ``lent``: the reader peeks ``into`` its own buffer (tlog.uplink): the batch's own
+    buffer only holds one record (the scan and repair at open), not a whole batch.
     """
     n = cfg.get("batch_max_records")
+    if lent:
+        n = 1  # (the end positions are still one per record: the batch's lists)
     return Spool(
         root,
         max_bytes=cfg.get("spool_max_bytes"),
         max_segments=cfg.get("spool_max_segments"),
-        batch_max_records=n,
+        batch_max_records=cfg.get("batch_max_records"),
         batch_max_bytes=max(record_max, min(n * record_max, cfg.get("batch_max_bytes"))),
         # staging sized from spool_flush_records (read at boot; a larger live value flushes
         # when the staging is full), one record more so that a failed flash write keeps a

@@ -82,6 +82,15 @@ _LANE_IDLE_MS = const(30000)
 _LANE_RETRY_MS = const(30000)
 _LANE_POLL_MS = const(20)  # one batch in flight, the second session not up yet: look again
 _LANE_BUF_MIN = const(1024)  # the least payload buffer made when the heap has no bigger block
+# A batch is read into the end of the payload buffer it is encoded into (one block, not a
+# payload buffer and a packed batch: issue 11).  How much of it: what the last batch's
+# records took packed for the buffer's size encoded, plus one record (records read that
+# do not fit are the cost: the encoder stops at the first unread byte); at most a third
+# (a record's JSON or Freematics bound is over 3 times its packed size: that holds every
+# record a batch can carry; also the first batch's share), never less than one packed record
+# (records.PACKED_MAX <= 128, what spool.from_config allows).  A buffer smaller than one
+# packed record (a tiny modem cap) reads into the spool's own one-record buffer instead.
+_PACKED_ROOM = const(128)
 
 
 def _buffer_at_most(n):
@@ -94,6 +103,21 @@ def _buffer_at_most(n):
             if n // 2 < _LANE_BUF_MIN:
                 raise
             n //= 2
+
+
+def peek_room(n, packed=0, encoded=0):
+    """How many bytes of an ``n``-byte payload buffer a batch is read into, after one whose
+    ``packed`` bytes of records were ``encoded`` bytes (0: none yet)."""
+    most = n // 3
+    room = n * packed // encoded + _PACKED_ROOM if encoded > 0 else most
+    if room > most:
+        room = most
+    return room if room > _PACKED_ROOM else _PACKED_ROOM
+
+
+def _tail(batch, out):
+    """The packed batch's bytes at the end of ``out`` (``Uplink._peek``), 0: elsewhere."""
+    return batch.nbytes if len(out) >= _PACKED_ROOM else 0
 
 
 def _heap_free():
@@ -145,11 +169,12 @@ class Uplink:
         self.lane_failures = 0  # its publishes that failed
         self.lane_connects = 0  # its connects, of the sessions closed since
         self.wake = asyncio.Event()  # set by the sampler (new record) and by ``flush``
-        self._rec = Record()
+        self.rec = Record()  # scratch for decoding (shared with tlog.acquire's sampler)
         self.payload_cap = 0  # the modem's own payload limit (0: none beyond the config)
         self.forced_format = ""  # a payload format the modem needs whatever the config says
         self._out = bytearray(cfg.get("batch_max_bytes"))
         self._limit = 0  # max records for the next peek (0: configured) after a bad record
+        self._ratio = [0, 0, ""]  # the last batch: packed bytes, encoded bytes, format
         self._flying = 0  # batches in flight now
         self._resize_due = False  # resize() was deferred or got less than it wanted
         # counters (health)
@@ -336,10 +361,35 @@ class Uplink:
     def fmt(self):
         return self.forced_format or self.cfg.get("payload_format")
 
-    def _first_bad(self, batch):
+    def _peek(self, out, after=None):
+        """The next batch (after the one ``after`` marks), read into the end of ``out``."""
+        n = len(out)
+        lim = self._limit or self.cfg.get("batch_max_records")
+        if n < _PACKED_ROOM:
+            return self.spool.peek_batch(lim, 0, after)
+        fmt = self.fmt()
+        r = self._ratio
+        room = peek_room(n, r[0], r[1]) if r[2] == fmt else peek_room(n)
+        return self.spool.peek_batch(lim, room, after, memoryview(out))
+
+    def _encode(self, b, out):
+        """``encode_batch`` of ``b`` into ``out``; what it took is kept for the next read."""
+        fmt = self.fmt()
+        n, k = encode_batch(b, fmt, self.dev, out, self.rec, _tail(b, out))
+        r = self._ratio
+        r[0] = b.offs[k]
+        r[1] = n
+        r[2] = fmt
+        return n, k
+
+    def _first_bad(self, out):
+        """After ``encode_batch`` raised ValueError: the index of the first record that
+        cannot be decoded, -1 if none.  The batch is read again (the same one: nothing
+        awaited since): encoding wrote over the records before the failing one."""
+        batch = self._peek(out)
         for i in range(len(batch)):
             try:
-                self._rec.unpack(batch.payload(i))
+                self.rec.unpack(batch.payload(i))
             except ValueError:
                 return i
         return -1
@@ -354,14 +404,15 @@ class Uplink:
             return 0
         if self._resize_due:
             self.resize()
-        b = self.spool.peek_batch(self._limit or self.cfg.get("batch_max_records"))
-        self._limit = 0
+        b = self._peek(self._out)
         if len(b) == 0:
+            self._limit = 0
             return 0
         try:
-            n, k = encode_batch(b, self.fmt(), self.dev, self._out, self._rec)
+            n, k = self._encode(b, self._out)
         except ValueError as e:
-            i = self._first_bad(b)
+            i = self._first_bad(self._out)  # (read with the same _limit)
+            self._limit = 0
             if i < 0:
                 raise  # not a bad record: the buffer is too small for one record
             self.last_error = e
@@ -370,6 +421,7 @@ class Uplink:
             else:
                 self._limit = i  # send the good ones before it first
             return 0
+        self._limit = 0
         self._flying = 1
         try:
             await c.publish(self.topic, memoryview(self._out)[:n], self.cfg.get("mqtt_qos"))
@@ -404,20 +456,19 @@ class Uplink:
                         break
                     prev = flight[-1][1] if flight else None
                     try:
-                        # into the spool's one Batch: the one in flight is encoded already
-                        # and only its end is kept (its _Mark)
-                        b = self.spool.peek_batch(
-                            self._limit or self.cfg.get("batch_max_records"), after=prev)
+                        # into the spool's one Batch (read into the end of this lane's
+                        # buffer): the one in flight is encoded already and only its end
+                        # is kept (its _Mark)
+                        b = self._peek(outs[lane], prev)
                         if len(b) == 0:
                             break
                         try:
-                            n, k = encode_batch(b, self.fmt(), self.dev, outs[lane], self._rec)
+                            n, k = self._encode(b, outs[lane])
                         except ValueError as e:
                             if flight:  # the single path deals with it once these settled
                                 break
-                            if self._first_bad(b) < 0:
+                            if not await self._skip_bad(b, outs[lane], e):
                                 raise
-                            await self._skip_bad(b, e)
                             continue
                         self._limit = 0
                         # the next batch starts after the records that went out
@@ -487,13 +538,19 @@ class Uplink:
             return e
         return None
 
-    async def _skip_bad(self, b, e):
-        i = self._first_bad(b)
+    async def _skip_bad(self, b, out, e):
+        """A record that cannot be decoded: skipped (the first) or sent after the good ones
+        before it; False when no record is bad.  (``b``: the spool's one Batch, read again
+        by ``_first_bad``.)"""
+        i = self._first_bad(out)
+        if i < 0:
+            return False
         self.last_error = e
         if i == 0:
             self.bad_records += self.spool.ack(b, 1)
         else:
             self._limit = i
+        return True
 
     async def run(self):
         """Forever: wait for the link and for records, publish, ack, back off on failure."""
