@@ -31,7 +31,7 @@ import asyncio
 
 from . import errtab
 from . import power as _power
-from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms, wait_for_ms
+from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms
 from .errors import ATTimeout, ConfigError, ModemError
 from .link import Link, is_fatal
 from .recovery import Escalate, Ladder, Recovery
@@ -61,6 +61,8 @@ _RUNG_RESET = const(3)  # = atmq.recovery.RUNG_RESET
 
 KICK = -0x7FF  # EV_URC a-value the client posts to wake its own supervisor
 _HEALTH_NOW = const(-2)
+_UP_POLL_MS = const(50)  # a publish waiting for the link without a supervisor looks this often
+_TICK_MS = const(1000)  # the supervisor's timer (health check due, publish deadlines)
 
 _DEFAULTS = {
     "host": None,
@@ -227,6 +229,9 @@ class MQTTClient:
         self.down = asyncio.Event()
         self.down.set()
         self._msg_ev = asyncio.Event()
+        self._wake = asyncio.Event()  # pulsed: the link came up, or a second went by
+        self._waiters = 0  # callers in _wait_up
+        self._ticking = False  # run()'s timer pulses _wake
         self._subs = [list(s) for s in self.cfg["subscriptions"]]
         self._closing = False
         self._connected_once = False
@@ -272,6 +277,7 @@ class MQTTClient:
         self.down.clear()
         self.up.set()
         self._last_activity = self._clock()
+        self._pulse()
 
     def _set_down(self):
         self.up.clear()
@@ -364,19 +370,30 @@ class MQTTClient:
         self.recovery.stop()  # a recovery in progress ends after its current step
         self._set_down()
         self.events.put(_EV_URC, KICK, 0)  # wake the supervisor so that it ends
+        self._pulse()  # and the callers waiting for the link (they raise LinkDown)
         await self.driver.disconnect()
 
     # ---- publish / subscribe -------------------------------------------------------------
 
     async def _wait_up(self, deadline, what):
+        # Not ``wait_for(up.wait())``: that holds a task and two coroutine frames besides
+        # the waiter's (~700 bytes on a 32-bit port) for every caller waiting out an outage
+        # (uplink, health, status, commands: at the heap's peak, issue 11) and leaves a
+        # CancelledError behind at each wake.  ``_wake`` is pulsed when the link comes up
+        # and, while the supervisor runs, every second by ``_timer`` (the deadline);
+        # without a supervisor the wait polls.
         while not self.up.is_set():
             left = ticks_diff(deadline, self._clock())
             if left <= 0 or self._closing:
                 raise LinkDown("%s: no broker connection within the allowed time" % what)
-            try:
-                await wait_for_ms(self.up.wait(), left)
-            except asyncio.TimeoutError:
-                pass
+            if self._ticking:
+                self._waiters += 1
+                try:
+                    await self._wake.wait()
+                finally:
+                    self._waiters -= 1
+            else:
+                await sleep_ms(left if left < _UP_POLL_MS else _UP_POLL_MS)
 
     async def publish(self, topic, payload, qos=None, retain=False, timeout_ms=None):
         """Publish and return once the modem confirmed it (qos 1/2: the broker's ack).
@@ -463,8 +480,46 @@ class MQTTClient:
 
     # ---- supervisor ------------------------------------------------------------------------
 
+    def _idle_ms(self):
+        """Time left until the idle health check is due (nothing came or went and no check
+        for ``health_s``); 0 when it is due."""
+        now = self._clock()
+        h = self.cfg["health_s"] * 1000
+        since = ticks_diff(now, self._last_activity)
+        since_h = ticks_diff(now, self._last_health)
+        return 0 if since >= h and since_h >= h else h - min(since, since_h)
+
+    def _pulse(self):
+        # wake every caller waiting in _wait_up (they look at the link and their deadline)
+        w = self._wake
+        w.set()
+        w.clear()
+
+    async def _timer(self):
+        # Once a second: wakes the supervisor (a KICK on an empty queue) when the health
+        # check is due, so that it waits on the queue alone (a ``wait_for`` there held a
+        # task and two frames all the time, ~700 bytes, and left a CancelledError at every
+        # event), and the callers waiting for the link (their deadlines).  No allocation.
+        q = self.events
+        while not self._closing:
+            if self._idle_ms() <= 0 and not len(q):
+                q.put(_EV_URC, KICK, 0)
+            await sleep_ms(_TICK_MS)
+            if self._waiters:
+                self._pulse()
+
     async def run(self):
         """The supervisor: forever (until ``disconnect``) dispatch events, recover, check."""
+        timer = asyncio.create_task(self._timer())
+        self._ticking = True
+        try:
+            await self._supervise()
+        finally:
+            self._ticking = False
+            timer.cancel()
+            self._pulse()  # the waiters poll from now on
+
+    async def _supervise(self):
         q = self.events
         lk = self.link
         while not self._closing:
@@ -481,16 +536,8 @@ class MQTTClient:
             k = q.get()
             if k < 0:
                 # the idle health check is due when nothing came or went for health_s
-                now = self._clock()
-                h = self.cfg["health_s"] * 1000
-                since = ticks_diff(now, self._last_activity)
-                since_h = ticks_diff(now, self._last_health)
-                wait = 0 if since >= h and since_h >= h else h - min(since, since_h)
-                if wait > 0:
-                    try:
-                        await wait_for_ms(q.wait(), wait)
-                    except asyncio.TimeoutError:
-                        pass
+                if self._idle_ms() > 0:
+                    await q.wait()  # an event, or _timer's KICK when the check is due
                     continue
                 rung = await self._health()
             else:
@@ -611,14 +658,13 @@ class MQTTClient:
 
     # ---- rungs (the actions the ladder runs; each ends with the session up) ----------------
 
-    async def _guarded(self, coro):
+    async def _timed_out(self, e):
         # A timeout inside a repair: if the module does not answer AT either, go to reset.
-        try:
-            await coro
-        except ATTimeout:
-            if not await self.modem.probe(3):
-                raise Escalate(_RUNG_RESET) from None
-            raise
+        # (Called from the action's except clause, not wrapping its coroutine: one frame
+        # less on the recovery path's stack of coroutines.)
+        if not await self.modem.probe(3):
+            raise Escalate(_RUNG_RESET) from None
+        raise e
 
     async def _act_probe(self):
         # The link fell below data_up while this episode ran (a reboot or a PDP loss that
@@ -630,7 +676,10 @@ class MQTTClient:
         if self.driver.connected and await self.driver.is_connected():
             self._set_up()  # a false alarm (a timeout that passed)
             return True
-        await self._guarded(self._session(self.cfg["clean"]))
+        try:
+            await self._session(self.cfg["clean"])
+        except ATTimeout as e:
+            await self._timed_out(e)
         return True
 
     async def _act_session(self):
@@ -638,12 +687,18 @@ class MQTTClient:
         # the reader saw): a session rebuild cannot work, rebuild from the data rung
         if self.link.sync() < _ST_DATA_UP or not self.modem.inited:
             raise Escalate(_RUNG_DATA)
-        await self._guarded(self._session(self.cfg["clean"]))
+        try:
+            await self._session(self.cfg["clean"])
+        except ATTimeout as e:
+            await self._timed_out(e)
         return True
 
     async def _act_data(self):
-        await self._guarded(self.link.up(True))
-        await self._guarded(self._session(self.cfg["clean"]))
+        try:
+            await self.link.up(True)
+            await self._session(self.cfg["clean"])
+        except ATTimeout as e:
+            await self._timed_out(e)
         return True
 
     async def _act_reset(self):

@@ -145,8 +145,10 @@ class Link:
                 f = getattr(d, "reset", None)
                 if f is not None:
                     f()
-        log.info("link", "%s -> %s%s", state_name(old), state_name(st),
-                 (" (" + why + ")") if why else "")
+        if why:  # (no " (" + why + ")" built: two strings less per transition)
+            log.info("link", "%s -> %s (%s)", state_name(old), state_name(st), why)
+        else:
+            log.info("link", "%s -> %s", state_name(old), state_name(st))
 
     def lost(self, to):
         """Reader side (URC handlers): the link fell to state ``to``.  Records only and
