@@ -233,6 +233,7 @@ class MQTTClient:
         self._waiters = 0  # callers in _wait_up
         self._ticking = False  # run()'s timer pulses _wake
         self._subs = [list(s) for s in self.cfg["subscriptions"]]
+        self._topic_cache = [None, None]  # publish(): the last topic and its bytes
         self._closing = False
         self._connected_once = False
         now = self._clock()
@@ -403,9 +404,16 @@ class MQTTClient:
         ``ModemError`` of a failure that a retry cannot fix.  The caller keeps
         its record until this returns.
         """
-        t = _topic(topic)
-        if t.find(b"+") >= 0 or t.find(b"#") >= 0:
-            raise ValueError("a publish topic must not contain the wildcards + or #")
+        tc = self._topic_cache  # [topic as given, its checked bytes]: the uplink's str
+        if topic is tc[0] or topic == tc[0]:  # topic is not encoded again at every batch
+            t = tc[1]
+        else:
+            t = _topic(topic)
+            if t.find(b"+") >= 0 or t.find(b"#") >= 0:
+                raise ValueError("a publish topic must not contain the wildcards + or #")
+            if isinstance(topic, (str, bytes)):  # immutable: safe to keep
+                tc[0] = topic
+                tc[1] = t
         if isinstance(payload, str):
             payload = payload.encode()
         if not isinstance(payload, (bytes, bytearray, memoryview)):
@@ -415,11 +423,12 @@ class MQTTClient:
         deadline = ticks_add(self._clock(), limit)
         tries = 0
         while True:
-            try:
-                await self._wait_up(deadline, "publish")
-            except LinkDown:
-                self.failed += 1
-                raise
+            if not self.up.is_set():  # (no coroutine object made while the link is up)
+                try:
+                    await self._wait_up(deadline, "publish")
+                except LinkDown:
+                    self.failed += 1
+                    raise
             try:
                 await self.driver.publish(t, payload, q, retain)
             except (ValueError, TypeError):

@@ -97,7 +97,7 @@ class Link:
         self._lost = -1  # the lowest state a reader handler recorded (-1: none)
         self._apn_sent = False  # CGDCONT/CGAUTH done since the last boot (issue 10 #9)
         self.operator = None
-        self._op_reg = None  # the registration (m.reg) when the operator was last asked
+        self._op_reg = [None, None, None]  # m.reg when the operator was last asked
         self.last_reg = None
         self.ntp_synced = False
         self.last_time_error = None
@@ -365,16 +365,19 @@ class Link:
         registration changed since); else the last answer is returned.
         """
         m = self.modem
-        reg = (m.reg[0], m.reg[1], m.reg[2])
-        if reg == self._op_reg:  # asked since the last registration change
-            return self.operator
+        reg = m.reg
+        was = self._op_reg  # (compared and kept in place: no tuple per call)
+        if reg[0] == was[0] and reg[1] == was[1] and reg[2] == was[2]:
+            return self.operator  # asked since the last registration change
         if not idle or not self.at_least(ST_CONNECTED):
             return self.operator
         r = await m.at.cmd(b"AT+COPS?", resp=b"+COPS:", timeout_ms=60000)  # 003 s.4.2.2
         a = r.find(b"+COPS:")
         if a is not None and a.count() >= 3:
             self.operator = a.arg_str(2)
-        self._op_reg = reg
+        was[0] = reg[0]
+        was[1] = reg[1]
+        was[2] = reg[2]
         return self.operator
 
     def _on_cntp(self, a):
