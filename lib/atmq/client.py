@@ -230,7 +230,7 @@ class MQTTClient:
         self.down.set()
         self._msg_ev = asyncio.Event()
         self._wake = asyncio.Event()  # pulsed: the link came up, or a second went by
-        self._waiters = 0  # callers in _wait_up
+        self._waiters = 0  # callers in wait_up
         self._ticking = False  # run()'s timer pulses _wake
         self._subs = [list(s) for s in self.cfg["subscriptions"]]
         self._topic_cache = [None, None]  # publish(): the last topic and its bytes
@@ -376,17 +376,22 @@ class MQTTClient:
 
     # ---- publish / subscribe -------------------------------------------------------------
 
-    async def _wait_up(self, deadline, what):
-        # Not ``wait_for(up.wait())``: that holds a task and two coroutine frames besides
-        # the waiter's (~700 bytes on a 32-bit port) for every caller waiting out an outage
-        # (uplink, health, status, commands: at the heap's peak, issue 11) and leaves a
-        # CancelledError behind at each wake.  ``_wake`` is pulsed when the link comes up
-        # and, while the supervisor runs, every second by ``_timer`` (the deadline);
-        # without a supervisor the wait polls.
+    async def wait_up(self, timeout_ms):
+        """True once the broker session is up, False after ``timeout_ms`` (or at
+        ``disconnect``) without it.
+
+        What ``wait_for_ms(client.up.wait(), ms)`` does, without its cost: that holds a task
+        and two coroutine frames besides the waiter's (~700 bytes on a 32-bit port) for
+        every caller waiting out an outage, at the heap's peak (issue 11), and leaves a
+        CancelledError behind at each wake.  Here ``_wake`` is pulsed when the link comes up
+        and, while the supervisor runs, every second by ``_timer`` (the deadline); without a
+        supervisor the wait polls every _UP_POLL_MS.
+        """
+        deadline = ticks_add(self._clock(), timeout_ms)
         while not self.up.is_set():
             left = ticks_diff(deadline, self._clock())
             if left <= 0 or self._closing:
-                raise LinkDown("%s: no broker connection within the allowed time" % what)
+                return False
             if self._ticking:
                 self._waiters += 1
                 try:
@@ -395,6 +400,7 @@ class MQTTClient:
                     self._waiters -= 1
             else:
                 await sleep_ms(left if left < _UP_POLL_MS else _UP_POLL_MS)
+        return True
 
     async def publish(self, topic, payload, qos=None, retain=False, timeout_ms=None):
         """Publish and return once the modem confirmed it (qos 1/2: the broker's ack).
@@ -423,12 +429,11 @@ class MQTTClient:
         deadline = ticks_add(self._clock(), limit)
         tries = 0
         while True:
-            if not self.up.is_set():  # (no coroutine object made while the link is up)
-                try:
-                    await self._wait_up(deadline, "publish")
-                except LinkDown:
-                    self.failed += 1
-                    raise
+            # (no coroutine object made while the link is up)
+            if not self.up.is_set() and not await self.wait_up(
+                    ticks_diff(deadline, self._clock())):
+                self.failed += 1
+                raise LinkDown("publish: no broker connection within the allowed time")
             try:
                 await self.driver.publish(t, payload, q, retain)
             except (ValueError, TypeError):
@@ -449,7 +454,7 @@ class MQTTClient:
                     self.failed += 1
                     raise
                 if not self.up.is_set():
-                    continue  # _wait_up waits for the reconnect: no backoff on top of it
+                    continue  # wait_up waits for the reconnect: no backoff on top of it
                 back = 500 << (tries if tries < 5 else 5)  # 1 s .. 16 s, bounded by the deadline
                 await self._sleep(back if back < left else left)
                 continue
@@ -467,15 +472,15 @@ class MQTTClient:
                 break
         else:
             self._subs.append([t, q])
-        await self._wait_up(ticks_add(self._clock(), self.cfg["publish_timeout_ms"]),
-                            "subscribe")
+        if not await self.wait_up(self.cfg["publish_timeout_ms"]):
+            raise LinkDown("subscribe: no broker connection within the allowed time")
         await self.driver.subscribe(t, q)
 
     async def unsubscribe(self, topic):
         t = _topic(topic)
         self._subs = [s for s in self._subs if s[0] != t]
-        await self._wait_up(ticks_add(self._clock(), self.cfg["publish_timeout_ms"]),
-                            "unsubscribe")
+        if not await self.wait_up(self.cfg["publish_timeout_ms"]):
+            raise LinkDown("unsubscribe: no broker connection within the allowed time")
         await self.driver.unsubscribe(t)
 
     def subscriptions(self):
@@ -499,7 +504,7 @@ class MQTTClient:
         return 0 if since >= h and since_h >= h else h - min(since, since_h)
 
     def _pulse(self):
-        # wake every caller waiting in _wait_up (they look at the link and their deadline)
+        # wake every caller waiting in wait_up (they look at the link and their deadline)
         w = self._wake
         w.set()
         w.clear()
