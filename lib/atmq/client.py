@@ -524,51 +524,60 @@ class MQTTClient:
 
     async def run(self):
         """The supervisor: forever (until ``disconnect``) dispatch events, recover, check."""
+        q = self.events
+        lk = self.link
         timer = asyncio.create_task(self._timer())
         self._ticking = True
         try:
-            await self._supervise()
+            while not self._closing:
+                if lk.state == _ST_FATAL:
+                    # parked: only the long backoff or retry() (set/reconnect) tries again
+                    while True:
+                        k = q.get()
+                        if k < 0:
+                            break
+                        self._dispatch(k, q.a, q.b)
+                    if not await lk.wait_retry():
+                        continue
+                    rung = _RUNG_DATA
+                else:
+                    k = q.get()
+                    if k < 0:
+                        # the idle health check is due when nothing came or went for health_s
+                        if self._idle_ms() > 0:
+                            await q.wait()  # an event, or _timer's KICK when the check is due
+                            continue
+                        rung = await self._health()
+                    else:
+                        rung = self._dispatch(k, q.a, q.b)
+                        if rung == _HEALTH_NOW:
+                            rung = await self._health()
+                    if rung < 0 or self._closing:
+                        continue
+                    # trouble comes in bursts (CONNLOST, NONET, +CIPEVENT...): take the whole
+                    # burst first and start on the highest rung it asks for
+                    while True:
+                        k = q.get()
+                        if k < 0:
+                            break
+                        r2 = self._dispatch(k, q.a, q.b)
+                        if r2 > rung:
+                            rung = r2
+                # recover here, not in a coroutine of its own: one frame less under the
+                # ladder's (the recovery path's stack of frames is the heap's peak, issue 11)
+                self._set_down()
+                try:
+                    await self.recovery.recover(rung)
+                except Exception as e:  # a fatal error, or max_attempts reached: report
+                    self.last_error = e
+                    if is_fatal(e):
+                        self.link.fail(e)  # off the ladder: no CFUN/CRESET/power cycle
+                    continue
+                self.reconnects += 1
         finally:
             self._ticking = False
             timer.cancel()
             self._pulse()  # the waiters poll from now on
-
-    async def _supervise(self):
-        q = self.events
-        lk = self.link
-        while not self._closing:
-            if lk.state == _ST_FATAL:
-                # parked: only the long backoff or retry() (set/reconnect) tries again
-                while True:
-                    k = q.get()
-                    if k < 0:
-                        break
-                    self._dispatch(k, q.a, q.b)
-                if await lk.wait_retry():
-                    await self._recover(_RUNG_DATA)
-                continue
-            k = q.get()
-            if k < 0:
-                # the idle health check is due when nothing came or went for health_s
-                if self._idle_ms() > 0:
-                    await q.wait()  # an event, or _timer's KICK when the check is due
-                    continue
-                rung = await self._health()
-            else:
-                rung = self._dispatch(k, q.a, q.b)
-                if rung == _HEALTH_NOW:
-                    rung = await self._health()
-            if rung >= 0 and not self._closing:
-                # trouble comes in bursts (CONNLOST, NONET, +CIPEVENT...): take the whole
-                # burst first and start on the highest rung it asks for
-                while True:
-                    k = q.get()
-                    if k < 0:
-                        break
-                    r2 = self._dispatch(k, q.a, q.b)
-                    if r2 > rung:
-                        rung = r2
-                await self._recover(rung)
 
     def _dispatch(self, k, a, b):
         """One event -> a rung to recover from, or -1."""
@@ -648,17 +657,6 @@ class MQTTClient:
             return -1
         self.health_failures += 1
         return _RUNG_SESSION
-
-    async def _recover(self, rung):
-        self._set_down()
-        try:
-            await self.recovery.recover(rung)
-        except Exception as e:  # a fatal error, or max_attempts reached: report
-            self.last_error = e
-            if is_fatal(e):
-                self.link.fail(e)  # off the ladder: no CFUN/CRESET/power cycle for this
-            return
-        self.reconnects += 1
 
     def _quick(self, e):
         # Recovery: retry at once after a command that waited out its manual deadline, or
