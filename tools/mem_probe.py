@@ -216,7 +216,7 @@ def run():
     import time
 
     trace = os.getenv("TLOG_MEMPROBE_TRACE")
-    last_big = [None]
+    last_big = [None]  # type: list
 
     def traced(k, used):
         """TLOG_MEMPROBE_TRACE (tools/mem.py --trace): a new peak of state ``k`` (256 bytes

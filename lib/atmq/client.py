@@ -233,7 +233,7 @@ class MQTTClient:
         self._waiters = 0  # callers in wait_up
         self._ticking = False  # run()'s timer pulses _wake
         self._subs = [list(s) for s in self.cfg["subscriptions"]]
-        self._topic_cache = [None, None]  # publish(): the last topic and its bytes
+        self._topic_cache = [None, None]  # type: list  # publish(): last topic, its bytes
         self._closing = False
         self._connected_once = False
         now = self._clock()
