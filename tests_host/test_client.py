@@ -6,6 +6,7 @@ The fakes implement the driver interface the client is written against (cmqtt.py
 the clock is fake (recovery backoff and registration waits advance it, never sleep)."""
 
 import asyncio
+import time
 
 import pytest
 from app_fakes import FakeModem
@@ -284,6 +285,38 @@ def test_publish_waits_for_the_link_then_succeeds():
         assert len(r.clock.slept) >= 1 and all(0 < s <= 300000 for s in r.clock.slept)
         assert (rc.STEP_FAIL, rc.RUNG_SESSION) in r.steps
         await r.stop()
+    run(t())
+
+
+def test_wait_up_true_at_the_reconnect_false_at_its_deadline():
+    """wait_up (the cheap ``wait_for(up.wait())``): woken when the session comes back; with
+    the supervisor running its deadline is kept by the supervisor's timer (a second's
+    steps), without one by polling; no CancelledError, no task left behind."""
+    async def t():
+        r = Rig()
+        await r.c.connect()
+        r.d.fail["connect"] = [ModemError("CMQTT", 3, b"AT+CMQTTCONNECT"), None]
+        r.start()
+        r.d.drop()
+        await until(lambda: not r.c.up.is_set(), "down")
+        w = asyncio.create_task(r.c.wait_up(600000))
+        await until(w.done, "woken by the reconnect")
+        assert w.result() is True and r.c.isconnected() and r.c._waiters == 0
+        assert await r.c.wait_up(1) is True  # up: at once
+        await r.stop()
+
+        r = Rig(real_clock=True)  # supervisor running, never connected
+        r.start()
+        await until(lambda: r.c._ticking, "timer running")
+        t0 = time.monotonic()
+        assert await r.c.wait_up(300) is False
+        assert 0.29 <= time.monotonic() - t0 < 3.0 and r.c._waiters == 0
+        await r.stop()
+
+        r = Rig(real_clock=True)  # no supervisor: polled
+        t0 = time.monotonic()
+        assert await r.c.wait_up(120) is False
+        assert 0.11 <= time.monotonic() - t0 < 2.0
     run(t())
 
 

@@ -3,6 +3,7 @@
 
     python3 tools/dev.py mem [--json FILE] [--readme] [--no-run] [--search [--search-range LO:HI]]
                              [--map]
+    python3 tools/dev.py mem --trace {clean,downlink,drop,reboot,tls} [--trace-map]
 
 Runs tools/mem_probe.py on the 32-bit unix port with the firmware frozen in
 (tools/build_port.py: bytecode outside the heap, 32-bit objects, as on an ESP32
@@ -13,14 +14,20 @@ without PSRAM) and prints one JSON document:
            every preallocated buffer (ring, response, inbox, batch, spool, capture, OBD),
            modules imported only when used.
   peaks    the live heap sampled every 10 ms during a clean run (publish), downlink
-           commands and a network drop (recovery), against the SIMCom simulator and
-           Mosquitto, every feature on.
+           commands, a network drop (recovery), a modem reboot and a clean run over TLS,
+           against the SIMCom simulator and Mosquitto, every feature on.
   search   (--search) the lowest -X heapsize at which each e2e scenario delivers every
            record (bisection in 4 KiB steps; a few minutes).
   heapmap  (--map) the live heap by object kind once the App is built and once connected
            (one clean run; micropython.mem_info(1)'s block map: function objects, dicts,
            str/bytes, tuples, lists, bytearray/array headers, modules; "other" is instances,
            dict and list storage, buffers' data, closures, bound methods, types).
+
+``--trace`` answers "what is that peak": one e2e run of the scenario, every new peak of a
+state (256 bytes over the last) printed as it came, one JSON line each, between the link's
+transitions: the state, the link's, the App's containers of 600+ items or bytes (a buffer
+that grew, a list that kept growing) and, with ``--trace-map``, the objects of 128 bytes or
+more that were not in the heap at the previous peak (kind, size, count).
 
 ``--readme`` prints the Markdown tables of README.md's memory section from the same run.
 Figures: bytes, ``gc.mem_alloc()`` after ``gc.collect()``.
@@ -149,6 +156,12 @@ class Features:
 
 
 FEATURES = None  # set by main() for the e2e runs
+# The simulator's faults per e2e scenario (tests_host/test_frozen.py runs the same ones);
+# "tls" is a clean run over MQTT(S), a name not here a clean run.
+SCENARIOS = {
+    "drop": {"faults": [{"kind": "nonet", "at_s": 5, "duration_s": 15}]},
+    "reboot": {"faults": [{"kind": "reboot", "at_s": 5}]},
+}
 
 
 def _run(broker, scenario, heapsize, probe=True, commands=False, timeout=60):
@@ -157,11 +170,12 @@ def _run(broker, scenario, heapsize, probe=True, commands=False, timeout=60):
     fw_args = (["--entry", PROBE] if probe else []) + (FEATURES.args() if FEATURES else [])
     os.environ["TLOG_MEMPROBE"] = "run"
     dev = "mem-%s-%d" % (scenario or "clean", int(time.monotonic() * 1000) % 100000)
-    scen = None
-    if scenario == "drop":
-        scen = {"faults": [{"kind": "nonet", "at_s": 5, "duration_s": 15}]}
+    scen = SCENARIOS.get(scenario)
+    tls = scenario == "tls"
+    if tls and not broker.tls_port:
+        raise RuntimeError("the broker has no TLS listener (amqtt fallback)")
     with Rig(broker, scenario=scen, device_id=dev, heapsize=heapsize, frozen=True,
-             config_extra=extra, fw_args=fw_args) as rig:
+             config_extra=extra, fw_args=fw_args, tls=tls) as rig:
         rig.start()
         t0 = time.monotonic()
         if scen:
@@ -211,7 +225,10 @@ def _run(broker, scenario, heapsize, probe=True, commands=False, timeout=60):
 def peaks(broker):
     out = {}
     for name, scen, cmds in (("publish", None, False), ("downlink", None, True),
-                             ("recovery", "drop", False)):
+                             ("recovery", "drop", False), ("reboot", "reboot", False),
+                             ("tls", "tls", False)):
+        if scen == "tls" and not broker.tls_port:
+            continue  # amqtt fallback: no TLS listener
         a, counts, peak, good, log = _run(broker, scen, HEAP, commands=cmds)
         if not good:
             print(log[-3000:], file=sys.stderr)
@@ -234,7 +251,11 @@ def search(broker, lo_k=40, hi_k=128):
     """Lowest heapsize (KiB, 4 KiB steps) at which each scenario passes, by bisection."""
     out = {}
     for name, scen, cmds in (("clean", None, False), ("downlink", None, True),
-                             ("network_drop", "drop", False)):
+                             ("network_drop", "drop", False), ("reboot", "reboot", False),
+                             ("tls", "tls", False)):
+        if scen == "tls" and not broker.tls_port:
+            out[name] = None
+            continue
         lo, hi = lo_k, hi_k  # lo fails (assumed), hi passes (checked)
         if not _passes(broker, scen, hi, cmds):
             out[name] = None
@@ -286,6 +307,73 @@ def parse_heapmap(log):
                 cur[kind][0] += 1
                 cur[kind][1] += 16
     return out
+
+
+def heap_objects(log):
+    """{name: {first block: [kind char, blocks]}} for each MEMMAP-BEGIN/END block of a
+    probe run: every object of the heap by where it starts (gc_dump_alloc_table's map)."""
+    out = {}
+    cur = None
+    for line in log.splitlines():
+        if line.startswith("MEMMAP-BEGIN "):
+            cur = out.setdefault(line.split()[1], {})
+            head = None
+            continue
+        if line.startswith("MEMMAP-END"):
+            cur = None
+            continue
+        if cur is None or len(line) < 10 or line[8:10] != ": ":
+            continue
+        try:
+            base = int(line[:8], 16) // 16
+        except ValueError:
+            continue
+        for i, ch in enumerate(line[10:]):
+            if ch == "=":
+                if head is not None:
+                    head[1] += 1
+            elif ch in ". ":
+                head = None
+            else:
+                head = cur[base + i] = [ch, 1]
+    return out
+
+
+def new_blocks(before, after, least=128):
+    """What ``after`` holds that ``before`` did not (objects of ``least`` bytes or more):
+    [(kind, bytes, count)], largest total first."""
+    n = {}
+    for at, v in after.items():
+        if before.get(at) != v and v[1] * 16 >= least:
+            key = (MAP_KINDS.get(v[0], "other"), v[1] * 16)
+            n[key] = n.get(key, 0) + 1
+    return sorted(((k, b, c) for (k, b), c in n.items()), key=lambda x: -x[1] * x[2])
+
+
+def trace(broker, scenario, with_map):
+    """One e2e run printing every new peak of a state as it came (see mem_probe.py)."""
+    os.environ["TLOG_MEMPROBE_TRACE"] = "map" if with_map else "1"
+    try:
+        cmds = scenario == "downlink"
+        _a, _c, peak, good, log = _run(broker, None if cmds else scenario, HEAP,
+                                       commands=cmds)
+    finally:
+        del os.environ["TLOG_MEMPROBE_TRACE"]
+    maps = heap_objects(log) if with_map else {}
+    prev = None
+    out = []
+    for line in log.splitlines():
+        if line.startswith("PEAKAT "):
+            p = json.loads(line[7:])
+            name = "peak-%s-%d" % (p["state"], p["alloc"])
+            if name in maps:
+                if prev is not None:
+                    p["new"] = new_blocks(maps[prev], maps[name])
+                prev = name
+            out.append(p)
+        elif line[:1].isdigit() and " link: " in line:
+            out.append({"log": line})
+    return {"ok": good, "scenario": scenario, "peak": peak, "timeline": out}
 
 
 def heapmap(broker):
@@ -363,6 +451,7 @@ def readme(doc):
 
 
 def main(argv=None):
+    global FEATURES
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", help="also write the JSON document to this file")
@@ -372,6 +461,13 @@ def main(argv=None):
                    help="bisect the lowest heapsize per e2e scenario (minutes)")
     p.add_argument("--map", action="store_true",
                    help="the live heap by object kind, built and connected (one e2e run)")
+    p.add_argument("--trace", metavar="SCENARIO",
+                   choices=("clean", "downlink", "drop", "reboot", "tls"),
+                   help="one e2e run (clean, downlink, drop, reboot, tls) printing each new "
+                        "peak as it came: link state, the App's big objects")
+    p.add_argument("--trace-map", action="store_true",
+                   help="with --trace: also what each peak added to the heap (new objects "
+                        "by kind and size, from the block map)")
     p.add_argument("--search-range", default="40:128", metavar="LO:HI",
                    help="KiB: LO assumed to fail, HI checked to pass (default 40:128)")
     args = p.parse_args(argv)
@@ -381,6 +477,19 @@ def main(argv=None):
         print("dev.py mem: the 32-bit frozen port cannot be built here: %s" % e,
               file=sys.stderr)
         return build_port.SKIP_RC
+    if args.trace:
+        from broker import Broker
+
+        FEATURES = Features()
+        try:
+            with Broker().start() as b:
+                doc = trace(b, args.trace, args.trace_map)
+        finally:
+            FEATURES.close()
+        for e in doc["timeline"]:
+            print(json.dumps(e))
+        print(json.dumps({"ok": doc["ok"], "peak": doc["peak"]}))
+        return 0 if doc["ok"] else 1
     bare = subprocess.run([binary, "-c", "import gc; gc.collect(); print(gc.mem_alloc())"],
                           env=build_port.frozen_env(), capture_output=True, text=True,
                           timeout=30)
@@ -392,7 +501,6 @@ def main(argv=None):
     if not args.no_run or args.search or args.map:
         from broker import Broker
 
-        global FEATURES
         FEATURES = Features()
         doc["e2e_features"] = FEATURES.config()
         try:

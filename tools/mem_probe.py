@@ -12,7 +12,10 @@ TLOG_MEMPROBE selects what it does:
   run      the firmware as main.py runs it, plus a task that every 10 ms collects and
            reads the live heap; at the end one line ``MEMPEAK {json}``: the highest live
            heap before the first connect, while connected and while the link was down
-           after it (recovery), and the lowest free heap seen.
+           after it (recovery), and the lowest free heap seen.  With TLOG_MEMPROBE_TRACE
+           (1 or "map"; ``mem.py --trace``) every new peak of a state is printed as it
+           happens (``PEAKAT {json}``: ticks, state, link state, the App's containers of
+           600+ items or bytes), with "map" also the heap's block map.
 
 Figures are ``gc.mem_alloc()`` after ``gc.collect()``: live objects, 32-bit, code in
 flash (frozen); the sampler sees the heap between tasks' steps, not inside one step.
@@ -99,6 +102,42 @@ def buffers(root):
     return out
 
 
+def bigobjs(root, least=600):
+    """[(path, type, len)] of the containers reachable from ``root`` (attributes, list,
+    tuple and dict items, breadth first) of at least ``least`` items or bytes."""
+    seen = {id(root)}
+    out = []
+    todo = [("app", root)]
+    while todo:
+        nxt = []
+        for path, obj in todo:
+            items = ()
+            if isinstance(obj, (list, tuple)):
+                items = [("[%d]" % i, v) for i, v in enumerate(obj)]
+            elif isinstance(obj, dict):
+                items = [("[%r]" % (k,), v) for k, v in obj.items()]
+            else:
+                try:
+                    items = [("." + k, v) for k, v in obj.__dict__.items()]
+                except AttributeError:
+                    pass
+            for k, v in items:
+                if id(v) in seen or isinstance(v, (int, type)) or v is None:
+                    continue
+                seen.add(id(v))
+                try:
+                    n = len(v)
+                except TypeError:
+                    n = -1
+                if n >= least and not isinstance(v, memoryview):
+                    out.append((path + k, type(v).__name__, n))
+                if isinstance(v, (list, tuple, dict)) or (
+                        hasattr(v, "__dict__") and not callable(v)):
+                    nxt.append((path + k, v))
+        todo = nxt
+    return out
+
+
 def static():
     import tlog.platform as platform
 
@@ -174,6 +213,29 @@ def run():
             "buffers": sum(block(n) for _p, n in bufs),
             "big": [(p, n) for p, n in bufs if n >= 256]}))
 
+    import time
+
+    trace = os.getenv("TLOG_MEMPROBE_TRACE")
+    last_big = [None]  # type: list
+
+    def traced(k, used):
+        """TLOG_MEMPROBE_TRACE (tools/mem.py --trace): a new peak of state ``k`` (256 bytes
+        or more over the last one): when, the link's state, the big objects the App holds,
+        and with "map" the heap's block map (tools/mem.py diffs consecutive ones)."""
+        big = bigobjs(app)
+        d = {"ms": time.ticks_ms(), "state": k, "alloc": used, "link": app.link_owner.name}
+        if big != last_big[0]:  # only when it changed
+            d["big"] = last_big[0] = big
+        print("PEAKAT %s" % json.dumps(d))
+        d = big = None
+        if trace == "map":
+            import micropython
+
+            gc.collect()  # the lines above are not the firmware's
+            print("MEMMAP-BEGIN peak-%s-%d" % (k, used))
+            micropython.mem_info(1)
+            print("MEMMAP-END")
+
     async def sample():
         was_up = False
         dumped = 0
@@ -185,6 +247,8 @@ def run():
             was_up = was_up or up
             k = "connected" if up else ("recovery" if was_up else "boot")
             if used > peaks[k]:
+                if trace and used >= peaks[k] + 256:
+                    traced(k, used)
                 peaks[k] = used
             if up and not dumped:
                 dumped = 1

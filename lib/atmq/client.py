@@ -31,7 +31,7 @@ import asyncio
 
 from . import errtab
 from . import power as _power
-from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms, wait_for_ms
+from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms
 from .errors import ATTimeout, ConfigError, ModemError
 from .link import Link, is_fatal
 from .recovery import Escalate, Ladder, Recovery
@@ -61,6 +61,8 @@ _RUNG_RESET = const(3)  # = atmq.recovery.RUNG_RESET
 
 KICK = -0x7FF  # EV_URC a-value the client posts to wake its own supervisor
 _HEALTH_NOW = const(-2)
+_UP_POLL_MS = const(50)  # a publish waiting for the link without a supervisor looks this often
+_TICK_MS = const(1000)  # the supervisor's timer (health check due, publish deadlines)
 
 _DEFAULTS = {
     "host": None,
@@ -227,7 +229,11 @@ class MQTTClient:
         self.down = asyncio.Event()
         self.down.set()
         self._msg_ev = asyncio.Event()
+        self._wake = asyncio.Event()  # pulsed: the link came up, or a second went by
+        self._waiters = 0  # callers in wait_up
+        self._ticking = False  # run()'s timer pulses _wake
         self._subs = [list(s) for s in self.cfg["subscriptions"]]
+        self._topic_cache = [None, None]  # type: list  # publish(): last topic, its bytes
         self._closing = False
         self._connected_once = False
         now = self._clock()
@@ -272,6 +278,7 @@ class MQTTClient:
         self.down.clear()
         self.up.set()
         self._last_activity = self._clock()
+        self._pulse()
 
     def _set_down(self):
         self.up.clear()
@@ -364,19 +371,36 @@ class MQTTClient:
         self.recovery.stop()  # a recovery in progress ends after its current step
         self._set_down()
         self.events.put(_EV_URC, KICK, 0)  # wake the supervisor so that it ends
+        self._pulse()  # and the callers waiting for the link (they raise LinkDown)
         await self.driver.disconnect()
 
     # ---- publish / subscribe -------------------------------------------------------------
 
-    async def _wait_up(self, deadline, what):
+    async def wait_up(self, timeout_ms):
+        """True once the broker session is up, False after ``timeout_ms`` (or at
+        ``disconnect``) without it.
+
+        What ``wait_for_ms(client.up.wait(), ms)`` does, without its cost: that holds a task
+        and two coroutine frames besides the waiter's (~700 bytes on a 32-bit port) for
+        every caller waiting out an outage, at the heap's peak (issue 11), and leaves a
+        CancelledError behind at each wake.  Here ``_wake`` is pulsed when the link comes up
+        and, while the supervisor runs, every second by ``_timer`` (the deadline); without a
+        supervisor the wait polls every _UP_POLL_MS.
+        """
+        deadline = ticks_add(self._clock(), timeout_ms)
         while not self.up.is_set():
             left = ticks_diff(deadline, self._clock())
             if left <= 0 or self._closing:
-                raise LinkDown("%s: no broker connection within the allowed time" % what)
-            try:
-                await wait_for_ms(self.up.wait(), left)
-            except asyncio.TimeoutError:
-                pass
+                return False
+            if self._ticking:
+                self._waiters += 1
+                try:
+                    await self._wake.wait()
+                finally:
+                    self._waiters -= 1
+            else:
+                await sleep_ms(left if left < _UP_POLL_MS else _UP_POLL_MS)
+        return True
 
     async def publish(self, topic, payload, qos=None, retain=False, timeout_ms=None):
         """Publish and return once the modem confirmed it (qos 1/2: the broker's ack).
@@ -386,9 +410,16 @@ class MQTTClient:
         ``ModemError`` of a failure that a retry cannot fix.  The caller keeps
         its record until this returns.
         """
-        t = _topic(topic)
-        if t.find(b"+") >= 0 or t.find(b"#") >= 0:
-            raise ValueError("a publish topic must not contain the wildcards + or #")
+        tc = self._topic_cache  # [topic as given, its checked bytes]: the uplink's str
+        if topic is tc[0] or topic == tc[0]:  # topic is not encoded again at every batch
+            t = tc[1]
+        else:
+            t = _topic(topic)
+            if t.find(b"+") >= 0 or t.find(b"#") >= 0:
+                raise ValueError("a publish topic must not contain the wildcards + or #")
+            if isinstance(topic, (str, bytes)):  # immutable: safe to keep
+                tc[0] = topic
+                tc[1] = t
         if isinstance(payload, str):
             payload = payload.encode()
         if not isinstance(payload, (bytes, bytearray, memoryview)):
@@ -398,11 +429,11 @@ class MQTTClient:
         deadline = ticks_add(self._clock(), limit)
         tries = 0
         while True:
-            try:
-                await self._wait_up(deadline, "publish")
-            except LinkDown:
+            # (no coroutine object made while the link is up)
+            if not self.up.is_set() and not await self.wait_up(
+                    ticks_diff(deadline, self._clock())):
                 self.failed += 1
-                raise
+                raise LinkDown("publish: no broker connection within the allowed time")
             try:
                 await self.driver.publish(t, payload, q, retain)
             except (ValueError, TypeError):
@@ -423,7 +454,7 @@ class MQTTClient:
                     self.failed += 1
                     raise
                 if not self.up.is_set():
-                    continue  # _wait_up waits for the reconnect: no backoff on top of it
+                    continue  # wait_up waits for the reconnect: no backoff on top of it
                 back = 500 << (tries if tries < 5 else 5)  # 1 s .. 16 s, bounded by the deadline
                 await self._sleep(back if back < left else left)
                 continue
@@ -441,15 +472,15 @@ class MQTTClient:
                 break
         else:
             self._subs.append([t, q])
-        await self._wait_up(ticks_add(self._clock(), self.cfg["publish_timeout_ms"]),
-                            "subscribe")
+        if not await self.wait_up(self.cfg["publish_timeout_ms"]):
+            raise LinkDown("subscribe: no broker connection within the allowed time")
         await self.driver.subscribe(t, q)
 
     async def unsubscribe(self, topic):
         t = _topic(topic)
         self._subs = [s for s in self._subs if s[0] != t]
-        await self._wait_up(ticks_add(self._clock(), self.cfg["publish_timeout_ms"]),
-                            "unsubscribe")
+        if not await self.wait_up(self.cfg["publish_timeout_ms"]):
+            raise LinkDown("unsubscribe: no broker connection within the allowed time")
         await self.driver.unsubscribe(t)
 
     def subscriptions(self):
@@ -463,51 +494,90 @@ class MQTTClient:
 
     # ---- supervisor ------------------------------------------------------------------------
 
+    def _idle_ms(self):
+        """Time left until the idle health check is due (nothing came or went and no check
+        for ``health_s``); 0 when it is due."""
+        now = self._clock()
+        h = self.cfg["health_s"] * 1000
+        since = ticks_diff(now, self._last_activity)
+        since_h = ticks_diff(now, self._last_health)
+        return 0 if since >= h and since_h >= h else h - min(since, since_h)
+
+    def _pulse(self):
+        # wake every caller waiting in wait_up (they look at the link and their deadline)
+        w = self._wake
+        w.set()
+        w.clear()
+
+    async def _timer(self):
+        # Once a second: wakes the supervisor (a KICK on an empty queue) when the health
+        # check is due, so that it waits on the queue alone (a ``wait_for`` there held a
+        # task and two frames all the time, ~700 bytes, and left a CancelledError at every
+        # event), and the callers waiting for the link (their deadlines).  No allocation.
+        q = self.events
+        while not self._closing:
+            if self._idle_ms() <= 0 and not len(q):
+                q.put(_EV_URC, KICK, 0)
+            await sleep_ms(_TICK_MS)
+            if self._waiters:
+                self._pulse()
+
     async def run(self):
         """The supervisor: forever (until ``disconnect``) dispatch events, recover, check."""
         q = self.events
         lk = self.link
-        while not self._closing:
-            if lk.state == _ST_FATAL:
-                # parked: only the long backoff or retry() (set/reconnect) tries again
-                while True:
+        timer = asyncio.create_task(self._timer())
+        self._ticking = True
+        try:
+            while not self._closing:
+                if lk.state == _ST_FATAL:
+                    # parked: only the long backoff or retry() (set/reconnect) tries again
+                    while True:
+                        k = q.get()
+                        if k < 0:
+                            break
+                        self._dispatch(k, q.a, q.b)
+                    if not await lk.wait_retry():
+                        continue
+                    rung = _RUNG_DATA
+                else:
                     k = q.get()
                     if k < 0:
-                        break
-                    self._dispatch(k, q.a, q.b)
-                if await lk.wait_retry():
-                    await self._recover(_RUNG_DATA)
-                continue
-            k = q.get()
-            if k < 0:
-                # the idle health check is due when nothing came or went for health_s
-                now = self._clock()
-                h = self.cfg["health_s"] * 1000
-                since = ticks_diff(now, self._last_activity)
-                since_h = ticks_diff(now, self._last_health)
-                wait = 0 if since >= h and since_h >= h else h - min(since, since_h)
-                if wait > 0:
-                    try:
-                        await wait_for_ms(q.wait(), wait)
-                    except asyncio.TimeoutError:
-                        pass
+                        # the idle health check is due when nothing came or went for health_s
+                        if self._idle_ms() > 0:
+                            await q.wait()  # an event, or _timer's KICK when the check is due
+                            continue
+                        rung = await self._health()
+                    else:
+                        rung = self._dispatch(k, q.a, q.b)
+                        if rung == _HEALTH_NOW:
+                            rung = await self._health()
+                    if rung < 0 or self._closing:
+                        continue
+                    # trouble comes in bursts (CONNLOST, NONET, +CIPEVENT...): take the whole
+                    # burst first and start on the highest rung it asks for
+                    while True:
+                        k = q.get()
+                        if k < 0:
+                            break
+                        r2 = self._dispatch(k, q.a, q.b)
+                        if r2 > rung:
+                            rung = r2
+                # recover here, not in a coroutine of its own: one frame less under the
+                # ladder's (the recovery path's stack of frames is the heap's peak, issue 11)
+                self._set_down()
+                try:
+                    await self.recovery.recover(rung)
+                except Exception as e:  # a fatal error, or max_attempts reached: report
+                    self.last_error = e
+                    if is_fatal(e):
+                        self.link.fail(e)  # off the ladder: no CFUN/CRESET/power cycle
                     continue
-                rung = await self._health()
-            else:
-                rung = self._dispatch(k, q.a, q.b)
-                if rung == _HEALTH_NOW:
-                    rung = await self._health()
-            if rung >= 0 and not self._closing:
-                # trouble comes in bursts (CONNLOST, NONET, +CIPEVENT...): take the whole
-                # burst first and start on the highest rung it asks for
-                while True:
-                    k = q.get()
-                    if k < 0:
-                        break
-                    r2 = self._dispatch(k, q.a, q.b)
-                    if r2 > rung:
-                        rung = r2
-                await self._recover(rung)
+                self.reconnects += 1
+        finally:
+            self._ticking = False
+            timer.cancel()
+            self._pulse()  # the waiters poll from now on
 
     def _dispatch(self, k, a, b):
         """One event -> a rung to recover from, or -1."""
@@ -588,17 +658,6 @@ class MQTTClient:
         self.health_failures += 1
         return _RUNG_SESSION
 
-    async def _recover(self, rung):
-        self._set_down()
-        try:
-            await self.recovery.recover(rung)
-        except Exception as e:  # a fatal error, or max_attempts reached: report
-            self.last_error = e
-            if is_fatal(e):
-                self.link.fail(e)  # off the ladder: no CFUN/CRESET/power cycle for this
-            return
-        self.reconnects += 1
-
     def _quick(self, e):
         # Recovery: retry at once after a command that waited out its manual deadline, or
         # an attempt the module's reboot cut short (it is up again: nothing to wait for)
@@ -611,14 +670,13 @@ class MQTTClient:
 
     # ---- rungs (the actions the ladder runs; each ends with the session up) ----------------
 
-    async def _guarded(self, coro):
+    async def _timed_out(self, e):
         # A timeout inside a repair: if the module does not answer AT either, go to reset.
-        try:
-            await coro
-        except ATTimeout:
-            if not await self.modem.probe(3):
-                raise Escalate(_RUNG_RESET) from None
-            raise
+        # (Called from the action's except clause, not wrapping its coroutine: one frame
+        # less on the recovery path's stack of coroutines.)
+        if not await self.modem.probe(3):
+            raise Escalate(_RUNG_RESET) from None
+        raise e
 
     async def _act_probe(self):
         # The link fell below data_up while this episode ran (a reboot or a PDP loss that
@@ -630,7 +688,10 @@ class MQTTClient:
         if self.driver.connected and await self.driver.is_connected():
             self._set_up()  # a false alarm (a timeout that passed)
             return True
-        await self._guarded(self._session(self.cfg["clean"]))
+        try:
+            await self._session(self.cfg["clean"])
+        except ATTimeout as e:
+            await self._timed_out(e)
         return True
 
     async def _act_session(self):
@@ -638,12 +699,18 @@ class MQTTClient:
         # the reader saw): a session rebuild cannot work, rebuild from the data rung
         if self.link.sync() < _ST_DATA_UP or not self.modem.inited:
             raise Escalate(_RUNG_DATA)
-        await self._guarded(self._session(self.cfg["clean"]))
+        try:
+            await self._session(self.cfg["clean"])
+        except ATTimeout as e:
+            await self._timed_out(e)
         return True
 
     async def _act_data(self):
-        await self._guarded(self.link.up(True))
-        await self._guarded(self._session(self.cfg["clean"]))
+        try:
+            await self.link.up(True)
+            await self._session(self.cfg["clean"])
+        except ATTimeout as e:
+            await self._timed_out(e)
         return True
 
     async def _act_reset(self):

@@ -97,7 +97,7 @@ class Link:
         self._lost = -1  # the lowest state a reader handler recorded (-1: none)
         self._apn_sent = False  # CGDCONT/CGAUTH done since the last boot (issue 10 #9)
         self.operator = None
-        self._op_reg = None  # the registration (m.reg) when the operator was last asked
+        self._op_reg = [None, None, None]  # m.reg when the operator was last asked
         self.last_reg = None
         self.ntp_synced = False
         self.last_time_error = None
@@ -145,8 +145,10 @@ class Link:
                 f = getattr(d, "reset", None)
                 if f is not None:
                     f()
-        log.info("link", "%s -> %s%s", state_name(old), state_name(st),
-                 (" (" + why + ")") if why else "")
+        if why:  # (no " (" + why + ")" built: two strings less per transition)
+            log.info("link", "%s -> %s (%s)", state_name(old), state_name(st), why)
+        else:
+            log.info("link", "%s -> %s", state_name(old), state_name(st))
 
     def lost(self, to):
         """Reader side (URC handlers): the link fell to state ``to``.  Records only and
@@ -234,8 +236,48 @@ class Link:
         n = 0
         while True:
             seq = getattr(m, "boots", 0)
-            try:
-                await self._up(reopen, first)
+            try:  # (inline, not a coroutine of its own: one frame less at every bring-up)
+                self.sync()
+                if first:  # cold start: PWRKEY, the boot URCs or an ``AT`` answer, ``init``
+                    self._enter(ST_BOOTING, "power on")
+                    await m.power_on()
+                    await m.wait_ready(min(self.reg_timeout_ms, self.boot_timeout_ms))
+                    await m.init()
+                    self._enter(ST_AT_READY)
+                elif not m.inited:
+                    self._enter(ST_BOOTING, "module not initialised")
+                    await m.wait_ready(self.boot_timeout_ms)
+                    await m.init()
+                    self._enter(ST_AT_READY)
+                elif self.state < ST_AT_READY or self.state == ST_FATAL:
+                    self._enter(ST_AT_READY)
+                elif reopen and self.state > ST_REGISTERED:
+                    self._enter(ST_REGISTERED, "reopen data")
+                await self._sim()
+                # a reboot between two commands aborted none of them: do not go on with a module
+                # that lost its settings (``up`` starts again from booting)
+                if not m.inited:
+                    raise ModemError("AT", -2, b"RDY")
+                await self._registered()
+                if not m.inited:
+                    raise ModemError("AT", -2, b"RDY")
+                apn = getattr(m, "apn", None)
+                if apn and getattr(m, "family", "cmqtt") == "cmqtt" and not self._apn_sent:
+                    # CGDCONT + CGAUTH before data, after every boot: a failed CGAUTH leaves
+                    # _apn_sent False so the credentials are sent again next time (issue 10 #9)
+                    await m.set_apn(apn, m.apn_user, m.apn_password)
+                    self._apn_sent = True
+                if reopen and m.data_open:
+                    try:
+                        await m.data_down()
+                    except ModemError as e:
+                        log.warn("link", "data_down before reopen: %s", e)
+                if reopen or not m.data_open:
+                    await m.data_up()
+                if not m.inited:
+                    raise ModemError("AT", -2, b"RDY")
+                self.sync()
+                self._enter(ST_DATA_UP)
             except Exception:
                 if getattr(m, "boots", 0) == seq or n >= _BOOT_RESTARTS:
                     raise
@@ -248,50 +290,6 @@ class Link:
             log.warn("link", "the module rebooted during bring-up: from booting again (%d)", n)
             first = False  # powered: wait for it, no PWRKEY pulse (that would switch it off)
             reopen = False  # a boot closed the data path
-
-    async def _up(self, reopen, first):
-        m = self.modem
-        self.sync()
-        if first:  # cold start: PWRKEY, the boot URCs or an ``AT`` answer, ``init``
-            self._enter(ST_BOOTING, "power on")
-            await m.power_on()
-            await m.wait_ready(min(self.reg_timeout_ms, self.boot_timeout_ms))
-            await m.init()
-            self._enter(ST_AT_READY)
-        elif not m.inited:
-            self._enter(ST_BOOTING, "module not initialised")
-            await m.wait_ready(self.boot_timeout_ms)
-            await m.init()
-            self._enter(ST_AT_READY)
-        elif self.state < ST_AT_READY or self.state == ST_FATAL:
-            self._enter(ST_AT_READY)
-        elif reopen and self.state > ST_REGISTERED:
-            self._enter(ST_REGISTERED, "reopen data")
-        await self._sim()
-        # a reboot between two commands aborted none of them: do not go on with a module
-        # that lost its settings (``up`` starts again from booting)
-        if not m.inited:
-            raise ModemError("AT", -2, b"RDY")
-        await self._registered()
-        if not m.inited:
-            raise ModemError("AT", -2, b"RDY")
-        apn = getattr(m, "apn", None)
-        if apn and getattr(m, "family", "cmqtt") == "cmqtt" and not self._apn_sent:
-            # CGDCONT + CGAUTH before data, after every boot: a failed CGAUTH leaves
-            # _apn_sent False so the credentials are sent again next time (issue 10 #9)
-            await m.set_apn(apn, m.apn_user, m.apn_password)
-            self._apn_sent = True
-        if reopen and m.data_open:
-            try:
-                await m.data_down()
-            except ModemError as e:
-                log.warn("link", "data_down before reopen: %s", e)
-        if reopen or not m.data_open:
-            await m.data_up()
-        if not m.inited:
-            raise ModemError("AT", -2, b"RDY")
-        self.sync()
-        self._enter(ST_DATA_UP)
 
     async def _sim(self):
         m = self.modem
@@ -363,16 +361,19 @@ class Link:
         registration changed since); else the last answer is returned.
         """
         m = self.modem
-        reg = (m.reg[0], m.reg[1], m.reg[2])
-        if reg == self._op_reg:  # asked since the last registration change
-            return self.operator
+        reg = m.reg
+        was = self._op_reg  # (compared and kept in place: no tuple per call)
+        if reg[0] == was[0] and reg[1] == was[1] and reg[2] == was[2]:
+            return self.operator  # asked since the last registration change
         if not idle or not self.at_least(ST_CONNECTED):
             return self.operator
         r = await m.at.cmd(b"AT+COPS?", resp=b"+COPS:", timeout_ms=60000)  # 003 s.4.2.2
         a = r.find(b"+COPS:")
         if a is not None and a.count() >= 3:
             self.operator = a.arg_str(2)
-        self._op_reg = reg
+        was[0] = reg[0]
+        was[1] = reg[1]
+        was[2] = reg[2]
         return self.operator
 
     def _on_cntp(self, a):

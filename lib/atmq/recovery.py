@@ -188,10 +188,12 @@ class Ladder:
         return r
 
     def stats(self):
+        """Counters for the health report; ``tries``/``oks``/``fails`` are the ladder's own
+        lists (read them, do not keep or change them: no copies made per report)."""
         return {
-            "tries": list(self.tries),
-            "oks": list(self.oks),
-            "fails": list(self.fails),
+            "tries": self.tries,
+            "oks": self.oks,
+            "fails": self.fails,
             "escalations": self.escalations,
             "episodes": self.episodes,
             "calms": self.calms,
