@@ -19,6 +19,7 @@ package("atmq", files=[
     "board.py",
     "client.py",
     "cmqtt.py",
+    "cmqttup.py",
     "compat.py",
     "engine.py",
     "errors.py",
