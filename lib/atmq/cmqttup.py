@@ -20,7 +20,6 @@ run.  Manual references: 003 = SIM7600 series AT manual ch. 16 (CMQTT), 17 (SSL)
 
 import sys
 
-from . import script as _script
 from .cmqtt import (
     ADDR_MAX,
     ADDR_MIN,
@@ -35,6 +34,11 @@ from .cmqtt import (
 )
 from .compat import const
 from .errors import ATError, ModemError
+
+# atmq.script is dropped with this module unless something else had it (the firmware on a
+# cmqtt board: only these lazy modules run scripts)
+_SCRIPT_HAD = "atmq.script" in sys.modules
+from . import script as _script  # noqa: E402
 
 _MUST = const(0)  # = atmq.script.MUST
 _OPTIONAL = const(1)  # = atmq.script.OPTIONAL
@@ -148,6 +152,8 @@ def attr(d, name):
 
 def _drop(name):
     # the module object goes when nothing refers to it any more (frozen code stays in flash)
+    if name == __name__ and not _SCRIPT_HAD:
+        _drop("atmq.script")
     sys.modules.pop(name, None)
     pkg = sys.modules.get("atmq")
     if pkg is not None:

@@ -23,10 +23,14 @@ import asyncio
 import sys
 
 from . import log
-from . import script as _script
 from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms, wait_for_ms
 from .errors import ATTimeout, ConfigError, ModemError
 from .modem import _int_or_none, reg_ok, reg_roaming
+
+# atmq.script is dropped with this module unless something else had it (the firmware on a
+# cmqtt board: only these lazy modules run scripts)
+_SCRIPT_HAD = "atmq.script" in sys.modules
+from . import script as _script  # noqa: E402
 
 _R_OK = const(1)  # = atmq.engine.R_OK
 _R_ERROR = const(2)  # = atmq.engine.R_ERROR
@@ -67,10 +71,12 @@ def attr(m, name):
 
 def _drop():
     # the module object goes when nothing refers to it any more (frozen code stays in flash)
-    sys.modules.pop(__name__, None)
     pkg = sys.modules.get("atmq")
-    if pkg is not None:
-        pkg.__dict__.pop("modemq", None)
+    for name in (__name__, None if _SCRIPT_HAD else "atmq.script"):
+        if name is not None:
+            sys.modules.pop(name, None)
+            if pkg is not None:
+                pkg.__dict__.pop(name[5:], None)
 
 
 # init() as data (atmq.script): echo off (a payload echo would read as lines), numeric
