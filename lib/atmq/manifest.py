@@ -40,6 +40,7 @@ package("atmq", files=[
     "recovery.py",
     "script.py",
     "smmqtt.py",
+    "smmqttup.py",
     "stack.py",
     "tls.py",
     "tokenizer.py",

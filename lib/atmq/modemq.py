@@ -97,6 +97,7 @@ _RADIO_CYCLE = const((
     (b"AT+CFUN=1", None, None, 25000, _MUST, "003 s.3.2.1: 25 s"),
 ))
 
+
 def _quoted(name, value):
     # Values go into "..." of an AT command: a quote or a line end would break it.
     if isinstance(value, bytes):
@@ -202,6 +203,7 @@ async def data_is_open(m):
 
 # ---- the sm family's data path ---------------------------------------------------------
 
+
 async def sapbr_up(m, timeout_ms):
     # SIM800 MQTT note 4.1: profile 1 as GPRS with the APN, open, query
     at = m.at
@@ -263,6 +265,7 @@ async def cnact_query(m, new):
 
 # ---- power and boot ------------------------------------------------------------------
 
+
 async def power_on(m):
     """PWRKEY on pulse per the board's timings (``atmq.power``); None without pins."""
     if m.board is None or m.pins is None:
@@ -270,6 +273,7 @@ async def power_on(m):
     from . import power
 
     return await power.power_on(m.board, m.pins)
+
 
 async def power_cycle(m):
     """Hardware reset (RESET pin, supply cycle or PWRKEY off+on); None without pins."""
@@ -322,6 +326,7 @@ async def wait_ready(m, timeout_ms=30000, probe_ms=1000, need_boot=False):
                               max(1, min(left, ticks_diff(quiet_until, ticks_ms()))))
         except asyncio.TimeoutError:
             pass
+
 
 async def init(m):
     """Idempotent set-up after every boot: echo off, numeric errors, URC modes, facts."""
@@ -411,7 +416,9 @@ async def set_apn(m, apn, user=None, password=None, cid=1, pdp_type="IP"):
             cid, _quoted("apn_password", password or ""),
             _quoted("apn_user", user or ""))).encode(), timeout_ms=_T5)
 
+
 # ---- data ------------------------------------------------------------------------------
+
 
 async def data_up(m, timeout_ms=None):
     """Open the data path; returns the IP address string (None if the module hides it)."""
@@ -428,6 +435,7 @@ async def data_up(m, timeout_ms=None):
     m.data_open = still
     m.ip = ip if still else None
     return ip
+
 
 async def _netopen(m, timeout_ms):
     at = m.at
@@ -449,6 +457,7 @@ async def _netopen(m, timeout_ms):
     r = await at.cmd(b"AT+IPADDR", resp=b"+IPADDR:", timeout_ms=5000)  # 13.2.7
     a = r.find(b"+IPADDR:")
     m.ip = a.arg_str(0) if a is not None else None
+
 
 async def data_down(m, timeout_ms=None):
     """Close the data path; "already closed" counts as success."""
@@ -477,7 +486,9 @@ async def data_down(m, timeout_ms=None):
         m.data_open = False
         m.ip = None
 
+
 # ---- resets ----------------------------------------------------------------------------
+
 
 async def radio_cycle(m):
     """``AT+CFUN=0`` then ``AT+CFUN=1`` (manual 3.2.1): re-attach without a reboot."""
@@ -487,6 +498,7 @@ async def radio_cycle(m):
     m._own_teardown = ticks_add(ticks_ms(), 2 * _T_CFUN + _OWN_TEARDOWN_MS)
     await _script.run(m.at, _RADIO_CYCLE)
     m._own_teardown = ticks_add(ticks_ms(), _OWN_TEARDOWN_MS)
+
 
 async def restart(m, timeout_ms=30000):
     """Software reboot and re-init: ``AT+CRESET`` (cmqtt, manual 3.2.4) or
