@@ -60,7 +60,6 @@ import asyncio
 from array import array
 
 from .compat import const, sleep_ms
-from .engine import R_CME, R_CMS, R_OK
 from .errors import ATError, ATTimeout, ModemError
 from .events import (
     EV_CONNLOST,
@@ -69,33 +68,23 @@ from .events import (
     EV_NONET,
     EV_PUBACK,
     EV_URC,
-    RESULT_ABORTED,
-    RESULT_NONE,
     ResultWait,
 )
 from .tokenizer import T_RAW
 
-# Limits from manual 16.2 (bytes)
+# Limits from manual 16.2 (bytes); the connect's own (client id, address, credentials,
+# keepalive, will) are atmq.cmqttup's
 TOPIC_MAX = const(1024)  # TOPIC/SUBTOPIC/SUB/UNSUB/WILLTOPIC <req_length> 1..1024
-WILL_MAX = const(1024)  # WILLMSG 1..1024
 PAYLOAD_MAX_SIM76XX = const(4096)  # 16.2.11 "The SIM76XX is: (1-4096)"
 PAYLOAD_MAX_A76XX = const(10240)  # A7600 note 2.1.11: 1..10240
 RX_TOPIC_MAX = const(1024)  # 16.4 +CMQTTRXSTART <topic_total_len> 1..1024
 RX_PAYLOAD_MAX = const(10240)  # 16.4 <payload_total_len> 1..10240 (both families)
-CLIENT_ID_MAX = const(128)  # 16.2.3
-ADDR_MIN = const(9)  # 16.2.8 <server_addr> 9..256
-ADDR_MAX = const(256)
-CRED_MAX = const(256)  # user name / password 1..256
-KEEPALIVE_MAX = const(64800)
 
-# Timeouts (ms)
-T_CMD = const(10000)  # first phase (OK/ERROR) of every CMQTT command; the manual gives "-"
-T_PROMPT = const(5000)
-T_START = const(120000)  # 002 s.2.1.1 (A76xx): also the bound while the model is unknown
-T_START_SIM76 = const(12000)  # 003 s.16.2.1 (SIM7600/SIM767x series)
-T_STOP = const(12000)  # 16.2.2
-T_MARGIN = const(5000)
-T_ERR_GRACE = const(3000)  # after CONNECT's ERROR: how long its "+CMQTTCONNECT: i,err" may lag
+# Timeouts (ms); private: folded into the bytecode, no module-global entry (issue 11)
+_T_CMD = const(10000)  # first phase (OK/ERROR) of every CMQTT command; the manual gives "-"
+_T_PROMPT = const(5000)
+_T_START = const(120000)  # 002 s.2.1.1 (A76xx): also the bound while the model is unknown
+_T_MARGIN = const(5000)  # over a result's own limit (PUB: <pub_timeout> or optimeout)
 
 # EV_URC a-codes for result URCs that arrive outside a command
 LATE_SUB = const(1)
@@ -116,7 +105,13 @@ _E_NOTACQ = const(20)
 _E_NOTREL = const(21)
 _E_NETOPENED = const(23)
 _BARE = const(-1)  # plain ERROR, no code
-_ABORTED = RESULT_ABORTED  # CONNLOST/NONET while the result was awaited
+# other modules' constants, mirrored (tests_host/test_const_mirrors.py checks them)
+_R_OK = const(1)  # = atmq.engine.R_OK
+_R_CME = const(3)  # = atmq.engine.R_CME
+_R_CMS = const(4)  # = atmq.engine.R_CMS
+# CONNLOST/NONET while the result was awaited
+_ABORTED = const(-2)  # = atmq.events.RESULT_ABORTED
+_RESULT_NONE = const(-3)  # = atmq.events.RESULT_NONE
 
 # two-phase commands whose result URC the handlers catch (ResultWait kinds)
 _K_START = const(1)
@@ -224,7 +219,7 @@ class CMQTTDriver:
         self.busy_backoff_ms = 200
         self.sub_two_step = False  # True: AT+CMQTTSUBTOPIC + AT+CMQTTSUB=<idx> (A7600 note)
         self.optimeout_s = 120  # 16.2.15 default
-        self.start_timeout_ms = T_START  # set_model() narrows it to the model's manual
+        self.start_timeout_ms = _T_START  # set_model() narrows it to the model's manual
         self._cfg = (None, None, None)  # configure()'s checkUTF8, optimeout, version
         self.version_refused = False  # AT+CMQTTCFG="version" answered a plain ERROR
         self._tls = None  # normalized TLS profile from configure_tls
@@ -646,8 +641,8 @@ class CMQTTDriver:
 
     # ---- command plumbing --------------------------------------------------------------------
 
-    async def _exec(self, cmd, prefix, payload=None, kind=0, timeout_ms=T_CMD,
-                    done_timeout_ms=T_CMD, err_grace_ms=0, on_final=None):
+    async def _exec(self, cmd, prefix, payload=None, kind=0, timeout_ms=_T_CMD,
+                    done_timeout_ms=_T_CMD, err_grace_ms=0, on_final=None):
         """Run one CMQTT command; returns when it succeeded, else raises ``ModemError``:
         ("CMQTT", <err>) from ``+<cmd>: <idx>,<err>``, ``ATError`` for a plain ERROR,
         ``_Aborted`` (CMQTT 11) when the link went while the result was awaited, or the
@@ -662,9 +657,9 @@ class CMQTTDriver:
         at = self.at
         if not kind:
             r = await at.cmd(cmd, resp=prefix, payload=payload, timeout_ms=timeout_ms,
-                             prompt_timeout_ms=T_PROMPT, check=False)
+                             prompt_timeout_ms=_T_PROMPT, check=False)
             f = r.final
-            if f == R_CME or f == R_CMS:
+            if f == _R_CME or f == _R_CMS:
                 raise at.error(cmd)
             err = -1  # the CMQTT code from "+<prefix> <idx>,<err>", if any
             for i in range(r.count):
@@ -673,28 +668,28 @@ class CMQTTDriver:
                     err = a.arg_int(1)
                     break
             if err <= 0:
-                err = 0 if f == R_OK else _BARE
+                err = 0 if f == _R_OK else _BARE
         else:
             res = self._res
             res.expect(kind)
             try:
                 r = await at.cmd(cmd, payload=payload, timeout_ms=timeout_ms,
-                                 prompt_timeout_ms=T_PROMPT, check=False)
+                                 prompt_timeout_ms=_T_PROMPT, check=False)
                 f = r.final
                 if on_final is not None:
                     on_final()
-                if f == R_CME or f == R_CMS:
+                if f == _R_CME or f == _R_CMS:
                     raise at.error(cmd)
                 err = res.got
-                if f != R_OK and err == RESULT_NONE and err_grace_ms:
+                if f != _R_OK and err == _RESULT_NONE and err_grace_ms:
                     # 16.2.8 case 3: "ERROR" then "+CMQTTCONNECT: <idx>,<err>" in a later
                     # read: wait a moment for the code (it says what failed: 19 = already
                     # connected)
                     try:
                         err = await res.wait(cmd, err_grace_ms)
                     except ATTimeout:
-                        err = RESULT_NONE
-                if f != R_OK:  # "+<cmd>: <idx>,<err>" came before the ERROR, or nothing did
+                        err = _RESULT_NONE
+                if f != _R_OK:  # "+<cmd>: <idx>,<err>" came before the ERROR, or nothing did
                     if err <= 0 and err != _ABORTED:
                         err = _BARE
                 else:
@@ -776,7 +771,7 @@ class CMQTTDriver:
 
     async def _is_connected(self, server=None):
         # ``server``: 2 instead of True when our line lists another server (cmqttup's confirm)
-        r = await self.at.cmd(b"AT+CMQTTCONNECT?", resp=b"+CMQTTCONNECT:", timeout_ms=T_CMD,
+        r = await self.at.cmd(b"AT+CMQTTCONNECT?", resp=b"+CMQTTCONNECT:", timeout_ms=_T_CMD,
                               check=False)
         if not r.ok:  # ERROR: the service is not started (16.2.1 note)
             self.connected = False
@@ -815,7 +810,7 @@ class CMQTTDriver:
             c_pub += b",%d" % (1 if retain else 0)
             if dup:
                 c_pub += b",1"
-        t_done = (pub_s if pub_s > self.optimeout_s else self.optimeout_s) * 1000 + T_MARGIN
+        t_done = (pub_s if pub_s > self.optimeout_s else self.optimeout_s) * 1000 + _T_MARGIN
         async def attempt():  # a busy step starts the whole publish again from TOPIC
             # the three commands cross the UART as one unit (``_xfer``, shared with the
             # other client index), released at PUB's final code: the next publish's bytes

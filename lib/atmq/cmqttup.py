@@ -20,18 +20,7 @@ run.  Manual references: 003 = SIM7600 series AT manual ch. 16 (CMQTT), 17 (SSL)
 
 import sys
 
-from .cmqtt import (
-    ADDR_MAX,
-    ADDR_MIN,
-    CLIENT_ID_MAX,
-    CRED_MAX,
-    KEEPALIVE_MAX,
-    TOPIC_MAX,
-    WILL_MAX,
-    _bytes,
-    _int_in,
-    _len_ok,
-)
+from .cmqtt import _bytes, _int_in, _len_ok
 from .compat import const
 from .errors import ATError, ModemError
 
@@ -40,14 +29,26 @@ from .errors import ATError, ModemError
 _SCRIPT_HAD = "atmq.script" in sys.modules
 from . import script as _script  # noqa: E402
 
+# Limits of the connect's arguments, manual 16.2 (bytes)
+CLIENT_ID_MAX = const(128)  # 16.2.3
+ADDR_MIN = const(9)  # 16.2.8 <server_addr> 9..256
+ADDR_MAX = const(256)
+CRED_MAX = const(256)  # user name / password 1..256
+KEEPALIVE_MAX = const(64800)
+WILL_MAX = const(1024)  # WILLMSG 1..1024
+
+# Timeouts (ms)
+_T_START_SIM76 = const(12000)  # 003 s.16.2.1 (SIM7600/SIM767x series)
+_T_STOP = const(12000)  # 16.2.2
+_T_ERR_GRACE = const(3000)  # after CONNECT's ERROR: how long its "+CMQTTCONNECT: i,err" may lag
+
+# other modules' constants, mirrored (tests_host/test_const_mirrors.py checks them)
 _MUST = const(0)  # = atmq.script.MUST
 _OPTIONAL = const(1)  # = atmq.script.OPTIONAL
-_T_CMD = const(10000)  # = atmq.cmqtt.T_CMD
-_T_START = const(120000)  # = atmq.cmqtt.T_START
-_T_START_SIM76 = const(12000)  # = atmq.cmqtt.T_START_SIM76
-_T_STOP = const(12000)  # = atmq.cmqtt.T_STOP
-_T_MARGIN = const(5000)  # = atmq.cmqtt.T_MARGIN
-_T_ERR_GRACE = const(3000)  # = atmq.cmqtt.T_ERR_GRACE
+_TOPIC_MAX = const(1024)  # = atmq.cmqtt.TOPIC_MAX
+_T_CMD = const(10000)  # = atmq.cmqtt._T_CMD
+_T_START = const(120000)  # = atmq.cmqtt._T_START
+_T_MARGIN = const(5000)  # = atmq.cmqtt._T_MARGIN
 _E_NOCONN = const(11)  # = atmq.cmqtt._E_NOCONN
 _E_NETNOTOPEN = const(9)  # = atmq.cmqtt._E_NETNOTOPEN
 _E_USED = const(19)  # = atmq.cmqtt._E_USED
@@ -437,7 +438,7 @@ async def connect(d, host, port, client_id, keepalive_s=60, clean=True, user=Non
     if will is not None:
         wt, wm, wq, wr = will
         wt = _bytes(wt, "will topic")
-        a[_A_LEN] = _len_ok(wt, "will topic", 1, TOPIC_MAX)
+        a[_A_LEN] = _len_ok(wt, "will topic", 1, _TOPIC_MAX)
         if bytes(wt).find(b"+") >= 0 or bytes(wt).find(b"#") >= 0:
             raise ValueError("a will topic must not contain the wildcards + or #")
         wm = _bytes(wm, "will message")
@@ -628,7 +629,7 @@ async def subscribe_many(d, pairs, two_step=True):
     items = []
     for topic, qos in pairs:
         t = _bytes(topic, "topic")
-        _len_ok(t, "topic", 1, TOPIC_MAX)
+        _len_ok(t, "topic", 1, _TOPIC_MAX)
         items.append((t, _int_in(qos, "qos", 0, 2)))
     if not items:
         raise ValueError("nothing to subscribe")
@@ -662,7 +663,7 @@ async def subscribe_many(d, pairs, two_step=True):
 async def unsubscribe(d, topic, two_step=None):
     """Unsubscribe one topic filter; returns on ``+CMQTTUNSUB: <idx>,0``."""
     t = _bytes(topic, "topic")
-    _len_ok(t, "topic", 1, TOPIC_MAX)
+    _len_ok(t, "topic", 1, _TOPIC_MAX)
     if two_step is None:
         two_step = d.sub_two_step
     i = d.index

@@ -64,7 +64,6 @@ final result code.
 import asyncio
 
 from .compat import const
-from .engine import R_OK
 from .errors import ATTimeout, ModemError
 from .events import (
     EV_CONNLOST,
@@ -89,7 +88,6 @@ SSL_CTX_MAX = const(5)  # [7080] CSSLCFG <ctxindex> 0..5
 T_CMD = const(10000)
 T_PROMPT = const(5000)
 T_RESULT = const(65000)  # SMSUB/SMUNSUB result URC: the modem's own TIMEOUT default is 60 s
-T_DISC = const(30000)
 
 # EV_URC a-codes for result URCs that come outside a command
 LATE_SUB = const(1)
@@ -100,6 +98,7 @@ DROP_OVERSIZE = const(1)
 DROP_OVERWRITTEN = const(2)
 DROP_TORN = const(3)
 
+_R_OK = const(1)  # = atmq.engine.R_OK
 # link lost while the result URC was awaited
 _ABORTED = const(-2)  # = atmq.events.RESULT_ABORTED
 
@@ -403,7 +402,7 @@ class SMDriver:
         """One command answered by OK; raises the engine's error (CME code, ERROR)."""
         r = await self.at.cmd(cmd, timeout_ms=timeout_ms, payload=payload,
                               prompt_timeout_ms=T_PROMPT, check=False)
-        if r.final != R_OK:
+        if r.final != _R_OK:
             raise self.at.error(shown if shown is not None else cmd)
 
     async def _two_phase(self, cmd, kind, done_ms):
@@ -414,7 +413,7 @@ class SMDriver:
         res.expect(kind)
         try:
             r = await at.cmd(cmd, timeout_ms=T_CMD, check=False)
-            if r.final != R_OK:
+            if r.final != _R_OK:
                 raise at.error(cmd)
             return await res.wait(cmd, done_ms)
         finally:

@@ -27,7 +27,7 @@ _R_OK = const(1)  # = atmq.engine.R_OK
 _MUST = const(0)  # = atmq.script.MUST
 _T_CMD = const(10000)  # = atmq.smmqtt.T_CMD
 _T_RESULT = const(65000)  # = atmq.smmqtt.T_RESULT
-_T_DISC = const(30000)  # = atmq.smmqtt.T_DISC
+_T_DISC = const(30000)  # AT+SMDISC: neither manual gives a max response time
 _ABORTED = const(-2)  # = atmq.events.RESULT_ABORTED
 _K_SUB = const(2)  # = atmq.smmqtt._K_SUB
 _K_UNSUB = const(3)  # = atmq.smmqtt._K_UNSUB
