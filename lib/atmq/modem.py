@@ -30,7 +30,6 @@ from array import array
 from .compat import const, ticks_diff, ticks_ms
 from .errors import ConfigError, ModemError
 from .fix import Fix
-from . import gnssparse as _gnssparse
 
 # Other modules' constants, mirrored (folded at compile time: no global-dict entry each,
 # issue 11; tests_host/test_const_mirrors.py checks them)
@@ -54,7 +53,7 @@ NONET_CIPEVENT = const(3)  # +CIPEVENT: NETWORK CLOSED UNEXPECTEDLY
 NONET_PDP = const(4)  # +PDP: DEACT, +SAPBR 1: DEACT, +APP PDP: DEACTIVE (sm family)
 
 # Registration <stat> (manual 4.2.1 / 5.2.1 / 5.2.3; 3GPP TS 27.007 7.2, 10.1.20)
-REG_NAMES = (
+_REG_NAMES = const((
     "not registered, not searching",
     "registered, home",
     "not registered, searching",
@@ -67,7 +66,7 @@ REG_NAMES = (
     "registered for CSFB not preferred, home",
     "registered for CSFB not preferred, roaming",
     "attached for emergency bearer services only",  # SIMCom's number (manual 5.2.1)
-)
+))
 REG_UNKNOWN = const(-1)  # not asked yet / domain not supported
 _LOST_BOOTING = const(1)  # link.ST_BOOTING: what on_lost is told after a reboot
 _LOST_NODATA = const(4)  # link.ST_REGISTERED: the data path is gone
@@ -83,8 +82,8 @@ _NOINT = const(-0x3FFFFFFF)  # arg_int default that no field value reaches
 
 def reg_name(stat):
     """Words for a registration ``stat`` (the manual's), ``"stat N"`` beyond the table."""
-    if 0 <= stat < len(REG_NAMES):
-        return REG_NAMES[stat]
+    if 0 <= stat < len(_REG_NAMES):
+        return _REG_NAMES[stat]
     return "not asked" if stat == REG_UNKNOWN else "stat %d" % stat
 
 
@@ -145,10 +144,6 @@ def parse_cclk(text):
 
     local = days_since_2000(2000 + yy, mo, dd) * 86400 + hh * 3600 + mi * 60 + ss
     return local - tz * 900, tz
-
-
-def _int_or_none(v):
-    return None if v == _NOINT else v
 
 
 def _need_gnss(m):
@@ -519,7 +514,8 @@ class Modem:
         if a is None:
             return None
         if a.count() >= 3:
-            return _int_or_none(a.arg_int(2, _NOINT))
+            v = a.arg_int(2, _NOINT)
+            return None if v == _NOINT else v
         t = a.arg_str(0).rstrip("Vv ")
         k = t.find(".")
         try:
@@ -552,11 +548,14 @@ class Modem:
         True with ``fix`` filled when the module has a fix; False (``fix.valid``
         False, the rest kept) when it has none or the answer is malformed.
         """
+        # imported at the first fix (a board without modem GNSS never loads it), then a lookup
+        from .gnssparse import parse_cgnssinfo, parse_cgpsinfo
+
         s = _need_gnss(self)
         if s == "cgps":
-            cmd, p, parse = b"AT+CGPSINFO", b"+CGPSINFO:", _gnssparse.parse_cgpsinfo
+            cmd, p, parse = b"AT+CGPSINFO", b"+CGPSINFO:", parse_cgpsinfo
         else:
-            cmd, p, parse = b"AT+CGNSSINFO", b"+CGNSSINFO:", _gnssparse.parse_cgnssinfo
+            cmd, p, parse = b"AT+CGNSSINFO", b"+CGNSSINFO:", parse_cgnssinfo
         r = await self.at.cmd(cmd, resp=p, timeout_ms=10000)
         a = r.find(p)
         tmp = self._fix

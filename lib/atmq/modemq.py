@@ -25,7 +25,7 @@ import sys
 from . import log
 from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms, wait_for_ms
 from .errors import ATTimeout, ConfigError, ModemError
-from .modem import _int_or_none, reg_ok, reg_roaming
+from .modem import reg_ok, reg_roaming
 
 # atmq.script is dropped with this module unless something else had it (the firmware on a
 # cmqtt board: only these lazy modules run scripts)
@@ -171,7 +171,8 @@ async def serving_cell(m):
     except ValueError:
         area = None
     d["tac" if mode == "LTE" else "lac"] = area
-    d["cell_id"] = _int_or_none(a.arg_int(4, _NOINT))
+    v = a.arg_int(4, _NOINT)
+    d["cell_id"] = None if v == _NOINT else v
     if mode == "LTE":
         keys = ("pci", "band", "earfcn", "dlbw", "ulbw", "rsrq", "rsrp", "rssi", "rssnr")
     elif mode == "GSM":
