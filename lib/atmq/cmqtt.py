@@ -54,6 +54,11 @@ next command of the same kind waits cannot be told apart (no packet id), so
 after an ATTimeout the client should rebuild the session.  Echo must be off
 (ATE0): with echo on the modem echoes prompt data, and a payload holding
 ``\\r\\nOK\\r\\n`` would read as a final result.
+
+This module holds what a connected session needs (publish, the result and inbound
+URCs, the command plumbing); the session's setup and teardown (START/ACCQ/CFG/SSLCFG/
+will/CONNECT/SUB flows, DISC/REL/STOP) are in ``atmq.cmqttup``, imported for each call
+and dropped after it (issue 11: heap), still called as methods of the driver.
 """
 
 import asyncio

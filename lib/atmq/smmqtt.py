@@ -59,6 +59,10 @@ Choices where the sources are silent:
 Echo should be off (ATE0) for the SIM70x0 prompt publish: with echo on the
 modem echoes the data and a payload holding ``\\r\\nOK\\r\\n`` would read as a
 final result code.
+
+The connected path (publish, URCs) is here; the session's setup and teardown (TLS,
+SMCONF, SMCONN, SMSUB/SMUNSUB, SMDISC) are in ``atmq.smmqttup``, imported for each call
+and dropped after it (issue 11: heap), still called as methods of the driver.
 """
 
 import asyncio
