@@ -137,6 +137,7 @@ def attr(d, name):
     """``getattr(d, name)`` for the names kept here (a function that runs the call, then
     drops this module); AttributeError for any other."""
     if name not in _NAMES:
+        _drop(__name__)  # a probe (``getattr(x, name, None)``) leaves nothing imported
         raise AttributeError(name)
     f = globals()[name]
     if name == "set_model":  # not a coroutine: the function holds what it needs

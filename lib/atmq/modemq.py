@@ -55,6 +55,7 @@ def attr(m, name):
         _drop()
         return reg_roaming(m.best_stat())
     if name not in _METHODS:
+        _drop()  # a probe (``getattr(x, name, None)``) leaves nothing imported
         raise AttributeError(name)
     f = globals()[name]
     if name in _SYNC:  # not a coroutine: the function holds what it needs

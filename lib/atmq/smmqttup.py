@@ -45,6 +45,7 @@ def attr(d, name):
     """``getattr(d, name)`` for the names kept here (a coroutine function that runs the
     call, then drops this module); AttributeError for any other."""
     if name not in _NAMES:
+        _drop()  # a probe (``getattr(x, name, None)``) leaves nothing imported
         raise AttributeError(name)
     f = globals()[name]
 
