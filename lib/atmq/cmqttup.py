@@ -1,4 +1,4 @@
-"""The CMQTT session's setup and teardown, imported for one call and dropped after it.
+"""The CMQTT session's setup and teardown, imported for a bring-up and dropped after it.
 
 ``CMQTTDriver.start/connect/configure/configure_tls/subscribe/subscribe_many/
 unsubscribe/disconnect/release/stop/set_model`` live here, reached through
@@ -6,10 +6,11 @@ unsubscribe/disconnect/release/stop/set_model`` live here, reached through
 at link bring-up, at a rebuild and at the end; between them a connected board needs
 only the driver's publish path and URC handlers.  A module's function objects, its
 globals and its flow tables cost heap for as long as it is imported, even with the
-bytecode frozen in flash (issue 11), so each call imports this module and removes it
-from ``sys.modules`` when it ends: the next bring-up imports it again (only the
-function objects are made again).  No class is defined here, so nothing that outlives
-a call keeps the module alive.  ``atmq.tls`` is imported by ``configure_tls`` and
+bytecode frozen in flash (issue 11), so a bring-up imports this module and connect,
+subscribe or a teardown step removes it from ``sys.modules`` when it ends (see
+``attr``): the next bring-up imports it again (only the function objects are made
+again).  No class is defined here, so nothing that outlives a call keeps the module
+alive.  ``atmq.tls`` is imported by ``configure_tls`` and
 dropped the same way unless something else had imported it before.
 
 The session flows are data run by ``atmq.script`` (one row per command: see there and
@@ -129,19 +130,26 @@ _C_ADDR = const(2)  # the <server_addr> asked for
 _C_MOVED = const(3)  # 19 while connected to another server: DISC sent, redo
 _C_WANT = const(4)  # (client id, server type) the ACCQ running asks for
 
+_OPENING = const(("start", "configure", "configure_tls"))
 _NAMES = const(("set_model", "start", "connect", "configure", "configure_tls", "subscribe",
                 "subscribe_many", "unsubscribe", "disconnect", "release", "stop"))
 
 
 def attr(d, name):
-    """``getattr(d, name)`` for the names kept here (a function that runs the call, then
-    drops this module); AttributeError for any other."""
+    """``getattr(d, name)`` for the names kept here; AttributeError for any other.
+
+    The steps that open a session (set_model, start, configure, configure_tls) leave this
+    module imported for the ones that follow; connect, subscribe and the teardown drop it
+    when they end.  Dropped after every call, a bring-up needed the module's globals table
+    (a 376-byte block) again between steps, when other tasks had taken the hole: at a
+    92K heap that failed where one import per bring-up passes."""
     if name not in _NAMES:
         _drop(__name__)  # a probe (``getattr(x, name, None)``) leaves nothing imported
         raise AttributeError(name)
     f = globals()[name]
-    if name == "set_model":  # not a coroutine: the function holds what it needs
-        _drop(__name__)
+    if name == "set_model":  # not a coroutine
+        return lambda *args, **kw: f(d, *args, **kw)
+    if name in _OPENING:
         return lambda *args, **kw: f(d, *args, **kw)
 
     async def call(*args, **kw):
