@@ -10,6 +10,7 @@ seeded random; ``tests_device/test_cmqtt_device.py`` runs them on the unix port.
 """
 
 import asyncio
+import sys
 
 import drivercases as D  # pyright: ignore[reportMissingImports]
 from atmq import errtab
@@ -76,6 +77,8 @@ async def bringup_plain(c):
                     user="dev", password="s3cret", will=("tlog/0001/status", "offline", 1, False))
     assert d.connected and d.optimeout_s == 30
     assert d.acquired == (b"tlog-0001", 0)
+    # the setup's module is dropped after each call (issue 11: heap between bring-ups)
+    assert "atmq.cmqttup" not in sys.modules
     assert (await d.is_connected()) is True
     await d.disconnect(60)
     assert not d.connected

@@ -9,6 +9,7 @@ host wrote exactly the transcript's bytes and read every modem byte).
 """
 
 import asyncio
+import sys
 
 from atmq.engine import Engine
 from atmq.errors import ConfigError, ModemError
@@ -57,6 +58,8 @@ async def bringup(m, q, meta):
     await m.wait_ready(5000, probe_ms=300)
     check(m.boot_urcs & BOOT_RDY, "RDY seen")
     facts = await m.init()
+    # the bring-up steps' module is dropped after each call (issue 11: heap when connected)
+    check("atmq.modemq" not in sys.modules, "atmq.modemq dropped after init()")
     eq(facts["manufacturer"], "SIMCOM INCORPORATED", "manufacturer")
     eq(facts["model"], "SIMCOM_SIM7600E", "model")
     eq(facts["revision"], "SIM7600M21-A_V1.1", "revision")

@@ -11,6 +11,7 @@ examples, which stop before two results the manual does not print).
 random; ``tests_device/test_smmqtt_device.py`` runs them on the unix port.
 """
 
+import sys
 
 import drivercases as D  # pyright: ignore[reportMissingImports]
 from atmq import atx
@@ -83,6 +84,8 @@ async def seed004_4_1(c):
     await d.start()
     await d.connect("117.131.85.139", 6000, None, keepalive_s=60, clean=True)
     assert d.connected and d.stats["connects"] == 1
+    # the setup's module is dropped after each call (issue 11: heap between bring-ups)
+    assert "atmq.smmqttup" not in sys.modules
     await d.subscribe("Topic1", 1)
     await d.publish("Topic1", "hello world", 1)
     await settle(c)

@@ -341,6 +341,20 @@ def test_reset_forgets_modem_state():
     assert m.written == b""
 
 
+def test_setup_module_is_imported_for_a_call_only():
+    # issue 11: start/connect/... live in atmq.cmqttup, imported for a bring-up and dropped
+    # by connect (even a refused one), subscribe or the teardown; a probe of a name the
+    # driver lacks leaves nothing imported
+    m, d = _idle_driver()
+    assert getattr(d, "no_such_method", None) is None
+    assert "atmq.cmqttup" not in sys.modules
+    d.set_model("SIMCOM_SIM7600E")  # the steps opening a session keep it for the next ones
+    assert d.start_timeout_ms == 12000 and "atmq.cmqttup" in sys.modules
+    with pytest.raises(ValueError):
+        asyncio.run(d.connect("broker.example.net", 1883, 'bad"id'))
+    assert "atmq.cmqttup" not in sys.modules and m.written == b""
+
+
 def test_end_to_end_largest_messages_both_ways(broker, mqtt_sub):  # noqa: F811
     """A7600: 10240-byte payloads (note 2.1.11 and 16.4 limits) out and in, exact bytes."""
     mqtt_sub.subscribe("big/#", qos=1)

@@ -147,13 +147,13 @@ def test_probation_rolls_back_unless_the_broker_is_reached(tmp_path):
 # ---- item 8, 11, 13.6: values against the modem, escapes, one-line errors --------------------
 
 def test_limits_table_agrees_with_the_drivers():
-    from atmq import cmqtt, engine, smmqtt
+    from atmq import cmqtt, cmqttup, engine, smmqtt
 
     lim = limits.LIMITS
-    assert lim["cmqtt"][1] == cmqtt.KEEPALIVE_MAX
-    assert lim["cmqtt"][2] + len("tcp://:65535") == cmqtt.ADDR_MAX
-    assert lim["cmqtt"][3] == cmqtt.CLIENT_ID_MAX
-    assert lim["cmqtt"][4] == lim["cmqtt"][5] == cmqtt.CRED_MAX
+    assert lim["cmqtt"][1] == cmqttup.KEEPALIVE_MAX  # the connect's limits: its setup module
+    assert lim["cmqtt"][2] + len("tcp://:65535") == cmqttup.ADDR_MAX
+    assert lim["cmqtt"][3] == cmqttup.CLIENT_ID_MAX
+    assert lim["cmqtt"][4] == lim["cmqtt"][5] == cmqttup.CRED_MAX
     assert lim["cmqtt"][6] == cmqtt.TOPIC_MAX and lim["cmqtt"][7] == cmqtt.PAYLOAD_MAX_SIM76XX
     assert lim["sim800"][0] == smmqtt.KEEPALIVE_MIN_SIM800
     assert lim["sim800"][1] == smmqtt.KEEPALIVE_MAX_SIM800

@@ -105,6 +105,23 @@ def test_bad_apn_is_refused_before_anything_is_sent():
         modem_mod.Modem(Engine(NoStream()), EventQueue(4), family="wifi")
 
 
+def test_bring_up_steps_module_is_imported_for_a_call_only():
+    # issue 11: init/data_up/... live in atmq.modemq, imported per call and dropped after it
+    from atmq.engine import Engine
+    from atmq.events import EventQueue
+
+    class Idle:
+        def readinto(self, b):
+            return None
+
+        def write(self, b):
+            raise AssertionError("nothing may be written")
+
+    m = modem_mod.Modem(Engine(Idle()), EventQueue(4))
+    assert getattr(m, "no_such_step", None) is None and not m.registered() and not m.roaming
+    assert "atmq.modemq" not in sys.modules
+
+
 def test_registration_urcs_heard_on_change_and_after_state_set_elsewhere():
     # CREG/CGREG/CEREG handlers run only when the stored numbers or their count change
     # (Engine.on_store on_change); a reboot (reset_state) or a query answer sets reg[d]

@@ -84,6 +84,17 @@ def test_bad_input_refused_before_sending(variant, method, args, kw, exc, text):
     assert m.written == b"" and m.failure is None
 
 
+def test_setup_module_is_imported_for_a_call_only():
+    # issue 11: connect/subscribe/... live in atmq.smmqttup, imported per call and dropped
+    # after it; the client's ``getattr(driver, "set_model", None)`` leaves nothing imported
+    m, d = _idle()
+    assert getattr(d, "set_model", None) is None
+    assert "atmq.smmqttup" not in sys.modules
+    with pytest.raises(ValueError):
+        asyncio.run(d.subscribe(""))
+    assert "atmq.smmqttup" not in sys.modules
+
+
 def test_constructor_refuses_what_the_family_lacks():
     at = Engine(R.ReplayModem([]))
     with pytest.raises(ValueError, match="variant"):

@@ -12,13 +12,17 @@ escapes everything else as ``\\r \\n \\t \\\\ \\xHH`` (lowercase hex); a space
 that ends the line is written ``\\x20``.
 """
 
+from .compat import const
+
 TX = ">"
 RX = "<"
 
-_HEX = "0123456789abcdef"
-_HEXB = b"0123456789abcdef"
-_ESCAPES = {13: b"\\r", 10: b"\\n", 9: b"\\t", 92: b"\\\\"}
-_UNESCAPES = {"r": 13, "n": 10, "t": 9, "\\": 92}
+# private tables as const (folded into the bytecode: no module-global entry, no dict on the
+# heap; issue 11).  The named escapes: "\\" + _NAMED[k] stands for the byte _NAMED_BYTES[k].
+_HEX = const("0123456789abcdef")
+_HEXB = const(b"0123456789abcdef")
+_NAMED = const("rnt\\")
+_NAMED_BYTES = const(b"\r\n\t\\")
 
 
 def escape_into(data, out, start=0, end=-1):
@@ -33,9 +37,10 @@ def escape_into(data, out, start=0, end=-1):
         if 32 <= b <= 126 and b != 92:
             out.append(b)
             continue
-        e = _ESCAPES.get(b)
-        if e is not None:
-            out.extend(e)
+        e = 114 if b == 13 else (110 if b == 10 else (116 if b == 9 else (92 if b == 92 else 0)))
+        if e:  # \r \n \t \\ (r n t \ after the backslash)
+            out.append(92)
+            out.append(e)
         else:
             out.append(92)
             out.append(120)
@@ -81,9 +86,9 @@ def unescape(text):
         if j + 1 >= n:
             raise ValueError("column %d: lone backslash at the end of the data" % (j + 1))
         c = text[j + 1]
-        b = _UNESCAPES.get(c)
-        if b is not None:
-            out.append(b)
+        k = _NAMED.find(c)
+        if k >= 0:
+            out.append(_NAMED_BYTES[k])
             i = j + 2
             continue
         if c != "x":

@@ -54,16 +54,17 @@ next command of the same kind waits cannot be told apart (no packet id), so
 after an ATTimeout the client should rebuild the session.  Echo must be off
 (ATE0): with echo on the modem echoes prompt data, and a payload holding
 ``\\r\\nOK\\r\\n`` would read as a final result.
+
+This module holds what a connected session needs (publish, the result and inbound
+URCs, the command plumbing); the session's setup and teardown (START/ACCQ/CFG/SSLCFG/
+will/CONNECT/SUB flows, DISC/REL/STOP) are in ``atmq.cmqttup``, imported for each call
+and dropped after it (issue 11: heap), still called as methods of the driver.
 """
 
 import asyncio
 from array import array
 
-from . import script as _script
-from .script import MUST, OPTIONAL
-from . import tls as _tls
 from .compat import const, sleep_ms
-from .engine import R_CME, R_CMS, R_OK
 from .errors import ATError, ATTimeout, ModemError
 from .events import (
     EV_CONNLOST,
@@ -72,33 +73,23 @@ from .events import (
     EV_NONET,
     EV_PUBACK,
     EV_URC,
-    RESULT_ABORTED,
-    RESULT_NONE,
     ResultWait,
 )
 from .tokenizer import T_RAW
 
-# Limits from manual 16.2 (bytes)
+# Limits from manual 16.2 (bytes); the connect's own (client id, address, credentials,
+# keepalive, will) are atmq.cmqttup's
 TOPIC_MAX = const(1024)  # TOPIC/SUBTOPIC/SUB/UNSUB/WILLTOPIC <req_length> 1..1024
-WILL_MAX = const(1024)  # WILLMSG 1..1024
 PAYLOAD_MAX_SIM76XX = const(4096)  # 16.2.11 "The SIM76XX is: (1-4096)"
 PAYLOAD_MAX_A76XX = const(10240)  # A7600 note 2.1.11: 1..10240
 RX_TOPIC_MAX = const(1024)  # 16.4 +CMQTTRXSTART <topic_total_len> 1..1024
 RX_PAYLOAD_MAX = const(10240)  # 16.4 <payload_total_len> 1..10240 (both families)
-CLIENT_ID_MAX = const(128)  # 16.2.3
-ADDR_MIN = const(9)  # 16.2.8 <server_addr> 9..256
-ADDR_MAX = const(256)
-CRED_MAX = const(256)  # user name / password 1..256
-KEEPALIVE_MAX = const(64800)
 
-# Timeouts (ms)
-T_CMD = const(10000)  # first phase (OK/ERROR) of every CMQTT command; the manual gives "-"
-T_PROMPT = const(5000)
-T_START = const(120000)  # 002 s.2.1.1 (A76xx): also the bound while the model is unknown
-T_START_SIM76 = const(12000)  # 003 s.16.2.1 (SIM7600/SIM767x series)
-T_STOP = const(12000)  # 16.2.2
-T_MARGIN = const(5000)
-T_ERR_GRACE = const(3000)  # after CONNECT's ERROR: how long its "+CMQTTCONNECT: i,err" may lag
+# Timeouts (ms); private: folded into the bytecode, no module-global entry (issue 11)
+_T_CMD = const(10000)  # first phase (OK/ERROR) of every CMQTT command; the manual gives "-"
+_T_PROMPT = const(5000)
+_T_START = const(120000)  # 002 s.2.1.1 (A76xx): also the bound while the model is unknown
+_T_MARGIN = const(5000)  # over a result's own limit (PUB: <pub_timeout> or optimeout)
 
 # EV_URC a-codes for result URCs that arrive outside a command
 LATE_SUB = const(1)
@@ -119,7 +110,13 @@ _E_NOTACQ = const(20)
 _E_NOTREL = const(21)
 _E_NETOPENED = const(23)
 _BARE = const(-1)  # plain ERROR, no code
-_ABORTED = RESULT_ABORTED  # CONNLOST/NONET while the result was awaited
+# other modules' constants, mirrored (tests_host/test_const_mirrors.py checks them)
+_R_OK = const(1)  # = atmq.engine.R_OK
+_R_CME = const(3)  # = atmq.engine.R_CME
+_R_CMS = const(4)  # = atmq.engine.R_CMS
+# CONNLOST/NONET while the result was awaited
+_ABORTED = const(-2)  # = atmq.events.RESULT_ABORTED
+_RESULT_NONE = const(-3)  # = atmq.events.RESULT_NONE
 
 # two-phase commands whose result URC the handlers catch (ResultWait kinds)
 _K_START = const(1)
@@ -166,62 +163,6 @@ _N_WAIT = const(19)  # the _K_* kind whose result URC a command awaits (ResultWa
 _N_SLOT = const(20)  # the inbox slot prepared for the next message (-1: none)
 _N_SIZE = const(21)
 
-# ---- the session flows as data (atmq.script) --------------------------------------------------
-# One row per command: (command, response prefix, result URC kind, timeout ms, policy, manual
-# section[, codes that may mean "there already"[, prompt data]]).  Arguments come from the
-# run's args (slots _A_*, ``CMQTTDriver._args``); a row whose argument is None is not sent
-# (a CFG setting the caller left unset, no will).  The codes in the 7th field pass when
-# ``CMQTTDriver._confirm`` finds the state there (the read forms); busy (14) is retried by
-# ``_retrying`` around a whole run, nowhere else.
-_A_IDX = const(0)  # <client_index>
-_A_CID = const(1)  # <clientID>, checked quotable
-_A_SSL = const(2)  # ACCQ's ",1" (<server_type> SSL/TLS) or b""
-_A_UTF8 = const(3)  # CFG checkUTF8 / optimeout / version values
-_A_OPTO = const(4)
-_A_VER = const(5)
-_A_CTX = const(6)  # <ssl_ctx_index>
-_A_ADDR = const(7)  # "tcp://host:port"
-_A_KA = const(8)
-_A_CLEAN = const(9)
-_A_CRED = const(10)  # ',"user"[,"pass"]' or b""
-_A_LEN = const(11)  # a prompt row's <req_length>, its qos and the bytes after the ">"
-_A_QOS = const(12)
-_A_DATA = const(13)
-_A_LEN2 = const(14)  # the second prompt row of a run (WILLMSG)
-_A_DATA2 = const(15)
-_A_SIZE = const(16)
-
-# the deadline is the model's (set_model): 12 s SIM7600/SIM767x, 120 s A76xx or unknown; a late
-# OK may follow the result.  23 "network is opened" or a plain ERROR (16.2.1 case 3): started
-_START = ((b"AT+CMQTTSTART", b"+CMQTTSTART:", _K_START, None, MUST,
-           "003 s.16.2.1: 12 s / 002 s.2.1.1: 120 s", (_E_NETOPENED, _BARE)),)
-_ACCQ = (((b'AT+CMQTTACCQ=%d,"%s"%s', _A_IDX, _A_CID, _A_SSL), b"+CMQTTACCQ:", 0, T_CMD, MUST,
-          "003 s.16.2.3 / 002 s.2.1.3: no max given; 19 client is used", (_E_USED, _BARE)),)
-_CFG = (((b'AT+CMQTTCFG="checkUTF8",%d,%d', _A_IDX, _A_UTF8), b"+CMQTTCFG:", 0, T_CMD, MUST,
-         "003 s.16.2.15 / 002 s.2.1.17"),
-        ((b'AT+CMQTTCFG="optimeout",%d,%d', _A_IDX, _A_OPTO), b"+CMQTTCFG:", 0, T_CMD, MUST,
-         "003 s.16.2.15 / 002 s.2.1.17"),
-        # SIM767XX only: the A76xx note lists no "version" (002 s.2.1.17), the module keeps its own
-        ((b'AT+CMQTTCFG="version",%d,%d', _A_IDX, _A_VER), b"+CMQTTCFG:", 0, T_CMD, OPTIONAL,
-         "003 s.16.2.15: version, SIM767XX only"))
-_I_CFG_VERSION = const(2)
-_SSLCFG = (((b"AT+CMQTTSSLCFG=%d,%d", _A_IDX, _A_CTX), b"+CMQTTSSLCFG:", 0, T_CMD, MUST,
-            "003 s.16.2.5 / 002 s.2.1.5"),)
-_WILL = (((b"AT+CMQTTWILLTOPIC=%d,%d", _A_IDX, _A_LEN), b"+CMQTTWILLTOPIC:", 0, T_CMD, MUST,
-          "003 s.16.2.6", (), _A_DATA),
-         ((b"AT+CMQTTWILLMSG=%d,%d,%d", _A_IDX, _A_LEN2, _A_QOS), b"+CMQTTWILLMSG:", 0, T_CMD,
-          MUST, "003 s.16.2.7", (), _A_DATA2))
-# 16.2.8 gives no max response time: the run's deadline (the caller's budget plus the TLS
-# negotiatetime); 19 "client is used" is success when the read form lists our server
-_CONNECT = (((b'AT+CMQTTCONNECT=%d,"%s",%d,%d%s', _A_IDX, _A_ADDR, _A_KA, _A_CLEAN, _A_CRED),
-             b"+CMQTTCONNECT:", _K_CONNECT, None, MUST, "003 s.16.2.8 / 002 s.2.1.8",
-             (_E_USED,)),)
-_SUB = (((b"AT+CMQTTSUB=%d,%d,%d", _A_IDX, _A_LEN, _A_QOS), b"+CMQTTSUB:", _K_SUB, T_CMD, MUST,
-         "003 s.16.2.13", (), _A_DATA),)
-_SUBTOPIC = (((b"AT+CMQTTSUBTOPIC=%d,%d,%d", _A_IDX, _A_LEN, _A_QOS), b"+CMQTTSUBTOPIC:", 0,
-              T_CMD, MUST, "002 s.2.1.13", (), _A_DATA),)
-_SUB_TWO = (((b"AT+CMQTTSUB=%d", _A_IDX), b"+CMQTTSUB:", _K_SUB, T_CMD, MUST, "002 s.2.1.14"),)
-
 
 def _lists(a, addr):
     """Whether read-form line ``a`` (16.2.8 ``<idx>,<server_addr>,...``) has server ``addr``;
@@ -257,15 +198,6 @@ def _len_ok(b, what, lo, hi):
     return n
 
 
-def _quotable(b, what, lo, hi):
-    # Quoted AT string arguments cannot carry a quote or a line end: there is no escape.
-    _len_ok(b, what, lo, hi)
-    for c in (34, 13, 10, 0, 92):  # 92: a backslash could start an escape (issue 10 #11)
-        if bytes(b).find(bytes((c,))) >= 0:
-            raise ValueError("%s must not contain %r (quoted AT argument)" % (what, chr(c)))
-    return bytes(b)
-
-
 def _int_in(v, what, lo, hi):
     if not isinstance(v, int) or not lo <= v <= hi:
         raise ValueError("%s=%r is not in %d..%d (manual 16.2)" % (what, v, lo, hi))
@@ -288,15 +220,14 @@ class CMQTTDriver:
         self.payload_max = payload_max
         self.connected = False
         self.started = False
-        self.acquired = None  # (client_id bytes, server_type) known to be held on the modem
+        # (client_id bytes, server_type) known to be held on the modem
+        self.acquired = None  # type: tuple | None
         self.busy_retries = 5  # 14 "client is busy": retries, backoff doubling from:
         self.busy_backoff_ms = 200
         self.sub_two_step = False  # True: AT+CMQTTSUBTOPIC + AT+CMQTTSUB=<idx> (A7600 note)
         self.optimeout_s = 120  # 16.2.15 default
-        self.start_timeout_ms = T_START  # set_model() narrows it to the model's manual
-        self._cfg_utf8 = None
-        self._cfg_optimeout = None
-        self._cfg_version = None
+        self.start_timeout_ms = _T_START  # set_model() narrows it to the model's manual
+        self._cfg = (None, None, None)  # configure()'s checkUTF8, optimeout, version
         self.version_refused = False  # AT+CMQTTCFG="version" answered a plain ERROR
         self._tls = None  # normalized TLS profile from configure_tls
         self._cfg_done = False
@@ -304,12 +235,6 @@ class CMQTTDriver:
         self._res = ResultWait()  # the _K_* command's result URC: 0, a CMQTT code or _ABORTED
         self._disc_done = False  # our own DISC succeeded since the last connect: stop skips it
         self._lost_gen = 0  # bumped by CONNLOST/NONET (a loss in the same read as CONNECT's 0)
-        self._conn_gen = 0  # _lost_gen when the CONNECT was sent
-        self._conn_held = False  # CONNECT answered 19 and the read form showed us connected
-        self._conn_addr = b""  # the <server_addr> the CONNECT running asks for
-        self._conn_moved = False  # 19 while connected to another server: DISC sent, redo
-        self._conn_other = False  # the last AT+CMQTTCONNECT?(server) listed another server
-        self._want = (b"", 0)  # (client id, server type) the ACCQ running asks for
         self._lock = asyncio.Lock()
         # The UART phase of a publish (TOPIC, PAYLOAD, PUB up to its OK), shared with the
         # other client index's driver (``peer_of``): one publish crosses the line whole, so
@@ -384,6 +309,15 @@ class CMQTTDriver:
         at.on_store(b"+CMQTTCONNECT:", num, 0, 1, _N_RESULT, then=self._on_connect)
         at.on(b"+CMQTTSTART:", self._on_start)
         at.on(b"+CMQTTSTOP:", self._on_stop)
+
+    def __getattr__(self, name):
+        # Only for names not found: the session's setup and teardown (start, connect,
+        # configure, configure_tls, set_model, subscribe, subscribe_many, unsubscribe,
+        # disconnect, release, stop) live in atmq.cmqttup, imported for each call and
+        # dropped after it (issue 11: heap between bring-ups); AttributeError for the rest.
+        from . import cmqttup
+
+        return cmqttup.attr(self, name)
 
     # ---- URC handlers (run inside the reader: no await, no allocation) -------------------------
 
@@ -723,23 +657,8 @@ class CMQTTDriver:
 
     # ---- command plumbing --------------------------------------------------------------------
 
-    def _outcome(self, r, prefix, cmd):
-        """0 on success, the CMQTT code from ``+<prefix> <idx>,<err>``, or _BARE."""
-        f = r.final
-        if f == R_CME or f == R_CMS:
-            raise self.at.error(cmd)
-        code = -1
-        for i in range(r.count):
-            a = r.line(i)
-            if a.startswith(prefix) and a.count() >= 2 and a.arg_int(0) == self.index:
-                code = a.arg_int(1)
-                break
-        if f == R_OK:
-            return code if code > 0 else 0
-        return code if code > 0 else _BARE
-
-    async def _exec(self, cmd, prefix, payload=None, kind=0, timeout_ms=T_CMD,
-                    done_timeout_ms=T_CMD, err_grace_ms=0, on_final=None):
+    async def _exec(self, cmd, prefix, payload=None, kind=0, timeout_ms=_T_CMD,
+                    done_timeout_ms=_T_CMD, err_grace_ms=0, on_final=None):
         """Run one CMQTT command; returns when it succeeded, else raises ``ModemError``:
         ("CMQTT", <err>) from ``+<cmd>: <idx>,<err>``, ``ATError`` for a plain ERROR,
         ``_Aborted`` (CMQTT 11) when the link went while the result was awaited, or the
@@ -751,8 +670,48 @@ class CMQTTDriver:
         modules' commands (GNSS, CSQ) are not held up while the broker takes its time.
         ``on_final``: called once the final result code is in, before that wait.
         """
-        err = await self._once(cmd, prefix, payload, kind, timeout_ms, done_timeout_ms,
-                               err_grace_ms, on_final)
+        at = self.at
+        if not kind:
+            r = await at.cmd(cmd, resp=prefix, payload=payload, timeout_ms=timeout_ms,
+                             prompt_timeout_ms=_T_PROMPT, check=False)
+            f = r.final
+            if f == _R_CME or f == _R_CMS:
+                raise at.error(cmd)
+            err = -1  # the CMQTT code from "+<prefix> <idx>,<err>", if any
+            for i in range(r.count):
+                a = r.line(i)
+                if a.startswith(prefix) and a.count() >= 2 and a.arg_int(0) == self.index:
+                    err = a.arg_int(1)
+                    break
+            if err <= 0:
+                err = 0 if f == _R_OK else _BARE
+        else:
+            res = self._res
+            res.expect(kind)
+            try:
+                r = await at.cmd(cmd, payload=payload, timeout_ms=timeout_ms,
+                                 prompt_timeout_ms=_T_PROMPT, check=False)
+                f = r.final
+                if on_final is not None:
+                    on_final()
+                if f == _R_CME or f == _R_CMS:
+                    raise at.error(cmd)
+                err = res.got
+                if f != _R_OK and err == _RESULT_NONE and err_grace_ms:
+                    # 16.2.8 case 3: "ERROR" then "+CMQTTCONNECT: <idx>,<err>" in a later
+                    # read: wait a moment for the code (it says what failed: 19 = already
+                    # connected)
+                    try:
+                        err = await res.wait(cmd, err_grace_ms)
+                    except ATTimeout:
+                        err = _RESULT_NONE
+                if f != _R_OK:  # "+<cmd>: <idx>,<err>" came before the ERROR, or nothing did
+                    if err <= 0 and err != _ABORTED:
+                        err = _BARE
+                else:
+                    err = await res.wait(cmd, done_timeout_ms)
+            finally:
+                res.done()
         if err == 0:
             return
         if err == _BARE:
@@ -760,38 +719,6 @@ class CMQTTDriver:
         if err == _ABORTED:
             raise _Aborted(cmd)
         raise ModemError("CMQTT", err, cmd)
-
-    async def _once(self, cmd, prefix, payload, kind, timeout_ms, done_timeout_ms,
-                    err_grace_ms, on_final=None):
-        # 0, the CMQTT code, _BARE or _ABORTED (only _exec sees these)
-        at = self.at
-        if not kind:
-            r = await at.cmd(cmd, resp=prefix, payload=payload, timeout_ms=timeout_ms,
-                             prompt_timeout_ms=T_PROMPT, check=False)
-            return self._outcome(r, prefix, cmd)
-        res = self._res
-        res.expect(kind)
-        try:
-            r = await at.cmd(cmd, payload=payload, timeout_ms=timeout_ms,
-                             prompt_timeout_ms=T_PROMPT, check=False)
-            f = r.final
-            if on_final is not None:
-                on_final()
-            if f == R_CME or f == R_CMS:
-                raise at.error(cmd)
-            got = res.got
-            if f != R_OK and got == RESULT_NONE and err_grace_ms:
-                # 16.2.8 case 3: "ERROR" then "+CMQTTCONNECT: <idx>,<err>" in a later read:
-                # wait a moment for the code (it says what failed: 19 = already connected)
-                try:
-                    got = await res.wait(cmd, err_grace_ms)
-                except ATTimeout:
-                    got = RESULT_NONE
-            if f != R_OK:  # "+<cmd>: <idx>,<err>" came before the ERROR, or nothing did
-                return got if got > 0 or got == _ABORTED else _BARE
-            return await res.wait(cmd, done_timeout_ms)
-        finally:
-            res.done()
 
     async def _retrying(self, step):
         """The one retry layer of the driver: ``await step()`` again after CMQTT 14 "client
@@ -820,442 +747,24 @@ class CMQTTDriver:
             return e.code
         return None
 
-    def _link_down(self, why):
-        was = self.connected
-        self.connected = False
-        self._sslcfg_set = False
-        if was:
-            self.stats["connlost"] += 1
-            self.events.put(EV_CONNLOST, self.index, why)
-
     def _fail(self, e):
         """``e`` to raise to the caller, after the state bookkeeping its code asks for."""
         err = self._code(e)
-        if err == _E_NOCONN or err == _ABORTED:
-            self._link_down(-_E_NOCONN)
-        elif err == _E_NETNOTOPEN:
-            self.started = False
-            self._link_down(-_E_NETNOTOPEN)
+        if err == _E_NOCONN or err == _ABORTED or err == _E_NETNOTOPEN:
+            # the link is down: CONNLOST with b = -11 or -9 when we thought it up
+            why = -_E_NOCONN
+            if err == _E_NETNOTOPEN:
+                self.started = False
+                why = -_E_NETNOTOPEN
+            was = self.connected
+            self.connected = False
+            self._sslcfg_set = False
+            if was:
+                self.stats["connlost"] += 1
+                self.events.put(EV_CONNLOST, self.index, why)
         elif err == _E_NOTACQ:
             self.acquired = None
         return e
-
-    # ---- the flows' runner hooks (atmq.script) --------------------------------------------------
-
-    def _args(self):
-        """A fresh argument tuple of the flow tables (slots _A_*), the client index set."""
-        a = [None] * _A_SIZE  # type: list
-        a[_A_IDX] = self.index
-        return a
-
-    def _run(self, steps, args, timeout_ms=None):
-        return _script.run(self.at, steps, "mqtt", args, self._send, self._confirm, self._code,
-                           timeout_ms)
-
-    async def _flow(self, steps, args, timeout_ms=None):
-        """Run a table with busy retried; a failure raised after ``_fail``'s bookkeeping."""
-        try:
-            return await self._retrying(lambda: self._run(steps, args, timeout_ms))
-        except ModemError as e:
-            raise self._fail(e) from None
-
-    async def _send(self, cmd, step, data, timeout_ms):
-        kind = step[2]
-        grace = 0
-        if kind == _K_CONNECT:
-            self._conn_gen = self._lost_gen  # a CONNLOST read with the result shows as a bump
-            grace = T_ERR_GRACE  # 16.2.8 case 3: ERROR first, its code in a later read
-        await self._exec(cmd, step[1], payload=data, kind=kind, timeout_ms=timeout_ms,
-                         done_timeout_ms=timeout_ms, err_grace_ms=grace)
-
-    async def _confirm(self, step, code, cmd):
-        """Whether a code of a row's "already" list means the state is there (the read forms)."""
-        prefix = step[1]
-        if prefix == b"+CMQTTACCQ:":
-            return await self._acq_held(cmd)
-        if prefix == b"+CMQTTSTART:":
-            # a plain ERROR: 16.2.1 case 3 when AT+CMQTTACCQ? works (the service runs)
-            ok = code == _E_NETOPENED or await self._probe_acq()
-        else:  # CONNECT 19: connected already when the read form lists our server
-            ok = await self._is_connected(self._conn_addr)
-            if ok and self._conn_other:
-                # connected, but to another server (the host restarted with a new broker
-                # while the module kept its session): leave it, the setup again (DISC
-                # clears SSLCFG, 16.2.5), then CONNECT to ours (``connect``)
-                await self._disc(60, tolerant=True)
-                self._conn_moved = True
-                return False
-            if ok:
-                self._sslcfg_set = False
-                self._conn_held = True
-        if ok:
-            self.stats["state_ok"] += 1
-        return ok
-
-    # ---- service and client slot -------------------------------------------------------------
-
-    async def start(self, client_id=None, tls=None):
-        """AT+CMQTTSTART, then AT+CMQTTACCQ when a client id is given; idempotent.
-
-        Without ``client_id`` the slot is acquired by ``connect`` (which knows the id
-        and whether the server is SSL/TLS: ACCQ's <server_type>).
-        """
-        cid = None
-        if client_id is not None:
-            cid = _quotable(_bytes(client_id, "client_id"), "client_id", 1, CLIENT_ID_MAX)
-        async with self._lock:
-            if not self.started:
-                await self._start()
-            if cid is not None:
-                await self._acquire(cid, 1 if tls else 0)
-
-    def set_model(self, model):
-        """The module's model (``ATI``): the manual whose max response times apply.
-        AT+CMQTTSTART: 120 s on the A76xx (002 s.2.1.1), 12 s on the SIM7600/SIM767x
-        series (003 s.16.2.1); unknown: the longer."""
-        m = (model or "").upper()
-        if "SIM76" in m or "SIM75" in m:
-            self.start_timeout_ms = T_START_SIM76
-        else:
-            self.start_timeout_ms = T_START
-
-    async def _start(self):
-        # 003 s.16.2.1 / 002 s.2.1.1: the OK itself may be late and come after the result
-        await self._flow(_START, (), self.start_timeout_ms)
-        self.started = True
-
-    async def _probe_acq(self):
-        """AT+CMQTTACCQ? (ERROR while the service is stopped, 16.2.1 note); records our slot."""
-        r = await self.at.cmd(b"AT+CMQTTACCQ?", resp=b"+CMQTTACCQ:", timeout_ms=T_CMD,
-                              check=False)
-        if not r.ok:
-            return False
-        self.acquired = None
-        for i in range(r.count):
-            a = r.line(i)
-            if a.arg_int(0) == self.index and a.arg_len(1) > 0:
-                self.acquired = (a.arg_bytes(1), a.arg_int(2, 0))
-        return True
-
-    async def _acquire(self, cid, server_type):
-        acq = self.acquired
-        if acq is not None:
-            if acq[0] == cid and acq[1] == server_type:
-                return
-            await self._release_slot()
-        a = self._args()
-        a[_A_CID] = cid
-        a[_A_SSL] = b",1" if server_type else b""
-        self._want = (cid, server_type)
-        await self._flow(_ACCQ, a)
-        self._acquired(cid, server_type)
-
-    async def _acq_held(self, cmd):
-        # 19 "client is used" (or a bare ERROR) at ACCQ: held already; keep it if it is ours
-        if not await self._probe_acq():
-            self.started = False  # the read form fails too: the service is not running
-            raise ATError(cmd)
-        acq = self.acquired
-        if acq is None:
-            return False
-        if acq == self._want:
-            self.stats["state_ok"] += 1
-            return True
-        # someone else's id or server type: release and take it
-        await self._release_slot()
-        await self._exec(cmd, b"+CMQTTACCQ:")
-        return True
-
-    def _acquired(self, cid, server_type):
-        self.acquired = (cid, server_type)
-        self._cfg_done = False  # CFG is per acquisition (cleared by REL, 16.2.15)
-
-    async def _release_slot(self):
-        await self._disc(60, tolerant=True)
-        await self._rel(tolerant=True)
-
-    async def _rel(self, tolerant):
-        cmd = b"AT+CMQTTREL=%d" % self.index
-        try:
-            await self._exec(cmd, b"+CMQTTREL:")
-        except ModemError as e:
-            err = self._code(e)
-            if err is None:
-                raise
-            self.acquired = None
-            self._sslcfg_set = False
-            if err == _E_NOTACQ or (tolerant and (err == _BARE or err == _E_NETNOTOPEN)):
-                self.stats["state_ok"] += 1
-                return
-            raise self._fail(e) from None
-        self.acquired = None
-        self._sslcfg_set = False
-
-    async def configure(self, check_utf8=None, optimeout_s=None, version=None):
-        """AT+CMQTTCFG settings, sent after every ACCQ (REL clears them, 16.2.15).
-
-        ``check_utf8``: 0/1 (default 1 on the modem: non-UTF-8 topics/payloads fail
-        with 2); ``optimeout_s``: 20..120 s send/receive limit (also the PUB wait);
-        ``version``: 3 (MQTT 3.1, the SIM767XX default) or 4 (3.1.1), SIM767XX only.
-        """
-        if check_utf8 is not None:
-            check_utf8 = _int_in(int(check_utf8), "check_utf8", 0, 1)
-        if optimeout_s is not None:
-            optimeout_s = _int_in(optimeout_s, "optimeout_s", 20, 120)
-        if version is not None:
-            version = _int_in(version, "version", 3, 4)
-        async with self._lock:
-            self._cfg_utf8 = check_utf8
-            self._cfg_optimeout = optimeout_s
-            self._cfg_version = version
-            self._cfg_done = False
-            if self.acquired is not None:
-                await self._apply_cfg()
-
-    async def _apply_cfg(self):
-        if self._cfg_done:
-            return
-        a = self._args()
-        a[_A_UTF8] = self._cfg_utf8
-        a[_A_OPTO] = self._cfg_optimeout
-        a[_A_VER] = self._cfg_version
-        if _I_CFG_VERSION in await self._flow(_CFG, a):
-            self.version_refused = True  # a plain ERROR: the module keeps its MQTT version
-        if self._cfg_optimeout is not None:
-            self.optimeout_s = self._cfg_optimeout
-        self._cfg_done = True
-
-    # ---- TLS -----------------------------------------------------------------------------------
-
-    async def configure_tls(self, tls):
-        """None: plain.  A dict (see ``tls.normalize``): AT+CSSLCFG... for its context, then
-        AT+CMQTTSSLCFG=<idx>,<ctx> (again before each connect that needs it: 16.2.5)."""
-        if tls is None:
-            self._tls = None
-            return
-        p = _tls.normalize(tls)  # ConfigError naming a bad key, before anything is sent
-        async with self._lock:
-            try:
-                p = await _tls.configure_ssl(self.at, p["ssl_ctx"], p, self.revision)
-            except _tls.FirmwareError as e:
-                if e.revision:
-                    self.revision = e.revision
-                raise
-            self._tls = p
-            self._sslcfg_set = False
-            if self.acquired is not None:  # else connect sends it after ACCQ (seed order)
-                await self._sslcfg()
-
-    async def _sslcfg(self):
-        p = self._tls
-        if p is None or self._sslcfg_set:
-            return
-        a = self._args()
-        a[_A_CTX] = p["ssl_ctx"]
-        await self._flow(_SSLCFG, a)
-        self._sslcfg_set = True
-
-    # ---- connection ----------------------------------------------------------------------------
-
-    async def connect(self, host, port, client_id, keepalive_s=60, clean=True, user=None,
-                      password=None, will=None, tls=False, timeout_ms=30000):
-        """Start/acquire as needed, set TLS, CFG and the will, AT+CMQTTCONNECT; returns when
-        ``+CMQTTCONNECT: <idx>,0`` came.  ``will`` = (topic, msg, qos, retain); CMQTT has no
-        will retain flag (16.2.7), so retain must be False."""
-        h = bytes(_bytes(host, "host"))
-        if port is None:  # 16.2.8: no port in <server_addr> means 1883 (or host holds ":port")
-            addr = b"tcp://%s" % h
-        else:
-            addr = b"tcp://%s:%d" % (h, _int_in(port, "port", 1, 65535))
-        a = self._args()
-        a[_A_ADDR] = _quotable(addr, "server address", ADDR_MIN, ADDR_MAX)
-        cid = _quotable(_bytes(client_id, "client_id"), "client_id", 1, CLIENT_ID_MAX)
-        a[_A_KA] = _int_in(keepalive_s, "keepalive_s", 1, KEEPALIVE_MAX)
-        a[_A_CLEAN] = 1 if clean else 0
-        cred = b""
-        if user is not None:
-            cred = b',"%s"' % _quotable(_bytes(user, "user"), "user", 1, CRED_MAX)
-            if password is not None:
-                # errors name the command: ModemError masks the password (errors._MASKS)
-                pw = _quotable(_bytes(password, "password"), "password", 1, CRED_MAX)
-                cred += b',"%s"' % pw
-        elif password is not None:
-            raise ValueError("a password needs a user name (16.2.8 [,<user>[,<pass>]])")
-        a[_A_CRED] = cred
-        if will is not None:
-            wt, wm, wq, wr = will
-            wt = _bytes(wt, "will topic")
-            a[_A_LEN] = _len_ok(wt, "will topic", 1, TOPIC_MAX)
-            if bytes(wt).find(b"+") >= 0 or bytes(wt).find(b"#") >= 0:
-                raise ValueError("a will topic must not contain the wildcards + or #")
-            wm = _bytes(wm, "will message")
-            a[_A_LEN2] = _len_ok(wm, "will message", 1, WILL_MAX)
-            a[_A_QOS] = _int_in(wq, "will qos", 0, 2)
-            if wr:
-                raise ValueError("CMQTT cannot set the will retain flag (16.2.7 has no such "
-                                 "parameter): use retain=False")
-            a[_A_DATA] = wt
-            a[_A_DATA2] = wm
-        # 16.2.8 gives no limit: the caller's MQTT budget plus the TLS handshake limit
-        # (CSSLCFG negotiatetime, 300 s by default, 17.2.1)
-        nego = self._tls["negotiatetime"] if self._tls is not None else None
-        nego = 300 if nego is None else nego
-        t_done = timeout_ms + (nego * 1000 if tls else 0)
-        st = 1 if tls else 0
-
-        async with self._lock:
-            fixed = False
-            while True:
-                if not self.started:
-                    await self._start()
-                try:
-                    await self._acquire(cid, st)
-                except ATError:
-                    if self.started or fixed:
-                        raise
-                    fixed = True  # the service was gone (modem reset): start it once
-                    continue
-                try:
-                    await self._apply_cfg()
-                    if tls:
-                        await self._sslcfg()
-                    if will is not None:
-                        await self._flow(_WILL, a)
-                except ModemError as e:
-                    err = self._code(e)
-                    if fixed or (err != _E_NOTACQ and err != _E_NETNOTOPEN and not (
-                            err == _BARE and not self.started)):
-                        raise
-                    # the slot or the service went under us (CMQTTNONET, a reboot): the
-                    # picture was stale, redo the setup once
-                    fixed = True
-                    self.acquired = None
-                    continue
-                self._conn_held = False
-                self._conn_moved = False
-                self._conn_addr = a[_A_ADDR]
-                try:
-                    # 16.2.8 case 4: the result, then ERROR, may take the whole wait
-                    await self._retrying(lambda: self._run(_CONNECT, a, t_done))
-                except ModemError as e:
-                    # outcome unknown (timeout), or 16.2.5: SSLCFG is cleared after a failed
-                    # CONNECT: send it again next time
-                    self._sslcfg_set = False
-                    err = self._code(e)
-                    if err is None:
-                        raise
-                    if not fixed and err == _E_USED and self._conn_moved:
-                        fixed = True  # 19 from a session to another server, now ended: again
-                        continue
-                    if not fixed and (err == _E_NOTACQ or err == _E_NETNOTOPEN):
-                        fixed = True  # our picture of the modem was stale: redo the setup
-                        self.acquired = None
-                        if err == _E_NETNOTOPEN:
-                            self.started = False
-                        continue
-                    raise self._fail(e) from None
-                self._disc_done = False
-                if self._conn_held:  # 19: this client is connected already
-                    return
-                # a CONNLOST read together with the result was handled before we resumed
-                self.connected = self._conn_gen == self._lost_gen
-                self.stats["connects"] += 1
-                return
-
-    async def disconnect(self, timeout_s=60):
-        """AT+CMQTTDISC=<idx>,<timeout> (0 or 60..180 s); "no connection" counts as done."""
-        if timeout_s != 0:
-            _int_in(timeout_s, "timeout_s", 60, 180)
-        async with self._lock:
-            await self._disc(timeout_s, tolerant=False)
-
-    async def _disc(self, timeout_s, tolerant):
-        cmd = b"AT+CMQTTDISC=%d,%d" % (self.index, timeout_s)
-        # 16.2.9: "+CMQTTDISC: <idx>,0" may come before a late OK; the DISC takes up to its
-        # <timeout> (60..180 s), so the OK gets that long too
-        t_disc = timeout_s * 1000 + T_MARGIN
-        try:
-            await self._retrying(lambda: self._exec(cmd, b"+CMQTTDISC:", kind=_K_DISC,
-                                                    timeout_ms=t_disc, done_timeout_ms=t_disc))
-        except ModemError as e:
-            err = self._code(e)
-            if err is None:
-                raise
-            self.connected = False
-            self._sslcfg_set = False
-            if err == _E_NOCONN or err == _ABORTED or err == 35 or err == _BARE or (
-                    tolerant and (err == _E_NOTACQ or err == _E_NETNOTOPEN)):
-                self.stats["state_ok"] += 1  # not connected (or no service): nothing to end
-                return
-            raise self._fail(e) from None
-        self.connected = False
-        self._sslcfg_set = False
-        self._disc_done = True
-
-    async def release(self):
-        """DISC -> REL of this client index only, the service left running for the other
-        one (a second session no longer needed); "not connected / not acquired" pass."""
-        async with self._lock:
-            try:
-                await self._release_slot()
-            finally:
-                self.connected = False
-                self.acquired = None
-                self._sslcfg_set = False
-
-    async def stop(self):
-        """DISC -> REL -> STOP; idempotent: "not connected / not acquired / not started" pass.
-        A peer (the other client index) is disconnected and released first: STOP only
-        after every client's DISC and REL (003 s.16.2.2, 16.2.4).
-        Every step runs; the first unexpected error is raised at the end."""
-        first = None
-        p = self.peer
-        if p is not None and (p.connected or p.acquired is not None):
-            try:
-                await p.release()
-            except ModemError as e:
-                first = e
-        async with self._lock:
-            for step in (0, 1, 2):
-                try:
-                    if step == 0:
-                        if not self._disc_done:  # after CONNLOST too: seed 001 shows DISC ok
-                            await self._disc(60, tolerant=True)
-                    elif step == 1:
-                        await self._rel(tolerant=True)
-                    else:
-                        await self._stop()
-                except ModemError as e:
-                    if first is None:
-                        first = e
-            self.connected = False
-            self.acquired = None
-            self._sslcfg_set = False
-        if first is not None:
-            raise first
-
-    async def _stop(self):
-        cmd = b"AT+CMQTTSTOP"
-        for _ in range(2):
-            try:
-                await self._exec(cmd, b"+CMQTTSTOP:", kind=_K_STOP, timeout_ms=T_STOP,
-                                 done_timeout_ms=T_STOP)  # 16.2.2: 12 s
-            except ModemError as e:
-                err = self._code(e)
-                if err is None:
-                    raise
-                self.started = False
-                if err == _BARE:  # 16.2.2 case 3: already stopped
-                    self.stats["state_ok"] += 1
-                    return
-                if err != _E_NOTREL:
-                    raise self._fail(e) from None
-                self.stats["state_ok"] += 1
-                await self._rel(tolerant=True)  # 21 "client not released": release, again
-                continue
-            self.started = False
-            return
-        raise ModemError("CMQTT", _E_NOTREL, cmd)
 
     def reset(self):
         """Forget what the driver knows of the modem's MQTT state (after a modem reboot:
@@ -1277,22 +786,21 @@ class CMQTTDriver:
             return await self._is_connected()
 
     async def _is_connected(self, server=None):
-        # ``server``: also note (``_conn_other``) whether our line lists another server
-        r = await self.at.cmd(b"AT+CMQTTCONNECT?", resp=b"+CMQTTCONNECT:", timeout_ms=T_CMD,
+        # ``server``: 2 instead of True when our line lists another server (cmqttup's confirm)
+        r = await self.at.cmd(b"AT+CMQTTCONNECT?", resp=b"+CMQTTCONNECT:", timeout_ms=_T_CMD,
                               check=False)
-        self._conn_other = False
         if not r.ok:  # ERROR: the service is not started (16.2.1 note)
             self.connected = False
             return False
         c = False
+        other = False
         for i in range(r.count):
             a = r.line(i)
             if a.arg_int(0) == self.index:
                 c = a.count() >= 2 and a.arg_len(1) > 0
-                if c and server is not None:
-                    self._conn_other = not _lists(a, server)
+                other = c and server is not None and not _lists(a, server)
         self.connected = c
-        return c
+        return 2 if other else c
 
     # ---- publish / subscribe -----------------------------------------------------------------
 
@@ -1318,7 +826,7 @@ class CMQTTDriver:
             c_pub += b",%d" % (1 if retain else 0)
             if dup:
                 c_pub += b",1"
-        t_done = (pub_s if pub_s > self.optimeout_s else self.optimeout_s) * 1000 + T_MARGIN
+        t_done = (pub_s if pub_s > self.optimeout_s else self.optimeout_s) * 1000 + _T_MARGIN
         async def attempt():  # a busy step starts the whole publish again from TOPIC
             # the three commands cross the UART as one unit (``_xfer``, shared with the
             # other client index), released at PUB's final code: the next publish's bytes
@@ -1346,66 +854,3 @@ class CMQTTDriver:
         if self._xfer_held:
             self._xfer_held = False
             self._xfer.release()
-
-    async def subscribe(self, topic, qos=1):
-        """Subscribe one topic filter; returns on ``+CMQTTSUB: <idx>,0``.
-
-        Inline form ``AT+CMQTTSUB=<idx>,<len>,<qos>`` + topic (16.2.13), or with
-        ``sub_two_step`` AT+CMQTTSUBTOPIC then AT+CMQTTSUB=<idx> (A7600 note 2.1.13)."""
-        await self.subscribe_many(((topic, qos),), self.sub_two_step)
-
-    async def subscribe_many(self, pairs, two_step=True):
-        """Subscribe several (topic, qos) filters in one SUBSCRIBE (two-step form)."""
-        items = []
-        for topic, qos in pairs:
-            t = _bytes(topic, "topic")
-            _len_ok(t, "topic", 1, TOPIC_MAX)
-            items.append((t, _int_in(qos, "qos", 0, 2)))
-        if not items:
-            raise ValueError("nothing to subscribe")
-        if len(items) > 1 and not two_step:
-            raise ValueError("several topics need the two-step form (AT+CMQTTSUBTOPIC)")
-        async def attempt():
-            a = self._args()
-            if two_step:
-                for t, q in items:
-                    a[_A_LEN] = len(t)
-                    a[_A_QOS] = q
-                    a[_A_DATA] = t
-                    await self._run(_SUBTOPIC, a)
-                await self._run(_SUB_TWO, a)
-            else:
-                t, q = items[0]
-                a[_A_LEN] = len(t)
-                a[_A_QOS] = q
-                a[_A_DATA] = t
-                await self._run(_SUB, a)
-
-        async with self._lock:
-            try:
-                await self._retrying(attempt)
-            except ModemError as e:
-                raise self._fail(e) from None
-            self.stats["subscribed"] += len(items)
-
-    async def unsubscribe(self, topic, two_step=None):
-        """Unsubscribe one topic filter; returns on ``+CMQTTUNSUB: <idx>,0``."""
-        t = _bytes(topic, "topic")
-        _len_ok(t, "topic", 1, TOPIC_MAX)
-        if two_step is None:
-            two_step = self.sub_two_step
-        i = self.index
-        async def attempt():
-            if two_step:
-                await self._exec(b"AT+CMQTTUNSUBTOPIC=%d,%d" % (i, len(t)),
-                                 b"+CMQTTUNSUBTOPIC:", payload=t)
-                await self._exec(b"AT+CMQTTUNSUB=%d,0" % i, b"+CMQTTUNSUB:", kind=_K_UNSUB)
-            else:
-                await self._exec(b"AT+CMQTTUNSUB=%d,%d,0" % (i, len(t)), b"+CMQTTUNSUB:",
-                                 payload=t, kind=_K_UNSUB)
-
-        async with self._lock:
-            try:
-                await self._retrying(attempt)
-            except ModemError as e:
-                raise self._fail(e) from None

@@ -16,6 +16,9 @@ calling task until the stream is ready.
 import sys
 
 IS_MICROPYTHON = sys.implementation.name == "micropython"
+# A name deleted here frees its slot in this module's globals table for a later name: the
+# table grows only when full (issue 11), so names used only while loading are deleted early.
+del sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # never true at run time; names for type checkers only
     from typing import Awaitable  # noqa: F401
@@ -62,6 +65,7 @@ else:
 
     ptr16 = ptr32 = ptr8
     _ioq = asyncio.core._io_queue  # type: ignore
+    del asyncio, time
 
     def wait_readable(s) -> "Awaitable[None]":  # type: ignore  # noqa: F811
         # A generator, not ``async def``: MicroPython coroutines are generators,
@@ -77,4 +81,3 @@ else:
 
     def heap_unlock():
         return micropython.heap_unlock()
-

@@ -8,8 +8,10 @@ descent over the bytes, no values built.  ``check`` raises ``ValueError`` whose
 message names the line and column, as CPython's does.
 """
 
-_WS = b" \t\r\n"
-_MAX_DEPTH = 32
+from .compat import const
+
+_WS = const(b" \t\r\n")
+_MAX_DEPTH = const(32)
 
 
 def _fail(data, i, what):

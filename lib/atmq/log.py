@@ -23,23 +23,29 @@ ERROR = const(40)
 WARN = const(30)
 INFO = const(20)
 DEBUG = const(10)
-_NAMES = {ERROR: "E", WARN: "W", INFO: "I", DEBUG: "D"}
 KEEP = const(16)  # lines kept in RAM by default (~100 bytes each; the ``log`` command)
 
 _ring = [""] * KEEP  # "" = never written
-_state = [0, INFO, WARN]  # next ring slot, console level, sink level
+# next ring slot, console level, sink level, errors and warnings logged, sink, context:
+# one list, not five globals (issue 11: each module global and each small dict or list
+# costs heap for the whole boot)
+_state = [0, INFO, WARN, 0, 0, None, None]
+_S_SLOT = const(0)
+_S_CONSOLE = const(1)
+_S_SINK_LEVEL = const(2)
+_S_ERRORS = const(3)
+_S_WARNS = const(4)
+_S_SINK = const(5)
+_S_CONTEXT = const(6)
 _secrets = []
-_sink = [None]
-_context = [None]
-_counts = {ERROR: 0, WARN: 0}
 
 
 def set_level(console=None, sink=None):
     """Lowest level echoed to the console / handed to the sink."""
     if console is not None:
-        _state[1] = console
+        _state[_S_CONSOLE] = console
     if sink is not None:
-        _state[2] = sink
+        _state[_S_SINK_LEVEL] = sink
 
 
 def set_keep(count):
@@ -50,17 +56,17 @@ def set_keep(count):
         del _ring[:]
         for i in range(count):
             _ring.append(lines[i] if i < len(lines) else "")
-        _state[0] = len(lines) % count
+        _state[_S_SLOT] = len(lines) % count
 
 
 def set_sink(fn):
     """``fn(line)`` receives every line at or above the sink level (None: no sink)."""
-    _sink[0] = fn
+    _state[_S_SINK] = fn
 
 
 def set_context(fn):
     """``fn()`` -> a short str added to every error and warning line (None: none)."""
-    _context[0] = fn
+    _state[_S_CONTEXT] = fn
 
 
 def exc(e):
@@ -122,22 +128,26 @@ def _emit(level, tag, fmt, args):
     except (TypeError, ValueError):
         msg = "%s %r" % (fmt, args)
     ctx = ""
-    fn = _context[0]
+    fn = _state[_S_CONTEXT]
     if fn is not None and level >= WARN:
         try:
             ctx = " [" + fn() + "]"
         except Exception:  # a broken context must not lose the line
             ctx = " [?]"
-    line = redact("%d %s %s%s: %s" % (ticks_ms(), _NAMES.get(level, "?"), tag, ctx, msg))
-    slot = _state[0]
+    # the level's letter: D I W E for 10 20 30 40
+    name = "DIWE"[level // 10 - 1] if level in (DEBUG, INFO, WARN, ERROR) else "?"
+    line = redact("%d %s %s%s: %s" % (ticks_ms(), name, tag, ctx, msg))
+    slot = _state[_S_SLOT]
     _ring[slot] = line
-    _state[0] = (slot + 1) % len(_ring)
-    if level in _counts:
-        _counts[level] += 1
-    if level >= _state[1]:
+    _state[_S_SLOT] = (slot + 1) % len(_ring)
+    if level == ERROR:
+        _state[_S_ERRORS] += 1
+    elif level == WARN:
+        _state[_S_WARNS] += 1
+    if level >= _state[_S_CONSOLE]:
         print(line)
-    sink = _sink[0]
-    if sink is not None and level >= _state[2]:
+    sink = _state[_S_SINK]
+    if sink is not None and level >= _state[_S_SINK_LEVEL]:
         try:
             sink(line)
         except Exception:  # a full or broken flash must not stop the caller
@@ -158,7 +168,8 @@ def info(tag, fmt, *args):
 
 
 def debug(tag, fmt, *args):
-    if _state[1] <= DEBUG or (_sink[0] is not None and _state[2] <= DEBUG):
+    if _state[_S_CONSOLE] <= DEBUG or (_state[_S_SINK] is not None
+                                       and _state[_S_SINK_LEVEL] <= DEBUG):
         return _emit(DEBUG, tag, fmt, args)
     return None
 
@@ -168,7 +179,7 @@ def tail(count=64):
     keep = len(_ring)
     count = min(count, keep)
     out = []
-    start = _state[0] - count
+    start = _state[_S_SLOT] - count
     for i in range(count):
         line = _ring[(start + i) % keep]
         if line:
@@ -178,7 +189,7 @@ def tail(count=64):
 
 def counts():
     """(errors, warnings) logged since start."""
-    return _counts[ERROR], _counts[WARN]
+    return _state[_S_ERRORS], _state[_S_WARNS]
 
 
 def reset():
@@ -186,9 +197,9 @@ def reset():
     for i in range(len(_ring)):
         _ring[i] = ""
     set_keep(KEEP)
-    _state[0] = 0
-    _counts[ERROR] = 0
-    _counts[WARN] = 0
-    _sink[0] = None
-    _context[0] = None
+    _state[_S_SLOT] = 0
+    _state[_S_ERRORS] = 0
+    _state[_S_WARNS] = 0
+    _state[_S_SINK] = None
+    _state[_S_CONTEXT] = None
     clear_secrets()

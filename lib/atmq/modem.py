@@ -27,18 +27,13 @@ every command has a deadline taken from the manual's "Max Response Time".
 import asyncio
 from array import array
 
-from . import log
-from . import power as _power
-from . import script as _script
-from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms, wait_for_ms
-from .errors import ATTimeout, ConfigError, ModemError
+from .compat import const, ticks_diff, ticks_ms
+from .errors import ConfigError, ModemError
 from .fix import Fix
-from . import gnssparse as _gnssparse
 
 # Other modules' constants, mirrored (folded at compile time: no global-dict entry each,
 # issue 11; tests_host/test_const_mirrors.py checks them)
 _R_OK = const(1)  # = atmq.engine.R_OK
-_R_ERROR = const(2)  # = atmq.engine.R_ERROR
 _EV_NONET = const(4)  # = atmq.events.EV_NONET
 _EV_REBOOT = const(5)  # = atmq.events.EV_REBOOT
 _EV_SIM = const(6)  # = atmq.events.EV_SIM
@@ -63,7 +58,7 @@ NONET_CIPEVENT = const(3)  # +CIPEVENT: NETWORK CLOSED UNEXPECTEDLY
 NONET_PDP = const(4)  # +PDP: DEACT, +SAPBR 1: DEACT, +APP PDP: DEACTIVE (sm family)
 
 # Registration <stat> (manual 4.2.1 / 5.2.1 / 5.2.3; 3GPP TS 27.007 7.2, 10.1.20)
-REG_NAMES = (
+_REG_NAMES = const((
     "not registered, not searching",
     "registered, home",
     "not registered, searching",
@@ -76,7 +71,7 @@ REG_NAMES = (
     "registered for CSFB not preferred, home",
     "registered for CSFB not preferred, roaming",
     "attached for emergency bearer services only",  # SIMCom's number (manual 5.2.1)
-)
+))
 REG_UNKNOWN = const(-1)  # not asked yet / domain not supported
 _LOST_BOOTING = const(1)  # link.ST_BOOTING: what on_lost is told after a reboot
 _LOST_NODATA = const(4)  # link.ST_REGISTERED: the data path is gone
@@ -85,27 +80,6 @@ _CPIN_CODES = const((b"READY", b"SIM PIN", b"SIM PUK", b"PH-SIM PIN", b"SIM PIN2
                b"PH-NET PIN", b"NOT INSERTED", b"NOT READY"))
 _CPIN_NAMES = const(("READY", "SIM PIN", "SIM PUK", "PH-SIM PIN", "SIM PIN2", "SIM PUK2",
                "PH-NET PIN", "NOT INSERTED", "NOT READY"))
-# init() as data (atmq.script): echo off (a payload echo would read as lines), numeric
-# errors, registration URCs, packet domain events; timeouts: the 003 manual's max times.
-_INIT = (
-    (b"ATE0", None, None, 5000, _script.MUST, "003 s.2.2.6"),
-    (b"AT+CMEE=1", None, None, 5000, _script.MUST, "003 s.3.2.8"),
-    (b"AT+CREG=1", None, None, 5000, _script.MUST, "003 s.4.2.1"),
-    (b"AT+CGREG=1", None, None, 9000, _script.MUST, "003 s.5.2.1: 9 s"),
-    # ERROR on 2G-only modules (SIM800): no EPS registration there
-    (b"AT+CEREG=1", None, None, 5000, _script.OPTIONAL, "003 s.5.2.2"),
-    # +CGEV reports (modes 0 and 1 only); refused (SIM800): PDP loss is seen by polling
-    (b"AT+CGEREP=1", None, None, 5000, _script.OPTIONAL, "003 s.5.2.10"),
-)
-_I_CGEREP = const(5)
-_RADIO_CYCLE = (
-    (b"AT+CFUN=0", None, None, 25000, _script.MUST, "003 s.3.2.1: 25 s"),
-    (b"AT+CFUN=1", None, None, 25000, _script.MUST, "003 s.3.2.1: 25 s"),
-)
-_T5 = const(5000)  # 003: the max response time of most set/read commands (ATI 2.2.5,
-# CGDCONT 5.2.5, CGAUTH 5.2.11, CICCID 6.2.1, CPIN 6.2.2, CCLK 3.2.7, CSQ 3.2.2)
-_T_CFUN = const(25000)  # 3.2.1 AT+CFUN: 25 s
-_OWN_TEARDOWN_MS = const(5000)  # "+CGEV: ME ..." after our own NETCLOSE/CFUN=0 is ours
 _DOMAINS = const((b"+CREG:", b"+CGREG:", b"+CEREG:"))
 _REG_QUERY = const((b"AT+CREG?", b"AT+CGREG?", b"AT+CEREG?"))
 _NOINT = const(-0x3FFFFFFF)  # arg_int default that no field value reaches
@@ -113,8 +87,8 @@ _NOINT = const(-0x3FFFFFFF)  # arg_int default that no field value reaches
 
 def reg_name(stat):
     """Words for a registration ``stat`` (the manual's), ``"stat N"`` beyond the table."""
-    if 0 <= stat < len(REG_NAMES):
-        return REG_NAMES[stat]
+    if 0 <= stat < len(_REG_NAMES):
+        return _REG_NAMES[stat]
     return "not asked" if stat == REG_UNKNOWN else "stat %d" % stat
 
 
@@ -134,22 +108,6 @@ def csq_dbm(rssi):
     if 100 <= rssi <= 191:  # TD-SCDMA range of 27.007: 100 = -116 dBm, 191 = -25 dBm
         return rssi - 216
     return None
-
-
-def _quoted(name, value):
-    # Values go into "..." of an AT command: a quote or a line end would break it.
-    if isinstance(value, bytes):
-        value = value.decode()
-    if not isinstance(value, str):
-        raise ConfigError(name, "must be a string, got %r" % (value,))
-    for c in value:
-        if c == '"' or c < " " or c == "\\":
-            # a backslash: SIMCom parsers read "\22" / "\0d\0a" escapes inside quoted
-            # strings on some commands, so a value could smuggle a quote or a line end
-            # (issue 10 #11); no value we send needs one
-            raise ConfigError(name, "contains a quote, a backslash or a control character: %r"
-                              % (value,))
-    return value
 
 
 def _digits(b, s, n):
@@ -193,32 +151,12 @@ def parse_cclk(text):
     return local - tz * 900, tz
 
 
-def _int_or_none(v):
-    return None if v == _NOINT else v
-
-
 def _need_gnss(m):
     s = m.gnss_set
     if s is None:
         raise ConfigError("modem.model", "no modem GNSS command set known for %r"
                           % (m.facts["model"],))
     return s
-
-
-async def _cpin(at):
-    try:
-        r = await at.cmd(b"AT+CPIN?", resp=b"+CPIN:", timeout_ms=5000)
-    except ModemError as e:
-        if e.kind == "CME":
-            if e.code == 10:
-                return "NOT INSERTED"
-            if e.code == 14:
-                return "BUSY"
-            if e.code == 13 or e.code == 15:
-                return "FAILURE"
-        raise
-    a = r.find(b"+CPIN:")
-    return a.arg_str(0) if a is not None else "UNKNOWN"
 
 
 class Modem:
@@ -314,9 +252,12 @@ class Modem:
         return None
 
     def __getattr__(self, name):
-        # Only for names not found: serving_cell(), data_is_open(), registered(),
-        # roaming, expect_reboot() live in atmq.modemq, imported on first use (issue 11:
-        # each method here costs heap for the whole boot); AttributeError for the rest.
+        # Only for names not found: the bring-up and recovery steps (power_on, power_cycle,
+        # wait_ready, init, sim_state, set_apn, data_up, data_down, radio_cycle, restart)
+        # and the rare queries (serving_cell(), data_is_open(), registered(), roaming,
+        # expect_reboot()) live in atmq.modemq, imported for each call and dropped after
+        # it (issue 11: each method here costs heap for the whole boot); AttributeError
+        # for the rest.
         from . import modemq
 
         return modemq.attr(self, name)
@@ -523,21 +464,6 @@ class Modem:
 
     # ---- power and boot --------------------------------------------------------------------
 
-    async def power_on(self):
-        """PWRKEY on pulse per the board's timings (``atmq.power``); None without pins."""
-        if self.board is None or self.pins is None:
-            return None
-        return await _power.power_on(self.board, self.pins)
-
-    async def power_cycle(self):
-        """Hardware reset (RESET pin, supply cycle or PWRKEY off+on); None without pins."""
-        if self.board is None or self.pins is None:
-            return None
-        self.reset_state()
-        self.boot_urcs = 0
-        self._ready_ev.clear()
-        return await _power.reset(self.board, self.pins)
-
     async def probe(self, tries=3, timeout_ms=1000):
         """``AT`` up to ``tries`` times; True at the first OK."""
         for _ in range(tries):
@@ -548,113 +474,7 @@ class Modem:
                 pass
         return False
 
-    async def wait_ready(self, timeout_ms=30000, probe_ms=1000, need_boot=False):
-        """Return once the module answers ``AT`` (autobaud: repeated probes train it).
-
-        A boot URC (RDY, +CPIN: READY, SMS DONE, PB DONE, APP RDY) cuts the wait
-        short.  ``need_boot``: a reset was just sent, so an ``OK`` from the old
-        firmware must not count: probe only after a boot URC, or in the second
-        half of the wait for modules that print none (SIM800 in autobaud).
-        Raises ``ATTimeout`` at the deadline.
-        """
-        t0 = ticks_ms()
-        deadline = ticks_add(t0, timeout_ms)
-        quiet_until = ticks_add(t0, timeout_ms // 2)
-        while True:
-            left = ticks_diff(deadline, ticks_ms())
-            if left <= 0:
-                raise ATTimeout(b"AT", timeout_ms)
-            may_probe = (not need_boot or self.boot_urcs
-                         or ticks_diff(quiet_until, ticks_ms()) <= 0)
-            if may_probe:
-                try:
-                    await self.at.cmd(b"AT", timeout_ms=min(probe_ms, left))
-                    # booted and listening: a boot URC from now on is a new boot (_boot),
-                    # the one a reset asked for included
-                    self._awake = True
-                    self._expect_boot = False
-                    return True
-                except ATTimeout:
-                    pass
-                except ModemError:  # ERROR while booting: still alive, try again soon
-                    await sleep_ms(min(probe_ms, max(1, ticks_diff(deadline, ticks_ms()))))
-                continue
-            self._ready_ev.clear()
-            if self.boot_urcs:
-                continue
-            try:
-                await wait_for_ms(self._ready_ev.wait(),
-                                  max(1, min(left, ticks_diff(quiet_until, ticks_ms()))))
-            except asyncio.TimeoutError:
-                pass
-
-    async def init(self):
-        """Idempotent set-up after every boot: echo off, numeric errors, URC modes, facts."""
-        failed = await _script.run(self.at, _INIT)
-        self.cgerep = _I_CGEREP not in failed
-        at = self.at
-        f = self.facts
-        r = await at.cmd(b"ATI", bare=True, timeout_ms=_T5)
-        for i in range(r.count):
-            t = r.line(i).text()
-            k = t.find(":")
-            key = t[:k].strip().lower() if k > 0 else ""
-            v = t[k + 1:].strip() if k > 0 else t.strip()
-            if key in ("manufacturer", "model", "revision", "imei"):
-                f[key] = v
-            elif k < 0 and v and i == 0:  # SIM800: "SIM800 R14.18"
-                sp = v.find(" ")
-                f["model"] = v if sp < 0 else v[:sp]
-                if sp > 0:
-                    f["revision"] = v[sp + 1:]
-        r = await at.cmd(b"AT+CGMR", bare=True, check=False)
-        if r.final == _R_OK and r.count:
-            t = r.line(0).text()
-            k = t.find(":")
-            f["firmware"] = (t[k + 1:] if k >= 0 else t).strip()
-            if f["revision"] is None:
-                f["revision"] = f["firmware"]
-        r = await at.cmd(b"AT+CGSN", bare=True, check=False)
-        if r.final == _R_OK and r.count:
-            f["imei"] = r.line(0).text().strip()
-        if self.family == "sm":
-            r = await at.cmd(b"AT+CCID", bare=True, check=False)  # SIM800/SIM7000: bare digits
-        else:
-            r = await at.cmd(b"AT+CICCID", resp=b"+ICCID:", timeout_ms=_T5,
-                             check=False)  # manual 6.2.1
-        if r.final == _R_OK and r.count:
-            a = r.line(0)
-            f["iccid"] = a.arg_str(0) if a.startswith(b"+") else a.text().strip()
-        else:
-            f["iccid"] = None  # no SIM (CME 10) is reported by sim_state()
-        self.inited = True
-        self._session = True
-        self._expect_boot = False
-        return self.facts
-
     # ---- SIM and network -----------------------------------------------------------------
-
-    async def sim_state(self):
-        """``AT+CPIN?`` -> "READY", "SIM PIN", "SIM PUK", "NOT INSERTED", "BUSY", ...
-
-        On "SIM PIN" with a configured PIN the PIN is sent once; a rejected PIN
-        is never sent again (three wrong PINs lock the SIM behind its PUK).
-        """
-        st = await _cpin(self.at)
-        self._set_sim(st)
-        if st == "SIM PIN" and self.pin and not self.pin_rejected:
-            pin = _quoted("modem.pin", self.pin)
-            log.add_secret(pin)  # issue 10 #5: never in a log line or an error
-            self.pin_attempts += 1
-            try:
-                await self.at.cmd(('AT+CPIN="%s"' % pin).encode(), timeout_ms=5000)
-            except ModemError as e:
-                if e.kind == "CME" and e.code in (16, 12):  # incorrect password / PUK now
-                    self.pin_rejected = True
-                raise
-            st = await _cpin(self.at)
-            self._set_sim(st)
-        return st
 
     async def registration(self):
         """Query CREG/CGREG/CEREG; returns the best data stat (see ``reg``/``reg_name``).
@@ -702,123 +522,6 @@ class Modem:
         ber = a.arg_int(1)
         return csq_dbm(a.arg_int(0)), (ber if 0 <= ber <= 7 else None)
 
-    async def set_apn(self, apn, user=None, password=None, cid=1, pdp_type="IP"):
-        """``AT+CGDCONT`` (manual 5.2.6) and, with credentials, ``AT+CGAUTH`` PAP (5.2.11).
-
-        On the sm family the APN is also remembered for the bearer.
-        """
-        apn = _quoted("apn", apn)
-        self.apn = apn
-        self.apn_user = user
-        self.apn_password = password
-        self.cid = cid
-        await self.at.cmd(('AT+CGDCONT=%d,"%s","%s"' % (cid, _quoted("pdp_type", pdp_type),
-                                                           apn)).encode(), timeout_ms=_T5)
-        if user or password:
-            # <cid>,<auth_type>,<passwd>,<user>: the password comes first (manual 5.2.11)
-            if password:
-                log.add_secret(password)
-            await self.at.cmd(('AT+CGAUTH=%d,1,"%s","%s"' % (
-                cid, _quoted("apn_password", password or ""),
-                _quoted("apn_user", user or ""))).encode(), timeout_ms=_T5)
-
-    # ---- data ------------------------------------------------------------------------------
-
-    async def data_up(self, timeout_ms=None):
-        """Open the data path; returns the IP address string (None if the module hides it)."""
-        if self.family == "cmqtt":
-            await self._netopen(timeout_ms or self.netclose_ms)
-        else:
-            from . import modemq  # the sm family's bearer: imported on an sm board only
-
-            if self.model_key in ("SIM7000", "SIM7070", "SIM7080"):
-                await modemq.cnact_up(self, timeout_ms or 60000)
-            else:
-                await modemq.sapbr_up(self, timeout_ms or 85000)
-        ip = self.ip
-        # a PDP-loss URC decoded after the final check is newer than it: it wins
-        still = self._nonet_seq == self._checked_seq
-        self.data_open = still
-        self.ip = ip if still else None
-        return ip
-
-    async def _netopen(self, timeout_ms):
-        at = self.at
-        r = await at.cmd(b"AT+NETOPEN", resp=b"+IP ERROR:", done=b"+NETOPEN:",
-                         done_timeout_ms=timeout_ms, check=False)
-        if r.final == _R_OK:
-            err = r.line(r.done).arg_int(0)
-            if err != 0:
-                raise ModemError("NET", err, b"AT+NETOPEN")
-        elif r.final == _R_ERROR and r.find(b"+IP ERROR:") is not None:
-            t = r.find(b"+IP ERROR:").arg_str(0)
-            from .errtab import code_for
-
-            if code_for("IP", t) != 4:  # 4: "Network is already opened" (manual 13.2.1)
-                raise ModemError("IP", code_for("IP", t) or -1, b"AT+NETOPEN")
-        else:
-            raise at.error(b"AT+NETOPEN")
-        self._checked_seq = self._nonet_seq
-        r = await at.cmd(b"AT+IPADDR", resp=b"+IPADDR:", timeout_ms=5000)  # 13.2.7
-        a = r.find(b"+IPADDR:")
-        self.ip = a.arg_str(0) if a is not None else None
-
-    async def data_down(self, timeout_ms=None):
-        """Close the data path; "already closed" counts as success."""
-        at = self.at
-        self._closing = True
-        try:
-            if self.family == "cmqtt":
-                r = await at.cmd(b"AT+NETCLOSE", resp=b"+IP ERROR:", done=b"+NETCLOSE:",
-                                 done_timeout_ms=timeout_ms or self.netclose_ms, check=False)
-                if r.final != _R_OK and r.find(b"+IP ERROR:") is None:
-                    # 003 s.13.2.2 case 5: not activated answers "+NETCLOSE: <err>" then
-                    # ERROR.  Closed is what we want: confirm with the read form (13.2.1)
-                    r = await at.cmd(b"AT+NETOPEN?", resp=b"+NETOPEN:", timeout_ms=_T5,
-                                     check=False)
-                    a = r.find(b"+NETOPEN:")
-                    if r.final != _R_OK or a is None or a.arg_int(0) != 0:
-                        raise at.error(b"AT+NETCLOSE")
-            elif self.model_key in ("SIM7000", "SIM7070", "SIM7080"):
-                cmd = b"AT+CNACT=0,0" if self.model_key != "SIM7000" else b"AT+CNACT=0"
-                await at.cmd(cmd, timeout_ms=timeout_ms or 10000, check=False)
-            else:
-                await at.cmd(b"AT+SAPBR=0,1", timeout_ms=timeout_ms or 65000, check=False)
-        finally:
-            self._closing = False
-            self._own_teardown = ticks_add(ticks_ms(), _OWN_TEARDOWN_MS)
-            self.data_open = False
-            self.ip = None
-
-    # ---- resets ----------------------------------------------------------------------------
-
-    async def radio_cycle(self):
-        """``AT+CFUN=0`` then ``AT+CFUN=1`` (manual 3.2.1): re-attach without a reboot."""
-        self.data_open = False
-        self.ip = None
-        # "+CGEV: ME ..." during and just after the cycle is our own doing
-        self._own_teardown = ticks_add(ticks_ms(), 2 * _T_CFUN + _OWN_TEARDOWN_MS)
-        await _script.run(self.at, _RADIO_CYCLE)
-        self._own_teardown = ticks_add(ticks_ms(), _OWN_TEARDOWN_MS)
-
-    async def restart(self, timeout_ms=30000):
-        """Software reboot and re-init: ``AT+CRESET`` (cmqtt, manual 3.2.4) or
-        ``AT+CFUN=1,1`` (sm), then wait for the boot URCs and run ``init``."""
-        self._expect_boot = True  # boot URCs of this reset raise no EV_REBOOT
-        try:
-            self.reset_state()
-            self.boot_urcs = 0
-            self._ready_ev.clear()
-            cmd = b"AT+CRESET" if self.family == "cmqtt" else b"AT+CFUN=1,1"
-            try:
-                await self.at.cmd(cmd, timeout_ms=9000)
-            except ATTimeout:
-                pass  # it may reboot before the OK leaves the UART
-            await self.wait_ready(timeout_ms, need_boot=True)
-            await self.init()
-        finally:
-            self._expect_boot = False
-
     # ---- clock, battery, GNSS --------------------------------------------------------------
 
     async def clock(self):
@@ -838,7 +541,8 @@ class Modem:
         if a is None:
             return None
         if a.count() >= 3:
-            return _int_or_none(a.arg_int(2, _NOINT))
+            v = a.arg_int(2, _NOINT)
+            return None if v == _NOINT else v
         t = a.arg_str(0).rstrip("Vv ")
         k = t.find(".")
         try:
@@ -871,11 +575,14 @@ class Modem:
         True with ``fix`` filled when the module has a fix; False (``fix.valid``
         False, the rest kept) when it has none or the answer is malformed.
         """
+        # imported at the first fix (a board without modem GNSS never loads it), then a lookup
+        from .gnssparse import parse_cgnssinfo, parse_cgpsinfo
+
         s = _need_gnss(self)
         if s == "cgps":
-            cmd, p, parse = b"AT+CGPSINFO", b"+CGPSINFO:", _gnssparse.parse_cgpsinfo
+            cmd, p, parse = b"AT+CGPSINFO", b"+CGPSINFO:", parse_cgpsinfo
         else:
-            cmd, p, parse = b"AT+CGNSSINFO", b"+CGNSSINFO:", _gnssparse.parse_cgnssinfo
+            cmd, p, parse = b"AT+CGNSSINFO", b"+CGNSSINFO:", parse_cgnssinfo
         r = await self.at.cmd(cmd, resp=p, timeout_ms=10000)
         a = r.find(p)
         tmp = self._fix

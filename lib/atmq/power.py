@@ -23,14 +23,14 @@ here is the fallback, and the only way to power a module on.
 """
 
 from .compat import sleep_ms as _sleep_ms
-from .compat import ticks_add, ticks_diff
+from .compat import const, ticks_add, ticks_diff
 from .compat import ticks_ms as _ticks_ms
 
 # Supply off-time for a power-cycle reset on boards with a power switch but
 # no RESET line: long enough for the module's supply rails to collapse
 # (SIM7020/SIM7000 hardware designs ask >= 5 s between power-off and the
 # next power-on when using PWRKEY; with the supply cut 2 s is ample).
-_CYCLE_GAP_MS = 2000
+_CYCLE_GAP_MS = const(2000)
 
 
 def has_pins(board):

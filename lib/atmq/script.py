@@ -36,7 +36,7 @@ optional steps that failed.  A driver whose commands end in its own result URCs 
 and ``code_of(error)`` (the code a raised step carries, -1 for a plain ERROR, None for a
 timeout or a CME error).  Retrying busy codes is not the runner's job: the driver's one
 retry layer wraps a whole run (a busy step starts the flow again from its first row).
-Tables live beside the code that owns the sequence (``modem._INIT``, ``cmqtt._CONNECT``...),
+Tables live beside the code that owns the sequence (``modemq._INIT``, ``cmqttup._CONNECT``...),
 so the whole sequence and its timings read in one place.  These run once per session:
 building a command allocates, which is fine off the hot paths.
 """

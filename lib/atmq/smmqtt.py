@@ -59,21 +59,22 @@ Choices where the sources are silent:
 Echo should be off (ATE0) for the SIM70x0 prompt publish: with echo on the
 modem echoes the data and a payload holding ``\\r\\nOK\\r\\n`` would read as a
 final result code.
+
+The connected path (publish, URCs) is here; the session's setup and teardown (TLS,
+SMCONF, SMCONN, SMSUB/SMUNSUB, SMDISC) are in ``atmq.smmqttup``, imported for each call
+and dropped after it (issue 11: heap), still called as methods of the driver.
 """
 
 import asyncio
 
-from . import script as _script
 from .compat import const
-from .engine import R_OK
-from .errors import ATTimeout, ConfigError, ModemError
+from .errors import ATTimeout, ModemError
 from .events import (
     EV_CONNLOST,
     EV_MSG,
     EV_MSG_DROPPED,
     EV_PUBACK,
     EV_URC,
-    RESULT_ABORTED,
     ResultWait,
 )
 from .tokenizer import T_RAW, _copy
@@ -91,7 +92,6 @@ SSL_CTX_MAX = const(5)  # [7080] CSSLCFG <ctxindex> 0..5
 T_CMD = const(10000)
 T_PROMPT = const(5000)
 T_RESULT = const(65000)  # SMSUB/SMUNSUB result URC: the modem's own TIMEOUT default is 60 s
-T_DISC = const(30000)
 
 # EV_URC a-codes for result URCs that come outside a command
 LATE_SUB = const(1)
@@ -102,43 +102,19 @@ DROP_OVERSIZE = const(1)
 DROP_OVERWRITTEN = const(2)
 DROP_TORN = const(3)
 
-_ABORTED = RESULT_ABORTED  # link lost while the result URC was awaited
+_R_OK = const(1)  # = atmq.engine.R_OK
+# link lost while the result URC was awaited
+_ABORTED = const(-2)  # = atmq.events.RESULT_ABORTED
 
 _K_PUB = const(1)
 _K_SUB = const(2)
 _K_UNSUB = const(3)
 
 # SMCONF power-on defaults per variant: [004] 3.1 / [7080]
-_DEFAULTS_SIM800 = (("KEEPALIVE", b"60"), ("CLEANSS", b"0"))
-_DEFAULTS_SIM70X0 = (("KEEPTIME", b"60"), ("CLEANSS", b"0"), ("QOS", b"0"), ("RETAIN", b"0"))
-_EMPTY = b'""'
-
-# The connect's AT+SMCONF settings as data (atmq.script), in the order they are sent: seed 004
-# 3.1 (SIM800: URL "server:port", KEEPALIVE, no will) and the SIM7080 manual's AT+SMCONF
-# (URL "server",port, KEEPTIME, the will tags).  args: the value bytes per tag, None for a
-# tag the modem holds already or that this variant has not (not sent).  Neither manual gives
-# a max response time: T_CMD.
-_SMCONF_TAGS = ("URL", "CLIENTID", "KEEPALIVE", "KEEPTIME", "CLEANSS", "USERNAME", "PASSWORD",
-                "TOPIC", "MESSAGE", "QOS", "RETAIN")
-_SMCONF = (
-    ((b'AT+SMCONF="URL",%s', 0), None, None, T_CMD, _script.MUST, "004 s.3.1 / 7080 SMCONF"),
-    ((b'AT+SMCONF="CLIENTID",%s', 1), None, None, T_CMD, _script.MUST, "004 s.3.1"),
-    ((b'AT+SMCONF="KEEPALIVE",%s', 2), None, None, T_CMD, _script.MUST, "004 s.3.1: SIM800"),
-    ((b'AT+SMCONF="KEEPTIME",%s', 3), None, None, T_CMD, _script.MUST, "7080 SMCONF: SIM70x0"),
-    ((b'AT+SMCONF="CLEANSS",%s', 4), None, None, T_CMD, _script.MUST, "004 s.3.1"),
-    # the engine's errors mask the user name and password (errors._MASKS)
-    ((b'AT+SMCONF="USERNAME",%s', 5), None, None, T_CMD, _script.MUST, "004 s.3.1"),
-    ((b'AT+SMCONF="PASSWORD",%s', 6), None, None, T_CMD, _script.MUST, "004 s.3.1"),
-    ((b'AT+SMCONF="TOPIC",%s', 7), None, None, T_CMD, _script.MUST, "7080 SMCONF: will"),
-    ((b'AT+SMCONF="MESSAGE",%s', 8), None, None, T_CMD, _script.MUST, "7080 SMCONF: will"),
-    ((b'AT+SMCONF="QOS",%s', 9), None, None, T_CMD, _script.MUST, "7080 SMCONF: will"),
-    ((b'AT+SMCONF="RETAIN",%s', 10), None, None, T_CMD, _script.MUST, "7080 SMCONF: will"),
-)
-
-_TLS_KEYS_SIM800 = ("root", "root_len", "verify", "client_auth", "port")
-_TLS_KEYS_SIM70X0 = ("ssl_ctx", "cacert", "clientcert", "clientkey", "sslversion", "sni",
-                     "port")
-
+_DEFAULTS_SIM800 = const((("KEEPALIVE", b"60"), ("CLEANSS", b"0")))
+_DEFAULTS_SIM70X0 = const((("KEEPTIME", b"60"), ("CLEANSS", b"0"), ("QOS", b"0"),
+                           ("RETAIN", b"0")))
+_EMPTY = const(b'""')
 
 def variant_for(model):
     """The SM variant of a modem model name (board JSON ``modem.model``, ATI/AT+CGMM):
@@ -227,6 +203,15 @@ class SMDriver:
         at.on(b"+SMPUB:", self._on_pub)  # [004] 3.5
         at.on(b"+SMUNSUB:", self._on_unsub)  # [004] 3.6
         at.on(b"+SMSTATE:", self._on_state)  # [7080] unsolicited on link loss
+
+    def __getattr__(self, name):
+        # Only for names not found: the session's setup and teardown (start, configure_tls,
+        # connect, connect_azure, disconnect, stop, subscribe, unsubscribe) live in
+        # atmq.smmqttup, imported for each call and dropped after it (issue 11: heap
+        # between bring-ups); AttributeError for the rest.
+        from . import smmqttup
+
+        return smmqttup.attr(self, name)
 
     # ---- URC handlers (inside the reader: no await, no allocation) ---------------------------
 
@@ -421,7 +406,7 @@ class SMDriver:
         """One command answered by OK; raises the engine's error (CME code, ERROR)."""
         r = await self.at.cmd(cmd, timeout_ms=timeout_ms, payload=payload,
                               prompt_timeout_ms=T_PROMPT, check=False)
-        if r.final != R_OK:
+        if r.final != _R_OK:
             raise self.at.error(shown if shown is not None else cmd)
 
     async def _two_phase(self, cmd, kind, done_ms):
@@ -432,7 +417,7 @@ class SMDriver:
         res.expect(kind)
         try:
             r = await at.cmd(cmd, timeout_ms=T_CMD, check=False)
-            if r.final != R_OK:
+            if r.final != _R_OK:
                 raise at.error(cmd)
             return await res.wait(cmd, done_ms)
         finally:
@@ -443,13 +428,6 @@ class SMDriver:
         r = await self.at.cmd(b"AT+SMSTATE?", resp=b"+SMSTATE:", timeout_ms=T_CMD)
         # the answer is the last +SMSTATE line: an unsolicited one before it is older
         return r.line(r.count - 1).arg_int(0, 0) if r.count else 0
-
-    async def _state_or(self, err):
-        # The state after a refused command; if even that fails, the first error stands.
-        try:
-            return await self._state()
-        except ModemError:
-            raise err from None
 
     async def _check_link(self):
         # After a failure while we believed we were connected: is the link still there?
@@ -469,11 +447,6 @@ class SMDriver:
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self, client_id=None, tls=None):
-        """Nothing to start on this family: the bearer (SAPBR/CNACT) is the Modem's
-        ``data_up``; kept for interface parity with CMQTTDriver."""
-        return
-
     def reset(self):
         """The modem booted: its SM settings are the manual's power-on defaults."""
         self.connected = False
@@ -484,265 +457,6 @@ class SMDriver:
             self._conf[tag] = _EMPTY  # [004] 3.1 "default null"
         self._ssl_on = False  # [004] 3.9 / [7080]: SSL off at power-on
         self._tls_sent = None
-
-    # ---- TLS ---------------------------------------------------------------------------------
-
-    def _check_tls(self, tls):
-        if not isinstance(tls, dict):
-            raise ConfigError("tls", "must be a dict or None, got %s" % type(tls).__name__)
-        keys = _TLS_KEYS_SIM800 if self.sim800 else _TLS_KEYS_SIM70X0
-        for k in tls:
-            if k not in keys:
-                raise ConfigError("tls." + str(k), "unknown key for the SM family on %s "
-                                  "(known: %s)" % (self.variant, ", ".join(keys)))
-        p = {}
-        if self.sim800:
-            root = tls.get("root")
-            if root is not None:
-                try:
-                    p["root"] = _quotable(_bytes(root, "tls.root"), "tls.root", 1, 255,
-                                          path=True)
-                except (ValueError, TypeError) as e:
-                    raise ConfigError("tls.root", str(e)) from None
-                n = tls.get("root_len")
-                if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-                    raise ConfigError("tls.root_len", "the root certificate file's length in "
-                                      "bytes is needed by AT+SSLSETROOT (seed 004 4.2)")
-                p["root_len"] = n
-            else:
-                p["root"] = None
-            p["verify"] = bool(tls.get("verify", True))
-            p["client_auth"] = bool(tls.get("client_auth", False))
-            return p
-        ctx = tls.get("ssl_ctx", 0)
-        if not isinstance(ctx, int) or isinstance(ctx, bool) or not 0 <= ctx <= SSL_CTX_MAX:
-            raise ConfigError("tls.ssl_ctx", "%r is not in 0..%d (CSSLCFG <ctxindex>)"
-                              % (ctx, SSL_CTX_MAX))
-        p["ssl_ctx"] = ctx
-        for k in ("cacert", "clientcert", "clientkey"):
-            v = tls.get(k)
-            if v is not None:
-                try:
-                    v = _quotable(_bytes(v, "tls." + k), "tls." + k, 1, 64)
-                except (ValueError, TypeError) as e:
-                    raise ConfigError("tls." + k, str(e)) from None
-            p[k] = v
-        if (p["clientcert"] is None) != (p["clientkey"] is None):
-            raise ConfigError("tls.clientkey", "clientcert and clientkey go together")
-        v = tls.get("sslversion", 3)
-        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 5:
-            raise ConfigError("tls.sslversion", "%r is not in 0..5 (SIM7080 CSSLCFG: 1 TLS1.0, "
-                              "2 TLS1.1, 3 TLS1.2)" % (v,))
-        p["sslversion"] = v
-        s = tls.get("sni")
-        if s is not None:
-            if not isinstance(s, (str, bytes)):
-                raise ConfigError("tls.sni", "the server name to send, or None")
-            try:
-                s = _quotable(_bytes(s, "tls.sni"), "tls.sni", 1, 255)
-            except ValueError as e:
-                raise ConfigError("tls.sni", str(e)) from None
-        p["sni"] = s
-        return p
-
-    async def configure_tls(self, tls):
-        """None: plain (connect sends SMSSL=0 if SSL was on).  A dict:
-
-        sim800 ([004] 4.2): ``root`` (file on the modem, e.g. ``C:\\USER\\CA.CRT``),
-        ``root_len`` (its bytes), ``verify`` (True: AT+SSLOPT=0,0, do not ignore an
-        invalid certificate), ``client_auth`` (AT+SSLOPT=1,1); then AT+SMSSL=1.
-        sim70x0 ([7080]): ``ssl_ctx`` 0..5, ``cacert``, ``clientcert``/``clientkey``
-        (files already on the modem), ``sslversion`` (3: TLS 1.2), ``sni`` (a name);
-        AT+CSSLCFG SSLVERSION/SNI/CONVERT, then AT+SMSSL=<ctx+1>,"<ca>","<cert>".
-        Settings the modem already holds (same profile) are not sent again."""
-        if tls is None:
-            self._tls = None
-            return
-        p = self._check_tls(tls)  # ConfigError naming the key, before anything is sent
-        async with self._lock:
-            self._tls = p
-            if self._tls_sent == p and self._ssl_on:
-                return
-            await self._send_tls(p)
-
-    async def _send_tls(self, p):
-        self._tls_sent = None
-        if self.sim800:
-            if p["root"] is not None:
-                await self._cmd(b'AT+SSLSETROOT="%s",%d' % (p["root"], p["root_len"]))
-            await self._cmd(b"AT+SSLOPT=0,%d" % (0 if p["verify"] else 1))
-            await self._cmd(b"AT+SSLOPT=1,%d" % (1 if p["client_auth"] else 0))
-        else:
-            c = p["ssl_ctx"]
-            await self._cmd(b'AT+CSSLCFG="SSLVERSION",%d,%d' % (c, p["sslversion"]))
-            if p["sni"] is not None:
-                await self._cmd(b'AT+CSSLCFG="SNI",%d,"%s"' % (c, p["sni"]))
-            if p["cacert"] is not None:
-                await self._cmd(b'AT+CSSLCFG="CONVERT",2,"%s"' % p["cacert"])
-            if p["clientcert"] is not None:
-                await self._cmd(b'AT+CSSLCFG="CONVERT",1,"%s","%s"'
-                                % (p["clientcert"], p["clientkey"]))
-        self._ssl_on = None
-        await self._cmd(self._smssl_on(p))
-        self._ssl_on = True
-        self._tls_sent = p
-
-    def _smssl_on(self, p):
-        if self.sim800:
-            return b"AT+SMSSL=1"  # [004] 3.9
-        cmd = b"AT+SMSSL=%d" % (p["ssl_ctx"] + 1)  # [7080] 1..6 = context 0..5
-        if p["cacert"] is not None or p["clientcert"] is not None:
-            cmd += b',"%s"' % (p["cacert"] or b"")
-            if p["clientcert"] is not None:
-                cmd += b',"%s"' % p["clientcert"]
-        return cmd
-
-    async def _ssl(self, tls):
-        if tls:
-            p = self._tls
-            if p is None:
-                raise ConfigError("tls", "connect(tls=True) needs configure_tls(<profile>) first")
-            if not self._ssl_on or self._tls_sent != p:
-                await self._send_tls(p)
-        elif self._ssl_on is not False:
-            self._ssl_on = None
-            await self._cmd(b"AT+SMSSL=0")
-            self._ssl_on = False
-
-    # ---- connection ----------------------------------------------------------------------------
-
-    def _conf_plan(self, host, port, client_id, keepalive_s, clean, user, password, will):
-        """[(tag, value)] in the order they are sent; validates all."""
-        h = _quotable(_bytes(host, "host"), "host", 1, 255)
-        src = "seed 004 3.1" if self.sim800 else "SIM7080 manual AT+SMCONF"
-        port = 1883 if port is None else _int_in(port, "port", 1, 65535, src)
-        if self.sim800:
-            url = _quotable(b"%s:%d" % (h, port), "URL", 1, 255)
-            plan = [("URL", b'"%s"' % url)]  # [004] 3.1 "server:tcpPort"
-        else:
-            plan = [("URL", b'"%s",%d' % (h, port))]  # [7080] "server",<port>
-        cid = b"" if client_id is None else _bytes(client_id, "client_id")
-        if cid:
-            _quotable(cid, "client_id", 1, 128)
-        plan.append(("CLIENTID", b'"%s"' % cid))
-        if self.sim800:
-            ka = _int_in(keepalive_s, "keepalive_s", KEEPALIVE_MIN_SIM800, KEEPALIVE_MAX_SIM800,
-                         "seed 004 3.1 KEEPALIVE")
-            plan.append(("KEEPALIVE", b"%d" % ka))
-        else:
-            ka = _int_in(keepalive_s, "keepalive_s", 0, KEEPTIME_MAX_SIM70X0,
-                         "SIM7080 manual KEEPTIME")
-            plan.append(("KEEPTIME", b"%d" % ka))
-        plan.append(("CLEANSS", b"1" if clean else b"0"))
-        u = b"" if user is None else _bytes(user, "user")
-        pw = b"" if password is None else _bytes(password, "password")
-        if pw and not u:
-            raise ValueError("a password needs a user name")
-        if u:
-            _quotable(u, "user", 1, 256)
-        if pw:
-            _quotable(pw, "password", 1, 256)
-        plan.append(("USERNAME", b'"%s"' % u))
-        plan.append(("PASSWORD", b'"%s"' % pw))  # errors mask it (errors._MASKS)
-        if will is not None:
-            if self.sim800:
-                raise ValueError("SIM800 AT+SMCONF has no will (seed 004 3.1): use will=None")
-            wt, wm, wq, wr = will
-            wt = _quotable(_bytes(wt, "will topic"), "will topic", 1, 1024)
-            _no_wildcards(wt, "will topic")
-            wm = _quotable(_bytes(wm, "will message"), "will message", 1, 1024)
-            wq = _int_in(wq, "will qos", 0, 2, src)
-            plan.append(("TOPIC", b'"%s"' % wt))
-            plan.append(("MESSAGE", b'"%s"' % wm))
-            plan.append(("QOS", b"%d" % wq))
-            plan.append(("RETAIN", b"1" if wr else b"0"))
-        return plan
-
-    async def _apply_conf(self, plan):
-        conf = self._conf
-        args = [None] * len(_SMCONF_TAGS)  # type: list
-        sent = []
-        for tag, v in plan:
-            have = conf.get(tag)
-            if have == v:
-                continue
-            if v == _EMPTY and have is None:
-                continue  # clearing what we never set: the modem may not take "" (unknown)
-            args[_SMCONF_TAGS.index(tag)] = v
-            conf.pop(tag, None)  # unknown until it is answered (a failed run: sent again)
-            sent.append((tag, v))
-        if sent:
-            await _script.run(self.at, _SMCONF, "mqtt", args)
-        for tag, v in sent:
-            conf[tag] = v
-
-    async def connect(self, host, port, client_id, keepalive_s=60, clean=True, user=None,
-                      password=None, will=None, tls=False, timeout_ms=30000):
-        """AT+SMSSL as ``tls`` needs, AT+SMCONF for each value the modem may not hold,
-        then AT+SMCONN (synchronous: OK once the broker accepted, [004] 3.3).
-
-        ``will`` = (topic, msg, qos, retain): SIM70x0 only.  A refused SMCONN while
-        AT+SMSTATE? says connected counts as connected (``state_ok``)."""
-        plan = self._conf_plan(host, port, client_id, keepalive_s, clean, user, password, will)
-        async with self._lock:
-            await self._ssl(tls)
-            await self._apply_conf(plan)
-            await self._conn(timeout_ms)
-
-    async def connect_azure(self, hub, device_id, device_key, expiry_s=86400, port=8883,
-                            timeout_ms=30000):
-        """SIM800 Azure IoT Hub ([004] 3.2, 4.2): AT+SAZURECONF then AT+SMCONN (TLS as
-        set by configure_tls; the note sets it first)."""
-        if not self.sim800:
-            raise ValueError("AT+SAZURECONF is a SIM800 command (seed 004 3.2)")
-        h = _quotable(_bytes(hub, "hub"), "hub", 1, 255)
-        port = _int_in(port, "port", 1, 65535, "seed 004 3.2")
-        d = _quotable(_bytes(device_id, "device_id"), "device_id", 1, 128)
-        k = _quotable(_bytes(device_key, "device_key"), "device_key", 1, 256)
-        ex = _int_in(expiry_s, "expiry_s", 0, 3600 * 24 * 365, "seed 004 3.2")
-        cmd = b'AT+SAZURECONF="%s:%d","%s","%s",%d' % (h, port, d, k, ex)
-        async with self._lock:
-            await self._cmd(cmd, b'AT+SAZURECONF="%s:%d","%s","***",%d' % (h, port, d, ex))
-            self._conf.pop("URL", None)  # SAZURECONF sets the server itself
-            self._conf.pop("CLIENTID", None)
-            await self._conn(timeout_ms)
-
-    async def _conn(self, timeout_ms):
-        gen = self._lost_gen
-        r = await self.at.cmd(b"AT+SMCONN", timeout_ms=timeout_ms, check=False)
-        if r.final == R_OK:
-            # a loss read together with the OK was handled before we resumed
-            self.connected = gen == self._lost_gen
-            self.stats["connects"] += 1
-            return
-        err = self.at.error(b"AT+SMCONN")
-        if await self._state_or(err) != 0:  # refused because already connected: that is success
-            self.stats["state_ok"] += 1
-            self.connected = True
-            return
-        self.connected = False
-        raise err
-
-    async def disconnect(self, timeout_s=None):
-        """AT+SMDISC; refused while AT+SMSTATE? says 0 counts as done (idempotent)."""
-        async with self._lock:
-            await self._disc()
-
-    async def _disc(self):
-        r = await self.at.cmd(b"AT+SMDISC", timeout_ms=T_DISC, check=False)
-        self.connected = False
-        if r.final == R_OK:
-            return
-        err = self.at.error(b"AT+SMDISC")
-        if await self._state_or(err) == 0:
-            self.stats["state_ok"] += 1
-            return
-        raise err
-
-    async def stop(self):
-        """Disconnect (idempotent); the bearer stays up (it is the Modem's)."""
-        async with self._lock:
-            await self._disc()
 
     async def is_connected(self):
         """AT+SMSTATE?: 1 (or 2, [7080] session present) is connected."""
@@ -808,34 +522,3 @@ class SMDriver:
                     await self._check_link()
                 raise self._status_error(st, cmd)
             self.stats["published"] += 1
-
-    async def subscribe(self, topic, qos=1):
-        """AT+SMSUB="<topic>",<qos>: OK, then on sim800 ``+SMSUB: <id>,<status>``."""
-        t = _quotable(_bytes(topic, "topic"), "topic", 1, 1024)
-        q = _int_in(qos, "qos", 0, 1 if self.sim800 else 2,
-                    "seed 004 3.4" if self.sim800 else "SIM7080 manual AT+SMSUB")
-        await self._sub(b'AT+SMSUB="%s",%d' % (t, q), _K_SUB)
-        self.stats["subscribed"] += 1
-
-    async def unsubscribe(self, topic):
-        """AT+SMUNSUB="<topic>": OK, then on sim800 ``+SMUNSUB: <id>,<status>``."""
-        t = _quotable(_bytes(topic, "topic"), "topic", 1, 1024)
-        await self._sub(b'AT+SMUNSUB="%s"' % t, _K_UNSUB)
-
-    async def _sub(self, cmd, kind):
-        async with self._lock:
-            try:
-                if self.sim800:
-                    st = await self._two_phase(cmd, kind, T_RESULT)
-                else:
-                    await self._cmd(cmd)
-                    st = 0
-            except ModemError as e:
-                if not isinstance(e, ATTimeout):
-                    await self._check_link()
-                raise
-            if st != 0:
-                if st != _ABORTED:
-                    await self._check_link()
-                raise self._status_error(st, cmd)
-
