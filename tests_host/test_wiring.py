@@ -55,7 +55,7 @@ def test_library_sizes_come_from_the_board_and_the_keywords():
     b = board.load(UNIX_BOARD)
     c = wiring.build(_Null(), UNIX_BOARD, host="h", client_id="c",
                      boot_timeout_ms=5000, fatal_retry_s=60, inbox_slots=2, payload_max=256)
-    at = c.at  # pyright: ignore[reportAttributeAccessIssue]
+    at = c.at
     assert at.ring.size == stack.ring_for(b) and at.reader.baud == b["uart"]["baud"]
     assert (c.link.boot_timeout_ms, c.link.fatal_retry_ms) == (5000, 60000)
     assert c.inbox.payload_max == 256 and len(c.inbox._payloads) == 2

@@ -374,6 +374,12 @@ class MQTTClient:
         self._pulse()  # and the callers waiting for the link (they raise LinkDown)
         await self.driver.disconnect()
 
+    @property
+    def at(self):
+        """The ``Engine`` (the modem's): a property, not an attribute, so that the
+        instance's attribute table stays one growth step smaller (issue 11)."""
+        return self.modem.at
+
     # ---- publish / subscribe -------------------------------------------------------------
 
     async def wait_up(self, timeout_ms):

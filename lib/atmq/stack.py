@@ -88,14 +88,15 @@ def parts(stream, family, model=None, board=None, pin_factory=None, pin=None, ap
 
 
 def make_client(session, config, on_message=None, on_recovery=None):
-    """The ``MQTTClient`` over ``parts()``'s ``session`` (``atmq.client`` imported only now:
-    the telelogger makes it after its long-lived buffers), with ``client.at`` (the
-    engine) and ``client.tasks`` (those ``atmq.connect`` started)."""
+    """The ``MQTTClient`` over ``parts()``'s ``session``; ``client.at`` is the engine.
+
+    ``atmq.client`` is imported here for the library; the telelogger imports it at boot
+    on purpose (its globals table placed before the heap fragments).  No attribute is
+    added to the client here: two more grew its attribute table by a 376-byte block
+    (issue 11)."""
     from .client import MQTTClient
 
-    at, events, inbox, modem, drv, link = session
+    _at, events, inbox, modem, drv, link = session
     c = MQTTClient(modem, drv, events, inbox, config, on_message=on_message,
                    on_recovery=on_recovery, link=link)
-    c.at = at  # type: ignore[attr-defined]
-    c.tasks = []  # type: ignore[attr-defined]
     return c

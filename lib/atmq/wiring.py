@@ -176,7 +176,9 @@ def build(stream, board_or_model, on_message=None, on_recovery=None, pin_factory
     with ``client.at`` (the ``Engine``).  For callers that run their own tasks; needs
     ``client_id`` (``connect`` can take it from the IMEI instead)."""
     session, cc = _library_parts(stream, board_or_model, pin_factory, config)
-    return make_client(session, cc, on_message, on_recovery)
+    c = make_client(session, cc, on_message, on_recovery)
+    c.tasks = []  # type: ignore[attr-defined]  # none started (see connect)
+    return c
 
 
 async def connect(stream, board_or_model, on_message=None, on_recovery=None, pin_factory=None,
