@@ -386,3 +386,45 @@ def test_batches_read_into_the_payload_buffer_lose_and_corrupt_nothing(tmp_path)
         assert set((o.get("obd") or {}).values()) <= {o["seq"]} and o["ts"] == o["seq"]
     assert up.bad_records == 1 and sp.depth() == 0
     assert all(len(p) <= 1024 for _t, p, _q, _r in client.broker)
+
+
+@pytest.mark.parametrize("cap", [146, 152, 158, 200, 255, 256, 300])
+def test_a_small_modem_cap_with_a_long_device_id_loses_and_corrupts_nothing(tmp_path, cap):
+    """A payload buffer of 128-255 bytes (a small modem cap, SIM800's AT+SMPUB within
+    tx_max) and a 32-character device id: the Freematics "DEVID#" is written before the
+    first record is read, so a batch read into the buffer's end (room 128) had its first
+    record's bytes overwritten by it ("not a packed v1 record": the uplink stuck forever,
+    or a seq silently wrong).  Every record arrives once, intact, in order."""
+    c = Config(None, {"batch_max_records": 8, "payload_format": "freematics"})
+    sp = from_config(str(tmp_path / "spool"), c, lent=True)
+    dev = "d" * 32
+    up = Uplink(sp, c, TOPIC, dev, sleep=_no_sleep)
+    client = FakeClient([])
+    up.bind(client, TOPIC, dev)
+    up.payload_cap = cap
+    up.resize()
+    append_records(sp, 0, 12, with_obd=1)  # 16 bytes packed: 8 fill the 128-byte share
+    asyncio.run(drain(up, 40))
+    seqs = []
+    for _t, p, _q, _r in client.broker:
+        p = bytes(p)
+        assert len(p) <= cap and p.startswith(dev.encode() + b"#")
+        for pair in p[len(dev) + 1 : p.rindex(b"*")].split(b","):
+            pid, val = pair.split(b":")
+            if pid == b"0":
+                seqs.append(int(val))
+            else:  # the one OBD PID (0x100 + 1), its value the seq (append_records)
+                assert pid == b"101" and int(val) == seqs[-1]
+    assert seqs == list(range(12)) and up.failures == 0 and sp.depth() == 0
+
+
+def test_the_envelope_never_overwrites_records_not_read_yet():
+    """records.encode_batch refuses a ``tail`` that leaves no room in front for the
+    message's start ('[' or "DEVID#") instead of unpacking overwritten bytes."""
+    from tlog.records import encode_batch
+
+    out = bytearray(64)
+    with pytest.raises(ValueError, match="start would overwrite"):
+        encode_batch([memoryview(out)[24:]], "freematics", b"d" * 30, out, None, 40)
+    with pytest.raises(ValueError, match="start would overwrite"):
+        encode_batch([memoryview(out)], "json", b"d", out, None, 64)

@@ -527,6 +527,13 @@ def _fits_one(k, payloads):
         raise ValueError("record batch: output buffer too small for one record")
 
 
+def _front_free(cap, tail, n):
+    # the envelope's start is written before the first record is read: it must end before
+    # the records (tlog.uplink reads into the spool's own buffer below _INTO_MIN)
+    if tail and cap - tail < n:
+        raise ValueError("record batch: the message's start would overwrite unread records")
+
+
 def encode_batch(payloads, fmt, dev, out, rec=None, tail=0):
     """Encode packed records (oldest first) into ``out`` as one message.
 
@@ -546,6 +553,7 @@ def encode_batch(payloads, fmt, dev, out, rec=None, tail=0):
     cap = len(out)
     k = 0
     if fmt == "json":
+        _front_free(cap, tail, 1)
         p = 1
         out[0] = 91  # '['
         for pl in payloads:
@@ -567,6 +575,7 @@ def encode_batch(payloads, fmt, dev, out, rec=None, tail=0):
         out[p] = 93
         return p + 1, k
     if fmt == "freematics":
+        _front_free(cap, tail, len(dev) + 1)
         p = freematics_begin(out, dev)
         for pl in payloads:
             rec.unpack(pl)
