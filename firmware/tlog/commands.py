@@ -102,8 +102,21 @@ class Commands:
             self.foreign += 1
             return None
         self.handled += 1
-        from .cmdexec import handle  # the handlers: imported for this command (issue 11)
-
+        try:
+            from .cmdexec import handle  # the handlers: imported for this command (issue 11)
+        except MemoryError:
+            # the heap at its peak (a publish, a recovery): the other tasks free theirs
+            # meanwhile, then once more; a half-made module must not stay for that import
+            _drop_exec()
+            await sleep_ms(_NOMEM_WAIT_MS)
+            try:
+                from .cmdexec import handle
+            except MemoryError:
+                _drop_exec()
+                self.errors += 1
+                # answered (id null: only the handlers read it), never a silent loss
+                return {"id": None, "ok": False,
+                        "error": "out of memory: the command was not run, send it again"}
         r = await handle(self, payload)
         if not r["ok"]:
             self.errors += 1
