@@ -428,3 +428,32 @@ def test_the_envelope_never_overwrites_records_not_read_yet():
         encode_batch([memoryview(out)[24:]], "freematics", b"d" * 30, out, None, 40)
     with pytest.raises(ValueError, match="start would overwrite"):
         encode_batch([memoryview(out)], "json", b"d", out, None, 64)
+
+
+def test_a_payload_buffer_let_go_is_not_kept_by_the_spools_batch(tmp_path):
+    """A batch read into a payload buffer (issue 11) must not keep that buffer on the heap
+    once the uplink lets it go: resize() drops the old buffer before making the new one
+    (two at once is what a 32-bit heap may not have), close_lane() frees the second
+    session's, and a peek that found nothing keeps no view of the buffer."""
+    c = Config(None, {"batch_max_records": 8, "batch_max_bytes": 2048})
+    sp = from_config(str(tmp_path / "spool"), c, lent=True)
+    up = Uplink(sp, c, TOPIC, "dev1", sleep=_no_sleep)
+    client = FakeClient([])
+    up.bind(client, TOPIC, "dev1")
+    append_records(sp, 0, 20)
+    assert asyncio.run(up.send_once()) == 8  # read into _out, encoded, acked
+    old = up._out
+    assert sp._batch.mv.obj is old
+    up.payload_cap = 1024
+    up.resize()
+    assert len(up._out) == 1024 and sp._batch.mv.obj is not old
+    up.bind_second(FakeClient([]))
+    lane = up._out2
+    b = up._peek(lane)  # (what send_two does for the second session's batch)
+    assert len(b) == 8 and sp._batch.mv.obj is lane
+    asyncio.run(up.close_lane())
+    assert up._out2 is None and sp._batch.mv.obj is not lane
+    asyncio.run(drain(up))
+    assert client.telemetry_seqs() == list(range(20))
+    b = up._peek(up._out)  # nothing waits
+    assert len(b) == 0 and sp._batch.mv.obj is not up._out

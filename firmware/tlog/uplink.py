@@ -288,6 +288,7 @@ class Uplink:
         """Close the second session (DISC/REL of its client index) and free its buffer."""
         lane = self.client2
         self.client2 = self._out2 = None
+        self.spool.unlend()  # the last batch may have been read into that buffer
         self._lane_idle = None
         self._lane_next = ticks_add(ticks_ms(), _LANE_RETRY_MS)  # a backlog may come back
         t = self._lane_task
@@ -350,6 +351,7 @@ class Uplink:
         self._resize_due = False
         if n != len(self._out):
             had = self._out2 is not None
+            self.spool.unlend()  # (its batch view would keep an old buffer on the heap)
             self._out2 = None  # the old ones go before the new ones are made
             self._out = bytearray(0)
             self._out = _buffer_at_most(n)
