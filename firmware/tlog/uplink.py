@@ -201,6 +201,7 @@ class Uplink:
         self.client2 = client
         if client is None:
             self._out2 = None
+            self.spool.unlend()
         elif self._out2 is None:
             self._out2 = bytearray(len(self._out))
 
