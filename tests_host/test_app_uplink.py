@@ -457,3 +457,22 @@ def test_a_payload_buffer_let_go_is_not_kept_by_the_spools_batch(tmp_path):
     assert client.telemetry_seqs() == list(range(20))
     b = up._peek(up._out)  # nothing waits
     assert len(b) == 0 and sp._batch.mv.obj is not up._out
+
+
+def test_a_record_cut_short_is_skipped_not_a_stuck_drain(tmp_path):
+    """A record on flash whose flags announce parts it does not hold (a battery reading,
+    OBD PIDs): a ValueError, counted and skipped like any unreadable record; it was an
+    IndexError that stopped the drain at it on every try (nothing after it ever sent)."""
+    c = Config(None, {"batch_max_records": 8})
+    sp = from_config(str(tmp_path / "spool"), c, lent=True)
+    up = Uplink(sp, c, TOPIC, "dev1", sleep=_no_sleep)
+    client = FakeClient([])
+    up.bind(client, TOPIC, "dev1")
+    append_records(sp, 0, 3)
+    sp.append(b"\x01\x08" + bytes(8))  # v1, a battery reading announced, none there
+    append_records(sp, 3, 3)
+    sp.append(b"\x01\x80" + bytes(8) + b"\x02\x0c\x00\x00")  # 2 OBD PIDs, one cut
+    append_records(sp, 6, 3)
+    asyncio.run(drain(up, 40))
+    assert client.telemetry_seqs() == list(range(9))
+    assert up.bad_records == 2 and up.failures == 0 and sp.depth() == 0

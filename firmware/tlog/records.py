@@ -133,6 +133,24 @@ class Record:
         if len(buf) - off < 10 or buf[off] != FORMAT_VERSION:
             raise ValueError("record: not a packed v%d record" % FORMAT_VERSION)
         flags = buf[off + 1]
+        # every part the flags announce must be there: a short record is a ValueError (the
+        # uplink skips it: tlog.uplink._first_bad), never an IndexError (MicroPython's
+        # buf[p] past the end) that would stop the drain at it on every try
+        need = off + 10
+        if flags & _F_FIX:
+            need += 21
+        if flags & _F_BATT:
+            need += 2
+        if flags & _F_RSSI:
+            need += 1
+        if flags & _F_TEMP:
+            need += 2
+        if flags & _F_ACC:
+            need += 6
+        if flags & _F_OBD:
+            need += 1
+        if need > len(buf):
+            raise ValueError("record: packed record truncated")
         self.seq, self.ts = struct.unpack_from("<II", buf, off + 2)
         self.ts_src = flags & 3
         p = off + 10
@@ -174,6 +192,8 @@ class Record:
             p += 1
             if n > MAX_OBD:
                 raise ValueError("record: %d OBD PIDs stored, at most %d" % (n, MAX_OBD))
+            if p + 5 * n > len(buf):
+                raise ValueError("record: packed record truncated")
             for i in range(n):
                 self.obd_pid[i] = buf[p]
                 self.obd_val[i] = struct.unpack_from("<i", buf, p + 1)[0]
