@@ -237,6 +237,19 @@ def test_a_memoryerror_importing_the_handlers_is_retried_then_answered():
             else:
                 assert first["id"] == 7 and first["result"]["pong"], first
             assert second["id"] == 8 and second["result"]["pong"], second
+        # a MemoryError while the handlers read the command (its JSON): answered too
+
+        class _Raises:
+            @staticmethod
+            async def handle(cm, payload):
+                raise MemoryError("memory allocation failed")
+
+        sys.modules["tlog.cmdexec"] = _Raises()
+        client = _Inbox([{"id": 9, "cmd": "ping"}])
+        cm = Commands(Ctx(), Topics("tlog", "d"), client)
+        asyncio.run(cm.run())
+        assert len(client.sent) == 1 and client.sent[0]["id"] is None, client.sent
+        assert "may not have run" in client.sent[0]["error"] and cm.errors == 1
     finally:
         cmds._drop_exec = keep
         sys.modules["tlog.cmdexec"] = real

@@ -113,14 +113,19 @@ class Commands:
                 from .cmdexec import handle
             except MemoryError:
                 _drop_exec()
-                self.errors += 1
-                # answered (id null: only the handlers read it), never a silent loss
-                return {"id": None, "ok": False,
-                        "error": "out of memory: the command was not run, send it again"}
-        r = await handle(self, payload)
+                return self._nomem("the command was not run, send it again")
+        try:
+            r = await handle(self, payload)
+        except MemoryError:  # reading the command (its JSON): the handlers answer the rest
+            return self._nomem("it may not have run: check (get) before sending it again")
         if not r["ok"]:
             self.errors += 1
         return r
+
+    def _nomem(self, what):
+        # answered (id null: only the handlers read it), never a silent loss
+        self.errors += 1
+        return {"id": None, "ok": False, "error": "out of memory: " + what}
 
     def _inbox_count(self):
         ib = getattr(self.ctx, "inbox", None)
