@@ -198,6 +198,63 @@ def test_command_handlers_leave_the_heap_after_each_answer():
     assert len(got) == len(config_mod.SCHEMA) and got["mqtt_password"] == "***"
 
 
+class _NoMemExec:
+    """In sys.modules as tlog.cmdexec: its ``handle`` raises MemoryError ``fails`` times (an
+    import at the heap's peak), then is the real one."""
+
+    def __init__(self, fails, real):
+        self.fails = fails
+        self.real = real
+
+    def __getattr__(self, name):
+        if self.fails:
+            self.fails -= 1
+            raise MemoryError("memory allocation failed")
+        return getattr(self.real, name)
+
+
+def test_a_memoryerror_importing_the_handlers_is_retried_then_answered():
+    """tlog.cmdexec imported per command (issue 11) can meet a heap at its peak: tried once
+    more after a pause, and if it fails again the command gets an error answer (id null),
+    never silence; the commands task lives on and answers the next one."""
+    import sys
+
+    import tlog.cmdexec as real
+    from tlog import commands as cmds
+
+    keep = cmds._drop_exec
+    cmds._drop_exec = lambda: None  # the fake stays in sys.modules (as CPython keeps it)
+    try:
+        for fails, want in ((1, "pong"), (2, None), (0, "pong")):
+            sys.modules["tlog.cmdexec"] = _NoMemExec(fails, real)
+            client = _Inbox([{"id": 7, "cmd": "ping"}, {"id": 8, "cmd": "ping"}])
+            cm = Commands(Ctx(), Topics("tlog", "d"), client)
+            asyncio.run(cm.run())
+            first, second = client.sent
+            if want is None:
+                assert first["id"] is None and not first["ok"], first
+                assert "out of memory" in first["error"] and cm.errors == 1
+            else:
+                assert first["id"] == 7 and first["result"]["pong"], first
+            assert second["id"] == 8 and second["result"]["pong"], second
+        # a MemoryError while the handlers read the command (its JSON): answered too
+
+        class _Raises:
+            @staticmethod
+            async def handle(cm, payload):
+                raise MemoryError("memory allocation failed")
+
+        sys.modules["tlog.cmdexec"] = _Raises()
+        client = _Inbox([{"id": 9, "cmd": "ping"}])
+        cm = Commands(Ctx(), Topics("tlog", "d"), client)
+        asyncio.run(cm.run())
+        assert len(client.sent) == 1 and client.sent[0]["id"] is None, client.sent
+        assert "may not have run" in client.sent[0]["error"] and cm.errors == 1
+    finally:
+        cmds._drop_exec = keep
+        sys.modules["tlog.cmdexec"] = real
+
+
 def test_watchdog_progress():
     clock = Clock()
     wd = Watchdog(NoWDT(), clock)

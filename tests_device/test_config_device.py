@@ -75,3 +75,25 @@ def test_a_set_whose_write_fails_keeps_the_old_values_in_ram_and_on_flash():
     assert cfg.get("mqtt_keepalive_s") == 30
     assert C.load(p).get("mqtt_keepalive_s") == 30  # config.json was removed: .tmp is old
     tlogfs.rmtree(d)
+
+
+def test_get_allocates_nothing_for_held_and_default_values():
+    """Config holds only the values off their default (issue 11); ``get`` runs per batch,
+    per publish and per sample, so a default read from the table allocates nothing, as
+    the dict of every key did (a row[1:] slice was a new tuple per call)."""
+    try:
+        import micropython
+        micropython.heap_lock  # noqa: B018 - the unix port has it; CPython has no module
+    except (ImportError, AttributeError):
+        return
+    c = C.Config(None, {"mqtt_host": "h.example", "batch_max_records": 8})
+    keys = ("mqtt_qos", "payload_format", "batch_max_records", "mqtt_host", "ota_spool_max_pct")
+    want = [c.get(k) for k in keys]
+    got = [None] * len(keys)
+    micropython.heap_lock()
+    try:
+        for i in range(len(keys)):
+            got[i] = c.get(keys[i])
+    finally:
+        micropython.heap_unlock()
+    assert got == want == [1, "json", 8, "h.example", 50], got

@@ -91,3 +91,22 @@ def test_encode_into_preallocated_buffer_allocates_nothing():
     per = (gc.mem_alloc() - before) // 20
     print("alloc per freematics+json encode:", per, "B")
     assert per == 0  # digits go straight into the buffer: no str, no slices
+
+
+def test_a_record_cut_short_is_a_valueerror():
+    """Flags that announce parts the record does not hold: ValueError (the uplink skips an
+    unreadable record on it), not MicroPython's IndexError from buf[p] past the end."""
+    r = R.Record()
+    for flags in (0x04, 0x08, 0x10, 0x20, 0x40, 0x80):
+        try:
+            r.unpack(bytes([R.FORMAT_VERSION, flags]) + bytes(8))
+        except ValueError as e:
+            assert "truncated" in str(e), (flags, e)
+        else:
+            raise AssertionError("no error for flags 0x%02x" % flags)
+    try:  # two OBD PIDs announced, one there
+        r.unpack(bytes([R.FORMAT_VERSION, 0x80]) + bytes(8) + b"\x02\x0c\x00\x00\x00\x00")
+    except ValueError as e:
+        assert "truncated" in str(e), e
+    else:
+        raise AssertionError("no error for a cut OBD list")

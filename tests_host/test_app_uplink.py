@@ -386,3 +386,93 @@ def test_batches_read_into_the_payload_buffer_lose_and_corrupt_nothing(tmp_path)
         assert set((o.get("obd") or {}).values()) <= {o["seq"]} and o["ts"] == o["seq"]
     assert up.bad_records == 1 and sp.depth() == 0
     assert all(len(p) <= 1024 for _t, p, _q, _r in client.broker)
+
+
+@pytest.mark.parametrize("cap", [146, 152, 158, 200, 255, 256, 300])
+def test_a_small_modem_cap_with_a_long_device_id_loses_and_corrupts_nothing(tmp_path, cap):
+    """A payload buffer of 128-255 bytes (a small modem cap, SIM800's AT+SMPUB within
+    tx_max) and a 32-character device id: the Freematics "DEVID#" is written before the
+    first record is read, so a batch read into the buffer's end (room 128) had its first
+    record's bytes overwritten by it ("not a packed v1 record": the uplink stuck forever,
+    or a seq silently wrong).  Every record arrives once, intact, in order."""
+    c = Config(None, {"batch_max_records": 8, "payload_format": "freematics"})
+    sp = from_config(str(tmp_path / "spool"), c, lent=True)
+    dev = "d" * 32
+    up = Uplink(sp, c, TOPIC, dev, sleep=_no_sleep)
+    client = FakeClient([])
+    up.bind(client, TOPIC, dev)
+    up.payload_cap = cap
+    up.resize()
+    append_records(sp, 0, 12, with_obd=1)  # 16 bytes packed: 8 fill the 128-byte share
+    asyncio.run(drain(up, 40))
+    seqs = []
+    for _t, p, _q, _r in client.broker:
+        p = bytes(p)
+        assert len(p) <= cap and p.startswith(dev.encode() + b"#")
+        for pair in p[len(dev) + 1 : p.rindex(b"*")].split(b","):
+            pid, val = pair.split(b":")
+            if pid == b"0":
+                seqs.append(int(val))
+            else:  # the one OBD PID (0x100 + 1), its value the seq (append_records)
+                assert pid == b"101" and int(val) == seqs[-1]
+    assert seqs == list(range(12)) and up.failures == 0 and sp.depth() == 0
+
+
+def test_the_envelope_never_overwrites_records_not_read_yet():
+    """records.encode_batch refuses a ``tail`` that leaves no room in front for the
+    message's start ('[' or "DEVID#") instead of unpacking overwritten bytes."""
+    from tlog.records import encode_batch
+
+    out = bytearray(64)
+    with pytest.raises(ValueError, match="start would overwrite"):
+        encode_batch([memoryview(out)[24:]], "freematics", b"d" * 30, out, None, 40)
+    with pytest.raises(ValueError, match="start would overwrite"):
+        encode_batch([memoryview(out)], "json", b"d", out, None, 64)
+
+
+def test_a_payload_buffer_let_go_is_not_kept_by_the_spools_batch(tmp_path):
+    """A batch read into a payload buffer (issue 11) must not keep that buffer on the heap
+    once the uplink lets it go: resize() drops the old buffer before making the new one
+    (two at once is what a 32-bit heap may not have), close_lane() frees the second
+    session's, and a peek that found nothing keeps no view of the buffer."""
+    c = Config(None, {"batch_max_records": 8, "batch_max_bytes": 2048})
+    sp = from_config(str(tmp_path / "spool"), c, lent=True)
+    up = Uplink(sp, c, TOPIC, "dev1", sleep=_no_sleep)
+    client = FakeClient([])
+    up.bind(client, TOPIC, "dev1")
+    append_records(sp, 0, 20)
+    assert asyncio.run(up.send_once()) == 8  # read into _out, encoded, acked
+    old = up._out
+    assert sp._batch.mv.obj is old
+    up.payload_cap = 1024
+    up.resize()
+    assert len(up._out) == 1024 and sp._batch.mv.obj is not old
+    up.bind_second(FakeClient([]))
+    lane = up._out2
+    b = up._peek(lane)  # (what send_two does for the second session's batch)
+    assert len(b) == 8 and sp._batch.mv.obj is lane
+    asyncio.run(up.close_lane())
+    assert up._out2 is None and sp._batch.mv.obj is not lane
+    asyncio.run(drain(up))
+    assert client.telemetry_seqs() == list(range(20))
+    b = up._peek(up._out)  # nothing waits
+    assert len(b) == 0 and sp._batch.mv.obj is not up._out
+
+
+def test_a_record_cut_short_is_skipped_not_a_stuck_drain(tmp_path):
+    """A record on flash whose flags announce parts it does not hold (a battery reading,
+    OBD PIDs): a ValueError, counted and skipped like any unreadable record; it was an
+    IndexError that stopped the drain at it on every try (nothing after it ever sent)."""
+    c = Config(None, {"batch_max_records": 8})
+    sp = from_config(str(tmp_path / "spool"), c, lent=True)
+    up = Uplink(sp, c, TOPIC, "dev1", sleep=_no_sleep)
+    client = FakeClient([])
+    up.bind(client, TOPIC, "dev1")
+    append_records(sp, 0, 3)
+    sp.append(b"\x01\x08" + bytes(8))  # v1, a battery reading announced, none there
+    append_records(sp, 3, 3)
+    sp.append(b"\x01\x80" + bytes(8) + b"\x02\x0c\x00\x00")  # 2 OBD PIDs, one cut
+    append_records(sp, 6, 3)
+    asyncio.run(drain(up, 40))
+    assert client.telemetry_seqs() == list(range(9))
+    assert up.bad_records == 2 and up.failures == 0 and sp.depth() == 0

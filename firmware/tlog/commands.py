@@ -102,12 +102,30 @@ class Commands:
             self.foreign += 1
             return None
         self.handled += 1
-        from .cmdexec import handle  # the handlers: imported for this command (issue 11)
-
-        r = await handle(self, payload)
+        try:
+            from .cmdexec import handle  # the handlers: imported for this command (issue 11)
+        except MemoryError:
+            # the heap at its peak (a publish, a recovery): the other tasks free theirs
+            # meanwhile, then once more; a half-made module must not stay for that import
+            _drop_exec()
+            await sleep_ms(_NOMEM_WAIT_MS)
+            try:
+                from .cmdexec import handle
+            except MemoryError:
+                _drop_exec()
+                return self._nomem("the command was not run, send it again")
+        try:
+            r = await handle(self, payload)
+        except MemoryError:  # reading the command (its JSON): the handlers answer the rest
+            return self._nomem("it may not have run: check (get) before sending it again")
         if not r["ok"]:
             self.errors += 1
         return r
+
+    def _nomem(self, what):
+        # answered (id null: only the handlers read it), never a silent loss
+        self.errors += 1
+        return {"id": None, "ok": False, "error": "out of memory: " + what}
 
     def _inbox_count(self):
         ib = getattr(self.ctx, "inbox", None)

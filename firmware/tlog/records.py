@@ -133,6 +133,24 @@ class Record:
         if len(buf) - off < 10 or buf[off] != FORMAT_VERSION:
             raise ValueError("record: not a packed v%d record" % FORMAT_VERSION)
         flags = buf[off + 1]
+        # every part the flags announce must be there: a short record is a ValueError (the
+        # uplink skips it: tlog.uplink._first_bad), never an IndexError (MicroPython's
+        # buf[p] past the end) that would stop the drain at it on every try
+        need = off + 10
+        if flags & _F_FIX:
+            need += 21
+        if flags & _F_BATT:
+            need += 2
+        if flags & _F_RSSI:
+            need += 1
+        if flags & _F_TEMP:
+            need += 2
+        if flags & _F_ACC:
+            need += 6
+        if flags & _F_OBD:
+            need += 1
+        if need > len(buf):
+            raise ValueError("record: packed record truncated")
         self.seq, self.ts = struct.unpack_from("<II", buf, off + 2)
         self.ts_src = flags & 3
         p = off + 10
@@ -174,6 +192,8 @@ class Record:
             p += 1
             if n > MAX_OBD:
                 raise ValueError("record: %d OBD PIDs stored, at most %d" % (n, MAX_OBD))
+            if p + 5 * n > len(buf):
+                raise ValueError("record: packed record truncated")
             for i in range(n):
                 self.obd_pid[i] = buf[p]
                 self.obd_val[i] = struct.unpack_from("<i", buf, p + 1)[0]
@@ -527,6 +547,13 @@ def _fits_one(k, payloads):
         raise ValueError("record batch: output buffer too small for one record")
 
 
+def _front_free(cap, tail, n):
+    # the envelope's start is written before the first record is read: it must end before
+    # the records (tlog.uplink reads into the spool's own buffer below _INTO_MIN)
+    if tail and cap - tail < n:
+        raise ValueError("record batch: the message's start would overwrite unread records")
+
+
 def encode_batch(payloads, fmt, dev, out, rec=None, tail=0):
     """Encode packed records (oldest first) into ``out`` as one message.
 
@@ -546,6 +573,7 @@ def encode_batch(payloads, fmt, dev, out, rec=None, tail=0):
     cap = len(out)
     k = 0
     if fmt == "json":
+        _front_free(cap, tail, 1)
         p = 1
         out[0] = 91  # '['
         for pl in payloads:
@@ -567,6 +595,7 @@ def encode_batch(payloads, fmt, dev, out, rec=None, tail=0):
         out[p] = 93
         return p + 1, k
     if fmt == "freematics":
+        _front_free(cap, tail, len(dev) + 1)
         p = freematics_begin(out, dev)
         for pl in payloads:
             rec.unpack(pl)

@@ -649,8 +649,17 @@ class Spool:
             end = len(into)
             if n < end:  # (a memmove: the two ranges may overlap)
                 into[end - n : end] = into[:n]
-            b.mv = into[end - n : end]
+            # (none read: no view kept, it would keep the caller's buffer from being freed)
+            b.mv = into[end - n : end] if n else b.own
         return b
+
+    def unlend(self):
+        """Forget the caller's buffer the last ``peek_batch(into=)`` read into: a view of it
+        kept here would keep it on the heap after its owner let it go (tlog.uplink's resize
+        and closed second session).  The batch's positions stay (``ack`` works); its
+        payloads are not valid any more."""
+        b = self._batch
+        b.mv = b.own
 
     def ack(self, batch, count=-1):
         """Remove the first ``count`` records of ``batch`` (all: -1) after the broker confirmed

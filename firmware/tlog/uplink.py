@@ -88,9 +88,13 @@ _LANE_BUF_MIN = const(1024)  # the least payload buffer made when the heap has n
 # do not fit are the cost: the encoder stops at the first unread byte); at most a third
 # (a record's JSON or Freematics bound is over 3 times its packed size: that holds every
 # record a batch can carry; also the first batch's share), never less than one packed record
-# (records.PACKED_MAX <= 128, what spool.from_config allows).  A buffer smaller than one
-# packed record (a tiny modem cap) reads into the spool's own one-record buffer instead.
+# (records.PACKED_MAX <= 128, what spool.from_config allows).  A buffer under _INTO_MIN (a
+# small modem cap) reads into the spool's own one-record buffer instead: the message's
+# envelope ('[', or "DEVID#" of up to 33 bytes) is written before the first record is read,
+# so the share must leave at least that much in front (from 256 bytes it leaves >= 128;
+# below, the spool's 128 bytes hold as much as the share would).
 _PACKED_ROOM = const(128)
+_INTO_MIN = const(256)
 
 
 def _buffer_at_most(n):
@@ -117,7 +121,7 @@ def peek_room(n, packed=0, encoded=0):
 
 def _tail(batch, out):
     """The packed batch's bytes at the end of ``out`` (``Uplink._peek``), 0: elsewhere."""
-    return batch.nbytes if len(out) >= _PACKED_ROOM else 0
+    return batch.nbytes if len(out) >= _INTO_MIN else 0
 
 
 def _heap_free():
@@ -197,6 +201,7 @@ class Uplink:
         self.client2 = client
         if client is None:
             self._out2 = None
+            self.spool.unlend()
         elif self._out2 is None:
             self._out2 = bytearray(len(self._out))
 
@@ -284,6 +289,7 @@ class Uplink:
         """Close the second session (DISC/REL of its client index) and free its buffer."""
         lane = self.client2
         self.client2 = self._out2 = None
+        self.spool.unlend()  # the last batch may have been read into that buffer
         self._lane_idle = None
         self._lane_next = ticks_add(ticks_ms(), _LANE_RETRY_MS)  # a backlog may come back
         t = self._lane_task
@@ -346,6 +352,7 @@ class Uplink:
         self._resize_due = False
         if n != len(self._out):
             had = self._out2 is not None
+            self.spool.unlend()  # (its batch view would keep an old buffer on the heap)
             self._out2 = None  # the old ones go before the new ones are made
             self._out = bytearray(0)
             self._out = _buffer_at_most(n)
@@ -365,7 +372,7 @@ class Uplink:
         """The next batch (after the one ``after`` marks), read into the end of ``out``."""
         n = len(out)
         lim = self._limit or self.cfg.get("batch_max_records")
-        if n < _PACKED_ROOM:
+        if n < _INTO_MIN:
             return self.spool.peek_batch(lim, 0, after)
         fmt = self.fmt()
         r = self._ratio
