@@ -224,6 +224,9 @@ _U_CCODE = const(12)  # the event posted: (code, inbox slot, the matched first n
 _U_CCOUNT = const(13)  # 1: a counter (a dict and its key) is bumped per message committed
 _U_CQAFTER = const(15)  # the queue's Reader.after_objs bit (due while a task waits on it)
 _U_SIZE = const(16)
+_U_SPAN = const(5)  # slots of a store, change or seen entry's spec (_U_FIRST.._U_ARGC/_U_BITS)
+_K_BITS = const(4)  # Reader.e_kind: kind | spec offset << _K_BITS
+_K_MASK = const(15)
 # state entries (state_spec): _U_FIRST.._U_ARGC as a change entry, then
 _U_SALT = const(5)  # argument count + 1 whose line gives the second stored number (0: none)
 _U_SINDEX = const(6)  # the item of the owner's state list
@@ -918,13 +921,18 @@ class Reader:
         if kind < 0:
             kind = (_K_CALL if spec is None else _K_STORE_FRAME if frame is not None
                     else _K_STORE if handler is None else _K_STORE_CALL)
-        self.e_kind.append(kind)
-        self.e_hash.append(h)
-        self.urc_fns.append(handler)
         spec = spec if spec is not None else ()
         if len(spec) > _U_SIZE:
             raise ValueError("a URC entry's spec has at most %d slots" % _U_SIZE)
-        self.e_spec.extend(array("i", list(spec) + [0] * (_U_SIZE - len(spec))))
+        # Each entry's spec takes only the slots its kind reads (none for a plain handler,
+        # _U_SPAN for store/change/seen entries, _U_SIZE for the others): issue 11's heap.
+        # Its offset in e_spec rides in e_kind above the kind's 4 bits (one read in viper).
+        need = (0 if kind == _K_CALL else _U_SPAN if kind in (_K_STORE, _K_STORE_CALL,
+                K_STORE_CHANGE, K_SEEN) else _U_SIZE)
+        self.e_kind.append(kind | (len(self.e_spec) << _K_BITS))
+        self.e_hash.append(h)
+        self.urc_fns.append(handler)
+        self.e_spec.extend(array("i", (list(spec) + [0] * need)[:need]))
         self.urc_targets.append(target)
         self.urc_frames.append(frame)
         first = self._find(h)
@@ -1432,9 +1440,10 @@ class Reader:
                 if e:  # entry e - 1 takes it
                     i = e - 1
                     st[_D_URCS] = st[_D_URCS] + 1
-                    k = ekind[i]
+                    uo = int(ekind[i])  # the kind, its spec's offset above _K_BITS
+                    k = uo & _K_MASK
+                    uo = uo >> _K_BITS
                     if k == K_SEEN:  # the handler only when one of the bits is not recorded
-                        uo = i * _U_SIZE
                         d = ptr32(urc_target[i])
                         gs = int(u[uo + _U_BITS])
                         if (int(d[u[uo + _U_SLOT]]) & gs) != gs:
@@ -1492,7 +1501,6 @@ class Reader:
                                         break
                                 ps += 1
                         av[_A_ARGC] = argc
-                        uo = i * _U_SIZE
                         d = ptr32(urc_target[i])
                         ga = int(u[uo + _U_FIRST])
                         gk = int(u[uo + _U_SLOT])
