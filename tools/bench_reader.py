@@ -129,7 +129,7 @@ def _mp_main(argv):
                 for i in range(len(fns)):
                     fns[i] = _noop
                     if rd.e_kind[i] & 15 >= 2:  # a store-then-call or frame entry (the kind is
-                        rd.e_kind[i] &= ~15  # e_kind's low 4 bits): the store is the handler's work
+                        rd.e_kind[i] &= ~15  # e_kind's low 4 bits): the store is the handler's job
 
         def run(self):
             s = self.stream
