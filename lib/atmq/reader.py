@@ -237,30 +237,30 @@ _U_SQAFTER = const(10)  # the queue's Reader.after_objs bit
 _U_BITS = const(4)  # the bits target[_U_SLOT] must all hold for the line to be skipped
 
 # ---- EventQueue state (atmq.events), here so the reader's viper posts into it -----------------
-Q_READ = const(0)  # oldest event
-Q_N = const(1)  # events held
-Q_SIZE = const(2)  # capacity (events)
-Q_DISCARDS = const(3)  # events overwritten because the queue was full
-Q_WAITING = const(4)  # 1 while a task waits (wait())
-Q_A = const(5)  # the arguments of the event the last get() returned
-Q_B = const(6)
-Q_SIZE_OF = const(7)
+_Q_READ = const(0)  # oldest event
+_Q_N = const(1)  # events held
+_Q_SIZE = const(2)  # capacity (events)
+_Q_DISCARDS = const(3)  # events overwritten because the queue was full
+_Q_WAITING = const(4)  # 1 while a task waits (wait())
+_Q_A = const(5)  # the arguments of the event the last get() returned
+_Q_B = const(6)
+_Q_SIZE_OF = const(7)
 
 # ---- Inbox state (atmq.inbox), here so the reader's viper commits into it ----------------------
-I_READ = const(0)  # oldest committed slot
-I_N = const(1)  # committed slots
-I_WRITE = const(2)  # the slot being written + 1 (0: none)
-I_HELD = const(3)  # 1: the oldest slot is being read (get() without release())
-I_WANT_T = const(4)  # announced lengths of the slot being written
-I_WANT_P = const(5)
-I_TFILL = const(6)  # bytes received so far for it
-I_PFILL = const(7)
-I_RECEIVED = const(8)
-I_OVERSIZE = const(9)
-I_OVERWRITTEN = const(10)
-I_TORN = const(11)
-I_SLOTS = const(12)
-I_SIZE_OF = const(13)
+_I_READ = const(0)  # oldest committed slot
+_I_N = const(1)  # committed slots
+_I_WRITE = const(2)  # the slot being written + 1 (0: none)
+_I_HELD = const(3)  # 1: the oldest slot is being read (get() without release())
+_I_WANT_T = const(4)  # announced lengths of the slot being written
+_I_WANT_P = const(5)
+_I_TFILL = const(6)  # bytes received so far for it
+_I_PFILL = const(7)
+_I_RECEIVED = const(8)
+_I_OVERSIZE = const(9)
+_I_OVERWRITTEN = const(10)
+_I_TORN = const(11)
+_I_SLOTS = const(12)
+_I_SIZE_OF = const(13)
 
 
 def store_spec(first, last, slot, seq=-1, count=-1):
@@ -392,16 +392,16 @@ def post(q, qst, kind: int, a: int, b: int) -> int:
     when a task waits on the queue (the caller wakes it)."""
     s = ptr32(qst)
     d = ptr32(q)
-    size = int(s[Q_SIZE])
-    n = int(s[Q_N])
-    r = int(s[Q_READ])
+    size = int(s[_Q_SIZE])
+    n = int(s[_Q_N])
+    r = int(s[_Q_READ])
     if n == size:
         r += 1
         if r == size:
             r = 0
-        s[Q_READ] = r
+        s[_Q_READ] = r
         n -= 1
-        s[Q_DISCARDS] = s[Q_DISCARDS] + 1
+        s[_Q_DISCARDS] = s[_Q_DISCARDS] + 1
     j = r + n
     if j >= size:
         j -= size
@@ -409,8 +409,8 @@ def post(q, qst, kind: int, a: int, b: int) -> int:
     d[j] = kind
     d[j + 1] = a
     d[j + 2] = b
-    s[Q_N] = n + 1
-    return int(s[Q_WAITING])
+    s[_Q_N] = n + 1
+    return int(s[_Q_WAITING])
 
 
 @micropython.viper
@@ -418,19 +418,19 @@ def queue_get(self) -> int:
     """``EventQueue.get``: the oldest event's kind (its arguments in ``.a``/``.b``), or -1
     when empty."""
     s = ptr32(self._st)
-    n = int(s[Q_N])
+    n = int(s[_Q_N])
     if n == 0:
         return -1
     d = ptr32(self._q)
-    r = int(s[Q_READ])
+    r = int(s[_Q_READ])
     j = 3 * r
-    s[Q_A] = d[j + 1]
-    s[Q_B] = d[j + 2]
+    s[_Q_A] = d[j + 1]
+    s[_Q_B] = d[j + 2]
     r += 1
-    if r == int(s[Q_SIZE]):
+    if r == int(s[_Q_SIZE]):
         r = 0
-    s[Q_READ] = r
-    s[Q_N] = n - 1
+    s[_Q_READ] = r
+    s[_Q_N] = n - 1
     return int(d[j])
 
 
@@ -438,24 +438,24 @@ def queue_get(self) -> int:
 def inbox_get(self) -> int:
     """``Inbox.get``: the slot of the oldest message, or -1; valid until ``release``."""
     st = ptr32(self.st)
-    if st[I_N] == 0:
+    if st[_I_N] == 0:
         return -1
-    st[I_HELD] = 1
-    return int(st[I_READ])
+    st[_I_HELD] = 1
+    return int(st[_I_READ])
 
 
 @micropython.viper
 def inbox_release(self):
     """``Inbox.release``: the oldest message is read; its slot is free again."""
     st = ptr32(self.st)
-    st[I_HELD] = 0
-    n = int(st[I_N])
+    st[_I_HELD] = 0
+    n = int(st[_I_N])
     if n:
-        r = int(st[I_READ]) + 1
-        if r == int(st[I_SLOTS]):
+        r = int(st[_I_READ]) + 1
+        if r == int(st[_I_SLOTS]):
             r = 0
-        st[I_READ] = r
-        st[I_N] = n - 1
+        st[_I_READ] = r
+        st[_I_N] = n - 1
 
 
 @micropython.viper
@@ -1637,17 +1637,17 @@ class Reader:
                                 gq = urc_frame[i]
                                 qs = ptr32(gq[1])
                                 qd = ptr32(gq[0])
-                                gn = int(qs[Q_SIZE])
-                                gs = int(qs[Q_N])
-                                gz = int(qs[Q_READ])
+                                gn = int(qs[_Q_SIZE])
+                                gs = int(qs[_Q_N])
+                                gz = int(qs[_Q_READ])
                                 if gs == gn:
                                     gz += 1
                                     if gz == gn:
                                         gz = 0
-                                    qs[Q_READ] = gz
+                                    qs[_Q_READ] = gz
                                     gs -= 1
-                                    qs[Q_DISCARDS] = qs[Q_DISCARDS] + 1
-                                qs[Q_N] = gs + 1
+                                    qs[_Q_DISCARDS] = qs[_Q_DISCARDS] + 1
+                                qs[_Q_N] = gs + 1
                                 gs += gz
                                 if gs >= gn:
                                     gs -= gn
@@ -1661,7 +1661,7 @@ class Reader:
                                 if u[uo + _U_ECOUNT]:  # the owner's counter: a dict's value
                                     gd = gq[2]
                                     gd[gq[3]] = int(gd[gq[3]]) + 1
-                                if qs[Q_WAITING]:  # its task is woken after this read
+                                if qs[_Q_WAITING]:  # its task is woken after this read
                                     st[_D_AFTER] = int(st[_D_AFTER]) | int(u[uo + _U_EQAFTER])
                             else:
                                 urc_fn[i](a)
@@ -1672,15 +1672,15 @@ class Reader:
                             gt = int(u[uo + _U_TOTAL])
                             gq = urc_frame[i]
                             ist = ptr32(gq[2])
-                            gn = int(ist[I_SLOTS])
-                            gs = int(ist[I_N])
-                            ga = int(ist[I_READ]) + gs  # the slot the inbox's start gives
+                            gn = int(ist[_I_SLOTS])
+                            gs = int(ist[_I_N])
+                            ga = int(ist[_I_READ]) + gs  # the slot the inbox's start gives
                             if ga >= gn:
                                 ga -= gn
                             if d[gk] == u[uo + _U_MATCH] and \
                                     d[u[uo + _U_GATE]] == u[uo + _U_GATEV] and \
                                     d[u[uo + _U_READY]] == 2 and d[gf] == d[gt] and \
-                                    d[gf + 1] == d[gt + 1] and ist[I_WRITE] == 0 and \
+                                    d[gf + 1] == d[gt + 1] and ist[_I_WRITE] == 0 and \
                                     gs < gn and ga == int(d[u[uo + _U_CAT]]):
                                 gx = 1
                             if gx:  # as Inbox.start then commit, the fills as announced
@@ -1689,23 +1689,23 @@ class Reader:
                                 tlen[ga] = d[gf]
                                 plen[ga] = d[gf + 1]
                                 gs += 1
-                                ist[I_N] = gs
-                                ist[I_RECEIVED] = ist[I_RECEIVED] + 1
+                                ist[_I_N] = gs
+                                ist[_I_RECEIVED] = ist[_I_RECEIVED] + 1
                                 d[u[uo + _U_GATE]] = u[uo + _U_CSETV]
                                 # post (code, slot, the matched number): post() inlined
                                 qs = ptr32(gq[1])
                                 qd = ptr32(gq[0])
-                                gm = int(qs[Q_SIZE])
-                                gz = int(qs[Q_N])
-                                gr = int(qs[Q_READ])
+                                gm = int(qs[_Q_SIZE])
+                                gz = int(qs[_Q_N])
+                                gr = int(qs[_Q_READ])
                                 if gz == gm:
                                     gr += 1
                                     if gr == gm:
                                         gr = 0
-                                    qs[Q_READ] = gr
+                                    qs[_Q_READ] = gr
                                     gz -= 1
-                                    qs[Q_DISCARDS] = qs[Q_DISCARDS] + 1
-                                qs[Q_N] = gz + 1
+                                    qs[_Q_DISCARDS] = qs[_Q_DISCARDS] + 1
+                                qs[_Q_N] = gz + 1
                                 gz += gr
                                 if gz >= gm:
                                     gz -= gm
@@ -1716,7 +1716,7 @@ class Reader:
                                 if u[uo + _U_CCOUNT]:  # the owner's counter: a dict's value
                                     gd = gq[9]
                                     gd[gq[10]] = int(gd[gq[10]]) + 1
-                                if qs[Q_WAITING]:  # its task is woken after this read
+                                if qs[_Q_WAITING]:  # its task is woken after this read
                                     st[_D_AFTER] = int(st[_D_AFTER]) | int(u[uo + _U_CQAFTER])
                                 # the next slot for the reader's next message (next_slot)
                                 if gs == gn:
