@@ -79,10 +79,10 @@ FINAL_NAMES = ("PENDING", "OK", "ERROR", "CME", "CMS", "NO CARRIER", "BUSY", "NO
                "NO DIALTONE", "CONNECT", "ABORTED")
 
 # ---- phases of the command in flight --------------------------------------------------------
-PH_IDLE = const(0)
-PH_PROMPT = const(1)  # waiting for '>' (or a final code refusing it)
-PH_FINAL = const(2)
-PH_DONE = const(3)  # OK seen, waiting for the completion URC
+_PH_IDLE = const(0)
+_PH_PROMPT = const(1)  # waiting for '>' (or a final code refusing it)
+_PH_FINAL = const(2)
+_PH_DONE = const(3)  # OK seen, waiting for the completion URC
 
 # ---- raw frames -----------------------------------------------------------------------------
 # The reader's hard bound on an announced frame.  The largest frame a supported modem
@@ -175,17 +175,17 @@ _K_STORE = const(1)  # store integer arguments, no Python call
 _K_STORE_CALL = const(2)  # store them, then call the handler (it reads the stored numbers)
 _K_STORE_FRAME = const(3)  # store them, then arm the announced raw frame; the handler only
 # when the frame cannot be armed as declared (see frame_spec)
-K_STORE_CHANGE = const(4)  # store them and the argument count; the handler only when one of
+_K_STORE_CHANGE = const(4)  # store them and the argument count; the handler only when one of
 # them changed (see store_spec's ``count``)
-K_STORE_START = const(5)  # store them, then start the owner's message in its array; the
+_K_STORE_START = const(5)  # store them, then start the owner's message in its array; the
 # handler only when it cannot be started as declared (see start_spec)
-K_STORE_EVENT = const(6)  # store them, then post an event into an EventQueue; the handler
+_K_STORE_EVENT = const(6)  # store them, then post an event into an EventQueue; the handler
 # only when the line is not what the entry declares (see event_spec)
-K_STORE_STATE = const(9)  # a change entry that, on a change, sets the owner's state (a list
+_K_STORE_STATE = const(9)  # a change entry that, on a change, sets the owner's state (a list
 # item) from a stored number and posts an event when it differs; the handler otherwise
-K_SEEN = const(8)  # no store: the handler only when target[slot] lacks one of the entry's
+_K_SEEN = const(8)  # no store: the handler only when target[slot] lacks one of the entry's
 # bits (see seen_spec): a report whose every effect is recorded already costs no call
-K_STORE_COMMIT = const(7)  # store them, then commit the owner's message into its Inbox slot,
+_K_STORE_COMMIT = const(7)  # store them, then commit the owner's message into its Inbox slot,
 # post its event and prepare the next slot; the handler otherwise (see commit_spec)
 
 # URC store entries: spec array per entry (first arg, last arg, first slot, sequence slot
@@ -929,7 +929,7 @@ class Reader:
         # _U_SPAN for store/change/seen entries, _U_SIZE for the others): issue 11's heap.
         # Its offset in e_spec rides in e_kind above the kind's 4 bits (one read in viper).
         need = (0 if kind == _K_CALL else _U_SPAN if kind in (_K_STORE, _K_STORE_CALL,
-                K_STORE_CHANGE, K_SEEN) else _U_SIZE)
+                _K_STORE_CHANGE, _K_SEEN) else _U_SIZE)
         self.e_kind = self.e_kind + array("i", (kind | (len(self.e_spec) << _K_BITS),))
         self.urc_fns = self.urc_fns + [handler]
         self.e_spec.extend(array("i", (list(spec) + [0] * need)[:need]))
@@ -1008,17 +1008,17 @@ class Reader:
         st[_D_PROMPTED] = 0
         st[_D_BARE] = 1 if bare else 0
         if prompt:
-            st[_D_PHASE] = PH_PROMPT
+            st[_D_PHASE] = _PH_PROMPT
             st[_T_FLAGS] = st[_T_FLAGS] | _F_PROMPT
         else:
-            st[_D_PHASE] = PH_FINAL
+            st[_D_PHASE] = _PH_FINAL
 
     @micropython.native
     def end(self):
         """The command in flight is over (answered, failed or abandoned)."""
         st = self.st
         st[_T_FLAGS] = st[_T_FLAGS] & (0xFFFF ^ _F_PROMPT)
-        st[_D_PHASE] = PH_IDLE
+        st[_D_PHASE] = _PH_IDLE
         st[_D_ECHO] = st[_D_RESP] = st[_D_DONE] = 0
         c = self.cmd
         c[0] = c[1] = c[2] = b""
@@ -1382,7 +1382,7 @@ class Reader:
                 av[_A_E] = n
                 av[_A_ARGC] = -1
                 pending = False
-                if st[_D_PHASE] != PH_IDLE:
+                if st[_D_PHASE] != _PH_IDLE:
                     pending = rst[_RS_FINAL] == R_PENDING
                     if pending:
                         if n == st[_D_ECHO] and buf.startswith(cmd[0]):
@@ -1444,7 +1444,7 @@ class Reader:
                     uo = int(ekind[i])  # the kind, its spec's offset above _K_BITS
                     k = uo & _K_MASK
                     uo = uo >> _K_BITS
-                    if k == K_SEEN:  # the handler only when one of the bits is not recorded
+                    if k == _K_SEEN:  # the handler only when one of the bits is not recorded
                         d = ptr32(urc_target[i])
                         gs = int(u[uo + _U_BITS])
                         if (int(d[u[uo + _U_SLOT]]) & gs) != gs:
@@ -1566,13 +1566,13 @@ class Reader:
                                 d[u[uo + _U_MARK]] = 1
                             else:
                                 urc_fn[i](a)
-                        elif k == K_STORE_CHANGE:  # its handler only on a change
+                        elif k == _K_STORE_CHANGE:  # its handler only on a change
                             gk = int(u[uo + _U_ARGC])
                             gs = int(d[gk])
                             d[gk] = argc
                             if gchg or int(d[gk]) != gs:
                                 urc_fn[i](a)
-                        elif k == K_STORE_STATE:  # on a change: the owner's state and event
+                        elif k == _K_STORE_STATE:  # on a change: the owner's state and event
                             gk = int(u[uo + _U_ARGC])
                             gs = int(d[gk])
                             d[gk] = argc
@@ -1592,7 +1592,7 @@ class Reader:
                                         if post(gq[0], gq[1], u[uo + _U_SCODE], gx, gk):
                                             st[_D_AFTER] = int(st[_D_AFTER]) | \
                                                 int(u[uo + _U_SQAFTER])
-                        elif k == K_STORE_START:  # start the owner's message, or its handler
+                        elif k == _K_STORE_START:  # start the owner's message, or its handler
                             gk = int(u[uo + _U_SLOT])
                             gn = int(u[uo + _U_LAST]) - int(u[uo + _U_FIRST])  # lengths
                             gx = 0
@@ -1617,7 +1617,7 @@ class Reader:
                                 d[u[uo + _U_READY]] = 2
                             else:
                                 urc_fn[i](a)
-                        elif k == K_STORE_EVENT:  # post its event, or else its handler
+                        elif k == _K_STORE_EVENT:  # post its event, or else its handler
                             gx = 1
                             gn = int(u[uo + _U_EMAX])
                             ga = int(u[uo + _U_SLOT])
@@ -1666,7 +1666,7 @@ class Reader:
                                     st[_D_AFTER] = int(st[_D_AFTER]) | int(u[uo + _U_EQAFTER])
                             else:
                                 urc_fn[i](a)
-                        elif k == K_STORE_COMMIT:  # commit the owner's message, or its handler
+                        elif k == _K_STORE_COMMIT:  # commit the owner's message, or its handler
                             gx = 0
                             gk = int(u[uo + _U_SLOT])
                             gf = int(u[uo + _U_FILL])
@@ -1746,7 +1746,7 @@ class Reader:
             elif t == T_NONE:
                 return
             elif t == T_PROMPT:
-                if st[_D_PHASE] == PH_PROMPT:
+                if st[_D_PHASE] == _PH_PROMPT:
                     st[_D_PROMPTED] = 1
                     if st[_D_WAITING]:
                         flag.set()
