@@ -62,15 +62,15 @@ from .reader import (  # noqa: F401  (R_*, Args, Response: the engine's public n
     store_spec,
 )
 
-_K_SEEN = const(8)  # = atmq.reader._K_SEEN
-_K_STORE_CHANGE = const(4)  # = atmq.reader._K_STORE_CHANGE
-_K_STORE_COMMIT = const(7)  # = atmq.reader._K_STORE_COMMIT
-_K_STORE_EVENT = const(6)  # = atmq.reader._K_STORE_EVENT
-_K_STORE_START = const(5)  # = atmq.reader._K_STORE_START
-_K_STORE_STATE = const(9)  # = atmq.reader._K_STORE_STATE
-_PH_IDLE = const(0)  # = atmq.reader._PH_IDLE
-_PH_FINAL = const(2)  # = atmq.reader._PH_FINAL
-_PH_DONE = const(3)  # = atmq.reader._PH_DONE
+_K_SEEN = const(8)  # = atmq.reader.K_SEEN
+_K_STORE_CHANGE = const(4)  # = atmq.reader.K_STORE_CHANGE
+_K_STORE_COMMIT = const(7)  # = atmq.reader.K_STORE_COMMIT
+_K_STORE_EVENT = const(6)  # = atmq.reader.K_STORE_EVENT
+_K_STORE_START = const(5)  # = atmq.reader.K_STORE_START
+_K_STORE_STATE = const(9)  # = atmq.reader.K_STORE_STATE
+_PH_IDLE = const(0)  # = atmq.reader.PH_IDLE
+_PH_FINAL = const(2)  # = atmq.reader.PH_FINAL
+_PH_DONE = const(3)  # = atmq.reader.PH_DONE
 _DEFAULT_TIMEOUT_MS = const(3000)
 # While a raw frame is armed the reader task polls at this period instead of parking on the
 # stream, so a frame the modem never finishes is abandoned at its deadline (issue 10 #3).

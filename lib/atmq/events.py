@@ -24,18 +24,18 @@ from .compat import (
 from .errors import ATTimeout
 from .reader import post, queue_get
 
-_Q_READ = const(0)  # = atmq.reader._Q_READ
-_Q_N = const(1)  # = atmq.reader._Q_N
-_Q_SIZE = const(2)  # = atmq.reader._Q_SIZE
-_Q_DISCARDS = const(3)  # = atmq.reader._Q_DISCARDS
-_Q_WAITING = const(4)  # = atmq.reader._Q_WAITING
-_Q_A = const(5)  # = atmq.reader._Q_A
-_Q_B = const(6)  # = atmq.reader._Q_B
-_Q_SIZE_OF = const(7)  # = atmq.reader._Q_SIZE_OF
+_Q_READ = const(0)  # = atmq.reader.Q_READ
+_Q_N = const(1)  # = atmq.reader.Q_N
+_Q_SIZE = const(2)  # = atmq.reader.Q_SIZE
+_Q_DISCARDS = const(3)  # = atmq.reader.Q_DISCARDS
+_Q_WAITING = const(4)  # = atmq.reader.Q_WAITING
+_Q_A = const(5)  # = atmq.reader.Q_A
+_Q_B = const(6)  # = atmq.reader.Q_B
+_Q_SIZE_OF = const(7)  # = atmq.reader.Q_SIZE_OF
 
 
 class EventQueue:
-    """The queue's state is one int array (``_Q_*`` slots of ``atmq.reader``, mirrored
+    """The queue's state is one int array (``Q_*`` slots of ``atmq.reader``, mirrored
     above) so the reader's *event entries* (``Engine.on_event``) post into it in viper,
     with no Python call, in
     arrival order with the handlers' ``put``s; a waiter is woken once per read."""

@@ -12,7 +12,7 @@ The one exception is the slot the application is reading (between ``get``
 and ``release``): it is never overwritten; the incoming message is dropped
 and counted in ``overwritten`` instead.
 
-The state is one int array (``_I_*`` slots of ``atmq.reader``, mirrored below):
+The state is one int array (``I_*`` slots of ``atmq.reader``, mirrored below):
 the reader's *commit entry* (``Engine.on_commit``) ends a message that went as
 announced in viper, with no Python call.
 """
@@ -22,20 +22,20 @@ from array import array
 from .compat import const, micropython
 from .reader import inbox_get, inbox_release
 
-_I_READ = const(0)  # = atmq.reader._I_READ
-_I_N = const(1)  # = atmq.reader._I_N
-_I_WRITE = const(2)  # = atmq.reader._I_WRITE
-_I_HELD = const(3)  # = atmq.reader._I_HELD
-_I_WANT_T = const(4)  # = atmq.reader._I_WANT_T
-_I_WANT_P = const(5)  # = atmq.reader._I_WANT_P
-_I_TFILL = const(6)  # = atmq.reader._I_TFILL
-_I_PFILL = const(7)  # = atmq.reader._I_PFILL
-_I_RECEIVED = const(8)  # = atmq.reader._I_RECEIVED
-_I_OVERSIZE = const(9)  # = atmq.reader._I_OVERSIZE
-_I_OVERWRITTEN = const(10)  # = atmq.reader._I_OVERWRITTEN
-_I_TORN = const(11)  # = atmq.reader._I_TORN
-_I_SLOTS = const(12)  # = atmq.reader._I_SLOTS
-_I_SIZE_OF = const(13)  # = atmq.reader._I_SIZE_OF
+_I_READ = const(0)  # = atmq.reader.I_READ
+_I_N = const(1)  # = atmq.reader.I_N
+_I_WRITE = const(2)  # = atmq.reader.I_WRITE
+_I_HELD = const(3)  # = atmq.reader.I_HELD
+_I_WANT_T = const(4)  # = atmq.reader.I_WANT_T
+_I_WANT_P = const(5)  # = atmq.reader.I_WANT_P
+_I_TFILL = const(6)  # = atmq.reader.I_TFILL
+_I_PFILL = const(7)  # = atmq.reader.I_PFILL
+_I_RECEIVED = const(8)  # = atmq.reader.I_RECEIVED
+_I_OVERSIZE = const(9)  # = atmq.reader.I_OVERSIZE
+_I_OVERWRITTEN = const(10)  # = atmq.reader.I_OVERWRITTEN
+_I_TORN = const(11)  # = atmq.reader.I_TORN
+_I_SLOTS = const(12)  # = atmq.reader.I_SLOTS
+_I_SIZE_OF = const(13)  # = atmq.reader.I_SIZE_OF
 
 
 class Inbox:

@@ -79,10 +79,10 @@ FINAL_NAMES = ("PENDING", "OK", "ERROR", "CME", "CMS", "NO CARRIER", "BUSY", "NO
                "NO DIALTONE", "CONNECT", "ABORTED")
 
 # ---- phases of the command in flight --------------------------------------------------------
-_PH_IDLE = const(0)
-_PH_PROMPT = const(1)  # waiting for '>' (or a final code refusing it)
-_PH_FINAL = const(2)
-_PH_DONE = const(3)  # OK seen, waiting for the completion URC
+PH_IDLE = const(0)
+PH_PROMPT = const(1)  # waiting for '>' (or a final code refusing it)
+PH_FINAL = const(2)
+PH_DONE = const(3)  # OK seen, waiting for the completion URC
 
 # ---- raw frames -----------------------------------------------------------------------------
 # The reader's hard bound on an announced frame.  The largest frame a supported modem
@@ -175,17 +175,17 @@ _K_STORE = const(1)  # store integer arguments, no Python call
 _K_STORE_CALL = const(2)  # store them, then call the handler (it reads the stored numbers)
 _K_STORE_FRAME = const(3)  # store them, then arm the announced raw frame; the handler only
 # when the frame cannot be armed as declared (see frame_spec)
-_K_STORE_CHANGE = const(4)  # store them and the argument count; the handler only when one of
+K_STORE_CHANGE = const(4)  # store them and the argument count; the handler only when one of
 # them changed (see store_spec's ``count``)
-_K_STORE_START = const(5)  # store them, then start the owner's message in its array; the
+K_STORE_START = const(5)  # store them, then start the owner's message in its array; the
 # handler only when it cannot be started as declared (see start_spec)
-_K_STORE_EVENT = const(6)  # store them, then post an event into an EventQueue; the handler
+K_STORE_EVENT = const(6)  # store them, then post an event into an EventQueue; the handler
 # only when the line is not what the entry declares (see event_spec)
-_K_STORE_STATE = const(9)  # a change entry that, on a change, sets the owner's state (a list
+K_STORE_STATE = const(9)  # a change entry that, on a change, sets the owner's state (a list
 # item) from a stored number and posts an event when it differs; the handler otherwise
-_K_SEEN = const(8)  # no store: the handler only when target[slot] lacks one of the entry's
+K_SEEN = const(8)  # no store: the handler only when target[slot] lacks one of the entry's
 # bits (see seen_spec): a report whose every effect is recorded already costs no call
-_K_STORE_COMMIT = const(7)  # store them, then commit the owner's message into its Inbox slot,
+K_STORE_COMMIT = const(7)  # store them, then commit the owner's message into its Inbox slot,
 # post its event and prepare the next slot; the handler otherwise (see commit_spec)
 
 # URC store entries: spec array per entry (first arg, last arg, first slot, sequence slot
@@ -237,30 +237,30 @@ _U_SQAFTER = const(10)  # the queue's Reader.after_objs bit
 _U_BITS = const(4)  # the bits target[_U_SLOT] must all hold for the line to be skipped
 
 # ---- EventQueue state (atmq.events), here so the reader's viper posts into it -----------------
-_Q_READ = const(0)  # oldest event
-_Q_N = const(1)  # events held
-_Q_SIZE = const(2)  # capacity (events)
-_Q_DISCARDS = const(3)  # events overwritten because the queue was full
-_Q_WAITING = const(4)  # 1 while a task waits (wait())
-_Q_A = const(5)  # the arguments of the event the last get() returned
-_Q_B = const(6)
-_Q_SIZE_OF = const(7)
+Q_READ = const(0)  # oldest event
+Q_N = const(1)  # events held
+Q_SIZE = const(2)  # capacity (events)
+Q_DISCARDS = const(3)  # events overwritten because the queue was full
+Q_WAITING = const(4)  # 1 while a task waits (wait())
+Q_A = const(5)  # the arguments of the event the last get() returned
+Q_B = const(6)
+Q_SIZE_OF = const(7)
 
 # ---- Inbox state (atmq.inbox), here so the reader's viper commits into it ----------------------
-_I_READ = const(0)  # oldest committed slot
-_I_N = const(1)  # committed slots
-_I_WRITE = const(2)  # the slot being written + 1 (0: none)
-_I_HELD = const(3)  # 1: the oldest slot is being read (get() without release())
-_I_WANT_T = const(4)  # announced lengths of the slot being written
-_I_WANT_P = const(5)
-_I_TFILL = const(6)  # bytes received so far for it
-_I_PFILL = const(7)
-_I_RECEIVED = const(8)
-_I_OVERSIZE = const(9)
-_I_OVERWRITTEN = const(10)
-_I_TORN = const(11)
-_I_SLOTS = const(12)
-_I_SIZE_OF = const(13)
+I_READ = const(0)  # oldest committed slot
+I_N = const(1)  # committed slots
+I_WRITE = const(2)  # the slot being written + 1 (0: none)
+I_HELD = const(3)  # 1: the oldest slot is being read (get() without release())
+I_WANT_T = const(4)  # announced lengths of the slot being written
+I_WANT_P = const(5)
+I_TFILL = const(6)  # bytes received so far for it
+I_PFILL = const(7)
+I_RECEIVED = const(8)
+I_OVERSIZE = const(9)
+I_OVERWRITTEN = const(10)
+I_TORN = const(11)
+I_SLOTS = const(12)
+I_SIZE_OF = const(13)
 
 
 def store_spec(first, last, slot, seq=-1, count=-1):
@@ -392,16 +392,16 @@ def post(q, qst, kind: int, a: int, b: int) -> int:
     when a task waits on the queue (the caller wakes it)."""
     s = ptr32(qst)
     d = ptr32(q)
-    size = int(s[_Q_SIZE])
-    n = int(s[_Q_N])
-    r = int(s[_Q_READ])
+    size = int(s[Q_SIZE])
+    n = int(s[Q_N])
+    r = int(s[Q_READ])
     if n == size:
         r += 1
         if r == size:
             r = 0
-        s[_Q_READ] = r
+        s[Q_READ] = r
         n -= 1
-        s[_Q_DISCARDS] = s[_Q_DISCARDS] + 1
+        s[Q_DISCARDS] = s[Q_DISCARDS] + 1
     j = r + n
     if j >= size:
         j -= size
@@ -409,8 +409,8 @@ def post(q, qst, kind: int, a: int, b: int) -> int:
     d[j] = kind
     d[j + 1] = a
     d[j + 2] = b
-    s[_Q_N] = n + 1
-    return int(s[_Q_WAITING])
+    s[Q_N] = n + 1
+    return int(s[Q_WAITING])
 
 
 @micropython.viper
@@ -418,19 +418,19 @@ def queue_get(self) -> int:
     """``EventQueue.get``: the oldest event's kind (its arguments in ``.a``/``.b``), or -1
     when empty."""
     s = ptr32(self._st)
-    n = int(s[_Q_N])
+    n = int(s[Q_N])
     if n == 0:
         return -1
     d = ptr32(self._q)
-    r = int(s[_Q_READ])
+    r = int(s[Q_READ])
     j = 3 * r
-    s[_Q_A] = d[j + 1]
-    s[_Q_B] = d[j + 2]
+    s[Q_A] = d[j + 1]
+    s[Q_B] = d[j + 2]
     r += 1
-    if r == int(s[_Q_SIZE]):
+    if r == int(s[Q_SIZE]):
         r = 0
-    s[_Q_READ] = r
-    s[_Q_N] = n - 1
+    s[Q_READ] = r
+    s[Q_N] = n - 1
     return int(d[j])
 
 
@@ -438,24 +438,24 @@ def queue_get(self) -> int:
 def inbox_get(self) -> int:
     """``Inbox.get``: the slot of the oldest message, or -1; valid until ``release``."""
     st = ptr32(self.st)
-    if st[_I_N] == 0:
+    if st[I_N] == 0:
         return -1
-    st[_I_HELD] = 1
-    return int(st[_I_READ])
+    st[I_HELD] = 1
+    return int(st[I_READ])
 
 
 @micropython.viper
 def inbox_release(self):
     """``Inbox.release``: the oldest message is read; its slot is free again."""
     st = ptr32(self.st)
-    st[_I_HELD] = 0
-    n = int(st[_I_N])
+    st[I_HELD] = 0
+    n = int(st[I_N])
     if n:
-        r = int(st[_I_READ]) + 1
-        if r == int(st[_I_SLOTS]):
+        r = int(st[I_READ]) + 1
+        if r == int(st[I_SLOTS]):
             r = 0
-        st[_I_READ] = r
-        st[_I_N] = n - 1
+        st[I_READ] = r
+        st[I_N] = n - 1
 
 
 @micropython.viper
@@ -929,7 +929,7 @@ class Reader:
         # _U_SPAN for store/change/seen entries, _U_SIZE for the others): issue 11's heap.
         # Its offset in e_spec rides in e_kind above the kind's 4 bits (one read in viper).
         need = (0 if kind == _K_CALL else _U_SPAN if kind in (_K_STORE, _K_STORE_CALL,
-                _K_STORE_CHANGE, _K_SEEN) else _U_SIZE)
+                K_STORE_CHANGE, K_SEEN) else _U_SIZE)
         self.e_kind = self.e_kind + array("i", (kind | (len(self.e_spec) << _K_BITS),))
         self.urc_fns = self.urc_fns + [handler]
         self.e_spec.extend(array("i", (list(spec) + [0] * need)[:need]))
@@ -1008,17 +1008,17 @@ class Reader:
         st[_D_PROMPTED] = 0
         st[_D_BARE] = 1 if bare else 0
         if prompt:
-            st[_D_PHASE] = _PH_PROMPT
+            st[_D_PHASE] = PH_PROMPT
             st[_T_FLAGS] = st[_T_FLAGS] | _F_PROMPT
         else:
-            st[_D_PHASE] = _PH_FINAL
+            st[_D_PHASE] = PH_FINAL
 
     @micropython.native
     def end(self):
         """The command in flight is over (answered, failed or abandoned)."""
         st = self.st
         st[_T_FLAGS] = st[_T_FLAGS] & (0xFFFF ^ _F_PROMPT)
-        st[_D_PHASE] = _PH_IDLE
+        st[_D_PHASE] = PH_IDLE
         st[_D_ECHO] = st[_D_RESP] = st[_D_DONE] = 0
         c = self.cmd
         c[0] = c[1] = c[2] = b""
@@ -1382,7 +1382,7 @@ class Reader:
                 av[_A_E] = n
                 av[_A_ARGC] = -1
                 pending = False
-                if st[_D_PHASE] != _PH_IDLE:
+                if st[_D_PHASE] != PH_IDLE:
                     pending = rst[_RS_FINAL] == R_PENDING
                     if pending:
                         if n == st[_D_ECHO] and buf.startswith(cmd[0]):
@@ -1444,7 +1444,7 @@ class Reader:
                     uo = int(ekind[i])  # the kind, its spec's offset above _K_BITS
                     k = uo & _K_MASK
                     uo = uo >> _K_BITS
-                    if k == _K_SEEN:  # the handler only when one of the bits is not recorded
+                    if k == K_SEEN:  # the handler only when one of the bits is not recorded
                         d = ptr32(urc_target[i])
                         gs = int(u[uo + _U_BITS])
                         if (int(d[u[uo + _U_SLOT]]) & gs) != gs:
@@ -1566,13 +1566,13 @@ class Reader:
                                 d[u[uo + _U_MARK]] = 1
                             else:
                                 urc_fn[i](a)
-                        elif k == _K_STORE_CHANGE:  # its handler only on a change
+                        elif k == K_STORE_CHANGE:  # its handler only on a change
                             gk = int(u[uo + _U_ARGC])
                             gs = int(d[gk])
                             d[gk] = argc
                             if gchg or int(d[gk]) != gs:
                                 urc_fn[i](a)
-                        elif k == _K_STORE_STATE:  # on a change: the owner's state and event
+                        elif k == K_STORE_STATE:  # on a change: the owner's state and event
                             gk = int(u[uo + _U_ARGC])
                             gs = int(d[gk])
                             d[gk] = argc
@@ -1592,7 +1592,7 @@ class Reader:
                                         if post(gq[0], gq[1], u[uo + _U_SCODE], gx, gk):
                                             st[_D_AFTER] = int(st[_D_AFTER]) | \
                                                 int(u[uo + _U_SQAFTER])
-                        elif k == _K_STORE_START:  # start the owner's message, or its handler
+                        elif k == K_STORE_START:  # start the owner's message, or its handler
                             gk = int(u[uo + _U_SLOT])
                             gn = int(u[uo + _U_LAST]) - int(u[uo + _U_FIRST])  # lengths
                             gx = 0
@@ -1617,7 +1617,7 @@ class Reader:
                                 d[u[uo + _U_READY]] = 2
                             else:
                                 urc_fn[i](a)
-                        elif k == _K_STORE_EVENT:  # post its event, or else its handler
+                        elif k == K_STORE_EVENT:  # post its event, or else its handler
                             gx = 1
                             gn = int(u[uo + _U_EMAX])
                             ga = int(u[uo + _U_SLOT])
@@ -1638,17 +1638,17 @@ class Reader:
                                 gq = urc_frame[i]
                                 qs = ptr32(gq[1])
                                 qd = ptr32(gq[0])
-                                gn = int(qs[_Q_SIZE])
-                                gs = int(qs[_Q_N])
-                                gz = int(qs[_Q_READ])
+                                gn = int(qs[Q_SIZE])
+                                gs = int(qs[Q_N])
+                                gz = int(qs[Q_READ])
                                 if gs == gn:
                                     gz += 1
                                     if gz == gn:
                                         gz = 0
-                                    qs[_Q_READ] = gz
+                                    qs[Q_READ] = gz
                                     gs -= 1
-                                    qs[_Q_DISCARDS] = qs[_Q_DISCARDS] + 1
-                                qs[_Q_N] = gs + 1
+                                    qs[Q_DISCARDS] = qs[Q_DISCARDS] + 1
+                                qs[Q_N] = gs + 1
                                 gs += gz
                                 if gs >= gn:
                                     gs -= gn
@@ -1662,26 +1662,26 @@ class Reader:
                                 if u[uo + _U_ECOUNT]:  # the owner's counter: a dict's value
                                     gd = gq[2]
                                     gd[gq[3]] = int(gd[gq[3]]) + 1
-                                if qs[_Q_WAITING]:  # its task is woken after this read
+                                if qs[Q_WAITING]:  # its task is woken after this read
                                     st[_D_AFTER] = int(st[_D_AFTER]) | int(u[uo + _U_EQAFTER])
                             else:
                                 urc_fn[i](a)
-                        elif k == _K_STORE_COMMIT:  # commit the owner's message, or its handler
+                        elif k == K_STORE_COMMIT:  # commit the owner's message, or its handler
                             gx = 0
                             gk = int(u[uo + _U_SLOT])
                             gf = int(u[uo + _U_FILL])
                             gt = int(u[uo + _U_TOTAL])
                             gq = urc_frame[i]
                             ist = ptr32(gq[2])
-                            gn = int(ist[_I_SLOTS])
-                            gs = int(ist[_I_N])
-                            ga = int(ist[_I_READ]) + gs  # the slot the inbox's start gives
+                            gn = int(ist[I_SLOTS])
+                            gs = int(ist[I_N])
+                            ga = int(ist[I_READ]) + gs  # the slot the inbox's start gives
                             if ga >= gn:
                                 ga -= gn
                             if d[gk] == u[uo + _U_MATCH] and \
                                     d[u[uo + _U_GATE]] == u[uo + _U_GATEV] and \
                                     d[u[uo + _U_READY]] == 2 and d[gf] == d[gt] and \
-                                    d[gf + 1] == d[gt + 1] and ist[_I_WRITE] == 0 and \
+                                    d[gf + 1] == d[gt + 1] and ist[I_WRITE] == 0 and \
                                     gs < gn and ga == int(d[u[uo + _U_CAT]]):
                                 gx = 1
                             if gx:  # as Inbox.start then commit, the fills as announced
@@ -1690,23 +1690,23 @@ class Reader:
                                 tlen[ga] = d[gf]
                                 plen[ga] = d[gf + 1]
                                 gs += 1
-                                ist[_I_N] = gs
-                                ist[_I_RECEIVED] = ist[_I_RECEIVED] + 1
+                                ist[I_N] = gs
+                                ist[I_RECEIVED] = ist[I_RECEIVED] + 1
                                 d[u[uo + _U_GATE]] = u[uo + _U_CSETV]
                                 # post (code, slot, the matched number): post() inlined
                                 qs = ptr32(gq[1])
                                 qd = ptr32(gq[0])
-                                gm = int(qs[_Q_SIZE])
-                                gz = int(qs[_Q_N])
-                                gr = int(qs[_Q_READ])
+                                gm = int(qs[Q_SIZE])
+                                gz = int(qs[Q_N])
+                                gr = int(qs[Q_READ])
                                 if gz == gm:
                                     gr += 1
                                     if gr == gm:
                                         gr = 0
-                                    qs[_Q_READ] = gr
+                                    qs[Q_READ] = gr
                                     gz -= 1
-                                    qs[_Q_DISCARDS] = qs[_Q_DISCARDS] + 1
-                                qs[_Q_N] = gz + 1
+                                    qs[Q_DISCARDS] = qs[Q_DISCARDS] + 1
+                                qs[Q_N] = gz + 1
                                 gz += gr
                                 if gz >= gm:
                                     gz -= gm
@@ -1717,7 +1717,7 @@ class Reader:
                                 if u[uo + _U_CCOUNT]:  # the owner's counter: a dict's value
                                     gd = gq[9]
                                     gd[gq[10]] = int(gd[gq[10]]) + 1
-                                if qs[_Q_WAITING]:  # its task is woken after this read
+                                if qs[Q_WAITING]:  # its task is woken after this read
                                     st[_D_AFTER] = int(st[_D_AFTER]) | int(u[uo + _U_CQAFTER])
                                 # the next slot for the reader's next message (next_slot)
                                 if gs == gn:
@@ -1746,7 +1746,7 @@ class Reader:
             elif t == T_NONE:
                 return
             elif t == T_PROMPT:
-                if st[_D_PHASE] == _PH_PROMPT:
+                if st[_D_PHASE] == PH_PROMPT:
                     st[_D_PROMPTED] = 1
                     if st[_D_WAITING]:
                         flag.set()
