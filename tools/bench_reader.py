@@ -128,8 +128,8 @@ def _mp_main(argv):
                 fns = rd.urc_fns
                 for i in range(len(fns)):
                     fns[i] = _noop
-                    if rd.e_kind[i] >= 2:  # a store-then-call or frame entry: the store is the
-                        rd.e_kind[i] = 0  # handler's work, not the reader's
+                    if rd.e_kind[i] & 15 >= 2:  # a store-then-call or frame entry (the kind is
+                        rd.e_kind[i] &= ~15  # e_kind's low 4 bits): the store is the handler's job
 
         def run(self):
             s = self.stream

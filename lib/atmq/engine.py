@@ -37,15 +37,6 @@ from . import log as alog
 from .errors import ATError, ATTimeout, ModemError
 from .reader import (  # noqa: F401  (R_*, Args, Response: the engine's public names)
     FINAL_NAMES,
-    K_STORE_CHANGE,
-    K_SEEN,
-    K_STORE_COMMIT,
-    K_STORE_EVENT,
-    K_STORE_STATE,
-    K_STORE_START,
-    PH_DONE,
-    PH_FINAL,
-    PH_IDLE,
     R_ABORTED,
     R_BUSY,
     R_CME,
@@ -65,17 +56,25 @@ from .reader import (  # noqa: F401  (R_*, Args, Response: the engine's public n
     commit_spec,
     event_spec,
     frame_spec,
-    head_hash,
     seen_spec,
     start_spec,
     state_spec,
     store_spec,
 )
 
-DEFAULT_TIMEOUT_MS = const(3000)
+_K_SEEN = const(8)  # = atmq.reader.K_SEEN
+_K_STORE_CHANGE = const(4)  # = atmq.reader.K_STORE_CHANGE
+_K_STORE_COMMIT = const(7)  # = atmq.reader.K_STORE_COMMIT
+_K_STORE_EVENT = const(6)  # = atmq.reader.K_STORE_EVENT
+_K_STORE_START = const(5)  # = atmq.reader.K_STORE_START
+_K_STORE_STATE = const(9)  # = atmq.reader.K_STORE_STATE
+_PH_IDLE = const(0)  # = atmq.reader.PH_IDLE
+_PH_FINAL = const(2)  # = atmq.reader.PH_FINAL
+_PH_DONE = const(3)  # = atmq.reader.PH_DONE
+_DEFAULT_TIMEOUT_MS = const(3000)
 # While a raw frame is armed the reader task polls at this period instead of parking on the
 # stream, so a frame the modem never finishes is abandoned at its deadline (issue 10 #3).
-RAW_POLL_MS = const(20)
+_RAW_POLL_MS = const(20)
 # 003 s.4 "Combining AT commands": the command line buffer takes at most 3071 characters,
 # else none of it executes and the modem answers ERROR.  tx_max may not exceed it.
 CMD_LINE_MAX = const(3071)
@@ -208,7 +207,7 @@ class Engine:
         if not prefix or handler is None or slot < 0 or slot >= len(target) or bits <= 0:
             raise ValueError("on_seen(): a prefix, a handler, a slot in the target, bits")
         self.reader.add_urc(prefix, handler, nargs, seen_spec(slot, bits), target,
-                            kind=K_SEEN)
+                            kind=_K_SEEN)
 
     def on_store(self, prefix, target, first, last, slot, seq=-1, nargs=-1, then=None,
                  on_change=-1):
@@ -228,7 +227,7 @@ class Engine:
             raise ValueError("on_store(): slots out of the target (on_change needs then)")
         self.reader.add_urc(prefix, then, nargs,
                             store_spec(first, last, slot, seq, on_change), target,
-                            kind=K_STORE_CHANGE if on_change >= 0 else -1)
+                            kind=_K_STORE_CHANGE if on_change >= 0 else -1)
 
     def on_start(self, prefix, target, first, last, slot, then, match, gate, gate_value,
                  set_value, ready, limit, fill, total):
@@ -248,7 +247,7 @@ class Engine:
         self.reader.add_urc(prefix, then, -1,
                             start_spec(first, last, slot, match, gate, gate_value, set_value,
                                        ready, limit, fill, total), target,
-                            kind=K_STORE_START)
+                            kind=_K_STORE_START)
 
     def on_event(self, prefix, target, first, last, slot, queue, code, then, match=-1,
                  gate=-1, gate_value=0, count=None, max_value=0x7FFFFFFF):
@@ -278,7 +277,7 @@ class Engine:
                           rd.after_bit(queue), max_value)
         c = count or (None, None)
         rd.add_urc(prefix, then, -1, spec, target, [queue._q, queue._st, c[0], c[1]],
-                   kind=K_STORE_EVENT)
+                   kind=_K_STORE_EVENT)
 
     def on_state(self, prefix, target, first, last, slot, then, count, queue, code, state,
                  index, alt_count=-1, max_value=0x7FFFFFFF, seq=-1):
@@ -305,7 +304,7 @@ class Engine:
         spec = state_spec(first, last, slot, count, index, code, alt_count, max_value, seq,
                           rd.after_bit(queue))
         rd.add_urc(prefix, then, -1, spec, target, [queue._q, queue._st, state],
-                   kind=K_STORE_STATE)
+                   kind=_K_STORE_STATE)
 
     def on_commit(self, prefix, target, first, last, slot, then, inbox, queue, code, frames,
                   match, gate, gate_value, set_value, ready, fill, total, at, count=None):
@@ -342,7 +341,7 @@ class Engine:
         c = count or (None, None)
         rd.add_urc(prefix, then, -1, spec, target,
                    [queue._q, queue._st, inbox.st, inbox._tlen, inbox._plen, inbox._topics,
-                    inbox._payloads, frames[0], frames[1], c[0], c[1]], kind=K_STORE_COMMIT)
+                    inbox._payloads, frames[0], frames[1], c[0], c[1]], kind=_K_STORE_COMMIT)
 
     def on_frame(self, prefix, target, first, last, slot, frame, then, length, match, gate,
                  gate_value, fill, total, mark):
@@ -398,7 +397,7 @@ class Engine:
                 await sleep_ms(0)  # a modem that never pauses must not starve the other tasks
             elif n == 0:
                 if self.reader.raw_pending():
-                    await sleep_ms(RAW_POLL_MS)  # a quiet stream must not keep a frame armed
+                    await sleep_ms(_RAW_POLL_MS)  # a quiet stream must not keep a frame armed
                 else:
                     await wait_readable(self.reader.stream)
             else:
@@ -410,7 +409,7 @@ class Engine:
 
     def abort(self):
         """Fail the command in flight now (from a URC handler: link lost, modem rebooted)."""
-        if self.reader.phase() != PH_IDLE:
+        if self.reader.phase() != _PH_IDLE:
             self.resp.finish(R_ABORTED)
             self._wake()
 
@@ -429,9 +428,9 @@ class Engine:
 
     # ---- commands --------------------------------------------------------------------------
 
-    async def cmd(self, cmd, resp=None, timeout_ms=DEFAULT_TIMEOUT_MS, bare=False, done=None,
-                  done_arg=-1, done_timeout_ms=DEFAULT_TIMEOUT_MS, payload=None,
-                  prompt_timeout_ms=DEFAULT_TIMEOUT_MS, check=True, payload_chunk=0,
+    async def cmd(self, cmd, resp=None, timeout_ms=_DEFAULT_TIMEOUT_MS, bare=False, done=None,
+                  done_arg=-1, done_timeout_ms=_DEFAULT_TIMEOUT_MS, payload=None,
+                  prompt_timeout_ms=_DEFAULT_TIMEOUT_MS, check=True, payload_chunk=0,
                   payload_gap_ms=0):
         """Send ``cmd`` (bytes, without CR) and wait for its outcome; returns ``self.resp``.
 
@@ -465,11 +464,11 @@ class Engine:
                 if payload is not None:
                     await self._wait(self._prompt_or_final, prompt_timeout_ms, cmd)
                     if rd.prompted():
-                        rd.set_phase(PH_FINAL)
+                        rd.set_phase(_PH_FINAL)
                         await self._write_payload(payload, payload_chunk, payload_gap_ms)
                 await self._wait(self._has_final, timeout_ms, cmd)
                 if done is not None and r.final == R_OK and not rd.done_seen():
-                    rd.set_phase(PH_DONE)
+                    rd.set_phase(_PH_DONE)
                     await self._wait(self._has_done, done_timeout_ms, cmd)
             finally:
                 self.end()

@@ -22,45 +22,44 @@ from .compat import (
     wait_for_ms,
 )
 from .errors import ATTimeout
-from .reader import (
-    Q_A,
-    Q_B,
-    Q_DISCARDS,
-    Q_N,
-    Q_READ,
-    Q_SIZE,
-    Q_SIZE_OF,
-    Q_WAITING,
-    post,
-    queue_get,
-)
+from .reader import post, queue_get
+
+_Q_READ = const(0)  # = atmq.reader.Q_READ
+_Q_N = const(1)  # = atmq.reader.Q_N
+_Q_SIZE = const(2)  # = atmq.reader.Q_SIZE
+_Q_DISCARDS = const(3)  # = atmq.reader.Q_DISCARDS
+_Q_WAITING = const(4)  # = atmq.reader.Q_WAITING
+_Q_A = const(5)  # = atmq.reader.Q_A
+_Q_B = const(6)  # = atmq.reader.Q_B
+_Q_SIZE_OF = const(7)  # = atmq.reader.Q_SIZE_OF
 
 
 class EventQueue:
-    """The queue's state is one int array (``Q_*`` slots of ``atmq.reader``) so the reader's
-    *event entries* (``Engine.on_event``) post into it in viper, with no Python call, in
+    """The queue's state is one int array (``Q_*`` slots of ``atmq.reader``, mirrored
+    above) so the reader's *event entries* (``Engine.on_event``) post into it in viper,
+    with no Python call, in
     arrival order with the handlers' ``put``s; a waiter is woken once per read."""
 
     def __init__(self, size=32):
         if size < 1:
             raise ValueError("EventQueue size must be >= 1")
         self._q = array("i", bytes(12 * size))
-        st = self._st = array("i", bytes(4 * Q_SIZE_OF))
-        st[Q_SIZE] = size
+        st = self._st = array("i", bytes(4 * _Q_SIZE_OF))
+        st[_Q_SIZE] = size
         self._flag = ThreadSafeFlag()
 
     # arguments of the event returned by the last get(); events overwritten when full
     @property
     def a(self):
-        return self._st[Q_A]
+        return self._st[_Q_A]
 
     @property
     def b(self):
-        return self._st[Q_B]
+        return self._st[_Q_B]
 
     @property
     def discards(self):
-        return self._st[Q_DISCARDS]
+        return self._st[_Q_DISCARDS]
 
     @micropython.native
     def put(self, kind, a=0, b=0):
@@ -70,29 +69,29 @@ class EventQueue:
     def after_read(self):
         """Wake the waiting task, if any (the reader calls it once per read after its event
         entries posted here; see ``Engine.on_event``)."""
-        if self._st[Q_WAITING]:
+        if self._st[_Q_WAITING]:
             self._flag.set()
 
     get = queue_get  # (viper, in atmq.reader) oldest event kind (.a/.b its arguments), or -1
 
     def __len__(self):
-        return self._st[Q_N]
+        return self._st[_Q_N]
 
     def clear(self):
         st = self._st
-        st[Q_READ] = 0
-        st[Q_N] = 0
+        st[_Q_READ] = 0
+        st[_Q_N] = 0
 
     async def wait(self):
         """Return once at least one event is queued."""
         st = self._st
-        while st[Q_N] == 0:
+        while st[_Q_N] == 0:
             self._flag.clear()
-            st[Q_WAITING] = 1
+            st[_Q_WAITING] = 1
             try:
                 await self._flag.wait()
             finally:
-                st[Q_WAITING] = 0
+                st[_Q_WAITING] = 0
 
 
 # Event kinds shared by the drivers and the client (a, b: meaning per kind).

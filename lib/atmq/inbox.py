@@ -12,32 +12,30 @@ The one exception is the slot the application is reading (between ``get``
 and ``release``): it is never overwritten; the incoming message is dropped
 and counted in ``overwritten`` instead.
 
-The state is one int array (``I_*`` slots of ``atmq.reader``): the reader's *commit
-entry* (``Engine.on_commit``) ends a message that went as announced in viper, with no
-Python call.
+The state is one int array (``I_*`` slots of ``atmq.reader``, mirrored below):
+the reader's *commit entry* (``Engine.on_commit``) ends a message that went as
+announced in viper, with no Python call.
 """
 
 from array import array
 
-from .compat import micropython
-from .reader import (
-    I_HELD,
-    I_N,
-    I_OVERSIZE,
-    I_OVERWRITTEN,
-    I_PFILL,
-    I_READ,
-    I_RECEIVED,
-    I_SIZE_OF,
-    I_SLOTS,
-    I_TFILL,
-    I_TORN,
-    I_WANT_P,
-    I_WANT_T,
-    I_WRITE,
-    inbox_get,
-    inbox_release,
-)
+from .compat import const, micropython
+from .reader import inbox_get, inbox_release
+
+_I_READ = const(0)  # = atmq.reader.I_READ
+_I_N = const(1)  # = atmq.reader.I_N
+_I_WRITE = const(2)  # = atmq.reader.I_WRITE
+_I_HELD = const(3)  # = atmq.reader.I_HELD
+_I_WANT_T = const(4)  # = atmq.reader.I_WANT_T
+_I_WANT_P = const(5)  # = atmq.reader.I_WANT_P
+_I_TFILL = const(6)  # = atmq.reader.I_TFILL
+_I_PFILL = const(7)  # = atmq.reader.I_PFILL
+_I_RECEIVED = const(8)  # = atmq.reader.I_RECEIVED
+_I_OVERSIZE = const(9)  # = atmq.reader.I_OVERSIZE
+_I_OVERWRITTEN = const(10)  # = atmq.reader.I_OVERWRITTEN
+_I_TORN = const(11)  # = atmq.reader.I_TORN
+_I_SLOTS = const(12)  # = atmq.reader.I_SLOTS
+_I_SIZE_OF = const(13)  # = atmq.reader.I_SIZE_OF
 
 
 class Inbox:
@@ -53,41 +51,41 @@ class Inbox:
         # read index, committed count, the slot being written + 1 (0: none), the oldest slot
         # held by its reader (get() without release()), announced and received lengths of
         # the slot being written, counters
-        st = self.st = array("i", bytes(4 * I_SIZE_OF))
-        st[I_SLOTS] = slots
+        st = self.st = array("i", bytes(4 * _I_SIZE_OF))
+        st[_I_SLOTS] = slots
 
     # counters and the fill of the slot being written (drivers set the fills before commit)
     @property
     def received(self):
-        return self.st[I_RECEIVED]
+        return self.st[_I_RECEIVED]
 
     @property
     def oversize(self):
-        return self.st[I_OVERSIZE]
+        return self.st[_I_OVERSIZE]
 
     @property
     def overwritten(self):
-        return self.st[I_OVERWRITTEN]
+        return self.st[_I_OVERWRITTEN]
 
     @property
     def torn(self):
-        return self.st[I_TORN]
+        return self.st[_I_TORN]
 
     @property
     def topic_fill(self):
-        return self.st[I_TFILL]
+        return self.st[_I_TFILL]
 
     @topic_fill.setter
     def topic_fill(self, n):
-        self.st[I_TFILL] = n
+        self.st[_I_TFILL] = n
 
     @property
     def payload_fill(self):
-        return self.st[I_PFILL]
+        return self.st[_I_PFILL]
 
     @payload_fill.setter
     def payload_fill(self, n):
-        self.st[I_PFILL] = n
+        self.st[_I_PFILL] = n
 
     # ---- writer side (URC handlers, inside the reader) ----
 
@@ -95,29 +93,29 @@ class Inbox:
     def start(self, topic_len, payload_len):
         """Reserve a slot for a message of the given total lengths; -1 if it cannot be kept."""
         st = self.st
-        if st[I_WRITE]:  # previous message never ended: the modem restarted it
-            st[I_TORN] += 1
-            st[I_WRITE] = 0
+        if st[_I_WRITE]:  # previous message never ended: the modem restarted it
+            st[_I_TORN] += 1
+            st[_I_WRITE] = 0
         if topic_len > self.topic_max or payload_len > self.payload_max or topic_len < 0:
-            st[I_OVERSIZE] += 1
+            st[_I_OVERSIZE] += 1
             return -1
-        slots = st[I_SLOTS]
-        if st[I_N] == slots:
-            st[I_OVERWRITTEN] += 1
-            if st[I_HELD]:  # never pull the slot out from under its reader
+        slots = st[_I_SLOTS]
+        if st[_I_N] == slots:
+            st[_I_OVERWRITTEN] += 1
+            if st[_I_HELD]:  # never pull the slot out from under its reader
                 return -1
-            st[I_READ] = (st[I_READ] + 1) % slots
-            st[I_N] -= 1
-        w = (st[I_READ] + st[I_N]) % slots
-        st[I_WRITE] = w + 1
-        st[I_WANT_T] = topic_len
-        st[I_WANT_P] = payload_len
-        st[I_TFILL] = 0
-        st[I_PFILL] = 0
+            st[_I_READ] = (st[_I_READ] + 1) % slots
+            st[_I_N] -= 1
+        w = (st[_I_READ] + st[_I_N]) % slots
+        st[_I_WRITE] = w + 1
+        st[_I_WANT_T] = topic_len
+        st[_I_WANT_P] = payload_len
+        st[_I_TFILL] = 0
+        st[_I_PFILL] = 0
         return w
 
     def writing(self):
-        return self.st[I_WRITE] - 1
+        return self.st[_I_WRITE] - 1
 
     @micropython.native
     def next_slot(self):
@@ -125,9 +123,9 @@ class Inbox:
         message is being written).  Only ``start``/``commit`` move it (``release`` frees a
         slot but leaves it): a driver may fill it before it calls ``start``."""
         st = self.st
-        if st[I_WRITE] or st[I_N] == st[I_SLOTS]:
+        if st[_I_WRITE] or st[_I_N] == st[_I_SLOTS]:
             return -1
-        return (st[I_READ] + st[I_N]) % st[I_SLOTS]
+        return (st[_I_READ] + st[_I_N]) % st[_I_SLOTS]
 
     @micropython.native
     def topic_buf(self, slot):
@@ -141,30 +139,30 @@ class Inbox:
     def commit(self):
         """End of message: keep it if every announced byte arrived; returns the slot or -1."""
         st = self.st
-        w = st[I_WRITE] - 1
+        w = st[_I_WRITE] - 1
         if w < 0:
             return -1
-        st[I_WRITE] = 0
-        if st[I_TFILL] != st[I_WANT_T] or st[I_PFILL] != st[I_WANT_P]:
-            st[I_TORN] += 1
+        st[_I_WRITE] = 0
+        if st[_I_TFILL] != st[_I_WANT_T] or st[_I_PFILL] != st[_I_WANT_P]:
+            st[_I_TORN] += 1
             return -1
-        self._tlen[w] = st[I_TFILL]
-        self._plen[w] = st[I_PFILL]
-        st[I_N] += 1
-        st[I_RECEIVED] += 1
+        self._tlen[w] = st[_I_TFILL]
+        self._plen[w] = st[_I_PFILL]
+        st[_I_N] += 1
+        st[_I_RECEIVED] += 1
         return w
 
     @micropython.native
     def abandon(self):
         st = self.st
-        if st[I_WRITE]:
-            st[I_WRITE] = 0
-            st[I_TORN] += 1
+        if st[_I_WRITE]:
+            st[_I_WRITE] = 0
+            st[_I_TORN] += 1
 
     # ---- reader side (the application) ----
 
     def __len__(self):
-        return self.st[I_N]
+        return self.st[_I_N]
 
     get = inbox_get  # (viper, in atmq.reader) slot of the oldest message, or -1; valid
     # until release() (= inbox_release)

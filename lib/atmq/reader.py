@@ -224,6 +224,9 @@ _U_CCODE = const(12)  # the event posted: (code, inbox slot, the matched first n
 _U_CCOUNT = const(13)  # 1: a counter (a dict and its key) is bumped per message committed
 _U_CQAFTER = const(15)  # the queue's Reader.after_objs bit (due while a task waits on it)
 _U_SIZE = const(16)
+_U_SPAN = const(5)  # slots of a store, change or seen entry's spec (_U_FIRST.._U_ARGC/_U_BITS)
+_K_BITS = const(4)  # Reader.e_kind: kind | spec offset << _K_BITS
+_K_MASK = const(15)
 # state entries (state_spec): _U_FIRST.._U_ARGC as a change entry, then
 _U_SALT = const(5)  # argument count + 1 whose line gives the second stored number (0: none)
 _U_SINDEX = const(6)  # the item of the owner's state list
@@ -868,15 +871,16 @@ class Reader:
         # URC table, probed in viper without a Python call: an open-addressing hash table
         # (head hash + 1 -> first entry + 1, 0: empty) and per entry its prefix's offset
         # and length in one blob, its argument count + 1 (0: any), the next entry with the
-        # same head + 1, 1 for a store entry, and its head hash.  Handlers, store specs
+        # same head + 1, and its kind (with its spec's offset).  Handlers, store specs
         # and targets are in lists by entry.  Every slot is >= 0 (ptr32 zero-extends).
+        # add_urc() grows them by concatenation, so each holds exactly its entries (an
+        # append would leave up to 8 spare slots per array and half of each list: issue 11).
         self.blob = bytearray()
         self.e_off = array("i")
         self.e_len = array("i")
         self.e_nargs = array("i")
         self.e_next = array("i")
         self.e_kind = array("i")
-        self.e_hash = array("i")
         self.urc_fns = []
         self.e_spec = array("i")  # the entries' specs, _U_SIZE slots each (zeros: none)
         self.urc_targets = []
@@ -910,23 +914,27 @@ class Reader:
         if (len(prefix) if colon < 0 else colon) >= HEAD_MAX:
             raise ValueError("a URC prefix's head (up to ':') must be under %d bytes" % HEAD_MAX)
         e = len(self.e_off)
-        self.e_off.append(len(self.blob))
-        self.e_len.append(len(prefix))
+        self.e_off = self.e_off + array("i", (len(self.blob),))
+        self.e_len = self.e_len + array("i", (len(prefix),))
         self.blob.extend(prefix)
-        self.e_nargs.append(nargs + 1 if nargs >= 0 else 0)
-        self.e_next.append(0)
+        self.e_nargs = self.e_nargs + array("i", (nargs + 1 if nargs >= 0 else 0,))
+        self.e_next = self.e_next + array("i", (0,))
         if kind < 0:
             kind = (_K_CALL if spec is None else _K_STORE_FRAME if frame is not None
                     else _K_STORE if handler is None else _K_STORE_CALL)
-        self.e_kind.append(kind)
-        self.e_hash.append(h)
-        self.urc_fns.append(handler)
         spec = spec if spec is not None else ()
         if len(spec) > _U_SIZE:
             raise ValueError("a URC entry's spec has at most %d slots" % _U_SIZE)
-        self.e_spec.extend(array("i", list(spec) + [0] * (_U_SIZE - len(spec))))
-        self.urc_targets.append(target)
-        self.urc_frames.append(frame)
+        # Each entry's spec takes only the slots its kind reads (none for a plain handler,
+        # _U_SPAN for store/change/seen entries, _U_SIZE for the others): issue 11's heap.
+        # Its offset in e_spec rides in e_kind above the kind's 4 bits (one read in viper).
+        need = (0 if kind == _K_CALL else _U_SPAN if kind in (_K_STORE, _K_STORE_CALL,
+                K_STORE_CHANGE, K_SEEN) else _U_SIZE)
+        self.e_kind = self.e_kind + array("i", (kind | (len(self.e_spec) << _K_BITS),))
+        self.urc_fns = self.urc_fns + [handler]
+        self.e_spec.extend(array("i", (list(spec) + [0] * need)[:need]))
+        self.urc_targets = self.urc_targets + [target]
+        self.urc_frames = self.urc_frames + [frame]
         first = self._find(h)
         if first >= 0:
             while self.e_next[first]:
@@ -964,8 +972,9 @@ class Reader:
         self._hv = array("i", bytes(4 * size))
         self._heads = 0
         seen = []
-        for e in range(len(self.e_hash)):
-            h = self.e_hash[e]
+        for e in range(len(self.e_off)):
+            o = self.e_off[e]
+            h = head_hash(self.blob, o, o + self.e_len[e])
             if h not in seen:  # the first entry of each head
                 seen.append(h)
                 self._insert(h, e)
@@ -1432,9 +1441,10 @@ class Reader:
                 if e:  # entry e - 1 takes it
                     i = e - 1
                     st[_D_URCS] = st[_D_URCS] + 1
-                    k = ekind[i]
+                    uo = int(ekind[i])  # the kind, its spec's offset above _K_BITS
+                    k = uo & _K_MASK
+                    uo = uo >> _K_BITS
                     if k == K_SEEN:  # the handler only when one of the bits is not recorded
-                        uo = i * _U_SIZE
                         d = ptr32(urc_target[i])
                         gs = int(u[uo + _U_BITS])
                         if (int(d[u[uo + _U_SLOT]]) & gs) != gs:
@@ -1492,7 +1502,6 @@ class Reader:
                                         break
                                 ps += 1
                         av[_A_ARGC] = argc
-                        uo = i * _U_SIZE
                         d = ptr32(urc_target[i])
                         ga = int(u[uo + _U_FIRST])
                         gk = int(u[uo + _U_SLOT])
